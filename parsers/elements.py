@@ -1,0 +1,108 @@
+"""Element partitioning with unstructured (``fast`` strategy), guarded against its silent offline failures.
+
+unstructured's ``fast`` strategy returns Title / NarrativeText / ListItem … elements with page numbers and
+coordinates. Offline it fails silently in two ways (see the project's field notes):
+
+1. It loads the spaCy model ``en_core_web_sm`` (only to decide Title vs NarrativeText) and, when the model
+   is missing, tries to download it and then returns **zero elements**. We supply a blank English spaCy
+   pipeline with a sentencizer in its place when the model is not installed: text extraction is unchanged,
+   only a few single sentences become Title.
+2. A PDF with one page over 10k graphics operations is judged "too complex" and yields zero elements for
+   the whole file.
+
+Whatever the cause, a page that has a text layer never comes back with zero elements: we fall back to the
+text layer (one NarrativeText element per paragraph) and say so in the page's diagnostics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .types import Page
+
+__all__ = ["Element", "partition_pages"]
+
+log = logging.getLogger(__name__)
+
+for _k, _v in (("UNSTRUCTURED_DISABLE_NOTICE", "1"), ("DO_NOT_TRACK", "true"), ("SCARF_NO_ANALYTICS", "true")):
+    os.environ.setdefault(_k, _v)
+
+
+@dataclass(slots=True)
+class Element:
+    """A typed block of text on a page (Title, NarrativeText, ListItem, …) with its source."""
+
+    type: str
+    text: str
+    page: int
+    source: str = "unstructured"  # "unstructured" | "text-layer" | "ocr"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def _blank_nlp() -> Any:
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+def _guard_spacy() -> None:
+    """Make unstructured use a local blank pipeline instead of downloading en_core_web_sm."""
+    import spacy.util
+    from unstructured.nlp import tokenize
+
+    if spacy.util.is_package("en_core_web_sm") or getattr(tokenize, "_docrag_guarded", False):
+        return
+    tokenize._get_nlp = _blank_nlp  # read as a module global at call time by _run_pipeline
+    tokenize._docrag_guarded = True
+    log.info("spaCy model en_core_web_sm not installed: unstructured uses a blank English sentencizer")
+
+
+_PARA = re.compile(r"\n\s*\n|(?<=[.!?:])\n(?=[A-Z])")
+
+
+def text_layer_elements(page: Page) -> list[Element]:
+    """Paragraph-ish elements from the page's own text layer (the fallback)."""
+    parts = [p.strip() for p in _PARA.split(page.text) if p.strip()]
+    return [Element("NarrativeText", " ".join(p.split()), page.number, "text-layer") for p in parts]
+
+
+def partition_pages(path: str | Path, pages: list[Page]) -> dict[int, list[Element]]:
+    """Elements per page number for ``pages`` of the PDF at ``path`` (unstructured ``fast``).
+
+    Pages that have a text layer but get no elements fall back to the text layer, with a diagnostic added
+    to ``page.diagnostics``. Pages without a text layer get no elements here (OCR handles them).
+    """
+    out: dict[int, list[Element]] = {p.number: [] for p in pages}
+    wanted = {p.number for p in pages if p.signals.n_chars > 0}
+    failure = ""
+    if wanted:
+        try:
+            from unstructured.partition.pdf import partition_pdf
+
+            _guard_spacy()
+            for el in partition_pdf(filename=str(path), strategy="fast", infer_table_structure=False):
+                md = el.metadata
+                n = getattr(md, "page_number", None)
+                text = (el.text or "").strip()
+                if n in wanted and text:
+                    coords = getattr(md, "coordinates", None)
+                    extra = {"points": [list(p) for p in coords.points]} if coords is not None else {}
+                    out[n].append(Element(el.category, text, n, "unstructured", extra))
+        except Exception as exc:  # unstructured fails in many ways offline; the text layer remains
+            failure = f"{exc.__class__.__name__}: {exc}"[:200]
+            log.info("%s: unstructured failed (%s); using the text layer", path, failure)
+    for page in pages:
+        if page.number in wanted and not out[page.number]:
+            why = f"unstructured failed ({failure})" if failure else "unstructured returned no elements"
+            page.diagnostics.append(f"{why}: elements taken from the text layer")
+            out[page.number] = text_layer_elements(page)
+    return out

@@ -1,0 +1,114 @@
+"""Plain data types the parsers produce: documents, pages, text spans, figures and signals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["BBox", "Figure", "Page", "PageSignals", "Region", "TextSpan"]
+
+# (x0, top, x1, bottom) in PDF points (1/72 inch), origin at the top-left of the page as displayed.
+BBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TextSpan:
+    """A run of text from the text layer (or OCR) with its box."""
+
+    text: str
+    bbox: BBox
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """An embedded image (or a standalone image file) large enough to matter."""
+
+    bbox: BBox
+    width_px: int
+    height_px: int
+    kind: str = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A part of the page that carries non-prose meaning: a ruled table, a drawing/chart, an image."""
+
+    kind: str  # "table" | "graphics" | "image"
+    bbox: BBox
+    n_items: int  # rules, vector paths or images inside
+
+    @property
+    def area(self) -> float:
+        return max(self.bbox[2] - self.bbox[0], 0.0) * max(self.bbox[3] - self.bbox[1], 0.0)
+
+
+@dataclass(slots=True)
+class PageSignals:
+    """Cheap per-page measurements the router decides from. Coverages are fractions of the page area."""
+
+    width_pt: float = 0.0
+    height_pt: float = 0.0
+    rotation: int = 0
+    n_chars: int = 0  # non-whitespace characters in the text layer
+    n_words: int = 0
+    text_coverage: float = 0.0  # area under text-layer boxes (visible text only)
+    n_text_objects: int = 0
+    invisible_text_fraction: float = 0.0  # share of text objects drawn with render mode 3 (OCR layers)
+    n_fonts: int = 0
+    mono_text_fraction: float = 0.0  # share of text objects in fixed-pitch fonts (code, printed output)
+    median_font_size: float = 0.0
+    n_images: int = 0
+    image_coverage: float = 0.0  # union of embedded image boxes
+    largest_image_coverage: float = 0.0
+    n_paths: int = 0
+    graphics_coverage: float = 0.0  # area of clusters of vector paths (charts, diagrams)
+    n_graphics_regions: int = 0
+    graphics_text_chars: int = 0  # characters inside graphics regions (axis labels, node text)
+    n_rules_h: int = 0  # thin horizontal lines (table rules, underlines)
+    n_rules_v: int = 0
+    table_coverage: float = 0.0  # area spanned by groups of ruling lines around non-prose text
+    n_tables: int = 0
+    content_coverage: float = 0.0  # bounding box of everything printed (text and graphics)
+    visual_share: float = 0.0  # union of table/graphics/image regions over the content box
+    table_share: float = 0.0  # ruled tables over the content box
+    figure_share: float = 0.0  # drawings, charts and images over the content box
+    n_form_fields: int = 0
+    n_objects: int = 0
+    objects_truncated: bool = False  # the page had more objects than the inspection cap
+    has_text_layer: bool = False
+    source: str = "pdf"  # "pdf" or "image"
+    pixel_width: int = 0  # image pages: the image's own size
+    pixel_height: int = 0
+    paper_fraction: float = 0.0  # image pages: share of near-white, unsaturated pixels (paper)
+    colorfulness: float = 0.0  # image pages: mean saturation, 0 (grey) to 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a document: its text layer, signals, figures and a way to render it."""
+
+    file: str
+    number: int  # 1-based
+    width_pt: float
+    height_pt: float
+    text: str
+    spans: list[TextSpan]
+    signals: PageSignals
+    figures: list[Figure] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
+    diagnostics: list[str] = field(default_factory=list)
+    _renderer: Callable[[float], Image.Image] | None = field(default=None, repr=False)
+
+    def render(self, dpi: float = 100.0) -> Image.Image:
+        """Render the page to an RGB PIL image (capped in pixels, see ``Limits.max_render_pixels``)."""
+        if self._renderer is None:
+            raise RuntimeError(f"{self.file} page {self.number}: the document is closed; render inside `with`")
+        return self._renderer(dpi)

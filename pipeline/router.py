@@ -1,0 +1,215 @@
+"""The page router: per page, which index it belongs in, and why — in words a person can check.
+
+``visual`` pages (scanned, or whose meaning lives in tables, charts, diagrams, slides, forms) go to the
+ColPali-family late-interaction leg; ``text`` pages (prose, natural images) go to the unified
+single-vector leg. Text found on every page still feeds BM25 and snippets.
+
+The decision reads only cheap signals (``docrag.parsers.types.PageSignals``); thresholds live in
+``docrag.config.RouterConfig``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from docrag.config import RouterConfig, VisualPages
+from docrag.parsers.types import Page, PageSignals
+
+__all__ = ["Route", "RoutingReport", "route_files", "route_page", "route_signals"]
+
+LABELS = ("scanned", "layout", "text")
+ROUTES = ("visual", "text")
+
+
+@dataclass(slots=True)
+class Route:
+    """Where a page goes, what it looks like, how sure the router is, and why."""
+
+    file: str
+    page: int  # 1-based
+    route: str  # "visual" | "text"
+    label: str  # "scanned" | "layout" | "text"
+    confidence: float  # 0.5 (a coin flip) .. 1.0
+    reasons: list[str] = field(default_factory=list)
+    signals: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "page": self.page,
+            "route": self.route,
+            "label": self.label,
+            "confidence": round(self.confidence, 3),
+            "reasons": list(self.reasons),
+            "signals": dict(self.signals),
+        }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _confidence(value: float, threshold: float, confident_at: float) -> float:
+    """0.5 at the threshold, rising linearly to 1.0 at ``confident_at`` (on either side)."""
+    span = abs(confident_at - threshold) or 1e-9
+    return 0.5 + 0.5 * min(abs(value - threshold) / span, 1.0)
+
+
+def _classify_image_file(s: PageSignals, cfg: RouterConfig) -> tuple[str, float, list[str]]:
+    size = f"{s.pixel_width}×{s.pixel_height}"
+    likeness = s.paper_fraction * (1.0 - s.colorfulness)
+    detail = f"paper-like background {_pct(s.paper_fraction)}, colourfulness {s.colorfulness:.2f}"
+    if likeness >= cfg.photo_max_document_likeness:
+        conf = _confidence(likeness, cfg.photo_max_document_likeness, 0.9)
+        return "scanned", conf, [f"image file ({size}) looks like a document page: {detail}"]
+    conf = _confidence(likeness, cfg.photo_max_document_likeness, 0.1)
+    return "text", conf, [f"image file ({size}) looks like a photo or figure: {detail}; unified image leg"]
+
+
+def _classify_pdf_page(s: PageSignals, cfg: RouterConfig) -> tuple[str, float, list[str]]:
+    visible_chars = round(s.n_chars * (1.0 - s.invisible_text_fraction))
+    # 1. Scans: a page-sized image and no usable visible text (an invisible OCR layer does not count).
+    if visible_chars < cfg.min_text_chars and s.largest_image_coverage >= cfg.scan_image_coverage:
+        w, h = s.pixel_width, s.pixel_height
+        img = f"one {w}×{h} image" if w and h else "an image"
+        if s.invisible_text_fraction > 0.5:
+            first = f"invisible OCR text layer ({s.n_chars} chars) over a page-sized image"
+        elif s.n_chars == 0:
+            first = "no text layer"
+        else:
+            first = f"only {s.n_chars} visible characters"
+        reasons = [f"{first}; page is {img} covering {_pct(s.largest_image_coverage)}"]
+        conf = _confidence(s.largest_image_coverage, cfg.scan_image_coverage, 0.9)
+        return "scanned", conf, reasons
+
+    reasons: list[str] = []
+    # 2. Forms and slides are layout whatever their regions.
+    if s.n_form_fields >= cfg.form_min_fields:
+        return "layout", 0.9, [f"{s.n_form_fields} interactive form fields"]
+    landscape = s.width_pt > s.height_pt * 1.15
+    if landscape and 0 < s.n_chars <= cfg.slide_max_chars and s.median_font_size >= cfg.slide_min_font_size:
+        return (
+            "layout",
+            0.8,
+            [f"slide-like: landscape page, {s.n_chars} characters in large type (median {s.median_font_size:.0f} pt)"],
+        )
+
+    # 3. Regions that carry the meaning: tables, charts/diagrams, images.
+    if s.n_tables:
+        reasons.append(
+            f"{s.n_tables} ruled table{'s' if s.n_tables > 1 else ''} cover {_pct(s.table_share)} of the content"
+        )
+    if s.n_graphics_regions:
+        reasons.append(
+            f"{s.n_graphics_regions} drawing{'s' if s.n_graphics_regions > 1 else ''}/chart"
+            f"{'s' if s.n_graphics_regions > 1 else ''} ({s.n_paths} vector paths) cover "
+            f"{_pct(s.graphics_coverage / max(s.content_coverage, 1e-9))} of the content"
+        )
+    if s.n_images and s.image_coverage > 0:
+        reasons.append(
+            f"{s.n_images} embedded image{'s' if s.n_images > 1 else ''} cover {_pct(s.image_coverage)} of the page"
+        )
+    if visible_chars < cfg.min_text_chars and s.n_paths >= 50:
+        reasons.append(f"no usable text layer ({visible_chars} chars) but {s.n_paths} vector paths: a drawing")
+        return "layout", 0.8, reasons
+    share = s.visual_share
+    if share >= cfg.layout_min_share:
+        conf = _confidence(share, cfg.layout_min_share, cfg.layout_confident_share)
+        reasons.append(f"tables/figures take {_pct(share)} of the content (layout at ≥ {_pct(cfg.layout_min_share)})")
+        return "layout", conf, reasons
+
+    conf = _confidence(share, cfg.layout_min_share, 0.0)
+    if visible_chars < cfg.min_text_chars and not s.n_images:
+        reasons.append(f"nearly blank page ({visible_chars} visible characters)")
+        conf = 0.6
+    else:
+        what = "prose"
+        if s.mono_text_fraction >= 0.5:
+            what = "code or printed output"
+        reasons.append(f"{what}: {visible_chars} characters of text")
+        if share > 0:
+            reasons.append(f"tables/figures take only {_pct(share)} of the content")
+    return "text", conf, reasons
+
+
+def route_signals(file: str, page: int, signals: PageSignals, config: RouterConfig | None = None) -> Route:
+    """Route one page from its signals."""
+    cfg = config or RouterConfig()
+    if signals.source == "image":
+        label, conf, reasons = _classify_image_file(signals, cfg)
+    else:
+        label, conf, reasons = _classify_pdf_page(signals, cfg)
+    route = "visual" if label in ("scanned", "layout") else "text"
+    if cfg.visual_pages == VisualPages.all and route == "text":
+        route, reasons = "visual", [*reasons, "policy visual_pages=all"]
+    elif cfg.visual_pages == VisualPages.none and route == "visual":
+        route, reasons = "text", [*reasons, "policy visual_pages=none"]
+    return Route(file, page, route, label, conf, reasons, signals.to_dict())
+
+
+def route_page(page: Page, config: RouterConfig | None = None) -> Route:
+    """Route a parsed page; the page's diagnostics are appended to the reasons."""
+    r = route_signals(page.file, page.number, page.signals, config)
+    r.reasons.extend(page.diagnostics)
+    return r
+
+
+@dataclass(slots=True)
+class RoutingReport:
+    """The routes of every page read, and a per-file error for everything that could not be read."""
+
+    pages: list[Route] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pages": [r.to_dict() for r in self.pages],
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+        }
+
+
+def route_files(
+    paths: list[str] | list[Any],
+    config: RouterConfig | None = None,
+    limits: Any = None,
+    on_file: Any = None,
+) -> RoutingReport:
+    """Route every page of every PDF/image under ``paths`` (files or folders, recursive).
+
+    A broken file (or page) is recorded in ``errors`` with its reason and the run goes on.
+    ``on_file(path, n_pages)`` is called after each file (for progress bars).
+    """
+    from docrag.parsers import DocumentError, discover, open_document
+
+    report = RoutingReport()
+    for path, supported in discover(paths):
+        if not supported:
+            reason = (
+                "no such file" if not path.exists() else f"skipped: unsupported file type {path.suffix or '(none)'}"
+            )
+            report.errors.append({"file": str(path), "error": reason})
+            if on_file:
+                on_file(path, 0)
+            continue
+        n_read = 0
+        try:
+            with open_document(path, limits) as doc:
+                report.warnings.extend({"file": str(path), "warning": w} for w in doc.warnings)
+                for number in range(1, doc.n_pages + 1):
+                    try:
+                        page = doc.page(number)
+                    except DocumentError as exc:
+                        report.errors.append({"file": str(path), "page": number, "error": exc.reason})
+                        continue
+                    report.pages.append(route_page(page, config))
+                    n_read += 1
+        except DocumentError as exc:
+            report.errors.append({"file": exc.file, "error": exc.reason})
+        except Exception as exc:  # a parser bug on one hostile file must not stop the batch
+            report.errors.append({"file": str(path), "error": f"unexpected {exc.__class__.__name__}: {exc}"})
+        if on_file:
+            on_file(path, n_read)
+    return report
