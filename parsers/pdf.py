@@ -61,6 +61,23 @@ def check_pdf_header(path: Path, limits: Limits) -> None:
         raise DocumentError(str(path), f"not a PDF: no %PDF- header (starts with {head[:8]!r})")
 
 
+def _explain_format_error(path: Path) -> str:
+    """PDFium says only 'data format error': look closer to tell the user which kind."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - 2048))
+        tail = fh.read()
+        small = size <= 4 << 20
+        if small:
+            fh.seek(0)
+            whole = fh.read()
+    if b"%%EOF" not in tail:
+        return "truncated or damaged: the file ends without a PDF trailer (%%EOF)"
+    if small and not re.search(rb"/Type\s*/Page(?!s)", whole):
+        return "the PDF has zero pages (its page tree is empty)"
+    return _PDFIUM_LOAD_ERRORS[3]
+
+
 class _Mask:
     """A coarse occupancy grid over the page, so overlapping boxes are not counted twice."""
 
@@ -132,8 +149,9 @@ _NUMBER = re.compile(r"^[-+−–(<>=±$€£]*\d[\d.,:%]*[)*%]*$")
 _WORD = re.compile(r"^[A-Za-z][a-z]{3,}[,.;:]?$")
 
 
-def _prose_inside(region: BBox, spans: list[tuple[float, float, float, float, str]]) -> bool:
-    """True when the text between the rules reads like prose (a ruled abstract), not like a table.
+def _looks_like_table(region: BBox, spans: list[tuple[float, float, float, float, str]]) -> bool:
+    """True when the text between the rules reads like a table, not prose (a ruled abstract) or nothing
+    (chart gridlines).
 
     Tables are made of short cells: numbers, codes, labels. Prose is made of words. The share of
     tokens that are plain words (4+ letters) against those that are numbers tells them apart.
@@ -145,11 +163,11 @@ def _prose_inside(region: BBox, spans: list[tuple[float, float, float, float, st
         if bottom - 1 <= (s[1] + s[3]) / 2 <= top + 1 and s[2] >= left - 2 and s[0] <= right + 2
         for tok in s[4].split()
     ]
-    if not tokens:
-        return False  # rules around nothing readable (a drawn grid): leave it to the caller
+    if len(tokens) < 4:
+        return False  # rules around (almost) nothing readable: gridlines, a drawn frame
     words = sum(bool(_WORD.match(t)) for t in tokens) / len(tokens)
     numbers = sum(bool(_NUMBER.match(t)) for t in tokens) / len(tokens)
-    return words >= 0.45 and numbers < 0.15
+    return not (words >= 0.45 and numbers < 0.15)
 
 
 def _content_box(
@@ -248,7 +266,8 @@ class PdfReader:
         try:
             self._pdf = pdfium.PdfDocument(self.path)
         except pdfium.PdfiumError as exc:
-            reason = _PDFIUM_LOAD_ERRORS.get(getattr(exc, "err_code", None) or 1, str(exc))
+            code = getattr(exc, "err_code", None) or 1
+            reason = _explain_format_error(self.path) if code == 3 else _PDFIUM_LOAD_ERRORS.get(code, str(exc))
             raise DocumentError(self.file, reason) from None
         n = len(self._pdf)
         if n == 0:
@@ -417,7 +436,7 @@ class PdfReader:
 
         # Regions that carry non-prose meaning: clusters of vector paths, ruled tables, images.
         regions = [Region("graphics", b, n) for b, n in _clusters(gfx_boxes, (x0, y0, x1, y1))]
-        regions += [Region("table", t, n) for t, n in _table_regions(hrules, page_h) if not _prose_inside(t, spans_pdf)]
+        regions += [Region("table", t, n) for t, n in _table_regions(hrules, page_h) if _looks_like_table(t, spans_pdf)]
         regions += [Region("image", b, 1) for b in image_boxes]
         content = _content_box(span_boxes + [r.bbox for r in regions], (x0, y0, x1, y1))
         sig.content_coverage = (content[2] - content[0]) * (content[3] - content[1]) / page_area
@@ -486,6 +505,8 @@ def capped_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int)
     pixels = width_pt * scale * height_pt * scale
     if pixels > max_pixels:
         scale *= math.sqrt(max_pixels / pixels)
+        while math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > max_pixels:  # renderers round up
+            scale *= 0.995
     return scale
 
 

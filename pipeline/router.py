@@ -50,6 +50,11 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
+def _covers(n: int, noun: str, detail: str = "") -> str:
+    """'1 ruled table covers' / '3 ruled tables cover'."""
+    return f"{n} {noun}{detail} covers" if n == 1 else f"{n} {noun}s{detail} cover"
+
+
 def _confidence(value: float, threshold: float, confident_at: float) -> float:
     """0.5 at the threshold, rising linearly to 1.0 at ``confident_at`` (on either side)."""
     span = abs(confident_at - threshold) or 1e-9
@@ -97,19 +102,13 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig) -> tuple[str, float, l
 
     # 3. Regions that carry the meaning: tables, charts/diagrams, images.
     if s.n_tables:
-        reasons.append(
-            f"{s.n_tables} ruled table{'s' if s.n_tables > 1 else ''} cover {_pct(s.table_share)} of the content"
-        )
+        reasons.append(f"{_covers(s.n_tables, 'ruled table')} {_pct(s.table_share)} of the content")
     if s.n_graphics_regions:
-        reasons.append(
-            f"{s.n_graphics_regions} drawing{'s' if s.n_graphics_regions > 1 else ''}/chart"
-            f"{'s' if s.n_graphics_regions > 1 else ''} ({s.n_paths} vector paths) cover "
-            f"{_pct(s.graphics_coverage / max(s.content_coverage, 1e-9))} of the content"
-        )
+        share = min(s.graphics_coverage / max(s.content_coverage, 1e-9), 1.0)
+        what = _covers(s.n_graphics_regions, "chart/drawing", f" ({s.n_paths} vector paths)")
+        reasons.append(f"{what} {_pct(share)} of the content")
     if s.n_images and s.image_coverage > 0:
-        reasons.append(
-            f"{s.n_images} embedded image{'s' if s.n_images > 1 else ''} cover {_pct(s.image_coverage)} of the page"
-        )
+        reasons.append(f"{_covers(s.n_images, 'embedded image')} {_pct(s.image_coverage)} of the page")
     if visible_chars < cfg.min_text_chars and s.n_paths >= 50:
         reasons.append(f"no usable text layer ({visible_chars} chars) but {s.n_paths} vector paths: a drawing")
         return "layout", 0.8, reasons

@@ -1,0 +1,63 @@
+"""Fixtures: small PDFs and images generated once per session under a tmp dir (nothing from ../shared)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pdfgen
+
+GOOD = {
+    "prose": lambda d: pdfgen.prose_pdf(d / "prose.pdf"),
+    "rotated": lambda d: pdfgen.prose_pdf(d / "rotated.pdf", rotate=90),
+    "code": lambda d: pdfgen.code_pdf(d / "code.pdf"),
+    "table": lambda d: pdfgen.table_pdf(d / "table.pdf"),
+    "chart": lambda d: pdfgen.chart_pdf(d / "chart.pdf"),
+    "slide": lambda d: pdfgen.slide_pdf(d / "slide.pdf"),
+    "scan": lambda d: pdfgen.scan_pdf(d / "scan.pdf"),
+    "scan_ocr": lambda d: pdfgen.scan_pdf(d / "scan_ocr.pdf", ocr_layer=True),
+}
+
+
+@pytest.fixture(scope="session")
+def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One generated file per kind of page: prose, rotated, code, table, chart, slide, scan, scan_ocr."""
+    d = tmp_path_factory.mktemp("docs")
+    out = {name: make(d) for name, make in GOOD.items()}
+    out["multi"] = pdfgen.multi_pdf(d / "multi.pdf")
+    out["photo_png"] = pdfgen.photo_png(d / "photo.png")
+    scan_png = d / "scan.png"
+    pdfgen.scan_image().save(scan_png)
+    out["scan_png"] = scan_png
+    return out
+
+
+@pytest.fixture(scope="session")
+def bad_docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Hostile or broken inputs."""
+    d = tmp_path_factory.mktemp("bad")
+    empty = d / "empty.pdf"
+    empty.write_bytes(b"")
+    not_pdf = d / "notes.pdf"
+    not_pdf.write_text("this is a text file with a .pdf name\n" * 20)
+    full = pdfgen.prose_pdf(d / "_full.pdf").read_bytes()
+    truncated = d / "truncated.pdf"
+    truncated.write_bytes(full[: len(full) // 3])
+    (d / "_full.pdf").unlink()
+    return {
+        "empty": empty,
+        "not_pdf": not_pdf,
+        "truncated": truncated,
+        "encrypted": pdfgen.encrypted_pdf(d / "encrypted.pdf"),
+        "zero_pages": pdfgen.zero_pages_pdf(d / "zero.pdf"),
+        "huge_page": pdfgen.huge_page_pdf(d / "huge.pdf"),
+        "pdf_image_bomb": pdfgen.image_bomb_pdf(d / "bomb.pdf"),
+        "png_bomb": pdfgen.png_bomb(d / "bomb.png"),
+    }

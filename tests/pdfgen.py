@@ -1,0 +1,302 @@
+"""Small PDFs and images the tests generate (no test reads files from outside the repo).
+
+Each builder writes one file and returns its path. Content is deterministic.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.pdfgen import canvas
+
+WORDS = ["retrieval", "page", "index", "query", "model", "vector", "layout", "table", "figure", "chart", "scanned", "document", "text", "embedding", "search", "ranking", "fusion", "router", "signal", "image", "patch", "score", "token", "chunk", "corpus", "library", "engine", "storage"]
+
+PROSE = (
+    "Late interaction models compare every query token with every image patch of a page and keep the best "
+    "match for each token. Ordinary prose pages are served well by text embeddings and by a lexical index "
+    "over the words they contain, which costs far less to compute and to store."
+)
+
+
+def _sentences(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(9, 14))]
+        out.append(" ".join(words).capitalize() + ".")
+    return out
+
+
+def _prose_lines(c: canvas.Canvas, x: float, y: float, width_chars: int, n_lines: int, seed: int = 0) -> float:
+    text = PROSE + " " + " ".join(_sentences(80, seed))
+    words, line, lines = text.split(), "", []
+    for w in words:
+        if len(line) + len(w) + 1 > width_chars:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    for ln in lines[:n_lines]:
+        c.drawString(x, y, ln)
+        y -= 13
+    return y
+
+
+def prose_pdf(path: Path, rotate: int = 0) -> Path:
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    if rotate:
+        c.setPageRotation(rotate)
+    c.setFont("Helvetica-Bold", 14)
+    c.drawString(72, 780, "On routing pages to the right index")
+    c.setFont("Helvetica", 10)
+    _prose_lines(c, 72, 755, 95, 50)
+    c.showPage()
+    c.save()
+    return path
+
+
+def code_pdf(path: Path) -> Path:
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.setFont("Courier", 9)
+    y = 780
+    for i in range(45):
+        c.drawString(72, y, f"R> fit{i} <- lm(y ~ x{i % 5} + z, data = d{i % 3})   # residual {i * 0.37:.2f}")
+        y -= 12
+    c.showPage()
+    c.save()
+    return path
+
+
+def table_pdf(path: Path) -> Path:
+    """A paragraph, then a ruled (booktabs-like) numeric table over ~40% of the page."""
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.setFont("Helvetica", 10)
+    y = _prose_lines(c, 72, 780, 95, 8)
+    c.drawString(200, y - 10, "Table 1: Simulation results by model and sample size.")
+    top = y - 25
+    rows = 22
+    c.setLineWidth(0.8)
+    c.line(100, top, 500, top)
+    c.drawString(110, top - 14, "model")
+    for j, h in enumerate(("n", "nDCG@5", "recall@5", "MRR")):
+        c.drawString(210 + 70 * j, top - 14, h)
+    c.setLineWidth(0.4)
+    c.line(100, top - 20, 500, top - 20)
+    rng = random.Random(3)
+    yy = top - 34
+    for i in range(rows):
+        c.drawString(110, yy, ("colpali", "colqwen", "nomic", "bm25")[i % 4])
+        c.drawString(210, yy, str(50 * (i + 1)))
+        for j in range(3):
+            c.drawString(280 + 70 * j, yy, f"{rng.random():.3f}")
+        yy -= 13
+    c.setLineWidth(0.8)
+    c.line(100, yy + 5, 500, yy + 5)
+    c.setFont("Helvetica", 10)
+    _prose_lines(c, 72, yy - 20, 95, 6, seed=2)
+    c.showPage()
+    c.save()
+    return path
+
+
+def chart_pdf(path: Path) -> Path:
+    """A paragraph and a vector bar chart with axes, ticks and gridlines (~40% of the page)."""
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.setFont("Helvetica", 10)
+    _prose_lines(c, 72, 780, 95, 10)
+    x0, y0, w, h = 110, 300, 380, 300
+    c.setLineWidth(0.5)
+    c.rect(x0, y0, w, h)
+    for k in range(1, 6):  # gridlines
+        c.setDash(2, 2)
+        c.line(x0, y0 + k * h / 6, x0 + w, y0 + k * h / 6)
+    c.setDash()
+    rng = random.Random(7)
+    for i in range(16):
+        bh = rng.uniform(0.1, 0.9) * h
+        c.setFillGray(0.3 + 0.04 * i)
+        c.rect(x0 + 8 + i * 23, y0, 16, bh, fill=1, stroke=1)
+        c.line(x0 + 16 + i * 23, y0, x0 + 16 + i * 23, y0 - 4)  # ticks
+    c.setFillGray(0)
+    c.setFont("Helvetica", 7)
+    for i in range(16):
+        c.drawString(x0 + 10 + i * 23, y0 - 12, f"Q{i + 1}")
+    c.drawString(200, y0 - 30, "Figure 1: Pages per second by quarter.")
+    c.showPage()
+    c.save()
+    return path
+
+
+def slide_pdf(path: Path) -> Path:
+    c = canvas.Canvas(str(path), pagesize=(960, 540), invariant=1)
+    c.setFont("Helvetica-Bold", 40)
+    c.drawString(60, 450, "Why route pages?")
+    c.setFont("Helvetica", 26)
+    for i, b in enumerate(("Scans need vision", "Tables need layout", "Prose needs text", "Fuse the legs")):
+        c.drawString(90, 360 - 60 * i, f"• {b}")
+    c.showPage()
+    c.save()
+    return path
+
+
+def scan_image(seed: int = 5, size: tuple[int, int] = (1240, 1754)) -> Image.Image:
+    """A grey 'scanned page': dark text-like strokes on noisy paper, slightly blurred."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    arr = np.full((h, w), 235, dtype=np.float32)
+    for row in range(150, h - 150, 34):
+        x = 120
+        while x < w - 160:
+            word = int(rng.integers(30, 110))
+            arr[row : row + 16, x : x + word] = 40
+            x += word + 18
+    arr += rng.normal(0, 7, size=arr.shape)
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
+    return img.filter(ImageFilter.GaussianBlur(0.7))
+
+
+def scan_pdf(path: Path, ocr_layer: bool = False) -> Path:
+    """An image-only page (optionally with an invisible OCR text layer over it, as OCRmyPDF makes)."""
+    img_path = path.with_suffix(".jpg")
+    scan_image().save(img_path, quality=70)
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.drawImage(str(img_path), 0, 0, width=A4[0], height=A4[1])
+    if ocr_layer:
+        t = c.beginText(72, 760)
+        t.setTextRenderMode(3)
+        t.setFont("Helvetica", 10)
+        for s in _sentences(40, seed=9):
+            t.textLine(s)
+        c.drawText(t)
+    c.showPage()
+    c.save()
+    img_path.unlink()
+    return path
+
+
+def multi_pdf(path: Path) -> Path:
+    """Three pages: prose, table, chart — for page streaming and CLI tests."""
+    parts = [
+        prose_pdf(path.with_name("_p1.pdf")),
+        table_pdf(path.with_name("_p2.pdf")),
+        chart_pdf(path.with_name("_p3.pdf")),
+    ]
+    import pypdfium2 as pdfium
+
+    out = pdfium.PdfDocument.new()
+    for p in parts:
+        src = pdfium.PdfDocument(p)
+        out.import_pages(src)
+        src.close()
+        p.unlink()
+    out.save(path)
+    out.close()
+    return path
+
+
+# --- hand-built PDFs for bad input ---------------------------------------------------------------------------
+
+
+def raw_pdf(objects: list[bytes]) -> bytes:
+    """A PDF from numbered object bodies (1 is the catalog), with a correct xref table."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for off in offsets:
+        out += f"{off:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def zero_pages_pdf(path: Path) -> Path:
+    path.write_bytes(raw_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"]))
+    return path
+
+
+def huge_page_pdf(path: Path) -> Path:
+    """A 200 x 200 inch page (the PDF maximum) with a little text: rendering must be capped."""
+    content = b"BT /F1 400 Tf 1000 7000 Td (Huge page) Tj ET"
+    path.write_bytes(
+        raw_pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 14400 14400] /Contents 4 0 R"
+                b" /Resources << /Font << /F1 5 0 R >> >> >>",
+                b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            ]
+        )
+    )
+    return path
+
+
+def image_bomb_pdf(path: Path, side: int = 60000) -> Path:
+    """A page whose image XObject claims side x side pixels (3.6 Gpx) with a tiny stream."""
+    data = zlib.compress(b"\x00" * 4096)
+    content = b"q 500 0 0 700 50 50 cm /Im1 Do Q"
+    path.write_bytes(
+        raw_pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+                b" /Resources << /XObject << /Im1 5 0 R >> >> >>",
+                b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+                b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray"
+                b" /BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n"
+                % (side, side, len(data))
+                + data
+                + b"\nendstream",
+            ]
+        )
+    )
+    return path
+
+
+def png_bomb(path: Path, side: int = 60000) -> Path:
+    """A PNG whose header claims side x side pixels; its data is tiny."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+def encrypted_pdf(path: Path) -> Path:
+    from reportlab.lib.pdfencrypt import StandardEncryption
+
+    c = canvas.Canvas(str(path), pagesize=A4, encrypt=StandardEncryption("secret", canPrint=0))
+    c.drawString(72, 700, "secret text")
+    c.showPage()
+    c.save()
+    return path
+
+
+def photo_png(path: Path) -> Path:
+    """A colourful, photo-like image (smooth colour gradients and blobs)."""
+    h, w = 480, 640
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 128 + 120 * np.sin(xx / 60.0)
+    g = 128 + 120 * np.cos(yy / 45.0)
+    b = 128 + 120 * np.sin((xx + yy) / 80.0)
+    arr = np.stack([r, g, b], axis=-1)
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="RGB").save(path)
+    return path
+
+
+def landscape_size() -> tuple[float, float]:
+    return landscape(A4)

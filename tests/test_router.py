@@ -1,0 +1,92 @@
+"""Routing of generated pages: each kind of page lands where it should, with reasons a person can read."""
+
+from __future__ import annotations
+
+import pytest
+
+from docrag.config import RouterConfig, VisualPages
+from docrag.parsers import open_document
+from docrag.parsers.types import PageSignals
+from docrag.pipeline.router import route_files, route_page, route_signals
+
+EXPECTED = {
+    "prose": ("text", "text"),
+    "rotated": ("text", "text"),
+    "code": ("text", "text"),
+    "table": ("visual", "layout"),
+    "chart": ("visual", "layout"),
+    "slide": ("visual", "layout"),
+    "scan": ("visual", "scanned"),
+    "scan_ocr": ("visual", "scanned"),
+    "photo_png": ("text", "text"),
+    "scan_png": ("visual", "scanned"),
+}
+
+
+def _route(path, cfg=None):
+    with open_document(path) as doc:
+        return [route_page(p, cfg) for p in doc.pages()]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_kind_of_page_routes_as_expected(docs, name):
+    (r,) = _route(docs[name])
+    assert (r.route, r.label) == EXPECTED[name], r.reasons
+    assert 0.5 <= r.confidence <= 1.0
+    assert r.reasons and all(isinstance(x, str) and x for x in r.reasons)
+
+
+def test_reasons_name_what_was_seen(docs):
+    (scan,) = _route(docs["scan"])
+    assert "no text layer" in scan.reasons[0] and "1240×1754" in scan.reasons[0]
+    (ocr,) = _route(docs["scan_ocr"])
+    assert any("invisible OCR text layer" in x for x in ocr.reasons)
+    (table,) = _route(docs["table"])
+    assert any("1 ruled table covers" in x for x in table.reasons)
+    (chart,) = _route(docs["chart"])
+    assert any("chart/drawing" in x and "vector paths" in x for x in chart.reasons)
+    assert not any("ruled table" in x for x in chart.reasons), "chart gridlines are not a table"
+    (slide,) = _route(docs["slide"])
+    assert "slide-like" in slide.reasons[0]
+    (code,) = _route(docs["code"])
+    assert "code or printed output" in code.reasons[0]
+
+
+def test_policy_all_and_none_override_the_route_but_keep_the_label(docs):
+    (prose,) = _route(docs["prose"], RouterConfig(visual_pages=VisualPages.all))
+    assert (prose.route, prose.label) == ("visual", "text")
+    assert "policy visual_pages=all" in prose.reasons
+    (scan,) = _route(docs["scan"], RouterConfig(visual_pages=VisualPages.none))
+    assert (scan.route, scan.label) == ("text", "scanned")
+
+
+def test_thresholds_come_from_config(docs):
+    (table,) = _route(docs["table"])
+    share = table.signals["visual_share"]
+    (raised,) = _route(docs["table"], RouterConfig(layout_min_share=share + 0.01))
+    assert raised.label == "text"
+
+
+def test_confidence_is_lower_near_the_threshold():
+    cfg = RouterConfig()
+    base = {"n_chars": 2000, "content_coverage": 0.6, "n_tables": 1}
+    near = route_signals("f.pdf", 1, PageSignals(**base, visual_share=cfg.layout_min_share + 0.005), cfg)
+    far = route_signals("f.pdf", 1, PageSignals(**base, visual_share=0.6), cfg)
+    assert near.label == far.label == "layout"
+    assert near.confidence < 0.6 < 0.99 < far.confidence + 1e-9
+
+
+def test_blank_page_is_text_with_modest_confidence():
+    r = route_signals("f.pdf", 3, PageSignals(width_pt=595, height_pt=842))
+    assert (r.route, r.label) == ("text", "text")
+    assert r.confidence <= 0.6 and "blank" in r.reasons[0]
+
+
+def test_route_files_walks_folders_and_keeps_order(docs):
+    folder = docs["prose"].parent
+    report = route_files([folder])
+    files = [r.file for r in report.pages]
+    assert files == sorted(files)
+    multi = [r for r in report.pages if r.file.endswith("multi.pdf")]
+    assert [(r.page, r.label) for r in multi] == [(1, "text"), (2, "layout"), (3, "layout")]
+    assert report.errors == []
