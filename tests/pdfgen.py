@@ -15,7 +15,10 @@ from PIL import Image, ImageFilter
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.pdfgen import canvas
 
-WORDS = ["retrieval", "page", "index", "query", "model", "vector", "layout", "table", "figure", "chart", "scanned", "document", "text", "embedding", "search", "ranking", "fusion", "router", "signal", "image", "patch", "score", "token", "chunk", "corpus", "library", "engine", "storage"]
+WORDS = (
+    "retrieval page index query model vector layout table figure chart scanned document text embedding "
+    "search ranking fusion router signal image patch score token chunk corpus library engine storage"
+).split()
 
 PROSE = (
     "Late interaction models compare every query token with every image patch of a page and keep the best "
