@@ -436,7 +436,14 @@ class PdfReader:
 
         # Regions that carry non-prose meaning: clusters of vector paths, ruled tables, images.
         regions = [Region("graphics", b, n) for b, n in _clusters(gfx_boxes, (x0, y0, x1, y1))]
-        regions += [Region("table", t, n) for t, n in _table_regions(hrules, page_h) if _looks_like_table(t, spans_pdf)]
+        drawn = _Mask(x0, y0, x1, y1)
+        for r in regions:
+            drawn.add(r.bbox)
+        for t, n in _table_regions(hrules, page_h):
+            # Rules inside a chart are its axes and gridlines, not a table.
+            inside_chart = drawn.cells_in(t) >= 0.5 * drawn.count_box(t)
+            if not inside_chart and _looks_like_table(t, spans_pdf):
+                regions.append(Region("table", t, n))
         regions += [Region("image", b, 1) for b in image_boxes]
         content = _content_box(span_boxes + [r.bbox for r in regions], (x0, y0, x1, y1))
         sig.content_coverage = (content[2] - content[0]) * (content[3] - content[1]) / page_area
