@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import append_results  # noqa: E402
+from _common import append_results
 
-from docrag.parsers.pdf import render_pdf_page  # noqa: E402
+from docrag.parsers.pdf import render_pdf_page
 
 
 def main() -> None:
