@@ -132,6 +132,8 @@ def _print_table(report: Any) -> None:
         counts[r.route] = counts.get(r.route, 0) + 1
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no pages"
     out.print(f"{len(report.pages)} pages ({summary})")
+    if report.skipped:
+        out.print(f"[dim]skipped {len(report.skipped)} file(s) that are not PDFs or images[/]")
     for w in report.warnings:
         out.print(f"[yellow]warning[/] {w['file']}: {w['warning']}")
     for e in report.errors:

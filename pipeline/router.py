@@ -161,12 +161,14 @@ class RoutingReport:
     pages: list[Route] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files in folders that are not PDFs or images
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "pages": [r.to_dict() for r in self.pages],
             "errors": list(self.errors),
             "warnings": list(self.warnings),
+            "skipped": list(self.skipped),
         }
 
 
@@ -184,12 +186,15 @@ def route_files(
     from docrag.parsers import DocumentError, discover, open_document
 
     report = RoutingReport()
+    explicit = {str(p) for p in paths}
     for path, supported in discover(paths):
         if not supported:
-            reason = (
-                "no such file" if not path.exists() else f"skipped: unsupported file type {path.suffix or '(none)'}"
-            )
-            report.errors.append({"file": str(path), "error": reason})
+            if not path.exists():
+                report.errors.append({"file": str(path), "error": "no such file"})
+            elif str(path) in explicit:
+                report.errors.append({"file": str(path), "error": f"unsupported file type {path.suffix or '(none)'}"})
+            else:  # found while walking a folder: not a document, not an error
+                report.skipped.append(str(path))
             if on_file:
                 on_file(path, 0)
             continue

@@ -57,6 +57,14 @@ def test_config_file_sets_thresholds(docs, tmp_path):
     assert res.exit_code != 0 and "no_such_knob" in res.output
 
 
+def test_unsupported_files_named_explicitly_are_errors(tmp_path):
+    note = tmp_path / "notes.txt"
+    note.write_text("x")
+    res = runner.invoke(app, ["route", str(note), "--json"])
+    assert res.exit_code == 1
+    assert json.loads(res.stdout)["errors"] == [{"file": str(note), "error": "unsupported file type .txt"}]
+
+
 def test_exit_code_is_1_when_nothing_could_be_read(bad_docs):
     res = runner.invoke(app, ["route", str(bad_docs["empty"]), "--json"])
     assert res.exit_code == 1
