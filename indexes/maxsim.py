@@ -1,0 +1,149 @@
+"""Exact late-interaction (MaxSim) scoring as pure functions, numpy and torch.
+
+score(q, d) = sum over query tokens i of max over document vectors j of <q_i, d_j>
+
+Documents have different numbers of vectors. Padding must never win a max: padded positions are masked
+with -inf before the max (colpali-engine's ``score_multi_vector`` zero-pads instead, so a short document
+can outscore a better one whose true per-token maxima are negative — see tests/test_maxsim.py). Padded
+*query* tokens contribute nothing to the sum.
+
+Memory stays bounded: documents are scored in blocks of at most ``block_vectors`` vectors, so the
+similarity matrix held at once is (query tokens x block_vectors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["maxsim_naive", "maxsim_numpy", "maxsim_padded_torch", "maxsim_scores", "maxsim_torch", "pad"]
+
+DEFAULT_BLOCK_VECTORS = 1 << 18  # 262,144 document vectors per block: 32 query tokens x that = 32 MiB fp32
+
+
+def maxsim_naive(query: np.ndarray, doc: np.ndarray) -> float:
+    """The definition, as a Python loop (the reference the fast paths are tested against)."""
+    total = 0.0
+    for q in query:
+        best = -np.inf
+        for d in doc:
+            best = max(best, float(np.dot(q, d)))
+        total += best
+    return total
+
+
+def _blocks(lengths: np.ndarray, block_vectors: int) -> list[tuple[int, int]]:
+    """Split documents [0, n) into consecutive ranges holding at most ``block_vectors`` vectors each."""
+    out, start, acc = [], 0, 0
+    for i, n in enumerate(lengths):
+        if acc and acc + n > block_vectors:
+            out.append((start, i))
+            start, acc = i, 0
+        acc += int(n)
+    if start < len(lengths):
+        out.append((start, len(lengths)))
+    return out
+
+
+def maxsim_numpy(
+    queries: Sequence[np.ndarray],
+    docs: Sequence[np.ndarray],
+    block_vectors: int = DEFAULT_BLOCK_VECTORS,
+) -> np.ndarray:
+    """Scores (n_queries, n_docs) for variable-length queries and documents, in float32.
+
+    No padding at all: each block of documents is concatenated into one (vectors, dim) matrix, and the
+    per-document max is a segmented reduction (``np.maximum.reduceat``) over its rows.
+    """
+    if not len(queries) or not len(docs):
+        raise ValueError(f"need at least one query and one document (got {len(queries)} and {len(docs)})")
+    lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+    if (lengths == 0).any():
+        raise ValueError(f"document {int(np.argmin(lengths))} has no vectors")
+    q_len = [len(q) for q in queries]
+    q_all = np.concatenate([np.asarray(q, dtype=np.float32) for q in queries])  # (sum_q, dim)
+    q_starts = np.cumsum([0, *q_len])[:-1]
+    out = np.empty((len(queries), len(docs)), dtype=np.float32)
+    for a, b in _blocks(lengths, block_vectors):
+        block = np.concatenate([np.asarray(d, dtype=np.float32) for d in docs[a:b]])  # (vectors, dim)
+        sims = q_all @ block.T  # (sum_q, vectors)
+        starts = np.cumsum([0, *lengths[a:b]])[:-1]
+        best = np.maximum.reduceat(sims, starts, axis=1)  # (sum_q, b - a): max over each doc's vectors
+        out[:, a:b] = np.add.reduceat(best, q_starts, axis=0)  # (n_queries, b - a): sum over each query
+    return out
+
+
+def pad(arrays: Sequence[Any], dim: int | None = None) -> tuple[Any, Any]:
+    """Stack variable-length (n_i, dim) torch tensors into (batch, max_n, dim) plus a (batch, max_n) bool mask."""
+    import torch
+
+    n_max = max(int(a.shape[0]) for a in arrays)
+    d = dim or int(arrays[0].shape[1])
+    out = torch.zeros((len(arrays), n_max, d), dtype=arrays[0].dtype, device=arrays[0].device)
+    mask = torch.zeros((len(arrays), n_max), dtype=torch.bool, device=arrays[0].device)
+    for i, a in enumerate(arrays):
+        out[i, : a.shape[0]] = a
+        mask[i, : a.shape[0]] = True
+    return out, mask
+
+
+def maxsim_padded_torch(q: Any, q_mask: Any, d: Any, d_mask: Any) -> Any:
+    """Scores (n_q, n_d) from padded tensors: q (n_q, Lq, dim), d (n_d, Ld, dim), masks True = real vector."""
+    import torch
+
+    sims = torch.einsum("qid,njd->qnij", q, d)  # (n_q, n_d, Lq, Ld)
+    sims = sims.masked_fill(~d_mask[None, :, None, :], float("-inf"))  # padded doc vectors never win
+    best = sims.amax(dim=-1)  # (n_q, n_d, Lq)
+    best = best.masked_fill(~q_mask[:, None, :], 0.0)  # padded query tokens add nothing
+    return best.sum(dim=-1).float()  # (n_q, n_d)
+
+
+def maxsim_torch(
+    queries: Sequence[Any],
+    docs: Sequence[Any],
+    block_vectors: int = DEFAULT_BLOCK_VECTORS,
+    device: str | None = None,
+    dtype: Any = None,
+) -> np.ndarray:
+    """Torch path (GPU when asked): blocks of documents are padded, masked with -inf, scored; returns numpy."""
+    import torch
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dt = dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
+
+    def as_tensor(a: Any) -> Any:
+        t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a))
+        return t.to(device=dev, dtype=dt)
+
+    if not len(queries) or not len(docs):
+        raise ValueError(f"need at least one query and one document (got {len(queries)} and {len(docs)})")
+    q, q_mask = pad([as_tensor(x) for x in queries])
+    lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+    out = np.empty((len(queries), len(docs)), dtype=np.float32)
+    with torch.inference_mode():
+        for a, b in _blocks(lengths, block_vectors):
+            d, d_mask = pad([as_tensor(x) for x in docs[a:b]])
+            out[:, a:b] = maxsim_padded_torch(q, q_mask, d, d_mask).cpu().numpy()
+    return out
+
+
+def maxsim_scores(
+    queries: Sequence[Any], docs: Sequence[Any], backend: str = "auto", block_vectors: int = DEFAULT_BLOCK_VECTORS
+) -> np.ndarray:
+    """Scores (n_queries, n_docs). backend: "numpy", "torch", or "auto" (torch on a GPU, else numpy)."""
+    if backend == "auto":
+        backend = "numpy"
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                backend = "torch"
+        except ImportError:
+            pass
+    if backend == "numpy":
+        return maxsim_numpy([np.asarray(q) for q in queries], [np.asarray(d) for d in docs], block_vectors)
+    if backend == "torch":
+        return maxsim_torch(queries, docs, block_vectors)
+    raise ValueError(f"unknown MaxSim backend {backend!r}: use 'numpy', 'torch' or 'auto'")

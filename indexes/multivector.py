@@ -1,0 +1,164 @@
+"""Page images → multi-vector embeddings with colpali-engine's own model and processor classes.
+
+A registry keyed by explicit model type (never a substring of the model name):
+
+| type          | classes                           | default checkpoint          | needs torchvision |
+|---------------|-----------------------------------|-----------------------------|-------------------|
+| colidefics3   | ColIdefics3 / ColIdefics3Processor | vidore/colSmol-256M (CPU)   | no                |
+| colqwen2_5    | ColQwen2_5 / ColQwen2_5_Processor  | vidore/colqwen2.5-v0.2 (GPU)| yes               |
+| colpali       | ColPali / ColPaliProcessor         | vidore/colpali-v1.3         | no                |
+| colqwen2      | ColQwen2 / ColQwen2Processor       | vidore/colqwen2-v1.0        | yes               |
+
+Padded positions are dropped before anything is stored (they are zero, or NaN with random weights), and
+the same model embeds queries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .colpali_compat import colpali_engine, require_torchvision
+from .models import ModelSpec, load_pretrained, pick_device, pick_dtype
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["DEFAULT_SPECS", "FAMILIES", "MultiVectorEmbedder"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Family:
+    model_class: str
+    processor_class: str
+    needs_torchvision: bool
+
+
+FAMILIES: dict[str, Family] = {
+    "colidefics3": Family("ColIdefics3", "ColIdefics3Processor", needs_torchvision=False),
+    "colpali": Family("ColPali", "ColPaliProcessor", needs_torchvision=False),
+    "colqwen2": Family("ColQwen2", "ColQwen2Processor", needs_torchvision=True),
+    "colqwen2_5": Family("ColQwen2_5", "ColQwen2_5_Processor", needs_torchvision=True),
+}
+
+# Revisions: the colSmol pin is the commit used in public code we could read; the others are not pinned
+# yet because no machine here reaches the hub to read their hashes (pin them in your config).
+DEFAULT_SPECS: dict[str, ModelSpec] = {
+    "colidefics3": ModelSpec(
+        type="colidefics3", model="vidore/colSmol-256M", revision="a59110fdf114638b8018e6c9a018907e12f14855"
+    ),
+    "colqwen2_5": ModelSpec(type="colqwen2_5", model="vidore/colqwen2.5-v0.2", batch_size=8),
+    "colpali": ModelSpec(type="colpali", model="vidore/colpali-v1.3"),
+    "colqwen2": ModelSpec(type="colqwen2", model="vidore/colqwen2-v1.0", batch_size=8),
+}
+
+
+def _family(spec: ModelSpec) -> Family:
+    try:
+        return FAMILIES[spec.type]
+    except KeyError:
+        raise ValueError(f"unknown multi-vector model type {spec.type!r}; known: {', '.join(FAMILIES)}") from None
+
+
+def _drop_unloaded_lm_head(model: Any) -> None:
+    """Retrievers never use the language-model head; checkpoints leave it out, which can leave it on the meta
+    device (nothing to move). Replace such heads with an identity so the model can be placed on a device."""
+    import torch
+
+    meta = {name.rsplit(".", 1)[0] for name, p in model.named_parameters() if p.is_meta}
+    for module_name in meta:
+        if not module_name.endswith("lm_head"):
+            raise RuntimeError(f"checkpoint is missing weights for {module_name!r}: is it the right model type?")
+        parent_name, _, attr = module_name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, torch.nn.Identity())
+        log.info("left out the unused %s (not in the checkpoint)", module_name)
+
+
+class MultiVectorEmbedder:
+    """ColPali-family late-interaction embedder: one 128-d vector per image patch (and per query token)."""
+
+    dim = 128
+
+    def __init__(self, spec: ModelSpec) -> None:
+        import torch
+
+        fam = _family(spec)
+        if fam.needs_torchvision:
+            require_torchvision(f"model type {spec.type!r} ({fam.processor_class})")
+        models = colpali_engine()
+        model_cls, proc_cls = getattr(models, fam.model_class), getattr(models, fam.processor_class)
+        self.spec = spec
+        self.device = pick_device(spec.device)
+        self.dtype = pick_dtype(spec.dtype, self.device)
+        remote = {"trust_remote_code": True} if spec.trust_remote_code else {}
+        self.processor = load_pretrained(proc_cls.from_pretrained, spec.model, spec.revision, **remote)
+        self.model = load_pretrained(model_cls.from_pretrained, spec.model, spec.revision, dtype=self.dtype, **remote)
+        _drop_unloaded_lm_head(self.model)
+        self.model = self.model.to(self.device).eval()
+        max_edge = spec.options.get("max_edge")
+        if max_edge and spec.type == "colidefics3":
+            self.processor.image_processor.size = {"longest_edge": int(max_edge)}
+        self.pool_factor = int(spec.options.get("pool_factor", 1))
+        self._torch = torch
+
+    # -- embedding ---------------------------------------------------------------------------------------
+    def _forward(self, batch: Any) -> list[np.ndarray]:
+        torch = self._torch
+        # "labels" (PaliGemma's processor adds them) would only make the model compute a language-model loss.
+        batch = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in batch.items() if k != "labels"}
+        if "pixel_values" in batch:
+            batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
+        with torch.inference_mode():
+            emb = self.model(**batch)  # (batch, seq_len, 128), zero (or NaN) at padded positions
+        mask = batch["attention_mask"].bool()  # (batch, seq_len)
+        out = []
+        for e, m in zip(emb, mask, strict=True):
+            kept = e[m].float()  # (n_real, 128): padded positions dropped
+            finite = torch.isfinite(kept).all(dim=-1)
+            if not bool(finite.all()):
+                log.warning("dropping %d non-finite vectors", int((~finite).sum()))
+                kept = kept[finite]
+            out.append(kept.cpu().numpy())
+        return out
+
+    def embed_images(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        """One (n_patches, 128) float32 array per image, padding removed (and token-pooled if configured)."""
+        out: list[np.ndarray] = []
+        bs = self.spec.batch_size
+        for i in range(0, len(images), bs):
+            batch = self.processor.process_images([im.convert("RGB") for im in images[i : i + bs]])
+            out.extend(self._forward(batch))
+        if self.pool_factor > 1:
+            out = self.pool(out, self.pool_factor)
+        return out
+
+    def embed_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
+        """One (n_tokens, 128) float32 array per query, through the same model (query augmentation included)."""
+        out: list[np.ndarray] = []
+        bs = max(self.spec.batch_size, 8)
+        for i in range(0, len(queries), bs):
+            out.extend(self._forward(self.processor.process_queries(list(queries[i : i + bs]))))
+        return out
+
+    @staticmethod
+    def pool(embeddings: list[np.ndarray], pool_factor: int) -> list[np.ndarray]:
+        """colpali-engine's hierarchical token pooling: about n / pool_factor vectors per page, re-normalised."""
+        import torch
+
+        colpali_engine()
+        from colpali_engine.compression.token_pooling import HierarchicalTokenPooler
+
+        pooled = HierarchicalTokenPooler().pool_embeddings(
+            [torch.from_numpy(e) for e in embeddings], pool_factor=pool_factor
+        )
+        out = []
+        for p in pooled:
+            p = p.float()
+            out.append((p / p.norm(dim=-1, keepdim=True).clamp_min(1e-12)).numpy())
+        return out

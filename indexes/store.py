@@ -1,0 +1,390 @@
+"""LanceDB storage: explicit Arrow schemas, one database directory (embedded), per-leg page search.
+
+Tables
+- ``documents``: doc_id (sha256 of the bytes), path, size, mtime, n_pages, status, metadata (JSON), indexed_at
+- ``pages``: doc_id, page, route, label, confidence, reasons (JSON), signals (JSON), text, thumbnail (PNG)
+- ``chunks``: doc_id, page, chunk, text, vector (unified)             — FTS index on text
+- ``images``: doc_id, page, image, bbox, vector (unified)
+- ``visual``: doc_id, page, n_vectors, multivector (list<fixed_size_list<float16, 128>>)
+- ``meta``: key, value (JSON): the model specs the vectors came from
+
+The model specs are also written into each vector table's schema metadata. A reopened database re-creates
+its embedders from them and refuses vectors from a different model (``ModelMismatchError``).
+
+Search per leg returns page candidates ``(doc_id, page, raw score)``, best first:
+visual = exact MaxSim over the stored multivectors; text = cosine over chunks (a page scores its best chunk);
+image = cosine over images; bm25 = LanceDB's native full-text search over page text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .maxsim import maxsim_scores
+from .models import ModelSpec
+
+__all__ = ["Candidate", "ModelMismatchError", "Store"]
+
+log = logging.getLogger(__name__)
+
+MULTIVECTOR_DIM = 128
+
+
+class ModelMismatchError(ValueError):
+    """Vectors from a different model than the one the database was built with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    doc_id: str
+    page: int
+    score: float
+    detail: str = ""  # e.g. the chunk text or image id behind the score
+
+
+def _schemas(unified_dim: int | None, meta: dict[str, str]) -> dict[str, Any]:
+    import pyarrow as pa
+
+    base = [pa.field("doc_id", pa.string(), nullable=False), pa.field("page", pa.int32(), nullable=False)]
+    out = {
+        "documents": pa.schema(
+            [
+                pa.field("doc_id", pa.string(), nullable=False),
+                pa.field("path", pa.string()),
+                pa.field("size", pa.int64()),
+                pa.field("mtime", pa.float64()),
+                pa.field("n_pages", pa.int32()),
+                pa.field("status", pa.string()),
+                pa.field("metadata", pa.string()),
+                pa.field("indexed_at", pa.string()),
+            ]
+        ),
+        "pages": pa.schema(
+            [
+                *base,
+                pa.field("route", pa.string()),
+                pa.field("label", pa.string()),
+                pa.field("confidence", pa.float32()),
+                pa.field("reasons", pa.string()),
+                pa.field("signals", pa.string()),
+                pa.field("text", pa.string()),
+                pa.field("thumbnail", pa.binary()),
+            ]
+        ),
+        "visual": pa.schema(
+            [
+                *base,
+                pa.field("n_vectors", pa.int32()),
+                pa.field("multivector", pa.list_(pa.list_(pa.float16(), MULTIVECTOR_DIM))),
+            ],
+            metadata=meta,
+        ),
+        "meta": pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())]),
+    }
+    if unified_dim:
+        vec = pa.field("vector", pa.list_(pa.float32(), unified_dim))
+        out["chunks"] = pa.schema(
+            [*base, pa.field("chunk", pa.int32()), pa.field("text", pa.string()), vec], metadata=meta
+        )
+        out["images"] = pa.schema(
+            [*base, pa.field("image", pa.int32()), pa.field("bbox", pa.list_(pa.float32(), 4)), vec], metadata=meta
+        )
+    return out
+
+
+def multivectors_to_arrow(arrays: Sequence[np.ndarray]) -> Any:
+    """list<fixed_size_list<float16, 128>> from (n_i, 128) arrays, without Python lists."""
+    import pyarrow as pa
+
+    flat = np.concatenate([np.asarray(a, dtype=np.float16).reshape(-1, MULTIVECTOR_DIM) for a in arrays])
+    inner = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), MULTIVECTOR_DIM)
+    offsets = np.cumsum([0, *(len(a) for a in arrays)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), inner)
+
+
+def arrow_to_multivectors(column: Any) -> list[np.ndarray]:
+    """The inverse: a list of (n_i, 128) float16 arrays (views into one buffer)."""
+    col = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    offsets = col.offsets.to_numpy()
+    values = col.values.flatten().to_numpy(zero_copy_only=False).reshape(-1, MULTIVECTOR_DIM)
+    base = offsets[0]
+    return [values[offsets[i] - base : offsets[i + 1] - base] for i in range(len(col))]
+
+
+def _vectors_to_arrow(vectors: np.ndarray, dim: int) -> Any:
+    import pyarrow as pa
+
+    v = np.asarray(vectors, dtype=np.float32).reshape(-1, dim)
+    return pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), dim)
+
+
+class Store:
+    """One LanceDB database (a local directory, or any URI LanceDB accepts, e.g. s3://)."""
+
+    def __init__(
+        self,
+        uri: str | Path,
+        visual_spec: ModelSpec | None = None,
+        unified_spec: ModelSpec | None = None,
+        unified_dim: int | None = None,
+    ) -> None:
+        import lancedb
+
+        self.uri = str(uri)
+        self.db = lancedb.connect(self.uri)
+        stored = self._read_meta()
+        self.visual_spec = self._check("visual", visual_spec, stored.get("visual_spec"))
+        self.unified_spec = self._check("unified", unified_spec, stored.get("unified_spec"))
+        dim = stored.get("unified_dim")
+        if unified_dim and dim and int(dim) != unified_dim:
+            raise ModelMismatchError(f"{self.uri}: unified vectors are {dim}-d here, not {unified_dim}-d")
+        self.unified_dim = int(dim or unified_dim or 0) or None
+        self._write_meta()
+        self._visual_cache: tuple[int, list[tuple[str, int]], list[np.ndarray]] | None = None
+
+    # -- metadata and schema -----------------------------------------------------------------------------------
+    def _tables(self) -> set[str]:
+        names = self.db.list_tables()
+        names = getattr(names, "tables", names)
+        return set(names)
+
+    def _read_meta(self) -> dict[str, Any]:
+        if "meta" not in self._tables():
+            return {}
+        rows = self.db.open_table("meta").to_arrow().to_pylist()
+        return {r["key"]: json.loads(r["value"]) for r in rows}
+
+    def _meta_dict(self) -> dict[str, str]:
+        out = {"unified_dim": json.dumps(self.unified_dim)}
+        if self.visual_spec:
+            out["visual_spec"] = self.visual_spec.model_dump_json()
+        if self.unified_spec:
+            out["unified_spec"] = self.unified_spec.model_dump_json()
+        return out
+
+    def _write_meta(self) -> None:
+        import pyarrow as pa
+
+        meta = self._meta_dict()
+        schemas = _schemas(self.unified_dim, {f"docrag.{k}": v for k, v in meta.items()})
+        existing = self._tables()
+        for name, schema in schemas.items():
+            if name not in existing:
+                self.db.create_table(name, schema=schema)
+        table = pa.table({"key": list(meta), "value": list(meta.values())}, schema=schemas["meta"])
+        self.db.open_table("meta").merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(
+            table
+        )
+
+    def _check(self, leg: str, given: ModelSpec | None, stored: Any) -> ModelSpec | None:
+        if stored is None:
+            return given
+        stored_spec = ModelSpec.model_validate(stored if isinstance(stored, dict) else json.loads(stored))
+        if given is not None and given.fingerprint() != stored_spec.fingerprint():
+            raise ModelMismatchError(
+                f"{self.uri} holds {leg} vectors from {stored_spec.type}:{stored_spec.model}@{stored_spec.revision}; "
+                f"refusing to mix in vectors from {given.type}:{given.model}@{given.revision}. Use another --db, or "
+                "re-index this one from scratch with the new model."
+            )
+        # Keep the run-time settings (device, batch size) the caller asked for; the vectors' identity is stored.
+        return given or stored_spec
+
+    def table(self, name: str) -> Any:
+        return self.db.open_table(name)
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    def add_rows(self, name: str, rows: dict[str, Any]) -> None:
+        """Append columns (a dict of equal-length arrays/lists) to table ``name`` with its schema."""
+        import pyarrow as pa
+
+        tbl = self.table(name)
+        schema = tbl.schema
+        cols = {}
+        for f in schema:
+            value = rows[f.name]
+            if f.name == "multivector":
+                cols[f.name] = multivectors_to_arrow(value)
+            elif f.name == "vector":
+                cols[f.name] = _vectors_to_arrow(value, f.type.list_size)
+            else:
+                cols[f.name] = pa.array(value, type=f.type)
+        tbl.add(pa.table(cols, schema=schema))
+
+    def add_visual(self, doc_id: str, pages: Sequence[int], multivectors: Sequence[np.ndarray]) -> None:
+        if not pages:
+            return
+        for mv in multivectors:
+            if mv.ndim != 2 or mv.shape[1] != MULTIVECTOR_DIM:
+                raise ValueError(f"multivectors must be (n, {MULTIVECTOR_DIM}); got {mv.shape}")
+        self.add_rows(
+            "visual",
+            {
+                "doc_id": [doc_id] * len(pages),
+                "page": list(pages),
+                "n_vectors": [len(m) for m in multivectors],
+                "multivector": list(multivectors),
+            },
+        )
+
+    def add_chunks(
+        self, doc_id: str, pages: Sequence[int], chunk_ids: Sequence[int], texts: Sequence[str], vectors: np.ndarray
+    ) -> None:
+        if not len(pages):
+            return
+        self._require_dim(vectors)
+        self.add_rows(
+            "chunks",
+            {
+                "doc_id": [doc_id] * len(pages),
+                "page": list(pages),
+                "chunk": list(chunk_ids),
+                "text": list(texts),
+                "vector": vectors,
+            },
+        )
+
+    def add_images(
+        self, doc_id: str, pages: Sequence[int], bboxes: Sequence[Sequence[float]], vectors: np.ndarray
+    ) -> None:
+        if not len(pages):
+            return
+        self._require_dim(vectors)
+        self.add_rows(
+            "images",
+            {
+                "doc_id": [doc_id] * len(pages),
+                "page": list(pages),
+                "image": list(range(len(pages))),
+                "bbox": [list(map(float, b)) for b in bboxes],
+                "vector": vectors,
+            },
+        )
+
+    def _require_dim(self, vectors: np.ndarray) -> None:
+        if self.unified_dim is None:
+            raise ValueError("this database has no unified leg (created without unified_dim)")
+        if vectors.ndim != 2 or vectors.shape[1] != self.unified_dim:
+            raise ModelMismatchError(f"vectors of shape {vectors.shape} do not fit this {self.unified_dim}-d index")
+
+    def build_text_index(self) -> None:
+        """(Re)build the native full-text index on page text and chunk text (BM25)."""
+        from lancedb.index import FTS
+
+        for name in ("pages", "chunks"):
+            if name in self._tables() and self.table(name).count_rows():
+                self.table(name).create_index("text", config=FTS(), replace=True)
+
+    def delete_document(self, doc_id: str) -> None:
+        safe = doc_id.replace("'", "''")
+        for name in ("documents", "pages", "chunks", "images", "visual"):
+            if name in self._tables():
+                self.table(name).delete(f"doc_id = '{safe}'")
+        self._visual_cache = None
+
+    # -- search ------------------------------------------------------------------------------------------------
+    def _visual_arrays(self) -> tuple[list[tuple[str, int]], list[np.ndarray]]:
+        tbl = self.table("visual")
+        version = tbl.version
+        if self._visual_cache is None or self._visual_cache[0] != version:
+            data = tbl.to_arrow().select(["doc_id", "page", "multivector"])
+            keys = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
+            arrays = arrow_to_multivectors(data.column("multivector")) if len(keys) else []
+            self._visual_cache = (version, keys, arrays)
+        return self._visual_cache[1], self._visual_cache[2]
+
+    def search_visual(
+        self,
+        query_vectors: np.ndarray | Sequence[np.ndarray],
+        k: int = 10,
+        allowed: set[str] | None = None,
+        backend: str = "auto",
+    ) -> list[list[Candidate]]:
+        """Exact MaxSim of each query (n_tokens, 128) against every stored visual page."""
+        queries = [query_vectors] if isinstance(query_vectors, np.ndarray) else list(query_vectors)
+        keys, arrays = self._visual_arrays()
+        if allowed is not None:
+            idx = [i for i, (d, _) in enumerate(keys) if d in allowed]
+            keys, arrays = [keys[i] for i in idx], [arrays[i] for i in idx]
+        if not keys:
+            return [[] for _ in queries]
+        scores = maxsim_scores(queries, arrays, backend=backend)  # (n_queries, n_pages)
+        out = []
+        for row in scores:
+            top = np.argsort(-row, kind="stable")[:k]
+            out.append([Candidate(keys[i][0], keys[i][1], float(row[i])) for i in top])
+        return out
+
+    def _vector_leg(
+        self, name: str, vector: np.ndarray, k: int, where: str | None, detail_col: str, allowed: set[str] | None
+    ) -> list[Candidate]:
+        if self.unified_dim is None or name not in self._tables() or not self.table(name).count_rows():
+            return []
+        q = self.table(name).search(np.asarray(vector, np.float32), vector_column_name="vector").metric("cosine")
+        if where:
+            q = q.where(where, prefilter=True)
+        rows = q.limit(max(k * 4, 20)).to_arrow().to_pylist()
+        best: dict[tuple[str, int], Candidate] = {}
+        for r in rows:
+            if allowed is not None and r["doc_id"] not in allowed:
+                continue
+            key = (r["doc_id"], r["page"])
+            score = 1.0 - float(r["_distance"])  # cosine similarity
+            if key not in best or score > best[key].score:
+                best[key] = Candidate(key[0], key[1], score, str(r.get(detail_col, "")))
+        return sorted(best.values(), key=lambda c: -c.score)[:k]
+
+    def search_text(
+        self, vector: np.ndarray, k: int = 10, where: str | None = None, allowed: set[str] | None = None
+    ) -> list[Candidate]:
+        """Cosine over chunk vectors; a page's score is its best chunk (the chunk text is the detail)."""
+        return self._vector_leg("chunks", vector, k, where, "text", allowed)
+
+    def search_images(
+        self, vector: np.ndarray, k: int = 10, where: str | None = None, allowed: set[str] | None = None
+    ) -> list[Candidate]:
+        return self._vector_leg("images", vector, k, where, "image", allowed)
+
+    def search_bm25(
+        self, query: str, k: int = 10, where: str | None = None, allowed: set[str] | None = None
+    ) -> list[Candidate]:
+        """BM25 over page text (text layer or OCR) with LanceDB's native full-text index."""
+        tbl = self.table("pages")
+        if not tbl.count_rows() or not query.strip():
+            return []
+        q = tbl.search(query, query_type="fts")
+        if where:
+            q = q.where(where, prefilter=True)
+        try:
+            rows = q.limit(max(k * 2, 20)).select(["doc_id", "page", "_score"]).to_arrow().to_pylist()
+        except Exception as exc:  # no FTS index yet, or a query the parser rejects
+            log.info("bm25 leg unavailable: %s", exc)
+            return []
+        out = [
+            Candidate(r["doc_id"], r["page"], float(r["_score"]))
+            for r in rows
+            if allowed is None or r["doc_id"] in allowed
+        ]
+        return out[:k]
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def count(self, name: str) -> int:
+        return self.table(name).count_rows() if name in self._tables() else 0
+
+    def rows(self, name: str, where: str | None = None, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        tbl = self.table(name)
+        if where:
+            q = tbl.search().where(where)
+            if columns:
+                q = q.select(list(columns))
+            return q.limit(None).to_arrow().to_pylist() if hasattr(q, "limit") else q.to_arrow().to_pylist()
+        data = tbl.to_arrow()
+        if columns:
+            data = data.select(list(columns))
+        return data.to_pylist()

