@@ -61,3 +61,32 @@ def bad_docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "pdf_image_bomb": pdfgen.image_bomb_pdf(d / "bomb.pdf"),
         "png_bomb": pdfgen.png_bomb(d / "bomb.png"),
     }
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random models of the real architectures, saved to disk (loaded via from_pretrained)."""
+    import tiny_models
+
+    d = tmp_path_factory.mktemp("tiny_models")
+    return {
+        "colidefics3": tiny_models.build_colidefics3(d / "colidefics3"),
+        "colpali": tiny_models.build_colpali(d / "colpali"),
+        "siglip": tiny_models.build_siglip(d / "siglip"),
+        "nomic": tiny_models.build_nomic_text(d / "nomic"),
+    }
+
+
+@pytest.fixture(scope="session")
+def page_images():
+    """Small page-like images of different sizes and content."""
+    from PIL import Image, ImageDraw
+
+    out = []
+    for i, (w, h) in enumerate([(120, 160), (90, 60), (64, 64), (200, 140)]):
+        img = Image.new("RGB", (w, h), (250, 250, 245))
+        d = ImageDraw.Draw(img)
+        for y in range(8 + i * 3, h - 8, 12):
+            d.rectangle([8, y, w - 8 - 7 * i, y + 5], fill=(30 + 40 * i, 30, 30))
+        out.append(img)
+    return out

@@ -143,21 +143,57 @@ def build_colpali(out: Path, seed: int = 0) -> Path:
     return out
 
 
-def build_siglip(out: Path, seed: int = 0) -> Path:
-    """A tiny SiglipModel with a BERT-style WordPiece tokenizer and the PIL image processor."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, SiglipConfig, SiglipModel, SiglipProcessor
-    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+def wordpiece_tokenizer(max_length: int):
+    """A lowercase BERT-style WordPiece tokenizer ([CLS] ... [SEP]) trained in memory."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
 
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "</s>"]
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(
-        CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "</s>"])
+    tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
-    tk = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="</s>", model_max_length=16
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        eos_token="</s>",
+        model_max_length=max_length,
     )
+
+
+def build_nomic_text(out: Path, seed: int = 0) -> Path:
+    """A tiny NomicBert (transformers' built-in port of nomic-embed-text) with a WordPiece tokenizer."""
+    from transformers import NomicBertConfig, NomicBertModel
+
+    tk = wordpiece_tokenizer(64)
+    cfg = NomicBertConfig(
+        vocab_size=len(tk),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tk.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    NomicBertModel(cfg).eval().save_pretrained(out)
+    tk.save_pretrained(out)
+    return out
+
+
+def build_siglip(out: Path, seed: int = 0) -> Path:
+    """A tiny SiglipModel with a WordPiece tokenizer and the PIL image processor."""
+    from transformers import SiglipConfig, SiglipModel, SiglipProcessor
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    tk = wordpiece_tokenizer(16)
     ip = SiglipImageProcessorPil(size={"height": 32, "width": 32})
     proc = SiglipProcessor(image_processor=ip, tokenizer=tk)
     cfg = SiglipConfig(
@@ -171,6 +207,7 @@ def build_siglip(out: Path, seed: int = 0) -> Path:
             projection_size=32,
             pad_token_id=tk.pad_token_id,
             eos_token_id=tk.eos_token_id,
+            bos_token_id=None,
         ),
         vision_config=dict(
             hidden_size=32,

@@ -1,0 +1,129 @@
+"""ColPali-family embedder with tiny random models of the real architectures (ColIdefics3, ColPali).
+
+Equivalence: our embeddings and scores equal colpali-engine's own forward + score_multi_vector where no
+padding is involved; they differ only where zero padding would change a ranking (see test_maxsim.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from docrag.indexes.colpali_compat import colpali_engine, has_torchvision
+from docrag.indexes.maxsim import maxsim_numpy
+from docrag.indexes.models import ModelSpec, ModelUnavailableError
+from docrag.indexes.multivector import MultiVectorEmbedder
+
+FAMILIES = ["colidefics3", "colpali"]
+CLASSES = {"colidefics3": ("ColIdefics3", "ColIdefics3Processor"), "colpali": ("ColPali", "ColPaliProcessor")}
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family(request, tiny):
+    name = request.param
+    emb = MultiVectorEmbedder(ModelSpec(type=name, model=str(tiny[name]), batch_size=3))
+    m = colpali_engine()
+    model_cls, proc_cls = (getattr(m, c) for c in CLASSES[name])
+    ref_model = model_cls.from_pretrained(str(tiny[name])).eval()
+    ref_proc = proc_cls.from_pretrained(str(tiny[name]))
+    return name, emb, ref_model, ref_proc
+
+
+def _reference(model, batch):
+    batch = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.inference_mode():
+        return model(**batch)
+
+
+def test_image_embeddings_equal_colpali_engine_forward(family, page_images):
+    _, emb, ref_model, ref_proc = family
+    ours = emb.embed_images(page_images)
+    for img, mine in zip(page_images, ours, strict=True):
+        batch = ref_proc.process_images([img])  # one image: no padding involved
+        theirs = _reference(ref_model, batch)[0]
+        assert mine.shape == (int(batch["attention_mask"].sum()), 128)
+        assert np.abs(mine - theirs.numpy()).max() <= 1e-5
+        assert np.allclose(np.linalg.norm(mine, axis=1), 1.0, atol=1e-4)
+
+
+def test_query_embeddings_equal_colpali_engine_forward(family):
+    _, emb, ref_model, ref_proc = family
+    queries = ["what is the capital of france", "tables"]
+    ours = emb.embed_queries(queries)
+    for q, mine in zip(queries, ours, strict=True):
+        theirs = _reference(ref_model, ref_proc.process_queries([q]))[0]
+        assert np.abs(mine - theirs.numpy()).max() <= 1e-5
+
+
+def test_scores_equal_score_multi_vector_without_padding(family, page_images):
+    _, emb, _, ref_proc = family
+    docs = emb.embed_images(page_images)
+    n = min(len(d) for d in docs)
+    docs = [d[:n] for d in docs]  # equal lengths: colpali-engine pads nothing
+    queries = emb.embed_queries(["capital of france", "a longer question about charts and tables"])
+    ours = maxsim_numpy(queries, docs)
+    theirs = ref_proc.score_multi_vector(
+        [torch.from_numpy(q) for q in queries], [torch.from_numpy(d) for d in docs], device="cpu"
+    ).numpy()
+    assert np.abs(ours - theirs).max() <= 1e-5
+
+
+def test_batches_drop_padding(family, page_images):
+    """Images of different sizes in one batch: padded positions are dropped, real vectors unchanged."""
+    _, emb, *_ = family
+    batched = emb.embed_images(page_images)  # batch_size=3: mixed sizes padded together
+    single = [emb.embed_images([img])[0] for img in page_images]
+    for b, s in zip(batched, single, strict=True):
+        assert b.shape == s.shape
+        assert np.isfinite(b).all()
+        assert np.abs(b - s).max() <= 1e-4
+
+
+def test_token_pooling_reduces_vectors(tiny, page_images):
+    emb = MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"]), options={"pool_factor": 3}))
+    full = MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"]))).embed_images(page_images)
+    pooled = emb.embed_images(page_images)
+    for f, p in zip(full, pooled, strict=True):
+        assert len(p) <= max(len(f) // 3, 1) + 1 and len(p) < len(f)
+        assert np.allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-4)
+
+
+def test_missing_checkpoint_is_one_clear_error(tmp_path):
+    spec = ModelSpec(type="colidefics3", model="vidore/colSmol-256M", revision="0123abc")
+    with pytest.raises(ModelUnavailableError) as info:
+        MultiVectorEmbedder(spec)
+    msg = str(info.value)
+    assert "vidore/colSmol-256M" in msg and "0123abc" in msg
+    assert "HF_HOME" in msg and "directory" in msg
+    with pytest.raises(ModelUnavailableError, match="no such directory"):
+        MultiVectorEmbedder(ModelSpec(type="colpali", model=str(tmp_path / "missing")))
+
+
+def test_unknown_type_is_refused_not_guessed(tiny):
+    with pytest.raises(ValueError, match="unknown multi-vector model type 'colsmol'"):
+        MultiVectorEmbedder(ModelSpec(type="colsmol", model=str(tiny["colidefics3"])))
+
+
+@pytest.mark.skipif(has_torchvision(), reason="this machine has torchvision: ColQwen processors can load")
+def test_colqwen_without_torchvision_says_what_to_install(tiny):
+    with pytest.raises(ImportError, match=r"needs torchvision.*colidefics3"):
+        MultiVectorEmbedder(ModelSpec(type="colqwen2_5", model=str(tiny["colidefics3"])))
+
+
+def test_trust_remote_code_only_on_opt_in(tiny, monkeypatch):
+    import docrag.indexes.multivector as mv
+
+    seen = []
+    real = mv.load_pretrained
+
+    def spy(loader, model, revision, **kw):
+        seen.append(kw.get("trust_remote_code", False))
+        return real(loader, model, revision, **kw)
+
+    monkeypatch.setattr(mv, "load_pretrained", spy)
+    MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"])))
+    assert seen and not any(seen)
+    seen.clear()
+    MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"]), trust_remote_code=True))
+    assert seen and all(seen)

@@ -1,0 +1,121 @@
+"""LanceDB store: explicit schemas, model specs in metadata, per-leg search, round trip across processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from docrag.indexes.maxsim import maxsim_numpy
+from docrag.indexes.models import ModelSpec
+from docrag.indexes.multivector import MultiVectorEmbedder
+from docrag.indexes.store import ModelMismatchError, Store, arrow_to_multivectors, multivectors_to_arrow
+from docrag.indexes.unified import create_unified
+
+
+def test_multivector_arrow_round_trip_is_float16():
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((n, 128)).astype(np.float32) for n in (3, 1, 7)]
+    col = multivectors_to_arrow(arrays)
+    assert str(col.type) == "list<item: fixed_size_list<item: halffloat>[128]>"
+    back = arrow_to_multivectors(col)
+    assert [b.shape for b in back] == [(3, 128), (1, 128), (7, 128)]
+    for a, b in zip(arrays, back, strict=True):
+        np.testing.assert_allclose(b, a.astype(np.float16))
+
+
+def _build(db, tiny, page_images):
+    vis = MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"])))
+    uni = create_unified(ModelSpec(type="siglip", model=str(tiny["siglip"])))
+    store = Store(db, vis.spec, uni.spec, unified_dim=uni.dim)
+    store.add_visual("doc-a", [1, 2, 3, 4], vis.embed_images(page_images))
+    texts = ["tables and charts", "the quick brown fox", "capital of france", "late interaction scores"]
+    store.add_chunks("doc-b", [1, 1, 2, 3], [0, 1, 0, 0], texts, uni.embed_documents(texts))
+    store.add_images("doc-b", [2], [(0, 0, 10, 10)], uni.embed_images(page_images[:1]))
+    store.add_rows(
+        "pages",
+        {
+            "doc_id": ["doc-b"] * 3,
+            "page": [1, 2, 3],
+            "route": ["text"] * 3,
+            "label": ["text"] * 3,
+            "confidence": [1.0] * 3,
+            "reasons": ["[]"] * 3,
+            "signals": ["{}"] * 3,
+            "text": ["tables and charts fox", "capital of france", "late interaction"],
+            "thumbnail": [b""] * 3,
+        },
+    )
+    store.build_text_index()
+    return vis, uni, store
+
+
+def test_legs_return_page_candidates(tmp_path, tiny, page_images):
+    vis, uni, store = _build(tmp_path / "db", tiny, page_images)
+    q = vis.embed_queries(["capital of france"])[0]
+    (visual,) = store.search_visual(q, k=4)
+    assert [c.doc_id for c in visual] == ["doc-a"] * 4 and len({c.page for c in visual}) == 4
+    stored = arrow_to_multivectors(store.table("visual").to_arrow().column("multivector"))
+    expected = maxsim_numpy([q], [s.astype(np.float32) for s in stored])[0]
+    assert [c.score for c in visual] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
+    text = store.search_text(uni.embed_queries(["capital of france"])[0], k=3)
+    assert len({(c.doc_id, c.page) for c in text}) == len(text)  # one candidate per page (best chunk)
+    assert all(-1.0 - 1e-5 <= c.score <= 1.0 + 1e-5 for c in text) and text[0].detail
+    assert store.search_images(uni.embed_queries(["fox"])[0], k=3)[0].page == 2
+    bm25 = store.search_bm25("france", k=3)
+    assert [(c.doc_id, c.page) for c in bm25] == [("doc-b", 2)]
+    assert store.search_bm25("france", allowed={"doc-a"}) == []
+
+
+def test_reopen_recreates_specs_and_refuses_other_models(tmp_path, tiny, page_images):
+    _build(tmp_path / "db", tiny, page_images)
+    again = Store(tmp_path / "db")
+    assert again.visual_spec.type == "colidefics3" and again.unified_spec.type == "siglip"
+    assert again.unified_dim == 32
+    schema_meta = again.table("visual").schema.metadata
+    assert json.loads(schema_meta[b"docrag.visual_spec"])["model"] == str(tiny["colidefics3"])
+    with pytest.raises(ModelMismatchError, match="refusing to mix"):
+        Store(tmp_path / "db", visual_spec=ModelSpec(type="colpali", model=str(tiny["colpali"])))
+    with pytest.raises(ModelMismatchError, match="do not fit"):
+        again.add_chunks("d", [1], [0], ["x"], np.zeros((1, 8), np.float32))
+
+
+def test_round_trip_in_a_new_process_gives_same_topk_and_scores(tmp_path, tiny, page_images):
+    vis, uni, store = _build(tmp_path / "db", tiny, page_images)
+    q = "late interaction"
+    here = {
+        "visual": [(c.doc_id, c.page, c.score) for c in store.search_visual(vis.embed_queries([q])[0], k=3)[0]],
+        "text": [(c.doc_id, c.page, c.score) for c in store.search_text(uni.embed_queries([q])[0], k=3)],
+        "bm25": [(c.doc_id, c.page, c.score) for c in store.search_bm25(q, k=3)],
+    }
+    script = textwrap.dedent(f"""
+        import json
+        from docrag.indexes.store import Store
+        from docrag.indexes.multivector import MultiVectorEmbedder
+        from docrag.indexes.unified import create_unified
+        store = Store({str(tmp_path / "db")!r})
+        vis, uni = MultiVectorEmbedder(store.visual_spec), create_unified(store.unified_spec)
+        q = {q!r}
+        print(json.dumps({{
+            "visual": [(c.doc_id, c.page, c.score) for c in store.search_visual(vis.embed_queries([q])[0], k=3)[0]],
+            "text": [(c.doc_id, c.page, c.score) for c in store.search_text(uni.embed_queries([q])[0], k=3)],
+            "bm25": [(c.doc_id, c.page, c.score) for c in store.search_bm25(q, k=3)],
+        }}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    there = json.loads(proc.stdout.strip().splitlines()[-1])
+    for leg in here:
+        assert [(d, p) for d, p, _ in there[leg]] == [(d, p) for d, p, _ in here[leg]], leg
+        assert [s for *_, s in there[leg]] == pytest.approx([s for *_, s in here[leg]], abs=1e-6), leg
+
+
+def test_delete_document_removes_its_rows(tmp_path, tiny, page_images):
+    _, _, store = _build(tmp_path / "db", tiny, page_images)
+    store.delete_document("doc-b")
+    assert store.count("chunks") == store.count("images") == store.count("pages") == 0
+    assert store.count("visual") == 4
