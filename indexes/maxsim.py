@@ -18,7 +18,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["maxsim_naive", "maxsim_numpy", "maxsim_padded_torch", "maxsim_scores", "maxsim_torch", "pad"]
+__all__ = [
+    "PackedDocs",
+    "maxsim_naive",
+    "maxsim_numpy",
+    "maxsim_packed",
+    "maxsim_padded_torch",
+    "maxsim_scores",
+    "maxsim_torch",
+    "pad",
+]
 
 DEFAULT_BLOCK_VECTORS = 1 << 18  # 262,144 document vectors per block: 32 query tokens x that = 32 MiB fp32
 
@@ -47,6 +56,42 @@ def _blocks(lengths: np.ndarray, block_vectors: int) -> list[tuple[int, int]]:
     return out
 
 
+class PackedDocs:
+    """Documents' vectors packed once into one (total_vectors, dim) float32 matrix plus offsets.
+
+    Packing costs one copy; every query after that scores with a matmul and a segmented max, no copies.
+    """
+
+    def __init__(self, docs: Sequence[np.ndarray]) -> None:
+        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+        if len(docs) and (lengths == 0).any():
+            raise ValueError(f"document {int(np.argmin(lengths))} has no vectors")
+        self.lengths = lengths
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (n_docs + 1,)
+        dim = docs[0].shape[1] if len(docs) else 0
+        self.matrix = np.empty((int(self.offsets[-1]), dim), dtype=np.float32)  # (total_vectors, dim)
+        for i, d in enumerate(docs):
+            self.matrix[self.offsets[i] : self.offsets[i + 1]] = d
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+def maxsim_packed(queries: Sequence[np.ndarray], packed: PackedDocs, block_vectors: int = DEFAULT_BLOCK_VECTORS):
+    """Scores (n_queries, n_docs) against packed documents, in blocks of whole documents."""
+    if not len(queries) or not len(packed):
+        raise ValueError(f"need at least one query and one document (got {len(queries)} and {len(packed)})")
+    q_all = np.concatenate([np.asarray(q, dtype=np.float32) for q in queries])  # (sum_q, dim)
+    q_starts = np.cumsum([0, *(len(q) for q in queries)])[:-1]
+    out = np.empty((len(queries), len(packed)), dtype=np.float32)
+    for a, b in _blocks(packed.lengths, block_vectors):
+        lo, hi = packed.offsets[a], packed.offsets[b]
+        sims = q_all @ packed.matrix[lo:hi].T  # (sum_q, block_vectors)
+        best = np.maximum.reduceat(sims, packed.offsets[a:b] - lo, axis=1)  # (sum_q, b - a): max per doc
+        out[:, a:b] = np.add.reduceat(best, q_starts, axis=0)  # (n_queries, b - a): sum per query
+    return out
+
+
 def maxsim_numpy(
     queries: Sequence[np.ndarray],
     docs: Sequence[np.ndarray],
@@ -54,25 +99,12 @@ def maxsim_numpy(
 ) -> np.ndarray:
     """Scores (n_queries, n_docs) for variable-length queries and documents, in float32.
 
-    No padding at all: each block of documents is concatenated into one (vectors, dim) matrix, and the
-    per-document max is a segmented reduction (``np.maximum.reduceat``) over its rows.
+    No padding at all: documents are packed into one (vectors, dim) matrix, and the per-document max is a
+    segmented reduction (``np.maximum.reduceat``) over its rows.
     """
     if not len(queries) or not len(docs):
         raise ValueError(f"need at least one query and one document (got {len(queries)} and {len(docs)})")
-    lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
-    if (lengths == 0).any():
-        raise ValueError(f"document {int(np.argmin(lengths))} has no vectors")
-    q_len = [len(q) for q in queries]
-    q_all = np.concatenate([np.asarray(q, dtype=np.float32) for q in queries])  # (sum_q, dim)
-    q_starts = np.cumsum([0, *q_len])[:-1]
-    out = np.empty((len(queries), len(docs)), dtype=np.float32)
-    for a, b in _blocks(lengths, block_vectors):
-        block = np.concatenate([np.asarray(d, dtype=np.float32) for d in docs[a:b]])  # (vectors, dim)
-        sims = q_all @ block.T  # (sum_q, vectors)
-        starts = np.cumsum([0, *lengths[a:b]])[:-1]
-        best = np.maximum.reduceat(sims, starts, axis=1)  # (sum_q, b - a): max over each doc's vectors
-        out[:, a:b] = np.add.reduceat(best, q_starts, axis=0)  # (n_queries, b - a): sum over each query
-    return out
+    return maxsim_packed(queries, PackedDocs(docs), block_vectors)
 
 
 def pad(arrays: Sequence[Any], dim: int | None = None) -> tuple[Any, Any]:
@@ -130,7 +162,10 @@ def maxsim_torch(
 
 
 def maxsim_scores(
-    queries: Sequence[Any], docs: Sequence[Any], backend: str = "auto", block_vectors: int = DEFAULT_BLOCK_VECTORS
+    queries: Sequence[Any],
+    docs: Sequence[Any] | PackedDocs,
+    backend: str = "auto",
+    block_vectors: int = DEFAULT_BLOCK_VECTORS,
 ) -> np.ndarray:
     """Scores (n_queries, n_docs). backend: "numpy", "torch", or "auto" (torch on a GPU, else numpy)."""
     if backend == "auto":
@@ -143,7 +178,11 @@ def maxsim_scores(
         except ImportError:
             pass
     if backend == "numpy":
+        if isinstance(docs, PackedDocs):
+            return maxsim_packed([np.asarray(q) for q in queries], docs, block_vectors)
         return maxsim_numpy([np.asarray(q) for q in queries], [np.asarray(d) for d in docs], block_vectors)
     if backend == "torch":
+        if isinstance(docs, PackedDocs):
+            docs = [docs.matrix[docs.offsets[i] : docs.offsets[i + 1]] for i in range(len(docs))]
         return maxsim_torch(queries, docs, block_vectors)
     raise ValueError(f"unknown MaxSim backend {backend!r}: use 'numpy', 'torch' or 'auto'")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .maxsim import maxsim_scores
+from .maxsim import PackedDocs, maxsim_scores
 from .models import ModelSpec
 
 __all__ = ["Candidate", "ModelMismatchError", "Store"]
@@ -147,7 +147,7 @@ class Store:
             raise ModelMismatchError(f"{self.uri}: unified vectors are {dim}-d here, not {unified_dim}-d")
         self.unified_dim = int(dim or unified_dim or 0) or None
         self._write_meta()
-        self._visual_cache: tuple[int, list[tuple[str, int]], list[np.ndarray]] | None = None
+        self._visual_cache: tuple[int, list[tuple[str, int]], PackedDocs] | None = None
 
     # -- metadata and schema -----------------------------------------------------------------------------------
     def _tables(self) -> set[str]:
@@ -289,14 +289,15 @@ class Store:
         self._visual_cache = None
 
     # -- search ------------------------------------------------------------------------------------------------
-    def _visual_arrays(self) -> tuple[list[tuple[str, int]], list[np.ndarray]]:
+    def _visual_arrays(self) -> tuple[list[tuple[str, int]], PackedDocs]:
+        """All visual pages, packed once per table version (reads and upcasts only after writes)."""
         tbl = self.table("visual")
         version = tbl.version
         if self._visual_cache is None or self._visual_cache[0] != version:
             data = tbl.to_arrow().select(["doc_id", "page", "multivector"])
             keys = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
             arrays = arrow_to_multivectors(data.column("multivector")) if len(keys) else []
-            self._visual_cache = (version, keys, arrays)
+            self._visual_cache = (version, keys, PackedDocs(arrays))
         return self._visual_cache[1], self._visual_cache[2]
 
     def search_visual(
@@ -308,17 +309,17 @@ class Store:
     ) -> list[list[Candidate]]:
         """Exact MaxSim of each query (n_tokens, 128) against every stored visual page."""
         queries = [query_vectors] if isinstance(query_vectors, np.ndarray) else list(query_vectors)
-        keys, arrays = self._visual_arrays()
-        if allowed is not None:
-            idx = [i for i, (d, _) in enumerate(keys) if d in allowed]
-            keys, arrays = [keys[i] for i in idx], [arrays[i] for i in idx]
+        keys, packed = self._visual_arrays()
         if not keys:
             return [[] for _ in queries]
-        scores = maxsim_scores(queries, arrays, backend=backend)  # (n_queries, n_pages)
+        scores = maxsim_scores(queries, packed, backend=backend)  # (n_queries, n_pages)
+        if allowed is not None:
+            hidden = np.array([d not in allowed for d, _ in keys])
+            scores[:, hidden] = -np.inf
         out = []
         for row in scores:
             top = np.argsort(-row, kind="stable")[:k]
-            out.append([Candidate(keys[i][0], keys[i][1], float(row[i])) for i in top])
+            out.append([Candidate(keys[i][0], keys[i][1], float(row[i])) for i in top if np.isfinite(row[i])])
         return out
 
     def _vector_leg(
