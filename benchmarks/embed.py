@@ -229,8 +229,10 @@ def main() -> None:
     body = "\n".join(rows)
     if not args.skip_maxsim:
         n_vec = args.maxsim_vectors or (measured.get(1024, (0, 0))[0] or 346)
-        ms_rows = ["| collection | backend | one query (32 tokens), median of 3 | stored | packing (once) |",
-                   "|---|---|---|---|---|"]
+        ms_rows = [
+            "| collection | backend | one query (32 tokens), median of 3 | stored | packing (once) |",
+            "|---|---|---|---|---|",
+        ]
         bench_maxsim(args, ms_rows, n_vec)
         body += "\n\nExact MaxSim latency (blockwise, -inf masked, float16 storage upcast per block):\n\n"
         body += "\n".join(ms_rows)

@@ -13,18 +13,37 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Limits", "Route", "RouterConfig", "__version__", "route_files"]
+__all__ = ["Hit", "Index", "Limits", "Route", "RouterConfig", "Settings", "__version__", "open", "route_files"]
 
 if TYPE_CHECKING:
-    from docrag.config import Limits, RouterConfig
+    from docrag.api import Index
+    from docrag.config import Limits, RouterConfig, Settings
     from docrag.pipeline.router import Route, route_files
+    from docrag.pipeline.search import Hit
 
 _LAZY = {
+    "Index": "docrag.api",
+    "Hit": "docrag.pipeline.search",
+    "Settings": "docrag.config",
     "Limits": "docrag.config",
     "RouterConfig": "docrag.config",
     "Route": "docrag.pipeline.router",
     "route_files": "docrag.pipeline.router",
 }
+
+
+def open(db: str, profile: str | None = None, config: str | None = None, **overrides: Any) -> Index:
+    """Open (or create) a docrag database. ``profile``: cpu (default), gpu or lite; ``config``: a TOML file.
+
+    >>> import docrag                                        # doctest: +SKIP
+    >>> index = docrag.open("my.db", profile="lite")
+    >>> index.add(["papers/"])
+    >>> for hit in index.search("which table reports recall at 5?", k=5):
+    ...     print(hit.file, hit.page, hit.score, hit.legs)
+    """
+    from docrag.api import open_index
+
+    return open_index(db, profile, config, **overrides)
 
 
 def __getattr__(name: str) -> Any:

@@ -147,3 +147,327 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# -- indexing and search ---------------------------------------------------------------------------------------
+
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="cpu (default), gpu or lite.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
+DbOpt = Annotated[Path, typer.Option("--db", help="Database directory (LanceDB).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _open(db: Path, profile: str | None, config: Path | None) -> Any:
+    from docrag.api import open_index
+
+    try:
+        return open_index(db, profile, config)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error[/] {message}", highlight=False)
+    raise typer.Exit(code=code)
+
+
+def _models_guard(fn: Any, index: Any) -> Any:
+    """Run ``fn``; a missing checkpoint becomes one clear message naming the offline alternative."""
+    from docrag.indexes.models import ModelUnavailableError
+
+    try:
+        return fn()
+    except ModelUnavailableError as exc:
+        hint = "" if index.settings.profile == "lite" else " — or use `--profile lite`, which works fully offline"
+        _fail(f"{exc}{hint}")
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _parse_meta(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: use key=value", param_hint="--meta")
+        out[key.strip()] = value
+    return out
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="PDF/image files or folders (searched recursively).")],
+    db: DbOpt,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    meta: Annotated[list[str], typer.Option("--meta", help="key=value stored with each document.")] = [],  # noqa: B006
+    as_json: JsonOpt = False,
+) -> None:
+    """Index PDFs and images: parse, route, embed, store. Unchanged files are skipped; re-runs resume."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    idx = _open(db, profile, config)
+    metadata = _parse_meta(meta)
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    ) as bars:
+        tasks: dict[str, Any] = {}
+
+        def progress(event: str, data: dict[str, Any]) -> None:
+            if event == "start":
+                tasks["docs"] = bars.add_task("documents", total=data["files"])
+                tasks["pages"] = bars.add_task("pages", total=0)
+            elif event == "document":
+                bars.update(tasks["pages"], total=bars.tasks[tasks["pages"]].total + data["pages"])
+                bars.advance(tasks["docs"])
+            elif event == "skipped":
+                bars.advance(tasks["docs"])
+            elif event == "pages":
+                bars.advance(tasks["pages"], data["n"])
+            elif event == "leg":
+                key = f"leg:{data['leg']}"
+                if key not in tasks:
+                    tasks[key] = bars.add_task(data["leg"], total=None)
+                bars.advance(tasks[key], data["n"])
+
+        report = _models_guard(lambda: idx.add(paths, metadata, progress), idx)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        out = Console()
+        out.print(
+            f"indexed {report.indexed}, skipped {report.skipped} unchanged, removed {report.removed} "
+            f"changed; {report.pages} pages (visual {report.routes.get('visual', 0)}, text "
+            f"{report.routes.get('text', 0)}) in {report.seconds:.1f} s → {db}"
+        )
+        if report.not_documents:
+            out.print(f"[dim]skipped {len(report.not_documents)} file(s) that are not PDFs or images[/]")
+        for f in report.failed:
+            out.print(f"[red]failed[/] {f['file']}: {f['error']}", highlight=False)
+    if report.failed and not (report.indexed or report.skipped):
+        raise typer.Exit(code=1)
+
+
+def _hit_json(h: Any) -> dict[str, Any]:
+    d = h.to_dict()
+    return {
+        "file": d["file"],
+        "page": d["page"],
+        "score": d["score"],
+        "route": d["route"],
+        "label": d["label"],
+        "legs": d["legs"],
+        "snippet": d["snippet"],
+    }
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="The question (omit with --queries).")] = None,
+    db: DbOpt = Path("docrag.db"),
+    k: Annotated[int, typer.Option("-k", help="Pages to return.")] = 10,
+    legs: Annotated[str | None, typer.Option("--legs", help="Comma list of text,visual,bm25,image.")] = None,
+    fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or weighted.")] = None,
+    where: Annotated[str | None, typer.Option("--where", help="SQL over documents (path, metadata …).")] = None,
+    queries: Annotated[Path | None, typer.Option("--queries", help="JSON lines {id, text}: batch mode.")] = None,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search pages: one query, or a batch (--queries FILE.jsonl, one JSON line per query out)."""
+    if (query is None) == (queries is None):
+        raise typer.BadParameter("give a QUERY or --queries FILE, not both", param_hint="QUERY")
+    if not db.exists():
+        _fail(f"no database at {db}: run `docrag index PATH --db {db}` first")
+    idx = _open(db, profile, config)
+    leg_list = [x.strip() for x in legs.split(",") if x.strip()] if legs else None
+    if queries is not None:
+        try:
+            items = [json.loads(line) for line in queries.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, json.JSONDecodeError) as exc:
+            _fail(f"{queries}: {exc}")
+        results = _models_guard(lambda: idx.search_many([q["text"] for q in items], k, where, leg_list, fusion), idx)
+        for q, hits in zip(items, results, strict=True):
+            typer.echo(json.dumps({"id": q.get("id"), "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+        return
+    hits = _models_guard(lambda: idx.search(query, k, where, leg_list, fusion), idx)
+    if as_json:
+        typer.echo(json.dumps({"query": query, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console() if Console().is_terminal else Console(width=160)
+    table = Table(title=f"docrag: {query}")
+    for col in ("#", "file", "page", "score", "route/label", "legs (raw score, rank)", "snippet"):
+        table.add_column(col, overflow="fold")
+    for i, h in enumerate(hits, start=1):
+        legs_txt = "; ".join(f"{leg} {v['score']:.3g} #{v['rank']}" for leg, v in h.legs.items())
+        table.add_row(
+            str(i), Path(h.file).name, str(h.page), f"{h.score:.4f}", f"{h.route}/{h.label}", legs_txt, h.snippet[:160]
+        )
+    out.print(table)
+
+
+@app.command()
+def stats(db: DbOpt, as_json: JsonOpt = False) -> None:
+    """What a database holds: documents, pages per route and label, vectors per leg, models."""
+    if not db.exists():
+        _fail(f"no database at {db}")
+    idx = _open(db, None, None)
+    s = idx.stats()
+    if as_json:
+        typer.echo(json.dumps(s))
+    else:
+        for key, value in s.items():
+            typer.echo(f"{key:>22}: {value}")
+
+
+@app.command()
+def show(
+    file: Annotated[str, typer.Argument(help="Document path as indexed (or its doc_id).")],
+    page: Annotated[int, typer.Argument(help="Page number (1-based).")],
+    db: DbOpt,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the PNG.")] = Path("page.png"),
+    dpi: Annotated[int, typer.Option("--dpi")] = 100,
+) -> None:
+    """Write a page image (rendered from the file, or the stored thumbnail when the file is gone)."""
+    from docrag.parsers import DocumentError, open_document
+
+    idx = _open(db, None, None)
+    docs = [
+        d
+        for d in idx.documents()
+        if d["doc_id"] == file or d["path"] == str(Path(file)) or Path(d["path"]).name == file
+    ]
+    if not docs:
+        _fail(f"{file} is not in {db}")
+    doc = docs[0]
+    try:
+        with open_document(doc["path"]) as reader:
+            img = reader.page(page).render(dpi)
+    except DocumentError:
+        try:
+            img = idx.thumbnail(doc["doc_id"], page)
+        except KeyError as exc:
+            _fail(str(exc))
+    img.save(out)
+    typer.echo(str(out))
+
+
+@app.command()
+def remove(
+    targets: Annotated[list[str], typer.Argument(help="Paths (files or folders) or doc_ids.")],
+    db: DbOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove documents from the database."""
+    idx = _open(db, None, None)
+    n = idx.remove(*targets)
+    typer.echo(json.dumps({"removed": n}) if as_json else f"removed {n} document(s)")
+
+
+@app.command("eval")
+def eval_cmd(
+    db: DbOpt,
+    queries: Annotated[Path, typer.Option("--queries", help="Queries (JSON lines, dev-set or BEIR format).")],
+    qrels: Annotated[Path | None, typer.Option("--qrels", help="BEIR qrels TSV (with BEIR queries).")] = None,
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma separated.")] = "5,10",
+    labels: Annotated[Path | None, typer.Option("--labels", help="page_labels.tsv: also score routing.")] = None,
+    fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or weighted.")] = None,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@k, recall@k and MRR@10 for the fused ranking and each leg alone, overall and per query kind."""
+    from docrag.pipeline.eval import evaluate, load_queries
+
+    idx = _open(db, profile, config)
+    if fusion:
+        idx.settings.search.fusion = fusion
+    try:
+        qs = load_queries(queries, qrels)
+        ks = [int(x) for x in k.split(",") if x.strip()]
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    result = _models_guard(lambda: evaluate(idx, qs, ks, labels=labels), idx)
+    result["fusion"] = idx.settings.search.fusion
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = [f"ndcg@{x}" for x in ks] + [f"recall@{x}" for x in ks] + ["mrr@10"]
+    table = Table(title=f"docrag eval ({len(qs)} queries, fusion {result['fusion']})")
+    table.add_column("ranking")
+    table.add_column("kind")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    runs = [("fused", result["fused"])] + [(f"{leg} only", r) for leg, r in result["legs"].items()]
+    for name, r in runs:
+        table.add_row(name, "all", *[f"{r['overall'][m]:.3f}" for m in metrics])
+        for kind, row in r["by_kind"].items():
+            table.add_row("", f"{kind} ({row['n']})", *[f"{row[m]:.3f}" for m in metrics])
+    Console(width=160).print(table)
+    if "routing" in result:
+        typer.echo(f"routing: {result['routing']}")
+
+
+@app.command()
+def models(as_json: JsonOpt = False) -> None:
+    """What each profile needs, and whether it is available on this machine (nothing is downloaded)."""
+    from docrag.config import PROFILE_NOTES, PROFILES
+    from docrag.indexes.models import availability
+
+    rows = []
+    for name, prof in PROFILES.items():
+        for leg in ("visual", "unified"):
+            spec = prof.get(leg)
+            if not spec:
+                continue
+            for key, rev in (("model", "revision"), ("vision_model", "vision_revision")):
+                if spec.get(key):
+                    ok, where = availability(spec[key], spec.get(rev))
+                    rows.append(
+                        {
+                            "profile": name,
+                            "leg": leg,
+                            "type": spec["type"],
+                            "model": spec[key],
+                            "revision": spec.get(rev),
+                            "available": ok,
+                            "where": where,
+                        }
+                    )
+    if as_json:
+        typer.echo(json.dumps({"profiles": PROFILE_NOTES, "models": rows}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="docrag models")
+    for col in ("profile", "leg", "type", "model", "available"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["profile"],
+            r["leg"],
+            r["type"],
+            r["model"] + (f"@{r['revision'][:10]}" if r["revision"] else ""),
+            "[green]yes[/] " + r["where"] if r["available"] else "[red]no[/]",
+        )
+    out = Console(width=160)
+    out.print(table)
+    for name, note in PROFILE_NOTES.items():
+        out.print(f"[bold]{name}[/]: {note}")

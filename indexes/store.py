@@ -134,6 +134,7 @@ class Store:
         visual_spec: ModelSpec | None = None,
         unified_spec: ModelSpec | None = None,
         unified_dim: int | None = None,
+        profile: str | None = None,
     ) -> None:
         import lancedb
 
@@ -146,6 +147,7 @@ class Store:
         if unified_dim and dim and int(dim) != unified_dim:
             raise ModelMismatchError(f"{self.uri}: unified vectors are {dim}-d here, not {unified_dim}-d")
         self.unified_dim = int(dim or unified_dim or 0) or None
+        self.profile = stored.get("profile") or profile
         self._write_meta()
         self._visual_cache: tuple[int, list[tuple[str, int]], PackedDocs] | None = None
 
@@ -161,8 +163,21 @@ class Store:
         rows = self.db.open_table("meta").to_arrow().to_pylist()
         return {r["key"]: json.loads(r["value"]) for r in rows}
 
+    @staticmethod
+    def stored_meta(uri: str | Path) -> dict[str, Any]:
+        """What a database says about itself (model specs, vector size, profile); {} when there is none."""
+        if "://" not in str(uri) and not Path(uri).exists():
+            return {}
+        import lancedb
+
+        db = lancedb.connect(str(uri))
+        names = db.list_tables()
+        if "meta" not in set(getattr(names, "tables", names)):
+            return {}
+        return {r["key"]: json.loads(r["value"]) for r in db.open_table("meta").to_arrow().to_pylist()}
+
     def _meta_dict(self) -> dict[str, str]:
-        out = {"unified_dim": json.dumps(self.unified_dim)}
+        out = {"unified_dim": json.dumps(self.unified_dim), "profile": json.dumps(self.profile)}
         if self.visual_spec:
             out["visual_spec"] = self.visual_spec.model_dump_json()
         if self.unified_spec:

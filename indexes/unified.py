@@ -248,7 +248,11 @@ class NomicEmbedder(UnifiedEmbedder):
         self._dim = int(spec.options.get("dim", hidden))
         self._max_tokens = int(spec.options.get("max_tokens", 8192))
         self.vision_model = self.image_processor = None
-        if spec.vision_model:
+        if spec.vision_model and not spec.trust_remote_code:
+            # nomic-embed-vision ships its modelling code: without the user's opt-in this embedder is text-only.
+            log.info("%s needs trust_remote_code: images are not embedded (text only)", spec.vision_model)
+            self.modalities = frozenset({"text"})
+        elif spec.vision_model:
             from transformers import AutoImageProcessor
 
             self.image_processor = load_pretrained(

@@ -26,7 +26,7 @@ from typing import Any
 
 from .types import Page
 
-__all__ = ["Element", "partition_pages"]
+__all__ = ["Element", "page_elements", "partition_pages", "text_layer_elements", "unstructured_elements"]
 
 log = logging.getLogger(__name__)
 
@@ -75,34 +75,47 @@ def text_layer_elements(page: Page) -> list[Element]:
     return [Element("NarrativeText", " ".join(p.split()), page.number, "text-layer") for p in parts]
 
 
+def unstructured_elements(path: str | Path) -> tuple[dict[int, list[Element]], str]:
+    """All elements of a PDF by page number (unstructured ``fast``, run once per file), and the failure reason
+    ("" when it ran). Never raises: unstructured fails in many ways offline, and the text layer remains."""
+    found: dict[int, list[Element]] = {}
+    try:
+        from unstructured.partition.pdf import partition_pdf
+
+        _guard_spacy()
+        for el in partition_pdf(filename=str(path), strategy="fast", infer_table_structure=False):
+            md = el.metadata
+            n = getattr(md, "page_number", None)
+            text = (el.text or "").strip()
+            if n is not None and text:
+                coords = getattr(md, "coordinates", None)
+                extra = {"points": [list(p) for p in coords.points]} if coords is not None else {}
+                found.setdefault(n, []).append(Element(el.category, text, n, "unstructured", extra))
+    except Exception as exc:
+        failure = f"{exc.__class__.__name__}: {exc}"[:200]
+        log.info("%s: unstructured failed (%s); using the text layer", path, failure)
+        return {}, failure
+    return found, ""
+
+
+def page_elements(page: Page, found: dict[int, list[Element]], failure: str = "") -> list[Element]:
+    """The page's elements from ``found``; a page with a text layer but no elements falls back to its text
+    layer, with a diagnostic on the page. Pages without a text layer get none here (OCR handles them)."""
+    if page.signals.n_chars == 0:
+        return []
+    els = found.get(page.number, [])
+    if els:
+        return els
+    why = f"unstructured failed ({failure})" if failure else "unstructured returned no elements"
+    page.diagnostics.append(f"{why}: elements taken from the text layer")
+    return text_layer_elements(page)
+
+
 def partition_pages(path: str | Path, pages: list[Page]) -> dict[int, list[Element]]:
-    """Elements per page number for ``pages`` of the PDF at ``path`` (unstructured ``fast``).
+    """Elements per page number for ``pages`` of the PDF at ``path`` (unstructured ``fast``, guarded).
 
     Pages that have a text layer but get no elements fall back to the text layer, with a diagnostic added
     to ``page.diagnostics``. Pages without a text layer get no elements here (OCR handles them).
     """
-    out: dict[int, list[Element]] = {p.number: [] for p in pages}
-    wanted = {p.number for p in pages if p.signals.n_chars > 0}
-    failure = ""
-    if wanted:
-        try:
-            from unstructured.partition.pdf import partition_pdf
-
-            _guard_spacy()
-            for el in partition_pdf(filename=str(path), strategy="fast", infer_table_structure=False):
-                md = el.metadata
-                n = getattr(md, "page_number", None)
-                text = (el.text or "").strip()
-                if n in wanted and text:
-                    coords = getattr(md, "coordinates", None)
-                    extra = {"points": [list(p) for p in coords.points]} if coords is not None else {}
-                    out[n].append(Element(el.category, text, n, "unstructured", extra))
-        except Exception as exc:  # unstructured fails in many ways offline; the text layer remains
-            failure = f"{exc.__class__.__name__}: {exc}"[:200]
-            log.info("%s: unstructured failed (%s); using the text layer", path, failure)
-    for page in pages:
-        if page.number in wanted and not out[page.number]:
-            why = f"unstructured failed ({failure})" if failure else "unstructured returned no elements"
-            page.diagnostics.append(f"{why}: elements taken from the text layer")
-            out[page.number] = text_layer_elements(page)
-    return out
+    found, failure = unstructured_elements(path) if any(p.signals.n_chars for p in pages) else ({}, "")
+    return {p.number: page_elements(p, found, failure) for p in pages}

@@ -1,0 +1,192 @@
+"""The Python API: ``docrag.open(db, profile=...)`` → ``Index``."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from docrag.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from docrag.indexes.multivector import MultiVectorEmbedder
+    from docrag.indexes.store import Store
+    from docrag.indexes.unified import UnifiedEmbedder
+    from docrag.pipeline.ingest import IngestReport
+
+__all__ = ["Index", "Results", "open_index"]
+
+
+class Results(list):
+    """A list of ``Hit``s that converts to a pandas DataFrame."""
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [h.to_dict() for h in self]
+
+    def to_pandas(self) -> Any:
+        import pandas as pd
+
+        rows = []
+        for rank, h in enumerate(self, start=1):
+            row = {"rank": rank, **{k: v for k, v in h.to_dict().items() if k != "legs"}}
+            for leg, info in h.legs.items():
+                row[f"{leg}_score"] = info["score"]
+                row[f"{leg}_rank"] = info["rank"]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+class Index:
+    """One docrag database: add documents, search pages, inspect what is stored.
+
+    Embedders load on first use. The database remembers the model specs its vectors came from; opening it
+    with different models is refused rather than mixing incomparable vectors.
+    """
+
+    def __init__(self, db: str | Path, settings: Settings) -> None:
+        self.db = str(db)
+        self.settings = settings
+        self._store: Store | None = None
+        self._visual: MultiVectorEmbedder | None = None
+        self._unified: UnifiedEmbedder | None = None
+
+    # -- lazy parts ----------------------------------------------------------------------------------------
+    @property
+    def unified_embedder(self) -> UnifiedEmbedder:
+        if self._unified is None:
+            from docrag.indexes.unified import create_unified
+
+            if self.settings.unified is None:
+                raise ValueError("no unified embedder configured (settings.unified)")
+            self._unified = create_unified(self.settings.unified)
+        return self._unified
+
+    @property
+    def visual_embedder(self) -> MultiVectorEmbedder:
+        if self._visual is None:
+            from docrag.indexes.multivector import MultiVectorEmbedder
+
+            if self.settings.visual is None:
+                raise ValueError(f"profile {self.settings.profile!r} has no visual model")
+            self._visual = MultiVectorEmbedder(self.settings.visual)
+        return self._visual
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from docrag.indexes.store import Store
+
+            dim = None
+            existing = Store.stored_meta(self.db)
+            if not existing.get("unified_dim"):
+                dim = self.unified_embedder.dim  # a new database: the unified model decides the vector size
+            self._store = Store(
+                self.db, self.settings.visual, self.settings.unified, unified_dim=dim, profile=self.settings.profile
+            )
+        return self._store
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    def add(
+        self, paths: str | Path | Iterable[str | Path], metadata: dict[str, Any] | None = None, progress: Any = None
+    ) -> IngestReport:
+        """Index PDFs and images (files or folders, recursive); unchanged documents are skipped."""
+        from docrag.pipeline.ingest import index_paths
+
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        return index_paths(self, list(paths), metadata, progress)
+
+    def remove(self, *targets: str | Path) -> int:
+        """Remove documents by path (a file, or a folder prefix) or doc_id. Returns how many went."""
+        from docrag.pipeline.ingest import remove_documents
+
+        return remove_documents(self, [str(t) for t in targets])
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str | Image.Image,
+        k: int = 10,
+        where: str | None = None,
+        legs: Sequence[str] | None = None,
+        fusion: str | None = None,
+    ) -> Results:
+        """The ``k`` best pages for a text (or image) query, fused over the legs, each explained."""
+        from docrag.pipeline.search import search
+
+        return Results(search(self, query, k, where, legs, fusion))
+
+    def search_many(
+        self,
+        queries: Sequence[str | Image.Image],
+        k: int = 10,
+        where: str | None = None,
+        legs: Sequence[str] | None = None,
+        fusion: str | None = None,
+    ) -> list[Results]:
+        from docrag.pipeline.search import search_many
+
+        return [Results(r) for r in search_many(self, queries, k, where, legs, fusion)]
+
+    def documents(self) -> list[dict[str, Any]]:
+        rows = self.store.rows("documents")
+        for r in rows:
+            r["metadata"] = json.loads(r["metadata"] or "{}")
+        return sorted(rows, key=lambda r: r["path"])
+
+    def stats(self) -> dict[str, Any]:
+        store = self.store
+        docs = store.rows("documents", columns=["status", "n_pages"])
+        pages = store.rows("pages", columns=["route", "label"])
+        count = lambda key: {v: sum(1 for p in pages if p[key] == v) for v in sorted({p[key] for p in pages})}  # noqa: E731
+        return {
+            "db": self.db,
+            "profile": self.settings.profile,
+            "documents": sum(d["status"] == "ready" for d in docs),
+            "incomplete_documents": sum(d["status"] != "ready" for d in docs),
+            "pages": len(pages),
+            "routes": count("route"),
+            "labels": count("label"),
+            "chunks": store.count("chunks"),
+            "images": store.count("images"),
+            "visual_pages": store.count("visual"),
+            "visual_model": store.visual_spec.model if store.visual_spec else None,
+            "unified_model": store.unified_spec.model if store.unified_spec else None,
+        }
+
+    def thumbnail(self, doc_id: str, page: int) -> Image.Image:
+        from PIL import Image
+
+        rows = self.store.rows("pages", where=f"doc_id = '{doc_id}' AND page = {int(page)}", columns=["thumbnail"])
+        if not rows or not rows[0]["thumbnail"]:
+            raise KeyError(f"no thumbnail for {doc_id} page {page}")
+        return Image.open(io.BytesIO(rows[0]["thumbnail"]))
+
+
+def open_index(db: str | Path, profile: str | None = None, config: str | Path | None = None, **overrides: Any) -> Index:
+    """Open (or create) the database at ``db`` with a profile (cpu, gpu, lite), a TOML config and overrides.
+
+    A database remembers its models: reopening it without a profile reuses them.
+    """
+    from docrag.indexes.models import ModelSpec
+    from docrag.indexes.store import Store
+
+    settings = load_settings(profile, config, **overrides)
+    stored = Store.stored_meta(db)
+    if profile is None and config is None and stored:
+        # Reopen with the models the vectors came from, whatever the default profile says.
+        update: dict[str, Any] = {}
+        for key, field_name in (("visual_spec", "visual"), ("unified_spec", "unified")):
+            spec = stored.get(key)
+            update[field_name] = ModelSpec.model_validate(spec) if spec else None
+        if stored.get("profile"):
+            update["profile"] = stored["profile"]
+            base = load_settings(stored["profile"], None, **overrides)
+            settings = base.model_copy(update=update)
+        else:
+            settings = settings.model_copy(update=update)
+    return Index(db, settings)

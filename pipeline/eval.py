@@ -1,0 +1,158 @@
+"""Retrieval evaluation: nDCG@k, recall@k, MRR@10 — fused and per leg — and routing accuracy.
+
+Queries (JSON lines, the dev-set format)::
+
+    {"id": "q1", "text": "...", "kind": "table", "relevant": [{"file": "a.pdf", "page": 3}]}
+
+or BEIR/ViDoRe style: queries ``{"_id": ..., "text": ...}`` plus a qrels TSV ``query-id  corpus-id  score``
+whose corpus-id is ``<file>#<page>`` (also ``<file>:<page>`` or ``<file>_p<page>``). Files are matched by
+base name. Relevance is binary (score > 0).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from docrag.api import Index
+
+__all__ = ["Query", "evaluate", "load_queries", "mrr", "ndcg", "recall"]
+
+Key = tuple[str, int]  # (file base name, page)
+
+
+@dataclass(slots=True)
+class Query:
+    id: str
+    text: str
+    kind: str = "all"
+    relevant: set[Key] = field(default_factory=set)
+
+
+def ndcg(ranked: Sequence[Key], relevant: set[Key], k: int) -> float:
+    dcg = sum(1.0 / math.log2(i + 2) for i, key in enumerate(ranked[:k]) if key in relevant)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, len(relevant))))
+    return dcg / ideal if ideal else 0.0
+
+
+def recall(ranked: Sequence[Key], relevant: set[Key], k: int) -> float:
+    return len(set(ranked[:k]) & relevant) / len(relevant) if relevant else 0.0
+
+
+def mrr(ranked: Sequence[Key], relevant: set[Key], k: int = 10) -> float:
+    for i, key in enumerate(ranked[:k]):
+        if key in relevant:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+_CORPUS_ID = re.compile(r"^(?P<file>.+?)(?:#|:|_p)(?P<page>\d+)$")
+
+
+def load_queries(path: str | Path, qrels: str | Path | None = None) -> list[Query]:
+    """Queries from the dev-set JSON lines, or BEIR-style queries plus a qrels TSV."""
+    path = Path(path)
+    queries: list[Query] = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
+            qid = str(obj.get("id", obj.get("_id", n)))
+            rel = {(Path(r["file"]).name, int(r["page"])) for r in obj.get("relevant", [])}
+            queries.append(Query(qid, obj["text"], obj.get("kind", "all"), rel))
+    if qrels is not None:
+        by_id = {q.id: q for q in queries}
+        with Path(qrels).open(encoding="utf-8") as fh:
+            for row in csv.reader(fh, delimiter="\t"):
+                if len(row) < 3 or row[0] in ("query-id", "query_id") or float(row[2]) <= 0:
+                    continue
+                m = _CORPUS_ID.match(row[1])
+                if m is None or row[0] not in by_id:
+                    continue
+                by_id[row[0]].relevant.add((Path(m["file"]).name, int(m["page"])))
+    missing = [q.id for q in queries if not q.relevant]
+    if missing:
+        raise ValueError(f"{path}: queries without relevant pages: {', '.join(missing[:5])}")
+    return queries
+
+
+def _summarise(per_query: list[dict[str, float]], ks: Sequence[int]) -> dict[str, float]:
+    names = [f"ndcg@{k}" for k in ks] + [f"recall@{k}" for k in ks] + ["mrr@10"]
+    return {n: round(sum(q[n] for q in per_query) / len(per_query), 4) for n in names} | {"n": len(per_query)}
+
+
+def _score_run(queries: list[Query], rankings: list[list[Key]], ks: Sequence[int]) -> dict[str, Any]:
+    per_query = []
+    for q, ranked in zip(queries, rankings, strict=True):
+        row = {f"ndcg@{k}": ndcg(ranked, q.relevant, k) for k in ks}
+        row |= {f"recall@{k}": recall(ranked, q.relevant, k) for k in ks}
+        row["mrr@10"] = mrr(ranked, q.relevant, 10)
+        per_query.append(row)
+    out = {"overall": _summarise(per_query, ks), "by_kind": {}}
+    for kind in sorted({q.kind for q in queries}):
+        rows = [r for q, r in zip(queries, per_query, strict=True) if q.kind == kind]
+        out["by_kind"][kind] = _summarise(rows, ks)
+    return out
+
+
+def routing_accuracy(index: Index, labels_tsv: str | Path) -> dict[str, Any]:
+    with Path(labels_tsv).open(encoding="utf-8") as fh:
+        gold = {(r["file"], int(r["page"])): r["label"] for r in csv.DictReader(fh, delimiter="\t")}
+    docs = {d["doc_id"]: Path(d["path"]).name for d in index.store.rows("documents", columns=["doc_id", "path"])}
+    pages = index.store.rows("pages", columns=["doc_id", "page", "label"])
+    to_route = {"scanned": "visual", "layout": "visual", "text": "text"}
+    pairs = [
+        (gold[(docs[p["doc_id"]], p["page"])], p["label"]) for p in pages if (docs.get(p["doc_id"]), p["page"]) in gold
+    ]
+    if not pairs:
+        return {"pages": 0}
+    return {
+        "pages": len(pairs),
+        "label_accuracy": round(sum(g == p for g, p in pairs) / len(pairs), 4),
+        "route_accuracy": round(sum(to_route[g] == to_route[p] for g, p in pairs) / len(pairs), 4),
+    }
+
+
+def evaluate(
+    index: Index,
+    queries: list[Query],
+    ks: Iterable[int] = (5, 10),
+    legs: Sequence[str] | None = None,
+    labels: str | Path | None = None,
+) -> dict[str, Any]:
+    """Metrics for the fused ranking and for each available leg alone (ablation)."""
+    from docrag.pipeline.search import LEGS
+
+    ks = sorted(set(ks))
+    depth = max(*ks, 10)
+    texts = [q.text for q in queries]
+
+    def run(leg_set: Sequence[str] | None) -> list[list[Key]]:
+        results = index.search_many(texts, k=depth, legs=leg_set)
+        return [[(Path(h.file).name, h.page) for h in hits] for hits in results]
+
+    out: dict[str, Any] = {"queries": len(queries), "k": ks, "fused": _score_run(queries, run(legs), ks), "legs": {}}
+    store = index.store
+    present = {
+        "visual": index.settings.visual is not None and store.count("visual") > 0,
+        "text": store.count("chunks") > 0,
+        "image": store.count("images") > 0,
+        "bm25": store.count("pages") > 0,
+    }
+    for leg in legs or LEGS:
+        if present.get(leg):
+            out["legs"][leg] = _score_run(queries, run([leg]), ks)
+    if labels is not None:
+        out["routing"] = routing_accuracy(index, labels)
+    return out
