@@ -169,7 +169,7 @@ def _open(db: Path, profile: str | None, config: Path | None) -> Any:
 def _fail(message: str, code: int = 2) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[red]error[/] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[red]error[/] {message}", highlight=False)
     raise typer.Exit(code=code)
 
 

@@ -26,7 +26,16 @@ from typing import Any
 
 from .types import Page
 
-__all__ = ["Element", "page_elements", "partition_pages", "text_layer_elements", "unstructured_elements"]
+__all__ = [
+    "Element",
+    "normalise_line",
+    "page_elements",
+    "partition_pages",
+    "running_lines",
+    "strip_lines",
+    "text_layer_elements",
+    "unstructured_elements",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +128,31 @@ def partition_pages(path: str | Path, pages: list[Page]) -> dict[int, list[Eleme
     """
     found, failure = unstructured_elements(path) if any(p.signals.n_chars for p in pages) else ({}, "")
     return {p.number: page_elements(p, found, failure) for p in pages}
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def normalise_line(line: str) -> str:
+    """A line with its numbers masked, for spotting running headers and footers ("Smith et al. 12")."""
+    return _DIGITS.sub("#", " ".join(line.split()).lower())
+
+
+def running_lines(page_texts: list[str], edge: int = 2, min_share: float = 0.3, min_pages: int = 3) -> set[str]:
+    """Lines at the top or bottom of pages that repeat across the document: running headers, footers,
+    page numbers. Returned normalised (see ``normalise_line``); empty for documents shorter than min_pages."""
+    if len(page_texts) < min_pages:
+        return set()
+    counts: dict[str, int] = {}
+    for text in page_texts:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        for ln in {normalise_line(x) for x in lines[:edge] + lines[-edge:]}:
+            counts[ln] = counts.get(ln, 0) + 1
+    need = max(min_pages, int(min_share * len(page_texts) + 0.999))
+    return {ln for ln, n in counts.items() if n >= need and len(ln) <= 200}
+
+
+def strip_lines(text: str, drop: set[str]) -> str:
+    if not drop:
+        return text
+    return "\n".join(ln for ln in text.splitlines() if normalise_line(ln) not in drop)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docrag.parsers import DocumentError, discover, open_document
+from docrag.parsers.elements import running_lines, strip_lines
 from docrag.parsers.types import Page
 
 from .router import Route, route_page
@@ -98,6 +99,7 @@ class _DocumentWriter:
         self.unified = index.unified_embedder
         self.elements: tuple[dict[int, list[Any]], str] | None = None
         self.routes: list[Route] = []
+        self.running: set[str] = set()  # running headers/footers of this document, left out of the text legs
 
     def _elements_for(self, page: Page) -> list[str]:
         from docrag.parsers.elements import page_elements, text_layer_elements, unstructured_elements
@@ -139,9 +141,9 @@ class _DocumentWriter:
             route = route_page(page, self.index.settings.router)
             renders: dict[float, Any] = {}
             try:
-                texts = self._elements_for(page)
+                texts = [t for t in (strip_lines(x, self.running) for x in self._elements_for(page)) if t.strip()]
                 visible = page.signals.n_chars * (1 - page.signals.invisible_text_fraction)
-                text = page.text
+                text = strip_lines(page.text, self.running)
                 if visible < self.index.settings.router.min_text_chars:
                     ocr_text = page.text if page.signals.invisible_text_fraction > 0.5 else self._ocr(page, renders)
                     text = ocr_text or page.text
@@ -241,6 +243,15 @@ def _index_document(
         if progress:
             progress("document", {"file": str(path), "pages": doc.n_pages})
         writer = _DocumentWriter(index, doc_id, path, progress)
+        if cfg.ingest.strip_running_lines and doc.n_pages >= 3:
+            # A cheap pre-pass over the text layer (no rendering) finds running headers and footers.
+            texts = []
+            for number in range(1, doc.n_pages + 1):
+                try:
+                    texts.append(doc.page(number).text)
+                except DocumentError:
+                    continue
+            writer.running = running_lines(texts)
         batch: list[Page] = []
         for number in range(1, doc.n_pages + 1):
             try:

@@ -303,3 +303,31 @@ def photo_png(path: Path) -> Path:
 
 def landscape_size() -> tuple[float, float]:
     return landscape(A4)
+
+
+def planted_pdf(path: Path, planted: str, n_pages: int = 3, planted_page: int = 2, seed: int = 0) -> Path:
+    """Prose pages; page ``planted_page`` carries the sentence ``planted``."""
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    for p in range(1, n_pages + 1):
+        c.setFont("Helvetica-Bold", 14)
+        c.drawString(72, 780, f"Section {p}")
+        c.setFont("Helvetica", 10)
+        y = _prose_lines(c, 72, 755, 95, 20, seed=seed * 10 + p)
+        if p == planted_page:
+            c.drawString(72, y - 20, planted)
+        c.showPage()
+    c.save()
+    return path
+
+
+def scans_pdf(path: Path, n_pages: int = 3, seed: int = 0) -> Path:
+    """Several image-only pages (for slow, OCR-bound indexing)."""
+    img_path = path.with_suffix(".jpg")
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    for p in range(n_pages):
+        scan_image(seed=seed * 100 + p).save(img_path, quality=70)
+        c.drawImage(str(img_path), 0, 0, width=A4[0], height=A4[1])
+        c.showPage()
+    c.save()
+    img_path.unlink()
+    return path

@@ -1,0 +1,223 @@
+"""End to end with tiny models of the real architectures and generated PDFs: index, search, resume, remove."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import docrag
+from docrag.pipeline.ingest import file_sha256
+
+PLANTED = "The quarterly zanzibarite shipment left the harbour of Mombasa on a Tuesday."
+
+
+def tiny_overrides(tiny, **ingest):
+    return {
+        "visual": {"type": "colidefics3", "model": str(tiny["colidefics3"]), "batch_size": 2},
+        "unified": {"type": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"},
+        "ingest": {"ocr": False, "elements": "text-layer", **ingest},
+    }
+
+
+@pytest.fixture
+def corpus(tmp_path, docs):
+    import pdfgen
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    pdfgen.planted_pdf(folder / "planted.pdf", PLANTED)
+    shutil.copy(docs["table"], folder / "table.pdf")
+    shutil.copy(docs["scan"], folder / "scan.pdf")
+    shutil.copy(docs["photo_png"], folder / "photo.png")
+    (folder / "notes.txt").write_text("not a document")
+    return folder
+
+
+@pytest.mark.slow
+def test_index_search_skip_change_remove(tmp_path, corpus, tiny):
+    import pdfgen
+
+    db = tmp_path / "db"
+    idx = docrag.open(db, profile="cpu", **tiny_overrides(tiny))
+    report = idx.add([corpus], metadata={"project": "demo"})
+    assert report.failed == [] and report.indexed == 4 and report.skipped == 0
+    assert report.pages == 3 + 1 + 1 + 1
+    assert report.routes == {"visual": 2, "text": 4}  # table + scan are visual
+    stats = idx.stats()
+    assert stats["documents"] == 4 and stats["visual_pages"] == 2 and stats["incomplete_documents"] == 0
+
+    hits = idx.search("zanzibarite shipment from Mombasa harbour", k=3)
+    top = hits[0]
+    assert (Path(top.file).name, top.page) == ("planted.pdf", 2)
+    assert {"text", "bm25"} <= set(top.legs) and top.legs["bm25"]["rank"] == 1
+    assert "zanzibarite" in top.snippet and top.route == "text" and top.label == "text"
+    assert top.image(dpi=30).size[0] > 100
+    df = hits.to_pandas()
+    assert int(df["page"].iloc[0]) == 2 and "bm25_score" in df.columns
+
+    # where: SQL over documents
+    assert idx.search("zanzibarite", k=5, where="path LIKE '%table%'")[0].file.endswith("table.pdf")
+    # legs restrict the fusion
+    only_visual = idx.search("zanzibarite", k=2, legs=["visual"])
+    assert all(set(h.legs) == {"visual"} for h in only_visual)
+
+    # re-run: everything unchanged is skipped
+    again = idx.add([corpus])
+    assert (again.indexed, again.skipped, again.removed) == (0, 4, 0)
+
+    # a changed file is re-indexed, its old version removed
+    pdfgen.planted_pdf(corpus / "planted.pdf", PLANTED, planted_page=3, seed=1)
+    changed = idx.add([corpus])
+    assert (changed.indexed, changed.skipped, changed.removed) == (1, 3, 1)
+    top = idx.search("zanzibarite shipment from Mombasa harbour", k=1)[0]
+    assert (Path(top.file).name, top.page) == ("planted.pdf", 3)
+    assert idx.stats()["documents"] == 4
+
+    # remove by path
+    assert idx.remove(corpus / "planted.pdf") == 1
+    assert all(not h.file.endswith("planted.pdf") for h in idx.search("zanzibarite", k=10))
+    assert idx.stats()["documents"] == 3
+    assert [d["metadata"] for d in idx.documents()] == [{"project": "demo"}] * 3
+
+    # reopen without a profile: the database remembers its models
+    reopened = docrag.open(db)
+    assert reopened.settings.visual.model == str(tiny["colidefics3"])
+    assert reopened.search("table results", k=1)
+
+
+@pytest.mark.slow
+def test_broken_files_are_reported_and_the_rest_indexed(tmp_path, corpus, bad_docs, tiny):
+    for p in bad_docs.values():
+        shutil.copy(p, corpus / p.name)
+    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
+    report = idx.add([corpus])
+    failed = {Path(f["file"]).name: f["error"] for f in report.failed}
+    assert set(failed) == {"empty.pdf", "notes.pdf", "truncated.pdf", "encrypted.pdf", "zero.pdf", "bomb.png"}
+    assert "password" in failed["encrypted.pdf"] and "empty" in failed["empty.pdf"]
+    assert report.indexed == 6  # planted, table, scan, photo, huge, pdf image bomb (routed, never rendered)
+    assert idx.stats()["incomplete_documents"] == 0
+
+
+def _db_state(db: Path) -> tuple[dict[str, str], dict[str, int]]:
+    import lancedb
+
+    conn = lancedb.connect(str(db))
+    names = set(getattr(conn.list_tables(), "tables", conn.list_tables()))
+    if "documents" not in names or "pages" not in names:
+        return {}, {}
+    docs = {r["doc_id"]: r["status"] for r in conn.open_table("documents").to_arrow().to_pylist()}
+    pages: dict[str, int] = {}
+    for r in conn.open_table("pages").to_arrow().select(["doc_id"]).to_pylist():
+        pages[r["doc_id"]] = pages.get(r["doc_id"], 0) + 1
+    return docs, pages
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract to make indexing slow enough")
+def test_kill_during_indexing_leaves_nothing_half_visible_and_rerun_completes(tmp_path, tiny):
+    import pdfgen
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(4):
+        pdfgen.scans_pdf(folder / f"scan{i}.pdf", n_pages=4, seed=i)
+    db = tmp_path / "db"
+    cfg = tmp_path / "docrag.toml"
+    cfg.write_text("profile = 'lite'\n[ingest]\nocr = true\nocr_dpi = 150\npage_batch = 1\nelements = 'text-layer'\n")
+    cmd = [
+        str(Path(sys.executable).parent / "docrag"),
+        "index",
+        str(folder),
+        "--db",
+        str(db),
+        "--config",
+        str(cfg),
+        "--json",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 240
+    partial = None
+    while time.time() < deadline and proc.poll() is None:
+        docs, pages = _db_state(db)
+        half = [d for d, s in docs.items() if s == "indexing" and pages.get(d, 0) >= 1]
+        if half:
+            partial = half[0]
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=30)
+    assert partial is not None, "indexing finished before it could be interrupted"
+    docs, pages = _db_state(db)
+    assert docs[partial] == "indexing" and 1 <= pages[partial] < 4  # rows written, document not finished
+
+    idx = docrag.open(db)
+    assert idx.stats()["incomplete_documents"] >= 1
+    visible = {h.doc_id for h in idx.search("word", k=50)}
+    assert partial not in visible  # half-written documents are invisible
+
+    report = idx.add([folder])
+    assert report.failed == []
+    docs, pages = _db_state(db)
+    assert set(docs.values()) == {"ready"} and len(docs) == 4
+    assert all(n == 4 for n in pages.values()), pages  # the interrupted document was redone, not duplicated
+    assert file_sha256(folder / "scan0.pdf") in docs
+
+
+def test_cli_index_search_stats_show_remove_json(tmp_path, corpus):
+    exe = str(Path(sys.executable).parent / "docrag")
+    db = str(tmp_path / "db")
+    env = {**os.environ, "DOCRAG_INGEST__OCR": "false", "DOCRAG_INGEST__ELEMENTS": "text-layer"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, env=env)
+
+    res = run("index", str(corpus), "--db", db, "--profile", "lite", "--meta", "team=a", "--json")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert set(summary) == {"indexed", "skipped", "removed", "failed", "pages", "routes", "seconds"}
+    assert summary["indexed"] == 4 and summary["failed"] == []
+    assert summary["routes"] == {"visual": 0, "text": 6}  # lite: no visual model, every page on the text legs
+
+    res = run("search", "zanzibarite shipment", "--db", db, "-k", "2", "--json")
+    out = json.loads(res.stdout)
+    assert out["hits"][0]["file"].endswith("planted.pdf") and out["hits"][0]["page"] == 2
+    assert set(out["hits"][0]) == {"file", "page", "score", "route", "label", "legs", "snippet"}
+
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": "a", "text": "zanzibarite"}\n{"id": "b", "text": "table results model"}\n')
+    res = run("search", "--queries", str(queries), "--db", db, "-k", "3", "--json")
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [x["id"] for x in lines] == ["a", "b"] and len(lines[0]["hits"]) == 3
+
+    res = run("search", "zanzibarite", "--db", db, "--legs", "bm25", "--fusion", "weighted", "--json")
+    assert set(json.loads(res.stdout)["hits"][0]["legs"]) == {"bm25"}
+
+    stats = json.loads(run("stats", "--db", db, "--json").stdout)
+    assert stats["documents"] == 4 and stats["profile"] == "lite"
+
+    png = tmp_path / "p.png"
+    res = run("show", "planted.pdf", "2", "--db", db, "--out", str(png))
+    assert res.returncode == 0 and png.stat().st_size > 1000
+
+    assert json.loads(run("remove", str(corpus / "table.pdf"), "--db", db, "--json").stdout) == {"removed": 1}
+
+    res = run("search", "x", "--db", str(tmp_path / "nope"))
+    assert res.returncode == 2 and "no database" in res.stderr
+
+
+def test_default_profile_without_weights_names_the_offline_alternative(tmp_path, corpus):
+    exe = str(Path(sys.executable).parent / "docrag")
+    res = subprocess.run(
+        [exe, "index", str(corpus), "--db", str(tmp_path / "db")], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 2
+    assert "is not available on this machine" in res.stderr and "--profile lite" in res.stderr
+    assert "Traceback" not in res.stderr
