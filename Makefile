@@ -15,6 +15,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 demo: $(STAMP)
 	$(BIN)/docrag route examples
+	$(BIN)/python -m docrag.demo examples
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -141,7 +141,10 @@ class _DocumentWriter:
             route = route_page(page, self.index.settings.router)
             renders: dict[float, Any] = {}
             try:
-                texts = [t for t in (strip_lines(x, self.running) for x in self._elements_for(page)) if t.strip()]
+                # Elements of a few characters (a lone page number) would only make noise chunks.
+                texts = [
+                    t for t in (strip_lines(x, self.running) for x in self._elements_for(page)) if len(t.strip()) >= 4
+                ]
                 visible = page.signals.n_chars * (1 - page.signals.invisible_text_fraction)
                 text = strip_lines(page.text, self.running)
                 if visible < self.index.settings.router.min_text_chars:

@@ -1,0 +1,77 @@
+"""Fusion arithmetic and evaluation metrics against hand-computed cases."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from docrag.indexes.store import Candidate
+from docrag.pipeline.eval import load_queries, mrr, ndcg, recall
+from docrag.pipeline.fusion import fuse
+
+
+def C(doc, page, score):
+    return Candidate(doc, page, score)
+
+
+def test_rrf_by_hand():
+    rankings = {"text": [C("a", 1, 0.9), C("b", 1, 0.8)], "bm25": [C("b", 1, 12.0), C("c", 2, 3.0)]}
+    fused = fuse(rankings, "rrf", {"text": 1.0, "bm25": 1.0}, rrf_k=60)
+    assert [(f.doc_id, f.page) for f in fused] == [("b", 1), ("a", 1), ("c", 2)]
+    assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
+    assert fused[1].score == pytest.approx(1 / 61)
+    assert fused[0].legs == {
+        "text": {"score": 0.8, "rank": 2, "detail": ""},
+        "bm25": {"score": 12.0, "rank": 1, "detail": ""},
+    }
+    weighted = fuse(rankings, "rrf", {"text": 2.0, "bm25": 1.0}, rrf_k=60)
+    assert weighted[0].doc_id == "b" and weighted[0].score == pytest.approx(2 / 62 + 1 / 61)
+    assert weighted[1].doc_id == "a" and weighted[1].score == pytest.approx(2 / 61)
+
+
+def test_weighted_calibrates_each_leg():
+    rankings = {
+        "visual": [C("v", 1, 20.0), C("t", 1, 10.0)],  # MaxSim over 25 query tokens
+        "text": [C("t", 1, 0.5)],
+        "bm25": [C("t", 1, 8.0), C("v", 1, 4.0)],
+    }
+    fused = fuse(rankings, "weighted", {"visual": 1.0, "text": 1.0, "bm25": 0.5}, n_query_tokens=25)
+    scores = {f.doc_id: f.score for f in fused}
+    assert scores["v"] == pytest.approx(20 / 25 + 0.5 * 4 / 8)
+    assert scores["t"] == pytest.approx(10 / 25 + 0.5 + 0.5 * 8 / 8)
+    assert fused[0].doc_id == "t" and fused[0].legs["visual"]["calibrated"] == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="unknown fusion"):
+        fuse(rankings, "borda")
+
+
+def test_metrics_by_hand():
+    ranked = [("a", 1), ("x", 1), ("b", 2), ("y", 1), ("z", 1)]
+    rel = {("a", 1), ("b", 2)}
+    # DCG = 1/log2(2) + 1/log2(4) = 1.5; IDCG = 1 + 1/log2(3) = 1.6309
+    assert ndcg(ranked, rel, 5) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+    assert ndcg(ranked, rel, 1) == 1.0
+    assert ndcg([("x", 1)], rel, 5) == 0.0
+    assert recall(ranked, rel, 2) == 0.5 and recall(ranked, rel, 5) == 1.0
+    assert mrr(ranked, {("b", 2)}) == pytest.approx(1 / 3)
+    assert mrr(ranked, {("q", 9)}) == 0.0
+
+
+def test_load_queries_devset_and_beir(tmp_path):
+    dev = tmp_path / "q.jsonl"
+    dev.write_text(
+        json.dumps({"id": "d1", "text": "t", "kind": "table", "relevant": [{"file": "dir/a.pdf", "page": 3}]}) + "\n"
+    )
+    (q,) = load_queries(dev)
+    assert (q.id, q.kind, q.relevant) == ("d1", "table", {("a.pdf", 3)})
+    beir = tmp_path / "b.jsonl"
+    beir.write_text('{"_id": "1", "text": "x"}\n{"_id": "2", "text": "y"}\n')
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\n1\ta.pdf#2\t1\n2\tb.pdf:5\t1\n2\tc.pdf_p1\t0\n")
+    qs = load_queries(beir, qrels)
+    assert [q.relevant for q in qs] == [{("a.pdf", 2)}, {("b.pdf", 5)}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "z", "text": "no relevant"}\n')
+    with pytest.raises(ValueError, match="without relevant pages: z"):
+        load_queries(bad)
