@@ -47,31 +47,13 @@ def _page_image(i: int):
 
 
 def build_colsmol_full(out: Path, longest_edge: int) -> Path:
-    """SmolVLM-256M's layout with random weights, saved like a checkpoint (tokenizer trained in memory)."""
+    """SmolVLM-256M's layout (colSmol-256M) with random weights, saved like a checkpoint."""
     sys.path.insert(0, str(ROOT / "tests"))
     import tiny_models
-    import torch
-    from transformers import Idefics3Config
-    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
-    from docrag.indexes.colpali_compat import colpali_engine
-
-    m = colpali_engine()
-    specials = [
-        "<|endoftext|>",
-        "<|im_start|>",
-        "<end_of_utterance>",
-        "<image>",
-        "<fake_token_around_image>",
-        "<global-img>",
-    ] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
-    tk = tiny_models.bpe_tokenizer(specials)
-    tk.bos_token, tk.eos_token, tk.pad_token = "<|im_start|>", "<end_of_utterance>", "<|endoftext|>"
-    tk.add_special_tokens({"additional_special_tokens": specials[3:]})
-    ip = Idefics3ImageProcessorPil(size={"longest_edge": longest_edge}, max_image_size={"longest_edge": 512})
-    proc = m.ColIdefics3Processor(image_processor=ip, tokenizer=tk, image_seq_len=64)
-    cfg = Idefics3Config(
-        vision_config=dict(
+    return tiny_models.build_colidefics3(
+        out,
+        vision=dict(
             hidden_size=768,
             intermediate_size=3072,
             num_hidden_layers=12,
@@ -79,28 +61,15 @@ def build_colsmol_full(out: Path, longest_edge: int) -> Path:
             image_size=512,
             patch_size=16,
         ),
-        text_config=dict(
-            hidden_size=576,
-            intermediate_size=1536,
-            num_hidden_layers=30,
-            num_attention_heads=9,
-            num_key_value_heads=3,
-            vocab_size=49280,
-            max_position_embeddings=8192,
-            pad_token_id=tk.pad_token_id,
+        text=dict(
+            hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3
         ),
+        longest_edge=longest_edge,
+        tile=512,
+        image_seq_len=64,
         scale_factor=4,
-        image_token_id=tk.convert_tokens_to_ids("<image>"),
         vocab_size=49280,
-        pad_token_id=tk.pad_token_id,
     )
-    torch.manual_seed(0)
-    model = m.ColIdefics3(cfg).eval()
-    with torch.no_grad():
-        model.linear.bias.normal_(0, 0.1)
-    model.save_pretrained(out)
-    proc.save_pretrained(out)
-    return out
 
 
 def bench_visual(args, rows: list[str], tmp: Path) -> dict[int, tuple[int, float]]:

