@@ -147,7 +147,10 @@ class _DocumentWriter:
                 ]
                 visible = page.signals.n_chars * (1 - page.signals.invisible_text_fraction)
                 text = strip_lines(page.text, self.running)
-                if visible < self.index.settings.router.min_text_chars:
+                # No usable text layer: OCR (PDF pages and document-like image files; never photos).
+                if visible < self.index.settings.router.min_text_chars and (
+                    page.signals.source == "pdf" or route.label == "scanned"
+                ):
                     ocr_text = page.text if page.signals.invisible_text_fraction > 0.5 else self._ocr(page, renders)
                     text = ocr_text or page.text
                     texts = [text] if text.strip() else []

@@ -8,7 +8,6 @@ Only documents whose indexing finished (status ``ready``) are searched; ``where`
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -187,8 +186,3 @@ def _hydrate(index: Index, fused: list[Any], paths: dict[str, str], query: str) 
             )
         )
     return hits
-
-
-def page_reasons(index: Index, doc_id: str, page: int) -> list[str]:
-    rows = index.store.rows("pages", where=f"doc_id = '{doc_id}' AND page = {int(page)}", columns=["reasons"])
-    return json.loads(rows[0]["reasons"]) if rows else []
