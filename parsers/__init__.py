@@ -11,12 +11,14 @@ from pathlib import Path
 from docrag.config import Limits
 
 from .errors import DocumentError
+from .reader import DocumentReader
 from .types import BBox, Figure, Page, PageSignals, Region, TextSpan
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "BBox",
     "DocumentError",
+    "DocumentReader",
     "Figure",
     "Page",
     "PageSignals",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,6 +12,7 @@ import numpy as np
 from docrag.config import Limits
 
 from .errors import DocumentError
+from .reader import DocumentReader
 from .types import Figure, Page, PageSignals
 
 if TYPE_CHECKING:
@@ -35,24 +35,16 @@ def image_signals(img: Image.Image) -> tuple[float, float]:
     return paper, float(sat.mean())
 
 
-class ImageReader:
+class ImageReader(DocumentReader):
     """An image file as a document: one page per frame (multi-page TIFF), sizes checked before decoding."""
+
+    unit = "frames"
 
     def __init__(self, path: str | Path, limits: Limits | None = None) -> None:
         from PIL import Image, UnidentifiedImageError
 
-        self.path = Path(path)
-        self.file = str(path)
-        self.limits = limits or Limits()
-        self.warnings: list[str] = []
-        try:
-            size = self.path.stat().st_size
-        except OSError as exc:
-            raise DocumentError(self.file, f"cannot read the file ({exc.strerror})") from None
-        if size == 0:
-            raise DocumentError(self.file, "the file is empty (0 bytes)")
-        if size > self.limits.max_file_bytes:
-            raise DocumentError(self.file, f"the file is {size:,} bytes, over max_file_bytes")
+        self._img = None
+        super().__init__(path, limits)
         try:
             # Image.open reads only the header: the pixel count is checked before anything is decoded.
             self._img = Image.open(self.path)
@@ -64,25 +56,12 @@ class ImageReader:
             fmt = self._img.format
             self._img.close()
             raise DocumentError(self.file, f"unsupported image format {fmt}")
-        n = getattr(self._img, "n_frames", 1)
-        self.n_pages = min(n, self.limits.max_pages)
-        if n > self.limits.max_pages:
-            self.warnings.append(f"has {n} frames; only the first {self.n_pages} are read (max_pages)")
-
-    def __enter__(self) -> ImageReader:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self._cap_pages(getattr(self._img, "n_frames", 1))
 
     def close(self) -> None:
         if self._img is not None:
             self._img.close()
             self._img = None
-
-    def pages(self):
-        for i in range(self.n_pages):
-            yield self.page(i + 1)
 
     def _frame(self, number: int) -> Image.Image:
         if self._img is None:

@@ -15,15 +15,14 @@ import logging
 import math
 import re
 import statistics
-from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
 from docrag.config import Limits
 
 from .errors import DocumentError
+from .reader import DocumentReader, check_file
 from .types import BBox, Figure, Page, PageSignals, Region, TextSpan
 
 __all__ = ["PdfReader", "check_pdf_header", "render_pdf_page"]
@@ -44,17 +43,8 @@ _PDFIUM_LOAD_ERRORS = {
 
 
 def check_pdf_header(path: Path, limits: Limits) -> None:
-    """Refuse files that are empty, too large or not PDFs, before any parser sees them."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise DocumentError(str(path), f"cannot read the file ({exc.strerror})") from None
-    if size == 0:
-        raise DocumentError(str(path), "the file is empty (0 bytes)")
-    if size > limits.max_file_bytes:
-        raise DocumentError(
-            str(path), f"the file is {size:,} bytes, over the limit of {limits.max_file_bytes:,} (max_file_bytes)"
-        )
+    """Refuse files that are empty, too large or not PDFs, before PDFium sees them."""
+    check_file(path, limits)
     with path.open("rb") as fh:
         head = fh.read(1024)
     if b"%PDF-" not in head:
@@ -247,7 +237,7 @@ def _table_regions(rules: list[tuple[float, float, float, float]], page_h: float
     return regions
 
 
-class PdfReader:
+class PdfReader(DocumentReader):
     """Open a PDF and stream its pages. Use as a context manager; pages can render only while open.
 
     >>> with PdfReader("paper.pdf") as pdf:          # doctest: +SKIP
@@ -258,10 +248,8 @@ class PdfReader:
     def __init__(self, path: str | Path, limits: Limits | None = None) -> None:
         import pypdfium2 as pdfium
 
-        self.path = Path(path)
-        self.file = str(path)
-        self.limits = limits or Limits()
-        self.warnings: list[str] = []
+        self._pdf = None
+        super().__init__(path, limits)
         check_pdf_header(self.path, self.limits)
         try:
             self._pdf = pdfium.PdfDocument(self.path)
@@ -274,26 +262,12 @@ class PdfReader:
             self._pdf.close()
             raise DocumentError(self.file, "the PDF has zero pages")
         self.n_pages_total = n
-        self.n_pages = min(n, self.limits.max_pages)
-        if n > self.limits.max_pages:
-            msg = f"has {n} pages; only the first {self.n_pages} are read (max_pages)"
-            self.warnings.append(msg)
-            log.warning("%s: %s", self.file, msg)
-
-    def __enter__(self) -> PdfReader:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self._cap_pages(n)
 
     def close(self) -> None:
         if self._pdf is not None:
             self._pdf.close()
             self._pdf = None
-
-    def pages(self) -> Iterator[Page]:
-        for i in range(self.n_pages):
-            yield self.page(i + 1)
 
     def page(self, number: int) -> Page:
         """Parse page ``number`` (1-based). A page that cannot be parsed raises DocumentError."""
