@@ -152,7 +152,7 @@ def search_many(
             iq = index.unified_embedder.embed_images([query])[0]
             if has_image:
                 rankings["image"] = store.search_images(iq, n, allowed=set(allowed))
-            if has_text:
+            if has_text and legs is not None:  # cross-modal image → text chunks only when asked for
                 rankings["text"] = store.search_text(iq, n, allowed=set(allowed))
         fused = fuse(rankings, method, cfg.weights, cfg.rrf_k, n_tokens)[:k]
         results.append(_hydrate(index, fused, allowed, query if is_text else ""))

@@ -221,3 +221,26 @@ def test_default_profile_without_weights_names_the_offline_alternative(tmp_path,
     assert res.returncode == 2
     assert "is not available on this machine" in res.stderr and "--profile lite" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_image_leg_with_an_image_capable_embedder(tmp_path, corpus, tiny, docs):
+    from PIL import Image
+
+    idx = docrag.open(
+        tmp_path / "db",
+        profile="cpu",
+        visual={"type": "colidefics3", "model": str(tiny["colidefics3"])},
+        unified={"type": "siglip", "model": str(tiny["siglip"])},
+        ingest={"ocr": False, "elements": "text-layer"},
+    )
+    report = idx.add([corpus])
+    assert report.failed == [] and idx.stats()["images"] >= 1  # the photo goes to the image leg
+    hits = idx.search(Image.open(docs["photo_png"]), k=3)
+    assert Path(hits[0].file).name == "photo.png" and hits[0].legs["image"]["rank"] == 1
+    assert hits[0].legs["image"]["score"] == pytest.approx(1.0, abs=1e-4)  # the same image, cosine 1
+    weighted = idx.search("zanzibarite shipment", k=3, fusion="weighted")
+    assert {"visual", "text", "bm25"} <= {leg for h in weighted for leg in h.legs}
+    top_visual = next(h for h in weighted if "visual" in h.legs)
+    assert "calibrated" in top_visual.legs["visual"]
+    with pytest.raises(ValueError, match="unknown leg"):
+        idx.search("x", legs=["colour"])
