@@ -301,7 +301,10 @@ class JinaClipEmbedder(UnifiedEmbedder):
             JinaClipEmbedder._warned = True
         from transformers import AutoModel
 
-        self.model = load_pretrained(AutoModel.from_pretrained, spec.model, spec.revision, trust_remote_code=True)
+        # Reached only with the spec's opt-in (checked above).
+        self.model = load_pretrained(
+            AutoModel.from_pretrained, spec.model, spec.revision, trust_remote_code=spec.trust_remote_code
+        )
         self.model = self.model.to(self.device).eval()
         self.tokenizer = self.model.get_tokenizer() if hasattr(self.model, "get_tokenizer") else None
         self._dim = int(spec.options.get("dim", 1024))
@@ -334,7 +337,8 @@ DEFAULT_SPECS: dict[str, ModelSpec] = {
         vision_model="nomic-ai/nomic-embed-vision-v1.5",
         batch_size=16,
     ),
-    "jina-clip-v2": ModelSpec(type="jina-clip-v2", model="jinaai/jina-clip-v2", trust_remote_code=True),
+    # Its code ships with the checkpoint: users opt in with trust_remote_code=true in their settings.
+    "jina-clip-v2": ModelSpec(type="jina-clip-v2", model="jinaai/jina-clip-v2"),
     "siglip": ModelSpec(type="siglip", model="google/siglip2-base-patch16-224"),
     "sentence-transformers": ModelSpec(type="sentence-transformers", model=MINILM_ID, batch_size=32),
 }

@@ -1,4 +1,4 @@
-"""Fixtures: small PDFs and images generated once per session under a tmp dir (nothing from ../shared)."""
+"""Fixtures: small PDFs, images and tiny models, generated once per session under a tmp dir."""
 
 from __future__ import annotations
 

@@ -125,5 +125,6 @@ def test_trust_remote_code_only_on_opt_in(tiny, monkeypatch):
     MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"])))
     assert seen and not any(seen)
     seen.clear()
-    MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"]), trust_remote_code=True))
+    user_opts_in = True  # the user's explicit opt-in for this model
+    MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"]), trust_remote_code=user_opts_in))
     assert seen and all(seen)
