@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -31,8 +32,11 @@ def _main(
         stream=sys.stderr,
     )
     if not verbose:
-        for noisy in ("pdfminer", "unstructured", "PIL"):
+        for noisy in ("pdfminer", "unstructured", "PIL", "transformers", "sentence_transformers"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        # Model-loading progress bars (transformers, huggingface_hub) stay off; docrag shows its own.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def load_config(path: Path | None) -> dict[str, Any]:

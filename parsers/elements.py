@@ -92,7 +92,7 @@ def unstructured_elements(path: str | Path) -> tuple[dict[int, list[Element]], s
         from unstructured.partition.pdf import partition_pdf
 
         _guard_spacy()
-        for el in partition_pdf(filename=str(path), strategy="fast", infer_table_structure=False):
+        for el in partition_pdf(filename=str(path), strategy="fast", infer_table_structure=False, languages=["eng"]):
             md = el.metadata
             n = getattr(md, "page_number", None)
             text = (el.text or "").strip()
