@@ -35,6 +35,7 @@ __all__ = ["Candidate", "ModelMismatchError", "Store"]
 log = logging.getLogger(__name__)
 
 MULTIVECTOR_DIM = 128
+PREFILTER_MAX_IDS = 5000  # documents named in a doc_id IN (...) prefilter; beyond this, filter after search
 
 
 class ModelMismatchError(ValueError):
@@ -337,14 +338,28 @@ class Store:
             out.append([Candidate(keys[i][0], keys[i][1], float(row[i])) for i in top if np.isfinite(row[i])])
         return out
 
+    @staticmethod
+    def _prefilter(where: str | None, allowed: set[str] | None) -> str | None:
+        """SQL for LanceDB's prefilter: ``where`` and, for a subset of documents, ``doc_id IN (...)``.
+
+        Filtering before the search (not after) keeps k results when most rows are excluded. Very large
+        subsets are filtered after the search instead (the IN list would dwarf the query).
+        """
+        parts = [f"({where})"] if where else []
+        if allowed is not None and len(allowed) <= PREFILTER_MAX_IDS:
+            ids = ", ".join("'" + d.replace("'", "''") + "'" for d in sorted(allowed)) or "''"
+            parts.append(f"doc_id IN ({ids})")
+        return " AND ".join(parts) or None
+
     def _vector_leg(
         self, name: str, vector: np.ndarray, k: int, where: str | None, detail_col: str, allowed: set[str] | None
     ) -> list[Candidate]:
         if self.unified_dim is None or name not in self._tables() or not self.table(name).count_rows():
             return []
         q = self.table(name).search(np.asarray(vector, np.float32), vector_column_name="vector").metric("cosine")
-        if where:
-            q = q.where(where, prefilter=True)
+        sql = self._prefilter(where, allowed)
+        if sql:
+            q = q.where(sql, prefilter=True)
         rows = q.limit(max(k * 4, 20)).to_arrow().to_pylist()
         best: dict[tuple[str, int], Candidate] = {}
         for r in rows:
@@ -375,8 +390,9 @@ class Store:
         if not tbl.count_rows() or not query.strip():
             return []
         q = tbl.search(query, query_type="fts")
-        if where:
-            q = q.where(where, prefilter=True)
+        sql = self._prefilter(where, allowed)
+        if sql:
+            q = q.where(sql, prefilter=True)
         try:
             rows = q.limit(max(k * 2, 20)).select(["doc_id", "page", "_score"]).to_arrow().to_pylist()
         except Exception as exc:  # no FTS index yet, or a query the parser rejects

@@ -119,6 +119,8 @@ def search_many(
     allowed = allowed_documents(index, where)
     if not allowed:
         return [[] for _ in queries]
+    # Restrict the legs only when some documents are excluded (a where filter, or unfinished documents).
+    subset = set(allowed) if len(allowed) < store.count("documents") else None
     n = max(cfg.candidates, k)
     has_visual = "visual" in wanted and index.settings.visual is not None and store.count("visual") > 0
     has_text = "text" in wanted and store.count("chunks") > 0
@@ -132,15 +134,15 @@ def search_many(
             if has_visual:
                 qv = index.visual_embedder.embed_queries([query])[0]
                 n_tokens = len(qv)
-                rankings["visual"] = store.search_visual(qv, n, set(allowed))[0]
+                rankings["visual"] = store.search_visual(qv, n, subset)[0]
             if has_text or has_image:
                 uq = index.unified_embedder.embed_queries([query])[0]
                 if has_text:
-                    rankings["text"] = store.search_text(uq, n, allowed=set(allowed))
+                    rankings["text"] = store.search_text(uq, n, allowed=subset)
                 if has_image:
-                    rankings["image"] = store.search_images(uq, n, allowed=set(allowed))
+                    rankings["image"] = store.search_images(uq, n, allowed=subset)
             if "bm25" in wanted:
-                rankings["bm25"] = store.search_bm25(query, n, allowed=set(allowed))
+                rankings["bm25"] = store.search_bm25(query, n, allowed=subset)
         else:
             if "image" not in index.unified_embedder.modalities:
                 raise ValueError(
@@ -151,9 +153,9 @@ def search_many(
                 log.info("the visual leg takes text queries only (ColPali-family models embed text queries)")
             iq = index.unified_embedder.embed_images([query])[0]
             if has_image:
-                rankings["image"] = store.search_images(iq, n, allowed=set(allowed))
+                rankings["image"] = store.search_images(iq, n, allowed=subset)
             if has_text and legs is not None:  # cross-modal image → text chunks only when asked for
-                rankings["text"] = store.search_text(iq, n, allowed=set(allowed))
+                rankings["text"] = store.search_text(iq, n, allowed=subset)
         fused = fuse(rankings, method, cfg.weights, cfg.rrf_k, n_tokens)[:k]
         results.append(_hydrate(index, fused, allowed, query if is_text else ""))
     return results
