@@ -76,3 +76,15 @@ def test_float16_storage_scores_close_to_float32():
     half = maxsim_numpy(queries, [d.astype(np.float16) for d in docs])
     np.testing.assert_allclose(half, full, atol=2e-2)
     assert (np.argsort(-half, axis=1)[:, :5] == np.argsort(-full, axis=1)[:, :5]).mean() > 0.9
+
+
+def test_packed_docs_keep_float16_beyond_the_memory_budget():
+    from docrag.indexes.maxsim import PackedDocs, maxsim_packed
+
+    rng = np.random.default_rng(3)
+    queries, docs = _random(rng, 2, lo=2, hi=6), _random(rng, 9)
+    small = PackedDocs(docs)
+    half = PackedDocs(docs, max_float32_bytes=16)
+    assert small.matrix.dtype == np.float32 and half.matrix.dtype == np.float16
+    assert half.matrix.nbytes * 2 == small.matrix.nbytes
+    np.testing.assert_allclose(maxsim_packed(queries, half, block_vectors=50), maxsim_packed(queries, small), atol=2e-2)
