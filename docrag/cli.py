@@ -352,7 +352,7 @@ def show(
     docs = [
         d
         for d in idx.documents()
-        if d["doc_id"] == file or d["path"] == str(Path(file)) or Path(d["path"]).name == file
+        if file in (d["doc_id"], Path(d["path"]).name) or d["path"] == str(Path(file).resolve())
     ]
     if not docs:
         _fail(f"{file} is not in {db}")

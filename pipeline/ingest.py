@@ -289,7 +289,7 @@ def index_paths(
     files: list[Path] = []
     for path, supported in discover(paths):
         if supported:
-            files.append(path)
+            files.append(path.resolve())  # stored absolute: a file is the same file from any working directory
         elif not path.exists():
             report.failed.append({"file": str(path), "error": "no such file"})
         else:
@@ -353,7 +353,7 @@ def remove_documents(index: Index, targets: Iterable[str]) -> int:
     rows = store.rows("documents", columns=["doc_id", "path"])
     removed = 0
     for target in targets:
-        resolved = str(Path(target))
+        resolved = str(Path(target).resolve())
         for r in rows:
             if r["doc_id"] == target or r["path"] == resolved or r["path"].startswith(resolved.rstrip("/") + "/"):
                 store.delete_document(r["doc_id"])

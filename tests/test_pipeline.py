@@ -244,3 +244,18 @@ def test_image_leg_with_an_image_capable_embedder(tmp_path, corpus, tiny, docs):
     assert "calibrated" in top_visual.legs["visual"]
     with pytest.raises(ValueError, match="unknown leg"):
         idx.search("x", legs=["colour"])
+
+
+@pytest.mark.slow
+def test_relative_and_absolute_paths_are_the_same_document(tmp_path, docs, monkeypatch):
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    shutil.copy(docs["prose"], folder / "a.pdf")
+    monkeypatch.chdir(tmp_path)
+    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
+    assert idx.add(["papers"]).indexed == 1
+    assert idx.documents()[0]["path"] == str(folder / "a.pdf")  # stored absolute
+    shutil.copy(docs["code"], folder / "a.pdf")  # the same path, new content
+    again = idx.add([folder / "a.pdf"])
+    assert (again.indexed, again.removed) == (1, 1)
+    assert idx.remove("papers/a.pdf") == 1 and idx.documents() == []
