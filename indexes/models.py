@@ -75,11 +75,15 @@ def is_local(model: str) -> bool:
     return Path(model).expanduser().is_dir()
 
 
-def load_pretrained(loader: Callable[..., T], model: str, revision: str | None, **kwargs: Any) -> T:
+def load_pretrained(
+    loader: Callable[..., T], model: str, revision: str | None, *, trust_remote_code: bool = False, **kwargs: Any
+) -> T:
     """Call ``loader(model, ...)`` (a ``from_pretrained``) offline; turn "not found" into ModelUnavailableError.
 
-    ``trust_remote_code`` is passed only when the caller sets it (from the spec's explicit opt-in).
+    ``trust_remote_code`` reaches the loader only when true (the spec's explicit opt-in for that model).
     """
+    if trust_remote_code:
+        kwargs["trust_remote_code"] = True
     if is_local(model):
         target, kw = str(Path(model).expanduser()), {}
     else:

@@ -96,9 +96,16 @@ class MultiVectorEmbedder:
         self.spec = spec
         self.device = pick_device(spec.device)
         self.dtype = pick_dtype(spec.dtype, self.device)
-        remote = {"trust_remote_code": True} if spec.trust_remote_code else {}
-        self.processor = load_pretrained(proc_cls.from_pretrained, spec.model, spec.revision, **remote)
-        self.model = load_pretrained(model_cls.from_pretrained, spec.model, spec.revision, dtype=self.dtype, **remote)
+        self.processor = load_pretrained(
+            proc_cls.from_pretrained, spec.model, spec.revision, trust_remote_code=spec.trust_remote_code
+        )
+        self.model = load_pretrained(
+            model_cls.from_pretrained,
+            spec.model,
+            spec.revision,
+            dtype=self.dtype,
+            trust_remote_code=spec.trust_remote_code,
+        )
         _drop_unloaded_lm_head(self.model)
         self.model = self.model.to(self.device).eval()
         max_edge = spec.options.get("max_edge")

@@ -114,9 +114,14 @@ class SentenceTransformerEmbedder(UnifiedEmbedder):
         super().__init__(spec)
         from sentence_transformers import SentenceTransformer
 
-        remote = {"trust_remote_code": True} if spec.trust_remote_code else {}
         try:
-            self.model = load_pretrained(SentenceTransformer, spec.model, spec.revision, device=self.device, **remote)
+            self.model = load_pretrained(
+                SentenceTransformer,
+                spec.model,
+                spec.revision,
+                device=self.device,
+                trust_remote_code=spec.trust_remote_code,
+            )
         except ModelUnavailableError:
             if spec.model != MINILM_ID:
                 raise
@@ -166,9 +171,12 @@ class SiglipEmbedder(UnifiedEmbedder):
 
         self._torch = torch
         dtype = pick_dtype(spec.dtype, self.device)
-        remote = {"trust_remote_code": True} if spec.trust_remote_code else {}
-        self.processor = load_pretrained(AutoProcessor.from_pretrained, spec.model, spec.revision, **remote)
-        self.model = load_pretrained(AutoModel.from_pretrained, spec.model, spec.revision, dtype=dtype, **remote)
+        self.processor = load_pretrained(
+            AutoProcessor.from_pretrained, spec.model, spec.revision, trust_remote_code=spec.trust_remote_code
+        )
+        self.model = load_pretrained(
+            AutoModel.from_pretrained, spec.model, spec.revision, dtype=dtype, trust_remote_code=spec.trust_remote_code
+        )
         self.model = self.model.to(self.device).eval()
         self.tokenizer = self.processor.tokenizer
         cfg = self.model.config
@@ -223,9 +231,12 @@ class NomicEmbedder(UnifiedEmbedder):
 
         self._torch = torch
         dtype = pick_dtype(spec.dtype, self.device)
-        remote = {"trust_remote_code": True} if spec.trust_remote_code else {}
-        self.tokenizer = load_pretrained(AutoTokenizer.from_pretrained, spec.model, spec.revision, **remote)
-        self.text_model = load_pretrained(AutoModel.from_pretrained, spec.model, spec.revision, dtype=dtype, **remote)
+        self.tokenizer = load_pretrained(
+            AutoTokenizer.from_pretrained, spec.model, spec.revision, trust_remote_code=spec.trust_remote_code
+        )
+        self.text_model = load_pretrained(
+            AutoModel.from_pretrained, spec.model, spec.revision, dtype=dtype, trust_remote_code=spec.trust_remote_code
+        )
         self.text_model = self.text_model.to(self.device).eval()
         hidden = int(self.text_model.config.hidden_size)
         self._dim = int(spec.options.get("dim", hidden))
@@ -239,11 +250,18 @@ class NomicEmbedder(UnifiedEmbedder):
             from transformers import AutoImageProcessor
 
             self.image_processor = load_pretrained(
-                AutoImageProcessor.from_pretrained, spec.vision_model, spec.vision_revision, **remote
+                AutoImageProcessor.from_pretrained,
+                spec.vision_model,
+                spec.vision_revision,
+                trust_remote_code=spec.trust_remote_code,
             )
             self.vision_model = (
                 load_pretrained(
-                    AutoModel.from_pretrained, spec.vision_model, spec.vision_revision, dtype=dtype, **remote
+                    AutoModel.from_pretrained,
+                    spec.vision_model,
+                    spec.vision_revision,
+                    dtype=dtype,
+                    trust_remote_code=spec.trust_remote_code,
                 )
                 .to(self.device)
                 .eval()
