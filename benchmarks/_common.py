@@ -22,11 +22,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
-def append_results(title: str, body: str) -> None:
-    """Append a dated section to benchmarks/RESULTS.md and print it."""
+def append_results(title: str, body: str, save: bool = True) -> None:
+    """Print a dated section and, with ``save``, append it to benchmarks/RESULTS.md."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = f"\n## {title}\n\n{stamp} — {machine()}\n\n{body.rstrip()}\n"
     print(section)
+    if not save:
+        return
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nAppended by the scripts in benchmarks/; newest last.\n")
     with RESULTS.open("a", encoding="utf-8") as fh:

@@ -209,10 +209,9 @@ def main() -> None:
         f"\n\nRandom weights of the full-size architectures (same compute as the real checkpoints); torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads. Page images are 1240x1754 (A4 at 150 dpi)."
     )
-    if args.no_save:
-        print(body)
-    else:
-        append_results("Embedding throughput, storage and MaxSim latency (benchmarks/embed.py)", body)
+    append_results(
+        "Embedding throughput, storage and MaxSim latency (benchmarks/embed.py)", body, save=not args.no_save
+    )
 
 
 if __name__ == "__main__":

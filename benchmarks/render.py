@@ -61,10 +61,7 @@ def main() -> None:
         + "\n\nChoice: pypdfium2 renders (and streams text and page objects) — poppler stays available as "
         "`render_pdf_page(..., backend='poppler')`."
     )
-    if args.no_save:
-        print(body)
-    else:
-        append_results("Rendering: pypdfium2 vs pdf2image/poppler (benchmarks/render.py)", body)
+    append_results("Rendering: pypdfium2 vs pdf2image/poppler (benchmarks/render.py)", body, save=not args.no_save)
 
 
 if __name__ == "__main__":

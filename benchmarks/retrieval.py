@@ -134,10 +134,7 @@ def main() -> None:
                 f"→ **{peak_mib - base_mib:.0f} MiB above the model's footprint**.",
             ]
         text = "\n".join(body)
-        if args.no_save:
-            print(text)
-        else:
-            append_results("Retrieval quality, lite profile vs BM25 (benchmarks/retrieval.py)", text)
+        append_results("Retrieval quality, lite profile vs BM25 (benchmarks/retrieval.py)", text, save=not args.no_save)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

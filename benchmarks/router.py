@@ -77,10 +77,7 @@ def main() -> None:
             _route, label, conf, reasons = predicted[k]
             lines.append(f"- {k[0]} p{k[1]}: gold {gold[k]}, router {label} ({conf:.2f}): {'; '.join(reasons)}")
     body = "\n".join(lines)
-    if args.no_save:
-        print(body)
-    else:
-        append_results("Router accuracy and parse+route time (benchmarks/router.py)", body)
+    append_results("Router accuracy and parse+route time (benchmarks/router.py)", body, save=not args.no_save)
 
 
 if __name__ == "__main__":
