@@ -118,6 +118,14 @@ class IngestConfig(BaseModel):
     strip_running_lines: bool = Field(
         True, description="Leave running headers/footers (lines repeated at page edges) out of the text legs."
     )
+    caption_context: bool = Field(
+        True,
+        description="Embed each text chunk with its page's figure and table captions in front (a contextual "
+        "chunk header): a chart's page rarely says in prose what the chart shows.",
+    )
+    dehyphenate: bool = Field(
+        True, description="Rejoin words hyphenated across lines, guided by the document's own vocabulary."
+    )
 
 
 class SearchConfig(BaseModel):

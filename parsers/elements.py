@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .text import normalise
 from .types import Page
 
 __all__ = [
@@ -95,7 +96,7 @@ def unstructured_elements(path: str | Path) -> tuple[dict[int, list[Element]], s
         for el in partition_pdf(filename=str(path), strategy="fast", infer_table_structure=False, languages=["eng"]):
             md = el.metadata
             n = getattr(md, "page_number", None)
-            text = (el.text or "").strip()
+            text = normalise(el.text or "").strip()
             if n is not None and text:
                 coords = getattr(md, "coordinates", None)
                 extra = {"points": [list(p) for p in coords.points]} if coords is not None else {}

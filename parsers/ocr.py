@@ -9,6 +9,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from .errors import DocumentError
+from .text import normalise
 from .types import TextSpan
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def ocr_image(image: Image.Image, *, lang: str = "eng", timeout: float = 120.0, 
     spans: list[TextSpan] = []
     confs: list[float] = []
     for row in rows:
-        word = (row.get("text") or "").strip()
+        word = normalise(row.get("text") or "").strip()
         if row.get("level") != "5" or not word:
             continue
         left, top = float(row["left"]), float(row["top"])

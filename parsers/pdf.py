@@ -23,6 +23,7 @@ from docrag.config import Limits
 
 from .errors import DocumentError
 from .reader import DocumentReader, check_file
+from .text import normalise
 from .types import BBox, Figure, Page, PageSignals, Region, TextSpan
 
 __all__ = ["PdfReader", "check_pdf_header", "render_pdf_page"]
@@ -305,14 +306,14 @@ class PdfReader(DocumentReader):
             spans_pdf: list[tuple[float, float, float, float, str]] = []
             for i in range(textpage.count_rects()):
                 left, bottom, right, top = textpage.get_rect(i)
-                s = textpage.get_text_bounded(left, bottom, right, top).strip()
+                s = normalise(textpage.get_text_bounded(left, bottom, right, top)).strip()
                 if s:
                     span_boxes.append((left, bottom, right, top))
                     spans_pdf.append((left, bottom, right, top, s))
                     spans.append(TextSpan(s, (left - x0, y1 - top, right - x0, y1 - bottom)))
         finally:
             textpage.close()
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = normalise(text.replace("\r\n", "\n").replace("\r", "\n"))
         sig.n_chars = sum(1 for c in text if not c.isspace())
         sig.n_words = len(text.split())
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from docrag.parsers import DocumentError, discover, open_document
 from docrag.parsers.elements import running_lines, strip_lines
+from docrag.parsers.text import captions, dehyphenate, is_noise, vocabulary
 from docrag.parsers.types import Page
 
 from .router import Route, route_page
@@ -100,6 +101,14 @@ class _DocumentWriter:
         self.elements: tuple[dict[int, list[Any]], str] | None = None
         self.routes: list[Route] = []
         self.running: set[str] = set()  # running headers/footers of this document, left out of the text legs
+        self.vocab: set[str] | None = None  # the document's words, to tell line-end hyphenation from compounds
+
+    def _clean(self, text: str) -> str:
+        """Running lines out, line-end hyphenation undone (text from any source: layer, elements, OCR)."""
+        text = strip_lines(text, self.running)
+        if not self.cfg.dehyphenate:
+            return text
+        return dehyphenate(text, self.vocab)
 
     def _elements_for(self, page: Page) -> list[str]:
         from docrag.parsers.elements import page_elements, text_layer_elements, unstructured_elements
@@ -143,16 +152,18 @@ class _DocumentWriter:
             try:
                 # Elements of a few characters (a lone page number) would only make noise chunks.
                 texts = [
-                    t for t in (strip_lines(x, self.running) for x in self._elements_for(page)) if len(t.strip()) >= 4
+                    t
+                    for t in (self._clean(x) for x in self._elements_for(page))
+                    if len(t.strip()) >= 4 and not is_noise(t)
                 ]
                 visible = page.signals.n_chars * (1 - page.signals.invisible_text_fraction)
-                text = strip_lines(page.text, self.running)
+                text = self._clean(page.text)
                 # No usable text layer: OCR (PDF pages and document-like image files; never photos).
                 if visible < self.index.settings.router.min_text_chars and (
                     page.signals.source == "pdf" or route.label == "scanned"
                 ):
                     ocr_text = page.text if page.signals.invisible_text_fraction > 0.5 else self._ocr(page, renders)
-                    text = ocr_text or page.text
+                    text = self._clean(ocr_text or page.text)
                     texts = [text] if text.strip() else []
                 if route.route == "visual" and self.visual is not None:
                     visual_pages.append(page.number)
@@ -185,9 +196,12 @@ class _DocumentWriter:
         if visual_pages:
             self.store.add_visual(self.doc_id, visual_pages, self.visual.embed_images(visual_images))
             self._tick("visual", len(visual_pages))
-        chunks = chunk_page_texts(chunk_inputs, self.unified, self.cfg.chunk_max_tokens, self.cfg.chunk_overlap)
+        contexts = {p: captions(t) for p, t in chunk_inputs} if self.cfg.caption_context else None
+        chunks = chunk_page_texts(
+            chunk_inputs, self.unified, self.cfg.chunk_max_tokens, self.cfg.chunk_overlap, contexts
+        )
         if chunks:
-            vectors = self.unified.embed_documents([c.text for c in chunks])
+            vectors = self.unified.embed_documents([c.embed_text for c in chunks])
             self.store.add_chunks(
                 self.doc_id, [c.page for c in chunks], [c.index for c in chunks], [c.text for c in chunks], vectors
             )
@@ -249,15 +263,20 @@ def _index_document(
         if progress:
             progress("document", {"file": str(path), "pages": doc.n_pages})
         writer = _DocumentWriter(index, doc_id, path, progress)
-        if cfg.ingest.strip_running_lines and doc.n_pages >= 3:
-            # A cheap pre-pass over the text layer (no rendering) finds running headers and footers.
+        if cfg.ingest.strip_running_lines or cfg.ingest.dehyphenate:
+            # A cheap pre-pass over the text layer (no rendering): running headers and footers, and the
+            # document's vocabulary for dehyphenation.
             texts = []
             for number in range(1, doc.n_pages + 1):
                 try:
                     texts.append(doc.page(number).text)
                 except DocumentError:
                     continue
-            writer.running = running_lines(texts)
+            if cfg.ingest.strip_running_lines:
+                writer.running = running_lines(texts)
+            if cfg.ingest.dehyphenate:
+                writer.vocab = vocabulary(texts)
+            del texts
         batch: list[Page] = []
         for number in range(1, doc.n_pages + 1):
             try:

@@ -331,3 +331,32 @@ def scans_pdf(path: Path, n_pages: int = 3, seed: int = 0) -> Path:
     c.save()
     img_path.unlink()
     return path
+
+
+def typeset_pdf(path: Path) -> Path:
+    """Two pages of justified-style text: words hyphenated at line ends (a broken word and a real compound the
+    document also writes whole), and on page 2 a chart whose caption is the only text saying what it shows."""
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.setFont("Helvetica", 11)
+    lines = [
+        "Patients who were alcohol-dependent at intake were followed for two years. The",
+        "analysis of smok-",
+        "ing behaviour in alcohol-",
+        "dependent patients used a new theoret-",
+        "ical framework, and the theoretical results held.",
+    ]
+    for i, line in enumerate(lines):
+        c.drawString(72, 760 - 14 * i, line)
+    c.showPage()
+    c.setFont("Helvetica", 10)
+    y = _prose_lines(c, 72, 780, 95, 22, seed=7)
+    c.setStrokeColorRGB(0.2, 0.2, 0.6)
+    for k in range(8):  # a bar chart without words
+        c.rect(90 + 40 * k, y - 200, 25, 20 + 15 * ((k * 5) % 7), fill=1)
+    c.setFont("Helvetica", 9)
+    c.drawString(72, y - 220, "Figure 3: Monthly rainfall in Lisbon and Porto over the winter of 1987.")
+    c.setFont("Helvetica", 10)
+    _prose_lines(c, 72, y - 245, 95, 8, seed=8)
+    c.showPage()
+    c.save()
+    return path
