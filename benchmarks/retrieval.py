@@ -1,10 +1,12 @@
 """Retrieval quality and indexing cost of the `lite` profile, against BM25 alone, in one process.
 
     python benchmarks/retrieval.py --corpus DEVSET/corpus --queries DEVSET/queries.jsonl
-                                   [--labels DEVSET/page_labels.tsv] [--big-pages 300] [--no-save]
+                                   [--labels DEVSET/page_labels.tsv] [--big-pages 300] [--ablate] [--no-save]
 
 1. Indexes the corpus with the `lite` profile (timed), then evaluates on the same index: BM25 alone over
    page text (text layer + OCR), the text leg alone, and the fused ranking with both fusion methods.
+   With ``--ablate``, re-indexes the corpus once per text-preparation step turned off (caption headers on
+   chunks, dehyphenation) and reports the text leg and the fused ranking without it.
 2. Builds a PDF of ``--big-pages`` pages by cycling the corpus's pages and indexes it in a fresh process
    (lite profile), reporting pages/s and peak RSS, against the peak RSS of a process that only loads the
    lite model and embeds one string (the model's own footprint).
@@ -60,6 +62,7 @@ def main() -> None:
     ap.add_argument("--queries", required=True, type=Path)
     ap.add_argument("--labels", type=Path)
     ap.add_argument("--big-pages", type=int, default=300)
+    ap.add_argument("--ablate", action="store_true", help="also index without each text-preparation step")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
 
@@ -94,6 +97,14 @@ def main() -> None:
         rows.append(row("text leg only (all-MiniLM-L6-v2 chunks)", res["legs"]["text"]))
         rows.append(row("fused, weighted (lite default)", runs["weighted"]["fused"]))
         rows.append(row("fused, rrf", runs["rrf"]["fused"]))
+        if args.ablate:
+            steps = (("caption headers", {"caption_context": False}), ("dehyphenation", {"dehyphenate": False}))
+            for name, off in steps:
+                ablated = docrag.open(tmp / f"no-{next(iter(off))}.db", profile="lite", ingest=off)
+                ablated.add([args.corpus])
+                r = evaluate(ablated, queries, (5, 10))
+                rows.append(row(f"text leg only, without {name}", r["legs"]["text"]))
+                rows.append(row(f"fused, weighted, without {name}", r["fused"]))
         gain = runs["weighted"]["fused"]["overall"]["ndcg@5"] - res["legs"]["bm25"]["overall"]["ndcg@5"]
         body = [
             f"Corpus `{args.corpus}` ({report.pages} pages, {report.indexed} documents), {len(queries)} queries "

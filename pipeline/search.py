@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from docrag.parsers.text import normalise
+
 from .fusion import fuse
 
 if TYPE_CHECKING:
@@ -131,6 +133,7 @@ def search_many(
         n_tokens = 1
         is_text = isinstance(query, str)
         if is_text:
+            query = normalise(query)  # the same folding as the indexed text (ligatures, full-width forms)
             if has_visual:
                 qv = index.visual_embedder.embed_queries([query])[0]
                 n_tokens = len(qv)

@@ -344,6 +344,7 @@ def typeset_pdf(path: Path) -> Path:
         "ing behaviour in alcohol-",
         "dependent patients used a new theoret-",
         "ical framework, and the theoretical results held.",
+        "Final effect sizes were reported for each cohort.",
     ]
     for i, line in enumerate(lines):
         c.drawString(72, 760 - 14 * i, line)

@@ -102,6 +102,11 @@ def test_index_dehyphenates_and_caption_headers_lift_the_chart_page(tmp_path):
         assert all("\ufffe" not in c["text"] and "smok- ing" not in c["text"] for c in chunks)
         # The header is embedded, not stored: chunk texts hold the caption once, where it is on the page.
         assert sum(c["text"].count("Figure 3: Monthly rainfall") for c in chunks) == 1
+        # BM25 matches the rejoined word; a query typed with ligatures is folded like the documents.
+        assert idx.search("smoking", k=1, legs=["bm25"])[0].page == 1
+        typed, plain = (idx.search(q, k=1, legs=["text"])[0] for q in ("\ufb01nal e\ufb00ect", "final effect"))
+        assert typed.page == plain.page == 1
+        assert typed.legs["text"]["score"] == pytest.approx(plain.legs["text"]["score"])
         hits = idx.search(query, k=2, legs=["text"])
         assert Path(hits[0].file).name == "typeset.pdf" and hits[0].page == 2
         scores[header] = hits[0].legs["text"]["score"]
