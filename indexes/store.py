@@ -2,8 +2,8 @@
 
 Tables
 - ``documents``: doc_id (sha256 of the bytes), path, size, mtime, n_pages, status, metadata (JSON), indexed_at
-- ``pages``: doc_id, page, route, label, confidence, reasons (JSON), signals (JSON), text, thumbnail (PNG)
-- ``chunks``: doc_id, page, chunk, text, vector (unified)             — FTS index on text
+- ``pages``: doc_id, page, route, label, confidence, reasons (JSON), signals (JSON), text (FTS), thumbnail (WEBP)
+- ``chunks``: doc_id, page, chunk, text, vector (unified)
 - ``images``: doc_id, page, image, bbox, vector (unified)
 - ``visual``: doc_id, page, n_vectors, multivector (list<fixed_size_list<float16, 128>>)
 - ``meta``: key, value (JSON): the model specs the vectors came from
@@ -290,12 +290,22 @@ class Store:
             raise ModelMismatchError(f"vectors of shape {vectors.shape} do not fit this {self.unified_dim}-d index")
 
     def build_text_index(self) -> None:
-        """(Re)build the native full-text index on page text and chunk text (BM25)."""
+        """Bring the full-text index on page text (BM25) up to date after a write.
+
+        Created on first use; afterwards LanceDB's ``optimize`` folds new rows into it and drops deleted ones,
+        work in proportion to the change rather than to the database (it also compacts the small fragments
+        that page-batch writes leave). Rows not folded in yet, e.g. after an interrupted run, are still
+        searched, by a flat scan.
+        """
         from lancedb.index import FTS
 
-        for name in ("pages", "chunks"):
-            if name in self._tables() and self.table(name).count_rows():
-                self.table(name).create_index("text", config=FTS(), replace=True)
+        if "pages" not in self._tables():
+            return
+        tbl = self.table("pages")
+        if any(i.index_type == "FTS" and list(i.columns) == ["text"] for i in tbl.list_indices()):
+            tbl.optimize()
+        elif tbl.count_rows():
+            tbl.create_index("text", config=FTS(), replace=True)
 
     def delete_document(self, doc_id: str) -> None:
         safe = doc_id.replace("'", "''")

@@ -119,3 +119,43 @@ def test_delete_document_removes_its_rows(tmp_path, tiny, page_images):
     store.delete_document("doc-b")
     assert store.count("chunks") == store.count("images") == store.count("pages") == 0
     assert store.count("visual") == 4
+
+
+def _page_rows(doc_id: str, texts: list[str]) -> dict:
+    n = len(texts)
+    return {
+        "doc_id": [doc_id] * n,
+        "page": list(range(1, n + 1)),
+        "route": ["text"] * n,
+        "label": ["text"] * n,
+        "confidence": [1.0] * n,
+        "reasons": ["[]"] * n,
+        "signals": ["{}"] * n,
+        "text": texts,
+        "thumbnail": [b""] * n,
+    }
+
+
+def test_text_index_is_created_once_then_updated_incrementally(tmp_path, monkeypatch):
+    store = Store(tmp_path / "db", unified_spec=ModelSpec(type="sentence-transformers", model="m"), unified_dim=4)
+    store.add_rows("pages", _page_rows("doc-a", ["walrus colony census", "harbour seals"]))
+    store.build_text_index()
+    tbl = store.table("pages")
+    (fts,) = [i for i in tbl.list_indices() if i.index_type == "FTS"]
+
+    # Later runs must not rebuild the index from scratch: creating it again would fail this test.
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the full-text index was rebuilt instead of updated")
+
+    monkeypatch.setattr(type(tbl), "create_index", no_rebuild)
+    store.add_rows("pages", _page_rows("doc-b", ["narwhal tusks", "walrus diet"]))
+    assert {c.doc_id for c in store.search_bm25("narwhal")} == {"doc-b"}  # searchable before the update
+    store.build_text_index()
+    stats = store.table("pages").index_stats(fts.name)
+    assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (4, 0)
+    assert {(c.doc_id, c.page) for c in store.search_bm25("walrus")} == {("doc-a", 1), ("doc-b", 2)}
+
+    store.delete_document("doc-a")
+    store.build_text_index()
+    assert [(c.doc_id, c.page) for c in store.search_bm25("walrus")] == [("doc-b", 2)]
+    assert store.table("pages").index_stats(fts.name).num_indexed_rows == 2
