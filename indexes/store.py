@@ -126,6 +126,11 @@ def _vectors_to_arrow(vectors: np.ndarray, dim: int) -> Any:
     return pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), dim)
 
 
+# When build_text_index runs LanceDB's optimize (see there).
+OPTIMIZE_UNINDEXED_SHARE = 0.1
+OPTIMIZE_SMALL_FRAGMENTS = 1024
+
+
 class Store:
     """One LanceDB database (a local directory, or any URI LanceDB accepts, e.g. s3://)."""
 
@@ -289,23 +294,32 @@ class Store:
         if vectors.ndim != 2 or vectors.shape[1] != self.unified_dim:
             raise ModelMismatchError(f"vectors of shape {vectors.shape} do not fit this {self.unified_dim}-d index")
 
-    def build_text_index(self) -> None:
-        """Bring the full-text index on page text (BM25) up to date after a write.
+    def build_text_index(self, force: bool = False) -> None:
+        """Keep the full-text index on page text (BM25) current after a write, in proportion to the change.
 
-        Created on first use; afterwards LanceDB's ``optimize`` folds new rows into it and drops deleted ones,
-        work in proportion to the change rather than to the database (it also compacts the small fragments
-        that page-batch writes leave). Rows not folded in yet, e.g. after an interrupted run, are still
-        searched, by a flat scan.
+        The index is created on first use. After that, new rows are not indexed at once: LanceDB searches rows
+        the index has not seen by a flat scan, which costs little for one run's pages. ``optimize`` (fold the
+        new rows into the index, drop deleted ones, compact the small fragments that page-batch writes leave)
+        rewrites the table, so it runs only once enough has accumulated: ``OPTIMIZE_UNINDEXED_SHARE`` of the
+        indexed rows unindexed, or ``OPTIMIZE_SMALL_FRAGMENTS`` small fragments, or ``force``.
+        (``benchmarks/fts.py``: at 20k pages a rebuild took 1.3 s and optimize 4.6 s per run, while BM25
+        queries on the compacted table were 2.5× faster than on the fragmented one.)
         """
         from lancedb.index import FTS
 
         if "pages" not in self._tables():
             return
         tbl = self.table("pages")
-        if any(i.index_type == "FTS" and list(i.columns) == ["text"] for i in tbl.list_indices()):
+        fts = [i for i in tbl.list_indices() if i.index_type == "FTS" and list(i.columns) == ["text"]]
+        if not fts:
+            if tbl.count_rows():
+                tbl.create_index("text", config=FTS(), replace=True)
+            return
+        stats = tbl.index_stats(fts[0].name)
+        small = tbl.stats().get("fragment_stats", {}).get("num_small_fragments", 0)
+        indexed, unindexed = (stats.num_indexed_rows, stats.num_unindexed_rows) if stats else (0, 1)
+        if force or unindexed > OPTIMIZE_UNINDEXED_SHARE * max(indexed, 1) or small >= OPTIMIZE_SMALL_FRAGMENTS:
             tbl.optimize()
-        elif tbl.count_rows():
-            tbl.create_index("text", config=FTS(), replace=True)
 
     def delete_document(self, doc_id: str) -> None:
         safe = doc_id.replace("'", "''")

@@ -1,0 +1,116 @@
+"""Keeping the BM25 index current as a database grows run by run: rebuild every run vs docrag's policy.
+
+    python benchmarks/fts.py [--pages 20000] [--run-pages 500] [--batch 8] [--no-save]
+
+A ``pages`` table of synthetic page text (about 350 words a page, Zipf-like vocabulary) grows by
+``--run-pages`` pages per indexing run, written ``--batch`` pages at a time as ingestion writes them. After
+each run the BM25 index is brought up to date, under two policies on two copies:
+
+- rebuild: ``create_index(replace=True)`` every run (what docrag did before);
+- docrag: ``Store.build_text_index`` — create once; leave a run's rows to LanceDB's flat scan of unindexed
+  rows; ``optimize`` (fold in, compact) once unindexed rows or small fragments pass a threshold.
+
+Reported: total and worst per-run upkeep, BM25 query time at the end (median of 20 queries; one of them
+checks the last run's pages are found) and the fragment count left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import append_results
+
+
+def _texts(rng: np.random.Generator, n: int, vocab: np.ndarray, p: np.ndarray) -> list[str]:
+    return [" ".join(rng.choice(vocab, size=350, p=p)) for _ in range(n)]
+
+
+def _rows(doc_id: str, first_page: int, texts: list[str]) -> dict:
+    n = len(texts)
+    return {
+        "doc_id": [doc_id] * n,
+        "page": list(range(first_page, first_page + n)),
+        "route": ["text"] * n,
+        "label": ["text"] * n,
+        "confidence": [1.0] * n,
+        "reasons": ["[]"] * n,
+        "signals": ["{}"] * n,
+        "text": texts,
+        "thumbnail": [b""] * n,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pages", type=int, default=20000)
+    ap.add_argument("--run-pages", type=int, default=500)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args()
+
+    from lancedb.index import FTS
+
+    from docrag.indexes.models import ModelSpec
+    from docrag.indexes.store import Store
+
+    vocab = np.array([f"w{i}" for i in range(30000)])
+    p = 1.0 / np.arange(1, len(vocab) + 1)
+    p /= p.sum()
+    n_runs = args.pages // args.run_pages
+    runs = [_texts(np.random.default_rng(r), args.run_pages, vocab, p) for r in range(n_runs)]
+    runs[-1][0] += " zanzibarite"
+    spec = ModelSpec(type="sentence-transformers", model="bench")
+    rows = [
+        "| policy | upkeep, total s | upkeep, worst run s | BM25 query at the end, ms | fragments at the end |",
+        "|---|---|---|---|---|",
+    ]
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        for policy in ("rebuild every run", "docrag (flat scan, optimize past thresholds)"):
+            store = Store(tmp / policy.split()[0], unified_spec=spec, unified_dim=4)
+            upkeep = []
+            for r, texts in enumerate(runs):
+                for start in range(0, len(texts), args.batch):
+                    store.add_rows("pages", _rows(f"doc{r}", start + 1, texts[start : start + args.batch]))
+                t = time.perf_counter()
+                if policy.startswith("rebuild"):
+                    store.table("pages").create_index("text", config=FTS(), replace=True)
+                else:
+                    store.build_text_index()
+                upkeep.append(time.perf_counter() - t)
+            hits = store.search_bm25("zanzibarite")
+            assert hits and hits[0].doc_id == f"doc{n_runs - 1}", policy
+            lat = []
+            for q in range(20):
+                t = time.perf_counter()
+                store.search_bm25(f"w{q * 7} w{q * 13 + 100} w{q + 2000}", k=10)
+                lat.append(time.perf_counter() - t)
+            frags = store.table("pages").stats()["fragment_stats"]["num_fragments"]
+            rows.append(
+                f"| {policy} | {sum(upkeep):.1f} | {max(upkeep):.2f} | {1000 * float(np.median(lat)):.1f} | {frags} |"
+            )
+            print(rows[-1], flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    body = "\n".join(
+        [
+            f"{args.pages:,} pages of synthetic text (350 words each) indexed in {n_runs} runs of {args.run_pages} "
+            f"pages, written {args.batch} pages at a time; BM25 index brought up to date after every run.",
+            "",
+            *rows,
+        ]
+    )
+    append_results("BM25 index upkeep as a database grows (benchmarks/fts.py)", body, save=not args.no_save)
+
+
+if __name__ == "__main__":
+    main()
