@@ -361,7 +361,7 @@ def index_paths(
             report.routes[r.route] = report.routes.get(r.route, 0) + 1
         changed = True
     if changed:
-        store.build_text_index()
+        store.maintain()
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -378,5 +378,5 @@ def remove_documents(index: Index, targets: Iterable[str]) -> int:
                 store.delete_document(r["doc_id"])
                 removed += 1
     if removed:
-        store.build_text_index()
+        store.maintain()
     return removed

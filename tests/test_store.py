@@ -50,7 +50,7 @@ def _build(db, tiny, page_images):
             "thumbnail": [b""] * 3,
         },
     )
-    store.build_text_index()
+    store.maintain()
     return vis, uni, store
 
 
@@ -139,7 +139,7 @@ def _page_rows(doc_id: str, texts: list[str]) -> dict:
 def test_text_index_is_created_once_then_kept_current_without_rebuilds(tmp_path, monkeypatch):
     store = Store(tmp_path / "db", unified_spec=ModelSpec(type="sentence-transformers", model="m"), unified_dim=4)
     store.add_rows("pages", _page_rows("doc-a", [f"walrus colony census {i}" for i in range(20)]))
-    store.build_text_index()
+    store.maintain()
     tbl = store.table("pages")
     (fts,) = [i for i in tbl.list_indices() if i.index_type == "FTS"]
 
@@ -154,17 +154,39 @@ def test_text_index_is_created_once_then_kept_current_without_rebuilds(tmp_path,
     monkeypatch.setattr(type(tbl), "create_index", no_rebuild)
     # A small addition stays out of the index and is searched by a flat scan.
     store.add_rows("pages", _page_rows("doc-b", ["narwhal tusks", "walrus diet"]))
-    store.build_text_index()
+    store.maintain()
     assert stats() == (20, 2)
     assert {c.doc_id for c in store.search_bm25("narwhal")} == {"doc-b"}
     assert ("doc-b", 2) in {(c.doc_id, c.page) for c in store.search_bm25("walrus", k=30)}
     # Past the share of unindexed rows, optimize folds them in.
     store.add_rows("pages", _page_rows("doc-c", ["narwhal pod"]))
-    store.build_text_index()
+    store.maintain()
     assert stats() == (23, 0)
     assert {c.doc_id for c in store.search_bm25("narwhal")} == {"doc-b", "doc-c"}
     # Deleted rows disappear from results at once, and from the index when it is optimized.
     store.delete_document("doc-a")
     assert {c.doc_id for c in store.search_bm25("walrus", k=30)} == {"doc-b"}
-    store.build_text_index(force=True)
+    store.maintain(force=True)
     assert stats() == (3, 0)
+
+
+def test_maintain_compacts_fragmented_tables_past_the_threshold(tmp_path, monkeypatch):
+    import docrag.indexes.store as store_mod
+
+    store = Store(tmp_path / "db", unified_spec=ModelSpec(type="sentence-transformers", model="m"), unified_dim=4)
+    rng = np.random.default_rng(0)
+    for b in range(6):  # six page batches: six fragments
+        v = rng.standard_normal((3, 4)).astype(np.float32)
+        store.add_chunks(f"doc{b}", [1, 2, 3], [0, 0, 0], ["t"] * 3, v / np.linalg.norm(v, axis=1, keepdims=True))
+
+    def fragments():
+        return store.table("chunks").stats()["fragment_stats"]["num_fragments"]
+
+    q = rng.standard_normal(4).astype(np.float32)
+    before = [(c.doc_id, c.page, round(c.score, 5)) for c in store.search_text(q, k=18)]
+    store.maintain()
+    assert fragments() == 6  # under the threshold: left alone
+    monkeypatch.setattr(store_mod, "OPTIMIZE_SMALL_FRAGMENTS", 4)
+    store.maintain()
+    assert fragments() == 1
+    assert [(c.doc_id, c.page, round(c.score, 5)) for c in store.search_text(q, k=18)] == before
