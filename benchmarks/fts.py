@@ -37,19 +37,14 @@ def _texts(rng: np.random.Generator, n: int, vocab: np.ndarray, p: np.ndarray) -
     return [" ".join(rng.choice(vocab, size=350, p=p)) for _ in range(n)]
 
 
+# Columns of a plain text page besides doc_id, page and text (what the router would have said of it).
+_PAGE = {"route": "text", "label": "text", "confidence": 1.0, "reasons": "[]", "signals": "{}", "thumbnail": b""}
+
+
 def _rows(doc_id: str, first_page: int, texts: list[str]) -> dict:
     n = len(texts)
-    return {
-        "doc_id": [doc_id] * n,
-        "page": list(range(first_page, first_page + n)),
-        "route": ["text"] * n,
-        "label": ["text"] * n,
-        "confidence": [1.0] * n,
-        "reasons": ["[]"] * n,
-        "signals": ["{}"] * n,
-        "text": texts,
-        "thumbnail": [b""] * n,
-    }
+    cols = {k: [v] * n for k, v in _PAGE.items()}
+    return {"doc_id": [doc_id] * n, "page": list(range(first_page, first_page + n)), "text": texts, **cols}
 
 
 def main() -> None:
