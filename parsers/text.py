@@ -84,11 +84,6 @@ def dehyphenate(text: str, vocab: Container[str] | None = None) -> str:
     return _BROKEN.sub(fix, text)
 
 
-def clean(text: str, vocab: Container[str] | None = None) -> str:
-    """``normalise`` then ``dehyphenate``: what every text leg indexes."""
-    return dehyphenate(normalise(text), vocab)
-
-
 # "Figure 2:", "Fig. 3.", "Table IV –", "Chart 1", "Exhibit 4" at the start of a line; the label's number and a
 # separator (or the end of the line) tell a caption from prose that merely starts with the word "Table".
 _CAPTION = re.compile(

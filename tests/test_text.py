@@ -10,7 +10,7 @@ import pytest
 import docrag
 from docrag.config import Limits
 from docrag.parsers import open_document
-from docrag.parsers.text import captions, clean, dehyphenate, is_noise, normalise, vocabulary
+from docrag.parsers.text import captions, dehyphenate, is_noise, normalise, vocabulary
 
 
 def test_normalise_folds_ligatures_and_restores_pdfium_line_end_hyphens():
@@ -82,8 +82,8 @@ def test_pdf_text_layer_is_cleaned_at_the_source(tmp_path):
     with open_document(path, Limits()) as doc:
         text = doc.page(1).text
     assert "\ufffe" not in text and "smok-\ning" in text  # pdfium's marker became a line-end hyphen
-    assert clean(text, vocabulary([text])).count("alcohol-dependent") == 2
-    assert "smoking behaviour" in clean(text) and "theoretical framework" in clean(text)
+    assert dehyphenate(text, vocabulary([text])).count("alcohol-dependent") == 2
+    assert "smoking behaviour" in dehyphenate(text) and "theoretical framework" in dehyphenate(text)
 
 
 @pytest.mark.slow
