@@ -15,7 +15,15 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ModelSpec", "ModelUnavailableError", "availability", "load_pretrained", "pick_device", "pick_dtype"]
+__all__ = [
+    "ModelSpec",
+    "ModelUnavailableError",
+    "availability",
+    "load_for",
+    "load_pretrained",
+    "pick_device",
+    "pick_dtype",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,6 +119,15 @@ def load_pretrained(
         if missing or not is_local(model):
             raise ModelUnavailableError(model, revision, text.splitlines()[0][:200]) from None
         raise
+
+
+def load_for(spec: ModelSpec, loader: Callable[..., T], *, vision: bool = False, **kwargs: Any) -> T:
+    """``load_pretrained`` for the checkpoint ``spec`` names (its vision tower with ``vision``), passing the
+    spec's own ``trust_remote_code`` opt-in: the one place an embedder's loads get it."""
+    model, revision = (spec.vision_model, spec.vision_revision) if vision else (spec.model, spec.revision)
+    if model is None:
+        raise ValueError(f"{spec.type}: no {'vision_model' if vision else 'model'} in the spec")
+    return load_pretrained(loader, model, revision, trust_remote_code=spec.trust_remote_code, **kwargs)
 
 
 def pick_device(pref: str = "auto") -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .colpali_compat import colpali_engine, require_torchvision
-from .models import ModelSpec, load_pretrained, pick_device, pick_dtype
+from .models import ModelSpec, load_for, pick_device, pick_dtype
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -96,16 +96,8 @@ class MultiVectorEmbedder:
         self.spec = spec
         self.device = pick_device(spec.device)
         self.dtype = pick_dtype(spec.dtype, self.device)
-        self.processor = load_pretrained(
-            proc_cls.from_pretrained, spec.model, spec.revision, trust_remote_code=spec.trust_remote_code
-        )
-        self.model = load_pretrained(
-            model_cls.from_pretrained,
-            spec.model,
-            spec.revision,
-            dtype=self.dtype,
-            trust_remote_code=spec.trust_remote_code,
-        )
+        self.processor = load_for(spec, proc_cls.from_pretrained)
+        self.model = load_for(spec, model_cls.from_pretrained, dtype=self.dtype)
         _drop_unloaded_lm_head(self.model)
         self.model = self.model.to(self.device).eval()
         max_edge = spec.options.get("max_edge")

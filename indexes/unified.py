@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .models import ModelSpec, ModelUnavailableError, load_pretrained, pick_device, pick_dtype
+from .models import ModelSpec, ModelUnavailableError, load_for, pick_device, pick_dtype
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -115,13 +115,7 @@ class SentenceTransformerEmbedder(UnifiedEmbedder):
         from sentence_transformers import SentenceTransformer
 
         try:
-            self.model = load_pretrained(
-                SentenceTransformer,
-                spec.model,
-                spec.revision,
-                device=self.device,
-                trust_remote_code=spec.trust_remote_code,
-            )
+            self.model = load_for(spec, SentenceTransformer, device=self.device)
         except ModelUnavailableError:
             if spec.model != MINILM_ID:
                 raise
@@ -171,12 +165,8 @@ class SiglipEmbedder(UnifiedEmbedder):
 
         self._torch = torch
         dtype = pick_dtype(spec.dtype, self.device)
-        self.processor = load_pretrained(
-            AutoProcessor.from_pretrained, spec.model, spec.revision, trust_remote_code=spec.trust_remote_code
-        )
-        self.model = load_pretrained(
-            AutoModel.from_pretrained, spec.model, spec.revision, dtype=dtype, trust_remote_code=spec.trust_remote_code
-        )
+        self.processor = load_for(spec, AutoProcessor.from_pretrained)
+        self.model = load_for(spec, AutoModel.from_pretrained, dtype=dtype)
         self.model = self.model.to(self.device).eval()
         self.tokenizer = self.processor.tokenizer
         cfg = self.model.config
@@ -231,12 +221,8 @@ class NomicEmbedder(UnifiedEmbedder):
 
         self._torch = torch
         dtype = pick_dtype(spec.dtype, self.device)
-        self.tokenizer = load_pretrained(
-            AutoTokenizer.from_pretrained, spec.model, spec.revision, trust_remote_code=spec.trust_remote_code
-        )
-        self.text_model = load_pretrained(
-            AutoModel.from_pretrained, spec.model, spec.revision, dtype=dtype, trust_remote_code=spec.trust_remote_code
-        )
+        self.tokenizer = load_for(spec, AutoTokenizer.from_pretrained)
+        self.text_model = load_for(spec, AutoModel.from_pretrained, dtype=dtype)
         self.text_model = self.text_model.to(self.device).eval()
         hidden = int(self.text_model.config.hidden_size)
         self._dim = int(spec.options.get("dim", hidden))
@@ -249,23 +235,9 @@ class NomicEmbedder(UnifiedEmbedder):
         elif spec.vision_model:
             from transformers import AutoImageProcessor
 
-            self.image_processor = load_pretrained(
-                AutoImageProcessor.from_pretrained,
-                spec.vision_model,
-                spec.vision_revision,
-                trust_remote_code=spec.trust_remote_code,
-            )
-            self.vision_model = (
-                load_pretrained(
-                    AutoModel.from_pretrained,
-                    spec.vision_model,
-                    spec.vision_revision,
-                    dtype=dtype,
-                    trust_remote_code=spec.trust_remote_code,
-                )
-                .to(self.device)
-                .eval()
-            )
+            self.image_processor = load_for(spec, AutoImageProcessor.from_pretrained, vision=True)
+            vision_model = load_for(spec, AutoModel.from_pretrained, vision=True, dtype=dtype)
+            self.vision_model = vision_model.to(self.device).eval()
 
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         torch = self._torch
@@ -320,9 +292,7 @@ class JinaClipEmbedder(UnifiedEmbedder):
         from transformers import AutoModel
 
         # Reached only with the spec's opt-in (checked above).
-        self.model = load_pretrained(
-            AutoModel.from_pretrained, spec.model, spec.revision, trust_remote_code=spec.trust_remote_code
-        )
+        self.model = load_for(spec, AutoModel.from_pretrained)
         self.model = self.model.to(self.device).eval()
         self.tokenizer = self.model.get_tokenizer() if hasattr(self.model, "get_tokenizer") else None
         self._dim = int(spec.options.get("dim", 1024))

@@ -112,16 +112,16 @@ def test_colqwen_without_torchvision_says_what_to_install(tiny):
 
 
 def test_trust_remote_code_only_on_opt_in(tiny, monkeypatch):
-    import docrag.indexes.multivector as mv
+    import docrag.indexes.models as models
 
     seen = []
-    real = mv.load_pretrained
+    real = models.load_pretrained
 
     def spy(loader, model, revision, **kw):
         seen.append(kw.get("trust_remote_code", False))
         return real(loader, model, revision, **kw)
 
-    monkeypatch.setattr(mv, "load_pretrained", spy)
+    monkeypatch.setattr(models, "load_pretrained", spy)
     MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"])))
     assert seen and not any(seen)
     seen.clear()
