@@ -10,7 +10,9 @@ Coordinates: boxes are ``(x0, top, x1, bottom)`` in PDF points with the origin a
 
 from __future__ import annotations
 
+import codecs
 import ctypes
+import itertools
 import logging
 import math
 import re
@@ -19,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from docrag.config import Limits
-
 from .errors import DocumentError
+from .limits import Limits
 from .reader import DocumentReader, check_file
 from .text import normalise
 from .types import BBox, Figure, Page, PageSignals, Region, TextSpan
@@ -104,6 +105,7 @@ class _Mask:
         return float(self.cells.mean())
 
 
+MAX_TABLE_CANDIDATES = 256  # groups of ruling lines checked for table text (a hostile page can draw thousands)
 GRAPHICS_MIN_PATHS = 8  # fewer paths than this in a cluster (a logo, a fraction bar) is not a drawing
 
 
@@ -140,25 +142,48 @@ _NUMBER = re.compile(r"^[-+−–(<>=±$€£]*\d[\d.,:%]*[)*%]*$")
 _WORD = re.compile(r"^[A-Za-z][a-z]{3,}[,.;:]?$")
 
 
-def _looks_like_table(region: BBox, spans: list[tuple[float, float, float, float, str]]) -> bool:
-    """True when the text between the rules reads like a table, not prose (a ruled abstract) or nothing
+class _TableText:
+    """Judges whether the text between ruled lines reads like a table, not prose (a ruled abstract) or nothing
     (chart gridlines).
 
     Tables are made of short cells: numbers, codes, labels. Prose is made of words. The share of
     tokens that are plain words (4+ letters) against those that are numbers tells them apart.
+
+    The spans are tokenised once, so judging many regions costs one vectorised pass over the spans each, not
+    a re-tokenisation of the page per region.
     """
-    left, bottom, right, top = region
-    tokens = [
-        tok
-        for s in spans
-        if bottom - 1 <= (s[1] + s[3]) / 2 <= top + 1 and s[2] >= left - 2 and s[0] <= right + 2
-        for tok in s[4].split()
-    ]
-    if len(tokens) < 4:
-        return False  # rules around (almost) nothing readable: gridlines, a drawn frame
-    words = sum(bool(_WORD.match(t)) for t in tokens) / len(tokens)
-    numbers = sum(bool(_NUMBER.match(t)) for t in tokens) / len(tokens)
-    return not (words >= 0.45 and numbers < 0.15)
+
+    def __init__(self, spans: list[tuple[float, float, float, float, str]]) -> None:
+        self._spans = spans
+        self._arrays: tuple[np.ndarray, ...] | None = None
+
+    def _build(self) -> tuple[np.ndarray, ...]:
+        if self._arrays is None:
+            counts = []
+            for s in self._spans:
+                tokens = s[4].split()
+                counts.append(
+                    (
+                        len(tokens),
+                        sum(bool(_WORD.match(t)) for t in tokens),
+                        sum(bool(_NUMBER.match(t)) for t in tokens),
+                    )
+                )
+            arr = np.asarray([s[:4] for s in self._spans], dtype=float).reshape(-1, 4)
+            c = np.asarray(counts, dtype=np.int64).reshape(-1, 3)
+            self._arrays = (arr[:, 0], arr[:, 2], (arr[:, 1] + arr[:, 3]) / 2, c[:, 0], c[:, 1], c[:, 2])
+        return self._arrays
+
+    def looks_like_table(self, region: BBox) -> bool:
+        left, bottom, right, top = region
+        x0, x1, cy, n_tokens, n_words, n_numbers = self._build()
+        sel = (bottom - 1 <= cy) & (cy <= top + 1) & (x1 >= left - 2) & (x0 <= right + 2)
+        n = int(n_tokens[sel].sum())
+        if n < 4:
+            return False  # rules around (almost) nothing readable: gridlines, a drawn frame
+        words = int(n_words[sel].sum()) / n
+        numbers = int(n_numbers[sel].sum()) / n
+        return not (words >= 0.45 and numbers < 0.15)
 
 
 def _content_box(
@@ -213,15 +238,281 @@ def _font_size(obj: object) -> float:
     return size.value * (scale or 1.0)
 
 
+def _page_text(textpage: object) -> str:
+    """The whole text layer, as ``PdfTextPage.get_text_range()`` returns it.
+
+    One FPDFText_GetText call over all characters: get_text_range first steps over leading and trailing
+    control characters one recursive call (and one PDFium index lookup) at a time, which a page that starts
+    with thousands of them turns into a RecursionError. PDFium skips them by itself for the whole range.
+    """
+    import pypdfium2.raw as raw
+
+    n = textpage.count_chars()
+    if n <= 0:
+        return ""
+    buf = (ctypes.c_ushort * (n + 1))()  # the API's bound: count characters and a NUL
+    got = raw.FPDFText_GetText(textpage.raw, 0, n, buf)
+    if got <= 1:
+        return ""
+    return codecs.decode(memoryview(buf)[: got - 1], "utf-16-le", errors="ignore")
+
+
+BOUNDED_TEXT_MAX_WORK = 500_000  # rectangles x characters up to which PDFium's get_text_bounded is used
+GRID_MAX_CELLS = 64  # a character box over more grid cells than this is checked against every rectangle
+MATCH_WORK_PER_CHAR = 16  # grid cells and candidates examined per measured character, at most (see _text_spans)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_VOID = ctypes.c_void_p
+_GETTER4 = ctypes.CFUNCTYPE(ctypes.c_int, _VOID, ctypes.c_int, _VOID, _VOID, _VOID, _VOID)
+
+
+def _ragged(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For runs of ``counts`` items: the run of each item and its position in the run."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    return owner, np.arange(int(counts.sum())) - starts[owner]
+
+
+def _fill(func: object, handle: int, n: int, out: np.ndarray) -> None:
+    """Call ``func(handle, i, &a, &b, &c, &d)`` for i < n, writing the four doubles into row i of ``out``.
+
+    ``func`` is a PDFium getter with four ``double*`` outputs (FPDFText_GetCharBox, FPDFText_GetRect), called
+    through a prototype that takes the addresses as integers: one C call per item, no ctypes objects."""
+    call = _GETTER4(ctypes.cast(func, _VOID).value)
+    for start in range(0, n, 1 << 16):  # in chunks, to keep the address lists small
+        stop = min(n, start + (1 << 16))
+        rows = out.ctypes.data + 32 * np.arange(start, stop, dtype=np.int64)
+        addresses = ((rows + 8 * c).tolist() for c in range(4))
+        list(map(call, itertools.repeat(handle, stop - start), range(start, stop), *addresses))
+
+
+def _text_spans(textpage: object, limit: int) -> tuple[list[tuple[float, float, float, float, str]], int, int, bool]:
+    """The positioned text runs of a page, one per PDFium text rectangle: ``(left, bottom, right, top, text)``
+    in PDF space, text normalised and stripped, empty runs left out.
+
+    The text of a rectangle is PDFium's bounded text of it (``get_text_bounded``): every character of the
+    page whose box intersects the rectangle (its own, and any neighbour's that overlaps it), joined by
+    CPDF_TextPage::GetTextByPredicate's rules (a space after a taken character is kept; a line break goes
+    before a taken character that follows other text on a new baseline). PDFium walks all the characters of
+    the page for each rectangle, so that costs rectangles x characters: minutes on a page of 200,000 small
+    words. It is used as it is on pages where that product is at most ``BOUNDED_TEXT_MAX_WORK`` (most pages;
+    there it is the quicker way). On others the same text is computed in one pass over the characters:
+    their boxes go on a grid of cells about a rectangle high, each rectangle takes the characters in its
+    cells whose boxes intersect it, and the characters are joined by the same rules, here in Python.
+
+    Only the first ``limit`` characters are measured (rectangles and text). Heavily overlapping text (many
+    rectangles over the same characters) would make even the grid's work rectangles x characters: past
+    ``MATCH_WORK_PER_CHAR`` units per character, the remaining rectangles take only their own characters.
+
+    Returns (runs, characters on the page, characters measured, whether the overlap budget ran out).
+    """
+    import pypdfium2.raw as raw
+
+    tp = textpage.raw
+    handle = ctypes.cast(tp, _VOID).value
+    n = textpage.count_chars()
+    m = max(0, min(n, limit))
+    if m == 0:
+        return [], n, 0, False
+    n_rects = textpage.count_rects(0, m)
+    rects = np.zeros((n_rects, 4))  # left, top, right, bottom (FPDFText_GetRect's order)
+    _fill(raw.FPDFText_GetRect, handle, n_rects, rects)
+    if m == n and n_rects * n <= BOUNDED_TEXT_MAX_WORK:
+        # A small page: PDFium's own bounded text, one walk over the characters per rectangle, is quicker.
+        runs = []
+        for left, top, right, bottom in rects.tolist():
+            s = normalise(textpage.get_text_bounded(left, bottom, right, top)).strip()
+            if s:
+                runs.append((left, bottom, right, top, s))
+        return runs, n, m, False
+    r_left, r_top, r_right, r_bottom = rects.T
+
+    # One pass over the characters: code points and boxes (left, right, bottom, top: FPDFText_GetCharBox's).
+    uni = np.fromiter(map(raw.FPDFText_GetUnicode, itertools.repeat(tp, m), range(m)), dtype=np.int64, count=m)
+    boxes = np.zeros((m, 4))
+    _fill(raw.FPDFText_GetCharBox, handle, m, boxes)
+    c_left, c_right = np.minimum(boxes[:, 0], boxes[:, 1]), np.maximum(boxes[:, 0], boxes[:, 1])
+    c_bottom, c_top = np.minimum(boxes[:, 2], boxes[:, 3]), np.maximum(boxes[:, 2], boxes[:, 3])
+    has_area = (c_left < c_right) & (c_bottom < c_top)  # a box without area intersects nothing
+    width, height = c_right - c_left, c_top - c_bottom
+    placed = np.flatnonzero(has_area & np.isfinite(width) & np.isfinite(height))
+    wide = np.flatnonzero(has_area & ~(np.isfinite(width) & np.isfinite(height)))
+    # The page's characters as one string (code points beyond Unicode cut to 16 bits, as PDFium's UTF-16
+    # encoder does; NUL stands for "no character"), and the count of non-spaces before each character.
+    cps = np.where(uni > 0x10FFFF, uni & 0xFFFF, uni).astype("<u4")
+    chars = cps.tobytes().decode("utf-32-le", "surrogatepass")
+    space = (uni == 32).tolist()
+    nonspace = np.concatenate(([0], np.cumsum(uni != 32))).tolist()
+    filled = np.concatenate(([0], np.cumsum(uni != 0))).tolist()
+
+    # A grid of square cells as high as a typical rectangle (a line or a word); each character goes into the
+    # cells its box touches. (Cells a character high would be dots high on a page of dot leaders.)
+    gx0 = gy0 = 0.0
+    inv, side = 1.0, 1
+    keys = ids = np.empty(0, dtype=np.int64)
+    if placed.size:
+        gx0, gy0 = float(c_left[placed].min()), float(c_bottom[placed].min())
+        extent = max(float(c_right[placed].max()) - gx0, float(c_top[placed].max()) - gy0)
+        with np.errstate(invalid="ignore"):
+            line = r_top - r_bottom
+        line = line[np.isfinite(line) & (line > 0)]
+        typical = float(np.median(line)) if line.size else float(np.median(height[placed]))
+        inv = 1.0 / max(typical, extent / 1024, 1e-3)
+        side = int(extent * inv) + 2
+        x0 = ((c_left[placed] - gx0) * inv).astype(np.int64)
+        x1 = ((c_right[placed] - gx0) * inv).astype(np.int64)
+        y0 = ((c_bottom[placed] - gy0) * inv).astype(np.int64)
+        y1 = ((c_top[placed] - gy0) * inv).astype(np.int64)
+        rows = y1 - y0 + 1
+        n_cells = (x1 - x0 + 1) * rows
+        big = n_cells > GRID_MAX_CELLS
+        if big.any():
+            wide = np.union1d(wide, placed[big])
+            keep = ~big
+            placed, x0, y0, rows, n_cells = placed[keep], x0[keep], y0[keep], rows[keep], n_cells[keep]
+        owner, pos = _ragged(n_cells)
+        cell_keys = (x0[owner] + pos // rows[owner]) * side + y0[owner] + pos % rows[owner]
+        order = np.argsort(cell_keys, kind="stable")
+        keys, ids = cell_keys[order], placed[owner[order]]
+
+    # The rectangles' cells, and the characters in them: the candidates, within the work budget.
+    budget = MATCH_WORK_PER_CHAR * m + 10_000
+    with np.errstate(invalid="ignore"):
+        usable = np.flatnonzero((r_left < r_right) & (r_bottom < r_top))  # PDFium's empty rectangle: no text
+    all_usable = usable
+
+    def span_cells(lo: np.ndarray, hi: np.ndarray, origin: float) -> tuple[np.ndarray, np.ndarray]:
+        a = np.clip((lo - origin) * inv, 0, side - 1).astype(np.int64)
+        b = np.clip((hi - origin) * inv, 0, side - 1).astype(np.int64)
+        return a, b - a + 1
+
+    rx0, rcols = span_cells(r_left[usable], r_right[usable], gx0)
+    ry0, rrows = span_cells(r_bottom[usable], r_top[usable], gy0)
+    cost = rcols * rrows + wide.size
+    usable = usable[np.cumsum(cost) <= budget]
+    k = usable.size
+    owner, pos = _ragged((rcols * rrows)[:k])
+    wanted = (rx0[owner] + pos // rrows[owner]) * side + ry0[owner] + pos % rrows[owner]
+    lo, hi = np.searchsorted(keys, wanted, "left"), np.searchsorted(keys, wanted, "right")
+    found = np.bincount(owner, weights=hi - lo, minlength=k).astype(np.int64)
+    k = int(np.count_nonzero(np.cumsum(cost[:k] + found) <= budget))  # a prefix: costs are not negative
+    overlapped = k < all_usable.size
+    keep = owner < k
+    owner, lo, hi = owner[keep], lo[keep], hi[keep]
+    pair_rect, pos = _ragged(hi - lo)
+    pair_char = ids[lo[pair_rect] + pos]
+    pair_rect = usable[owner[pair_rect]]
+    if wide.size and k:
+        pair_rect = np.concatenate((pair_rect, np.repeat(usable[:k], wide.size)))
+        pair_char = np.concatenate((pair_char, np.tile(wide, k)))
+    hit = (np.maximum(c_left[pair_char], r_left[pair_rect]) < np.minimum(c_right[pair_char], r_right[pair_rect])) & (
+        np.maximum(c_bottom[pair_char], r_bottom[pair_rect]) < np.minimum(c_top[pair_char], r_top[pair_rect])
+    )
+    pairs = np.sort(pair_rect[hit] * m + pair_char[hit])
+    if pairs.size:
+        pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])]  # a character in several cells counts once
+
+    if overlapped:
+        # Out of budget: the remaining rectangles take their own characters only, found as PDFium's
+        # CPDF_TextPage::GetRectArray groups them: characters in order, generated ones and boxes under
+        # 0.01 pt (float arithmetic) left out, a new rectangle where the text object changes.
+        first = int(all_usable[k])
+        generated = np.fromiter(
+            map(raw.FPDFText_IsGenerated, itertools.repeat(tp, m), range(m)), dtype=np.int64, count=m
+        )
+        f32 = boxes.astype(np.float32)
+        eps = np.float32(0.01)
+        member = np.flatnonzero((generated != 1) & ~(f32[:, 1] - f32[:, 0] < eps) & ~(f32[:, 3] - f32[:, 2] < eps))
+        text_object = ctypes.CFUNCTYPE(_VOID, _VOID, ctypes.c_int)(ctypes.cast(raw.FPDFText_GetTextObject, _VOID).value)
+        own = []
+        rect, current = 0, None
+        for i, obj in zip(member.tolist(), map(text_object, itertools.repeat(handle), member.tolist()), strict=True):
+            if not current:
+                current = obj
+            if current != obj:
+                rect += 1
+                current = obj
+            if rect >= first and has_area[i]:
+                own.append(rect * m + i)
+        pairs = np.concatenate((pairs, np.asarray(own, dtype=np.int64)))
+
+    # Runs of consecutive characters per rectangle, joined by GetTextByPredicate's rules.
+    pair_rect, pair_char = np.divmod(pairs, m)
+    new_run = np.ones(pairs.size, dtype=bool)
+    new_run[1:] = (pair_rect[1:] != pair_rect[:-1]) | (pair_char[1:] != pair_char[:-1] + 1)
+    starts = np.flatnonzero(new_run)
+    ends = np.append(starts[1:], pairs.size) - 1
+    run_rect, run_first, run_last = pair_rect[starts].tolist(), pair_char[starts].tolist(), pair_char[ends].tolist()
+
+    c_x, c_y = ctypes.c_double(), ctypes.c_double()
+
+    def origin_y(i: int) -> float:
+        raw.FPDFText_GetCharOrigin(tp, i, ctypes.byref(c_x), ctypes.byref(c_y))
+        return c_y.value
+
+    runs: list[tuple[float, float, float, float, str]] = []
+    out: list[str] = []
+    posy: float | None = 0.0  # None: the y of the rectangle's first character, not read yet
+    first_char = 0
+    written = False  # whether the text so far has a character (PDFium's "strText is not empty")
+    for j, (q, a, b) in enumerate(zip(run_rect, run_first, run_last, strict=True)):
+        if j == 0 or run_rect[j - 1] != q:
+            out = []
+            posy = None if nonspace[a] > 0 else 0.0
+            first_char = a
+            written = False
+        else:  # a gap of characters not taken since the previous run
+            prev = run_last[j - 1]
+            if space[prev + 1]:
+                out.append(" ")
+                written = True
+                line_feed = nonspace[a] - nonspace[prev + 2] > 0
+            else:
+                line_feed = True
+            if line_feed:
+                if posy is None:
+                    posy = origin_y(first_char)
+                y = origin_y(a)
+                if abs(posy - y) > 0:
+                    posy = y
+                    if written:
+                        out.append("\r\n")
+        out.append(chars[a : b + 1])
+        written = written or filled[b + 1] > filled[a]
+        if j + 1 == len(run_rect) or run_rect[j + 1] != q:
+            s = "".join(out)
+            if "\0" in s:
+                s = s.replace("\0", "")
+            if _SURROGATE.search(s):  # lone surrogates drop out, split pairs join, as decoding UTF-16 does
+                s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
+            s = normalise(s).strip()
+            if s:
+                runs.append((float(r_left[q]), float(r_bottom[q]), float(r_right[q]), float(r_top[q]), s))
+    return runs, n, m, overlapped
+
+
 def _table_regions(rules: list[tuple[float, float, float, float]], page_h: float) -> list[tuple[BBox, int]]:
     """Groups of horizontal rules sharing an x-extent, like booktabs or grid tables, as (l, b, r, t)."""
+    # A rule joins the first group (in order of creation) whose first rule starts and ends within 4 pt of
+    # its own. The first rules are indexed by (x0 // 4, x1 // 4): two of them never share a cell (the later
+    # one would have joined the earlier one's group), and a match lies in the 3 x 3 cells around the rule,
+    # so grouping is linear in the rules instead of rules x groups.
     groups: list[list[tuple[float, float, float, float]]] = []
-    for rule in sorted(rules, key=lambda b: (round(b[0]), round(b[2]))):
-        for g in groups:
-            if abs(g[0][0] - rule[0]) <= 4 and abs(g[0][2] - rule[2]) <= 4:
-                g.append(rule)
-                break
+    firsts: dict[tuple[int, int], int] = {}
+    finite = [b for b in rules if all(math.isfinite(v) for v in b)]
+    for rule in sorted(finite, key=lambda b: (round(b[0]), round(b[2]))):
+        cx, cw = math.floor(rule[0] / 4), math.floor(rule[2] / 4)
+        best = -1
+        for dx in (-1, 0, 1):
+            for dw in (-1, 0, 1):
+                gi = firsts.get((cx + dx, cw + dw), -1)
+                if gi >= 0 and (best < 0 or gi < best):
+                    first = groups[gi][0]
+                    if abs(first[0] - rule[0]) <= 4 and abs(first[2] - rule[2]) <= 4:
+                        best = gi
+        if best >= 0:
+            groups[best].append(rule)
         else:
+            firsts[(cx, cw)] = len(groups)
             groups.append([rule])
     regions: list[tuple[BBox, int]] = []
     for g in groups:
@@ -298,24 +589,21 @@ class PdfReader(DocumentReader):
         diagnostics: list[str] = []
 
         # Text layer: whole text and positioned spans (one per run of characters on a line).
+        # Only the first max_page_chars characters are measured for spans; the text stays whole.
         textpage = pdf_page.get_textpage()
         try:
-            text = textpage.get_text_range()
-            spans: list[TextSpan] = []
-            span_boxes: list[tuple[float, float, float, float]] = []
-            spans_pdf: list[tuple[float, float, float, float, str]] = []
-            for i in range(textpage.count_rects()):
-                left, bottom, right, top = textpage.get_rect(i)
-                s = normalise(textpage.get_text_bounded(left, bottom, right, top)).strip()
-                if s:
-                    span_boxes.append((left, bottom, right, top))
-                    spans_pdf.append((left, bottom, right, top, s))
-                    spans.append(TextSpan(s, (left - x0, y1 - top, right - x0, y1 - bottom)))
+            text = _page_text(textpage)
+            spans_pdf, n_chars_all, n_measured, overlapped = _text_spans(textpage, self.limits.max_page_chars)
         finally:
             textpage.close()
+        span_boxes = [s[:4] for s in spans_pdf]
+        spans = [
+            TextSpan(s, (left - x0, y1 - top, right - x0, y1 - bottom)) for left, bottom, right, top, s in spans_pdf
+        ]
         text = normalise(text.replace("\r\n", "\n").replace("\r", "\n"))
-        sig.n_chars = sum(1 for c in text if not c.isspace())
-        sig.n_words = len(text.split())
+        words = text.split()  # split() and isspace() agree on what is whitespace
+        sig.n_chars = sum(map(len, words))
+        sig.n_words = len(words)
 
         text_mask, img_mask = _Mask(x0, y0, x1, y1), _Mask(x0, y0, x1, y1)
         gfx_boxes: list[tuple[float, float, float, float]] = []
@@ -414,10 +702,18 @@ class PdfReader(DocumentReader):
         drawn = _Mask(x0, y0, x1, y1)
         for r in regions:
             drawn.add(r.bbox)
-        for t, n in _table_regions(hrules, page_h):
+        ruled = _table_regions(hrules, page_h)
+        if len(ruled) > MAX_TABLE_CANDIDATES:
+            diagnostics.append(
+                f"only the first {MAX_TABLE_CANDIDATES} of {len(ruled):,} groups of ruling lines were checked "
+                "for tables"
+            )
+            ruled = ruled[:MAX_TABLE_CANDIDATES]
+        table_text = _TableText(spans_pdf)
+        for t, n in ruled:
             # Rules inside a chart are its axes and gridlines, not a table.
             inside_chart = drawn.cells_in(t) >= 0.5 * drawn.count_box(t)
-            if not inside_chart and _looks_like_table(t, spans_pdf):
+            if not inside_chart and table_text.looks_like_table(t):
                 regions.append(Region("table", t, n))
         regions += [Region("image", b, 1) for b in image_boxes]
         content = _content_box(span_boxes + [r.bbox for r in regions], (x0, y0, x1, y1))
@@ -444,6 +740,13 @@ class PdfReader(DocumentReader):
             diagnostics.append("text layer is invisible (render mode 3): an OCR layer over an image")
         if sig.objects_truncated:
             diagnostics.append(f"only the first {budget} of {total_objects} page objects were inspected")
+        if n_measured < n_chars_all:
+            diagnostics.append(
+                f"only the first {n_measured:,} of {n_chars_all:,} characters were measured for positions "
+                "(max_page_chars)"
+            )
+        if overlapped:
+            diagnostics.append("text overlaps heavily: some spans were measured from their own characters only")
 
         file, limits = self.file, self.limits
 
