@@ -77,34 +77,64 @@ class Index:
 
     @property
     def store(self) -> Store:
+        """The database, opened for reading (opening writes nothing; a read-only copy can be searched)."""
         if self._store is None:
             from docrag.indexes.store import Store
 
-            dim = None
-            existing = Store.stored_meta(self.db)
-            if not existing.get("unified_dim"):
-                dim = self.unified_embedder.dim  # a new database: the unified model decides the vector size
             self._store = Store(
-                self.db, self.settings.visual, self.settings.unified, unified_dim=dim, profile=self.settings.profile
+                self.db, self.settings.visual, self.settings.unified, profile=self.settings.profile, writable=False
             )
         return self._store
 
+    def _load_models(self) -> None:
+        """Every model this index writes with, loaded now: a missing checkpoint fails once, naming all of them,
+        before any file is read or any table created."""
+        from docrag.indexes.models import require_models
+
+        require_models([self.settings.visual, self.settings.unified])
+        _ = self.unified_embedder
+        if self.settings.visual is not None:
+            _ = self.visual_embedder
+
     # -- writing ---------------------------------------------------------------------------------------------
     def add(
-        self, paths: str | Path | Iterable[str | Path], metadata: dict[str, Any] | None = None, progress: Any = None
+        self,
+        paths: str | Path | Iterable[str | Path],
+        metadata: dict[str, Any] | None = None,
+        progress: Any = None,
+        *,
+        workers: int | None = None,
+        lock_wait_s: float | None = None,
+        on_lock_wait: Any = None,
     ) -> IngestReport:
-        """Index PDFs and images (files or folders, recursive); unchanged documents are skipped."""
-        from docrag.pipeline.ingest import index_paths
+        """Index PDFs and images (files or folders, recursive); unchanged documents are skipped.
+
+        ``workers``: parsing processes (default: the usable cores; 0 parses in this process, without the
+        time and memory budgets). Another writer on the same database is waited for (``lock_wait_s``).
+        Ctrl-C raises ``docrag.pipeline.ingest.Interrupted`` with the report so far; rerun to resume.
+        """
+        from docrag.pipeline.ingest import Ingestor
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        return index_paths(self, list(paths), metadata, progress)
+        self._load_models()
+        ingestor = Ingestor(
+            self.store,
+            self.settings,
+            self.unified_embedder,
+            self.visual_embedder if self.settings.visual is not None else None,
+            workers=workers,
+            progress=progress,
+            lock_wait_s=lock_wait_s,
+            on_lock_wait=on_lock_wait,
+        )
+        return ingestor.run(list(paths), metadata)
 
     def remove(self, *targets: str | Path) -> int:
         """Remove documents by path (a file, or a folder prefix) or doc_id. Returns how many went."""
         from docrag.pipeline.ingest import remove_documents
 
-        return remove_documents(self, [str(t) for t in targets])
+        return remove_documents(self.store, [str(t) for t in targets])
 
     # -- reading ---------------------------------------------------------------------------------------------
     def search(
@@ -133,9 +163,11 @@ class Index:
         return [Results(r) for r in search_many(self, queries, k, where, legs, fusion)]
 
     def documents(self) -> list[dict[str, Any]]:
-        rows = self.store.rows("documents")
+        """Every document: doc_id, path (the first), paths (all with these bytes), status, metadata …"""
+        rows = self.store.documents()
         for r in rows:
             r["metadata"] = json.loads(r["metadata"] or "{}")
+            r["counts"] = json.loads(r["counts"]) if r.get("counts") else None
         return sorted(rows, key=lambda r: r["path"])
 
     def stats(self) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def route(
 
     err = Console(stderr=True)
     show_progress = not as_json and err.is_terminal
-    files = [p for p, _ in discover(paths)]
+    files = [f.path for f in discover(paths)]
     with Progress(
         TextColumn("[bold]routing"),
         BarColumn(),
@@ -161,33 +161,53 @@ DbOpt = Annotated[Path, typer.Option("--db", help="Database directory (LanceDB).
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _open(db: Path, profile: str | None, config: Path | None) -> Any:
+def _open(db: Path, profile: str | None, config: Path | None, *, must_exist: bool = True) -> Any:
+    """The index at ``db``; a ``--db`` that is not a docrag database is one line and exit 2 (except for
+    ``index``, which creates it)."""
     from docrag.api import open_index
+    from docrag.indexes.store import StoreError
 
+    if must_exist:
+        _require_db(db)
     try:
         return open_index(db, profile, config)
-    except ValueError as exc:
+    except (ValueError, StoreError) as exc:
         _fail(str(exc))
 
 
-def _fail(message: str, code: int = 2) -> None:
-    from rich.console import Console
+def _require_db(db: Path) -> None:
+    if "://" in str(db):
+        return
+    if not db.exists():
+        _fail(f"no database at {db}: run `docrag index PATH --db {db}` first")
+    if not db.is_dir() or not (db / "documents.lance").exists():
+        _fail(f"{db} is not a docrag database (no documents table in it)")
 
-    Console(stderr=True, soft_wrap=True).print(f"[red]error[/] {message}", highlight=False)
+
+def _fail(message: str, code: int = 2) -> None:
+    """One line on stderr (no markup read from the message: paths may contain brackets), then exit."""
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True, soft_wrap=True).print(Text.assemble(("error", "red"), " ", message))
     raise typer.Exit(code=code)
 
 
 def _models_guard(fn: Any, index: Any) -> Any:
-    """Run ``fn``; a missing checkpoint becomes one clear message naming the offline alternative."""
+    """Run ``fn``; a missing checkpoint, a storage failure or a bad option becomes one clear line; Ctrl-C
+    says so and exits 130."""
     from docrag.indexes.models import ModelUnavailableError
+    from docrag.indexes.store import StoreError
 
     try:
         return fn()
     except ModelUnavailableError as exc:
         hint = "" if index.settings.profile == "lite" else " — or use `--profile lite`, which works fully offline"
         _fail(f"{exc}{hint}")
-    except ValueError as exc:
+    except (ValueError, StoreError) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
 
 
 def _parse_meta(items: list[str]) -> dict[str, str]:
@@ -207,15 +227,28 @@ def index(
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     meta: Annotated[list[str], typer.Option("--meta", help="key=value stored with each document.")] = [],  # noqa: B006
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=0, help="Parsing processes (default: usable cores; 0: in-process).")
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option("--wait", help="Seconds to wait for another writer of --db (default: as long as it takes)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index PDFs and images: parse, route, embed, store. Unchanged files are skipped; re-runs resume."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    idx = _open(db, profile, config)
+    from docrag.pipeline.ingest import Interrupted
+
+    idx = _open(db, profile, config, must_exist=False)
     metadata = _parse_meta(meta)
     err = Console(stderr=True)
+
+    def on_lock_wait(holder: str) -> None:
+        err.print(f"waiting: {db} is being written by {holder}", highlight=False, markup=False)
+
     with Progress(
         TextColumn("{task.description:>10}"),
         BarColumn(),
@@ -244,22 +277,52 @@ def index(
                     tasks[key] = bars.add_task(data["leg"], total=None)
                 bars.advance(tasks[key], data["n"])
 
-        report = _models_guard(lambda: idx.add(paths, metadata, progress), idx)
+        try:
+            report = _models_guard(
+                lambda: idx.add(
+                    paths, metadata, progress, workers=workers, lock_wait_s=wait, on_lock_wait=on_lock_wait
+                ),
+                idx,
+            )
+        except Interrupted as exc:
+            r = exc.report
+            bars.stop()
+            msg = (
+                f"interrupted: {r.indexed} documents complete, {r.pending} pending — run the same command to resume"
+            )
+            if as_json:
+                typer.echo(json.dumps({**r.to_dict(), "interrupted": True}))
+            err.print(msg, highlight=False, markup=False)
+            raise typer.Exit(code=130) from None
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
         out = Console()
+        extra = f", {report.duplicates} copies recorded" if report.duplicates else ""
         out.print(
-            f"indexed {report.indexed}, skipped {report.skipped} unchanged, removed {report.removed} "
-            f"changed; {report.pages} pages (visual {report.routes.get('visual', 0)}, text "
-            f"{report.routes.get('text', 0)}) in {report.seconds:.1f} s → {db}"
+            f"indexed {report.indexed}, skipped {report.skipped} unchanged{extra}, removed {report.removed}; "
+            f"{report.pages} pages (visual {report.routes.get('visual', 0)}, text "
+            f"{report.routes.get('text', 0)}) in {report.seconds:.1f} s → {db}",
+            highlight=False,
         )
         if report.not_documents:
             out.print(f"[dim]skipped {len(report.not_documents)} file(s) that are not PDFs or images[/]")
+        for w in report.warnings:
+            out.print(f"[yellow]warning[/] {_escape(w['file'])}: {_escape(w['warning'])}", highlight=False)
         for f in report.failed:
-            out.print(f"[red]failed[/] {f['file']}: {f['error']}", highlight=False)
-    if report.failed and not (report.indexed or report.skipped):
+            out.print(f"[red]failed[/] {_escape(f['file'])}: {_escape(f['error'])}", highlight=False)
+        if report.pending:
+            out.print(f"[red]{report.pending} document(s) not indexed[/]: run the same command again to resume")
+    if report.pending:
         raise typer.Exit(code=1)
+    if report.failed and not (report.indexed or report.skipped or report.duplicates):
+        raise typer.Exit(code=1)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 def _hit_json(h: Any) -> dict[str, Any]:
@@ -289,20 +352,22 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search pages: one query, or a batch (--queries FILE.jsonl, one JSON line per query out)."""
+    from docrag.pipeline.eval import read_queries
+
     if (query is None) == (queries is None):
         raise typer.BadParameter("give a QUERY or --queries FILE, not both", param_hint="QUERY")
-    if not db.exists():
-        _fail(f"no database at {db}: run `docrag index PATH --db {db}` first")
     idx = _open(db, profile, config)
     leg_list = [x.strip() for x in legs.split(",") if x.strip()] if legs else None
     if queries is not None:
         try:
-            items = [json.loads(line) for line in queries.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, json.JSONDecodeError) as exc:
-            _fail(f"{queries}: {exc}")
+            items = read_queries(queries)
+        except OSError as exc:
+            _fail(f"{queries}: cannot read the queries file ({exc.strerror})")
+        except ValueError as exc:
+            _fail(str(exc))
         results = _models_guard(lambda: idx.search_many([q["text"] for q in items], k, where, leg_list, fusion), idx)
         for q, hits in zip(items, results, strict=True):
-            typer.echo(json.dumps({"id": q.get("id"), "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+            typer.echo(json.dumps({"id": q["id"], "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
         return
     hits = _models_guard(lambda: idx.search(query, k, where, leg_list, fusion), idx)
     if as_json:
@@ -326,10 +391,8 @@ def search(
 @app.command()
 def stats(db: DbOpt, as_json: JsonOpt = False) -> None:
     """What a database holds: documents, pages per route and label, vectors per leg, models."""
-    if not db.exists():
-        _fail(f"no database at {db}")
     idx = _open(db, None, None)
-    s = idx.stats()
+    s = _models_guard(idx.stats, idx)
     if as_json:
         typer.echo(json.dumps(s))
     else:
@@ -349,10 +412,11 @@ def show(
     from docrag.parsers import DocumentError, open_document
 
     idx = _open(db, None, None)
+    resolved = str(Path(file).resolve())
     docs = [
         d
-        for d in idx.documents()
-        if file in (d["doc_id"], Path(d["path"]).name) or d["path"] == str(Path(file).resolve())
+        for d in _models_guard(idx.documents, idx)
+        if file == d["doc_id"] or any(file == Path(p).name or p == resolved for p in d["paths"])
     ]
     if not docs:
         _fail(f"{file} is not in {db}")
@@ -377,7 +441,7 @@ def remove(
 ) -> None:
     """Remove documents from the database."""
     idx = _open(db, None, None)
-    n = idx.remove(*targets)
+    n = _models_guard(lambda: idx.remove(*targets), idx)
     typer.echo(json.dumps({"removed": n}) if as_json else f"removed {n} document(s)")
 
 
@@ -396,13 +460,18 @@ def eval_cmd(
     """nDCG@k, recall@k and MRR@10 for the fused ranking and each leg alone, overall and per query kind."""
     from docrag.pipeline.eval import evaluate, load_queries
 
+    for given, what in ((queries, "--queries"), (qrels, "--qrels"), (labels, "--labels")):
+        if given is not None and not given.is_file():
+            _fail(f"{what} {given}: no such file")
     idx = _open(db, profile, config)
     if fusion:
         idx.settings.search.fusion = fusion
     try:
         qs = load_queries(queries, qrels)
         ks = [int(x) for x in k.split(",") if x.strip()]
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        _fail(f"{exc.filename}: {exc.strerror}")
+    except ValueError as exc:
         _fail(str(exc))
     result = _models_guard(lambda: evaluate(idx, qs, ks, labels=labels), idx)
     result["fusion"] = idx.settings.search.fusion
@@ -426,6 +495,50 @@ def eval_cmd(
     Console(width=160).print(table)
     if "routing" in result:
         typer.echo(f"routing: {result['routing']}")
+
+
+@app.command()
+def check(
+    db: DbOpt,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Restore unreadable tables to their last readable version.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify every table of a database (every row read) and each document's rows; --repair restores."""
+    from docrag.indexes.store import Store, StoreError
+
+    _require_db(db)
+    store = Store.unchecked(db)  # its model record may be what is unreadable
+    try:
+        result = store.check()
+        if repair and not result["ok"]:
+            with store.writer_lock():
+                store.writable = True
+                result["repair"] = store.repair()
+            result["after"] = store.check()
+    except StoreError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    final = result.get("after", result)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for name, t in result["tables"].items():
+            line = f"{name:>10}: " + (f"ok, {t['rows']} rows" if t["ok"] else f"UNREADABLE ({t['error']})")
+            typer.echo(line)
+        if result["inconsistent_documents"]:
+            typer.echo(f"{len(result['inconsistent_documents'])} document(s) whose rows do not match their counts")
+        if "repair" in result:
+            rep = result["repair"]
+            for name, v in rep["restored"].items():
+                typer.echo(f"restored {name} to version {v}")
+            if rep["deleted_documents"]:
+                typer.echo(f"deleted {len(rep['deleted_documents'])} document(s); the next `docrag index` redoes them")
+        typer.echo("database ok" if final["ok"] else "database has problems: run `docrag check --repair`")
+    if not final["ok"]:
+        raise typer.Exit(code=1)
 
 
 @app.command()

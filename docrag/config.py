@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docrag.indexes.models import ModelSpec
+from docrag.parsers.limits import Limits
 
 __all__ = [
     "PROFILES",
@@ -27,29 +28,6 @@ __all__ = [
     "VisualPages",
     "load_settings",
 ]
-
-
-class Limits(BaseModel):
-    """Caps that keep a hostile PDF or image from exhausting time or memory."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_file_bytes: int = Field(1 << 30, description="Files larger than this are refused (bytes).")
-    max_pages: int = Field(5000, description="Pages beyond this are not read; the document keeps a warning.")
-    max_render_pixels: int = Field(
-        25_000_000, description="A page render is scaled down so width*height stays under this."
-    )
-    max_image_pixels: int = Field(
-        100_000_000,
-        description="Images (files, frames, embedded images) larger than this are refused, not decoded.",
-    )
-    max_page_objects: int = Field(
-        20_000, description="Page objects inspected for signals; the rest are counted but not measured."
-    )
-    min_figure_px: int = Field(64, description="Embedded images smaller than this on both sides are ignored.")
-    min_figure_fraction: float = Field(
-        0.01, description="Embedded images covering less than this share of the page are ignored."
-    )
 
 
 class VisualPages(StrEnum):
@@ -89,6 +67,16 @@ class RouterConfig(BaseModel):
     )
     slide_min_font_size: float = Field(16.0, description="Median font size (pt) that marks slide-like type.")
     form_min_fields: int = Field(3, description="Interactive form fields that make a page a form ('layout').")
+    ocr_min_image_coverage: float = Field(
+        0.1,
+        description="A page without a usable text layer is OCR'd when an image covers at least this share of it "
+        "(a scan, a photographed page).",
+    )
+    ocr_min_glyph_paths: int = Field(
+        200,
+        description="... or when it has at least this many vector paths (text drawn as outlines). Other pages "
+        "without text have nothing to read: no OCR.",
+    )
     photo_max_document_likeness: float = Field(
         0.5,
         description="Image files scoring below this document-likeness (paper background, grey) are photos.",

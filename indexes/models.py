@@ -18,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "ModelSpec",
     "ModelUnavailableError",
+    "ModelsUnavailableError",
     "availability",
     "load_for",
     "load_pretrained",
     "pick_device",
     "pick_dtype",
+    "require_models",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,40 @@ class ModelUnavailableError(RuntimeError):
         if detail:
             msg += f" [{detail}]"
         super().__init__(msg)
+
+
+class ModelsUnavailableError(ModelUnavailableError):
+    """Several checkpoints of a profile are missing: one message names them all."""
+
+    def __init__(self, missing: list[tuple[str, str | None]]) -> None:
+        self.missing = missing
+        self.model, self.revision = missing[0]
+        names = ", ".join(f"{m!r} (revision {r or 'main (unpinned)'})" for m, r in missing)
+        cmds = "; ".join(f"`huggingface-cli download {m}" + (f" --revision {r}`" if r else "`") for m, r in missing)
+        RuntimeError.__init__(
+            self,
+            f"{len(missing)} model(s) not available on this machine: {names}. docrag never downloads weights at "
+            f"run time: on a connected machine run {cmds} and copy the Hugging Face cache (HF_HOME) here, or "
+            "save each checkpoint to a directory and give that directory as the model.",
+        )
+
+
+def require_models(specs: list[Any]) -> None:
+    """Raise one error naming every checkpoint of ``specs`` (ModelSpecs; None skipped) that is not here."""
+    missing: list[tuple[str, str | None]] = []
+    for spec in specs:
+        if spec is None:
+            continue
+        wanted = [(spec.model, spec.revision)]
+        if spec.vision_model and spec.trust_remote_code:  # a vision tower is loaded only on the opt-in
+            wanted.append((spec.vision_model, spec.vision_revision))
+        for model, rev in wanted:
+            if model and not availability(model, rev)[0]:
+                missing.append((model, rev))
+    if len(missing) == 1:
+        raise ModelUnavailableError(*missing[0])
+    if missing:
+        raise ModelsUnavailableError(missing)
 
 
 def is_local(model: str) -> bool:

@@ -1,7 +1,8 @@
 """LanceDB storage: explicit Arrow schemas, one database directory (embedded), per-leg page search.
 
 Tables
-- ``documents``: doc_id (sha256 of the bytes), path, size, mtime, n_pages, status, metadata (JSON), indexed_at
+- ``documents``: doc_id (sha256 of the bytes), path (the first), paths (JSON: every path with these bytes), size,
+  mtime, n_pages, status, metadata (JSON), indexed_at, counts (JSON: rows per table, checked by ``check``)
 - ``pages``: doc_id, page, route, label, confidence, reasons (JSON), signals (JSON), text (FTS), thumbnail (WEBP)
 - ``chunks``: doc_id, page, chunk, text, vector (unified)
 - ``images``: doc_id, page, image, bbox, vector (unified)
@@ -11,6 +12,12 @@ Tables
 The model specs are also written into each vector table's schema metadata. A reopened database re-creates
 its embedders from them and refuses vectors from a different model (``ModelMismatchError``).
 
+Opening a database reads it and nothing more: a read-only copy can be searched. ``writable=True`` (index,
+remove) creates what is missing; writers hold ``writer_lock`` so that one writes at a time. A table that
+cannot be read raises ``StoreError`` naming it; ``check``/``repair`` verify every table and restore the last
+readable version (LanceDB keeps versions), deleting the documents whose rows that version lacks so that the
+next indexing run redoes them.
+
 Search per leg returns page candidates ``(doc_id, page, raw score)``, best first:
 visual = exact MaxSim over the stored multivectors; text = cosine over chunks (a page scores its best chunk);
 image = cosine over images; bm25 = LanceDB's native full-text search over page text.
@@ -18,9 +25,12 @@ image = cosine over images; bm25 = LanceDB's native full-text search over page t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +40,7 @@ import numpy as np
 from .maxsim import PackedDocs, maxsim_scores
 from .models import ModelSpec
 
-__all__ = ["Candidate", "ModelMismatchError", "Store"]
+__all__ = ["Candidate", "LockTimeout", "ModelMismatchError", "Store", "StoreError", "sql_in", "sql_str"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,29 @@ PREFILTER_MAX_IDS = 5000  # documents named in a doc_id IN (...) prefilter; beyo
 
 class ModelMismatchError(ValueError):
     """Vectors from a different model than the one the database was built with."""
+
+
+class StoreError(RuntimeError):
+    """A table of the database cannot be read or written. The message names the table and what to do."""
+
+
+class LockTimeout(StoreError):
+    """Another process holds the database's writer lock."""
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal (the one quoting helper)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_in(column: str, values: Iterable[str]) -> str:
+    """``column IN (...)`` over string values; a condition that matches nothing for no values."""
+    vals = sorted(set(values))
+    return f"{column} IN ({', '.join(sql_str(v) for v in vals)})" if vals else "FALSE"
+
+
+TABLES = ("documents", "pages", "chunks", "images", "visual")  # the tables that hold a document's rows
+LOCK_FILE = ".docrag-writer.lock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +92,14 @@ def _schemas(unified_dim: int | None, meta: dict[str, str]) -> dict[str, Any]:
             [
                 pa.field("doc_id", pa.string(), nullable=False),
                 pa.field("path", pa.string()),
+                pa.field("paths", pa.string()),
                 pa.field("size", pa.int64()),
                 pa.field("mtime", pa.float64()),
                 pa.field("n_pages", pa.int32()),
                 pa.field("status", pa.string()),
                 pa.field("metadata", pa.string()),
                 pa.field("indexed_at", pa.string()),
+                pa.field("counts", pa.string()),
             ]
         ),
         "pages": pa.schema(
@@ -119,6 +154,18 @@ def arrow_to_multivectors(column: Any) -> list[np.ndarray]:
     return [values[offsets[i] - base : offsets[i + 1] - base] for i in range(len(col))]
 
 
+def _short(exc: BaseException, width: int = 240) -> str:
+    """One line of an error for a user: no Rust source locations, at most ``width`` characters."""
+    import re
+
+    text = re.sub(r",?\s*/\S+\.rs:\d+:\d+\)?", "", " ".join(str(exc).split())) or exc.__class__.__name__
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _ids(doc_id: str | Sequence[str], n: int) -> list[str]:
+    return [doc_id] * n if isinstance(doc_id, str) else list(doc_id)
+
+
 def _vectors_to_arrow(vectors: np.ndarray, dim: int) -> Any:
     import pyarrow as pa
 
@@ -141,12 +188,14 @@ class Store:
         unified_spec: ModelSpec | None = None,
         unified_dim: int | None = None,
         profile: str | None = None,
+        writable: bool = True,
     ) -> None:
         import lancedb
 
         self.uri = str(uri)
         self.db = lancedb.connect(self.uri)
         stored = self._read_meta()
+        self._stored_meta = stored
         self.visual_spec = self._check("visual", visual_spec, stored.get("visual_spec"))
         self.unified_spec = self._check("unified", unified_spec, stored.get("unified_spec"))
         dim = stored.get("unified_dim")
@@ -154,19 +203,46 @@ class Store:
             raise ModelMismatchError(f"{self.uri}: unified vectors are {dim}-d here, not {unified_dim}-d")
         self.unified_dim = int(dim or unified_dim or 0) or None
         self.profile = stored.get("profile") or profile
-        self._write_meta()
+        self.writable = False
         self._visual_cache: tuple[int, list[tuple[str, int]], PackedDocs] | None = None
+        self._names: set[str] | None = None
+        if writable:
+            self.make_writable()
+
+    @classmethod
+    def unchecked(cls, uri: str | Path) -> Store:
+        """The database opened without reading its model record, for ``check`` and ``repair`` (that record may
+        be what is unreadable). Searching needs the ordinary constructor."""
+        import lancedb
+
+        self = cls.__new__(cls)
+        self.uri, self.db = str(uri), lancedb.connect(str(uri))
+        self._stored_meta, self.visual_spec, self.unified_spec = {}, None, None
+        self.unified_dim, self.profile = None, None
+        self.writable, self._visual_cache, self._names = False, None, None
+        return self
+
+    def make_writable(self, unified_dim: int | None = None) -> None:
+        """Create the missing tables and columns and record the models, where anything is missing or changed
+        (a database opened this way and left unchanged is not written)."""
+        if unified_dim and not self.unified_dim:
+            self.unified_dim = unified_dim
+        self.writable = True
+        self._write_meta()
 
     # -- metadata and schema -----------------------------------------------------------------------------------
     def _tables(self) -> set[str]:
-        names = self.db.list_tables()
-        names = getattr(names, "tables", names)
-        return set(names)
+        if self._names is None or self.writable:
+            names = self.db.list_tables()
+            self._names = set(getattr(names, "tables", names))
+        return self._names
 
     def _read_meta(self) -> dict[str, Any]:
+        self._names = None
         if "meta" not in self._tables():
             return {}
-        rows = self.db.open_table("meta").to_arrow().to_pylist()
+        with self._reading("meta"):
+            rows = self.db.open_table("meta").to_arrow().to_pylist()
         return {r["key"]: json.loads(r["value"]) for r in rows}
 
     @staticmethod
@@ -195,14 +271,98 @@ class Store:
 
         meta = self._meta_dict()
         schemas = _schemas(self.unified_dim, {f"docrag.{k}": v for k, v in meta.items()})
+        self._names = None
         existing = self._tables()
-        for name, schema in schemas.items():
-            if name not in existing:
-                self.db.create_table(name, schema=schema)
-        table = pa.table({"key": list(meta), "value": list(meta.values())}, schema=schemas["meta"])
-        self.db.open_table("meta").merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(
-            table
-        )
+        with self._writing("meta"):
+            for name, schema in schemas.items():
+                if name not in existing:
+                    self.db.create_table(name, schema=schema)
+                    continue
+                # Columns added since the table was made (older databases): added empty.
+                have = set(self.db.open_table(name).schema.names)
+                missing = {f.name: f"CAST(NULL AS {'STRING' if f.type == pa.string() else 'BIGINT'})"
+                           for f in schema if f.name not in have}
+                if missing:
+                    self.db.open_table(name).add_columns(missing)
+            self._names = None
+            if {k: json.loads(v) for k, v in meta.items()} == self._stored_meta:
+                return  # nothing changed: no write
+            table = pa.table({"key": list(meta), "value": list(meta.values())}, schema=schemas["meta"])
+            self.db.open_table("meta").merge_insert("key").when_matched_update_all().when_not_matched_insert_all(
+            ).execute(table)
+            self._stored_meta = {k: json.loads(v) for k, v in meta.items()}
+
+    # -- errors, locking -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _reading(self, name: str) -> Iterator[None]:
+        """Any failure reading table ``name`` becomes one StoreError naming it."""
+        try:
+            yield
+        except (StoreError, ModelMismatchError, ValueError):
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"{self.uri}: table {name!r} cannot be read ({_short(exc)}); "
+                f"run `docrag check --db {self.uri} --repair`"
+            ) from None
+
+    @contextlib.contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """Any failure writing table ``name`` (full disk, read-only mount, I/O error) becomes a StoreError."""
+        if not self.writable:
+            raise StoreError(f"{self.uri}: opened read-only; cannot write table {name!r}")
+        try:
+            yield
+        except (StoreError, ModelMismatchError):
+            raise
+        except Exception as exc:
+            raise StoreError(f"{self.uri}: cannot write table {name!r} ({_short(exc)})") from None
+
+    @contextlib.contextmanager
+    def writer_lock(
+        self, wait_s: float | None = None, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
+        """Hold the database's writer lock (one writer at a time). A lock held by another process is waited
+        for (``wait_s`` seconds, None: as long as it takes; ``on_wait`` hears who holds it once), then
+        ``LockTimeout``. The lock is an ``flock`` on a file in the database directory: the kernel releases it
+        when its process dies, so a killed writer never leaves a stale lock. Object storage URIs have no lock:
+        run one writer at a time there."""
+        if "://" in self.uri:
+            yield
+            return
+        import fcntl
+
+        Path(self.uri).mkdir(parents=True, exist_ok=True)
+        path = Path(self.uri) / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"{self.uri}: cannot create the writer lock ({exc.strerror})") from None
+        try:
+            deadline = None if wait_s is None else time.monotonic() + wait_s
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
+                    if deadline is not None and time.monotonic() >= deadline:
+                        msg = f"{self.uri} is being written by {holder}; try again when it is done"
+                        raise LockTimeout(msg) from None
+                    if not told and on_wait is not None:
+                        on_wait(holder)
+                        told = True
+                    time.sleep(0.2)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} (since {time.strftime('%H:%M:%S')})".encode(), 0)
+            self._names = None
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # releases the flock
 
     def _check(self, leg: str, given: ModelSpec | None, stored: Any) -> ModelSpec | None:
         if stored is None:
@@ -218,27 +378,93 @@ class Store:
         return given or stored_spec
 
     def table(self, name: str) -> Any:
-        return self.db.open_table(name)
+        with self._reading(name):
+            return self.db.open_table(name)
+
+    def has(self, name: str) -> bool:
+        return name in self._tables()
 
     # -- writing ---------------------------------------------------------------------------------------------
     def add_rows(self, name: str, rows: dict[str, Any]) -> None:
         """Append columns (a dict of equal-length arrays/lists) to table ``name`` with its schema."""
         import pyarrow as pa
 
-        tbl = self.table(name)
-        schema = tbl.schema
-        cols = {}
-        for f in schema:
-            value = rows[f.name]
-            if f.name == "multivector":
-                cols[f.name] = multivectors_to_arrow(value)
-            elif f.name == "vector":
-                cols[f.name] = _vectors_to_arrow(value, f.type.list_size)
-            else:
-                cols[f.name] = pa.array(value, type=f.type)
-        tbl.add(pa.table(cols, schema=schema))
+        with self._writing(name):
+            tbl = self.db.open_table(name)
+            schema = tbl.schema
+            cols = {}
+            for f in schema:
+                value = rows.get(f.name)
+                if value is None:
+                    value = [None] * len(next(iter(rows.values())))
+                if f.name == "multivector":
+                    cols[f.name] = multivectors_to_arrow(value)
+                elif f.name == "vector":
+                    cols[f.name] = _vectors_to_arrow(value, f.type.list_size)
+                else:
+                    cols[f.name] = pa.array(value, type=f.type)
+            tbl.add(pa.table(cols, schema=schema))
 
-    def add_visual(self, doc_id: str, pages: Sequence[int], multivectors: Sequence[np.ndarray]) -> None:
+    # -- documents: typed operations -------------------------------------------------------------------------
+    def add_document(
+        self, doc_id: str, path: str, size: int, mtime: float, n_pages: int, metadata: dict[str, Any]
+    ) -> None:
+        """A document's row, status ``indexing``: invisible to search until ``mark_ready``."""
+        import datetime as dt
+
+        self.add_rows(
+            "documents",
+            {
+                "doc_id": [doc_id],
+                "path": [path],
+                "paths": [json.dumps([path], ensure_ascii=False)],
+                "size": [size],
+                "mtime": [mtime],
+                "n_pages": [n_pages],
+                "status": ["indexing"],
+                "metadata": [json.dumps(metadata, ensure_ascii=False)],
+                "indexed_at": [dt.datetime.now(dt.UTC).isoformat(timespec="seconds")],
+                "counts": [None],
+            },
+        )
+
+    def mark_ready(self, doc_id: str, counts: dict[str, int], paths: Sequence[str] | None = None) -> None:
+        """All of a document's rows are in: it becomes visible. ``counts`` (rows per table) lets ``check``
+        verify it later."""
+        values: dict[str, Any] = {"status": "ready", "counts": json.dumps(counts)}
+        if paths:
+            values |= {"path": paths[0], "paths": json.dumps(list(paths), ensure_ascii=False)}
+        with self._writing("documents"):
+            self.db.open_table("documents").update(where=f"doc_id = {sql_str(doc_id)}", values=values)
+
+    def set_paths(self, doc_id: str, paths: Sequence[str]) -> None:
+        """Every path at which a document's bytes were found (the first is the one shown)."""
+        with self._writing("documents"):
+            self.db.open_table("documents").update(
+                where=f"doc_id = {sql_str(doc_id)}",
+                values={"path": paths[0], "paths": json.dumps(list(paths), ensure_ascii=False)},
+            )
+
+    def documents(self, where: str | None = None, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Document rows (``paths`` decoded to a list; old rows without it get ``[path]``)."""
+        cols = list(columns) if columns else None
+        if cols and "paths" in cols and "path" not in cols:
+            cols.append("path")
+        rows = self.rows("documents", where=where, columns=cols)
+        for r in rows:
+            if "paths" in r:
+                r["paths"] = json.loads(r["paths"]) if r.get("paths") else ([r["path"]] if r.get("path") else [])
+        return rows
+
+    def page_rows(self, doc_ids: Iterable[str], columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        return self.rows("pages", where=sql_in("doc_id", doc_ids), columns=columns)
+
+    def add_pages(self, rows: dict[str, Any]) -> None:
+        self.add_rows("pages", rows)
+
+    def add_visual(
+        self, doc_id: str | Sequence[str], pages: Sequence[int], multivectors: Sequence[np.ndarray]
+    ) -> None:
         if not pages:
             return
         for mv in multivectors:
@@ -247,7 +473,7 @@ class Store:
         self.add_rows(
             "visual",
             {
-                "doc_id": [doc_id] * len(pages),
+                "doc_id": _ids(doc_id, len(pages)),
                 "page": list(pages),
                 "n_vectors": [len(m) for m in multivectors],
                 "multivector": list(multivectors),
@@ -255,7 +481,12 @@ class Store:
         )
 
     def add_chunks(
-        self, doc_id: str, pages: Sequence[int], chunk_ids: Sequence[int], texts: Sequence[str], vectors: np.ndarray
+        self,
+        doc_id: str | Sequence[str],
+        pages: Sequence[int],
+        chunk_ids: Sequence[int],
+        texts: Sequence[str],
+        vectors: np.ndarray,
     ) -> None:
         if not len(pages):
             return
@@ -263,7 +494,7 @@ class Store:
         self.add_rows(
             "chunks",
             {
-                "doc_id": [doc_id] * len(pages),
+                "doc_id": _ids(doc_id, len(pages)),
                 "page": list(pages),
                 "chunk": list(chunk_ids),
                 "text": list(texts),
@@ -272,7 +503,12 @@ class Store:
         )
 
     def add_images(
-        self, doc_id: str, pages: Sequence[int], bboxes: Sequence[Sequence[float]], vectors: np.ndarray
+        self,
+        doc_id: str | Sequence[str],
+        pages: Sequence[int],
+        bboxes: Sequence[Sequence[float]],
+        vectors: np.ndarray,
+        image_ids: Sequence[int] | None = None,
     ) -> None:
         if not len(pages):
             return
@@ -280,9 +516,9 @@ class Store:
         self.add_rows(
             "images",
             {
-                "doc_id": [doc_id] * len(pages),
+                "doc_id": _ids(doc_id, len(pages)),
                 "page": list(pages),
-                "image": list(range(len(pages))),
+                "image": list(image_ids) if image_ids is not None else list(range(len(pages))),
                 "bbox": [list(map(float, b)) for b in bboxes],
                 "vector": vectors,
             },
@@ -314,19 +550,22 @@ class Store:
         for name in ("pages", "chunks", "images", "visual"):
             if name not in tables:
                 continue
-            tbl = self.table(name)
-            run = force or self._small_fragments(tbl) >= OPTIMIZE_SMALL_FRAGMENTS
-            if name == "pages":
-                fts = [i for i in tbl.list_indices() if i.index_type == "FTS" and list(i.columns) == ["text"]]
-                if not fts:
-                    if tbl.count_rows():
-                        tbl.create_index("text", config=FTS(), replace=True)
-                    continue
-                stats = tbl.index_stats(fts[0].name)
-                indexed, unindexed = (stats.num_indexed_rows, stats.num_unindexed_rows) if stats else (0, 1)
-                run = run or unindexed > OPTIMIZE_UNINDEXED_SHARE * max(indexed, 1)
-            if run:
-                tbl.optimize()
+            with self._writing(name):
+                self._maintain_table(name, self.db.open_table(name), FTS, force)
+
+    def _maintain_table(self, name: str, tbl: Any, fts_config: Any, force: bool) -> None:
+        run = force or self._small_fragments(tbl) >= OPTIMIZE_SMALL_FRAGMENTS
+        if name == "pages":
+            fts = [i for i in tbl.list_indices() if i.index_type == "FTS" and list(i.columns) == ["text"]]
+            if not fts:
+                if tbl.count_rows():
+                    tbl.create_index("text", config=fts_config(), replace=True)
+                return
+            stats = tbl.index_stats(fts[0].name)
+            indexed, unindexed = (stats.num_indexed_rows, stats.num_unindexed_rows) if stats else (0, 1)
+            run = run or unindexed > OPTIMIZE_UNINDEXED_SHARE * max(indexed, 1)
+        if run:
+            tbl.optimize()
 
     @staticmethod
     def _small_fragments(tbl: Any) -> int:
@@ -336,11 +575,90 @@ class Store:
             return 0
 
     def delete_document(self, doc_id: str) -> None:
-        safe = doc_id.replace("'", "''")
-        for name in ("documents", "pages", "chunks", "images", "visual"):
+        self.delete_documents([doc_id])
+
+    def delete_documents(self, doc_ids: Iterable[str]) -> None:
+        """Every row of these documents, the ``documents`` row last (so a failure midway leaves the document
+        there, not ready or re-done, rather than rows without a document)."""
+        cond = sql_in("doc_id", doc_ids)
+        if cond == "FALSE":
+            return
+        for name in (*TABLES[1:], "documents"):
             if name in self._tables():
-                self.table(name).delete(f"doc_id = '{safe}'")
+                with self._writing(name):
+                    self.db.open_table(name).delete(cond)
         self._visual_cache = None
+
+    # -- verification and repair -----------------------------------------------------------------------------
+    def _read_all(self, tbl: Any) -> int:
+        """Read every column of every row (in batches); returns the row count. Raises on unreadable data."""
+        n = 0
+        for batch in tbl.search().limit(None).to_batches(4096):
+            n += batch.num_rows
+        return n
+
+    def check(self) -> dict[str, Any]:
+        """Verify every table (every row read) and every ready document's row counts; changes nothing."""
+        tables: dict[str, Any] = {}
+        for name in sorted(self._tables()):
+            try:
+                tbl = self.db.open_table(name)
+                tables[name] = {"ok": True, "rows": self._read_all(tbl), "version": tbl.version}
+            except Exception as exc:
+                tables[name] = {"ok": False, "error": _short(exc)}
+        out: dict[str, Any] = {"db": self.uri, "tables": tables, "inconsistent_documents": []}
+        if all(t["ok"] for t in tables.values()):
+            out["inconsistent_documents"] = self._inconsistent()
+        out["ok"] = all(t["ok"] for t in tables.values()) and not out["inconsistent_documents"]
+        return out
+
+    def _inconsistent(self) -> list[str]:
+        """Ready documents whose rows in some table differ from the counts recorded when they became ready,
+        and doc_ids with rows but no document row (orphans)."""
+        docs = self.rows("documents", columns=["doc_id", "status", "counts"])
+        known = {d["doc_id"] for d in docs}
+        have: dict[str, dict[str, int]] = {}
+        for name in TABLES[1:]:
+            if name not in self._tables():
+                continue
+            for r in self.db.open_table(name).search().select(["doc_id"]).limit(None).to_arrow().to_pylist():
+                have.setdefault(r["doc_id"], {}).setdefault(name, 0)
+                have[r["doc_id"]][name] += 1
+        bad = sorted(d for d in have if d not in known)
+        for d in docs:
+            if d["status"] != "ready" or not d.get("counts"):
+                continue
+            want = json.loads(d["counts"])
+            got = have.get(d["doc_id"], {})
+            if any(got.get(t, 0) != n for t, n in want.items()):
+                bad.append(d["doc_id"])
+        return bad
+
+    def repair(self) -> dict[str, Any]:
+        """Restore every unreadable table to its newest readable version, then delete the documents whose
+        rows do not match (and orphan rows): they are indexed again by the next run. Needs ``writable``."""
+        restored: dict[str, Any] = {}
+        for name, info in self.check()["tables"].items():
+            if info["ok"]:
+                continue
+            with self._writing(name):
+                tbl = self.db.open_table(name)
+                versions = sorted((v["version"] for v in tbl.list_versions()), reverse=True)
+                for v in versions[1:]:
+                    try:
+                        tbl.checkout(v)
+                        self._read_all(tbl)
+                    except Exception:
+                        continue
+                    tbl.restore(v)
+                    restored[name] = v
+                    break
+                else:
+                    raise StoreError(f"{self.uri}: no readable version of table {name!r} is left")
+        self._visual_cache = None
+        bad = self._inconsistent()
+        self.delete_documents(bad)
+        return {"restored": restored, "deleted_documents": bad}
 
     # -- search ------------------------------------------------------------------------------------------------
     def _visual_arrays(self) -> tuple[list[tuple[str, int]], PackedDocs]:
@@ -348,7 +666,8 @@ class Store:
         tbl = self.table("visual")
         version = tbl.version
         if self._visual_cache is None or self._visual_cache[0] != version:
-            data = tbl.to_arrow().select(["doc_id", "page", "multivector"])
+            with self._reading("visual"):
+                data = tbl.to_arrow().select(["doc_id", "page", "multivector"])
             keys = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
             arrays = arrow_to_multivectors(data.column("multivector")) if len(keys) else []
             self._visual_cache = (version, keys, PackedDocs(arrays))
@@ -363,6 +682,8 @@ class Store:
     ) -> list[list[Candidate]]:
         """Exact MaxSim of each query (n_tokens, 128) against every stored visual page."""
         queries = [query_vectors] if isinstance(query_vectors, np.ndarray) else list(query_vectors)
+        if not self.count("visual"):
+            return [[] for _ in queries]
         keys, packed = self._visual_arrays()
         if not keys:
             return [[] for _ in queries]
@@ -392,13 +713,14 @@ class Store:
     def _vector_leg(
         self, name: str, vector: np.ndarray, k: int, where: str | None, detail_col: str, allowed: set[str] | None
     ) -> list[Candidate]:
-        if self.unified_dim is None or name not in self._tables() or not self.table(name).count_rows():
+        if self.unified_dim is None or not self.count(name):
             return []
         q = self.table(name).search(np.asarray(vector, np.float32), vector_column_name="vector").metric("cosine")
         sql = self._prefilter(where, allowed)
         if sql:
             q = q.where(sql, prefilter=True)
-        rows = q.limit(max(k * 4, 20)).to_arrow().to_pylist()
+        with self._reading(name):
+            rows = q.limit(max(k * 4, 20)).to_arrow().to_pylist()
         best: dict[tuple[str, int], Candidate] = {}
         for r in rows:
             if allowed is not None and r["doc_id"] not in allowed:
@@ -424,9 +746,9 @@ class Store:
         self, query: str, k: int = 10, where: str | None = None, allowed: set[str] | None = None
     ) -> list[Candidate]:
         """BM25 over page text (text layer or OCR) with LanceDB's native full-text index."""
-        tbl = self.table("pages")
-        if not tbl.count_rows() or not query.strip():
+        if not self.count("pages") or not query.strip():
             return []
+        tbl = self.table("pages")
         q = tbl.search(query, query_type="fts")
         sql = self._prefilter(where, allowed)
         if sql:
@@ -445,16 +767,25 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------------------------------
     def count(self, name: str) -> int:
-        return self.table(name).count_rows() if name in self._tables() else 0
+        if name not in self._tables():
+            return 0
+        with self._reading(name):
+            return self.db.open_table(name).count_rows()
 
     def rows(self, name: str, where: str | None = None, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        tbl = self.table(name)
-        if where:
-            q = tbl.search().where(where)
+        if name not in self._tables():
+            return []
+        with self._reading(name):
+            tbl = self.db.open_table(name)
             if columns:
-                q = q.select(list(columns))
-            return q.limit(None).to_arrow().to_pylist() if hasattr(q, "limit") else q.to_arrow().to_pylist()
-        data = tbl.to_arrow()
-        if columns:
-            data = data.select(list(columns))
-        return data.to_pylist()
+                have = set(tbl.schema.names)
+                columns = [c for c in columns if c in have]
+            if where:
+                q = tbl.search().where(where)
+                if columns:
+                    q = q.select(list(columns))
+                return q.limit(None).to_arrow().to_pylist()
+            data = tbl.to_arrow()
+            if columns:
+                data = data.select(list(columns))
+            return data.to_pylist()

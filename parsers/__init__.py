@@ -5,12 +5,15 @@ Heavy dependencies (pypdfium2, PIL, unstructured) are imported when a document i
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from docrag.config import Limits
-
 from .errors import DocumentError
+from .limits import Limits
 from .reader import DocumentReader
 from .types import BBox, Figure, Page, PageSignals, Region, TextSpan
 
@@ -20,6 +23,7 @@ __all__ = [
     "DocumentError",
     "DocumentReader",
     "Figure",
+    "Found",
     "Page",
     "PageSignals",
     "Region",
@@ -50,16 +54,54 @@ def open_document(path: str | Path, limits: Limits | None = None):
     raise DocumentError(str(path), f"unsupported file type {suffix or '(none)'}; docrag reads PDFs and images")
 
 
-def discover(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
-    """Walk files and folders (recursively, sorted): yields (path, supported) for every file found.
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A file met while walking: its path, whether its suffix is one docrag reads, and what is wrong with it
+    as a file ("" when it is a regular, readable file)."""
 
-    A path that does not exist is yielded as unsupported so the caller can report it.
-    """
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            for child in sorted(p.rglob("*")):
-                if child.is_file() and not any(part.startswith(".") for part in child.relative_to(p).parts):
-                    yield child, child.suffix.lower() in SUPPORTED_SUFFIXES
-        else:
-            yield p, p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+    path: Path
+    supported: bool
+    problem: str = ""
+
+
+def _problem(path: Path) -> tuple[str, bool]:
+    """(what is wrong with ``path`` as a file to read, whether it is a folder)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return ("a broken symbolic link" if os.path.islink(path) else "no such file"), False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop", False
+        return f"cannot read the file ({exc.strerror})", False
+    if stat.S_ISDIR(st.st_mode):
+        return "", True
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a pipe, device or socket: reading it would block or never end)", False
+    return "", False
+
+
+def discover(paths: Iterable[str | Path]) -> Iterator[Found]:
+    """Walk files and folders (recursively, sorted, symbolic links to folders not followed, hidden names
+    skipped): yields a ``Found`` for every file, including those that cannot be read (broken links, pipes,
+    devices; a folder that cannot be listed is reported as a problem of its own path). Never raises for
+    what it finds; a path that does not exist comes back with the problem "no such file"."""
+    for given in paths:
+        given = Path(given)
+        problem, is_dir = _problem(given)
+        if not is_dir:
+            yield Found(given, given.suffix.lower() in SUPPORTED_SUFFIXES, problem)
+            continue
+        errors: list[OSError] = []
+        for top, dirs, files in os.walk(given, onerror=errors.append, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if name.startswith("."):
+                    continue
+                p = Path(top) / name
+                problem, is_dir = _problem(p)
+                if not is_dir:
+                    yield Found(p, p.suffix.lower() in SUPPORTED_SUFFIXES, problem)
+            while errors:
+                exc = errors.pop()
+                yield Found(Path(exc.filename or top), True, f"cannot list the folder ({exc.strerror})")

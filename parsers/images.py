@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from docrag.config import Limits
-
 from .errors import DocumentError
+from .limits import Limits
 from .reader import DocumentReader
 from .types import Figure, Page, PageSignals
 

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from docrag.config import Limits
-
 from .errors import DocumentError
+from .limits import Limits
 from .types import Page
 
 __all__ = ["DocumentReader", "check_file"]

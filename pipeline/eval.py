@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from docrag.api import Index
 
-__all__ = ["Query", "evaluate", "load_queries", "mrr", "ndcg", "recall"]
+__all__ = ["Query", "evaluate", "load_queries", "mrr", "ndcg", "read_queries", "recall"]
 
 Key = tuple[str, int]  # (file base name, page)
 
@@ -56,10 +56,11 @@ def mrr(ranked: Sequence[Key], relevant: set[Key], k: int = 10) -> float:
 _CORPUS_ID = re.compile(r"^(?P<file>.+?)(?:#|:|_p)(?P<page>\d+)$")
 
 
-def load_queries(path: str | Path, qrels: str | Path | None = None) -> list[Query]:
-    """Queries from the dev-set JSON lines, or BEIR-style queries plus a qrels TSV."""
+def read_queries(path: str | Path) -> list[dict[str, Any]]:
+    """JSON lines of queries, each checked: a ``text`` string is required (``id``/``_id``, ``kind``,
+    ``relevant`` optional). A bad line raises ValueError naming the file, the line and the expected keys."""
     path = Path(path)
-    queries: list[Query] = []
+    out: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
@@ -68,9 +69,30 @@ def load_queries(path: str | Path, qrels: str | Path | None = None) -> list[Quer
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
-            qid = str(obj.get("id", obj.get("_id", n)))
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                keys = ", ".join(sorted(obj)) if isinstance(obj, dict) else type(obj).__name__
+                raise ValueError(
+                    f"{path}:{n}: a query needs a \"text\" string (keys: id or _id, text, kind, relevant); "
+                    f"this line has {keys or 'no keys'}"
+                )
+            obj.setdefault("id", obj.get("_id", n))
+            obj["_line"] = n
+            out.append(obj)
+    return out
+
+
+def load_queries(path: str | Path, qrels: str | Path | None = None) -> list[Query]:
+    """Queries from the dev-set JSON lines, or BEIR-style queries plus a qrels TSV."""
+    path = Path(path)
+    queries: list[Query] = []
+    for obj in read_queries(path):
+        try:
             rel = {(Path(r["file"]).name, int(r["page"])) for r in obj.get("relevant", [])}
-            queries.append(Query(qid, obj["text"], obj.get("kind", "all"), rel))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"{path}:{obj['_line']}: \"relevant\" must be a list of {{\"file\": name, \"page\": number}}"
+            ) from None
+        queries.append(Query(str(obj["id"]), obj["text"], obj.get("kind", "all"), rel))
     if qrels is not None:
         by_id = {q.id: q for q in queries}
         with Path(qrels).open(encoding="utf-8") as fh:

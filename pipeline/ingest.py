@@ -1,39 +1,45 @@
-"""Batch indexing: files → parse → route → legs → LanceDB, with resume and per-file errors.
+"""Batch indexing: files → plans (isolated workers) → embeddings and rows (here) → LanceDB.
 
-Documents are identified by the sha256 of their bytes. A run skips documents already indexed, re-indexes a
-file whose content changed (its old rows are deleted), and completes documents a previous run left half
-written. A document's ``documents`` row is written first with status ``indexing`` and flipped to ``ready``
-only after all its rows are in: search only sees ``ready`` documents, so an interrupted run (Ctrl-C, kill)
+Two steps. Worker processes turn each document into page plans (``pipeline.plan``: parse, route, OCR,
+render, crop; no model) under time and memory budgets (``pipeline.workers``); a worker that hangs, crashes
+or runs out of memory is killed and replaced and its file reported, and the batch goes on. This process
+embeds the plans, batched across documents (the GPU-friendly shape), and writes the rows.
+
+Bookkeeping. Documents are identified by the sha256 of their bytes; every path with those bytes is
+recorded. A run skips documents already indexed, re-indexes a file whose content changed, records a copy of
+known bytes at a new path, forgets paths that were indexed from a folder given to this run and no longer
+exist there (a document with no path left is deleted), and completes documents a previous run left half
+written. A document's row is written first with status ``indexing`` and flipped to ``ready`` only after all
+its rows are in: search sees ``ready`` documents only, so an interrupted run (Ctrl-C, kill, full disk)
 never leaves a half-indexed document visible, and the next run deletes the partial rows and redoes it.
-
-Pages stream through in batches of ``ingest.page_batch``: memory is bounded by one batch of rendered pages,
-whatever the size of the document or the folder.
+One writer at a time: the store's writer lock.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import hashlib
-import io
-import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docrag.parsers import DocumentError, discover, open_document
-from docrag.parsers.elements import running_lines, strip_lines
-from docrag.parsers.text import captions, dehyphenate, is_noise, vocabulary
-from docrag.parsers.types import Page
+from docrag.indexes.store import StoreError
+from docrag.parsers import discover
 
-from .router import Route, route_page
+from .plan import PagePlan, PlanOptions
+from .workers import Job, PlanPool, default_workers, run_inline
 
 if TYPE_CHECKING:
-    from docrag.api import Index
+    from docrag.config import Settings
+    from docrag.indexes.multivector import MultiVectorEmbedder
+    from docrag.indexes.store import Store
+    from docrag.indexes.unified import UnifiedEmbedder
 
-__all__ = ["IngestReport", "file_sha256", "index_paths"]
+__all__ = ["IngestReport", "Ingestor", "Interrupted", "file_sha256", "remove_documents"]
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +49,37 @@ Progress = Callable[[str, dict[str, Any]], None]  # (event, data) for progress b
 @dataclass(slots=True)
 class IngestReport:
     indexed: int = 0
-    skipped: int = 0
-    removed: int = 0
+    skipped: int = 0  # unchanged documents
+    duplicates: int = 0  # paths whose bytes are already indexed (recorded as another path of that document)
+    removed: int = 0  # documents deleted: content changed, or no path left
     failed: list[dict[str, str]] = field(default_factory=list)
     pages: int = 0
     routes: dict[str, int] = field(default_factory=lambda: {"visual": 0, "text": 0})
     seconds: float = 0.0
+    pending: int = 0  # documents not indexed because the run stopped (interrupted, storage failed)
     not_documents: list[str] = field(default_factory=list)  # files in folders that are not PDFs/images
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "indexed": self.indexed,
             "skipped": self.skipped,
+            "duplicates": self.duplicates,
             "removed": self.removed,
             "failed": list(self.failed),
+            "pending": self.pending,
             "pages": self.pages,
             "routes": dict(self.routes),
             "seconds": round(self.seconds, 3),
         }
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: what was complete stays; ``report`` says how far it got."""
+
+    def __init__(self, report: IngestReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -71,312 +90,356 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _sql(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
-def _thumbnail(image: Any, px: int) -> bytes:
-    thumb = image.copy()
-    thumb.thumbnail((px, px))
-    buf = io.BytesIO()
-    thumb.convert("RGB").save(buf, format="WEBP", quality=70)
-    return buf.getvalue()
+@dataclass(slots=True)
+class _Doc:
+    """One document being indexed in this run."""
+
+    doc_id: str
+    path: str
+    paths: list[str]
+    job: Job
+    n_pages: int = 0
+    started: bool = False  # its documents row is written
+    done: bool = False  # the worker finished planning it
+    ready: bool = False  # all rows written, visible
+    failed: bool = False
+    in_buffer: int = 0  # its page plans waiting to be embedded
+    counts: dict[str, int] = field(default_factory=lambda: {"pages": 0, "chunks": 0, "images": 0, "visual": 0})
+    routes: dict[str, int] = field(default_factory=dict)
 
 
-def _render_cached(page: Page, dpi: float, cache: dict[float, Any]) -> Any:
-    if dpi not in cache:
-        cache[dpi] = page.render(dpi)
-    return cache[dpi]
+class Ingestor:
+    """Indexes files into ``store`` with the given embedders (``visual`` may be None: no visual leg).
 
+    ``workers``: parsing processes (None: the usable cores; 0: plan in this process, without isolation).
+    """
 
-class _DocumentWriter:
-    """Indexes one document's pages in batches; all rows carry the doc_id."""
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        unified: UnifiedEmbedder,
+        visual: MultiVectorEmbedder | None = None,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        lock_wait_s: float | None = None,
+        on_lock_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store, self.settings, self.unified, self.visual = store, settings, unified, visual
+        self.workers = default_workers() if workers is None else workers
+        self.progress = progress
+        self.lock_wait_s, self.on_lock_wait = lock_wait_s, on_lock_wait
+        self.options = PlanOptions.build(
+            settings.router,
+            settings.ingest,
+            settings.limits,
+            visual=visual is not None,
+            figures="image" in unified.modalities,
+        )
 
-    def __init__(self, index: Index, doc_id: str, path: Path, progress: Progress | None) -> None:
-        self.index, self.doc_id, self.path, self.progress = index, doc_id, path, progress
-        self.cfg = index.settings.ingest
-        self.store = index.store
-        self.visual = index.visual_embedder if index.settings.visual is not None else None
-        self.unified = index.unified_embedder
-        self.elements: tuple[dict[int, list[Any]], str] | None = None
-        self.routes: list[Route] = []
-        self.running: set[str] = set()  # running headers/footers of this document, left out of the text legs
-        self.vocab: set[str] | None = None  # the document's words, to tell line-end hyphenation from compounds
+    def _tick(self, event: str, **data: Any) -> None:
+        if self.progress:
+            self.progress(event, data)
 
-    def _clean(self, text: str) -> str:
-        """Running lines out, line-end hyphenation undone (text from any source: layer, elements, OCR)."""
-        text = strip_lines(text, self.running)
-        if not self.cfg.dehyphenate:
-            return text
-        return dehyphenate(text, self.vocab)
+    # -- the run ---------------------------------------------------------------------------------------------
+    def run(self, paths: Iterable[str | Path], metadata: dict[str, Any] | None = None) -> IngestReport:
+        """Index every PDF and image under ``paths``; returns the run's summary. One bad file never stops it.
 
-    def _elements_for(self, page: Page) -> list[str]:
-        from docrag.parsers.elements import page_elements, text_layer_elements, unstructured_elements
+        Ctrl-C raises ``Interrupted`` (complete documents stay; the next run resumes). A storage failure
+        (full disk, I/O error) fails the documents being written and stops the run with ``report.pending``.
+        """
+        t0 = time.perf_counter()
+        report = IngestReport()
+        paths = list(paths)
+        with self.store.writer_lock(self.lock_wait_s, self.on_lock_wait):
+            self.store.make_writable(unified_dim=self.unified.dim)
+            try:
+                todo = self._bookkeeping(paths, report)
+                self._index(todo, metadata or {}, report)
+            except KeyboardInterrupt:
+                report.seconds = time.perf_counter() - t0
+                raise Interrupted(report) from None
+            if report.indexed or report.removed:
+                try:
+                    self.store.maintain()
+                except StoreError as exc:
+                    report.warnings.append({"file": self.store.uri, "warning": f"index upkeep failed: {exc}"})
+        report.seconds = time.perf_counter() - t0
+        return report
 
-        if page.signals.source != "pdf" or page.signals.n_chars == 0:
-            return []
-        if self.cfg.elements == "text-layer":
-            return [e.text for e in text_layer_elements(page)]
-        if self.elements is None:
-            self.elements = unstructured_elements(self.path)
-        return [e.text for e in page_elements(page, *self.elements)]
+    def _bookkeeping(self, paths: list[str | Path], report: IngestReport) -> list[_Doc]:
+        """Walk the paths, hash the files and settle what is unchanged, moved, copied, changed or gone;
+        returns the documents to index (one per distinct content)."""
+        store = self.store
+        files: list[Path] = []
+        roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
+        given = {Path(p) for p in paths}
+        for found in discover(paths):
+            path = found.path
+            if found.problem and (found.supported or path in given):
+                report.failed.append({"file": str(path), "error": found.problem})
+            elif found.problem:
+                continue  # not a document and not a file: nothing to say
+            elif not found.supported:
+                report.not_documents.append(str(path))
+                log.info("skipped %s: not a PDF or image", path)
+            elif not _utf8(str(path)):
+                report.failed.append({"file": repr(str(path)), "error": "the file name is not valid UTF-8: rename it"})
+            else:
+                files.append(path.resolve())  # stored absolute: the same file from any working directory
+        self._tick("start", files=len(files))
+        docs = {r["doc_id"]: r for r in store.documents(columns=["doc_id", "path", "paths", "status"])}
+        # Documents left half-written by a run that died (we hold the writer lock: nobody is writing them).
+        unfinished = [d for d, r in docs.items() if r["status"] != "ready"]
+        if unfinished:
+            log.info("deleting %d document(s) left unfinished by an interrupted run", len(unfinished))
+            store.delete_documents(unfinished)
+            for d in unfinished:
+                docs.pop(d)
+        by_path: dict[str, str] = {p: d["doc_id"] for d in docs.values() for p in d["paths"]}
+        seen: set[str] = set()
+        paths_now: dict[str, list[str]] = {d: list(r["paths"]) for d, r in docs.items()}
+        todo: dict[str, _Doc] = {}
+        for path in files:
+            key = str(path)
+            try:
+                doc_id = file_sha256(path)
+            except OSError as exc:
+                report.failed.append({"file": key, "error": f"cannot read the file ({exc.strerror})"})
+                continue
+            seen.add(key)
+            old = by_path.get(key)
+            if old is not None and old != doc_id and key in paths_now.get(old, []):
+                paths_now[old].remove(key)  # the content at this path changed: the old bytes lose it
+            if doc_id in todo:  # a copy of bytes this run indexes already
+                todo[doc_id].paths.append(key)
+                report.duplicates += 1
+                self._tick("skipped", file=key)
+                continue
+            if doc_id in docs:
+                if key not in paths_now[doc_id]:
+                    paths_now[doc_id].append(key)
+                    report.duplicates += 1
+                else:
+                    report.skipped += 1
+                self._tick("skipped", file=key)
+                continue
+            job = Job(len(todo), key, self.options)
+            todo[doc_id] = _Doc(doc_id, key, [key], job)
+        # Paths indexed from a folder given now that are no longer in it: forgotten.
+        for doc_id, plist in paths_now.items():
+            plist[:] = [p for p in plist if p in seen or not any(_under(p, r) for r in roots)]
+            if plist == docs[doc_id]["paths"]:
+                continue
+            if not plist:
+                store.delete_document(doc_id)
+                report.removed += 1
+            else:
+                store.set_paths(doc_id, plist)
+        return list(todo.values())
 
-    def _ocr(self, page: Page, renders: dict[float, Any]) -> str:
-        from docrag.parsers.ocr import ocr_image, tesseract_available
+    def _index(self, todo: list[_Doc], metadata: dict[str, Any], report: IngestReport) -> None:
+        if not todo:
+            return
+        by_job = {d.job.id: d for d in todo}
+        buffer: list[tuple[_Doc, PagePlan]] = []
+        flush_at = max(self.settings.ingest.page_batch, 1)
 
-        if not self.cfg.ocr:
-            return ""
-        if not tesseract_available():
-            page.diagnostics.append("no usable text layer and tesseract is not installed: page not OCR'd")
-            return ""
+        def fail(doc: _Doc, reason: str) -> None:
+            doc.failed = True
+            report.failed.append({"file": doc.path, "error": reason})
+            try:
+                self.store.delete_document(doc.doc_id)
+            except StoreError as exc:  # it stays invisible (status indexing); the next run cleans it up
+                log.warning("%s: partial rows left (not visible): %s", doc.path, exc)
+
+        def finish(doc: _Doc) -> None:
+            """All of the document's rows are in: it becomes visible."""
+            self.store.mark_ready(doc.doc_id, doc.counts, doc.paths)
+            doc.ready = True
+            report.indexed += 1
+            report.pages += doc.counts["pages"]
+            for r, n in doc.routes.items():
+                report.routes[r] = report.routes.get(r, 0) + n
+
+        def flush() -> None:
+            batch = [(d, p) for d, p in buffer if not d.failed]
+            buffer.clear()
+            docs = list({id(d): d for d, _ in batch}.values())
+            if batch:
+                try:
+                    self._write(batch)
+                except StoreError as exc:
+                    for d in docs:
+                        fail(d, str(exc))
+                    raise
+            for d in docs:
+                d.in_buffer = 0
+                if d.done:
+                    finish(d)
+
+        pool = PlanPool(self.workers, self.settings.limits, self._preload()) if self.workers > 0 else None
         try:
-            res = ocr_image(_render_cached(page, self.cfg.ocr_dpi, renders), lang=self.cfg.ocr_lang, file=page.file)
-        except DocumentError as exc:
-            page.diagnostics.append(f"OCR failed: {exc.reason}")
-            return ""
-        page.diagnostics.append(f"text from OCR (tesseract, mean confidence {res.confidence:.2f})")
-        return res.text
+            if pool is not None:
+                pool.__enter__()
+            events = pool.run([d.job for d in todo]) if pool is not None else run_inline([d.job for d in todo])
+            for job, kind, data in events:
+                doc = by_job[job.id]
+                if kind == "header" and doc.started:  # planned again (element extraction gave up): same doc
+                    continue
+                if kind == "header":
+                    doc.n_pages = data["n_pages"]
+                    report.warnings.extend({"file": doc.path, "warning": w} for w in data["warnings"])
+                    try:
+                        self._start(doc, metadata)
+                    except StoreError as exc:
+                        fail(doc, str(exc))
+                        raise
+                    self._tick("document", file=doc.path, pages=doc.n_pages)
+                elif kind == "pages":
+                    buffer.extend((doc, p) for p in data)
+                    doc.in_buffer += len(data)
+                    if len(buffer) >= flush_at:
+                        flush()  # embeds the plans of every document in the buffer together
+                    if pool is not None:
+                        pool.more(job)
+                elif kind == "done":
+                    doc.done = True
+                    if not doc.in_buffer:
+                        finish(doc)
+                elif kind == "failed":
+                    fail(doc, data)
+                    self._tick("skipped", file=doc.path)
+            flush()
+        except StoreError as exc:
+            report.failed.append({"file": self.store.uri, "error": f"the run stopped: {exc}"})
+            for d in todo:
+                if not d.failed and not d.ready:
+                    with contextlib.suppress(StoreError):
+                        self.store.delete_document(d.doc_id)
+        finally:
+            if pool is not None:
+                pool.close()
+            report.pending = sum(1 for d in todo if not d.failed and not d.ready)
 
-    def write_batch(self, pages: Sequence[Page]) -> None:
+    def _preload(self) -> tuple[str, ...]:
+        if self.settings.ingest.elements == "unstructured":
+            return ("docrag.parsers.elements", "unstructured.partition.pdf")
+        return ()
+
+    def _start(self, doc: _Doc, metadata: dict[str, Any]) -> None:
+        try:
+            st = os.stat(doc.path)
+            size, mtime = st.st_size, st.st_mtime
+        except OSError:
+            size, mtime = 0, 0.0
+        self.store.add_document(doc.doc_id, doc.path, size, mtime, doc.n_pages, metadata)
+        doc.started = True
+
+    # -- embed and store -------------------------------------------------------------------------------------
+    def _write(self, batch: Sequence[tuple[_Doc, PagePlan]]) -> None:
+        """Embed the plans of several documents together and write their rows (each row carries its doc_id)."""
+        import json
+
         from docrag.indexes.unified import chunk_page_texts
 
-        page_rows: dict[str, list[Any]] = {
-            k: [] for k in ("doc_id", "page", "route", "label", "confidence", "reasons", "signals", "text", "thumbnail")
-        }
-        visual_pages, visual_images = [], []
-        chunk_inputs: list[tuple[int, list[str]]] = []
-        figure_pages, figure_boxes, figure_images = [], [], []
-        for page in pages:
-            route = route_page(page, self.index.settings.router)
-            renders: dict[float, Any] = {}
-            try:
-                # Elements of a few characters (a lone page number) would only make noise chunks.
-                texts = [
-                    t
-                    for t in (self._clean(x) for x in self._elements_for(page))
-                    if len(t.strip()) >= 4 and not is_noise(t)
-                ]
-                visible = page.signals.n_chars * (1 - page.signals.invisible_text_fraction)
-                text = self._clean(page.text)
-                # No usable text layer: OCR (PDF pages and document-like image files; never photos).
-                if visible < self.index.settings.router.min_text_chars and (
-                    page.signals.source == "pdf" or route.label == "scanned"
-                ):
-                    ocr_text = page.text if page.signals.invisible_text_fraction > 0.5 else self._ocr(page, renders)
-                    text = self._clean(ocr_text or page.text)
-                    texts = [text] if text.strip() else []
-                if route.route == "visual" and self.visual is not None:
-                    visual_pages.append(page.number)
-                    visual_images.append(_render_cached(page, self.cfg.visual_dpi, renders))
-                if texts:
-                    chunk_inputs.append((page.number, texts))
-                if self.cfg.figures and "image" in self.unified.modalities:
-                    self._collect_figures(page, route, renders, figure_pages, figure_boxes, figure_images)
-                thumb = _thumbnail(
-                    _render_cached(page, 72, renders) if not renders else next(iter(renders.values())),
-                    self.cfg.thumbnail_px,
-                )
-            except DocumentError as exc:  # e.g. a page that may not be rendered (image bomb)
-                page.diagnostics.append(exc.reason)
-                text, thumb = page.text, b""
-                if page.text.strip():
-                    chunk_inputs.append((page.number, [page.text]))
-            route.reasons = route.reasons + [d for d in page.diagnostics if d not in route.reasons]
-            self.routes.append(route)
-            page_rows["doc_id"].append(self.doc_id)
-            page_rows["page"].append(page.number)
-            page_rows["route"].append(route.route)
-            page_rows["label"].append(route.label)
-            page_rows["confidence"].append(route.confidence)
-            page_rows["reasons"].append(json.dumps(route.reasons, ensure_ascii=False))
-            page_rows["signals"].append(json.dumps(route.signals))
-            page_rows["text"].append(text)
-            page_rows["thumbnail"].append(thumb)
-
-        if visual_pages:
-            self.store.add_visual(self.doc_id, visual_pages, self.visual.embed_images(visual_images))
-            self._tick("visual", len(visual_pages))
-        contexts = {p: captions(t) for p, t in chunk_inputs} if self.cfg.caption_context else None
-        chunks = chunk_page_texts(
-            chunk_inputs, self.unified, self.cfg.chunk_max_tokens, self.cfg.chunk_overlap, contexts
-        )
-        if chunks:
-            vectors = self.unified.embed_documents([c.embed_text for c in chunks])
-            self.store.add_chunks(
-                self.doc_id, [c.page for c in chunks], [c.index for c in chunks], [c.text for c in chunks], vectors
+        store, cfg = self.store, self.settings.ingest
+        visual = [(d, p) for d, p in batch if p.visual_image is not None and self.visual is not None]
+        if visual:
+            vectors = self.visual.embed_images([p.visual_image for _, p in visual])
+            store.add_visual([d.doc_id for d, _ in visual], [p.number for _, p in visual], vectors)
+            for d, _ in visual:
+                d.counts["visual"] += 1
+            self._tick("leg", leg="visual", n=len(visual))
+        chunk_docs, chunk_pages, chunk_ids, chunk_texts, embed_texts = [], [], [], [], []
+        by_doc: dict[int, tuple[_Doc, list[PagePlan]]] = {}
+        for d, p in batch:
+            by_doc.setdefault(id(d), (d, []))[1].append(p)
+        for d, plans in by_doc.values():
+            inputs = [(p.number, p.texts) for p in plans if p.texts]
+            contexts = {p.number: p.captions for p in plans} if cfg.caption_context else None
+            for c in chunk_page_texts(inputs, self.unified, cfg.chunk_max_tokens, cfg.chunk_overlap, contexts):
+                chunk_docs.append(d)
+                chunk_pages.append(c.page)
+                chunk_ids.append(c.index)
+                chunk_texts.append(c.text)
+                embed_texts.append(c.embed_text)
+        if embed_texts:
+            vectors = self.unified.embed_documents(embed_texts)
+            store.add_chunks([d.doc_id for d in chunk_docs], chunk_pages, chunk_ids, chunk_texts, vectors)
+            for d in chunk_docs:
+                d.counts["chunks"] += 1
+            self._tick("leg", leg="text", n=len(embed_texts))
+        figures = [(d, p, i, f) for d, p in batch for i, f in enumerate(p.figures)]
+        if figures:
+            vectors = self.unified.embed_images([f.image for *_, f in figures])
+            store.add_images(
+                [d.doc_id for d, *_ in figures],
+                [p.number for _, p, _, _ in figures],
+                [f.bbox for *_, f in figures],
+                vectors,
+                image_ids=[i for _, _, i, _ in figures],
             )
-            self._tick("text", len(chunks))
-        if figure_images:
-            self.store.add_images(self.doc_id, figure_pages, figure_boxes, self.unified.embed_images(figure_images))
-            self._tick("image", len(figure_images))
-        self.store.add_rows("pages", page_rows)
-
-    def _collect_figures(
-        self, page: Page, route: Route, renders: dict[float, Any], pages: list[int], boxes: list[Any], images: list[Any]
-    ) -> None:
-        if page.signals.source == "image":
-            if route.label != "scanned":  # a photo or figure file: the image itself goes to the image leg
-                pages.append(page.number)
-                boxes.append((0.0, 0.0, page.width_pt, page.height_pt))
-                images.append(_render_cached(page, 150, renders))
-            return
-        if route.label == "scanned":
-            return  # a scan's "figure" is the whole page: the visual leg has it
-        for fig in page.figures:
-            x0, top, x1, bottom = fig.bbox
-            if max(fig.width_px, fig.height_px) < self.cfg.min_figure_px:
-                continue
-            img = _render_cached(page, 150, renders)
-            sx, sy = img.width / page.width_pt, img.height / page.height_pt
-            if page.signals.rotation:
-                continue  # boxes are in unrotated space; a rotated render would need the same rotation
-            crop = img.crop((int(x0 * sx), int(top * sy), int(x1 * sx), int(bottom * sy)))
-            if min(crop.size) >= 16:
-                pages.append(page.number)
-                boxes.append(fig.bbox)
-                images.append(crop)
-
-    def _tick(self, leg: str, n: int) -> None:
-        if self.progress:
-            self.progress("leg", {"leg": leg, "n": n})
-
-
-def _index_document(
-    index: Index, path: Path, doc_id: str, metadata: dict[str, Any], progress: Progress | None
-) -> list[Route]:
-    store, cfg = index.store, index.settings
-    with open_document(path, cfg.limits) as doc:
-        stat = path.stat()
-        store.add_rows(
-            "documents",
+            for d, *_ in figures:
+                d.counts["images"] += 1
+            self._tick("leg", leg="image", n=len(figures))
+        store.add_pages(
             {
-                "doc_id": [doc_id],
-                "path": [str(path)],
-                "size": [stat.st_size],
-                "mtime": [stat.st_mtime],
-                "n_pages": [doc.n_pages],
-                "status": ["indexing"],
-                "metadata": [json.dumps(metadata, ensure_ascii=False)],
-                "indexed_at": [dt.datetime.now(dt.UTC).isoformat(timespec="seconds")],
-            },
+                "doc_id": [d.doc_id for d, _ in batch],
+                "page": [p.number for _, p in batch],
+                "route": [p.route.route for _, p in batch],
+                "label": [p.route.label for _, p in batch],
+                "confidence": [p.route.confidence for _, p in batch],
+                "reasons": [json.dumps(p.route.reasons, ensure_ascii=False) for _, p in batch],
+                "signals": [json.dumps(p.route.signals) for _, p in batch],
+                "text": [p.text for _, p in batch],
+                "thumbnail": [p.thumbnail for _, p in batch],
+            }
         )
-        if progress:
-            progress("document", {"file": str(path), "pages": doc.n_pages})
-        writer = _DocumentWriter(index, doc_id, path, progress)
-        if cfg.ingest.strip_running_lines or cfg.ingest.dehyphenate:
-            # A cheap pre-pass over the text layer (no rendering): running headers and footers, and the
-            # document's vocabulary for dehyphenation.
-            texts = []
-            for number in range(1, doc.n_pages + 1):
-                try:
-                    texts.append(doc.page(number).text)
-                except DocumentError:
-                    continue
-            if cfg.ingest.strip_running_lines:
-                writer.running = running_lines(texts)
-            if cfg.ingest.dehyphenate:
-                writer.vocab = vocabulary(texts)
-            del texts
-        batch: list[Page] = []
-        for number in range(1, doc.n_pages + 1):
-            try:
-                batch.append(doc.page(number))
-            except DocumentError as exc:
-                log.warning("%s", exc)
-                continue
-            if len(batch) >= cfg.ingest.page_batch:
-                writer.write_batch(batch)
-                if progress:
-                    progress("pages", {"n": len(batch)})
-                batch = []
-        if batch:
-            writer.write_batch(batch)
-            if progress:
-                progress("pages", {"n": len(batch)})
-    # All rows are in: the document becomes visible.
-    store.table("documents").update(where=f"doc_id = {_sql(doc_id)}", values={"status": "ready"})
-    return writer.routes
+        for d, p in batch:
+            d.counts["pages"] += 1
+            d.routes[p.route.route] = d.routes.get(p.route.route, 0) + 1
+        self._tick("pages", n=len(batch))
 
 
-def index_paths(
-    index: Index, paths: Iterable[str | Path], metadata: dict[str, Any] | None = None, progress: Progress | None = None
-) -> IngestReport:
-    """Index every PDF and image under ``paths``; returns the run's summary. One bad file never stops it."""
-    t0 = time.perf_counter()
-    report = IngestReport()
-    store = index.store
-    files: list[Path] = []
-    for path, supported in discover(paths):
-        if supported:
-            files.append(path.resolve())  # stored absolute: a file is the same file from any working directory
-        elif not path.exists():
-            report.failed.append({"file": str(path), "error": "no such file"})
-        else:
-            report.not_documents.append(str(path))
-            log.info("skipped %s: not a PDF or image", path)
-    if progress:
-        progress("start", {"files": len(files)})
-    docs = {r["doc_id"]: r for r in store.rows("documents", columns=["doc_id", "path", "status"])}
-    by_path: dict[str, list[dict[str, Any]]] = {}
-    for r in docs.values():
-        by_path.setdefault(r["path"], []).append(r)
-    changed = False
-    for path in files:
-        try:
-            doc_id = file_sha256(path)
-        except OSError as exc:
-            report.failed.append({"file": str(path), "error": f"cannot read the file ({exc.strerror})"})
-            continue
-        # A file whose content changed: its old document goes.
-        for old in by_path.get(str(path), []):
-            if old["doc_id"] != doc_id:
-                store.delete_document(old["doc_id"])
-                docs.pop(old["doc_id"], None)
-                report.removed += 1
-                changed = True
-        known = docs.get(doc_id)
-        if known is not None and known["status"] == "ready":
-            report.skipped += 1
-            if progress:
-                progress("skipped", {"file": str(path)})
-            continue
-        if known is not None:  # left half-written by an interrupted run: start it again
-            log.info("%s: completing an interrupted indexing run", path)
-            store.delete_document(doc_id)
-        try:
-            routes = _index_document(index, path, doc_id, metadata or {}, progress)
-        except DocumentError as exc:
-            store.delete_document(doc_id)
-            report.failed.append({"file": exc.file, "error": exc.reason})
-            continue
-        except Exception as exc:  # one bad file never stops the batch
-            store.delete_document(doc_id)
-            log.exception("%s: indexing failed", path)
-            report.failed.append({"file": str(path), "error": f"{exc.__class__.__name__}: {exc}"})
-            continue
-        docs[doc_id] = {"doc_id": doc_id, "path": str(path), "status": "ready"}
-        report.indexed += 1
-        report.pages += len(routes)
-        for r in routes:
-            report.routes[r.route] = report.routes.get(r.route, 0) + 1
-        changed = True
-    if changed:
-        store.maintain()
-    report.seconds = time.perf_counter() - t0
-    return report
+def _under(path: str, root: Path) -> bool:
+    return path.startswith(str(root).rstrip("/") + "/")
 
 
-def remove_documents(index: Index, targets: Iterable[str]) -> int:
-    """Delete documents by path (file or folder prefix) or doc_id; returns how many were removed."""
-    store = index.store
-    rows = store.rows("documents", columns=["doc_id", "path"])
+def remove_documents(store: Store, targets: Iterable[str]) -> int:
+    """Delete documents by path (file or folder prefix) or doc_id; returns how many were removed.
+
+    A document also found at other paths keeps those: only the paths named go."""
     removed = 0
-    for target in targets:
-        resolved = str(Path(target).resolve())
-        for r in rows:
-            if r["doc_id"] == target or r["path"] == resolved or r["path"].startswith(resolved.rstrip("/") + "/"):
-                store.delete_document(r["doc_id"])
-                removed += 1
-    if removed:
-        store.maintain()
+    with store.writer_lock():
+        store.make_writable()
+        docs = store.documents(columns=["doc_id", "path", "paths"])
+        for target in targets:
+            resolved = Path(target).resolve()
+            for d in docs:
+                if d.get("gone"):
+                    continue
+                if d["doc_id"] == target:
+                    keep: list[str] = []
+                else:
+                    keep = [p for p in d["paths"] if p != str(resolved) and not _under(p, resolved)]
+                    if keep == d["paths"]:
+                        continue
+                if keep:
+                    store.set_paths(d["doc_id"], keep)
+                    d["paths"] = keep
+                else:
+                    store.delete_document(d["doc_id"])
+                    d["gone"] = True
+                    removed += 1
+        if removed:
+            store.maintain()
     return removed

@@ -16,7 +16,7 @@ from typing import Any
 from docrag.config import RouterConfig, VisualPages
 from docrag.parsers.types import Page, PageSignals
 
-__all__ = ["Route", "RoutingReport", "route_files", "route_page", "route_signals"]
+__all__ = ["Route", "RoutingReport", "needs_ocr", "route_files", "route_page", "route_signals"]
 
 LABELS = ("scanned", "layout", "text")
 ROUTES = ("visual", "text")
@@ -33,6 +33,7 @@ class Route:
     confidence: float  # 0.5 (a coin flip) .. 1.0
     reasons: list[str] = field(default_factory=list)
     signals: dict[str, Any] = field(default_factory=dict)
+    ocr: bool = False  # no usable text layer, and something to read: an image or text drawn as outlines
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,7 @@ class Route:
             "page": self.page,
             "route": self.route,
             "label": self.label,
+            "ocr": self.ocr,
             "confidence": round(self.confidence, 3),
             "reasons": list(self.reasons),
             "signals": dict(self.signals),
@@ -144,7 +146,29 @@ def route_signals(file: str, page: int, signals: PageSignals, config: RouterConf
         route, reasons = "visual", [*reasons, "policy visual_pages=all"]
     elif cfg.visual_pages == VisualPages.none and route == "visual":
         route, reasons = "text", [*reasons, "policy visual_pages=none"]
-    return Route(file, page, route, label, conf, reasons, signals.to_dict())
+    ocr, why = needs_ocr(signals, label, cfg)
+    if why:
+        reasons = [*reasons, why]
+    return Route(file, page, route, label, conf, reasons, signals.to_dict(), ocr)
+
+
+def needs_ocr(s: PageSignals, label: str, cfg: RouterConfig) -> tuple[bool, str]:
+    """Whether a page needs OCR, and why (in words; "" when the page has a usable text layer).
+
+    Only pages without a usable visible text layer, and only where there is something to read: a scan-like
+    image file, a PDF page with a large image, or text drawn as vector outlines. An invisible OCR layer is
+    already text. A photo, or a PDF page that is blank or a plain drawing, costs no OCR call.
+    """
+    if s.source == "image":
+        return (True, "image of a document page: OCR") if label == "scanned" else (False, "")
+    visible = round(s.n_chars * (1.0 - s.invisible_text_fraction))
+    if visible >= cfg.min_text_chars or s.invisible_text_fraction > 0.5:
+        return False, ""
+    if s.largest_image_coverage >= cfg.ocr_min_image_coverage:
+        return True, f"no usable text layer and an image covers {_pct(s.largest_image_coverage)} of the page: OCR"
+    if s.n_paths >= cfg.ocr_min_glyph_paths:
+        return True, f"no usable text layer but {s.n_paths} vector paths (text drawn as outlines?): OCR"
+    return False, "no usable text layer and nothing to OCR (no large image, few vector paths)"
 
 
 def route_page(page: Page, config: RouterConfig | None = None) -> Route:
@@ -187,11 +211,16 @@ def route_files(
 
     report = RoutingReport()
     explicit = {str(p) for p in paths}
-    for path, supported in discover(paths):
+    for found in discover(paths):
+        path, supported = found.path, found.supported
+        if found.problem:
+            if supported or str(path) in explicit:
+                report.errors.append({"file": str(path), "error": found.problem})
+            if on_file:
+                on_file(path, 0)
+            continue
         if not supported:
-            if not path.exists():
-                report.errors.append({"file": str(path), "error": "no such file"})
-            elif str(path) in explicit:
+            if str(path) in explicit:
                 report.errors.append({"file": str(path), "error": f"unsupported file type {path.suffix or '(none)'}"})
             else:  # found while walking a folder: not a document, not an error
                 report.skipped.append(str(path))

@@ -50,14 +50,24 @@ def test_padding_never_wins_where_zero_padding_would():
     long_ = np.array([[-0.8, 0.6], [-0.9, 0.436]], dtype=np.float32)  # true MaxSim -0.8
     ours = maxsim_scores([q], [short, long_], backend="numpy")[0]
     assert ours[0] == pytest.approx(-0.6) and ours[1] == pytest.approx(-0.8)
-    # colpali-engine's own scorer zero-pads the batch: the short doc's padded row (0) beats its true -0.6.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="colpali-engine's score_multi_vector zero-pads the batch: a padded row scores 0 and beats a true -0.6. "
+    "If this starts passing, colpali-engine masks padding now and docrag's own masking can be revisited.",
+)
+def test_colpali_engine_scorer_ignores_padding():
     colpali_engine()
     from colpali_engine.utils.processing_utils import BaseVisualRetrieverProcessor
 
+    q = np.array([[1.0, 0.0]], dtype=np.float32)
+    short = np.array([[-0.6, 0.8]], dtype=np.float32)
+    long_ = np.array([[-0.8, 0.6], [-0.9, 0.436]], dtype=np.float32)
     theirs = BaseVisualRetrieverProcessor.score_multi_vector(
         [torch.from_numpy(q)], [torch.from_numpy(short), torch.from_numpy(long_)], device="cpu"
     )[0]
-    assert theirs[0].item() == pytest.approx(0.0) and theirs[1].item() == pytest.approx(-0.8)
+    assert theirs[0].item() == pytest.approx(-0.6) and theirs[1].item() == pytest.approx(-0.8)
 
 
 def test_empty_inputs_are_clear_errors():

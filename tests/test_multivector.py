@@ -118,8 +118,12 @@ def test_trust_remote_code_only_on_opt_in(tiny, monkeypatch):
     real = models.load_pretrained
 
     def spy(loader, model, revision, **kw):
-        seen.append(kw.get("trust_remote_code", False))
-        return real(loader, model, revision, **kw)
+        # What reaches from_pretrained itself, whatever load_pretrained does with its own arguments.
+        def from_pretrained(*args, **kwargs):
+            seen.append(kwargs.get("trust_remote_code", False))
+            return loader(*args, **kwargs)
+
+        return real(from_pretrained, model, revision, **kw)
 
     monkeypatch.setattr(models, "load_pretrained", spy)
     MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"])))

@@ -35,7 +35,7 @@ def _build(db, tiny, page_images):
     store.add_visual("doc-a", [1, 2, 3, 4], vis.embed_images(page_images))
     texts = ["tables and charts", "the quick brown fox", "capital of france", "late interaction scores"]
     store.add_chunks("doc-b", [1, 1, 2, 3], [0, 1, 0, 0], texts, uni.embed_documents(texts))
-    store.add_images("doc-b", [2], [(0, 0, 10, 10)], uni.embed_images(page_images[:1]))
+    store.add_images("doc-b", [2, 3, 3], [(0, 0, 10, 10)] * 3, uni.embed_images(page_images[:3]), image_ids=[0, 0, 1])
     store.add_rows(
         "pages",
         {
@@ -65,7 +65,10 @@ def test_legs_return_page_candidates(tmp_path, tiny, page_images):
     text = store.search_text(uni.embed_queries(["capital of france"])[0], k=3)
     assert len({(c.doc_id, c.page) for c in text}) == len(text)  # one candidate per page (best chunk)
     assert all(-1.0 - 1e-5 <= c.score <= 1.0 + 1e-5 for c in text) and text[0].detail
-    assert store.search_images(uni.embed_queries(["fox"])[0], k=3)[0].page == 2
+    # Three stored images on two pages: the image query finds its own image's page, one candidate per page.
+    images = store.search_images(uni.embed_images(page_images[1:2])[0], k=3)
+    assert [c.page for c in images] == [3, 2] and images[0].score == pytest.approx(1.0, abs=1e-4)
+    assert images[0].detail == "0" and images[1].score < 0.9999
     bm25 = store.search_bm25("france", k=3)
     assert [(c.doc_id, c.page) for c in bm25] == [("doc-b", 2)]
     assert store.search_bm25("france", allowed={"doc-a"}) == []

@@ -1,0 +1,245 @@
+"""Pages as plans: the pure first step of ingestion, run in isolated worker processes.
+
+``plan_document`` reads one file and turns every page into a ``PagePlan``: the router's decision (OCR
+included), the page text for BM25 and snippets, the element texts to embed with their caption context, the
+page image for the visual leg, figure crops for the image leg and a thumbnail. No model is involved, so a
+plan can be made (and tested) anywhere; embedding and storing the plans is the second step, in the parent
+(``pipeline.ingest``).
+
+``plan_document`` is a generator: it yields ``("header", {"n_pages", "warnings"})`` once, then
+``("pages", [PagePlan, ...])`` a batch at a time, so the memory of one document is bounded by one batch of
+rendered pages whatever the document's size, and nothing is planned before the consumer asks for it. It
+raises ``DocumentError`` when the file cannot be read. ``on_stage(data)`` hears what it is doing now (open,
+elements, page N, OCR of page N …): the worker pool's time budgets and error messages come from it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docrag.parsers import DocumentError, open_document
+from docrag.parsers.elements import running_lines, strip_lines
+from docrag.parsers.limits import Limits
+from docrag.parsers.text import captions, dehyphenate, is_noise, vocabulary
+from docrag.parsers.types import BBox, Page
+
+from .router import Route, route_page
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from docrag.config import IngestConfig, RouterConfig
+
+__all__ = ["FigureCrop", "PagePlan", "PlanOptions", "plan_document"]
+
+log = logging.getLogger(__name__)
+
+OnStage = Callable[[dict[str, Any]], None]
+
+
+def _quiet(data: dict[str, Any]) -> None:
+    return None
+
+
+class PlanOptions(BaseModel):
+    """Everything the plan step needs: plain settings, no models (it crosses into worker processes)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    router: Any = Field(description="RouterConfig")
+    ingest: Any = Field(description="IngestConfig")
+    limits: Limits = Field(default_factory=Limits)
+    visual: bool = Field(True, description="Render visual pages for a multi-vector model.")
+    figures: bool = Field(True, description="Crop figures (and keep image files) for an image-capable embedder.")
+    elements_fallback: str = Field(
+        "", description="Why element extraction is skipped for this document (e.g. it timed out): text layer used."
+    )
+
+    @classmethod
+    def build(
+        cls, router: RouterConfig, ingest: IngestConfig, limits: Limits, *, visual: bool, figures: bool
+    ) -> PlanOptions:
+        return cls(router=router, ingest=ingest, limits=limits, visual=visual, figures=figures)
+
+
+@dataclass(slots=True)
+class FigureCrop:
+    bbox: BBox  # in PDF points, top-left origin (the whole page for an image file)
+    image: Image.Image
+
+
+@dataclass(slots=True)
+class PagePlan:
+    """What one page becomes in the index, decided without any model."""
+
+    number: int
+    route: Route
+    text: str  # the page's text (layer or OCR), cleaned: BM25 and snippets
+    texts: list[str] = field(default_factory=list)  # element texts to chunk and embed
+    captions: list[str] = field(default_factory=list)  # figure/table captions: the chunks' context header
+    visual_image: Image.Image | None = None  # the page rendered for the visual leg (visual pages only)
+    figures: list[FigureCrop] = field(default_factory=list)
+    thumbnail: bytes = b""
+
+
+def _thumbnail(image: Image.Image, px: int) -> bytes:
+    thumb = image.copy()
+    thumb.thumbnail((px, px))
+    buf = io.BytesIO()
+    thumb.convert("RGB").save(buf, format="WEBP", quality=70)
+    return buf.getvalue()
+
+
+class _Planner:
+    """Plans the pages of one open document; holds the document-wide text context (running lines, vocabulary,
+    elements)."""
+
+    def __init__(self, path: Path, options: PlanOptions, on_stage: OnStage) -> None:
+        self.path, self.opt, self.stage = path, options, on_stage
+        self.cfg = options.ingest
+        self.elements: tuple[dict[int, list[Any]], str] | None = None
+        self.running: set[str] = set()
+        self.vocab: set[str] | None = None
+
+    def _clean(self, text: str) -> str:
+        """Running lines out, line-end hyphenation undone (text from any source: layer, elements, OCR)."""
+        text = strip_lines(text, self.running)
+        return dehyphenate(text, self.vocab) if self.cfg.dehyphenate else text
+
+    def _elements_for(self, page: Page) -> list[str]:
+        from docrag.parsers.elements import page_elements, text_layer_elements, unstructured_elements
+
+        if page.signals.source != "pdf" or page.signals.n_chars == 0:
+            return []
+        if self.cfg.elements == "text-layer":
+            return [e.text for e in text_layer_elements(page)]
+        if self.opt.elements_fallback:
+            page.diagnostics.append(f"{self.opt.elements_fallback}: elements taken from the text layer")
+            return [e.text for e in text_layer_elements(page)]
+        if self.elements is None:
+            self.stage({"stage": "elements"})
+            self.elements = unstructured_elements(self.path)
+        self.stage({"stage": "page", "page": page.number})
+        return [e.text for e in page_elements(page, *self.elements)]
+
+    def _ocr(self, page: Page, render: Callable[[float], Image.Image]) -> str:
+        from docrag.parsers.ocr import ocr_image, tesseract_available
+
+        if not self.cfg.ocr:
+            return ""
+        if not tesseract_available():
+            page.diagnostics.append("no usable text layer and tesseract is not installed: page not OCR'd")
+            return ""
+        self.stage({"stage": "ocr", "page": page.number})
+        try:
+            res = ocr_image(render(self.cfg.ocr_dpi), lang=self.cfg.ocr_lang, file=page.file)
+        except DocumentError as exc:
+            page.diagnostics.append(f"OCR failed: {exc.reason}")
+            return ""
+        page.diagnostics.append(f"text from OCR (tesseract, mean confidence {res.confidence:.2f})")
+        return res.text
+
+    def plan(self, page: Page) -> PagePlan:
+        route = route_page(page, self.opt.router)
+        renders: dict[float, Image.Image] = {}
+
+        def render(dpi: float) -> Image.Image:
+            if dpi not in renders:
+                self.stage({"stage": "render", "page": page.number})
+                renders[dpi] = page.render(dpi)
+            return renders[dpi]
+
+        plan = PagePlan(page.number, route, page.text)
+        try:
+            # Elements of a few characters (a lone page number) would only make noise chunks.
+            plan.texts = [
+                t for t in (self._clean(x) for x in self._elements_for(page)) if len(t.strip()) >= 4 and not is_noise(t)
+            ]
+            plan.text = self._clean(page.text)
+            if route.ocr or (page.signals.invisible_text_fraction > 0.5 and page.signals.source == "pdf"):
+                # The router found no usable visible text: an invisible OCR layer is the text, else OCR.
+                ocr_text = page.text if page.signals.invisible_text_fraction > 0.5 else self._ocr(page, render)
+                plan.text = self._clean(ocr_text or page.text)
+                plan.texts = [plan.text] if plan.text.strip() else []
+            if route.route == "visual" and self.opt.visual:
+                plan.visual_image = render(self.cfg.visual_dpi)
+            if self.cfg.figures and self.opt.figures:
+                plan.figures = self._figures(page, route, render)
+            plan.thumbnail = _thumbnail(next(iter(renders.values())) if renders else render(72), self.cfg.thumbnail_px)
+        except DocumentError as exc:  # e.g. a page that may not be rendered (image bomb): keep its text
+            page.diagnostics.append(exc.reason)
+            plan.text, plan.thumbnail, plan.visual_image, plan.figures = page.text, b"", None, []
+            plan.texts = [page.text] if page.text.strip() else []
+        if plan.texts and self.cfg.caption_context:
+            plan.captions = captions(plan.texts)
+        route.reasons = route.reasons + [d for d in page.diagnostics if d not in route.reasons]
+        return plan
+
+    def _figures(self, page: Page, route: Route, render: Callable[[float], Image.Image]) -> list[FigureCrop]:
+        if page.signals.source == "image":
+            # A photo or figure file: the image itself goes to the image leg (a scan's is the visual leg's).
+            if route.label == "scanned":
+                return []
+            return [FigureCrop((0.0, 0.0, page.width_pt, page.height_pt), render(150))]
+        if route.label == "scanned" or page.signals.rotation:
+            return []  # a scan's "figure" is the whole page; boxes are in unrotated space
+        out = []
+        for fig in page.figures:
+            if max(fig.width_px, fig.height_px) < self.cfg.min_figure_px:
+                continue
+            img = render(150)
+            sx, sy = img.width / page.width_pt, img.height / page.height_pt
+            x0, top, x1, bottom = fig.bbox
+            crop = img.crop((int(x0 * sx), int(top * sy), int(x1 * sx), int(bottom * sy)))
+            if min(crop.size) >= 16:
+                out.append(FigureCrop(fig.bbox, crop))
+        return out
+
+
+def plan_document(
+    path: str | Path, options: PlanOptions, on_stage: OnStage | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Plan every page of the file at ``path``: yields the header, then batches of pages (module docstring)."""
+    path = Path(path)
+    cfg = options.ingest
+    stage = on_stage or _quiet
+    stage({"stage": "open"})
+    with open_document(path, options.limits) as doc:
+        yield "header", {"n_pages": doc.n_pages, "warnings": list(doc.warnings)}
+        planner = _Planner(path, options, stage)
+        if cfg.strip_running_lines or cfg.dehyphenate:
+            # A cheap pre-pass over the text layer (no rendering): running headers and footers, and the
+            # document's vocabulary for dehyphenation.
+            stage({"stage": "text pre-pass"})
+            texts = []
+            for number in range(1, doc.n_pages + 1):
+                try:
+                    texts.append(doc.page(number).text)
+                except DocumentError:
+                    continue
+            if cfg.strip_running_lines:
+                planner.running = running_lines(texts)
+            if cfg.dehyphenate:
+                planner.vocab = vocabulary(texts)
+            del texts
+        batch: list[PagePlan] = []
+        for number in range(1, doc.n_pages + 1):
+            stage({"stage": "page", "page": number})
+            try:
+                page = doc.page(number)
+            except DocumentError as exc:
+                log.warning("%s", exc)
+                continue
+            batch.append(planner.plan(page))
+            if len(batch) >= cfg.page_batch:
+                yield "pages", batch
+                batch = []
+        if batch:
+            yield "pages", batch
