@@ -1,0 +1,69 @@
+"""A folder of hostile files (tests/hostile.py: cycles, bombs, pipes, broken links …) indexes to completion."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import docrag
+
+
+@pytest.mark.slow
+def test_hostile_folder_indexes_to_completion(tmp_path):
+    import hostile
+
+    folder = tmp_path / "hostile"
+    expect = hostile.build_hostile_folder(folder)
+    assert len(expect) >= 30
+    ocr = shutil.which("tesseract") is not None
+    idx = docrag.open(
+        tmp_path / "db",
+        profile="lite",
+        # unstructured on: pdfminer's endless loop on a /Length cycle is one of the things to survive.
+        ingest={"ocr": ocr, "elements": "unstructured", "ocr_dpi": 150},
+        limits={
+            "max_pages": 30,
+            "page_timeout_s": 30,
+            "document_timeout_s": 120,
+            "elements_timeout_s": 20,
+            "worker_memory_bytes": 3 << 30,
+        },
+    )
+    t0 = time.monotonic()
+    report = idx.add([folder], workers=2)
+    took = time.monotonic() - t0
+    assert took < 900, f"the hostile folder took {took:.0f} s"
+
+    def rel(path: str) -> str:
+        try:
+            return Path(path).relative_to(folder).as_posix()
+        except ValueError:
+            return path
+
+    failed = {rel(f["file"]): f["error"] for f in report.failed}
+    indexed = {rel(p) for d in idx.documents() for p in d["paths"]}
+    for name, what in expect.items():
+        if what == "fail":
+            assert name in failed, f"{name} should be reported as failed"
+            assert failed[name].strip(), name
+        elif what == "ok":
+            assert name in indexed, f"{name} should be indexed (failed: {failed.get(name)})"
+    assert idx.stats()["incomplete_documents"] == 0
+    for name, word in hostile.GOOD_TEXT.items():
+        if name.endswith(".png") and not ocr:
+            continue
+        hits = idx.search(word, k=10, legs=["bm25"])
+        assert any(rel(p) == name for h in hits for p in _paths(idx, h.doc_id)), (name, word)
+    # Every failure names its reason; the pdfminer loop was cut short and the text layer kept the file.
+    assert all(len(e) > 5 for e in failed.values())
+    cycle = [d for d in idx.documents() if any(p.endswith("length_cycle.pdf") for p in d["paths"])]
+    if cycle:
+        reasons = " ".join(r["reasons"] for r in idx.store.page_rows([cycle[0]["doc_id"]], columns=["reasons"]))
+        assert "element extraction" in reasons and "text layer" in reasons
+
+
+def _paths(idx, doc_id: str) -> list[str]:
+    return next(d["paths"] for d in idx.documents() if d["doc_id"] == doc_id)

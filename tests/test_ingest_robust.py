@@ -1,0 +1,333 @@
+"""Ingestion in the real world: exact bookkeeping, one writer at a time, read-only databases, faults, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import docrag
+
+LITE = {"ingest": {"ocr": False, "elements": "text-layer"}}
+EXE = str(Path(sys.executable).parent / "docrag")
+ENV = {**os.environ, "DOCRAG_INGEST__OCR": "false", "DOCRAG_INGEST__ELEMENTS": "text-layer"}
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def planted(folder: Path, name: str, word: str, seed: int = 0) -> Path:
+    import pdfgen
+
+    return pdfgen.planted_pdf(folder / name, f"The {word} shipment left the harbour on a Tuesday.", seed=seed)
+
+
+def table_rows(db: Path) -> dict[str, list[tuple]]:
+    """Every table's rows as sorted tuples of their key columns (what a clean build must reproduce)."""
+    import lancedb
+
+    conn = lancedb.connect(str(db))
+    keys = {
+        "documents": ["doc_id", "path", "paths", "status", "n_pages", "counts"],
+        "pages": ["doc_id", "page", "route", "label", "text"],
+        "chunks": ["doc_id", "page", "chunk", "text"],
+        "images": ["doc_id", "page", "image"],
+        "visual": ["doc_id", "page", "n_vectors"],
+    }
+    names = set(getattr(conn.list_tables(), "tables", conn.list_tables()))
+    out = {}
+    for name, cols in keys.items():
+        if name in names:
+            rows = conn.open_table(name).to_arrow().select(cols).to_pylist()
+            out[name] = sorted(tuple(r[c] for c in cols) for r in rows)
+    return out
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "papers"
+    d.mkdir()
+    planted(d, "a.pdf", "zanzibarite")
+    planted(d, "b.pdf", "quokkalith", seed=1)
+    (d / "sub").mkdir()
+    planted(d / "sub", "c.pdf", "marmotine", seed=2)
+    return d
+
+
+@pytest.mark.slow
+def test_removed_files_are_deleted_and_copies_recorded(tmp_path, folder):
+    idx = docrag.open(tmp_path / "db", profile="lite", **LITE)
+    first = idx.add([folder])
+    assert (first.indexed, first.failed) == (3, [])
+
+    # A byte-identical copy at a second path: one document, both paths.
+    shutil.copy(folder / "a.pdf", folder / "sub" / "a-copy.pdf")
+    again = idx.add([folder])
+    assert (again.indexed, again.skipped, again.duplicates, again.removed) == (0, 3, 1, 0)
+    docs = {Path(d["path"]).name: d for d in idx.documents()}
+    assert len(docs) == 3
+    assert sorted(Path(p).name for p in docs["a.pdf"]["paths"]) == ["a-copy.pdf", "a.pdf"]
+
+    # Delete a file: the next run of that folder deletes its document; a document keeps its other path.
+    (folder / "b.pdf").unlink()
+    (folder / "a.pdf").unlink()
+    after = idx.add([folder])
+    assert (after.removed, after.indexed) == (1, 0)
+    hits = idx.search("quokkalith shipment", k=10)
+    assert hits and all(not h.file.endswith("b.pdf") for h in hits)
+    names = sorted(Path(d["path"]).name for d in idx.documents())
+    assert names == ["a-copy.pdf", "c.pdf"]
+    top = idx.search("zanzibarite shipment", k=1)[0]
+    assert Path(top.file).name == "a-copy.pdf"
+
+    # Indexing another folder never deletes documents found elsewhere.
+    other = tmp_path / "other"
+    other.mkdir()
+    planted(other, "d.pdf", "wombatite", seed=3)
+    assert idx.add([other]).removed == 0 and len(idx.documents()) == 3
+
+
+@pytest.mark.slow
+def test_two_concurrent_index_runs_equal_one_clean_run(tmp_path, folder):
+    db = tmp_path / "db"
+    cmd = [EXE, "index", str(folder), "--db", str(db), "--profile", "lite", "--json"]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    reports = [json.loads(o[0]) for o in outs]
+    assert sorted(r["indexed"] for r in reports) == [0, 3]  # the second waited, then found everything done
+    clean = tmp_path / "clean"
+    assert cli("index", str(folder), "--db", str(clean), "--profile", "lite", "--json").returncode == 0
+    assert table_rows(db) == table_rows(clean)
+    assert len(table_rows(db)["documents"]) == 3
+
+
+@pytest.mark.slow
+def test_a_second_writer_waits_and_says_so(tmp_path, folder):
+    from docrag.indexes.store import LockTimeout, Store
+
+    db = tmp_path / "db"
+    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+    holder = Store(db, writable=False)
+    with holder.writer_lock():
+        res = cli("index", str(folder), "--db", str(db), "--wait", "1")
+        assert res.returncode == 2 and "being written by pid" in res.stderr and "Traceback" not in res.stderr
+        with pytest.raises(LockTimeout), Store(db, writable=False).writer_lock(wait_s=0.2):
+            pass
+    # A lock whose holder died is free: the kernel dropped it.
+    code = f"from docrag.indexes.store import Store\nwith Store({str(db)!r}).writer_lock():\n    import os; os._exit(0)"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    with Store(db, writable=False).writer_lock(wait_s=1):
+        pass
+
+
+def _mount(*args: str) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def mounts():
+    done: list[Path] = []
+
+    def mount(*args: str) -> None:
+        if os.geteuid() != 0 or not _mount(*args):
+            pytest.skip("needs root and mount(8) (bind mounts, tmpfs) to build a read-only or full filesystem")
+        done.append(Path(args[-1]))
+
+    yield mount
+    for target in reversed(done):
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_read_only_database_can_be_searched(tmp_path, folder, mounts):
+    db = tmp_path / "db"
+    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounts("--bind", str(db), str(ro))
+    mounts("-o", "remount,bind,ro", str(ro))
+    res = cli("search", "zanzibarite shipment", "--db", str(ro), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["hits"][0]["file"].endswith("a.pdf")
+    res = cli("stats", "--db", str(ro), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["documents"] == 3
+    assert cli("check", "--db", str(ro)).returncode == 0
+    res = cli("index", str(folder), "--db", str(ro))
+    assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_full_disk_fails_cleanly_and_completes_later(tmp_path, mounts, docs):
+    import pdfgen
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(6):
+        pdfgen.scans_pdf(big / f"scan{i}.pdf", n_pages=3, seed=i)  # thumbnails and text: rows that fill a disk
+    planted(big, "a.pdf", "zanzibarite")
+    small = tmp_path / "small"
+    small.mkdir()
+    mounts("-t", "tmpfs", "-o", "size=250k", "tmpfs", str(small))
+    db = small / "db"
+    res = cli("index", str(big), "--db", str(db), "--profile", "lite", "--json")
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    report = json.loads(res.stdout)
+    assert report["failed"] and any("No space left" in f["error"] or "space" in f["error"] for f in report["failed"])
+    # Whatever was written is consistent: no half document visible, the database opens.
+    if (db / "documents.lance").exists():
+        stats = cli("stats", "--db", str(db), "--json")
+        assert stats.returncode in (0, 2) and "Traceback" not in stats.stderr
+    # The same database completes on a larger disk.
+    roomy = tmp_path / "roomy"
+    if db.exists():
+        shutil.copytree(db, roomy)
+    res = cli("index", str(big), "--db", str(roomy), "--profile", "lite", "--json")
+    assert res.returncode == 0, res.stderr
+    assert cli("check", "--db", str(roomy)).returncode == 0
+    docs_ = json.loads(cli("stats", "--db", str(roomy), "--json").stdout)
+    assert docs_["documents"] == 7 and docs_["incomplete_documents"] == 0
+
+
+@pytest.mark.slow
+def test_truncated_data_file_is_found_and_repaired(tmp_path, folder):
+    db = tmp_path / "db"
+    assert cli("index", str(folder / "a.pdf"), "--db", str(db), "--profile", "lite").returncode == 0
+    assert cli("index", str(folder), "--db", str(db)).returncode == 0  # a second write: b.pdf and c.pdf
+    assert cli("check", "--db", str(db)).returncode == 0
+    # Truncate the newest data file of the pages table.
+    files = sorted((db / "pages.lance" / "data").glob("*.lance"), key=lambda p: p.stat().st_mtime)
+    victim = files[-1]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
+
+    res = cli("stats", "--db", str(db))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    res = cli("search", "zanzibarite", "--db", str(db))
+    assert res.returncode == 2 and "'pages'" in res.stderr and "docrag check" in res.stderr
+
+    res = cli("check", "--db", str(db), "--json")
+    assert res.returncode == 1
+    result = json.loads(res.stdout)
+    assert result["tables"]["pages"]["ok"] is False and result["tables"]["documents"]["ok"] is True
+
+    res = cli("check", "--db", str(db), "--repair", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    repaired = json.loads(res.stdout)
+    assert "pages" in repaired["repair"]["restored"] and repaired["after"]["ok"]
+    # The document written before the damage survives; the rest are redone by the next run.
+    hits = json.loads(cli("search", "zanzibarite shipment", "--db", str(db), "--json").stdout)["hits"]
+    assert hits[0]["file"].endswith("a.pdf")
+    res = cli("index", str(folder), "--db", str(db), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["failed"] == []
+    assert json.loads(cli("stats", "--db", str(db), "--json").stdout)["documents"] == 3
+    assert cli("check", "--db", str(db)).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract to make indexing slow enough")
+def test_ctrl_c_says_how_far_it_got_and_rerun_resumes(tmp_path):
+    import pdfgen
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for i in range(6):
+        pdfgen.scans_pdf(scans / f"s{i}.pdf", n_pages=2, seed=i)
+    db = tmp_path / "db"
+    env = {**ENV, "DOCRAG_INGEST__OCR": "true", "DOCRAG_INGEST__OCR_DPI": "150", "DOCRAG_INGEST__PAGE_BATCH": "1"}
+    proc = subprocess.Popen(
+        [EXE, "index", str(scans), "--db", str(db), "--profile", "lite", "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not (db / "pages.lance").exists():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted:" in err and "pending — run the same command to resume" in err
+    assert "Traceback" not in err
+    res = subprocess.run(
+        [EXE, "index", str(scans), "--db", str(db), "--json"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert res.returncode == 0 and json.loads(res.stdout)["failed"] == []
+    stats = json.loads(cli("stats", "--db", str(db), "--json").stdout)
+    assert stats["documents"] == 6 and stats["pages"] == 12 and stats["incomplete_documents"] == 0
+
+
+def test_user_mistakes_get_one_line_and_exit_2(tmp_path):
+    nope = tmp_path / "nope"
+    for args in (
+        ("show", "a.pdf", "1", "--db", str(nope)),
+        ("remove", "a.pdf", "--db", str(nope)),
+        ("stats", "--db", str(nope)),
+        ("search", "x", "--db", str(nope)),
+        ("check", "--db", str(nope)),
+        ("eval", "--db", str(nope), "--queries", __file__),
+    ):
+        res = cli(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "no database" in res.stderr
+    assert not nope.exists()  # nothing was created
+    not_db = tmp_path / "plain"
+    not_db.mkdir()
+    res = cli("stats", "--db", str(not_db))
+    assert res.returncode == 2 and "not a docrag database" in res.stderr
+
+
+@pytest.mark.slow
+def test_query_files_and_labels_are_checked_first(tmp_path, folder):
+    db = tmp_path / "db"
+    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"id": "a", "text": "zanzibarite"}\n{"id": "b", "query": "wrong key"}\n')
+    for args in (("search", "--queries", str(bad), "--db", str(db)), ("eval", "--db", str(db), "--queries", str(bad))):
+        res = cli(*args)
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert f"{bad}:2" in res.stderr and '"text"' in res.stderr and "query" in res.stderr
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"id": "a", "text": "zanzibarite", "relevant": [{"file": "a.pdf", "page": 2}]}\n')
+    t0 = time.time()
+    res = cli("eval", "--db", str(db), "--queries", str(good), "--labels", str(tmp_path / "missing.tsv"))
+    assert res.returncode == 2 and "--labels" in res.stderr and "no such file" in res.stderr
+    assert time.time() - t0 < 60  # failed before the evaluation ran
+
+
+def test_missing_checkpoint_fails_once_before_reading_files(tmp_path, folder):
+    db = tmp_path / "db"
+    env = {**ENV, "HF_HOME": str(tmp_path / "hf")}
+    res = subprocess.run(
+        [EXE, "index", str(folder), "--db", str(db)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "2 model(s) not available" in res.stderr  # both models of the default profile, named at once
+    assert "colSmol" in res.stderr and "nomic-embed-text" in res.stderr
+    assert not db.exists()  # no empty database left behind
+
+
+def test_database_is_not_written_by_reading(tmp_path, folder):
+    db = tmp_path / "db"
+    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+
+    def snapshot() -> dict[str, float]:
+        return {str(p): p.stat().st_mtime_ns for p in db.rglob("*")}
+
+    before = snapshot()
+    for args in (("stats", "--db", str(db)), ("search", "zanzibarite", "--db", str(db)), ("check", "--db", str(db))):
+        assert cli(*args).returncode == 0
+    assert snapshot() == before
