@@ -67,7 +67,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import docrag
-    from docrag.pipeline.eval import evaluate, load_queries
+    from docrag.pipeline.eval import load_queries
 
     tmp = Path(tempfile.mkdtemp())
     try:
@@ -79,7 +79,7 @@ def main() -> None:
         runs = {}
         for fusion in ("weighted", "rrf"):
             index.settings.search.fusion = fusion
-            runs[fusion] = evaluate(index, queries, (5, 10), labels=args.labels)
+            runs[fusion] = index.evaluate(queries, (5, 10), labels=args.labels)
         res = runs["weighted"]
         rows = [
             "| ranking | nDCG@5 | recall@5 | MRR@10 | "
@@ -102,7 +102,7 @@ def main() -> None:
             for name, off in steps:
                 ablated = docrag.open(tmp / f"no-{next(iter(off))}.db", profile="lite", ingest=off)
                 ablated.add([args.corpus])
-                r = evaluate(ablated, queries, (5, 10))
+                r = ablated.evaluate(queries, (5, 10))
                 rows.append(row(f"text leg only, without {name}", r["legs"]["text"]))
                 rows.append(row(f"fused, weighted, without {name}", r["fused"]))
         gain = runs["weighted"]["fused"]["overall"]["ndcg@5"] - res["legs"]["bm25"]["overall"]["ndcg@5"]

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from docrag.indexes.store import Store
     from docrag.indexes.unified import UnifiedEmbedder
     from docrag.pipeline.ingest import IngestReport
+    from docrag.pipeline.search import Hit, Searcher
 
 __all__ = ["Index", "Results", "open_index"]
 
@@ -86,16 +87,6 @@ class Index:
             )
         return self._store
 
-    def _load_models(self) -> None:
-        """Every model this index writes with, loaded now: a missing checkpoint fails once, naming all of them,
-        before any file is read or any table created."""
-        from docrag.indexes.models import require_models
-
-        require_models([self.settings.visual, self.settings.unified])
-        _ = self.unified_embedder
-        if self.settings.visual is not None:
-            _ = self.visual_embedder
-
     # -- writing ---------------------------------------------------------------------------------------------
     def add(
         self,
@@ -113,22 +104,30 @@ class Index:
         time and memory budgets). Another writer on the same database is waited for (``lock_wait_s``).
         Ctrl-C raises ``docrag.pipeline.ingest.Interrupted`` with the report so far; rerun to resume.
         """
-        from docrag.pipeline.ingest import Ingestor
+        from docrag.indexes.models import require_models
+        from docrag.pipeline.ingest import Ingestor, start_pool
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        self._load_models()
-        ingestor = Ingestor(
-            self.store,
-            self.settings,
-            self.unified_embedder,
-            self.visual_embedder if self.settings.visual is not None else None,
-            workers=workers,
-            progress=progress,
-            lock_wait_s=lock_wait_s,
-            on_lock_wait=on_lock_wait,
-        )
-        return ingestor.run(list(paths), metadata)
+        require_models([self.settings.visual, self.settings.unified])  # all missing ones named, nothing read
+        pool = start_pool(self.settings, workers)
+        try:
+            # The models load at the first batch to embed: the workers plan the first documents meanwhile.
+            ingestor = Ingestor(
+                self.store,
+                self.settings,
+                lambda: self.unified_embedder,
+                (lambda: self.visual_embedder) if self.settings.visual is not None else None,
+                workers=workers,
+                progress=progress,
+                lock_wait_s=lock_wait_s,
+                on_lock_wait=on_lock_wait,
+                pool=pool,
+            )
+            return ingestor.run(list(paths), metadata)
+        finally:
+            if pool is not None:
+                pool.close()
 
     def remove(self, *targets: str | Path) -> int:
         """Remove documents by path (a file, or a folder prefix) or doc_id. Returns how many went."""
@@ -137,6 +136,14 @@ class Index:
         return remove_documents(self.store, [str(t) for t in targets])
 
     # -- reading ---------------------------------------------------------------------------------------------
+    @property
+    def searcher(self) -> Searcher:
+        """Fused search over this database (models load when a leg first needs them)."""
+        from docrag.pipeline.search import Searcher
+
+        visual = (lambda: self.visual_embedder) if self.settings.visual is not None else None
+        return Searcher(self.store, self.settings.search, lambda: self.unified_embedder, visual)
+
     def search(
         self,
         query: str | Image.Image,
@@ -146,9 +153,7 @@ class Index:
         fusion: str | None = None,
     ) -> Results:
         """The ``k`` best pages for a text (or image) query, fused over the legs, each explained."""
-        from docrag.pipeline.search import search
-
-        return Results(search(self, query, k, where, legs, fusion))
+        return Results(self.searcher.search(query, k, where, legs, fusion))
 
     def search_many(
         self,
@@ -158,9 +163,40 @@ class Index:
         legs: Sequence[str] | None = None,
         fusion: str | None = None,
     ) -> list[Results]:
-        from docrag.pipeline.search import search_many
+        return [Results(r) for r in self.searcher.search_many(queries, k, where, legs, fusion)]
 
-        return [Results(r) for r in search_many(self, queries, k, where, legs, fusion)]
+    def evaluate(
+        self,
+        queries: str | Path | list[Any],
+        ks: Iterable[int] = (5, 10),
+        legs: Sequence[str] | None = None,
+        labels: str | Path | None = None,
+        qrels: str | Path | None = None,
+    ) -> dict[str, Any]:
+        """nDCG@k, recall@k and MRR@10 of the fused ranking and of each leg alone (and routing accuracy with
+        ``labels``). ``queries``: a JSON-lines file (dev-set or BEIR format, with ``qrels``) or Query objects."""
+        from docrag.pipeline.eval import evaluate, load_queries
+
+        qs = load_queries(queries, qrels) if isinstance(queries, (str, Path)) else list(queries)
+        return evaluate(self.searcher, qs, ks, legs, labels)
+
+    def page_image(self, hit: Hit, dpi: float = 100) -> Image.Image:
+        """The hit's page rendered from its file, or the stored thumbnail when the file is gone or unreadable."""
+        from docrag.parsers import DocumentError, open_document
+
+        for path in [hit.file, *self._other_paths(hit)]:
+            try:
+                with open_document(path, self.settings.limits) as doc:
+                    return doc.page(hit.page).render(dpi)
+            except DocumentError:
+                continue
+        return self.thumbnail(hit.doc_id, hit.page)
+
+    def _other_paths(self, hit: Hit) -> list[str]:
+        from docrag.indexes.store import sql_str
+
+        rows = self.store.documents(where=f"doc_id = {sql_str(hit.doc_id)}", columns=["paths"])
+        return [p for r in rows for p in r["paths"] if p != hit.file]
 
     def documents(self) -> list[dict[str, Any]]:
         """Every document: doc_id, path (the first), paths (all with these bytes), status, metadata …"""
@@ -193,7 +229,11 @@ class Index:
     def thumbnail(self, doc_id: str, page: int) -> Image.Image:
         from PIL import Image
 
-        rows = self.store.rows("pages", where=f"doc_id = '{doc_id}' AND page = {int(page)}", columns=["thumbnail"])
+        from docrag.indexes.store import sql_str
+
+        rows = self.store.rows(
+            "pages", where=f"doc_id = {sql_str(doc_id)} AND page = {int(page)}", columns=["thumbnail"]
+        )
         if not rows or not rows[0]["thumbnail"]:
             raise KeyError(f"no thumbnail for {doc_id} page {page}")
         return Image.open(io.BytesIO(rows[0]["thumbnail"]))

@@ -458,7 +458,7 @@ def eval_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@k, recall@k and MRR@10 for the fused ranking and each leg alone, overall and per query kind."""
-    from docrag.pipeline.eval import evaluate, load_queries
+    from docrag.pipeline.eval import load_queries
 
     for given, what in ((queries, "--queries"), (qrels, "--qrels"), (labels, "--labels")):
         if given is not None and not given.is_file():
@@ -473,7 +473,7 @@ def eval_cmd(
         _fail(f"{exc.filename}: {exc.strerror}")
     except ValueError as exc:
         _fail(str(exc))
-    result = _models_guard(lambda: evaluate(idx, qs, ks, labels=labels), idx)
+    result = _models_guard(lambda: idx.evaluate(qs, ks, labels=labels), idx)
     result["fusion"] = idx.settings.search.fusion
     if as_json:
         typer.echo(json.dumps(result))

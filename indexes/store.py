@@ -232,7 +232,8 @@ class Store:
 
     # -- metadata and schema -----------------------------------------------------------------------------------
     def _tables(self) -> set[str]:
-        if self._names is None or self.writable:
+        # A reader lists the tables once (a database that is still being created is listed again).
+        if self._names is None or self.writable or "documents" not in self._names:
             names = self.db.list_tables()
             self._names = set(getattr(names, "tables", names))
         return self._names
@@ -452,7 +453,7 @@ class Store:
             cols.append("path")
         rows = self.rows("documents", where=where, columns=cols)
         for r in rows:
-            if "paths" in r:
+            if "path" in r:  # rows written before ``paths`` existed have only ``path``
                 r["paths"] = json.loads(r["paths"]) if r.get("paths") else ([r["path"]] if r.get("path") else [])
         return rows
 

@@ -62,6 +62,11 @@ class UnifiedEmbedder(ABC):
         self.spec = spec
         self.device = pick_device(spec.device)
 
+    @classmethod
+    def modalities_for(cls, spec: ModelSpec) -> frozenset[str]:
+        """What an embedder built from ``spec`` will embed, known before loading it."""
+        return cls.modalities
+
     _dim: int = 0
     _max_tokens: int = 512
 
@@ -214,6 +219,11 @@ class NomicEmbedder(UnifiedEmbedder):
     query_prefix = "search_query: "
     document_prefix = "search_document: "
 
+    @classmethod
+    def modalities_for(cls, spec: ModelSpec) -> frozenset[str]:
+        # The vision tower ships its own code: images only with the user's trust_remote_code opt-in.
+        return cls.modalities if spec.vision_model and spec.trust_remote_code else frozenset({"text"})
+
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         import torch
@@ -228,10 +238,10 @@ class NomicEmbedder(UnifiedEmbedder):
         self._dim = int(spec.options.get("dim", hidden))
         self._max_tokens = int(spec.options.get("max_tokens", 8192))
         self.vision_model = self.image_processor = None
+        self.modalities = self.modalities_for(spec)
         if spec.vision_model and not spec.trust_remote_code:
             # nomic-embed-vision ships its modelling code: without the user's opt-in this embedder is text-only.
             log.info("%s needs trust_remote_code: images are not embedded (text only)", spec.vision_model)
-            self.modalities = frozenset({"text"})
         elif spec.vision_model:
             from transformers import AutoImageProcessor
 
@@ -332,13 +342,17 @@ DEFAULT_SPECS: dict[str, ModelSpec] = {
 }
 
 
-def create_unified(spec: ModelSpec) -> UnifiedEmbedder:
-    """Build the embedder the spec names (by explicit type)."""
+def unified_class(spec: ModelSpec) -> type[UnifiedEmbedder]:
+    """The embedder class the spec names (by explicit type)."""
     try:
-        cls = REGISTRY[spec.type]
+        return REGISTRY[spec.type]
     except KeyError:
         raise ValueError(f"unknown unified embedder type {spec.type!r}; known: {', '.join(REGISTRY)}") from None
-    return cls(spec)
+
+
+def create_unified(spec: ModelSpec) -> UnifiedEmbedder:
+    """Build the embedder the spec names (by explicit type)."""
+    return unified_class(spec)(spec)
 
 
 # -- chunking -----------------------------------------------------------------------------------------------

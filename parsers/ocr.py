@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 import subprocess
 from typing import TYPE_CHECKING
@@ -41,6 +42,10 @@ def ocr_image(image: Image.Image, *, lang: str = "eng", timeout: float = 120.0, 
         raise DocumentError(file or "<image>", "OCR needs the tesseract binary: apt-get install tesseract-ocr")
     buf = io.BytesIO()
     image.convert("L").save(buf, format="PNG")
+    # tesseract's OpenMP threads spin against each other (and against other work) on small machines: one
+    # thread was 7× faster on a 300-dpi page here (benchmarks/RESULTS.md). Parallelism comes from docrag's
+    # workers instead. A user's own OMP_THREAD_LIMIT wins.
+    env = {**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
     try:
         proc = subprocess.run(
             [exe, "stdin", "stdout", "-l", lang, "--psm", "3", "tsv"],
@@ -48,6 +53,7 @@ def ocr_image(image: Image.Image, *, lang: str = "eng", timeout: float = 120.0, 
             capture_output=True,
             timeout=timeout,
             check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         raise DocumentError(file or "<image>", f"OCR timed out after {timeout:.0f} s") from None

@@ -543,12 +543,24 @@ class PdfReader(DocumentReader):
         self._pdf = None
         super().__init__(path, limits)
         check_pdf_header(self.path, self.limits)
+        # Opened from a file object we own: when PDFium finds no pages, pypdfium2 raises without closing what
+        # it opened, and a path's C-level handle would stay open for the life of the (long-lived) worker.
+        fh = self.path.open("rb")
         try:
-            self._pdf = pdfium.PdfDocument(self.path)
+            self._pdf = pdfium.PdfDocument(fh, autoclose=True)
         except pdfium.PdfiumError as exc:
-            code = getattr(exc, "err_code", None) or 1
-            reason = _explain_format_error(self.path) if code == 3 else _PDFIUM_LOAD_ERRORS.get(code, str(exc))
+            fh.close()
+            code = getattr(exc, "err_code", None)
+            if code == 0:  # "success", but no page: an empty page tree
+                reason = "the PDF has zero pages (its page tree is empty)"
+            elif code in (None, 1, 3):
+                reason = _explain_format_error(self.path)
+            else:
+                reason = _PDFIUM_LOAD_ERRORS.get(code, str(exc))
             raise DocumentError(self.file, reason) from None
+        except BaseException:
+            fh.close()
+            raise
         n = len(self._pdf)
         if n == 0:
             self._pdf.close()

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from docrag.api import Index
+    from docrag.indexes.store import Store
+
+    from .search import Searcher
 
 __all__ = ["Query", "evaluate", "load_queries", "mrr", "ndcg", "read_queries", "recall"]
 
@@ -128,11 +130,17 @@ def _score_run(queries: list[Query], rankings: list[list[Key]], ks: Sequence[int
     return out
 
 
-def routing_accuracy(index: Index, labels_tsv: str | Path) -> dict[str, Any]:
+def routing_accuracy(store: Store, labels_tsv: str | Path) -> dict[str, Any]:
+    """The router's labels against hand labels (``file``, ``page``, ``label`` columns; files by base name)."""
     with Path(labels_tsv).open(encoding="utf-8") as fh:
-        gold = {(r["file"], int(r["page"])): r["label"] for r in csv.DictReader(fh, delimiter="\t")}
-    docs = {d["doc_id"]: Path(d["path"]).name for d in index.store.rows("documents", columns=["doc_id", "path"])}
-    pages = index.store.rows("pages", columns=["doc_id", "page", "label"])
+        reader = csv.DictReader(fh, delimiter="\t")
+        missing = {"file", "page", "label"} - set(reader.fieldnames or [])
+        if missing:
+            cols = ", ".join(sorted(missing))
+            raise ValueError(f"{labels_tsv}: needs the columns file, page, label (missing {cols})")
+        gold = {(r["file"], int(r["page"])): r["label"] for r in reader}
+    docs = {d["doc_id"]: Path(d["path"]).name for d in store.documents(columns=["doc_id", "path"])}
+    pages = store.rows("pages", columns=["doc_id", "page", "label"])
     to_route = {"scanned": "visual", "layout": "visual", "text": "text"}
     pairs = [
         (gold[(docs[p["doc_id"]], p["page"])], p["label"]) for p in pages if (docs.get(p["doc_id"]), p["page"]) in gold
@@ -142,39 +150,33 @@ def routing_accuracy(index: Index, labels_tsv: str | Path) -> dict[str, Any]:
     return {
         "pages": len(pairs),
         "label_accuracy": round(sum(g == p for g, p in pairs) / len(pairs), 4),
-        "route_accuracy": round(sum(to_route[g] == to_route[p] for g, p in pairs) / len(pairs), 4),
+        "route_accuracy": round(sum(to_route.get(g) == to_route.get(p) for g, p in pairs) / len(pairs), 4),
     }
 
 
 def evaluate(
-    index: Index,
+    searcher: Searcher,
     queries: list[Query],
     ks: Iterable[int] = (5, 10),
     legs: Sequence[str] | None = None,
     labels: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Metrics for the fused ranking and for each available leg alone (ablation)."""
-    from docrag.pipeline.search import LEGS
+    """Metrics for the fused ranking and for each leg that has something stored, alone (ablation)."""
+    from .search import LEGS
 
     ks = sorted(set(ks))
     depth = max(*ks, 10)
     texts = [q.text for q in queries]
 
     def run(leg_set: Sequence[str] | None) -> list[list[Key]]:
-        results = index.search_many(texts, k=depth, legs=leg_set)
+        results = searcher.search_many(texts, k=depth, legs=leg_set)
         return [[(Path(h.file).name, h.page) for h in hits] for hits in results]
 
     out: dict[str, Any] = {"queries": len(queries), "k": ks, "fused": _score_run(queries, run(legs), ks), "legs": {}}
-    store = index.store
-    present = {
-        "visual": index.settings.visual is not None and store.count("visual") > 0,
-        "text": store.count("chunks") > 0,
-        "image": store.count("images") > 0,
-        "bm25": store.count("pages") > 0,
-    }
+    present = searcher.present()
     for leg in legs or LEGS:
         if present.get(leg):
             out["legs"][leg] = _score_run(queries, run([leg]), ks)
     if labels is not None:
-        out["routing"] = routing_accuracy(index, labels)
+        out["routing"] = routing_accuracy(searcher.store, labels)
     return out

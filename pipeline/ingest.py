@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from docrag.indexes.store import Store
     from docrag.indexes.unified import UnifiedEmbedder
 
-__all__ = ["IngestReport", "Ingestor", "Interrupted", "file_sha256", "remove_documents"]
+__all__ = ["IngestReport", "Ingestor", "Interrupted", "file_sha256", "remove_documents", "start_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -119,31 +119,53 @@ class _Doc:
 class Ingestor:
     """Indexes files into ``store`` with the given embedders (``visual`` may be None: no visual leg).
 
-    ``workers``: parsing processes (None: the usable cores; 0: plan in this process, without isolation).
+    Embedders may be given as zero-argument callables: they are loaded at the first batch to embed, so the
+    workers plan the first documents while the models load. ``workers``: parsing processes (None: the
+    usable cores; 0: plan in this process, without isolation); ``pool``: a pool the caller started.
     """
 
     def __init__(
         self,
         store: Store,
         settings: Settings,
-        unified: UnifiedEmbedder,
-        visual: MultiVectorEmbedder | None = None,
+        unified: UnifiedEmbedder | Callable[[], UnifiedEmbedder],
+        visual: MultiVectorEmbedder | Callable[[], MultiVectorEmbedder] | None = None,
         workers: int | None = None,
         progress: Progress | None = None,
         lock_wait_s: float | None = None,
         on_lock_wait: Callable[[str], None] | None = None,
+        pool: PlanPool | None = None,
     ) -> None:
-        self.store, self.settings, self.unified, self.visual = store, settings, unified, visual
+        from docrag.indexes.unified import unified_class
+
+        self.store, self.settings = store, settings
+        self._unified, self._visual = unified, visual
         self.workers = default_workers() if workers is None else workers
+        self.pool = pool  # a pool started by the caller (e.g. while the models load), else one per run
         self.progress = progress
         self.lock_wait_s, self.on_lock_wait = lock_wait_s, on_lock_wait
+        spec = settings.unified
+        modalities = unified.modalities if not callable(unified) else unified_class(spec).modalities_for(spec)
         self.options = PlanOptions.build(
             settings.router,
             settings.ingest,
             settings.limits,
             visual=visual is not None,
-            figures="image" in unified.modalities,
+            figures="image" in modalities,
         )
+
+    @property
+    def unified(self) -> UnifiedEmbedder:
+        if callable(self._unified):  # embedders are not callable; a loader is
+            self._unified = self._unified()
+            self.store.make_writable(unified_dim=self._unified.dim)  # a new database learns its vector size
+        return self._unified
+
+    @property
+    def visual(self) -> MultiVectorEmbedder | None:
+        if callable(self._visual):
+            self._visual = self._visual()
+        return self._visual
 
     def _tick(self, event: str, **data: Any) -> None:
         if self.progress:
@@ -160,7 +182,10 @@ class Ingestor:
         report = IngestReport()
         paths = list(paths)
         with self.store.writer_lock(self.lock_wait_s, self.on_lock_wait):
-            self.store.make_writable(unified_dim=self.unified.dim)
+            # Known vector size (an existing database, or an embedder given loaded): all tables now; else the
+            # tables that need it wait for the first batch to embed.
+            dim = None if callable(self._unified) else self._unified.dim
+            self.store.make_writable(unified_dim=dim)
             try:
                 todo = self._bookkeeping(paths, report)
                 self._index(todo, metadata or {}, report)
@@ -286,10 +311,9 @@ class Ingestor:
                 if d.done:
                     finish(d)
 
-        pool = PlanPool(self.workers, self.settings.limits, self._preload()) if self.workers > 0 else None
+        own = self.pool is None
+        pool = self.pool if not own else start_pool(self.settings, self.workers)
         try:
-            if pool is not None:
-                pool.__enter__()
             events = pool.run([d.job for d in todo]) if pool is not None else run_inline([d.job for d in todo])
             for job, kind, data in events:
                 doc = by_job[job.id]
@@ -326,14 +350,9 @@ class Ingestor:
                     with contextlib.suppress(StoreError):
                         self.store.delete_document(d.doc_id)
         finally:
-            if pool is not None:
+            if pool is not None and own:
                 pool.close()
             report.pending = sum(1 for d in todo if not d.failed and not d.ready)
-
-    def _preload(self) -> tuple[str, ...]:
-        if self.settings.ingest.elements == "unstructured":
-            return ("docrag.parsers.elements", "unstructured.partition.pdf")
-        return ()
 
     def _start(self, doc: _Doc, metadata: dict[str, Any]) -> None:
         try:
@@ -352,6 +371,7 @@ class Ingestor:
         from docrag.indexes.unified import chunk_page_texts
 
         store, cfg = self.store, self.settings.ingest
+        unified = self.unified  # loads the models at the first batch
         visual = [(d, p) for d, p in batch if p.visual_image is not None and self.visual is not None]
         if visual:
             vectors = self.visual.embed_images([p.visual_image for _, p in visual])
@@ -366,21 +386,21 @@ class Ingestor:
         for d, plans in by_doc.values():
             inputs = [(p.number, p.texts) for p in plans if p.texts]
             contexts = {p.number: p.captions for p in plans} if cfg.caption_context else None
-            for c in chunk_page_texts(inputs, self.unified, cfg.chunk_max_tokens, cfg.chunk_overlap, contexts):
+            for c in chunk_page_texts(inputs, unified, cfg.chunk_max_tokens, cfg.chunk_overlap, contexts):
                 chunk_docs.append(d)
                 chunk_pages.append(c.page)
                 chunk_ids.append(c.index)
                 chunk_texts.append(c.text)
                 embed_texts.append(c.embed_text)
         if embed_texts:
-            vectors = self.unified.embed_documents(embed_texts)
+            vectors = unified.embed_documents(embed_texts)
             store.add_chunks([d.doc_id for d in chunk_docs], chunk_pages, chunk_ids, chunk_texts, vectors)
             for d in chunk_docs:
                 d.counts["chunks"] += 1
             self._tick("leg", leg="text", n=len(embed_texts))
         figures = [(d, p, i, f) for d, p in batch for i, f in enumerate(p.figures)]
         if figures:
-            vectors = self.unified.embed_images([f.image for *_, f in figures])
+            vectors = unified.embed_images([f.image for *_, f in figures])
             store.add_images(
                 [d.doc_id for d, *_ in figures],
                 [p.number for _, p, _, _ in figures],
@@ -408,6 +428,20 @@ class Ingestor:
             d.counts["pages"] += 1
             d.routes[p.route.route] = d.routes.get(p.route.route, 0) + 1
         self._tick("pages", n=len(batch))
+
+
+def start_pool(settings: Settings, workers: int | None = None) -> PlanPool | None:
+    """The worker pool for ``settings`` (None for ``workers=0``: plan in this process), started: its workers
+    import what they need (unstructured, when element extraction uses it) while the caller goes on, e.g.
+    loading the models."""
+    n = default_workers() if workers is None else workers
+    if n <= 0:
+        return None
+    uses_unstructured = settings.ingest.elements == "unstructured"
+    preload = ("docrag.parsers.elements", "unstructured.partition.pdf") if uses_unstructured else ()
+    pool = PlanPool(n, settings.limits, preload)
+    pool.__enter__()
+    return pool
 
 
 def _under(path: str, root: Path) -> bool:

@@ -35,7 +35,7 @@ from .router import Route, route_page
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docrag.config import IngestConfig, RouterConfig
+    from .options import IngestConfig, RouterConfig
 
 __all__ = ["FigureCrop", "PagePlan", "PlanOptions", "plan_document"]
 
@@ -137,9 +137,10 @@ class _Planner:
         if not tesseract_available():
             page.diagnostics.append("no usable text layer and tesseract is not installed: page not OCR'd")
             return ""
+        image = render(self.cfg.ocr_dpi)
         self.stage({"stage": "ocr", "page": page.number})
         try:
-            res = ocr_image(render(self.cfg.ocr_dpi), lang=self.cfg.ocr_lang, file=page.file)
+            res = ocr_image(image, lang=self.cfg.ocr_lang, file=page.file)
         except DocumentError as exc:
             page.diagnostics.append(f"OCR failed: {exc.reason}")
             return ""

@@ -5,7 +5,7 @@ ColPali-family late-interaction leg; ``text`` pages (prose, natural images) go t
 single-vector leg. Text found on every page still feeds BM25 and snippets.
 
 The decision reads only cheap signals (``docrag.parsers.types.PageSignals``); thresholds live in
-``docrag.config.RouterConfig``.
+``docrag.pipeline.options.RouterConfig``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from docrag.config import RouterConfig, VisualPages
 from docrag.parsers.types import Page, PageSignals
+
+from .options import RouterConfig, VisualPages
 
 __all__ = ["Route", "RoutingReport", "needs_ocr", "route_files", "route_page", "route_signals"]
 

@@ -4,15 +4,19 @@ Legs: ``visual`` (MaxSim over ColPali-family page vectors), ``text`` (cosine ove
 scores its best chunk), ``image`` (cosine over figure/image vectors), ``bm25`` (full-text over page text).
 Only documents whose indexing finished (status ``ready``) are searched; ``where`` is SQL over the
 ``documents`` table (columns doc_id, path, size, mtime, n_pages, metadata, indexed_at), applied first.
+
+A ``Searcher`` is built from explicit parts: the store, the search settings and the embedders (as
+zero-argument callables, so a model loads only when a leg needs it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from docrag.indexes.store import StoreError
 from docrag.parsers.text import normalise
 
 from .fusion import fuse
@@ -20,9 +24,13 @@ from .fusion import fuse
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docrag.api import Index
+    from docrag.indexes.multivector import MultiVectorEmbedder
+    from docrag.indexes.store import Store
+    from docrag.indexes.unified import UnifiedEmbedder
 
-__all__ = ["LEGS", "Hit", "search"]
+    from .options import SearchConfig
+
+__all__ = ["LEGS", "Hit", "Searcher"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +39,8 @@ LEGS = ("visual", "text", "image", "bm25")
 
 @dataclass(slots=True)
 class Hit:
-    """One page in a fused ranking, with every leg's raw score and rank behind it."""
+    """One page in a fused ranking, with every leg's raw score and rank behind it (a plain record: the
+    page image comes from ``Index.page_image(hit)``)."""
 
     file: str
     doc_id: str
@@ -41,7 +50,6 @@ class Hit:
     label: str
     legs: dict[str, dict[str, Any]] = field(default_factory=dict)  # leg -> {"score": raw, "rank": r, ...}
     snippet: str = ""
-    _index: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,18 +63,6 @@ class Hit:
             "snippet": self.snippet,
         }
 
-    def image(self, dpi: float = 100) -> Image.Image:
-        """Render the hit's page from its file (or, when the file is gone, the stored thumbnail)."""
-        from docrag.parsers import DocumentError, open_document
-
-        try:
-            with open_document(self.file) as doc:
-                return doc.page(self.page).render(dpi)
-        except DocumentError:
-            if self._index is None:
-                raise
-            return self._index.thumbnail(self.doc_id, self.page)
-
 
 def _snippet(text: str, query: str, width: int = 240) -> str:
     flat = " ".join(text.split())
@@ -79,115 +75,136 @@ def _snippet(text: str, query: str, width: int = 240) -> str:
     return ("…" if start else "") + flat[start : start + width] + "…"
 
 
-def allowed_documents(index: Index, where: str | None) -> dict[str, str]:
-    """doc_id -> path of searchable documents (status ready, and matching ``where``)."""
-    cond = "status = 'ready'" + (f" AND ({where})" if where else "")
-    try:
-        rows = index.store.rows("documents", where=cond, columns=["doc_id", "path"])
-    except Exception as exc:
-        raise ValueError(f"bad where filter {where!r}: {exc}") from None
-    return {r["doc_id"]: r["path"] for r in rows}
+class Searcher:
+    """Fused page search over ``store``. ``unified`` and ``visual`` return the embedders when called (None
+    for ``visual``: no visual leg)."""
 
+    def __init__(
+        self,
+        store: Store,
+        settings: SearchConfig,
+        unified: Callable[[], UnifiedEmbedder],
+        visual: Callable[[], MultiVectorEmbedder] | None = None,
+    ) -> None:
+        self.store, self.settings = store, settings
+        self._unified, self._visual = unified, visual
 
-def search(
-    index: Index,
-    query: str | Image.Image,
-    k: int = 10,
-    where: str | None = None,
-    legs: Sequence[str] | None = None,
-    fusion: str | None = None,
-) -> list[Hit]:
-    """The fused top ``k`` pages for a text (or image) query."""
-    return search_many(index, [query], k, where, legs, fusion)[0]
+    def present(self) -> dict[str, bool]:
+        """Which legs have something stored to search."""
+        store = self.store
+        return {
+            "visual": self._visual is not None and store.count("visual") > 0,
+            "text": store.count("chunks") > 0,
+            "image": store.count("images") > 0,
+            "bm25": store.count("pages") > 0,
+        }
 
+    def allowed_documents(self, where: str | None) -> dict[str, str]:
+        """doc_id -> path of searchable documents (status ready, and matching ``where``)."""
+        cond = "status = 'ready'" + (f" AND ({where})" if where else "")
+        try:
+            rows = self.store.rows("documents", where=cond, columns=["doc_id", "path"])
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"bad where filter {where!r}: {exc}") from None
+        return {r["doc_id"]: r["path"] for r in rows}
 
-def search_many(
-    index: Index,
-    queries: Sequence[str | Image.Image],
-    k: int = 10,
-    where: str | None = None,
-    legs: Sequence[str] | None = None,
-    fusion: str | None = None,
-) -> list[list[Hit]]:
-    cfg = index.settings.search
-    method = fusion or cfg.fusion
-    if k < 1:
-        raise ValueError(f"k must be at least 1 (got {k})")
-    wanted = list(legs or LEGS)
-    for leg in wanted:
-        if leg not in LEGS:
-            raise ValueError(f"unknown leg {leg!r}: choose from {', '.join(LEGS)}")
-    store = index.store
-    allowed = allowed_documents(index, where)
-    if not allowed:
-        return [[] for _ in queries]
-    # Restrict the legs only when some documents are excluded (a where filter, or unfinished documents).
-    subset = set(allowed) if len(allowed) < store.count("documents") else None
-    n = max(cfg.candidates, k)
-    has_visual = "visual" in wanted and index.settings.visual is not None and store.count("visual") > 0
-    has_text = "text" in wanted and store.count("chunks") > 0
-    has_image = "image" in wanted and store.count("images") > 0 and "image" in index.unified_embedder.modalities
-    results = []
-    for query in queries:
-        rankings: dict[str, list[Any]] = {}
-        n_tokens = 1
-        is_text = isinstance(query, str)
-        if is_text:
-            query = normalise(query)  # the same folding as the indexed text (ligatures, full-width forms)
-            if has_visual:
-                qv = index.visual_embedder.embed_queries([query])[0]
-                n_tokens = len(qv)
-                rankings["visual"] = store.search_visual(qv, n, subset)[0]
-            if has_text or has_image:
-                uq = index.unified_embedder.embed_queries([query])[0]
-                if has_text:
-                    rankings["text"] = store.search_text(uq, n, allowed=subset)
+    def search(
+        self,
+        query: str | Image.Image,
+        k: int = 10,
+        where: str | None = None,
+        legs: Sequence[str] | None = None,
+        fusion: str | None = None,
+    ) -> list[Hit]:
+        """The fused top ``k`` pages for a text (or image) query."""
+        return self.search_many([query], k, where, legs, fusion)[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str | Image.Image],
+        k: int = 10,
+        where: str | None = None,
+        legs: Sequence[str] | None = None,
+        fusion: str | None = None,
+    ) -> list[list[Hit]]:
+        cfg, store = self.settings, self.store
+        method = fusion or cfg.fusion
+        if k < 1:
+            raise ValueError(f"k must be at least 1 (got {k})")
+        wanted = list(legs or LEGS)
+        for leg in wanted:
+            if leg not in LEGS:
+                raise ValueError(f"unknown leg {leg!r}: choose from {', '.join(LEGS)}")
+        allowed = self.allowed_documents(where)
+        if not allowed:
+            return [[] for _ in queries]
+        # Restrict the legs only when some documents are excluded (a where filter, or unfinished documents).
+        subset = set(allowed) if len(allowed) < store.count("documents") else None
+        n = max(cfg.candidates, k)
+        present = self.present()
+        has_visual = "visual" in wanted and present["visual"]
+        has_text = "text" in wanted and present["text"]
+        has_image = "image" in wanted and present["image"] and "image" in self._unified().modalities
+        results = []
+        for query in queries:
+            rankings: dict[str, list[Any]] = {}
+            n_tokens = 1
+            is_text = isinstance(query, str)
+            if is_text:
+                query = normalise(query)  # the same folding as the indexed text (ligatures, full-width forms)
+                if has_visual:
+                    qv = self._visual().embed_queries([query])[0]
+                    n_tokens = len(qv)
+                    rankings["visual"] = store.search_visual(qv, n, subset)[0]
+                if has_text or has_image:
+                    uq = self._unified().embed_queries([query])[0]
+                    if has_text:
+                        rankings["text"] = store.search_text(uq, n, allowed=subset)
+                    if has_image:
+                        rankings["image"] = store.search_images(uq, n, allowed=subset)
+                if "bm25" in wanted:
+                    rankings["bm25"] = store.search_bm25(query, n, allowed=subset)
+            else:
+                unified = self._unified()
+                if "image" not in unified.modalities:
+                    raise ValueError(
+                        f"image queries need an image-capable unified embedder; {unified.type!r} embeds text only"
+                    )
+                if "visual" in wanted and legs:
+                    log.info("the visual leg takes text queries only (ColPali-family models embed text queries)")
+                iq = unified.embed_images([query])[0]
                 if has_image:
-                    rankings["image"] = store.search_images(uq, n, allowed=subset)
-            if "bm25" in wanted:
-                rankings["bm25"] = store.search_bm25(query, n, allowed=subset)
-        else:
-            if "image" not in index.unified_embedder.modalities:
-                raise ValueError(
-                    f"image queries need an image-capable unified embedder; {index.unified_embedder.type!r} "
-                    "embeds text only"
-                )
-            if "visual" in wanted and legs:
-                log.info("the visual leg takes text queries only (ColPali-family models embed text queries)")
-            iq = index.unified_embedder.embed_images([query])[0]
-            if has_image:
-                rankings["image"] = store.search_images(iq, n, allowed=subset)
-            if has_text and legs is not None:  # cross-modal image → text chunks only when asked for
-                rankings["text"] = store.search_text(iq, n, allowed=subset)
-        fused = fuse(rankings, method, cfg.weights, cfg.rrf_k, n_tokens)[:k]
-        results.append(_hydrate(index, fused, allowed, query if is_text else ""))
-    return results
+                    rankings["image"] = store.search_images(iq, n, allowed=subset)
+                if has_text and legs is not None:  # cross-modal image → text chunks only when asked for
+                    rankings["text"] = store.search_text(iq, n, allowed=subset)
+            fused = fuse(rankings, method, cfg.weights, cfg.rrf_k, n_tokens)[:k]
+            results.append(self._hydrate(fused, allowed, query if is_text else ""))
+        return results
 
-
-def _hydrate(index: Index, fused: list[Any], paths: dict[str, str], query: str) -> list[Hit]:
-    if not fused:
-        return []
-    store = index.store
-    docs = sorted({f.doc_id for f in fused})
-    in_docs = ", ".join("'" + d.replace("'", "''") + "'" for d in docs)
-    rows = store.rows("pages", where=f"doc_id IN ({in_docs})", columns=["doc_id", "page", "route", "label", "text"])
-    pages = {(r["doc_id"], r["page"]): r for r in rows}
-    hits = []
-    for f in fused:
-        row = pages.get((f.doc_id, f.page), {})
-        chunk = f.legs.get("text", {}).get("detail") or ""
-        snippet = _snippet(chunk or row.get("text", "") or "", query)
-        hits.append(
-            Hit(
-                paths.get(f.doc_id, ""),
-                f.doc_id,
-                f.page,
-                f.score,
-                row.get("route", ""),
-                row.get("label", ""),
-                f.legs,
-                snippet,
-                index,
-            )
+    def _hydrate(self, fused: list[Any], paths: dict[str, str], query: str) -> list[Hit]:
+        if not fused:
+            return []
+        rows = self.store.page_rows(
+            {f.doc_id for f in fused}, columns=["doc_id", "page", "route", "label", "text"]
         )
-    return hits
+        pages = {(r["doc_id"], r["page"]): r for r in rows}
+        hits = []
+        for f in fused:
+            row = pages.get((f.doc_id, f.page), {})
+            chunk = f.legs.get("text", {}).get("detail") or ""
+            snippet = _snippet(chunk or row.get("text", "") or "", query)
+            hits.append(
+                Hit(
+                    paths.get(f.doc_id, ""),
+                    f.doc_id,
+                    f.page,
+                    f.score,
+                    row.get("route", ""),
+                    row.get("label", ""),
+                    f.legs,
+                    snippet,
+                )
+            )
+        return hits

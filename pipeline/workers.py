@@ -223,11 +223,11 @@ class PlanPool:
         if stage == "elements":
             budget = max(lim.elements_timeout_s, 1.0 * (w.job.n_pages if w.job else 0))
             if in_stage > budget:
-                return f"element extraction timed out after {budget:.0f} s"
+                return f"element extraction timed out after {budget:g} s"
         elif in_stage > lim.page_timeout_s:
-            return f"{_describe(w.stage)} timed out after {lim.page_timeout_s:.0f} s (page_timeout_s)"
+            return f"{_describe(w.stage)} timed out after {lim.page_timeout_s:g} s (page_timeout_s)"
         if busy > lim.document_timeout_s:
-            return f"the document took more than {lim.document_timeout_s:.0f} s (document_timeout_s)"
+            return f"the document took more than {lim.document_timeout_s:g} s (document_timeout_s)"
         return None
 
     def _crash_reason(self, w: _Worker) -> str:
@@ -236,11 +236,12 @@ class PlanPool:
         where = f" while in {_describe(w.stage)}" if w.stage else ""
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            hint = (
-                f" (likely out of memory: limit {_gib(self.limits.worker_memory_bytes)})"
-                if -code == signal.SIGKILL
-                else ""
-            )
+            cap = self.limits.worker_memory_bytes
+            hint = ""
+            if -code == signal.SIGKILL:
+                hint = " (the system's out-of-memory killer, or the user)"
+            elif -code in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) and cap > 0:
+                hint = f" (a parser failed to allocate memory under the worker memory limit of {_gib(cap)}?)"
             return f"worker killed by {name}{where}{hint}"
         return f"worker exited unexpectedly (code {code}){where}"
 

@@ -331,3 +331,46 @@ def test_database_is_not_written_by_reading(tmp_path, folder):
     for args in (("stats", "--db", str(db)), ("search", "zanzibarite", "--db", str(db)), ("check", "--db", str(db))):
         assert cli(*args).returncode == 0
     assert snapshot() == before
+
+
+@pytest.mark.slow
+def test_kill_campaign_short(tmp_path, folder):
+    """SIGKILL `docrag index` at 3 random moments: each database opens, shows no partial document, and a rerun
+    gives the same rows and rankings as a clean build (benchmarks/kill_campaign.py runs 20)."""
+    import random
+
+    import pdfgen
+
+    for i in range(3):
+        pdfgen.scans_pdf(folder / f"scan{i}.pdf", n_pages=2, seed=i)  # slow pages (thumbnails, OCR off)
+    clean = tmp_path / "clean"
+    t0 = time.monotonic()
+    assert cli("index", str(folder), "--db", str(clean), "--profile", "lite").returncode == 0
+    build_s = time.monotonic() - t0
+    queries = ["zanzibarite shipment", "quokkalith harbour", "marmotine Tuesday"]
+
+    def ranking(db: Path) -> list:
+        out = []
+        for q in queries:
+            res = cli("search", q, "--db", str(db), "-k", "3", "--json")
+            assert res.returncode == 0, res.stderr
+            out.append([(Path(h["file"]).name, h["page"]) for h in json.loads(res.stdout)["hits"]])
+        return out
+
+    want_rows, want_rank = table_rows(clean), ranking(clean)
+    rng = random.Random(7)
+    for trial in range(3):
+        db = tmp_path / f"db{trial}"
+        cmd = [EXE, "index", str(folder), "--db", str(db), "--profile", "lite"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                                start_new_session=True)
+        time.sleep(rng.uniform(0.5, build_s))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        if (db / "documents.lance").exists():
+            assert cli("stats", "--db", str(db)).returncode == 0
+            assert cli("check", "--db", str(db)).returncode == 0  # ready documents have all their rows
+        assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+        assert table_rows(db) == want_rows, trial
+        assert ranking(db) == want_rank, trial

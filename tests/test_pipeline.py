@@ -59,7 +59,7 @@ def test_index_search_skip_change_remove(tmp_path, corpus, tiny):
     assert (Path(top.file).name, top.page) == ("planted.pdf", 2)
     assert {"text", "bm25"} <= set(top.legs) and top.legs["bm25"]["rank"] == 1
     assert "zanzibarite" in top.snippet and top.route == "text" and top.label == "text"
-    assert top.image(dpi=30).size[0] > 100
+    assert idx.page_image(top, dpi=30).size[0] > 100
     df = hits.to_pandas()
     assert int(df["page"].iloc[0]) == 2 and "bm25_score" in df.columns
 

@@ -1,0 +1,112 @@
+"""The pipeline's options: which pages go where (router), how documents become rows (ingest), how legs are
+searched and fused (search). Pydantic fields with descriptions; ``docrag.config`` assembles them, with the
+parsers' ``Limits`` and the model specs, into ``Settings``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["IngestConfig", "RouterConfig", "SearchConfig", "VisualPages"]
+
+
+class VisualPages(StrEnum):
+    """Which pages go to the visual (ColPali-family) leg."""
+
+    auto = "auto"  # the router decides per page
+    all = "all"  # every page (e.g. a GPU budget that allows it)
+    none = "none"  # no page (text legs only)
+
+
+class RouterConfig(BaseModel):
+    """Thresholds of the page router. Coverages are fractions of the page area."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visual_pages: VisualPages = Field(VisualPages.auto, description="auto: decide per page; all | none.")
+    min_text_chars: int = Field(
+        40, description="A page with fewer visible non-space characters has no usable text layer."
+    )
+    scan_image_coverage: float = Field(
+        0.5, description="An image covering at least this share of a page without usable text makes it a scan."
+    )
+    layout_min_share: float = Field(
+        0.09,
+        description=(
+            "A page is 'layout' when detected regions — clusters of vector paths (charts, diagrams), ruled "
+            "tables, images — cover at least this share of its content box. Regions are measured tightly "
+            "(plot area without axis labels, table body between its rules, no captions), so 0.09 matches a "
+            "figure or table that takes roughly a quarter of the printed page."
+        ),
+    )
+    layout_confident_share: float = Field(
+        0.3, description="At this region share (or above) the layout decision is fully confident."
+    )
+    slide_max_chars: int = Field(
+        900, description="Landscape pages with fewer characters and large type look like slides."
+    )
+    slide_min_font_size: float = Field(16.0, description="Median font size (pt) that marks slide-like type.")
+    form_min_fields: int = Field(3, description="Interactive form fields that make a page a form ('layout').")
+    ocr_min_image_coverage: float = Field(
+        0.1,
+        description="A page without a usable text layer is OCR'd when an image covers at least this share of it "
+        "(a scan, a photographed page).",
+    )
+    ocr_min_glyph_paths: int = Field(
+        200,
+        description="... or when it has at least this many vector paths (text drawn as outlines). Other pages "
+        "without text have nothing to read: no OCR.",
+    )
+    photo_max_document_likeness: float = Field(
+        0.5,
+        description="Image files scoring below this document-likeness (paper background, grey) are photos.",
+    )
+
+
+class IngestConfig(BaseModel):
+    """How documents become rows: elements, OCR, rendering, batching."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    elements: Literal["unstructured", "text-layer"] = Field(
+        "unstructured",
+        description="Element partitioning for born-digital text: unstructured's fast strategy (guarded; falls back "
+        "to the text layer), or the text layer alone (faster).",
+    )
+    ocr: bool = Field(True, description="OCR pages without a usable text layer (tesseract).")
+    ocr_dpi: int = Field(300, ge=72, le=600, description="Render resolution for OCR.")
+    ocr_lang: str = Field("eng", description="tesseract language(s), e.g. 'eng+deu'.")
+    visual_dpi: int = Field(150, ge=50, le=400, description="Render resolution for the visual (ColPali) leg.")
+    page_batch: int = Field(8, ge=1, description="Pages parsed, rendered and embedded together (bounds memory).")
+    thumbnail_px: int = Field(256, ge=32, le=1024, description="Longest side of the stored page thumbnail.")
+    figures: bool = Field(True, description="Embed figures and image files with the unified image side.")
+    min_figure_px: int = Field(96, description="Figures smaller than this on their longest side are not embedded.")
+    chunk_max_tokens: int | None = Field(None, description="Chunk size in tokens (default: the model's limit).")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive windows of a long element.")
+    strip_running_lines: bool = Field(
+        True, description="Leave running headers/footers (lines repeated at page edges) out of the text legs."
+    )
+    caption_context: bool = Field(
+        True,
+        description="Embed each text chunk with its page's figure and table captions in front (a contextual "
+        "chunk header): a chart's page rarely says in prose what the chart shows.",
+    )
+    dehyphenate: bool = Field(
+        True, description="Rejoin words hyphenated across lines, guided by the document's own vocabulary."
+    )
+
+
+class SearchConfig(BaseModel):
+    """How legs are searched and fused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fusion: Literal["rrf", "weighted"] = Field("rrf", description="Reciprocal-rank fusion, or calibrated weighted sum.")
+    rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum of weight / (rrf_k + rank).")
+    candidates: int = Field(50, ge=1, description="Pages each leg returns before fusion.")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"visual": 1.0, "text": 1.0, "image": 0.5, "bm25": 1.0},
+        description="Per-leg weights (both fusion methods).",
+    )
