@@ -154,17 +154,48 @@ class Ingestor:
             figures="image" in modalities,
         )
 
+    def _start_loading(self) -> None:
+        """Load the models given as loaders in a thread, while the workers plan the first documents."""
+        import threading
+
+        if not (callable(self._unified) or callable(self._visual)):
+            return
+
+        def load() -> None:
+            try:
+                if callable(self._unified):  # embedders are not callable; a loader is
+                    self._unified = self._unified()
+                if callable(self._visual):
+                    self._visual = self._visual()
+            except BaseException as exc:  # raised in the run's own thread, at the first batch to embed
+                self._load_error = exc
+
+        self._load_error: BaseException | None = None
+        self._loader = threading.Thread(target=load, name="docrag-model-load", daemon=True)
+        self._loader.start()
+
+    def _models_ready(self) -> bool:
+        loader = getattr(self, "_loader", None)
+        return loader is None or not loader.is_alive()
+
+    def _wait_for_models(self) -> None:
+        loader = getattr(self, "_loader", None)
+        if loader is None:
+            return
+        loader.join()
+        self._loader = None
+        if self._load_error is not None:
+            raise self._load_error
+        self.store.make_writable(unified_dim=self._unified.dim)  # a new database learns its vector size
+
     @property
     def unified(self) -> UnifiedEmbedder:
-        if callable(self._unified):  # embedders are not callable; a loader is
-            self._unified = self._unified()
-            self.store.make_writable(unified_dim=self._unified.dim)  # a new database learns its vector size
+        self._wait_for_models()
         return self._unified
 
     @property
     def visual(self) -> MultiVectorEmbedder | None:
-        if callable(self._visual):
-            self._visual = self._visual()
+        self._wait_for_models()
         return self._visual
 
     def _tick(self, event: str, **data: Any) -> None:
@@ -186,6 +217,7 @@ class Ingestor:
             # tables that need it wait for the first batch to embed.
             dim = None if callable(self._unified) else self._unified.dim
             self.store.make_writable(unified_dim=dim)
+            self._start_loading()
             try:
                 todo = self._bookkeeping(paths, report)
                 self._index(todo, metadata or {}, report)
@@ -331,10 +363,12 @@ class Ingestor:
                 elif kind == "pages":
                     buffer.extend((doc, p) for p in data)
                     doc.in_buffer += len(data)
-                    if len(buffer) >= flush_at:
-                        flush()  # embeds the plans of every document in the buffer together
                     if pool is not None:
-                        pool.more(job)
+                        pool.more(job)  # its worker plans the next batch while this one is embedded
+                    # Embed the plans of every document in the buffer together; while the models still
+                    # load, keep planning ahead (up to a bound on what waits in memory).
+                    if len(buffer) >= flush_at and (self._models_ready() or len(buffer) >= 4 * flush_at):
+                        flush()
                 elif kind == "done":
                     doc.done = True
                     if not doc.in_buffer:
