@@ -40,6 +40,18 @@ def one_word_pages(path: Path, n: int) -> Path:
     return path
 
 
+def outcomes(limits: Limits, jobs: list[Job]) -> dict:
+    """job id -> ("done", None) or ("failed", reason), through a pool of one worker."""
+    results: dict = {}
+    with PlanPool(1, limits) as pool:
+        for job, kind, data in pool.run(jobs):
+            if kind == "pages":
+                pool.more(job)
+            if kind in ("failed", "done"):
+                results[job.id] = (kind, data)
+    return results
+
+
 def test_plans_carry_route_texts_images_and_thumbnails(docs):
     header, (plan,) = plans(docs["table"], options())
     assert header["n_pages"] == 1
@@ -116,13 +128,7 @@ def test_pool_kills_a_worker_past_its_budget_and_goes_on(tmp_path, docs):
     ing = IngestConfig(elements="text-layer", ocr=True, ocr_dpi=600, visual_dpi=400)
     opt = PlanOptions.build(RouterConfig(visual_pages="all"), ing, limits, visual=True, figures=False)
     jobs = [Job(0, str(slow), opt), Job(1, str(docs["prose"]), opt)]
-    results: dict = {}
-    with PlanPool(1, limits) as pool:
-        for job, kind, data in pool.run(jobs):
-            if kind == "pages":
-                pool.more(job)
-            if kind in ("failed", "done"):
-                results[job.id] = (kind, data)
+    results = outcomes(limits, jobs)
     assert results[0][0] == "failed", results
     assert "of page 1 timed out after 0.3 s (page_timeout_s)" in results[0][1], results[0][1]
     assert results[1] == ("done", None)
@@ -140,13 +146,7 @@ def test_pool_reports_a_worker_over_its_memory_cap(tmp_path):
     limits = Limits(worker_memory_bytes=800 << 20)
     opt = PlanOptions.build(RouterConfig(), IngestConfig(elements="text-layer", ocr=False), limits,
                             visual=False, figures=False)
-    results: dict = {}
-    with PlanPool(1, limits) as pool:
-        for job, kind, data in pool.run([Job(0, str(big), opt), Job(1, str(good), opt)]):
-            if kind == "pages":
-                pool.more(job)
-            if kind in ("failed", "done"):
-                results[job.id] = (kind, data)
+    results = outcomes(limits, [Job(0, str(big), opt), Job(1, str(good), opt)])
     assert results[0][0] == "failed", results
     assert "memory" in results[0][1], results[0][1]
     assert results[1] == ("done", None)
