@@ -208,8 +208,9 @@ class Index:
 
     def stats(self) -> dict[str, Any]:
         store = self.store
-        docs = store.rows("documents", columns=["status", "n_pages"])
-        pages = store.rows("pages", columns=["route", "label"])
+        docs = store.documents(columns=["status", "n_pages"])
+        pages = store.page_rows(columns=["route", "label"])
+        n = store.row_counts()
         count = lambda key: {v: sum(1 for p in pages if p[key] == v) for v in sorted({p[key] for p in pages})}  # noqa: E731
         return {
             "db": self.db,
@@ -219,9 +220,9 @@ class Index:
             "pages": len(pages),
             "routes": count("route"),
             "labels": count("label"),
-            "chunks": store.count("chunks"),
-            "images": store.count("images"),
-            "visual_pages": store.count("visual"),
+            "chunks": n["chunks"],
+            "images": n["images"],
+            "visual_pages": n["visual"],
             "visual_model": store.visual_spec.model if store.visual_spec else None,
             "unified_model": store.unified_spec.model if store.unified_spec else None,
         }
@@ -229,14 +230,10 @@ class Index:
     def thumbnail(self, doc_id: str, page: int) -> Image.Image:
         from PIL import Image
 
-        from docrag.indexes.store import sql_str
-
-        rows = self.store.rows(
-            "pages", where=f"doc_id = {sql_str(doc_id)} AND page = {int(page)}", columns=["thumbnail"]
-        )
-        if not rows or not rows[0]["thumbnail"]:
+        data = self.store.thumbnail(doc_id, page)
+        if data is None:
             raise KeyError(f"no thumbnail for {doc_id} page {page}")
-        return Image.open(io.BytesIO(rows[0]["thumbnail"]))
+        return Image.open(io.BytesIO(data))
 
 
 def open_index(db: str | Path, profile: str | None = None, config: str | Path | None = None, **overrides: Any) -> Index:

@@ -452,13 +452,27 @@ class Store:
         if cols and "paths" in cols and "path" not in cols:
             cols.append("path")
         rows = self.rows("documents", where=where, columns=cols)
-        for r in rows:
-            if "path" in r:  # rows written before ``paths`` existed have only ``path``
+        if cols is None or "paths" in cols:
+            for r in rows:  # rows written before ``paths`` existed have only ``path``
                 r["paths"] = json.loads(r["paths"]) if r.get("paths") else ([r["path"]] if r.get("path") else [])
         return rows
 
-    def page_rows(self, doc_ids: Iterable[str], columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        return self.rows("pages", where=sql_in("doc_id", doc_ids), columns=columns)
+    def page_rows(
+        self, doc_ids: Iterable[str] | None = None, columns: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Page rows of these documents (None: of every document)."""
+        return self.rows("pages", where=None if doc_ids is None else sql_in("doc_id", doc_ids), columns=columns)
+
+    def thumbnail(self, doc_id: str, page: int) -> bytes | None:
+        """The stored page thumbnail (WEBP bytes), or None."""
+        rows = self.rows(
+            "pages", where=f"doc_id = {sql_str(doc_id)} AND page = {int(page)}", columns=["thumbnail"]
+        )
+        return rows[0]["thumbnail"] if rows and rows[0]["thumbnail"] else None
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table: documents, pages, chunks (text leg), images (image leg), visual (visual leg)."""
+        return {name: self.count(name) for name in TABLES}
 
     def add_pages(self, rows: dict[str, Any]) -> None:
         self.add_rows("pages", rows)

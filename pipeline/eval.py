@@ -140,7 +140,7 @@ def routing_accuracy(store: Store, labels_tsv: str | Path) -> dict[str, Any]:
             raise ValueError(f"{labels_tsv}: needs the columns file, page, label (missing {cols})")
         gold = {(r["file"], int(r["page"])): r["label"] for r in reader}
     docs = {d["doc_id"]: Path(d["path"]).name for d in store.documents(columns=["doc_id", "path"])}
-    pages = store.rows("pages", columns=["doc_id", "page", "label"])
+    pages = store.page_rows(columns=["doc_id", "page", "label"])
     to_route = {"scanned": "visual", "layout": "visual", "text": "text"}
     pairs = [
         (gold[(docs[p["doc_id"]], p["page"])], p["label"]) for p in pages if (docs.get(p["doc_id"]), p["page"]) in gold

@@ -91,19 +91,19 @@ class Searcher:
 
     def present(self) -> dict[str, bool]:
         """Which legs have something stored to search."""
-        store = self.store
+        n = self.store.row_counts()
         return {
-            "visual": self._visual is not None and store.count("visual") > 0,
-            "text": store.count("chunks") > 0,
-            "image": store.count("images") > 0,
-            "bm25": store.count("pages") > 0,
+            "visual": self._visual is not None and n["visual"] > 0,
+            "text": n["chunks"] > 0,
+            "image": n["images"] > 0,
+            "bm25": n["pages"] > 0,
         }
 
     def allowed_documents(self, where: str | None) -> dict[str, str]:
         """doc_id -> path of searchable documents (status ready, and matching ``where``)."""
         cond = "status = 'ready'" + (f" AND ({where})" if where else "")
         try:
-            rows = self.store.rows("documents", where=cond, columns=["doc_id", "path"])
+            rows = self.store.documents(where=cond, columns=["doc_id", "path"])
         except StoreError:
             raise
         except Exception as exc:
@@ -141,7 +141,7 @@ class Searcher:
         if not allowed:
             return [[] for _ in queries]
         # Restrict the legs only when some documents are excluded (a where filter, or unfinished documents).
-        subset = set(allowed) if len(allowed) < store.count("documents") else None
+        subset = set(allowed) if len(allowed) < store.row_counts()["documents"] else None
         n = max(cfg.candidates, k)
         present = self.present()
         has_visual = "visual" in wanted and present["visual"]
