@@ -242,6 +242,11 @@ def index(
 
     from docrag.pipeline.ingest import Interrupted
 
+    if db.exists() and not db.is_dir():
+        _fail(f"{db} is a file, not a database folder: give --db a folder (new or a docrag database)")
+    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
+    if len(missing) == len(paths):
+        _fail(f"no such file or folder: {', '.join(map(str, missing))}")
     idx = _open(db, profile, config, must_exist=False)
     metadata = _parse_meta(meta)
     err = Console(stderr=True)
@@ -297,7 +302,7 @@ def index(
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
-        out = Console()
+        out = Console(soft_wrap=True)  # one line per item when piped: grep and scripts read lines
         extra = f", {report.duplicates} copies recorded" if report.duplicates else ""
         out.print(
             f"indexed {report.indexed}, skipped {report.skipped} unchanged{extra}, removed {report.removed}; "
@@ -421,15 +426,23 @@ def show(
     if not docs:
         _fail(f"{file} is not in {db}")
     doc = docs[0]
+    name = Path(doc["path"]).name
+    if not 1 <= page <= (doc["n_pages"] or 0):
+        _fail(f"page {page} is out of range: {name} has {doc['n_pages']} page(s)")
+    if not out.parent.is_dir():
+        _fail(f"cannot write {out}: the folder {out.parent} does not exist")
     try:
         with open_document(doc["path"]) as reader:
             img = reader.page(page).render(dpi)
     except DocumentError:
         try:
             img = idx.thumbnail(doc["doc_id"], page)
-        except KeyError as exc:
-            _fail(str(exc))
-    img.save(out)
+        except KeyError:
+            _fail(f"{name} page {page}: the file cannot be read now and no thumbnail was stored")
+    try:
+        img.save(out)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot write {out}: {getattr(exc, 'strerror', None) or exc}")
     typer.echo(str(out))
 
 
@@ -443,6 +456,14 @@ def remove(
     idx = _open(db, None, None)
     n = _models_guard(lambda: idx.remove(*targets), idx)
     typer.echo(json.dumps({"removed": n}) if as_json else f"removed {n} document(s)")
+    if n == 0:
+        from rich.console import Console
+
+        Console(stderr=True, soft_wrap=True).print(
+            f"nothing in {db} matched {', '.join(targets)} (a path as indexed, a folder, or a doc_id)",
+            highlight=False, markup=False,
+        )
+        raise typer.Exit(code=1)
 
 
 @app.command("eval")
@@ -467,8 +488,13 @@ def eval_cmd(
     if fusion:
         idx.settings.search.fusion = fusion
     try:
-        qs = load_queries(queries, qrels)
         ks = [int(x) for x in k.split(",") if x.strip()]
+        if not ks or min(ks) < 1:
+            raise ValueError
+    except ValueError:
+        _fail(f"--k: cut-offs must be positive integers separated by commas (got {k!r})")
+    try:
+        qs = load_queries(queries, qrels)
     except OSError as exc:
         _fail(f"{exc.filename}: {exc.strerror}")
     except ValueError as exc:

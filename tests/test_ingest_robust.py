@@ -374,3 +374,29 @@ def test_kill_campaign_short(tmp_path, folder):
         assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
         assert table_rows(db) == want_rows, trial
         assert ranking(db) == want_rank, trial
+
+
+@pytest.mark.slow
+def test_more_user_mistakes_found_by_a_newcomer(tmp_path, folder):
+    plain = tmp_path / "plainfile"
+    plain.write_text("x")
+    res = cli("index", str(folder), "--db", str(plain), "--profile", "lite")
+    assert res.returncode == 2 and "is a file, not a database folder" in res.stderr and "Traceback" not in res.stderr
+    new = tmp_path / "new.db"
+    res = cli("index", str(tmp_path / "does-not-exist"), "--db", str(new), "--profile", "lite")
+    assert res.returncode == 2 and "no such file or folder" in res.stderr and not new.exists()
+
+    db = tmp_path / "db"
+    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+    for args, words in (
+        (("show", "a.pdf", "999", "--db", str(db)), "page 999 is out of range: a.pdf has 3 page(s)"),
+        (("show", "a.pdf", "1", "--db", str(db), "--out", str(tmp_path / "nodir" / "p.png")), "does not exist"),
+        (("eval", "--db", str(db), "--queries", __file__, "--k", "abc"), "--k: cut-offs must be positive"),
+        (("eval", "--db", str(db), "--queries", __file__, "--k", "0"), "--k: cut-offs must be positive"),
+    ):
+        res = cli(*args)
+        assert res.returncode == 2 and words in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    res = cli("remove", str(tmp_path / "never-indexed.pdf"), "--db", str(db))
+    assert res.returncode == 1 and "nothing in" in res.stderr and "matched" in res.stderr
+    res = cli("index", str(folder), "--db", str(db), "--profile", "lite")
+    assert res.returncode == 0 and len(res.stdout.strip().splitlines()) == 1  # one line, even when piped
