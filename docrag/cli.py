@@ -363,6 +363,16 @@ def search(
         raise typer.BadParameter("give a QUERY or --queries FILE, not both", param_hint="QUERY")
     idx = _open(db, profile, config)
     leg_list = [x.strip() for x in legs.split(",") if x.strip()] if legs else None
+    if leg_list:
+        present = _models_guard(idx.searcher.present, idx)
+        empty = [leg for leg in leg_list if leg in present and not present[leg]]
+        if empty and len(empty) == len(leg_list):
+            from rich.console import Console
+
+            Console(stderr=True, soft_wrap=True).print(
+                f"note: {db} has nothing stored for the {', '.join(empty)} leg(s) (profile {idx.settings.profile}):"
+                " no results", highlight=False, markup=False,
+            )
     if queries is not None:
         try:
             items = read_queries(queries)
