@@ -251,11 +251,15 @@ def test_ctrl_c_says_how_far_it_got_and_rerun_resumes(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # As at a terminal: a test runner started in the background inherits SIGINT ignored, and so would
+        # the command (Python then never raises KeyboardInterrupt).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 240
     while time.time() < deadline and not (db / "pages.lance").exists():
         time.sleep(0.1)
     time.sleep(1.0)
+    assert proc.poll() is None, "indexing finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
