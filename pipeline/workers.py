@@ -131,10 +131,11 @@ class _Worker:
 
 
 def _describe(stage: dict[str, Any]) -> str:
+    """'ocr of page 3', 'page 3' (parsing it), 'elements', 'open' …"""
     name = stage.get("stage", "starting")
-    return f"{name} of page {stage['page']}" if "page" in stage and name != "page" else (
-        f"page {stage['page']}" if "page" in stage else name
-    )
+    if "page" not in stage:
+        return name
+    return f"page {stage['page']}" if name == "page" else f"{name} of page {stage['page']}"
 
 
 class PlanPool:
