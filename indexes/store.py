@@ -382,9 +382,6 @@ class Store:
         with self._reading(name):
             return self.db.open_table(name)
 
-    def has(self, name: str) -> bool:
-        return name in self._tables()
-
     # -- writing ---------------------------------------------------------------------------------------------
     def add_rows(self, name: str, rows: dict[str, Any]) -> None:
         """Append columns (a dict of equal-length arrays/lists) to table ``name`` with its schema."""
