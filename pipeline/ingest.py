@@ -267,12 +267,12 @@ class Ingestor:
         todo: dict[str, _Doc] = {}
         for path in files:
             key = str(path)
+            seen.add(key)  # there, even if unreadable now: not "removed"
             try:
                 doc_id = file_sha256(path)
             except OSError as exc:
                 report.failed.append({"file": key, "error": f"cannot read the file ({exc.strerror})"})
                 continue
-            seen.add(key)
             old = by_path.get(key)
             if old is not None and old != doc_id and key in paths_now.get(old, []):
                 paths_now[old].remove(key)  # the content at this path changed: the old bytes lose it
