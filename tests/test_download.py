@@ -1,0 +1,148 @@
+"""Checkpoints download on first use, through the real huggingface_hub client, from a local hub server.
+
+The server (tests/hubserver.py) serves tiny random checkpoints in the hub's layout on 127.0.0.1; the
+commands run in subprocesses with ``HF_ENDPOINT`` pointed at it and an empty ``HF_HOME``. This is the only
+place the test run lets downloads happen (everything else keeps HF_HUB_OFFLINE=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hubserver import HubServer
+
+EXE = str(Path(sys.executable).with_name("docrag"))
+VISUAL, UNIFIED = "tiny-org/colsmol-tiny", "tiny-org/siglip-tiny"
+
+
+@pytest.fixture
+def hub(tiny):
+    with HubServer({VISUAL: tiny["colidefics3"], UNIFIED: tiny["siglip"]}) as server:
+        yield server
+
+
+def _config(tmp_path: Path, hub: HubServer) -> Path:
+    cfg = tmp_path / "docrag.toml"
+    cfg.write_text(
+        "\n".join(
+            [
+                'profile = "cpu"',
+                "[visual]",
+                'type = "colidefics3"',
+                f'model = "{VISUAL}"',
+                f'revision = "{hub.sha(VISUAL)}"',
+                "batch_size = 2",
+                "[unified]",
+                'type = "siglip"',
+                f'model = "{UNIFIED}"',
+                f'revision = "{hub.sha(UNIFIED)}"',
+                "[router]",
+                'visual_pages = "auto"',
+            ]
+        )
+        + "\n"
+    )
+    return cfg
+
+
+def _run(
+    args: list[str], hub: HubServer, hf_home: Path, *, offline: bool, endpoint: str | None = None
+) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_OFFLINE", "DOCRAG_"))}
+    env.update(HF_ENDPOINT=endpoint or hub.endpoint, HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1")
+    env["HF_HUB_OFFLINE"] = "1" if offline else "0"
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_index_downloads_missing_checkpoints_then_runs_offline(tmp_path, hub, docs):
+    cfg, hf_home, db = _config(tmp_path, hub), tmp_path / "hf", tmp_path / "db"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("prose", "chart"):
+        shutil.copy(docs[name], folder)
+
+    proc = _run(["index", str(folder), "--db", str(db), "--config", str(cfg), "--json"], hub, hf_home, offline=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["indexed"] == 2
+    # Both checkpoints came over HTTP from the local hub into the standard cache, at their pinned commits.
+    fetched = hub.downloads()
+    assert any(p.startswith(f"/{VISUAL}/resolve/{hub.sha(VISUAL)}/") for p in fetched)
+    assert any(p.startswith(f"/{UNIFIED}/resolve/{hub.sha(UNIFIED)}/") for p in fetched)
+    for repo in (VISUAL, UNIFIED):
+        snap = hf_home / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / hub.sha(repo)
+        assert (snap / "config.json").is_file()
+        assert (snap / "model.safetensors").is_file()
+
+    # From the cache, without the network: search works offline and asks the server for nothing.
+    hub.requests.clear()
+    proc = _run(["search", "quarterly revenue", "--db", str(db), "--json"], hub, hf_home, offline=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["hits"], proc.stdout
+    # A second index run online finds everything cached: no file is fetched again.
+    proc = _run(["index", str(folder), "--db", str(db), "--config", str(cfg), "--json"], hub, hf_home, offline=False)
+    assert proc.returncode == 0, proc.stderr
+    assert hub.downloads() == []
+
+
+def test_offline_with_empty_cache_fails_once_naming_every_model(tmp_path, hub, docs):
+    cfg, hf_home, db = _config(tmp_path, hub), tmp_path / "hf", tmp_path / "db"
+    proc = _run(["index", str(docs["prose"]), "--db", str(db), "--config", str(cfg)], hub, hf_home, offline=True)
+    assert proc.returncode == 2
+    err = " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr
+    assert err.count("error") == 1
+    for repo in (VISUAL, UNIFIED):
+        assert repo in err
+        assert f"hf download {repo} --revision {hub.sha(repo)}" in err
+    assert "DOCRAG_VISUAL__MODEL=/path" in err and "DOCRAG_UNIFIED__MODEL=/path" in err
+    assert not db.exists(), "no database may be left behind"
+    assert hub.requests == [], "offline: nothing may be asked of the hub"
+    # --offline does the same with HF_HUB_OFFLINE unset.
+    proc = _run(["--offline", "index", str(docs["prose"]), "--db", str(db), "--config", str(cfg)], hub, hf_home,
+                offline=False)  # fmt: skip
+    assert proc.returncode == 2 and VISUAL in proc.stderr and UNIFIED in proc.stderr
+    assert not db.exists() and hub.requests == []
+
+
+def test_models_pull_and_listing(tmp_path, hub):
+    cfg, hf_home = _config(tmp_path, hub), tmp_path / "hf"
+    before = _run(["models", "--config", str(cfg), "--json"], hub, hf_home, offline=True)
+    assert before.returncode == 0, before.stderr
+    rows = json.loads(before.stdout)["models"]
+    assert {r["model"]: r["available"] for r in rows} == {VISUAL: False, UNIFIED: False}
+    assert all(r["pinned"] and r["download"].startswith("hf download ") for r in rows)
+
+    pulled = _run(["models", "pull", "--config", str(cfg), "--json"], hub, hf_home, offline=False)
+    assert pulled.returncode == 0, pulled.stderr
+    assert set(json.loads(pulled.stdout)["models"]) == {VISUAL, UNIFIED}
+
+    after = _run(["models", "--config", str(cfg), "--json"], hub, hf_home, offline=True)
+    rows = json.loads(after.stdout)["models"]
+    assert all(r["available"] and r["where"] == "HF cache" for r in rows), rows
+
+
+def test_unknown_repo_and_unreachable_hub_are_one_line(tmp_path, hub, docs):
+    hf_home, db = tmp_path / "hf", tmp_path / "db"
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[visual]\ntype = "colidefics3"\nmodel = "tiny-org/no-such-model"\n'
+                   f'[unified]\ntype = "siglip"\nmodel = "{UNIFIED}"\n')  # fmt: skip
+    proc = _run(["index", str(docs["prose"]), "--db", str(db), "--config", str(cfg)], hub, hf_home, offline=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "tiny-org/no-such-model" in proc.stderr and "download failed" in proc.stderr
+    assert not db.exists()
+
+    # No hub listening at the endpoint: the same one clear line, naming both models.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    cfg = _config(tmp_path, hub)
+    proc = _run(["models", "pull", "--config", str(cfg)], hub, hf_home, offline=False, endpoint=dead)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "download failed" in proc.stderr
+    assert VISUAL in proc.stderr and UNIFIED in proc.stderr
