@@ -57,7 +57,14 @@ class UnifiedEmbedder(ABC):
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.device = pick_device(spec.device)
+        self._device: str | None = None
+
+    @property
+    def device(self) -> str:
+        """The torch device, picked on first use (a query-only numpy embedder never imports torch)."""
+        if self._device is None:
+            self._device = pick_device(self.spec.device)
+        return self._device
 
     @classmethod
     def modalities_for(cls, spec: ModelSpec) -> frozenset[str]:
@@ -114,15 +121,47 @@ class SentenceTransformerEmbedder(UnifiedEmbedder):
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        from sentence_transformers import SentenceTransformer
+        from .models import Checkpoint, resolve
+        from .numpy_bert import NumpyBertEncoder
 
-        self.model = load_for(spec, SentenceTransformer, device=self.device)
-        self.tokenizer = self.model.tokenizer
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self._dim = int(get_dim())
-        self._max_tokens = int(self.model.max_seq_length)
         self.query_prefix = spec.options.get("query_prefix", "")
         self.document_prefix = spec.options.get("document_prefix", "")
+        self._model: Any = None
+        self._fast: NumpyBertEncoder | None = None
+        path = resolve(Checkpoint(spec.model, spec.revision, "unified.model"))
+        if spec.options.get("numpy_queries", True) and NumpyBertEncoder.supports(path):
+            # Queries run in numpy (no torch import: a CLI search starts in ~1 s); sentence-transformers loads
+            # when documents are embedded or tokens counted. Same function: tests/test_numpy_bert.py.
+            self._fast = NumpyBertEncoder(path)
+            self._dim, self._max_tokens = self._fast.dim, self._fast.max_seq_length
+        else:
+            self._load()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = load_for(self.spec, SentenceTransformer, device=self.device)
+            get_dim = getattr(self._model, "get_embedding_dimension", None) or (
+                self._model.get_sentence_embedding_dimension
+            )
+            self._dim = int(get_dim())
+            self._max_tokens = int(self._model.max_seq_length)
+        return self._model
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer (loaded on first use when queries run in numpy)."""
+        return self._load()
+
+    @property
+    def tokenizer(self) -> Any:  # type: ignore[override]
+        return self._load().tokenizer
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        if self._fast is not None and self._model is None:
+            return _normalise(self._fast.encode([self.query_prefix + q for q in queries]))
+        return super().embed_queries(queries)
 
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

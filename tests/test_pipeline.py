@@ -223,8 +223,9 @@ def test_default_profile_without_weights_names_the_offline_alternative(tmp_path,
         [exe, "index", str(corpus), "--db", str(tmp_path / "db")], capture_output=True, text=True, timeout=300, env=env
     )
     assert res.returncode == 2
-    assert "not available on this machine" in res.stderr and "--profile lite" in res.stderr
-    assert "Traceback" not in res.stderr
+    assert "not available" in res.stderr and "downloads are off" in res.stderr and "--profile lite" in res.stderr
+    assert "hf download " in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "db").exists()
 
 
 def test_image_leg_with_an_image_capable_embedder(tmp_path, corpus, tiny, docs):
