@@ -3,7 +3,14 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TORCH_PIN := torch==2.13.0
+# torch/torchvision pins: colpali-engine 0.3.18 wants torch>=2.2,<2.14; torchvision 0.28 is torch 2.13's twin.
+TORCH_VERSION := 2.13.0
+TORCHVISION_VERSION := 0.28.0
+TORCH_PIN := torch==$(TORCH_VERSION)
+# CPU path: PyTorch's CPU wheels (no CUDA packages). GPU path (`make gpu`): PyPI's Linux wheels are CUDA
+# builds; set TORCH_GPU_INDEX=https://download.pytorch.org/whl/cu128 (or cu126 …) for another CUDA.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_GPU_INDEX ?=
 STAMP := $(VENV)/.docrag-installed
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export DO_NOT_TRACK := true
@@ -11,7 +18,7 @@ export SCARF_NO_ANALYTICS := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint system-deps venv bench clean
+.PHONY: demo test lint system-deps venv bench clean gpu doctor
 
 demo: $(STAMP)
 	$(BIN)/docrag route examples
@@ -39,16 +46,29 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# torch first, pinned, so pip takes the local CPU build instead of a multi-GB CUDA one; then the package.
-# PyPI's torchvision (pulled by colpali-engine) fails to import beside the CPU torch: remove it then
-# (docrag runs ColPali and ColIdefics3 without it; see docs in indexes/).
+# torch first, pinned and CPU-only: a wheel already on this machine (pip's find-links) if there is one, else
+# torch+torchvision from PyTorch's CPU index, so pip never pulls a multi-GB CUDA build. Then the package. A
+# torchvision that does not import beside the CPU torch (PyPI's CUDA one, pulled by colpali-engine) is
+# removed: docrag runs ColPali, ColIdefics3 and ColModernVBert without it (see indexes/colpali_compat.py).
 $(STAMP): pyproject.toml | system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH_PIN)
+	$(BIN)/python -m pip install -q --no-index --no-deps $(TORCH_PIN) 2>/dev/null || \
+	  $(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)+cpu" "torchvision==$(TORCHVISION_VERSION)+cpu" \
+	    --index-url $(TORCH_CPU_INDEX)
 	$(BIN)/python -m pip install -q $(TORCH_PIN) -e ".[dev]"
 	$(BIN)/python -c "import torchvision" >/dev/null 2>&1 || $(BIN)/python -m pip uninstall -y -q torchvision
 	touch $(STAMP)
+
+# GPU path: CUDA torch + the matching torchvision (ColQwen's processors need it) in the same venv.
+gpu: $(STAMP)
+	$(BIN)/python -m pip uninstall -y -q torch torchvision
+	$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)" "torchvision==$(TORCHVISION_VERSION)" \
+	  $(if $(TORCH_GPU_INDEX),--index-url $(TORCH_GPU_INDEX))
+	$(BIN)/docrag doctor
+
+doctor: $(STAMP)
+	$(BIN)/docrag doctor
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -687,3 +687,107 @@ def models_pull(
     for model, where in found.items():
         typer.echo(f"{model}: {where}")
     typer.echo(f"profile {settings.profile!r}: all {len(found)} checkpoint(s) on this machine")
+
+
+def _first_line(cmd: list[str]) -> str | None:
+    import shutil
+    import subprocess
+
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = (proc.stdout or proc.stderr).strip().splitlines()
+    return text[0] if text else cmd[0]
+
+
+def _doctor_report() -> dict[str, Any]:
+    import importlib.metadata as md
+    import platform
+
+    from docrag.indexes.colpali_compat import has_torchvision
+    from docrag.indexes.models import hub_offline
+    from docrag.indexes.multivector import FAMILIES
+
+    def version(dist: str) -> str | None:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return None
+
+    import torch
+    from huggingface_hub import constants as hf_constants
+
+    cuda = torch.cuda.is_available()
+    checks: dict[str, Any] = {
+        "python": platform.python_version(),
+        "docrag": version("docrag"),
+        "torch": torch.__version__,
+        "cuda": {
+            "available": cuda,
+            "build": torch.version.cuda,
+            "device": torch.cuda.get_device_name(0) if cuda else None,
+        },
+        "torchvision": version("torchvision") if has_torchvision() else None,
+        "colpali-engine": version("colpali-engine"),
+        "transformers": version("transformers"),
+        "tesseract": _first_line(["tesseract", "--version"]),
+        "poppler": _first_line(["pdftoppm", "-v"]),
+        "hf_cache": hf_constants.HF_HUB_CACHE,
+        "hf_endpoint": hf_constants.ENDPOINT,
+        "offline": hub_offline(os.environ.get("DOCRAG_OFFLINE", "").lower() in {"1", "true", "yes"}),
+    }
+    profiles: dict[str, list[str]] = {}
+    for row in _model_rows(None, None):
+        lacks = profiles.setdefault(row["profile"], [])
+        if not row["available"]:
+            how = "missing, downloads are off" if checks["offline"] else "downloads on first use"
+            lacks.append(f"{row['model']} ({how}: {row['download']})")
+        fam = FAMILIES.get(row["type"]) if row["leg"] == "visual" else None
+        if fam is not None and fam.needs_torchvision and not checks["torchvision"]:
+            lacks.append(f"torchvision (model type {row['type']!r}; `make gpu` installs it)")
+        if row["profile"] == "gpu" and row["leg"] == "visual" and not cuda:
+            lacks.append("a CUDA GPU (runs on CPU, far too slowly for a 3B model)")
+    if checks["tesseract"] is None:
+        for lacks in profiles.values():
+            lacks.append("tesseract (OCR of scanned pages): apt-get install tesseract-ocr")
+    checks["profiles"] = {name: {"ready": not lacks, "lacks": lacks} for name, lacks in profiles.items()}
+    return checks
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """What this machine has for docrag (torch, CUDA, torchvision, tesseract, poppler, the HF cache) and what
+    each profile still lacks. Nothing is downloaded."""
+    report = _doctor_report()
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    out = Console(soft_wrap=True)
+    cuda = report["cuda"]
+    lines = [
+        ("python", report["python"]),
+        ("docrag", report["docrag"]),
+        ("torch", f"{report['torch']} (CUDA build {cuda['build']})" if cuda["build"] else f"{report['torch']} (CPU)"),
+        ("GPU", cuda["device"] or "none"),
+        ("torchvision", report["torchvision"] or "not importable (ColQwen types need it: `make gpu`)"),
+        ("colpali-engine", report["colpali-engine"]),
+        ("transformers", report["transformers"]),
+        ("tesseract", report["tesseract"] or "missing (apt-get install tesseract-ocr)"),
+        ("poppler", report["poppler"] or "missing (apt-get install poppler-utils)"),
+        ("HF cache", report["hf_cache"]),
+        ("downloads", "off (offline)" if report["offline"] else f"on first use from {report['hf_endpoint']}"),
+    ]
+    for key, value in lines:
+        out.print(Text.assemble((f"{key:>15}", "bold"), "  ", str(value)))
+    for name, prof in report["profiles"].items():
+        head = Text.assemble((f"{'profile ' + name:>15}", "bold"), "  ")
+        if prof["ready"]:
+            out.print(head + Text("ready", style="green"))
+        else:
+            out.print(head + Text("lacks: ", style="yellow") + Text("; ".join(prof["lacks"])))

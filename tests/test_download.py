@@ -146,3 +146,14 @@ def test_unknown_repo_and_unreachable_hub_are_one_line(tmp_path, hub, docs):
     proc = _run(["models", "pull", "--config", str(cfg)], hub, hf_home, offline=False, endpoint=dead)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "download failed" in proc.stderr
     assert VISUAL in proc.stderr and UNIFIED in proc.stderr
+
+
+def test_doctor_reports_the_machine_and_what_each_profile_lacks(tmp_path, hub):
+    proc = _run(["doctor", "--json"], hub, tmp_path / "hf", offline=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["torch"] and report["offline"] is True
+    assert report["hf_cache"].startswith(str(tmp_path / "hf"))
+    assert report["profiles"]["lite"]["ready"], report["profiles"]["lite"]  # the packaged MiniLM, BM25, OCR
+    cpu = report["profiles"]["cpu"]
+    assert not cpu["ready"] and any("hf download" in why for why in cpu["lacks"])
