@@ -35,33 +35,50 @@ def _spec(**kw: Any) -> dict[str, Any]:
 
 
 # Built-in profiles. Specs are plain dicts so a TOML file or the environment can override single fields.
+# Revisions are hub commits taken from public code that pins them (mteb's model registry, which records the
+# commit it evaluated; README "Models"). A PEFT adapter's base is a second checkpoint (options.base_model):
+# the adapters do not pin their bases, and no base revision could be confirmed, so those stay unpinned and
+# `docrag models` marks them "unverified".
+SIGLIP2_BASE = _spec(
+    type="siglip",
+    model="google/siglip2-base-patch16-224",
+    revision="75de2d55ec2d0b4efc50b3e9ad70dba96a7b2fa2",
+    batch_size=16,
+)
 PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {
         "visual": _spec(
-            type="colidefics3",
-            model="vidore/colSmol-256M",
-            revision="a59110fdf114638b8018e6c9a018907e12f14855",
+            type="colmodernvbert",
+            model="ModernVBERT/colmodernvbert",
+            revision="9052fc0ef8acf9fb764681ce0315a7f89ea7d276",
+            options={"base_model": "ModernVBERT/colmodernvbert-base"},
             batch_size=2,
         ),
-        "unified": _spec(
-            type="nomic-v1.5",
-            model="nomic-ai/nomic-embed-text-v1.5",
-            vision_model="nomic-ai/nomic-embed-vision-v1.5",
-            batch_size=16,
-        ),
+        "unified": SIGLIP2_BASE,
     },
     "gpu": {
-        "visual": _spec(type="colqwen2_5", model="vidore/colqwen2.5-v0.2", batch_size=8),
+        "visual": _spec(
+            type="colqwen2_5",
+            model="vidore/colqwen2.5-v0.2",
+            revision="6f6fcdfd1a114dfe365f529701b33d66b9349014",
+            options={"base_model": "vidore/colqwen2.5-base"},
+            batch_size=8,
+        ),
         "unified": _spec(
-            type="nomic-v1.5",
-            model="nomic-ai/nomic-embed-text-v1.5",
-            vision_model="nomic-ai/nomic-embed-vision-v1.5",
+            type="siglip",
+            model="google/siglip2-so400m-patch14-384",
+            revision="e8e487298228002f3d8a82e0cd5c8ea9c567f57f",
             batch_size=64,
         ),
     },
     "lite": {
         "visual": None,
-        "unified": _spec(type="sentence-transformers", model="sentence-transformers/all-MiniLM-L6-v2", batch_size=32),
+        "unified": _spec(
+            type="sentence-transformers",
+            model="sentence-transformers/all-MiniLM-L6-v2",
+            revision="8b3219a92973c328a8e22fadcfa821b5dc75636a",
+            batch_size=32,
+        ),
         "router": {"visual_pages": "none"},
         # Two text legs: calibrated scores keep the margins that ranks throw away (dev set: fused nDCG@5
         # 0.916 weighted vs 0.869 RRF; benchmarks/RESULTS.md). RRF stays the default where legs differ in kind.
@@ -69,8 +86,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 PROFILE_NOTES = {
-    "cpu": "colSmol-256M (ColIdefics3) for visual pages + nomic-embed v1.5 text/vision; the default",
-    "gpu": "ColQwen2.5-v0.2 for visual pages + nomic-embed v1.5; needs a GPU and torchvision",
+    "cpu": "ColModernVBERT (250M) for visual pages + SigLIP 2 base text/image; the default, no remote code",
+    "gpu": "ColQwen2.5-v0.2 (3B) for visual pages + SigLIP 2 so400m; a CUDA GPU and torchvision (`make gpu`)",
     "lite": "no visual model: all-MiniLM-L6-v2 text leg + BM25, OCR for scanned pages; fully offline",
 }
 

@@ -226,7 +226,12 @@ def download(model: str, revision: str | None = None, *, progress: bool = True) 
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # not found, gated, no network, a broken transfer: one clear error
-        detail = f"download failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc) else ''}"
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        detail = f"download failed: {type(exc).__name__}: {first}"
+        if "Connect" in type(exc).__name__ or "Timeout" in type(exc).__name__:
+            from huggingface_hub import constants
+
+            detail = f"download failed: cannot reach {constants.ENDPOINT} ({first})"
         raise ModelUnavailableError(model, revision, detail) from None
 
 
