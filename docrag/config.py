@@ -141,6 +141,12 @@ def load_settings(profile: str | None = None, config_file: str | Path | None = N
     name = profile or data.get("profile") or os.environ.get("DOCRAG_PROFILE") or "cpu"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
-    merged = _merge(_merge({"profile": name, **PROFILES[name]}, data), overrides)
+    base = {"profile": name, **PROFILES[name]}
+    for layer in (data, overrides):
+        for leg in ("visual", "unified"):
+            # A spec naming another model or type replaces the profile's whole spec (its options included).
+            if isinstance(layer.get(leg), dict) and ({"model", "type"} & set(layer[leg])):
+                base[leg] = None
+    merged = _merge(_merge(base, data), overrides)
     merged["profile"] = name
     return Settings(**merged)

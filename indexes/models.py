@@ -147,13 +147,21 @@ def checkpoints(slot: str, spec: ModelSpec | None) -> list[Checkpoint]:
     if spec.vision_model and spec.trust_remote_code:  # a vision tower is loaded only on the opt-in
         out.append(Checkpoint(spec.vision_model, spec.vision_revision, f"{slot}.vision_model"))
     base = spec.options.get("base_model")
-    if base:  # a PEFT adapter's base model, pinned in the profile
+    if base and is_adapter_model(spec.model):  # a PEFT adapter's base model, named in the profile
         out.append(Checkpoint(str(base), spec.options.get("base_revision"), f"{slot}.options.base_model"))
     return out
 
 
 def is_local(model: str) -> bool:
     return Path(model).expanduser().is_dir()
+
+
+def is_adapter_model(model: str) -> bool:
+    """A hub id (its base is declared in the spec), or a directory holding a PEFT adapter without a config."""
+    if not is_local(model):
+        return True
+    d = Path(model).expanduser()
+    return (d / "adapter_config.json").is_file() and not (d / "config.json").is_file()
 
 
 def _looks_like_path(model: str) -> bool:
