@@ -114,3 +114,30 @@ def test_chunks_are_page_aware_and_fit_the_model(minilm):
     assert set(w1[-6:]) & set(w2[:12])
     with pytest.raises(ValueError, match="leaves only"):
         chunk_page_texts([(1, ["x"])], minilm, max_tokens=4)
+
+
+def test_loading_is_quiet_unless_docrag_logs_at_info(tiny, capfd):
+    """No "Loading weights" bar from transformers in the API or a notebook, unless asked (docrag at INFO)."""
+    import logging
+
+    spec = ModelSpec(type="siglip", model=str(tiny["siglip"]))
+    create_unified(spec)
+    assert "Loading weights" not in capfd.readouterr().err
+    logger = logging.getLogger("docrag")
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        create_unified(spec)
+    finally:
+        logger.setLevel(old)
+    assert "Loading weights" in capfd.readouterr().err
+
+
+def test_cpu_profile_unified_default_embeds_images_without_remote_code():
+    from docrag.config import load_settings
+    from docrag.indexes.unified import unified_class
+
+    for profile in ("cpu", "gpu"):
+        s = load_settings(profile)
+        assert not s.unified.trust_remote_code and not (s.visual and s.visual.trust_remote_code)
+        assert "image" in unified_class(s.unified).modalities_for(s.unified), profile
