@@ -1,26 +1,36 @@
 """Embedding throughput and storage with full-size architectures (random weights: same compute, no hub).
 
     python benchmarks/embed.py [--pages 2] [--edges 512 1024 2048] [--maxsim-pages 1000 10000 50000]
-                               [--skip-visual] [--skip-maxsim] [--device cpu|cuda] [--no-save]
+                               [--families colsmol-256m colsmol-500m colmodernvbert]
+                               [--skip-visual] [--skip-maxsim] [--device cpu|cuda] [--no-save] [--keep-denormals]
 
 Measures, in one process:
-- colSmol-256M layout (SmolVLM-256M: SigLIP 768/12 layers at 512 px tiles, 64 tokens per tile; text 576/30
-  layers) through docrag's MultiVectorEmbedder: pages/s and vectors/page for each longest edge;
-- ColQwen2.5-3B layout on a GPU when --device cuda (needs torchvision);
+- each visual layout in --families (default colSmol-256M) through docrag's MultiVectorEmbedder: pages/s and
+  vectors/page for each longest edge (all three tile 512 px squares into 64 tokens each):
+  - colsmol-256m: SmolVLM-256M (SigLIP 768/12 layers at 512 px tiles; text 576/30 layers);
+  - colsmol-500m: SmolVLM-500M (same SigLIP; text 960/32 layers, 15 heads, 5 KV heads, MLP 2560);
+  - colmodernvbert: ModernVBERT (~250M: the same SigLIP shape; ModernBERT-base text encoder 768/22 layers,
+    MLP 1152, global attention every third layer, 128-token local windows otherwise);
 - MiniLM (the `lite` text model) chunks/s;
 - bytes stored per visual page (float16 multivectors) and per text page (chunks + vectors) in LanceDB;
 - exact MaxSim query latency against 1k / 10k / 50k synthetic pages of real shape (numpy on CPU; torch
   on a GPU when present).
+
+ColGemma3 and ColQwen3/3.5 have no layout here: their smallest checkpoints colpali-engine lists are 4B
+(GPU-sized), and the Qwen processors need torchvision.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,21 +56,23 @@ def _page_image(i: int):
     return img
 
 
-def build_colsmol_full(out: Path, longest_edge: int) -> Path:
-    """SmolVLM-256M's layout (colSmol-256M) with random weights, saved like a checkpoint."""
+SIGLIP_512 = dict(
+    hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=512, patch_size=16
+)
+
+
+def _tiny_models():
     sys.path.insert(0, str(ROOT / "tests"))
     import tiny_models
 
-    return tiny_models.build_colidefics3(
+    return tiny_models
+
+
+def build_colsmol_full(out: Path, longest_edge: int) -> Path:
+    """SmolVLM-256M's layout (colSmol-256M) with random weights, saved like a checkpoint."""
+    return _tiny_models().build_colidefics3(
         out,
-        vision=dict(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            image_size=512,
-            patch_size=16,
-        ),
+        vision=SIGLIP_512,
         text=dict(
             hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3
         ),
@@ -72,38 +84,103 @@ def build_colsmol_full(out: Path, longest_edge: int) -> Path:
     )
 
 
-def bench_visual(args, rows: list[str], tmp: Path) -> dict[int, tuple[int, float]]:
+def build_colsmol_500m_full(out: Path, longest_edge: int) -> Path:
+    """SmolVLM-500M's layout (colSmol-500M): SmolLM2-360M text, the 256M model's SigLIP."""
+    return _tiny_models().build_colidefics3(
+        out,
+        vision=SIGLIP_512,
+        text=dict(
+            hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15, num_key_value_heads=5
+        ),
+        longest_edge=longest_edge,
+        tile=512,
+        image_seq_len=64,
+        scale_factor=4,
+        vocab_size=49280,
+    )
+
+
+def build_colmodernvbert_full(out: Path, longest_edge: int) -> Path:
+    """ModernVBERT's layout (ColModernVBERT): ModernBERT-base-sized text encoder, SigLIP 512 px, pixel shuffle 4."""
+    return _tiny_models().build_colmodernvbert(
+        out,
+        vision=SIGLIP_512,
+        text=dict(
+            hidden_size=768,
+            intermediate_size=1152,
+            num_hidden_layers=22,
+            num_attention_heads=12,
+            global_attn_every_n_layers=3,
+            local_attention=128,
+            max_position_embeddings=8192,
+        ),
+        longest_edge=longest_edge,
+        tile=512,
+        pixel_shuffle=4,
+        vocab_size=50368 + 40,
+    )
+
+
+@dataclass(frozen=True)
+class Layout:
+    label: str
+    type: str  # docrag's multi-vector model type
+    build: Callable[[Path, int], Path]
+
+
+LAYOUTS: dict[str, Layout] = {
+    "colsmol-256m": Layout("colSmol-256M layout", "colidefics3", build_colsmol_full),
+    "colsmol-500m": Layout("colSmol-500M layout", "colidefics3", build_colsmol_500m_full),
+    "colmodernvbert": Layout("ColModernVBERT layout", "colmodernvbert", build_colmodernvbert_full),
+}
+
+
+def bench_visual(args, rows: list[str], tmp: Path) -> dict[tuple[str, int], tuple[int, float]]:
     from docrag.indexes.models import ModelSpec
     from docrag.indexes.multivector import MultiVectorEmbedder
     from docrag.indexes.store import Store
 
     results = {}
-    for edge in args.edges:
-        path = build_colsmol_full(tmp / f"colsmol_{edge}", edge)
-        emb = MultiVectorEmbedder(
-            ModelSpec(type="colidefics3", model=str(path), device=args.device, batch_size=args.batch)
-        )
-        images = [_page_image(i) for i in range(args.pages)]
-        emb.embed_images(images[:1])  # warm-up
-        t0 = time.perf_counter()
-        vecs = emb.embed_images(images)
-        dt = time.perf_counter() - t0
-        n_vec = int(statistics.median(len(v) for v in vecs))
-        t0 = time.perf_counter()
-        emb.embed_queries(["what does the table on this page say about recall at five"] * 3)
-        q_ms = (time.perf_counter() - t0) / 3 * 1000
-        store = Store(tmp / f"db_{edge}", emb.spec)
-        before = _dir_bytes(tmp / f"db_{edge}")
-        store.add_visual("doc", list(range(1, len(vecs) + 1)), vecs)
-        per_page = (_dir_bytes(tmp / f"db_{edge}") - before) / len(vecs) / 1024
-        rows.append(
-            f"| colSmol-256M layout, longest_edge {edge} | {args.device} fp32 | {len(images) / dt:.3f} pages/s "
-            f"({dt / len(images):.1f} s/page) | {n_vec} | {per_page:.0f} KiB | query {q_ms:.0f} ms |"
-        )
-        results[edge] = (n_vec, per_page)
-        del emb
-        gc.collect()
+    images = [_page_image(i) for i in range(args.pages)]
+    warm = _page_image(99).resize((620, 877))  # half a page: warms the kernels at a third of the cost
+    for family in args.families:
+        layout = LAYOUTS[family]
+        for edge in args.edges:
+            name = f"{family}_{edge}"
+            path = layout.build(tmp / name, edge)
+            emb = MultiVectorEmbedder(
+                ModelSpec(type=layout.type, model=str(path), device=args.device, batch_size=args.batch)
+            )
+            params = sum(p.numel() for p in emb.model.parameters()) / 1e6
+            emb.embed_images([warm])
+            t0, c0 = time.perf_counter(), time.process_time()
+            vecs = emb.embed_images(images)
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+            n_vec = int(statistics.median(len(v) for v in vecs))
+            t0 = time.perf_counter()
+            emb.embed_queries(["what does the table on this page say about recall at five"] * 3)
+            q_ms = (time.perf_counter() - t0) / 3 * 1000
+            store = Store(tmp / f"db_{name}", emb.spec)
+            before = _dir_bytes(tmp / f"db_{name}")
+            store.add_visual("doc", list(range(1, len(vecs) + 1)), vecs)
+            per_page = (_dir_bytes(tmp / f"db_{name}") - before) / len(vecs) / 1024
+            rows.append(
+                f"| {layout.label}, longest_edge {edge} | {args.device} fp32 | {len(images) / dt:.3f} pages/s "
+                f"({dt / len(images):.1f} s/page, {cpu / len(images):.1f} CPU s/page) | {n_vec} | {per_page:.0f} KiB "
+                f"| query {q_ms:.0f} ms; {params:.0f}M parameters |"
+            )
+            print(rows[-1], flush=True)
+            results[(family, edge)] = (n_vec, per_page)
+            del emb, store
+            gc.collect()
+            _rmtree(path)
     return results
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def bench_text(rows: list[str], tmp: Path) -> None:
@@ -176,17 +253,30 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=2)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--edges", type=int, nargs="+", default=[512, 1024, 2048])
+    ap.add_argument(
+        "--families",
+        nargs="+",
+        choices=sorted(LAYOUTS),
+        default=["colsmol-256m"],
+        help="visual layouts to measure, each at every --edges",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--maxsim-pages", type=int, nargs="+", default=[1000, 10000, 50000])
     ap.add_argument("--maxsim-vectors", type=int, default=0, help="vectors per page (default: measured)")
     ap.add_argument("--skip-visual", action="store_true")
     ap.add_argument("--skip-maxsim", action="store_true")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--keep-denormals", action="store_true", help="do not flush denormals (slower on random weights)")
     args = ap.parse_args()
 
     import torch
 
+    # Random weights drive some activations into denormal floats, which x86 CPUs compute many times slower
+    # (measured: colSmol-256M layout at 512 px, 3.7 s vs 1.0 s per page); trained weights do not. Set before
+    # any thread pool starts.
+    torch.set_flush_denormal(not args.keep_denormals)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
+    load_before = os.getloadavg()[0]
     rows = [
         "| model | device | throughput | vectors/page (median) | stored per page | notes |",
         "|---|---|---|---|---|---|",
@@ -197,7 +287,8 @@ def main() -> None:
         bench_text(rows, tmp)
     body = "\n".join(rows)
     if not args.skip_maxsim:
-        n_vec = args.maxsim_vectors or (measured.get(1024, (0, 0))[0] or 346)
+        first = next(iter(measured.values()), (0, 0.0))
+        n_vec = args.maxsim_vectors or measured.get(("colsmol-256m", 1024), first)[0] or 346
         ms_rows = [
             "| collection | backend | one query (32 tokens), median of 3 | stored | packing (once) |",
             "|---|---|---|---|---|",
@@ -207,11 +298,18 @@ def main() -> None:
         body += "\n".join(ms_rows)
     body += (
         f"\n\nRandom weights of the full-size architectures (same compute as the real checkpoints); torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads. Page images are 1240x1754 (A4 at 150 dpi)."
+        f"{torch.__version__}, {torch.get_num_threads()} threads. Page images are 1240x1754 (A4 at 150 dpi); "
+        f"{args.pages} timed pages per row after a half-page warm-up, batch {args.batch}; CPU s/page is the "
+        "process's CPU time (less sensitive than wall time to other load on the machine). "
+        f"`{' '.join(['python benchmarks/embed.py', *sys.argv[1:]])}`."
     )
-    append_results(
-        "Embedding throughput, storage and MaxSim latency (benchmarks/embed.py)", body, save=not args.no_save
-    )
+    denormals = "kept" if args.keep_denormals else "flushed to zero"
+    load_after = os.getloadavg()[0]
+    body += f" Denormals {denormals}. Load average (1 min) {load_before:.1f} at the start, {load_after:.1f} at the end"
+    busy = max(load_before, load_after) > (os.cpu_count() or 1)
+    body += ": above the core count, other work shared the CPUs (slower than an idle machine)." if busy else "."
+    title = "Embedding throughput, storage" + ("" if args.skip_maxsim else " and MaxSim latency")
+    append_results(f"{title} (benchmarks/embed.py)", body, save=not args.no_save)
 
 
 if __name__ == "__main__":

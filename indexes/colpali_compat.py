@@ -4,8 +4,10 @@ colpali-engine imports every model family at package import. Its ColQwen2 proces
 ``transformers.models.qwen2_vl.image_processing_qwen2_vl``, which needs torchvision — and PyPI's torchvision
 does not import beside the local CPU torch build. Without torchvision we alias that module to its PIL
 twin (``image_processing_pil_qwen2_vl``, which provides the same ``smart_resize``) before importing
-colpali-engine: ColPali and ColIdefics3 then work fully. ColQwen2/2.5 processors still need torchvision (video
-processor); ``require_torchvision`` raises a clear error for them.
+colpali-engine (ColQwen3/3.5 import it too): ColPali, ColIdefics3, ColModernVBert and ColGemma3 then work fully
+(their processors load PIL image processors). The ColQwen2/2.5/3/3.5 processors still need torchvision: each
+carries a video processor, and transformers 5 defines video processors only with torchvision (no alias can
+stand in); ``require_torchvision`` raises a clear error for them.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ def has_torchvision() -> bool:
 def require_torchvision(what: str) -> None:
     if not has_torchvision():
         raise ImportError(
-            f"{what} needs torchvision, which is not importable here. Install a torchvision build that matches "
-            "your torch (for example `pip install torch==2.14.1 torchvision==0.29.1`), or use a model type "
-            "that works without it: 'colidefics3' (colSmol) or 'colpali'."
+            f"{what} needs torchvision, which is not importable here: install the torch 2.13 / torchvision 0.28 "
+            "pair with `make gpu` (or `pip install torch==2.13.0 torchvision==0.28.0 --index-url "
+            "https://download.pytorch.org/whl/cu128`), or use a model type that works without it: "
+            "'colidefics3' (colSmol), 'colmodernvbert', 'colpali' or 'colgemma3'."
         )
 
 

@@ -2,12 +2,24 @@
 
 A registry keyed by explicit model type (never a substring of the model name):
 
-| type          | classes                           | default checkpoint          | needs torchvision |
-|---------------|-----------------------------------|-----------------------------|-------------------|
-| colidefics3   | ColIdefics3 / ColIdefics3Processor | vidore/colSmol-256M (CPU)   | no                |
-| colqwen2_5    | ColQwen2_5 / ColQwen2_5_Processor  | vidore/colqwen2.5-v0.2 (GPU)| yes               |
-| colpali       | ColPali / ColPaliProcessor         | vidore/colpali-v1.3         | no                |
-| colqwen2      | ColQwen2 / ColQwen2Processor       | vidore/colqwen2-v1.0        | yes               |
+| type           | classes                                  | default checkpoint                | dim | torchvision |
+|----------------|------------------------------------------|-----------------------------------|-----|-------------|
+| colidefics3    | ColIdefics3 / ColIdefics3Processor       | vidore/colSmol-256M               | 128 | no          |
+| colmodernvbert | ColModernVBert / ColModernVBertProcessor | ModernVBERT/colmodernvbert        | 128 | no          |
+| colpali        | ColPali / ColPaliProcessor               | vidore/colpali-v1.3               | 128 | no          |
+| colgemma3      | ColGemma3 / ColGemmaProcessor3           | Cognitive-Lab/ColNetraEmbed       | 128 | no          |
+| colqwen2       | ColQwen2 / ColQwen2Processor             | vidore/colqwen2-v1.0              | 128 | yes         |
+| colqwen2_5     | ColQwen2_5 / ColQwen2_5_Processor        | vidore/colqwen2.5-v0.2            | 128 | yes         |
+| colqwen3       | ColQwen3 / ColQwen3Processor             | TomoroAI/tomoro-colqwen3-embed-4b | 320 | yes         |
+| colqwen3_5     | ColQwen3_5 / ColQwen3_5Processor         | athrael-soju/colqwen3.5-4.5B-v3   | 320 | yes         |
+
+Sizes: colSmol-256M and ColModernVBERT (~250M) run on a CPU; ColPali (3B), ColGemma3 (4B), ColQwen2/2.5 (2B/3B)
+and ColQwen3/3.5 (4B+) want a GPU. ModernVBERT/colmodernvbert is a LoRA adapter on ModernVBERT/colmodernvbert-base.
+
+"torchvision": every Qwen-VL processor carries a video processor, which transformers 5 only provides
+with torchvision (its video base classes are placeholders without it), so these processors do not load.
+``dim`` is the model's own output size (``model.dim``; ColQwen3.5 reads it from its config); the store holds
+128-d vectors today.
 
 Padded positions are dropped before anything is stored (they are zero, or NaN with random weights), and
 the same model embeds queries.
@@ -38,13 +50,19 @@ class Family:
     model_class: str
     processor_class: str
     needs_torchvision: bool
+    # Idefics3-style tiling: ``options.max_edge`` sets the image processor's longest edge.
+    tiles: bool = False
 
 
 FAMILIES: dict[str, Family] = {
-    "colidefics3": Family("ColIdefics3", "ColIdefics3Processor", needs_torchvision=False),
+    "colidefics3": Family("ColIdefics3", "ColIdefics3Processor", needs_torchvision=False, tiles=True),
+    "colmodernvbert": Family("ColModernVBert", "ColModernVBertProcessor", needs_torchvision=False, tiles=True),
     "colpali": Family("ColPali", "ColPaliProcessor", needs_torchvision=False),
+    "colgemma3": Family("ColGemma3", "ColGemmaProcessor3", needs_torchvision=False),
     "colqwen2": Family("ColQwen2", "ColQwen2Processor", needs_torchvision=True),
     "colqwen2_5": Family("ColQwen2_5", "ColQwen2_5_Processor", needs_torchvision=True),
+    "colqwen3": Family("ColQwen3", "ColQwen3Processor", needs_torchvision=True),
+    "colqwen3_5": Family("ColQwen3_5", "ColQwen3_5Processor", needs_torchvision=True),
 }
 
 # Revisions: the colSmol pin is the commit used in public code we could read; the others are not pinned
@@ -56,6 +74,13 @@ DEFAULT_SPECS: dict[str, ModelSpec] = {
     "colqwen2_5": ModelSpec(type="colqwen2_5", model="vidore/colqwen2.5-v0.2", batch_size=8),
     "colpali": ModelSpec(type="colpali", model="vidore/colpali-v1.3"),
     "colqwen2": ModelSpec(type="colqwen2", model="vidore/colqwen2-v1.0", batch_size=8),
+    # The checkpoints colpali-engine 0.3.18 lists for its newer classes (README model table; ColModernVBert: its
+    # own tests). ModernVBERT/colmodernvbert is a LoRA adapter: loading it also reads its base model
+    # (ModernVBERT/colmodernvbert-base, through peft), which must be cached too for offline use.
+    "colmodernvbert": ModelSpec(type="colmodernvbert", model="ModernVBERT/colmodernvbert"),
+    "colgemma3": ModelSpec(type="colgemma3", model="Cognitive-Lab/ColNetraEmbed", batch_size=8),
+    "colqwen3": ModelSpec(type="colqwen3", model="TomoroAI/tomoro-colqwen3-embed-4b", batch_size=8),
+    "colqwen3_5": ModelSpec(type="colqwen3_5", model="athrael-soju/colqwen3.5-4.5B-v3", batch_size=8),
 }
 
 
@@ -81,7 +106,10 @@ def _drop_unloaded_lm_head(model: Any) -> None:
 
 
 class MultiVectorEmbedder:
-    """ColPali-family late-interaction embedder: one 128-d vector per image patch (and per query token)."""
+    """ColPali-family late-interaction embedder: one vector per image patch (and per query token).
+
+    ``dim`` is the model's output size: 128 for most families, 320 for ColQwen3 (and ColQwen3.5 checkpoints).
+    """
 
     dim = 128
 
@@ -100,8 +128,9 @@ class MultiVectorEmbedder:
         self.model = load_for(spec, model_cls.from_pretrained, dtype=self.dtype)
         _drop_unloaded_lm_head(self.model)
         self.model = self.model.to(self.device).eval()
+        self.dim = int(getattr(self.model, "dim", self.dim))
         max_edge = spec.options.get("max_edge")
-        if max_edge and spec.type == "colidefics3":
+        if max_edge and fam.tiles:
             self.processor.image_processor.size = {"longest_edge": int(max_edge)}
         self.pool_factor = int(spec.options.get("pool_factor", 1))
         self._torch = torch
@@ -114,11 +143,11 @@ class MultiVectorEmbedder:
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
         with torch.inference_mode():
-            emb = self.model(**batch)  # (batch, seq_len, 128), zero (or NaN) at padded positions
+            emb = self.model(**batch)  # (batch, seq_len, dim), zero (or NaN) at padded positions
         mask = batch["attention_mask"].bool()  # (batch, seq_len)
         out = []
         for e, m in zip(emb, mask, strict=True):
-            kept = e[m].float()  # (n_real, 128): padded positions dropped
+            kept = e[m].float()  # (n_real, dim): padded positions dropped
             finite = torch.isfinite(kept).all(dim=-1)
             if not bool(finite.all()):
                 log.warning("dropping %d non-finite vectors", int((~finite).sum()))
@@ -127,7 +156,7 @@ class MultiVectorEmbedder:
         return out
 
     def embed_images(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
-        """One (n_patches, 128) float32 array per image, padding removed (and token-pooled if configured)."""
+        """One (n_patches, dim) float32 array per image, padding removed (and token-pooled if configured)."""
         out: list[np.ndarray] = []
         bs = self.spec.batch_size
         for i in range(0, len(images), bs):
@@ -138,7 +167,7 @@ class MultiVectorEmbedder:
         return out
 
     def embed_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
-        """One (n_tokens, 128) float32 array per query, through the same model (query augmentation included).
+        """One (n_tokens, dim) float32 array per query, through the same model (query augmentation included).
 
         Queries go one per forward pass: with PaliGemma's prefix attention a padded batch changes the real
         tokens' vectors (measured: up to 0.13 per component on the tiny model), and a query is cheap.

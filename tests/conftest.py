@@ -68,13 +68,21 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random models of the real architectures, saved to disk (loaded via from_pretrained)."""
     import tiny_models
 
+    from docrag.indexes.colpali_compat import has_torchvision
+
     d = tmp_path_factory.mktemp("tiny_models")
-    return {
+    out = {
         "colidefics3": tiny_models.build_colidefics3(d / "colidefics3"),
         "colpali": tiny_models.build_colpali(d / "colpali"),
+        "colmodernvbert": tiny_models.build_colmodernvbert(d / "colmodernvbert"),
+        "colgemma3": tiny_models.build_colgemma3(d / "colgemma3"),
         "siglip": tiny_models.build_siglip(d / "siglip"),
         "nomic": tiny_models.build_nomic_text(d / "nomic"),
     }
+    if has_torchvision():  # Qwen-VL processors carry a video processor, a torchvision object in transformers 5
+        out["colqwen3"] = tiny_models.build_colqwen3(d / "colqwen3")
+        out["colqwen3_5"] = tiny_models.build_colqwen3_5(d / "colqwen3_5")
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""ColPali-family embedder with tiny random models of the real architectures (ColIdefics3, ColPali).
+"""ColPali-family embedder with tiny random models of the real architectures (ColIdefics3, ColPali,
+ColModernVBert, ColGemma3; ColQwen3 and ColQwen3.5 where torchvision imports).
 
 Equivalence: our embeddings and scores equal colpali-engine's own forward + score_multi_vector where no
 padding is involved; they differ only where zero padding would change a ranking (see test_maxsim.py).
@@ -15,8 +16,16 @@ from docrag.indexes.maxsim import maxsim_numpy
 from docrag.indexes.models import ModelSpec, ModelUnavailableError
 from docrag.indexes.multivector import MultiVectorEmbedder
 
-FAMILIES = ["colidefics3", "colpali"]
-CLASSES = {"colidefics3": ("ColIdefics3", "ColIdefics3Processor"), "colpali": ("ColPali", "ColPaliProcessor")}
+CLASSES = {
+    "colidefics3": ("ColIdefics3", "ColIdefics3Processor"),
+    "colpali": ("ColPali", "ColPaliProcessor"),
+    "colmodernvbert": ("ColModernVBert", "ColModernVBertProcessor"),
+    "colgemma3": ("ColGemma3", "ColGemmaProcessor3"),
+    "colqwen3": ("ColQwen3", "ColQwen3Processor"),
+    "colqwen3_5": ("ColQwen3_5", "ColQwen3_5Processor"),
+}
+NEEDS_TORCHVISION = ["colqwen3", "colqwen3_5"]
+FAMILIES = [name for name in CLASSES if has_torchvision() or name not in NEEDS_TORCHVISION]
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -42,7 +51,7 @@ def test_image_embeddings_equal_colpali_engine_forward(family, page_images):
     for img, mine in zip(page_images, ours, strict=True):
         batch = ref_proc.process_images([img])  # one image: no padding involved
         theirs = _reference(ref_model, batch)[0]
-        assert mine.shape == (int(batch["attention_mask"].sum()), 128)
+        assert mine.shape == (int(batch["attention_mask"].sum()), emb.dim)
         assert np.abs(mine - theirs.numpy()).max() <= 1e-5
         assert np.allclose(np.linalg.norm(mine, axis=1), 1.0, atol=1e-4)
 
@@ -106,9 +115,40 @@ def test_unknown_type_is_refused_not_guessed(tiny):
 
 
 @pytest.mark.skipif(has_torchvision(), reason="this machine has torchvision: ColQwen processors can load")
-def test_colqwen_without_torchvision_says_what_to_install(tiny):
-    with pytest.raises(ImportError, match=r"needs torchvision.*colidefics3"):
-        MultiVectorEmbedder(ModelSpec(type="colqwen2_5", model=str(tiny["colidefics3"])))
+@pytest.mark.parametrize("model_type", ["colqwen2_5", "colqwen3", "colqwen3_5"])
+def test_colqwen_without_torchvision_says_what_to_install(tiny, model_type):
+    with pytest.raises(ImportError, match=r"needs torchvision.*make gpu.*torchvision==0\.28\.0.*colidefics3"):
+        MultiVectorEmbedder(ModelSpec(type=model_type, model=str(tiny["colidefics3"])))
+
+
+@pytest.mark.skipif(has_torchvision(), reason="this machine has torchvision: ColQwen processors can load")
+@pytest.mark.parametrize("model_type", ["colqwen3", "colqwen3_5"])
+def test_colqwen3_processors_truly_need_torchvision(model_type):
+    """The registry's needs_torchvision is a fact, not a guess: the processor does not even construct."""
+    import tiny_models
+
+    tk, ip, vp, *_ = tiny_models._qwen3_vl_parts()
+    proc_cls = getattr(colpali_engine(), CLASSES[model_type][1])
+    with pytest.raises((ImportError, AttributeError, TypeError, ValueError)):
+        proc_cls(image_processor=ip, tokenizer=tk, video_processor=vp)
+
+
+def test_max_edge_sets_the_tiling_edge_for_idefics3_style_families(tiny):
+    for name in ("colidefics3", "colmodernvbert"):
+        emb = MultiVectorEmbedder(ModelSpec(type=name, model=str(tiny[name]), options={"max_edge": 32}))
+        assert emb.processor.image_processor.size == {"longest_edge": 32}
+
+
+def test_every_registered_family_has_a_default_spec():
+    from docrag.indexes.multivector import DEFAULT_SPECS
+    from docrag.indexes.multivector import FAMILIES as REGISTRY
+
+    assert set(DEFAULT_SPECS) == set(REGISTRY)
+    for name, spec in DEFAULT_SPECS.items():
+        assert spec.type == name and spec.trust_remote_code is False
+    m = colpali_engine()
+    for fam in REGISTRY.values():  # every class name resolves in the installed colpali-engine
+        assert getattr(m, fam.model_class) and getattr(m, fam.processor_class)
 
 
 def test_trust_remote_code_only_on_opt_in(tiny, monkeypatch):
