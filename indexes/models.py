@@ -12,8 +12,10 @@ before any work starts.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ __all__ = [
     "ModelsUnavailableError",
     "availability",
     "cached_path",
+    "checkout",
     "checkpoints",
     "download",
     "ensure_models",
@@ -316,6 +319,41 @@ def load_pretrained(
 
 
 @contextmanager
+def checkout(spec: ModelSpec, slot: str = "visual") -> Iterator[str]:
+    """A local directory ``from_pretrained`` loads ``spec``'s model from (fetched first unless offline).
+
+    A PEFT adapter (``adapter_config.json``, no ``config.json``) names its base by hub id, which transformers
+    would fetch at ``main`` behind docrag's back. Instead the base comes from ``options.base_model`` (at
+    ``options.base_revision``), resolved like any checkpoint, and the directory yielded is a temporary
+    folder of links to the base's files and the adapter's (the adapter's win): transformers then loads base
+    weights and adapter from one local folder, its own code path, nothing fetched behind docrag's back.
+    """
+    path = resolve(Checkpoint(spec.model, spec.revision, f"{slot}.model"))
+    adapter = Path(path)
+    if not ((adapter / "adapter_config.json").is_file() and not (adapter / "config.json").is_file()):
+        yield path
+        return
+    try:
+        named = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(spec.model, spec.revision, f"unreadable adapter_config.json ({exc})") from None
+    base = spec.options.get("base_model") or named
+    if not base:
+        setting = f"{slot}.options.base_model"
+        raise ModelUnavailableError(spec.model, spec.revision, "a PEFT adapter naming no base model", setting=setting)
+    base_dir = Path(resolve(Checkpoint(str(base), spec.options.get("base_revision"), f"{slot}.options.base_model")))
+    with tempfile.TemporaryDirectory(prefix="docrag-adapter-") as tmp:
+        for src in (base_dir, adapter):
+            for f in src.rglob("*"):
+                if f.is_file() and ".cache" not in f.parts:
+                    link = Path(tmp) / f.relative_to(src)
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    link.unlink(missing_ok=True)
+                    link.symlink_to(f.resolve())
+        yield tmp
+
+
+@contextmanager
 def quiet_loading() -> Iterator[None]:
     """No "Loading weights" bars from transformers while a checkpoint loads, unless docrag logs at INFO
     (``docrag -v``, or ``logging.getLogger("docrag").setLevel(logging.INFO)`` in a notebook)."""
@@ -333,10 +371,15 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def load_for(spec: ModelSpec, loader: Callable[..., T], *, vision: bool = False, **kwargs: Any) -> T:
-    """``load_pretrained`` for the checkpoint ``spec`` names (its vision tower with ``vision``), passing the
-    spec's own ``trust_remote_code`` opt-in: the one place an embedder's loads get it."""
+def load_for(
+    spec: ModelSpec, loader: Callable[..., T], *, vision: bool = False, path: str | None = None, **kwargs: Any
+) -> T:
+    """``load_pretrained`` for the checkpoint ``spec`` names (its vision tower with ``vision``; or the local
+    ``path`` a ``checkout`` gave), passing the spec's own ``trust_remote_code`` opt-in: the one place an
+    embedder's loads get it."""
     model, revision = (spec.vision_model, spec.vision_revision) if vision else (spec.model, spec.revision)
+    if path is not None:
+        model, revision = path, None
     if model is None:
         raise ValueError(f"{spec.type}: no {'vision_model' if vision else 'model'} in the spec")
     return load_pretrained(loader, model, revision, trust_remote_code=spec.trust_remote_code, **kwargs)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .colpali_compat import colpali_engine, require_torchvision
-from .models import ModelSpec, load_for, pick_device, pick_dtype
+from .models import ModelSpec, checkout, load_for, pick_device, pick_dtype
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -124,8 +124,9 @@ class MultiVectorEmbedder:
         self.spec = spec
         self.device = pick_device(spec.device)
         self.dtype = pick_dtype(spec.dtype, self.device)
-        self.processor = load_for(spec, proc_cls.from_pretrained)
-        self.model = load_for(spec, model_cls.from_pretrained, dtype=self.dtype)
+        with checkout(spec, "visual") as target:  # a PEFT adapter comes with its declared base
+            self.processor = load_for(spec, proc_cls.from_pretrained, path=target)
+            self.model = load_for(spec, model_cls.from_pretrained, path=target, dtype=self.dtype)
         _drop_unloaded_lm_head(self.model)
         self.model = self.model.to(self.device).eval()
         self.dim = int(getattr(self.model, "dim", self.dim))

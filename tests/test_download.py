@@ -157,3 +157,32 @@ def test_doctor_reports_the_machine_and_what_each_profile_lacks(tmp_path, hub):
     assert report["profiles"]["lite"]["ready"], report["profiles"]["lite"]  # the packaged MiniLM, BM25, OCR
     cpu = report["profiles"]["cpu"]
     assert not cpu["ready"] and any("hf download" in why for why in cpu["lacks"])
+
+
+def test_adapter_and_its_base_download_and_index(tmp_path, tiny, docs):
+    """A PEFT adapter on the hub and the base it declares: both fetched at their revisions, then indexed."""
+    import tiny_models
+
+    adapter = tiny_models.build_lora_adapter(
+        tiny["colmodernvbert"], tmp_path / "adapter", "ColModernVBert", "tiny-org/modernvbert-base"
+    )
+    repos = {"tiny-org/colmodernvbert": adapter, "tiny-org/modernvbert-base": tiny["colmodernvbert"]}
+    with HubServer({**repos, UNIFIED: tiny["siglip"]}) as hub:
+        cfg = tmp_path / "adapter.toml"
+        cfg.write_text(
+            "[visual]\ntype = \"colmodernvbert\"\nmodel = \"tiny-org/colmodernvbert\"\n"
+            f"revision = \"{hub.sha('tiny-org/colmodernvbert')}\"\n"
+            "[visual.options]\nbase_model = \"tiny-org/modernvbert-base\"\n"
+            f"base_revision = \"{hub.sha('tiny-org/modernvbert-base')}\"\n"
+            f"[unified]\ntype = \"siglip\"\nmodel = \"{UNIFIED}\"\nrevision = \"{hub.sha(UNIFIED)}\"\n"
+        )
+        hf_home, db = tmp_path / "hf", tmp_path / "db"
+        proc = _run(["index", str(docs["chart"]), "--db", str(db), "--config", str(cfg), "--json"], hub, hf_home,
+                    offline=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert report["indexed"] == 1
+        for repo in repos:
+            assert any(p.startswith(f"/{repo}/resolve/{hub.sha(repo)}/") for p in hub.downloads()), repo
+        stats = json.loads(_run(["stats", "--db", str(db), "--json"], hub, hf_home, offline=True).stdout)
+        assert stats["visual_pages"] >= 1 and stats["visual_model"] == "tiny-org/colmodernvbert", stats

@@ -172,3 +172,38 @@ def test_trust_remote_code_only_on_opt_in(tiny, monkeypatch):
     user_opts_in = True  # the user's explicit opt-in for this model
     MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"]), trust_remote_code=user_opts_in))
     assert seen and all(seen)
+
+
+def test_peft_adapter_loads_over_its_declared_base(tiny, tmp_path, page_images):
+    """A LoRA adapter whose adapter_config names a hub base: docrag takes the base from options.base_model
+    and computes what colpali-engine's own from_pretrained computes with that base."""
+    import json
+    import shutil
+
+    import tiny_models
+
+    base = tiny["colmodernvbert"]
+    adapter = tiny_models.build_lora_adapter(base, tmp_path / "adapter", "ColModernVBert", "tiny-org/not-here")
+    spec = ModelSpec(type="colmodernvbert", model=str(adapter), options={"base_model": str(base)})
+    ours = MultiVectorEmbedder(spec)
+
+    # colpali-engine's own path, with the adapter pointing at the local base.
+    ref_dir = tmp_path / "ref"
+    shutil.copytree(adapter, ref_dir)
+    cfg = json.loads((ref_dir / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = str(base)
+    (ref_dir / "adapter_config.json").write_text(json.dumps(cfg))
+    m = colpali_engine()
+    ref_model = m.ColModernVBert.from_pretrained(str(ref_dir)).eval()
+    ref_proc = m.ColModernVBertProcessor.from_pretrained(str(ref_dir))
+    batch = ref_proc.process_images([page_images[0]])
+    with torch.inference_mode():
+        want = ref_model(**batch)[0][batch["attention_mask"][0].bool()].numpy()
+    got = ours.embed_images([page_images[0]])[0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    plain = MultiVectorEmbedder(ModelSpec(type="colmodernvbert", model=str(base))).embed_images([page_images[0]])[0]
+    assert np.abs(plain - got).max() > 1e-3, "the adapter must change the vectors"
+
+    # Without options.base_model the adapter's own hub id is tried, and its absence is one clear error.
+    with pytest.raises(ModelUnavailableError, match="tiny-org/not-here"):
+        MultiVectorEmbedder(ModelSpec(type="colmodernvbert", model=str(adapter)))

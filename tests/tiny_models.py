@@ -427,3 +427,27 @@ def build_colqwen3_5(out: Path, seed: int = 0) -> Path:
     model.save_pretrained(out)
     proc.save_pretrained(out)
     return out
+
+
+def build_lora_adapter(base: Path, out: Path, model_class: str, base_name: str, seed: int = 1) -> Path:
+    """A PEFT LoRA adapter over the tiny ``base`` (saved like the vidore adapters: adapter weights, the
+    processor's files, no config.json), whose adapter_config names ``base_name`` as its base. LoRA B is
+    random (not zero), so the adapter really changes the vectors."""
+    import json
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoProcessor
+
+    from docrag.indexes.colpali_compat import colpali_engine
+
+    model = getattr(colpali_engine(), model_class).from_pretrained(str(base)).eval()
+    torch.manual_seed(seed)
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["custom_text_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(out)
+    AutoProcessor.from_pretrained(str(base)).save_pretrained(out)
+    (out / "config.json").unlink(missing_ok=True)
+    cfg_path = out / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = base_name
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    return out
