@@ -83,7 +83,7 @@ class Candidate:
     detail: str = ""  # e.g. the chunk text or image id behind the score
 
 
-def _schemas(unified_dim: int | None, meta: dict[str, str]) -> dict[str, Any]:
+def _schemas(unified_dim: int | None, meta: dict[str, str], visual_dim: int | None = MULTIVECTOR_DIM) -> dict[str, Any]:
     import pyarrow as pa
 
     base = [pa.field("doc_id", pa.string(), nullable=False), pa.field("page", pa.int32(), nullable=False)]
@@ -114,16 +114,17 @@ def _schemas(unified_dim: int | None, meta: dict[str, str]) -> dict[str, Any]:
                 pa.field("thumbnail", pa.binary()),
             ]
         ),
-        "visual": pa.schema(
+        "meta": pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())]),
+    }
+    if visual_dim:
+        out["visual"] = pa.schema(
             [
                 *base,
                 pa.field("n_vectors", pa.int32()),
-                pa.field("multivector", pa.list_(pa.list_(pa.float16(), MULTIVECTOR_DIM))),
+                pa.field("multivector", pa.list_(pa.list_(pa.float16(), visual_dim))),
             ],
             metadata=meta,
-        ),
-        "meta": pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())]),
-    }
+        )
     if unified_dim:
         vec = pa.field("vector", pa.list_(pa.float32(), unified_dim))
         out["chunks"] = pa.schema(
@@ -135,21 +136,22 @@ def _schemas(unified_dim: int | None, meta: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def multivectors_to_arrow(arrays: Sequence[np.ndarray]) -> Any:
-    """list<fixed_size_list<float16, 128>> from (n_i, 128) arrays, without Python lists."""
+def multivectors_to_arrow(arrays: Sequence[np.ndarray], dim: int = MULTIVECTOR_DIM) -> Any:
+    """list<fixed_size_list<float16, dim>> from (n_i, dim) arrays, without Python lists."""
     import pyarrow as pa
 
-    flat = np.concatenate([np.asarray(a, dtype=np.float16).reshape(-1, MULTIVECTOR_DIM) for a in arrays])
-    inner = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), MULTIVECTOR_DIM)
+    flat = np.concatenate([np.asarray(a, dtype=np.float16).reshape(-1, dim) for a in arrays])
+    inner = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), dim)
     offsets = np.cumsum([0, *(len(a) for a in arrays)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), inner)
 
 
 def arrow_to_multivectors(column: Any) -> list[np.ndarray]:
-    """The inverse: a list of (n_i, 128) float16 arrays (views into one buffer)."""
+    """The inverse: a list of (n_i, dim) float16 arrays (views into one buffer)."""
     col = column.combine_chunks() if hasattr(column, "combine_chunks") else column
     offsets = col.offsets.to_numpy()
-    values = col.values.flatten().to_numpy(zero_copy_only=False).reshape(-1, MULTIVECTOR_DIM)
+    dim = col.type.value_type.list_size
+    values = col.values.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
     base = offsets[0]
     return [values[offsets[i] - base : offsets[i + 1] - base] for i in range(len(col))]
 
@@ -202,6 +204,9 @@ class Store:
         if unified_dim and dim and int(dim) != unified_dim:
             raise ModelMismatchError(f"{self.uri}: unified vectors are {dim}-d here, not {unified_dim}-d")
         self.unified_dim = int(dim or unified_dim or 0) or None
+        # Multivector size: recorded since 128 stopped being the only one (older databases hold 128).
+        vdim = stored.get("visual_dim", MULTIVECTOR_DIM if stored else None)
+        self.visual_dim: int | None = int(vdim) if vdim else None
         self.profile = stored.get("profile") or profile
         self.writable = False
         self._visual_cache: tuple[int, list[tuple[str, int]], PackedDocs] | None = None
@@ -218,15 +223,26 @@ class Store:
         self = cls.__new__(cls)
         self.uri, self.db = str(uri), lancedb.connect(str(uri))
         self._stored_meta, self.visual_spec, self.unified_spec = {}, None, None
-        self.unified_dim, self.profile = None, None
+        self.unified_dim, self.visual_dim, self.profile = None, None, None
         self.writable, self._visual_cache, self._names = False, None, None
         return self
 
-    def make_writable(self, unified_dim: int | None = None) -> None:
+    def make_writable(self, unified_dim: int | None = None, visual_dim: int | None = None) -> None:
         """Create the missing tables and columns and record the models, where anything is missing or changed
-        (a database opened this way and left unchanged is not written)."""
+        (a database opened this way and left unchanged is not written). A vector size not known yet (a new
+        database whose models have not loaded) leaves its tables to a later call."""
         if unified_dim and not self.unified_dim:
             self.unified_dim = unified_dim
+        if visual_dim and visual_dim != self.visual_dim:
+            if self.count("visual"):
+                raise ModelMismatchError(
+                    f"{self.uri}: visual vectors are {self.visual_dim}-d here, not {visual_dim}-d"
+                )
+            if "visual" in self._tables():  # created empty at the old default size
+                with self._writing("visual"):
+                    self.db.drop_table("visual")
+                self._names = None
+            self.visual_dim = visual_dim
         self.writable = True
         self._write_meta()
 
@@ -260,7 +276,11 @@ class Store:
         return {r["key"]: json.loads(r["value"]) for r in db.open_table("meta").to_arrow().to_pylist()}
 
     def _meta_dict(self) -> dict[str, str]:
-        out = {"unified_dim": json.dumps(self.unified_dim), "profile": json.dumps(self.profile)}
+        out = {
+            "unified_dim": json.dumps(self.unified_dim),
+            "visual_dim": json.dumps(self.visual_dim),
+            "profile": json.dumps(self.profile),
+        }
         if self.visual_spec:
             out["visual_spec"] = self.visual_spec.model_dump_json()
         if self.unified_spec:
@@ -271,7 +291,7 @@ class Store:
         import pyarrow as pa
 
         meta = self._meta_dict()
-        schemas = _schemas(self.unified_dim, {f"docrag.{k}": v for k, v in meta.items()})
+        schemas = _schemas(self.unified_dim, {f"docrag.{k}": v for k, v in meta.items()}, self.visual_dim)
         self._names = None
         existing = self._tables()
         with self._writing("meta"):
@@ -396,7 +416,7 @@ class Store:
                 if value is None:
                     value = [None] * len(next(iter(rows.values())))
                 if f.name == "multivector":
-                    cols[f.name] = multivectors_to_arrow(value)
+                    cols[f.name] = multivectors_to_arrow(value, f.type.value_type.list_size)
                 elif f.name == "vector":
                     cols[f.name] = _vectors_to_arrow(value, f.type.list_size)
                 else:
@@ -479,9 +499,11 @@ class Store:
     ) -> None:
         if not pages:
             return
+        if self.visual_dim is None and multivectors and np.ndim(multivectors[0]) == 2:
+            self.make_writable(visual_dim=int(multivectors[0].shape[1]))  # a new database learns its size
         for mv in multivectors:
-            if mv.ndim != 2 or mv.shape[1] != MULTIVECTOR_DIM:
-                raise ValueError(f"multivectors must be (n, {MULTIVECTOR_DIM}); got {mv.shape}")
+            if mv.ndim != 2 or mv.shape[1] != (self.visual_dim or MULTIVECTOR_DIM):
+                raise ValueError(f"multivectors must be (n, {self.visual_dim or MULTIVECTOR_DIM}); got {mv.shape}")
         self.add_rows(
             "visual",
             {

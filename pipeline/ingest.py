@@ -186,7 +186,8 @@ class Ingestor:
         self._loader = None
         if self._load_error is not None:
             raise self._load_error
-        self.store.make_writable(unified_dim=self._unified.dim)  # a new database learns its vector size
+        # A new database learns its vector sizes.
+        self.store.make_writable(unified_dim=self._unified.dim, visual_dim=self._visual.dim if self._visual else None)
 
     @property
     def unified(self) -> UnifiedEmbedder:
@@ -216,7 +217,8 @@ class Ingestor:
             # Known vector size (an existing database, or an embedder given loaded): all tables now; else the
             # tables that need it wait for the first batch to embed.
             dim = None if callable(self._unified) else self._unified.dim
-            self.store.make_writable(unified_dim=dim)
+            vdim = None if self._visual is None or callable(self._visual) else self._visual.dim
+            self.store.make_writable(unified_dim=dim, visual_dim=vdim)
             self._start_loading()
             try:
                 todo = self._bookkeeping(paths, report)

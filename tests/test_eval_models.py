@@ -100,6 +100,10 @@ def test_models_command_lists_every_profile(tmp_path):
     rows = {(r["profile"], r["leg"], r["model"]): r for r in out["models"]}
     lite = rows[("lite", "unified", "sentence-transformers/all-MiniLM-L6-v2")]
     assert lite["available"] is True and "packaged copy" in lite["where"]
-    assert rows[("cpu", "visual", "vidore/colSmol-256M")]["available"] is False
+    cpu_visual = rows[("cpu", "visual", "ModernVBERT/colmodernvbert")]
+    assert cpu_visual["available"] is False and cpu_visual["pinned"] and "--revision" in cpu_visual["download"]
+    base = rows[("cpu", "visual", "ModernVBERT/colmodernvbert-base")]  # the adapter's base: a second checkpoint
+    assert base["setting"] == "visual.options.base_model" and not base["pinned"]
+    assert all(r["pinned"] for r in out["models"] if r["setting"].endswith(".model")), "every default is pinned"
     res = subprocess.run([EXE, "models"], capture_output=True, text=True, timeout=120, env=env)
-    assert res.returncode == 0 and "colSmol-256M" in res.stdout and "lite" in res.stdout
+    assert res.returncode == 0 and "colmodernvbert" in res.stdout and "unverified" in res.stdout

@@ -319,8 +319,8 @@ def test_missing_checkpoint_fails_once_before_reading_files(tmp_path, folder):
         [EXE, "index", str(folder), "--db", str(db)], capture_output=True, text=True, timeout=300, env=env
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "2 model(s) not available" in res.stderr  # both models of the default profile, named at once
-    assert "colSmol" in res.stderr and "nomic-embed-text" in res.stderr
+    assert "3 model(s) not available" in res.stderr  # every checkpoint of the default profile (adapter base too)
+    assert "colmodernvbert" in res.stderr and "siglip2-base-patch16-224" in res.stderr
     assert not db.exists()  # no empty database left behind
 
 

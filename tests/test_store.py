@@ -193,3 +193,22 @@ def test_maintain_compacts_fragmented_tables_past_the_threshold(tmp_path, monkey
     store.maintain()
     assert fragments() == 1
     assert [(c.doc_id, c.page, round(c.score, 5)) for c in store.search_text(q, k=18)] == before
+
+
+def test_visual_vectors_of_another_size_are_stored_and_searched(tmp_path):
+    """ColQwen3 emits 320-d vectors: a new database takes the size of its first vectors and keeps it."""
+    rng = np.random.default_rng(0)
+    spec = ModelSpec(type="colqwen3", model="m")
+    store = Store(tmp_path / "db", visual_spec=spec)
+    pages = [rng.standard_normal((30, 320)).astype(np.float32) for _ in range(4)]
+    pages = [p / np.linalg.norm(p, axis=1, keepdims=True) for p in pages]
+    store.add_visual("doc", [1, 2, 3, 4], pages)
+    query = pages[2][:5] + 0.01  # tokens of page 3
+    (hits,) = store.search_visual([query], k=2)
+    assert (hits[0].doc_id, hits[0].page) == ("doc", 3)
+    again = Store(tmp_path / "db", visual_spec=spec)
+    assert again.visual_dim == 320
+    with pytest.raises(ValueError, match=r"\(n, 320\)"):
+        again.add_visual("doc", [5], [np.ones((3, 128), np.float32)])
+    back = arrow_to_multivectors(again.table("visual").to_arrow().column("multivector"))
+    assert back[0].shape == (30, 320)

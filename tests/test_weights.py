@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from docrag.config import PROFILES
-from docrag.indexes.models import ModelSpec, availability
+from docrag.indexes.models import ModelSpec, availability, checkpoints
 
 pytestmark = pytest.mark.weights
 
@@ -22,13 +22,14 @@ def _spec(profile: str, leg: str) -> ModelSpec:
     local = os.environ.get(f"DOCRAG_WEIGHTS_{raw['type'].upper().replace('-', '_').replace('.', '_')}")
     if local:
         raw["model"], raw["revision"] = local, None
-    ok, _ = availability(raw["model"], raw.get("revision"))
-    if not ok:
-        pytest.skip(
-            f"{raw['model']} (revision {raw.get('revision') or 'main'}) is not on this machine; "
-            "put it in the HF cache or set DOCRAG_WEIGHTS_<TYPE> to a local directory"
-        )
-    return ModelSpec(**raw)
+    spec = ModelSpec(**raw)
+    for c in checkpoints(leg, spec):  # an adapter's base too
+        if not availability(c.model, c.revision)[0]:
+            pytest.skip(
+                f"{c.model} (revision {c.revision or 'main'}) is not on this machine; "
+                "`docrag models pull` it, or set DOCRAG_WEIGHTS_<TYPE> to a local directory"
+            )
+    return spec
 
 
 @pytest.mark.parametrize("profile", ["cpu", "gpu"])
@@ -52,10 +53,11 @@ def test_real_visual_model_prefers_the_matching_page(profile, docs):
     assert int(np.argmax(scores)) == 1  # the slide
 
 
-def test_real_nomic_text_ranks_the_answer_first():
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_real_unified_text_ranks_the_answer_first(profile):
     from docrag.indexes.unified import create_unified
 
-    emb = create_unified(_spec("cpu", "unified"))
+    emb = create_unified(_spec(profile, "unified"))
     d = emb.embed_documents(["Paris is the capital of France.", "Mitochondria make ATP."])
     q = emb.embed_queries(["What is the capital of France?"])
     assert int(np.argmax(q @ d.T)) == 0
