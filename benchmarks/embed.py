@@ -209,6 +209,54 @@ def bench_text(rows: list[str], tmp: Path) -> None:
     )
 
 
+def bench_siglip(rows: list[str], tmp: Path) -> None:
+    """SigLIP 2 base/16-224 layout (the cpu profile's unified embedder; SiglipConfig's defaults are its sizes,
+    256k vocabulary, 64 text positions) through docrag's SiglipEmbedder: text chunks/s and images/s."""
+    import torch
+    from transformers import SiglipConfig, SiglipModel, SiglipProcessor
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    from docrag.indexes.models import ModelSpec
+    from docrag.indexes.unified import chunk_page_texts, create_unified
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import pdfgen
+    import tiny_models
+
+    out = tmp / "siglip2_base"
+    tk = tiny_models.wordpiece_tokenizer(64)
+    cfg = SiglipConfig(
+        text_config=dict(vocab_size=256000, max_position_embeddings=64, pad_token_id=tk.pad_token_id,
+                         eos_token_id=tk.eos_token_id, bos_token_id=None),
+        vision_config=dict(image_size=224, patch_size=16),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = SiglipModel(cfg).eval()
+    n_params = sum(p.numel() for p in model.parameters()) / 1e6
+    model.save_pretrained(out)
+    SiglipProcessor(
+        image_processor=SiglipImageProcessorPil(size={"height": 224, "width": 224}), tokenizer=tk
+    ).save_pretrained(out)
+    emb = create_unified(ModelSpec(type="siglip", model=str(out), device="cpu", batch_size=16))
+    page_text = " ".join(pdfgen._sentences(40, seed=1))
+    chunks = chunk_page_texts([(p, [page_text]) for p in range(1, 21)], emb)
+    texts = [c.text for c in chunks]
+    emb.embed_documents(texts[:4])
+    t0 = time.perf_counter()
+    emb.embed_documents(texts)
+    dt_text = time.perf_counter() - t0
+    images = [_page_image(i).resize((600, 400)) for i in range(16)]
+    emb.embed_images(images[:2])
+    t0 = time.perf_counter()
+    emb.embed_images(images)
+    dt_img = time.perf_counter() - t0
+    rows.append(
+        f"| SigLIP 2 base/16-224 layout (cpu unified) | cpu fp32 | {len(texts) / dt_text:.1f} chunks/s ({len(texts)} "
+        f"chunks of ≤64 tokens, {len(texts) / 20:.1f} per page); {len(images) / dt_img:.1f} images/s | 1 per chunk "
+        f"or image | | {n_params:.0f}M parameters |"
+    )
+
+
 def bench_maxsim(args, rows: list[str], n_vectors: int) -> None:
     from docrag.indexes.maxsim import PackedDocs, maxsim_scores
 
@@ -264,6 +312,7 @@ def main() -> None:
     ap.add_argument("--maxsim-pages", type=int, nargs="+", default=[1000, 10000, 50000])
     ap.add_argument("--maxsim-vectors", type=int, default=0, help="vectors per page (default: measured)")
     ap.add_argument("--skip-visual", action="store_true")
+    ap.add_argument("--siglip", action="store_true", help="also the cpu profile's unified embedder (SigLIP 2 base)")
     ap.add_argument("--skip-maxsim", action="store_true")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--keep-denormals", action="store_true", help="do not flush denormals (slower on random weights)")
@@ -285,6 +334,8 @@ def main() -> None:
         tmp = Path(d)
         measured = bench_visual(args, rows, tmp) if not args.skip_visual else {}
         bench_text(rows, tmp)
+        if args.siglip:
+            bench_siglip(rows, tmp)
     body = "\n".join(rows)
     if not args.skip_maxsim:
         first = next(iter(measured.values()), (0, 0.0))

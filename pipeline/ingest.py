@@ -171,7 +171,9 @@ class Ingestor:
                 self._load_error = exc
 
         self._load_error: BaseException | None = None
-        self._loader = threading.Thread(target=load, name="docrag-model-load", daemon=True)
+        # Not a daemon: a thread stopped by interpreter exit in the middle of C++ code (torch, tokenizers)
+        # aborts the process ("FATAL: exception not rethrown"); exit waits for the load to finish instead.
+        self._loader = threading.Thread(target=load, name="docrag-model-load", daemon=False)
         self._loader.start()
 
     def _models_ready(self) -> bool:
@@ -180,6 +182,9 @@ class Ingestor:
 
     def _wait_for_models(self) -> None:
         loader = getattr(self, "_loader", None)
+        if loader is None and (callable(self._unified) or callable(self._visual)):
+            self._start_loading()  # needed before any document asked for it
+            loader = self._loader
         if loader is None:
             return
         loader.join()
@@ -219,9 +224,10 @@ class Ingestor:
             dim = None if callable(self._unified) else self._unified.dim
             vdim = None if self._visual is None or callable(self._visual) else self._visual.dim
             self.store.make_writable(unified_dim=dim, visual_dim=vdim)
-            self._start_loading()
             try:
                 todo = self._bookkeeping(paths, report)
+                if todo:  # nothing to embed, nothing to load
+                    self._start_loading()
                 self._index(todo, metadata or {}, report)
             except KeyboardInterrupt:
                 report.seconds = time.perf_counter() - t0
