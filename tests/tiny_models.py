@@ -44,14 +44,23 @@ TINY_VISION = dict(
     hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
 )
 TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
-IDEFICS3_SPECIALS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<end_of_utterance>",
-    "<image>",
-    "<fake_token_around_image>",
-    "<global-img>",
-] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+
+
+def _tiling_specials(pad: str, bos: str) -> list[str]:
+    """Special tokens of an Idefics3-style processor (image tiles as <row_i_col_j>): pad, bos, eos, then the
+    image tokens."""
+    image = ["<image>", "<fake_token_around_image>", "<global-img>"]
+    return [pad, bos, "<end_of_utterance>", *image] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+
+
+def _tiling_tokenizer(specials: list[str]):
+    tk = bpe_tokenizer(specials)
+    tk.pad_token, tk.bos_token, tk.eos_token = specials[:3]
+    tk.add_special_tokens({"additional_special_tokens": specials[3:]})
+    return tk
+
+
+IDEFICS3_SPECIALS = _tiling_specials("<|endoftext|>", "<|im_start|>")
 
 
 def build_colidefics3(
@@ -72,9 +81,7 @@ def build_colidefics3(
     from docrag.indexes.colpali_compat import colpali_engine
 
     m = colpali_engine()
-    tk = bpe_tokenizer(IDEFICS3_SPECIALS)
-    tk.bos_token, tk.eos_token, tk.pad_token = "<|im_start|>", "<end_of_utterance>", "<|endoftext|>"
-    tk.add_special_tokens({"additional_special_tokens": IDEFICS3_SPECIALS[3:]})
+    tk = _tiling_tokenizer(IDEFICS3_SPECIALS)
     ip = Idefics3ImageProcessorPil(size={"longest_edge": longest_edge}, max_image_size={"longest_edge": tile})
     proc = m.ColIdefics3Processor(image_processor=ip, tokenizer=tk, image_seq_len=image_seq_len)
     vocab = vocab_size or len(tk)
@@ -206,14 +213,7 @@ def build_siglip(out: Path, seed: int = 0) -> Path:
     return out
 
 
-MODERNVBERT_SPECIALS = [
-    "<|padding|>",
-    "<|begin_of_text|>",
-    "<end_of_utterance>",
-    "<image>",
-    "<fake_token_around_image>",
-    "<global-img>",
-] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+MODERNVBERT_SPECIALS = _tiling_specials("<|padding|>", "<|begin_of_text|>")
 
 
 def build_colmodernvbert(
@@ -233,9 +233,7 @@ def build_colmodernvbert(
     from docrag.indexes.colpali_compat import colpali_engine
 
     m = colpali_engine()
-    tk = bpe_tokenizer(MODERNVBERT_SPECIALS)
-    tk.pad_token, tk.bos_token, tk.eos_token = "<|padding|>", "<|begin_of_text|>", "<end_of_utterance>"
-    tk.add_special_tokens({"additional_special_tokens": MODERNVBERT_SPECIALS[3:]})
+    tk = _tiling_tokenizer(MODERNVBERT_SPECIALS)
     ip = Idefics3ImageProcessorPil(size={"longest_edge": longest_edge}, max_image_size={"longest_edge": tile})
     vision = vision or TINY_VISION
     image_seq_len = (vision["image_size"] // vision["patch_size"]) ** 2 // pixel_shuffle**2
