@@ -83,9 +83,15 @@ class Index:
         cache, else downloaded there — unless downloads are off (``settings.offline``, HF_HUB_OFFLINE=1), where
         one ``ModelsUnavailableError`` names every missing one. Returns {model: local directory}."""
         from docrag.indexes.models import ensure_models
+        from docrag.indexes.multivector import FAMILIES
+        from docrag.indexes.unified import unified_class
 
         legs = legs or ("visual", "unified")
         specs = {leg: getattr(self.settings, leg) for leg in legs}
+        if specs.get("visual") is not None and specs["visual"].type not in FAMILIES:  # before any download
+            raise ValueError(f"unknown visual model type {specs['visual'].type!r}; known: {', '.join(FAMILIES)}")
+        if specs.get("unified") is not None:
+            unified_class(specs["unified"])  # an unknown type is a ValueError naming the known ones
         return ensure_models(specs, offline=self.settings.offline, progress=progress)
 
     @property

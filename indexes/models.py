@@ -117,17 +117,22 @@ class ModelsUnavailableError(ModelUnavailableError):
     def __init__(self, missing: list[Checkpoint], reason: str) -> None:
         self.missing = list(missing)
         self.model, self.revision = missing[0].model, missing[0].revision
-        names = ", ".join(f"{c.model!r} (revision {c.revision or 'main, unpinned'})" for c in missing)
+        names = ", ".join(
+            repr(c.model) if _looks_like_path(c.model) else f"{c.model!r} (revision {c.revision or 'main, unpinned'})"
+            for c in missing
+        )
         RuntimeError.__init__(
             self, f"{len(missing)} model(s) not available ({reason}): {names}. {_remedies(missing, named_setting=True)}"
         )
 
 
 def _remedies(missing: list[Checkpoint], *, named_setting: bool) -> str:
-    cmds = "; ".join(f"`{c.hf_command()}`" for c in missing)
+    cmds = "; ".join(f"`{c.hf_command()}`" for c in missing if not _looks_like_path(c.model))
     text = (
         f"Download on a connected machine with {cmds} (or `docrag models pull PROFILE`) and copy its Hugging Face "
         "cache (HF_HOME) here; downloads happen on first use unless HF_HUB_OFFLINE=1 or --offline is set"
+        if cmds
+        else "Give a directory that exists"
     )
     if named_setting:
         dirs = "; ".join(f"{c.model}: {c.local_dir_hint()}" for c in missing)
@@ -146,7 +151,8 @@ def checkpoints(slot: str, spec: ModelSpec | None) -> list[Checkpoint]:
     """Every checkpoint ``spec`` loads: the model, a vision tower on the remote-code opt-in, an adapter's base."""
     if spec is None:
         return []
-    out = [Checkpoint(spec.model, spec.revision, f"{slot}.model")]
+    rev = None if _looks_like_path(spec.model) or is_local(spec.model) else spec.revision
+    out = [Checkpoint(spec.model, rev, f"{slot}.model")]
     if spec.vision_model and spec.trust_remote_code:  # a vision tower is loaded only on the opt-in
         out.append(Checkpoint(spec.vision_model, spec.vision_revision, f"{slot}.vision_model"))
     base = spec.options.get("base_model")
@@ -270,20 +276,24 @@ def ensure_models(
     """
     wanted = [c for slot, spec in specs.items() for c in checkpoints(slot, spec)]
     missing = [c for c in wanted if cached_path(c.model, c.revision) is None]
-    if missing and hub_offline(offline):
-        raise ModelsUnavailableError(missing, "not in the Hugging Face cache and downloads are off")
     failed: list[tuple[Checkpoint, str]] = []
     for c in missing:
         if _looks_like_path(c.model):
             failed.append((c, "no such directory"))
-            continue
-        try:
-            download(c.model, c.revision, progress=progress)
-        except ModelUnavailableError as exc:
-            failed.append((c, str(exc).split(": ", 1)[-1].split(". Download", 1)[0]))
+        elif hub_offline(offline):
+            failed.append((c, "not in the Hugging Face cache and downloads are off"))
+    if not failed or not hub_offline(offline):
+        for c in missing:
+            if _looks_like_path(c.model):
+                continue
+            try:
+                download(c.model, c.revision, progress=progress)
+            except ModelUnavailableError as exc:
+                failed.append((c, str(exc).split(": ", 1)[-1].split(". Download", 1)[0]))
     if failed:
-        reasons = "; ".join(f"{c.model}: {why}" for c, why in failed)
-        raise ModelsUnavailableError([c for c, _ in failed], reasons)
+        reasons = {why for _, why in failed}
+        reason = reasons.pop() if len(reasons) == 1 else "; ".join(f"{c.model}: {why}" for c, why in failed)
+        raise ModelsUnavailableError([c for c, _ in failed], reason)
     return {c.model: cached_path(c.model, c.revision) or "" for c in wanted}
 
 

@@ -186,3 +186,17 @@ def test_adapter_and_its_base_download_and_index(tmp_path, tiny, docs):
             assert any(p.startswith(f"/{repo}/resolve/{hub.sha(repo)}/") for p in hub.downloads()), repo
         stats = json.loads(_run(["stats", "--db", str(db), "--json"], hub, hf_home, offline=True).stdout)
         assert stats["visual_pages"] >= 1 and stats["visual_model"] == "tiny-org/colmodernvbert", stats
+
+
+def test_unknown_type_and_missing_directory_are_named_before_any_download(tmp_path, hub, docs):
+    hf_home, db = tmp_path / "hf", tmp_path / "db"
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text(f'[visual]\ntype = "colqwen9"\nmodel = "{VISUAL}"\n')
+    proc = _run(["index", str(docs["prose"]), "--db", str(db), "--config", str(cfg)], hub, hf_home, offline=False)
+    assert proc.returncode == 2 and "unknown visual model type 'colqwen9'" in proc.stderr
+    assert hub.requests == [] and not db.exists()
+    cfg.write_text('[visual]\ntype = "colidefics3"\nmodel = "/no/such/checkpoint"\n')
+    proc = _run(["index", str(docs["prose"]), "--db", str(db), "--config", str(cfg)], hub, hf_home, offline=True)
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "'/no/such/checkpoint'" in err and "no such directory" in err
+    assert "hf download /no/such" not in err and "DOCRAG_VISUAL__MODEL=/path" in err and not db.exists()
