@@ -65,7 +65,9 @@ def route(
     visual_pages: Annotated[
         VisualPages, typer.Option("--visual-pages", help="auto: decide per page; all or none: a policy.")
     ] = VisualPages.auto,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML file with [router] and [limits].")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings file (tables such as \\[router] and \\[limits]).")
+    ] = None,
 ) -> None:
     """Route every page: visual (ColPali leg) or text (unified leg), with a label and the reasons."""
     from rich.console import Console
@@ -634,12 +636,16 @@ def models(
     Nothing is downloaded: hub checkpoints come on first use, or ahead of time with `docrag models pull`.
     """
     if ctx.invoked_subcommand is not None:
+        ctx.obj = {"profile": profile, "config": config}  # `docrag models --profile lite pull` means lite
         return
     from docrag.config import PROFILE_NOTES
+    from docrag.indexes.models import hub_offline
 
     rows = _model_rows(profile, config)
+    offline = hub_offline(os.environ.get("DOCRAG_OFFLINE", "").lower() in {"1", "true", "yes"})
+    ctx.obj = {"profile": profile, "config": config}
     if as_json:
-        typer.echo(json.dumps({"profiles": PROFILE_NOTES, "models": rows}))
+        typer.echo(json.dumps({"profiles": PROFILE_NOTES, "models": rows, "offline": offline}))
         return
     from rich.console import Console
     from rich.table import Table
@@ -650,7 +656,8 @@ def models(
         table.add_column(col)
     for r in rows:
         rev = Text(r["revision"][:12]) if r["pinned"] else Text("unverified (unpinned)", style="yellow")
-        here = Text.assemble(("yes ", "green"), r["where"]) if r["available"] else Text("no: downloads on first use")
+        absent = "no: downloads are off" if offline else "no: downloads on first use"
+        here = Text.assemble(("yes ", "green"), r["where"]) if r["available"] else Text(absent)
         table.add_row(r["profile"], r["leg"], r["type"], r["model"], rev, here)
     out = Console(width=160)
     out.print(table)
@@ -661,11 +668,16 @@ def models(
 
 @models_app.command("pull")
 def models_pull(
+    ctx: typer.Context,
     profile: Annotated[str | None, typer.Argument(help="cpu, gpu or lite (default: the configured profile).")] = None,
+    profile_opt: ProfileOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Download a profile's checkpoints into the Hugging Face cache now (with progress), at their revisions."""
+    parent = ctx.obj or {}
+    profile = profile or profile_opt or parent.get("profile")
+    config = config or parent.get("config")
     from docrag.config import load_settings
     from docrag.indexes.models import ModelUnavailableError, ensure_models
 
@@ -753,7 +765,9 @@ def _doctor_report() -> dict[str, Any]:
     if checks["tesseract"] is None:
         for lacks in profiles.values():
             lacks.append("tesseract (OCR of scanned pages): apt-get install tesseract-ocr")
-    checks["profiles"] = {name: {"ready": not lacks, "lacks": lacks} for name, lacks in profiles.items()}
+    checks["profiles"] = {
+        name: {"ready": not lacks, "lacks": list(dict.fromkeys(lacks))} for name, lacks in profiles.items()
+    }
     return checks
 
 

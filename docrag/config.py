@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docrag.indexes.models import ModelSpec
@@ -145,8 +145,20 @@ def load_settings(profile: str | None = None, config_file: str | Path | None = N
     for layer in (data, overrides):
         for leg in ("visual", "unified"):
             # A spec naming another model or type replaces the profile's whole spec (its options included).
-            if isinstance(layer.get(leg), dict) and ({"model", "type"} & set(layer[leg])):
+            over = layer.get(leg)
+            if not isinstance(over, dict) or isinstance(base.get(leg), dict) is False:
+                continue
+            if "type" in over:
                 base[leg] = None
+            elif "model" in over:  # the same type, another checkpoint: not the profile's revision or options
+                base[leg] = {k: v for k, v in base[leg].items() if k not in ("revision", "options")}
     merged = _merge(_merge(base, data), overrides)
     merged["profile"] = name
-    return Settings(**merged)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        where = f"{config_file}: " if config_file is not None else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ValueError(f"{where}invalid settings (file or DOCRAG_* environment): {problems}") from None

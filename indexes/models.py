@@ -189,7 +189,7 @@ def cached_path(model: str, revision: str | None = None) -> str | None:
     """The directory a checkpoint loads from without the network (a directory, the HF cache at the revision,
     or the packaged all-MiniLM-L6-v2), or None."""
     if is_local(model):
-        return str(Path(model).expanduser())
+        return str(Path(model).expanduser())  # whether it holds a checkpoint: ensure_models says
     if _looks_like_path(model):
         return None
     try:
@@ -229,7 +229,7 @@ def download(model: str, revision: str | None = None, *, progress: bool = True) 
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
     try:
-        files = [s.rfilename for s in (HfApi().model_info(model, revision=revision).siblings or [])]
+        files = [s.rfilename for s in (HfApi().model_info(model, revision=revision, timeout=30).siblings or [])]
         ignore = list(_IGNORE)
         if any(f.endswith(".safetensors") for f in files):
             ignore += ["*.bin", "*.pt", "*.pth"]
@@ -277,12 +277,16 @@ def ensure_models(
     wanted = [c for slot, spec in specs.items() for c in checkpoints(slot, spec)]
     missing = [c for c in wanted if cached_path(c.model, c.revision) is None]
     failed: list[tuple[Checkpoint, str]] = []
+    for c in wanted:  # a directory that exists but holds no checkpoint fails here, not after parsing
+        d = Path(c.model).expanduser()
+        if is_local(c.model) and not any((d / m).is_file() for m in _MARKERS):
+            failed.append((c, f"not a checkpoint directory (no {', '.join(_MARKERS)})"))
     for c in missing:
         if _looks_like_path(c.model):
             failed.append((c, "no such directory"))
         elif hub_offline(offline):
             failed.append((c, "not in the Hugging Face cache and downloads are off"))
-    if not failed or not hub_offline(offline):
+    if not failed or not hub_offline(offline):  # online: try every download, report all failures together
         for c in missing:
             if _looks_like_path(c.model):
                 continue

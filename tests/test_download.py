@@ -200,3 +200,21 @@ def test_unknown_type_and_missing_directory_are_named_before_any_download(tmp_pa
     err = " ".join(proc.stderr.split())
     assert proc.returncode == 2 and "'/no/such/checkpoint'" in err and "no such directory" in err
     assert "hf download /no/such" not in err and "DOCRAG_VISUAL__MODEL=/path" in err and not db.exists()
+
+
+def test_settings_mistakes_and_non_checkpoint_folders_are_one_line(tmp_path, hub, docs):
+    hf_home, db = tmp_path / "hf", tmp_path / "db"
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text("ofline = true\n")
+    proc = _run(["index", str(docs["prose"]), "--db", str(db), "--config", str(cfg)], hub, hf_home, offline=True)
+    assert proc.returncode == 2 and str(cfg) in proc.stderr and "ofline" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "pydantic" not in proc.stderr
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    cfg.write_text(f'[unified]\ntype = "siglip"\nmodel = "{empty}"\n')
+    proc = _run(["index", str(docs["prose"]), "--db", str(db), "--config", str(cfg), "--profile", "lite"], hub,
+                hf_home, offline=True)  # fmt: skip
+    assert proc.returncode == 2 and "not a checkpoint directory" in proc.stderr and not db.exists()
+    # `models --profile lite pull` pulls lite (the group's option reaches the subcommand).
+    proc = _run(["models", "--profile", "lite", "pull", "--json"], hub, hf_home, offline=True)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["profile"] == "lite"
