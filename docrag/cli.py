@@ -592,6 +592,13 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 
+def _downloads_off() -> bool:
+    """HF_HUB_OFFLINE=1, ``docrag --offline`` or DOCRAG_OFFLINE: hub checkpoints will not be downloaded."""
+    from docrag.indexes.models import hub_offline
+
+    return hub_offline(os.environ.get("DOCRAG_OFFLINE", "").lower() in {"1", "true", "yes"})
+
+
 def _model_rows(profile: str | None, config: Path | None) -> list[dict[str, Any]]:
     """One row per checkpoint of each profile (or of ``profile``/``config`` only), with where it is found."""
     from docrag.config import PROFILES, load_settings
@@ -639,10 +646,9 @@ def models(
         ctx.obj = {"profile": profile, "config": config}  # `docrag models --profile lite pull` means lite
         return
     from docrag.config import PROFILE_NOTES
-    from docrag.indexes.models import hub_offline
 
     rows = _model_rows(profile, config)
-    offline = hub_offline(os.environ.get("DOCRAG_OFFLINE", "").lower() in {"1", "true", "yes"})
+    offline = _downloads_off()
     ctx.obj = {"profile": profile, "config": config}
     if as_json:
         typer.echo(json.dumps({"profiles": PROFILE_NOTES, "models": rows, "offline": offline}))
@@ -720,7 +726,6 @@ def _doctor_report() -> dict[str, Any]:
     import platform
 
     from docrag.indexes.colpali_compat import has_torchvision
-    from docrag.indexes.models import hub_offline
     from docrag.indexes.multivector import FAMILIES
 
     def version(dist: str) -> str | None:
@@ -749,7 +754,7 @@ def _doctor_report() -> dict[str, Any]:
         "poppler": _first_line(["pdftoppm", "-v"]),
         "hf_cache": hf_constants.HF_HUB_CACHE,
         "hf_endpoint": hf_constants.ENDPOINT,
-        "offline": hub_offline(os.environ.get("DOCRAG_OFFLINE", "").lower() in {"1", "true", "yes"}),
+        "offline": _downloads_off(),
     }
     profiles: dict[str, list[str]] = {}
     for row in _model_rows(None, None):

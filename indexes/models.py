@@ -40,7 +40,6 @@ __all__ = [
     "load_pretrained",
     "pick_device",
     "pick_dtype",
-    "require_models",
     "resolve",
 ]
 
@@ -165,12 +164,14 @@ def is_local(model: str) -> bool:
     return Path(model).expanduser().is_dir()
 
 
+def is_adapter_dir(d: Path) -> bool:
+    """A folder holding a PEFT adapter (``adapter_config.json``) and no model config of its own."""
+    return (d / "adapter_config.json").is_file() and not (d / "config.json").is_file()
+
+
 def is_adapter_model(model: str) -> bool:
     """A hub id (its base is declared in the spec), or a directory holding a PEFT adapter without a config."""
-    if not is_local(model):
-        return True
-    d = Path(model).expanduser()
-    return (d / "adapter_config.json").is_file() and not (d / "config.json").is_file()
+    return not is_local(model) or is_adapter_dir(Path(model).expanduser())
 
 
 def _looks_like_path(model: str) -> bool:
@@ -301,11 +302,6 @@ def ensure_models(
     return {c.model: cached_path(c.model, c.revision) or "" for c in wanted}
 
 
-def require_models(specs: list[Any]) -> None:
-    """Offline check: raise one error naming every checkpoint of ``specs`` (ModelSpecs; None skipped) not here."""
-    ensure_models({f"spec{i}": s for i, s in enumerate(specs)}, offline=True)
-
-
 def load_pretrained(
     loader: Callable[..., T],
     model: str,
@@ -344,7 +340,7 @@ def checkout(spec: ModelSpec, slot: str = "visual") -> Iterator[str]:
     """
     path = resolve(Checkpoint(spec.model, spec.revision, f"{slot}.model"))
     adapter = Path(path)
-    if not ((adapter / "adapter_config.json").is_file() and not (adapter / "config.json").is_file()):
+    if not is_adapter_dir(adapter):
         yield path
         return
     try:
