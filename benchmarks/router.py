@@ -1,6 +1,16 @@
-"""Router accuracy against hand labels, confusion matrix, and parse+route time per page.
+"""Router accuracy against hand labels: leave-one-document-out on the router set, the dev set, parse+route time.
 
-    python benchmarks/router.py --labels DEVSET/page_labels.tsv --corpus DEVSET/corpus [--no-save]
+    python benchmarks/router.py [--set benchmarks/router_set] [--dev DEVSET] [--fit] [--no-save]
+
+- ``--set``: the labelled router set (``labels.tsv`` and ``cache/docs``, see ``router_set/fetch.py``). The
+  learned decision is scored by leave-one-document-out: for every document, a model fitted on all the
+  others routes its pages. Accuracy is reported overall, per gold label, per kind and per source, beside
+  the hand-set rules (``decision = "rules"``) in the same run.
+- ``--dev``: a folder with ``page_labels.tsv`` and ``corpus/`` (the dev set), routed by the model fitted on
+  the whole router set (none of its pages were seen).
+- ``--fit``: write that model to ``pipeline/router_model.json``.
+- The ambiguity band (``ambiguous_below``): how many text pages would also get visual vectors with
+  ``visual_pages = ambiguous-both``, and how many visual pages that rescues.
 
 Parse+route covers the text layer, page objects and signals (no OCR, no rendering, no models).
 """
@@ -9,75 +19,267 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import numpy as np
 from _common import append_results
 
 from docrag.parsers import open_document
-from docrag.pipeline.router import LABELS, route_page
+from docrag.pipeline.options import RouterConfig
+from docrag.pipeline.router import LABELS, route_signals
+from docrag.pipeline.router_model import DEFAULT_MODEL, FEATURES, LearnedDecision, feature_vector, fit_trees, load_model
+
+TO_ROUTE = {"scanned": "visual", "layout": "visual", "text": "text"}
+GRID = ((1, 100), (2, 100))  # (tree depth, boosting rounds), chosen by leave-one-document-out
+NEUTRAL = LearnedDecision([f.name for f in FEATURES], 0.0, [])
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def parse_pages(items: list[tuple[str, Path, int]], repeat: int) -> tuple[dict, dict]:
+    """Signals and parse+route times (ms, median over repeats) of (key, file, page) items."""
+    signals, times = {}, defaultdict(list)
+    by_file = defaultdict(list)
+    for key, path, n in items:
+        by_file[path].append((key, n))
+    cfg = RouterConfig()
+    try:
+        model = load_model()
+    except ValueError:  # the first fit, or a model of other features: the same work with neutral trees
+        model = NEUTRAL
+    for rep in range(repeat):
+        for path, pages in by_file.items():
+            with open_document(path) as doc:
+                for key, n in pages:
+                    t0 = time.perf_counter()
+                    page = doc.page(n)
+                    route_signals(page.file, n, page.signals, cfg, model=model)
+                    times[key].append((time.perf_counter() - t0) * 1000)
+                    if rep == 0:
+                        signals[key] = page.signals
+    return signals, {k: statistics.median(v) for k, v in times.items()}
+
+
+def learned_keys(signals: dict, keys: list) -> list:
+    """Pages the learned model decides (not scans, forms, text-less drawings or image files)."""
+    cfg = RouterConfig()
+    out = []
+    for k in keys:
+        r = route_signals("", 1, signals[k], cfg, model=NEUTRAL)
+        if any(x.startswith("P(layout)") for x in r.reasons):
+            out.append(k)
+    return out
+
+
+def fit(signals: dict, gold: dict, keys: list, config: tuple[int, int]):
+    x = [feature_vector(signals[k]) for k in keys]
+    y = [gold[k] != "text" for k in keys]
+    depth, rounds = config
+    return fit_trees(np.asarray(x), np.asarray(y), depth=depth, rounds=rounds, min_leaf=8)
+
+
+def lodo(signals: dict, gold: dict, group: dict, keys: list, config: tuple[int, int]) -> dict:
+    """Held-out route, label and confidence of every page: each document routed by a model fitted without it."""
+    train_keys = learned_keys(signals, keys)
+    out = {}
+    cfg = RouterConfig()
+    for g in sorted({group[k] for k in keys}):
+        model = fit(signals, gold, [k for k in train_keys if group[k] != g], config)
+        for k in keys:
+            if group[k] == g:
+                out[k] = route_signals("", 1, signals[k], cfg, model=model)
+    return out
+
+
+def accuracy(pred: dict, gold: dict, keys: list) -> tuple[int, int]:
+    return sum(TO_ROUTE[gold[k]] == TO_ROUTE[pred[k].label] for k in keys), len(keys)
+
+
+def fmt(ok: int, n: int) -> str:
+    return f"{ok / n:.3f} ({ok}/{n})" if n else "–"
+
+
+def band(pred: dict, gold: dict, keys: list, below: float) -> tuple[int, int, int]:
+    """(text pages that would also get visual vectors, visual pages rescued, visual pages)"""
+    extra = [k for k in keys if pred[k].label == "text" and pred[k].confidence < below]
+    rescued = sum(TO_ROUTE[gold[k]] == "visual" for k in extra)
+    return len(extra), rescued, sum(TO_ROUTE[gold[k]] == "visual" for k in keys)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--labels", required=True, type=Path)
-    ap.add_argument("--corpus", required=True, type=Path)
+    here = Path(__file__).parent
+    ap.add_argument("--set", type=Path, default=here / "router_set", help="router set folder")
+    ap.add_argument("--dev", type=Path, default=None, help="dev set folder (page_labels.tsv, corpus/)")
+    ap.add_argument("--fit", action="store_true", help="write the model fitted on the whole set")
+    ap.add_argument("--depth", type=int, default=None, help="fix the tree depth (default: the best of GRID)")
     ap.add_argument("--repeat", type=int, default=3, help="timing repeats (the median of per-page medians)")
+    ap.add_argument("--errors", type=Path, default=None, help="write the held-out mistakes as JSON here")
     ap.add_argument("--no-save", action="store_true", help="print only; do not append to RESULTS.md")
     args = ap.parse_args()
 
-    with args.labels.open(encoding="utf-8") as fh:
-        gold = {(r["file"], int(r["page"])): r["label"] for r in csv.DictReader(fh, delimiter="\t")}
-    files = sorted({f for f, _ in gold})
-    times: dict[tuple[str, int], list[float]] = {}
-    predicted: dict[tuple[str, int], tuple[str, str, float, list[str]]] = {}
-    for rep in range(args.repeat):
-        for f in files:
-            with open_document(args.corpus / f) as doc:
-                for n in range(1, doc.n_pages + 1):
-                    t0 = time.perf_counter()
-                    r = route_page(doc.page(n))
-                    times.setdefault((f, n), []).append((time.perf_counter() - t0) * 1000)
-                    if rep == 0:
-                        predicted[(f, n)] = (r.route, r.label, r.confidence, r.reasons)
-
+    labels = read_tsv(args.set / "labels.tsv")
+    docs = {r["id"]: r for r in read_tsv(args.set / "documents.tsv")}
+    derived = {r["id"]: r["from"].split() for r in read_tsv(args.set / "derived.tsv")}
+    gold, kind, note, group, source, items = {}, {}, {}, {}, {}, []
+    for r in labels:
+        k = (r["id"], int(r["page"]))
+        gold[k], kind[k], note[k] = r["label"], r["kind"], r["note"]
+        # A derived page is held out with the document it was made from (a rotated copy is the same page).
+        origin = derived.get(r["id"])
+        group[k] = origin[k[1] - 1].rsplit(":", 1)[0] if origin and r["id"] == "derived_rotated" else r["id"]
+        src = docs[r["id"]]["source"] if r["id"] in docs else "derived"
+        source[k] = src.split("@")[0].split("==")[0].split("=")[0]
+        items.append((k, args.set / "cache" / "docs" / f"{r['id']}.pdf", k[1]))
     keys = sorted(gold)
-    to_route = {"scanned": "visual", "layout": "visual", "text": "text"}
-    route_ok = sum(to_route[gold[k]] == predicted[k][0] for k in keys)
-    label_ok = sum(gold[k] == predicted[k][1] for k in keys)
-    confusion = Counter((gold[k], predicted[k][1]) for k in keys)
-    per_page = [statistics.median(v) for v in times.values()]
+    signals, times = parse_pages(items, args.repeat)
+
+    rules = {k: route_signals("", 1, signals[k], RouterConfig(decision="rules")) for k in keys}
+    grid = {}
+    for config in [c for c in GRID if args.depth in (None, c[0])]:
+        grid[config] = lodo(signals, gold, group, keys, config)
+    best = max(grid, key=lambda v: (accuracy(grid[v], gold, keys)[0], v))
+    held = grid[best]
+    train = learned_keys(signals, keys)
+    final = fit(signals, gold, train, best)
+    n_docs = len({r["id"] for r in labels})
+
     lines = [
-        f"Corpus: `{args.corpus}` ({len(keys)} pages, {len(files)} files), labels `{args.labels.name}`.",
+        f"Router set: `{args.set}` ({len(keys)} pages of {n_docs} documents; labels by eye, `labels.tsv`). "
+        f"The learned decision is fitted on {len(train)} pages (the others are scans, forms and text-less "
+        "drawings, decided by rules) with "
+        f"{len(FEATURES)} features: boosted trees of depth {best[0]}, {best[1]} rounds (best of "
+        f"{', '.join(f'depth {d}/{r}' for d, r in grid)} by leave-one-document-out).",
         "",
-        "| metric | value |",
-        "|---|---|",
-        f"| visual-vs-text accuracy | {route_ok / len(keys):.3f} ({route_ok}/{len(keys)}) |",
-        f"| 3-class label accuracy | {label_ok / len(keys):.3f} ({label_ok}/{len(keys)}) |",
-        f"| parse+route ms/page, median | {statistics.median(per_page):.1f} |",
-        f"| parse+route ms/page, p90 | {sorted(per_page)[int(0.9 * (len(per_page) - 1))]:.1f} |",
-        f"| parse+route ms/page, max | {max(per_page):.1f} |",
+        "| decision | visual-vs-text accuracy, leave-one-document-out | 3-class label accuracy |",
+        "|---|---|---|",
+        f"| learned (this run) | {fmt(*accuracy(held, gold, keys))} | "
+        f"{fmt(sum(gold[k] == held[k].label for k in keys), len(keys))} |",
+        f"| rules (hand-set thresholds) | {fmt(*accuracy(rules, gold, keys))} | "
+        f"{fmt(sum(gold[k] == rules[k].label for k in keys), len(keys))} |",
+    ]
+    if len(grid) > 1:
+        lines += [
+            "",
+            "Grid (LODO visual-vs-text accuracy): "
+            + ", ".join(
+                f"depth {v[0]}, {v[1]} rounds: {accuracy(p, gold, keys)[0] / len(keys):.3f}" for v, p in grid.items()
+            ),
+        ]
+    for title, attr in (("gold label", gold), ("kind", kind), ("source", source)):
+        lines += [
+            "",
+            f"Per {title} (leave-one-document-out):",
+            "",
+            f"| {title} | pages | learned | rules |",
+            "|---|---|---|---|",
+        ]
+        for value in sorted(set(attr.values())):
+            ks = [k for k in keys if attr[k] == value]
+            lines.append(
+                f"| {value} | {len(ks)} | {fmt(*accuracy(held, gold, ks))} | {fmt(*accuracy(rules, gold, ks))} |"
+            )
+    confusion = Counter((gold[k], held[k].label) for k in keys)
+    lines += [
         "",
-        "Confusion (rows: hand label, columns: router label):",
+        "Confusion, leave-one-document-out (rows: hand label, columns: router label):",
         "",
         "| gold \\ pred | " + " | ".join(LABELS) + " |",
         "|---|" + "---|" * len(LABELS),
     ]
     for g in LABELS:
         lines.append(f"| {g} | " + " | ".join(str(confusion[(g, p)]) for p in LABELS) + " |")
-    wrong = [k for k in keys if gold[k] != predicted[k][1]]
+    below = RouterConfig().ambiguous_below
+    extra, rescued, n_visual = band(held, gold, keys, below)
+    auto_visual = sum(TO_ROUTE[held[k].label] == "visual" for k in keys)
+    missed = sum(TO_ROUTE[gold[k]] == "visual" and TO_ROUTE[held[k].label] == "text" for k in keys)
+    lines += [
+        "",
+        f"Ambiguity band (`visual_pages = ambiguous-both`, confidence < {below}): {extra} text-routed pages "
+        f"also get visual vectors ({auto_visual} → {auto_visual + extra} visual pages, "
+        f"+{100 * extra / max(auto_visual, 1):.0f}%); {rescued} of the {missed} visual pages routed to text are "
+        f"among them (visual recall {(n_visual - missed) / n_visual:.3f} → "
+        f"{(n_visual - missed + rescued) / n_visual:.3f}).",
+    ]
+    per_page = list(times.values())
+    lines += [
+        "",
+        "| parse+route ms/page | value |",
+        "|---|---|",
+        f"| median | {statistics.median(per_page):.1f} |",
+        f"| p90 | {sorted(per_page)[int(0.9 * (len(per_page) - 1))]:.1f} |",
+        f"| max | {max(per_page):.1f} |",
+    ]
+    wrong = [k for k in keys if TO_ROUTE[gold[k]] != TO_ROUTE[held[k].label]]
     if wrong:
-        lines += ["", "Pages labelled differently:", ""]
+        lines += ["", "Held-out mistakes (visual vs text):", ""]
         for k in wrong:
-            _route, label, conf, reasons = predicted[k]
-            lines.append(f"- {k[0]} p{k[1]}: gold {gold[k]}, router {label} ({conf:.2f}): {'; '.join(reasons)}")
-    body = "\n".join(lines)
-    append_results("Router accuracy and parse+route time (benchmarks/router.py)", body, save=not args.no_save)
+            r = held[k]
+            lines.append(
+                f"- {k[0]} p{k[1]} ({kind[k]}: {note[k]}): gold {gold[k]}, router {r.label} "
+                f"({r.confidence:.2f}): {'; '.join(r.reasons[:2])}"
+            )
+    if args.errors:
+        args.errors.write_text(
+            json.dumps(
+                [
+                    {"id": k[0], "page": k[1], "gold": gold[k], "kind": kind[k], "note": note[k], **held[k].to_dict()}
+                    for k in wrong
+                ],
+                indent=1,
+            )
+        )
+
+    if args.dev:
+        dev_gold = {(r["file"], int(r["page"])): r["label"] for r in read_tsv(args.dev / "page_labels.tsv")}
+        dev_items = [(k, args.dev / "corpus" / k[0], k[1]) for k in sorted(dev_gold)]
+        dev_signals, _ = parse_pages(dev_items, 1)
+        dk = sorted(dev_gold)
+        dev_learned = {k: route_signals("", 1, dev_signals[k], RouterConfig(), model=final) for k in dk}
+        dev_rules = {k: route_signals("", 1, dev_signals[k], RouterConfig(decision="rules")) for k in dk}
+        lines += [
+            "",
+            f"Dev set `{args.dev}` ({len(dk)} pages; none in the router set), model fitted on the whole router set:",
+            "",
+            "| decision | visual-vs-text | 3-class |",
+            "|---|---|---|",
+            f"| learned | {fmt(*accuracy(dev_learned, dev_gold, dk))} | "
+            f"{fmt(sum(dev_gold[k] == dev_learned[k].label for k in dk), len(dk))} |",
+            f"| rules | {fmt(*accuracy(dev_rules, dev_gold, dk))} | "
+            f"{fmt(sum(dev_gold[k] == dev_rules[k].label for k in dk), len(dk))} |",
+        ]
+        for k in dk:
+            if TO_ROUTE[dev_gold[k]] != TO_ROUTE[dev_learned[k].label]:
+                r = dev_learned[k]
+                lines.append(
+                    f"- dev {k[0]} p{k[1]}: gold {dev_gold[k]}, router {r.label} ({r.confidence:.2f}): "
+                    f"{'; '.join(r.reasons[:2])}"
+                )
+
+    if args.fit:
+        data = {
+            "about": "docrag router: boosted trees for P(layout) over page signals (docrag.pipeline.router_model)",
+            "trained_on": f"benchmarks/router_set: {len(train)} pages of {len({k[0] for k in train})} documents",
+            "depth": best[0],
+            "rounds": best[1],
+            "leave_one_document_out_accuracy": round(accuracy(held, gold, keys)[0] / len(keys), 4),
+            **final.to_dict(),
+        }
+        DEFAULT_MODEL.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        lines += ["", f"Wrote `{DEFAULT_MODEL.relative_to(here.parent)}`."]
+    append_results(
+        "Router accuracy and parse+route time (benchmarks/router.py)", "\n".join(lines), save=not args.no_save
+    )
 
 
 if __name__ == "__main__":

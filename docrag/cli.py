@@ -63,16 +63,23 @@ def route(
     paths: Annotated[list[Path], typer.Argument(help="PDF/image files or folders (searched recursively).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (pages, errors).")] = False,
     visual_pages: Annotated[
-        VisualPages, typer.Option("--visual-pages", help="auto: decide per page; all or none: a policy.")
+        VisualPages,
+        typer.Option(
+            "--visual-pages",
+            help="auto: decide per page; all or none: a policy; ambiguous-both: as auto, and unsure text pages "
+            "get visual vectors too.",
+        ),
     ] = VisualPages.auto,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML settings file (tables such as \\[router] and \\[limits]).")
     ] = None,
 ) -> None:
     """Route every page: visual (ColPali leg) or text (unified leg), with a label and the reasons."""
+    from pydantic import ValidationError
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from docrag.config import one_line
     from docrag.parsers import discover
     from docrag.pipeline.router import route_files
 
@@ -80,8 +87,8 @@ def route(
     try:
         router_cfg = RouterConfig(**{**raw.get("router", {}), "visual_pages": visual_pages})
         limits = Limits(**raw.get("limits", {}))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    except ValidationError as exc:
+        raise typer.BadParameter(one_line(exc), param_hint="--config") from None
 
     err = Console(stderr=True)
     show_progress = not as_json and err.is_terminal
@@ -138,11 +145,19 @@ def _print_table(report: Any) -> None:
             "; ".join(r.reasons),
         )
     out.print(table)
-    counts: dict[str, int] = {}
-    for r in report.pages:
-        counts[r.route] = counts.get(r.route, 0) + 1
-    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no pages"
-    out.print(f"{len(report.pages)} pages ({summary})")
+    s = report.summary()
+    out.print(f"{s['pages']} pages (text: {s['text']}, visual: {s['visual']})" if s["pages"] else "no pages")
+    if s["ambiguous"]:
+        extra = s["visual_from_ambiguity"]
+        if report.policy == "ambiguous-both":
+            cost = f"{extra} of the visual pages are unsure text pages sent to both legs"
+        else:
+            cost = f"--visual-pages ambiguous-both would add {extra} visual page{'s' * (extra != 1)}"
+        base = max(s["visual_without_ambiguity"], 1)
+        out.print(
+            f"{s['ambiguous']} page{'s' * (s['ambiguous'] != 1)} ambiguous (confidence < {s['ambiguous_below']:.2f}); "
+            f"{cost} (+{100 * extra / base:.0f}% visual)"
+        )
     if report.skipped:
         out.print(f"[dim]skipped {len(report.skipped)} file(s) that are not PDFs or images[/]")
     for w in report.warnings:
@@ -299,9 +314,7 @@ def index(
         except Interrupted as exc:
             r = exc.report
             bars.stop()
-            msg = (
-                f"interrupted: {r.indexed} documents complete, {r.pending} pending — run the same command to resume"
-            )
+            msg = f"interrupted: {r.indexed} documents complete, {r.pending} pending — run the same command to resume"
             if as_json:
                 typer.echo(json.dumps({**r.to_dict(), "interrupted": True}))
             err.print(msg, highlight=False, markup=False)
@@ -378,7 +391,9 @@ def search(
 
             Console(stderr=True, soft_wrap=True).print(
                 f"note: {db} has nothing stored for the {', '.join(empty)} leg(s) (profile {idx.settings.profile}):"
-                " no results", highlight=False, markup=False,
+                " no results",
+                highlight=False,
+                markup=False,
             )
     if queries is not None:
         try:
@@ -478,7 +493,8 @@ def remove(
 
         Console(stderr=True, soft_wrap=True).print(
             f"nothing in {db} matched {', '.join(targets)} (a path as indexed, a folder, or a doc_id)",
-            highlight=False, markup=False,
+            highlight=False,
+            markup=False,
         )
         raise typer.Exit(code=1)
 

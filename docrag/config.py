@@ -158,7 +158,11 @@ def load_settings(profile: str | None = None, config_file: str | Path | None = N
         return Settings(**merged)
     except ValidationError as exc:
         where = f"{config_file}: " if config_file is not None else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        raise ValueError(f"{where}invalid settings (file or DOCRAG_* environment): {problems}") from None
+        raise ValueError(f"{where}invalid settings (file or DOCRAG_* environment): {one_line(exc)}") from None
+
+
+def one_line(exc: ValidationError, prefix: str = "") -> str:
+    """A pydantic error as one line: ``loc: message; loc: message``."""
+    return "; ".join(
+        f"{prefix}{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors(include_url=False)
+    )

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DocumentError
+from .layout import line_geometry
 from .limits import Limits
 from .reader import DocumentReader, check_file
 from .text import normalise
@@ -105,15 +106,46 @@ class _Mask:
         return float(self.cells.mean())
 
 
+LINE_FIELDS = (
+    "n_lines",
+    "segments_per_line",
+    "multi_segment_lines",
+    "n_columns",
+    "aligned_columns",
+    "aligned_line_share",
+    "short_segment_share",
+    "numeric_segment_share",
+    "median_segment_chars",
+    "line_height",
+    "toc_line_share",
+)
+BACKGROUND_MIN_CHARS = 200  # images with at least this much visible text...
+BACKGROUND_TEXT_SHARE = 0.5  # ...this share of it printed over them are a background
+CHECKBOX_MIN, CHECKBOX_MAX = 4.0, 16.0  # pt: square paths this size are checkboxes (or markers)
+EXTENT_GROW = 2  # grid cells: paths this close belong to one drawing (for drawing_extent_share)
+BOXED_MIN_CHARS = 80  # a drawing region with at least this many characters inside...
+BOXED_MIN_SEGMENT_CHARS = 25  # ...in lines of this many characters (median) or more
+BOXED_DENSITY = 0.6  # ...at this share of the page's text density or more is boxed text, not a figure
+SHADE_MIN_SIDE = 3.0  # pt: filled rectangles at least this tall and wide may be shading behind text
+SHADE_MIN_WIDTH = 0.3  # ...and this share of the page wide (a diagram's labelled nodes are narrower)
+SHADE_TEXT_SHARE = 0.25  # ...when text lies on this share of their grid cells
+MAX_FORM_DEPTH = 12  # Form XObjects nested deeper than this are not looked into
 MAX_TABLE_CANDIDATES = 256  # groups of ruling lines checked for table text (a hostile page can draw thousands)
-GRAPHICS_MIN_PATHS = 8  # fewer paths than this in a cluster (a logo, a fraction bar) is not a drawing
+GRAPHICS_MIN_PATHS = 8  # fewer paths than this in a small cluster (a logo, a fraction bar) is not a drawing...
+GRAPHICS_MIN_AREA = 0.02  # ...unless the cluster spans this share of the page
+GRAPHICS_MIN_SIDE = 30.0  # ...and this many points on its shorter side
 
 
 def _clusters(
     boxes: list[tuple[float, float, float, float]], page: tuple[float, float, float, float]
 ) -> list[tuple[BBox, int]]:
-    """Cluster vector-path boxes that touch (on the grid, grown by one cell): drawings and charts."""
-    if len(boxes) < GRAPHICS_MIN_PATHS:
+    """Cluster vector-path boxes that touch (on the grid, grown by one cell): drawings and charts.
+
+    A cluster is a drawing when it has ``GRAPHICS_MIN_PATHS`` paths or more, or when it is large whatever its
+    path count (a diagram of a few long strokes: a 3-D box, a ring): ``GRAPHICS_MIN_AREA`` of the page and
+    ``GRAPHICS_MIN_SIDE`` points on its shorter side.
+    """
+    if not boxes:
         return []
     from scipy import ndimage
 
@@ -125,15 +157,18 @@ def _clusters(
     for b in boxes:
         rows, cols = mask._slice(b)
         members.setdefault(int(labels[rows.start, cols.start]), []).append(b)
+    page_area = max((page[2] - page[0]) * (page[3] - page[1]), 1e-6)
     out = []
     for group in members.values():
-        if len(group) >= GRAPHICS_MIN_PATHS:
-            box = (
-                min(b[0] for b in group),
-                min(b[1] for b in group),
-                max(b[2] for b in group),
-                max(b[3] for b in group),
-            )
+        box = (
+            min(b[0] for b in group),
+            min(b[1] for b in group),
+            max(b[2] for b in group),
+            max(b[3] for b in group),
+        )
+        w, h = box[2] - box[0], box[3] - box[1]
+        large = w * h >= GRAPHICS_MIN_AREA * page_area and min(w, h) >= GRAPHICS_MIN_SIDE
+        if len(group) >= GRAPHICS_MIN_PATHS or large:
             out.append((box, len(group)))
     return out
 
@@ -211,6 +246,39 @@ def _bounds(obj: object) -> tuple[float, float, float, float] | None:
     return left.value, bottom.value, right.value, top.value
 
 
+Matrix = tuple[float, float, float, float, float, float]
+IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+
+
+def _matrix(obj: object) -> Matrix:
+    import pypdfium2.raw as raw
+
+    m = raw.FS_MATRIX()
+    if not raw.FPDFPageObj_GetMatrix(obj, m):
+        return IDENTITY
+    return (m.a, m.b, m.c, m.d, m.e, m.f)
+
+
+def _compose(inner: Matrix, outer: Matrix) -> Matrix:
+    """The matrix that applies ``inner`` then ``outer`` (PDF row-vector convention)."""
+    a, b, c, d, e, f = inner
+    A, B, C, D, E, F = outer
+    return (a * A + b * C, a * B + b * D, c * A + d * C, c * B + d * D, e * A + f * C + E, e * B + f * D + F)
+
+
+def _transform(box: tuple[float, float, float, float], m: Matrix) -> tuple[float, float, float, float]:
+    """The bounding box of ``box`` mapped by ``m`` (objects inside a Form XObject report form-space bounds)."""
+    if m == IDENTITY:
+        return box
+    a, b, c, d, e, f = m
+    xs, ys = [], []
+    for x in (box[0], box[2]):
+        for y in (box[1], box[3]):
+            xs.append(a * x + c * y + e)
+            ys.append(b * x + d * y + f)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
 def _font_info(obj: object, cache: dict[int, tuple[str, bool]]) -> tuple[str, bool]:
     import pypdfium2.raw as raw
 
@@ -225,6 +293,13 @@ def _font_info(obj: object, cache: dict[int, tuple[str, bool]]) -> tuple[str, bo
     fixed = bool(raw.FPDFFont_GetFlags(font) & 1) or any(h in name.lower() for h in MONO_NAME_HINTS)
     cache[key] = (name, fixed)
     return name, fixed
+
+
+_BOLD = re.compile(r"bold|black|heavy|semibold|demi|-bd|cmbx", re.IGNORECASE)
+
+
+def _scale(m: Matrix) -> float:
+    return math.sqrt(abs(m[0] * m[3] - m[1] * m[2])) or 1.0
 
 
 def _font_size(obj: object) -> float:
@@ -262,6 +337,7 @@ GRID_MAX_CELLS = 64  # a character box over more grid cells than this is checked
 MATCH_WORK_PER_CHAR = 16  # grid cells and candidates examined per measured character, at most (see _text_spans)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _VOID = ctypes.c_void_p
+_GETTER1 = ctypes.CFUNCTYPE(ctypes.c_int, _VOID, ctypes.c_int, _VOID)
 _GETTER4 = ctypes.CFUNCTYPE(ctypes.c_int, _VOID, ctypes.c_int, _VOID, _VOID, _VOID, _VOID)
 
 
@@ -490,6 +566,149 @@ def _text_spans(textpage: object, limit: int) -> tuple[list[tuple[float, float, 
     return runs, n, m, overlapped
 
 
+_LEADERS = np.array([ord(c) for c in ".·…_-‥⋯"], dtype=np.int64)
+
+
+def _char_runs(textpage: object, limit: int) -> list[tuple[float, float, float, float, str]]:
+    """Runs of characters for the line geometry, cut where the characters themselves leave a gap.
+
+    PDFium's text rectangles follow the text objects: a table row written as one string padded with spaces
+    is one rectangle. Here characters are taken in text order with their own boxes; spaces, characters
+    without area and dot leaders (three or more dots, dashes or underscores in a row) are dropped, and a run
+    ends where the next character is on another line, goes back left, or starts more than ``GAP_EM`` character
+    heights to the right. ``(left, bottom, right, top, text)`` in PDF space, the first ``limit`` characters.
+    """
+    import pypdfium2.raw as raw
+
+    from .layout import GAP_EM
+
+    tp = textpage.raw
+    m = max(0, min(textpage.count_chars(), limit))
+    if m == 0:
+        return []
+    uni = np.fromiter(map(raw.FPDFText_GetUnicode, itertools.repeat(tp, m), range(m)), dtype=np.int64, count=m)
+    # Loose boxes (the font's ascent to descent): a line's characters share them, unlike glyph boxes.
+    rects = np.zeros((m, 4), dtype=np.float32)  # FS_RECTF: left, top, right, bottom
+    call = _GETTER1(ctypes.cast(raw.FPDFText_GetLooseCharBox, _VOID).value)
+    handle = ctypes.cast(tp, _VOID).value
+    rows = (rects.ctypes.data + 16 * np.arange(m, dtype=np.int64)).tolist()
+    list(map(call, itertools.repeat(handle, m), range(m), rows))
+    boxes = rects.astype(float)
+    left, right = np.minimum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 0], boxes[:, 2])
+    bottom, top = np.minimum(boxes[:, 1], boxes[:, 3]), np.maximum(boxes[:, 1], boxes[:, 3])
+    leader = np.isin(uni, _LEADERS)
+    prev_leader = np.concatenate(([False], leader[:-1]))
+    next_leader = np.concatenate((leader[1:], [False]))
+    in_row = leader & (
+        (prev_leader & np.concatenate(([False, False], leader[:-2])))
+        | (prev_leader & next_leader)
+        | (next_leader & np.concatenate((leader[2:], [False, False])))
+    )
+    keep = (right > left) & (top > bottom) & np.isfinite(boxes).all(axis=1) & (uni > 32) & ~in_row
+    keep &= ~np.isin(uni, (0xA0, 0x2002, 0x2003, 0x2009, 0xFEFF, 0xFFFE))
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        return []
+    lo, r, b, t = left[idx], right[idx], bottom[idx], top[idx]
+    h = t - b
+    lh = float(np.median(h))
+    cy = (t + b) / 2
+    brk = np.ones(idx.size, dtype=bool)
+    brk[1:] = (
+        (np.abs(cy[1:] - cy[:-1]) > 0.5 * np.maximum(np.minimum(h[1:], h[:-1]), 1e-6))
+        | (lo[1:] - r[:-1] > GAP_EM * lh)
+        | (lo[1:] < lo[:-1] - 0.5 * lh)
+    )
+    starts = np.flatnonzero(brk)
+    rl = np.minimum.reduceat(lo, starts).tolist()
+    rr = np.maximum.reduceat(r, starts).tolist()
+    rb = np.minimum.reduceat(b, starts).tolist()
+    rt = np.maximum.reduceat(t, starts).tolist()
+    cps = np.where(uni[idx] > 0x10FFFF, 0xFFFD, uni[idx]).astype("<u4")
+    text = cps.tobytes().decode("utf-32-le", "replace")
+    bounds = [*starts.tolist(), idx.size]
+    return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))]
+
+
+def _boxed_text(
+    regions: list[Region],
+    spans: list[tuple[float, float, float, float, str]],
+    visible_chars: float,
+    span_boxes: list[tuple[float, float, float, float]],
+    page: tuple[float, float, float, float],
+    runs: list[tuple[float, float, float, float, str]],
+) -> list[Region]:
+    """Clusters of paths that are boxes around running text (a framed code listing, a shaded note): the text
+    inside is as dense as the page's own, where a chart or a diagram holds only sparse labels, and it runs in
+    long single lines, where a table's rows are split into aligned cells and a diagram's labels are short."""
+    if not regions or not spans or visible_chars < BOXED_MIN_CHARS:
+        return []
+    content = _content_box(span_boxes, page)
+    page_density = visible_chars / max((content[2] - content[0]) * (content[3] - content[1]), 1.0)
+    arr = np.asarray([sp[:4] for sp in spans], dtype=float)
+    cx, cy = (arr[:, 0] + arr[:, 2]) / 2, (arr[:, 1] + arr[:, 3]) / 2
+    chars = np.asarray([len(sp[4].replace(" ", "")) for sp in spans], dtype=float)
+    out = []
+    for r in regions:
+        left, bottom, right, top = r.bbox
+        inside = (cx >= left) & (cx <= right) & (cy >= bottom) & (cy <= top)
+        n = float(chars[inside].sum())
+        area = max((right - left) * (top - bottom), 1.0)
+        if n >= BOXED_MIN_CHARS and n / area >= BOXED_DENSITY * page_density:
+            geo = line_geometry([sp for sp, k in zip(runs, _inside(runs, r.bbox), strict=True) if k])
+            running = geo.n_lines >= 3 and geo.median_segment_chars >= BOXED_MIN_SEGMENT_CHARS
+            if running and geo.multi_segment_lines < 0.25 and geo.aligned_line_share < 0.3:
+                out.append(r)
+    return out
+
+
+def _drawing_extent(
+    boxes: list[tuple[float, float, float, float]],
+    page: tuple[float, float, float, float],
+    content: tuple[float, float, float, float],
+    spans: list[tuple[float, float, float, float, str]],
+    visible_chars: float,
+    span_boxes: list[tuple[float, float, float, float]],
+    runs: list[tuple[float, float, float, float, str]],
+) -> float:
+    """The share of the content box spanned by drawings, however few their paths: paths within about two grid
+    cells (~25 pt) of each other form one drawing, measured by its bounding box (a figure of six long strokes
+    spans its whole frame). Boxes around running text do not count."""
+    if not boxes:
+        return 0.0
+    from scipy import ndimage
+
+    mask = _Mask(*page)
+    for b in boxes:
+        mask.add(b)
+    labels, n = ndimage.label(ndimage.binary_dilation(mask.cells, iterations=EXTENT_GROW))
+    if n == 0:
+        return 0.0
+    spans_of = ndimage.find_objects(labels)
+    regions = []
+    for sl in spans_of:
+        if sl is None:
+            continue
+        r0, r1, c0, c1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+        # back to page space, without the growth
+        r0, c0 = r0 + EXTENT_GROW, c0 + EXTENT_GROW
+        r1, c1 = max(r1 - EXTENT_GROW, r0 + 1), max(c1 - EXTENT_GROW, c0 + 1)
+        left, right = page[0] + c0 / mask.sx, page[0] + c1 / mask.sx
+        bottom, top = page[1] + r0 / mask.sy, page[1] + r1 / mask.sy
+        regions.append(Region("graphics", (left, bottom, right, top), 0))
+    boxed = _boxed_text(regions, spans, visible_chars, span_boxes, page, runs)
+    extent = _Mask(*page)
+    for r in regions:
+        if r not in boxed:
+            extent.add(r.bbox)
+    return extent.cells_in(content) / max(extent.count_box(content), 1)
+
+
+def _inside(runs: list[tuple[float, float, float, float, str]], box: tuple[float, float, float, float]) -> list[bool]:
+    left, bottom, right, top = box
+    return [left <= (a + c) / 2 <= right and bottom <= (b + d) / 2 <= top for a, b, c, d, _ in runs]
+
+
 def _table_regions(rules: list[tuple[float, float, float, float]], page_h: float) -> list[tuple[BBox, int]]:
     """Groups of horizontal rules sharing an x-extent, like booktabs or grid tables, as (l, b, r, t)."""
     # A rule joins the first group (in order of creation) whose first rule starts and ends within 4 pt of
@@ -606,6 +825,7 @@ class PdfReader(DocumentReader):
         try:
             text = _page_text(textpage)
             spans_pdf, n_chars_all, n_measured, overlapped = _text_spans(textpage, self.limits.max_page_chars)
+            char_runs = _char_runs(textpage, self.limits.max_page_chars)
         finally:
             textpage.close()
         span_boxes = [s[:4] for s in spans_pdf]
@@ -631,10 +851,13 @@ class PdfReader(DocumentReader):
         max_image_px = 0
         inspected = 0
 
-        stack = [(pdf_page.raw, raw.FPDFPage_CountObjects(pdf_page.raw), False)]
+        # (container, objects in it, whether it is a Form XObject, form space -> page space, nesting depth)
+        stack = [(pdf_page.raw, raw.FPDFPage_CountObjects(pdf_page.raw), False, IDENTITY, 0)]
         total_objects = stack[0][1]
+        bold = 0
+        filled_rects: list[int] = []  # indices into gfx_boxes of filled, unstroked rectangles
         while stack:
-            parent, count, is_form = stack.pop()
+            parent, count, is_form, to_page, depth = stack.pop()
             for j in range(count):
                 if inspected >= budget:
                     sig.objects_truncated = True
@@ -643,13 +866,19 @@ class PdfReader(DocumentReader):
                 obj = raw.FPDFFormObj_GetObject(parent, j) if is_form else raw.FPDFPage_GetObject(parent, j)
                 kind = raw.FPDFPageObj_GetType(obj)
                 if kind == raw.FPDF_PAGEOBJ_FORM:
+                    if depth >= MAX_FORM_DEPTH:  # a form drawing itself, or nested without end
+                        continue
                     n_inner = raw.FPDFFormObj_CountObjects(obj)
                     total_objects += n_inner
-                    stack.append((obj, n_inner, True))
+                    stack.append((obj, n_inner, True, _compose(_matrix(obj), to_page), depth + 1))
                     continue
                 box = _bounds(obj)
                 if box is None:
                     continue
+                if is_form:
+                    box = _transform(box, to_page)
+                    if kind in (raw.FPDF_PAGEOBJ_PATH, raw.FPDF_PAGEOBJ_SHADING):
+                        sig.n_form_paths += 1
                 bw, bh = box[2] - box[0], box[3] - box[1]
                 if kind == raw.FPDF_PAGEOBJ_TEXT:
                     n_text += 1
@@ -660,9 +889,10 @@ class PdfReader(DocumentReader):
                     name, fixed = _font_info(obj, fonts)
                     font_names.add(name)
                     n_mono += fixed
+                    bold += _BOLD.search(name) is not None
                     size = _font_size(obj)
                     if size > 0:
-                        sizes.append(size)
+                        sizes.append(size * (_scale(to_page) if is_form else 1.0))
                 elif kind == raw.FPDF_PAGEOBJ_IMAGE:
                     sig.n_images += 1
                     wpx, hpx = ctypes.c_uint(), ctypes.c_uint()
@@ -689,7 +919,36 @@ class PdfReader(DocumentReader):
                     elif bw * bh < 0.6 * page_area and max(bw, bh) > 0.5:
                         # Frames and page backgrounds would cover everything: they are left out.
                         gfx_boxes.append(box)
+                        if (
+                            CHECKBOX_MIN <= bw <= CHECKBOX_MAX
+                            and CHECKBOX_MIN <= bh <= CHECKBOX_MAX
+                            and 0.75 <= bw / bh <= 1.33
+                        ):
+                            sig.n_small_boxes += 1
+                        if (
+                            kind == raw.FPDF_PAGEOBJ_PATH
+                            and min(bw, bh) >= SHADE_MIN_SIDE
+                            and bw >= SHADE_MIN_WIDTH * page_w
+                        ):
+                            fill, stroke = ctypes.c_int(), ctypes.c_int()
+                            if (
+                                raw.FPDFPath_GetDrawMode(obj, fill, stroke)
+                                and fill.value
+                                and not stroke.value
+                                and raw.FPDFPath_CountSegments(obj) <= 5
+                            ):
+                                filled_rects.append(len(gfx_boxes) - 1)
         sig.n_objects = total_objects
+        # A wide filled rectangle with text on it is shading (a code listing's background, a highlighted line,
+        # a table's banded row), not a drawing; bars of a chart carry no text, a diagram's nodes are narrow.
+        if filled_rects:
+            shade = {
+                i
+                for i in filled_rects
+                if text_mask.cells_in(gfx_boxes[i]) >= max(1, SHADE_TEXT_SHARE * text_mask.count_box(gfx_boxes[i]))
+            }
+            gfx_boxes = [b for i, b in enumerate(gfx_boxes) if i not in shade]
+            sig.n_shaded_boxes = len(shade)
 
         # Form fields (interactive widgets) make a page a form.
         for k in range(raw.FPDFPage_GetAnnotCount(pdf_page.raw)):
@@ -705,12 +964,32 @@ class PdfReader(DocumentReader):
         sig.mono_text_fraction = n_mono / visible if visible else 0.0
         sig.n_fonts = len(font_names)
         sig.median_font_size = round(statistics.median(sizes), 2) if sizes else 0.0
+        if sizes:
+            sz = np.asarray(sizes)
+            sig.n_font_sizes = int(np.unique(np.round(sz * 2)).size)
+            sig.large_text_share = round(float((sz >= 1.4 * sig.median_font_size).mean()), 4)
+        sig.bold_text_share = bold / visible if visible else 0.0
         sig.text_coverage = text_mask.fraction
         sig.image_coverage = img_mask.fraction
         sig.largest_image_coverage = largest_image
 
+        # Images under most of the visible text are a background (letterhead, paper texture, a page tiled in
+        # strips), not figures: they stay out of the regions. A scan keeps its image: its text, if any, is an
+        # invisible OCR layer, and a figure's caption sits beside the figure, not on it.
+        visible_chars = sig.n_chars * (1.0 - sig.invisible_text_fraction)
+        if image_boxes and visible_chars >= BACKGROUND_MIN_CHARS:
+            on_images = int((text_mask.cells & img_mask.cells).sum())
+            if on_images >= BACKGROUND_TEXT_SHARE * max(int(text_mask.cells.sum()), 1):
+                image_boxes, figures = [], []
+                sig.image_coverage = 0.0
+                img_mask = _Mask(x0, y0, x1, y1)
+                diagnostics.append("the text is printed over the images: they are taken for a background")
         # Regions that carry non-prose meaning: clusters of vector paths, ruled tables, images.
         regions = [Region("graphics", b, n) for b, n in _clusters(gfx_boxes, (x0, y0, x1, y1))]
+        boxed = _boxed_text(regions, spans_pdf, visible_chars, span_boxes, (x0, y0, x1, y1), char_runs)
+        if boxed:
+            regions = [r for r in regions if r not in boxed]
+            sig.n_boxed_text = len(boxed)
         drawn = _Mask(x0, y0, x1, y1)
         for r in regions:
             drawn.add(r.bbox)
@@ -736,6 +1015,25 @@ class PdfReader(DocumentReader):
             if r.kind == "graphics":
                 masks["graphics"].add(r.bbox)
             masks["all"].add(r.bbox)
+        drawings = _Mask(x0, y0, x1, y1)
+        for b in gfx_boxes:
+            drawings.add(b)
+        sig.drawing_coverage = drawings.fraction
+        # Drawn area without text on it: a shaded box behind code or a quote is not a drawing.
+        for r in boxed:
+            rr, cc = drawings._slice(r.bbox)
+            drawings.cells[rr, cc] = False
+        drawn_only = drawings.cells & ~text_mask.cells
+        rows, cols = drawings._slice(content)
+        sig.drawing_share = float(drawn_only[rows, cols].sum()) / max(drawings.count_box(content), 1)
+        sig.drawing_extent_share = _drawing_extent(
+            gfx_boxes, (x0, y0, x1, y1), content, spans_pdf, visible_chars, span_boxes, char_runs
+        )
+        geo = line_geometry(char_runs)
+        for name in LINE_FIELDS:
+            setattr(sig, name, getattr(geo, name))
+        area_k = max((content[2] - content[0]) * (content[3] - content[1]), 1.0) / 1000
+        sig.char_density = round(float(sig.n_chars) / float(area_k), 3)
         sig.graphics_coverage = masks["graphics"].fraction
         sig.n_graphics_regions = sum(r.kind == "graphics" for r in regions)
         sig.table_coverage = masks["table"].fraction

@@ -7,7 +7,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["IngestConfig", "RouterConfig", "SearchConfig", "VisualPages"]
 
@@ -18,6 +18,7 @@ class VisualPages(StrEnum):
     auto = "auto"  # the router decides per page
     all = "all"  # every page (e.g. a GPU budget that allows it)
     none = "none"  # no page (text legs only)
+    ambiguous_both = "ambiguous-both"  # as auto, and pages the router is unsure of get visual vectors too
 
 
 class RouterConfig(BaseModel):
@@ -25,7 +26,40 @@ class RouterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    visual_pages: VisualPages = Field(VisualPages.auto, description="auto: decide per page; all | none.")
+    visual_pages: VisualPages = Field(
+        VisualPages.auto,
+        description="auto: decide per page; all | none: a policy; ambiguous-both: as auto, and text pages whose "
+        "confidence is under ambiguous_below also get visual vectors (every page's text is indexed anyway).",
+    )
+    decision: Literal["learned", "rules"] = Field(
+        "learned",
+        description="learned: the fitted layout-vs-text model (router_model.json); rules: the hand-set "
+        "thresholds below (layout_min_share, slide_*), as before 0.10.",
+    )
+    model: str | None = Field(
+        None, description="A router model JSON of your own (benchmarks/router.py --fit writes one)."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_loads(cls, value: str | None) -> str | None:
+        """A router model of the user's is read when the settings are, so a bad path fails before any page."""
+        if value is not None:
+            from .router_model import load_model
+
+            load_model(value)
+        return value
+
+    layout_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="learned: a page is layout when P(layout) is at least this."
+    )
+    ambiguous_below: float = Field(
+        0.75,
+        ge=0.5,
+        le=1.0,
+        description="Confidence (0.5 a coin flip .. 1.0) under which a page counts as ambiguous "
+        "(visual_pages=ambiguous-both sends it to both legs).",
+    )
     min_text_chars: int = Field(
         40, description="A page with fewer visible non-space characters has no usable text layer."
     )
@@ -47,7 +81,10 @@ class RouterConfig(BaseModel):
     slide_max_chars: int = Field(
         900, description="Landscape pages with fewer characters and large type look like slides."
     )
-    slide_min_font_size: float = Field(16.0, description="Median font size (pt) that marks slide-like type.")
+    slide_min_font_size: float = Field(16.0, description="Median font size (pt) that marks slide-like type...")
+    slide_min_relative_font: float = Field(
+        0.028, description="... or this share of the page height, whichever is smaller (a 14 pt slide 445 pt high)."
+    )
     form_min_fields: int = Field(3, description="Interactive form fields that make a page a form ('layout').")
     ocr_min_image_coverage: float = Field(
         0.1,

@@ -4,8 +4,11 @@
 ColPali-family late-interaction leg; ``text`` pages (prose, natural images) go to the unified
 single-vector leg. Text found on every page still feeds BM25 and snippets.
 
-The decision reads only cheap signals (``docrag.parsers.types.PageSignals``); thresholds live in
-``docrag.pipeline.options.RouterConfig``.
+The decision reads only cheap signals (``docrag.parsers.types.PageSignals``). Scans, forms and text-less
+drawings are decided by plain rules; layout-vs-text for everything else by a logistic regression fitted on
+labelled pages (``router_model.py``, numbers in ``router_model.json``), whose strongest features become the
+reasons. Settings live in ``docrag.pipeline.options.RouterConfig`` (``decision = "rules"`` keeps the
+hand-set thresholds).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Route:
     reasons: list[str] = field(default_factory=list)
     signals: dict[str, Any] = field(default_factory=dict)
     ocr: bool = False  # no usable text layer, and something to read: an image or text drawn as outlines
+    ambiguous: bool = False  # confidence under ambiguous_below
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +47,7 @@ class Route:
             "route": self.route,
             "label": self.label,
             "ocr": self.ocr,
+            "ambiguous": self.ambiguous,
             "confidence": round(self.confidence, 3),
             "reasons": list(self.reasons),
             "signals": dict(self.signals),
@@ -75,7 +80,7 @@ def _classify_image_file(s: PageSignals, cfg: RouterConfig) -> tuple[str, float,
     return "text", conf, [f"image file ({size}) looks like a photo or figure: {detail}; unified image leg"]
 
 
-def _classify_pdf_page(s: PageSignals, cfg: RouterConfig) -> tuple[str, float, list[str]]:
+def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> tuple[str, float, list[str]]:
     visible_chars = round(s.n_chars * (1.0 - s.invisible_text_fraction))
     # 1. Scans: a page-sized image and no usable visible text (an invisible OCR layer does not count).
     if visible_chars < cfg.min_text_chars and s.largest_image_coverage >= cfg.scan_image_coverage:
@@ -95,12 +100,17 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig) -> tuple[str, float, l
     # 2. Forms and slides are layout whatever their regions.
     if s.n_form_fields >= cfg.form_min_fields:
         return "layout", 0.9, [f"{s.n_form_fields} interactive form fields"]
-    landscape = s.width_pt > s.height_pt * 1.15
-    if landscape and 0 < s.n_chars <= cfg.slide_max_chars and s.median_font_size >= cfg.slide_min_font_size:
+    w, h = (s.height_pt, s.width_pt) if s.rotation in (90, 270) else (s.width_pt, s.height_pt)
+    landscape = w > h * 1.15
+    large = s.median_font_size >= min(cfg.slide_min_font_size, cfg.slide_min_relative_font * h)
+    if landscape and 0 < s.n_chars <= cfg.slide_max_chars and large:
         return (
             "layout",
             0.8,
-            [f"slide-like: landscape page, {s.n_chars} characters in large type (median {s.median_font_size:.0f} pt)"],
+            [
+                f"slide-like: landscape page, {s.n_chars} characters in type large for the page "
+                f"(median {s.median_font_size:.0f} pt on a {h:.0f} pt high page)"
+            ],
         )
 
     # 3. Regions that carry the meaning: tables, charts/diagrams, images.
@@ -115,6 +125,8 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig) -> tuple[str, float, l
     if visible_chars < cfg.min_text_chars and s.n_paths >= 50:
         reasons.append(f"no usable text layer ({visible_chars} chars) but {s.n_paths} vector paths: a drawing")
         return "layout", 0.8, reasons
+    if cfg.decision == "learned":
+        return _learned(s, cfg, model)
     share = s.visual_share
     if share >= cfg.layout_min_share:
         conf = _confidence(share, cfg.layout_min_share, cfg.layout_confident_share)
@@ -135,22 +147,46 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig) -> tuple[str, float, l
     return "text", conf, reasons
 
 
-def route_signals(file: str, page: int, signals: PageSignals, config: RouterConfig | None = None) -> Route:
-    """Route one page from its signals."""
+def _learned(s: PageSignals, cfg: RouterConfig, model: Any = None) -> tuple[str, float, list[str]]:
+    from .router_model import load_model
+
+    model = model or load_model(cfg.model)
+    p, contributions = model.probability(s)
+    layout = p >= cfg.layout_threshold
+    conf = p if layout else 1.0 - p
+    words = model.reasons(s, contributions, layout)
+    head = f"P(layout) = {p:.2f}"
+    if not words:
+        words = ["no signal stands out"]
+    return ("layout" if layout else "text"), conf, [f"{head}: {words[0]}", *words[1:]]
+
+
+def route_signals(
+    file: str, page: int, signals: PageSignals, config: RouterConfig | None = None, model: Any = None
+) -> Route:
+    """Route one page from its signals (``model``: a ``LearnedDecision`` instead of the configured one)."""
     cfg = config or RouterConfig()
     if signals.source == "image":
         label, conf, reasons = _classify_image_file(signals, cfg)
     else:
-        label, conf, reasons = _classify_pdf_page(signals, cfg)
+        label, conf, reasons = _classify_pdf_page(signals, cfg, model)
     route = "visual" if label in ("scanned", "layout") else "text"
     if cfg.visual_pages == VisualPages.all and route == "text":
         route, reasons = "visual", [*reasons, "policy visual_pages=all"]
     elif cfg.visual_pages == VisualPages.none and route == "visual":
         route, reasons = "text", [*reasons, "policy visual_pages=none"]
+    ambiguous = conf < cfg.ambiguous_below
+    if ambiguous and route == "text" and cfg.visual_pages == VisualPages.ambiguous_both:
+        route = "visual"
+        reasons = [
+            *reasons,
+            f"unsure (confidence {conf:.2f} < {cfg.ambiguous_below:.2f}): visual vectors too "
+            "(visual_pages=ambiguous-both)",
+        ]
     ocr, why = needs_ocr(signals, label, cfg)
     if why:
         reasons = [*reasons, why]
-    return Route(file, page, route, label, conf, reasons, signals.to_dict(), ocr)
+    return Route(file, page, route, label, conf, reasons, signals.to_dict(), ocr, ambiguous)
 
 
 def needs_ocr(s: PageSignals, label: str, cfg: RouterConfig) -> tuple[bool, str]:
@@ -187,9 +223,29 @@ class RoutingReport:
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # files in folders that are not PDFs or images
+    ambiguous_below: float = 0.75
+    policy: str = "auto"
+
+    def summary(self) -> dict[str, Any]:
+        """Pages per route, the ambiguous ones, and what the ambiguity band costs (or costs already)."""
+        visual = sum(r.route == "visual" for r in self.pages)
+        ambiguous = [r for r in self.pages if r.ambiguous]
+        unsure_text = sum(r.label == "text" for r in ambiguous)
+        from_band = unsure_text if self.policy == "ambiguous-both" else 0
+        return {
+            "pages": len(self.pages),
+            "visual": visual,
+            "text": len(self.pages) - visual,
+            "ambiguous": len(ambiguous),
+            "ambiguous_below": self.ambiguous_below,
+            # text pages that ambiguous-both sends to the visual leg too (already counted in "visual" when on)
+            "visual_from_ambiguity": unsure_text,
+            "visual_without_ambiguity": visual - from_band,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "summary": self.summary(),
             "pages": [r.to_dict() for r in self.pages],
             "errors": list(self.errors),
             "warnings": list(self.warnings),
@@ -210,7 +266,8 @@ def route_files(
     """
     from docrag.parsers import DocumentError, discover, open_document
 
-    report = RoutingReport()
+    cfg = config or RouterConfig()
+    report = RoutingReport(ambiguous_below=cfg.ambiguous_below, policy=str(cfg.visual_pages.value))
     explicit = {str(p) for p in paths}
     for found in discover(paths):
         path, supported = found.path, found.supported
@@ -238,7 +295,7 @@ def route_files(
                     except DocumentError as exc:
                         report.errors.append({"file": str(path), "page": number, "error": exc.reason})
                         continue
-                    report.pages.append(route_page(page, config))
+                    report.pages.append(route_page(page, cfg))
                     n_read += 1
         except DocumentError as exc:
             report.errors.append({"file": exc.file, "error": exc.reason})

@@ -23,6 +23,10 @@ GOOD = {
     "slide": lambda d: pdfgen.slide_pdf(d / "slide.pdf"),
     "scan": lambda d: pdfgen.scan_pdf(d / "scan.pdf"),
     "scan_ocr": lambda d: pdfgen.scan_pdf(d / "scan_ocr.pdf", ocr_layer=True),
+    "unruled_table": lambda d: pdfgen.unruled_table_pdf(d / "unruled_table.pdf"),
+    "refcard": lambda d: pdfgen.refcard_pdf(d / "refcard.pdf"),
+    "form_diagram": lambda d: pdfgen.form_xobject_diagram_pdf(d / "form_diagram.pdf"),
+    "prose_small_table": lambda d: pdfgen.prose_small_table_pdf(d / "prose_small_table.pdf"),
 }
 
 

@@ -361,3 +361,117 @@ def typeset_pdf(path: Path) -> Path:
     c.showPage()
     c.save()
     return path
+
+
+def unruled_table_pdf(path: Path) -> Path:
+    """A heading, a paragraph, then a table of functions aligned by whitespace only (no rules): 4 columns,
+    28 rows, each cell its own string; the page ends with a short paragraph."""
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.setFont("Helvetica-Bold", 13)
+    c.drawString(72, 790, "Appendix B: distribution functions")
+    c.setFont("Helvetica", 10)
+    y = _prose_lines(c, 72, 770, 95, 4, seed=11)
+    rng = random.Random(11)
+    names = ("dnorm", "pnorm", "qnorm", "rnorm", "dbeta", "pbeta", "dgamma", "pgamma", "dpois", "ppois")
+    cols = (72, 180, 330, 460)
+    c.setFont("Helvetica-Bold", 9)
+    for x, h in zip(cols, ("function", "distribution", "parameters", "support"), strict=True):
+        c.drawString(x, y - 16, h)
+    c.setFont("Helvetica", 9)
+    yy = y - 32
+    for i in range(28):
+        c.drawString(cols[0], yy, f"{names[i % len(names)]}{i // len(names) or ''}")
+        c.drawString(cols[1], yy, rng.choice(("normal", "beta", "gamma", "Poisson", "binomial")))
+        c.drawString(cols[2], yy, f"{rng.choice(('mu, sigma', 'a, b', 'k, theta', 'lambda'))}")
+        c.drawRightString(cols[3] + 60, yy, f"{rng.randint(0, 9)}..{rng.randint(10, 99)}")
+        yy -= 12
+    _prose_lines(c, 72, yy - 14, 95, 3, seed=12)
+    c.showPage()
+    c.save()
+    return path
+
+
+def refcard_pdf(path: Path) -> Path:
+    """A landscape reference card: 4 columns of terse entries (a command, then its meaning beside it) under
+    bold section headings, 7 pt type, no rules and no images."""
+    c = canvas.Canvas(str(path), pagesize=landscape(A4), invariant=1)
+    w, h = landscape(A4)
+    rng = random.Random(21)
+    verbs = ("list", "show", "remove", "install", "search", "update", "purge", "hold", "mark", "clean")
+    nouns = ("packages", "files", "sources", "versions", "keys", "services", "logs", "users")
+    col_w = (w - 60) / 4
+    for col in range(4):
+        x, y = 30 + col * col_w, h - 40
+        for _section in range(3):
+            c.setFont("Helvetica-Bold", 8)
+            c.drawString(x, y, f"{rng.choice(nouns).title()} and {rng.choice(nouns)}")
+            y -= 11
+            c.setFont("Helvetica", 7)
+            for _ in range(13):
+                c.drawString(x, y, f"{rng.choice(verbs)} -{rng.choice('abcdefgh')} name")
+                c.drawString(x + 70, y, f"{rng.choice(verbs).title()} {rng.choice(nouns)}")
+                y -= 9
+            y -= 8
+    c.showPage()
+    c.save()
+    return path
+
+
+def form_xobject_diagram_pdf(path: Path) -> Path:
+    """A caption and a few sentences, and a diagram drawn inside a Form XObject placed scaled and moved: a
+    3-D box of long strokes and a filled ring, with a few labels (few paths, a large drawing)."""
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.setFont("Helvetica", 10)
+    y = _prose_lines(c, 72, 780, 95, 5, seed=31)
+    c.beginForm("diagram")
+    c.setLineWidth(1.2)
+    p = c.beginPath()  # a 3-D box as one long path
+    p.moveTo(0, 0)
+    for x, yy in ((60, 0), (60, 40), (0, 40), (0, 0), (20, 15), (80, 15), (80, 55), (20, 55), (20, 15)):
+        p.lineTo(x, yy)
+    p.moveTo(60, 0)
+    p.lineTo(80, 15)
+    p.moveTo(60, 40)
+    p.lineTo(80, 55)
+    p.moveTo(0, 40)
+    p.lineTo(20, 55)
+    c.drawPath(p)
+    ring = c.beginPath()
+    ring.circle(130, 30, 25)
+    ring.circle(130, 30, 12)
+    c.setFillGray(0.5)
+    c.drawPath(ring, fill=1, fillMode=0)  # even-odd: a ring
+    c.setFillGray(0)
+    c.setFont("Helvetica", 5)
+    c.drawString(25, -8, "x")
+    c.drawString(-6, 20, "y")
+    c.drawString(84, 35, "z")
+    c.endForm()
+    c.saveState()
+    c.translate(110, y - 330)
+    c.scale(2.4, 2.4)
+    c.doForm("diagram")
+    c.restoreState()
+    c.drawString(180, y - 350, "Figure 2: a box and a ring.")
+    c.showPage()
+    c.save()
+    return path
+
+
+def prose_small_table_pdf(path: Path) -> Path:
+    """A page of prose with one small boxed example table (3 rows, ~8% of the page) in the middle."""
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.setFont("Helvetica", 10)
+    y = _prose_lines(c, 72, 780, 95, 24, seed=41)
+    top = y - 8
+    c.setLineWidth(0.6)
+    c.rect(200, top - 52, 200, 48)
+    c.line(200, top - 18, 400, top - 18)
+    c.line(290, top - 4, 290, top - 52)
+    for i, (a, b) in enumerate((("term", "weight"), ("page", "0.41"), ("table", "0.17"))):
+        c.drawString(208, top - 14 - 16 * i, a)
+        c.drawString(298, top - 14 - 16 * i, b)
+    _prose_lines(c, 72, top - 70, 95, 24, seed=42)
+    c.showPage()
+    c.save()
+    return path

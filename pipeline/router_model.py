@@ -1,0 +1,509 @@
+"""The learned layout-vs-text decision: small boosted trees over the page signals, shipped as plain numbers.
+
+``router_model.json`` (next to this file) holds the feature names, the base log-odds and every tree as flat
+arrays (feature, threshold, children, node values), plus the training set and its leave-one-document-out
+accuracy. It is fitted by
+``benchmarks/router.py --fit`` on the labelled pages of ``benchmarks/router_set`` (no pickle: a JSON file a
+person can read and diff). A user can fit their own and point ``[router] model`` at it.
+
+Every feature has words: the reasons of a decision are the features that pushed it furthest, in sentences a
+person can check on the page ("3 whitespace-aligned columns over 60% of the text lines: an unruled table").
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from docrag.parsers.types import PageSignals
+
+__all__ = ["FEATURES", "Feature", "LearnedDecision", "Tree", "feature_vector", "fit_trees", "load_model"]
+
+DEFAULT_MODEL = Path(__file__).with_name("router_model.json")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _visible(s: PageSignals) -> float:
+    return s.n_chars * (1.0 - s.invisible_text_fraction)
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    name: str
+    value: Callable[[PageSignals], float]
+    words: Callable[[PageSignals], str]  # what the page shows, checkable by eye
+    layout_hint: str = ""  # what it suggests when it pushes towards layout (from the side ``direction`` says)
+    text_hint: str = ""  # ... towards text
+    direction: int = 1  # +1: high values look like layout, -1: like text (hints are given only on that side)
+
+
+def _lg(x: float) -> float:
+    return math.log1p(max(x, 0.0))
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "aligned_line_share",
+        lambda s: s.aligned_line_share,
+        lambda s: (
+            f"{s.aligned_columns} whitespace-aligned column{'s' * (s.aligned_columns != 1)} over "
+            f"{_pct(s.aligned_line_share)} of the {s.n_lines} text lines"
+        ),
+        "an unruled table or a reference card",
+        "no aligned columns inside the lines: running text",
+    ),
+    Feature(
+        "aligned_columns",
+        lambda s: _lg(s.aligned_columns),
+        lambda s: f"{s.aligned_columns} whitespace-aligned column{'s' * (s.aligned_columns != 1)} inside the lines",
+        "table-like columns",
+    ),
+    Feature(
+        "multi_segment_lines",
+        lambda s: s.multi_segment_lines,
+        lambda s: f"{_pct(s.multi_segment_lines)} of the text lines are split by 2 or more wide gaps",
+        "cells side by side",
+    ),
+    Feature(
+        "segments_per_line",
+        lambda s: _lg(s.segments_per_line),
+        lambda s: f"{s.segments_per_line:.1f} text segments per line",
+    ),
+    Feature(
+        "short_segment_share",
+        lambda s: s.short_segment_share,
+        lambda s: f"{_pct(s.short_segment_share)} of the text segments are short (under 30% of their column)",
+        "terse entries or cells",
+        "long lines of prose",
+    ),
+    Feature(
+        "numeric_segment_share",
+        lambda s: s.numeric_segment_share,
+        lambda s: f"{_pct(s.numeric_segment_share)} of the text segments are numbers",
+        "a table of figures",
+    ),
+    Feature(
+        "median_segment_chars",
+        lambda s: _lg(s.median_segment_chars),
+        lambda s: f"text segments of {s.median_segment_chars:.0f} characters (median)",
+        "short entries",
+        "long lines",
+        direction=-1,
+    ),
+    Feature(
+        "toc_line_share",
+        lambda s: s.toc_line_share,
+        lambda s: f"{_pct(s.toc_line_share)} of the lines are words then a page number",
+        "",
+        "a table of contents or an index",
+        direction=-1,
+    ),
+    Feature(
+        "small_boxes",
+        lambda s: _lg(s.n_small_boxes),
+        lambda s: f"{s.n_small_boxes} small square boxes (checkboxes)",
+        "a form to fill in",
+    ),
+    Feature(
+        "n_columns",
+        lambda s: float(min(s.n_columns, 8)),
+        lambda s: f"{s.n_columns} text column{'s' * (s.n_columns != 1)} separated by gutters",
+        "a multi-column layout",
+    ),
+    Feature(
+        "n_lines",
+        lambda s: _lg(s.n_lines),
+        lambda s: f"{s.n_lines} text lines",
+        "",
+        "a full page of lines",
+        direction=-1,
+    ),
+    Feature(
+        "visible_chars",
+        lambda s: _lg(_visible(s)),
+        lambda s: f"{_visible(s):.0f} visible characters",
+        "little text",
+        "plenty of text",
+        direction=-1,
+    ),
+    Feature(
+        "char_density",
+        lambda s: _lg(s.char_density),
+        lambda s: f"{s.char_density:.1f} characters per 1,000 pt² of the printed area",
+        "sparse text",
+        "dense text",
+        direction=-1,
+    ),
+    Feature(
+        "text_coverage",
+        lambda s: s.text_coverage,
+        lambda s: f"text covers {_pct(s.text_coverage)} of the page",
+    ),
+    Feature(
+        "visual_share",
+        lambda s: s.visual_share,
+        lambda s: f"tables, drawings and images take {_pct(s.visual_share)} of the content",
+        "tables or figures",
+        "no sizeable table or figure",
+    ),
+    Feature(
+        "table_share",
+        lambda s: s.table_share,
+        lambda s: f"{s.n_tables} ruled table{'s' * (s.n_tables != 1)} over {_pct(s.table_share)} of the content",
+        "a ruled table",
+    ),
+    Feature(
+        "figure_share",
+        lambda s: s.figure_share,
+        lambda s: f"drawings and images over {_pct(s.figure_share)} of the content",
+        "a figure",
+    ),
+    Feature(
+        "drawing_share",
+        lambda s: s.drawing_share,
+        lambda s: (
+            f"vector drawing covers {_pct(s.drawing_share)} of the content ({s.n_paths} paths"
+            + (f", {s.n_form_paths} inside Form XObjects" if s.n_form_paths else "")
+            + ")"
+        ),
+        "a diagram or chart",
+    ),
+    Feature(
+        "drawing_extent_share",
+        lambda s: s.drawing_extent_share,
+        lambda s: f"vector drawings span {_pct(s.drawing_extent_share)} of the content ({s.n_paths} paths)",
+        "a diagram or chart",
+        "no drawing of any size",
+    ),
+    Feature(
+        "rules",
+        lambda s: _lg(s.n_rules_h + s.n_rules_v),
+        lambda s: f"{s.n_rules_h} horizontal and {s.n_rules_v} vertical ruling lines",
+        "ruled cells or boxes",
+    ),
+    Feature(
+        "image_coverage",
+        lambda s: s.image_coverage,
+        lambda s: f"embedded images cover {_pct(s.image_coverage)} of the page",
+        "a picture",
+    ),
+    Feature(
+        "graphics_text_share",
+        lambda s: min(s.graphics_text_chars / max(_visible(s), 1.0), 1.0),
+        lambda s: (
+            f"{_pct(min(s.graphics_text_chars / max(_visible(s), 1.0), 1.0))} of the text sits inside "
+            "tables or drawings"
+        ),
+        "labels inside a figure or table",
+    ),
+    Feature(
+        "mono_text_fraction",
+        lambda s: s.mono_text_fraction,
+        lambda s: f"{_pct(s.mono_text_fraction)} of the text in fixed-pitch fonts",
+        "",
+        "code or printed output",
+        direction=-1,
+    ),
+    Feature(
+        "median_font_size",
+        lambda s: _lg(s.median_font_size),
+        lambda s: f"median font size {s.median_font_size:.0f} pt",
+        "large type",
+        "body-size type",
+    ),
+    Feature(
+        "relative_font_size",
+        lambda s: 100 * s.median_font_size / max(min(s.width_pt, s.height_pt), 1.0),
+        lambda s: (
+            f"type {s.median_font_size:.0f} pt on a {min(s.width_pt, s.height_pt):.0f} pt wide page "
+            f"({100 * s.median_font_size / max(min(s.width_pt, s.height_pt), 1.0):.1f}% of it)"
+        ),
+        "type large for the page: a slide or poster",
+        "body text for the page size",
+    ),
+    Feature(
+        "aspect",
+        lambda s: max(s.width_pt, s.height_pt) / max(min(s.width_pt, s.height_pt), 1.0),
+        lambda s: f"page aspect {max(s.width_pt, s.height_pt) / max(min(s.width_pt, s.height_pt), 1.0):.2f}",
+        "a screen-shaped page (16:9, 4:3)",
+    ),
+    Feature(
+        "large_text_share",
+        lambda s: s.large_text_share,
+        lambda s: f"{_pct(s.large_text_share)} of the text objects in large type",
+        "headline-sized type",
+    ),
+    Feature(
+        "n_font_sizes",
+        lambda s: _lg(s.n_font_sizes),
+        lambda s: f"{s.n_font_sizes} font sizes",
+        "varied type sizes",
+    ),
+    Feature(
+        "bold_text_share",
+        lambda s: s.bold_text_share,
+        lambda s: f"{_pct(s.bold_text_share)} of the text objects in bold",
+        "many bold labels",
+    ),
+    Feature(
+        "landscape",
+        lambda s: (
+            float(s.width_pt > 1.15 * s.height_pt) if s.rotation in (0, 180) else float(s.height_pt > 1.15 * s.width_pt)
+        ),
+        lambda s: "landscape page" if (s.width_pt > s.height_pt) == (s.rotation in (0, 180)) else "portrait page",
+        "a slide, chart or wide table",
+    ),
+    Feature(
+        "form_fields",
+        lambda s: _lg(s.n_form_fields),
+        lambda s: f"{s.n_form_fields} interactive form fields",
+        "a form",
+    ),
+)
+_BY_NAME = {f.name: f for f in FEATURES}
+
+
+def feature_vector(s: PageSignals, names: list[str] | tuple[str, ...] | None = None) -> np.ndarray:
+    return np.asarray([_BY_NAME[n].value(s) for n in (names or [f.name for f in FEATURES])], dtype=float)
+
+
+@dataclass(slots=True)
+class Tree:
+    """One regression tree over feature indices. Node ``i`` splits on ``feature[i]`` at ``threshold[i]``
+    (x < threshold goes left) or is a leaf (``feature[i] == -1``); ``value[i]`` is the node's log-odds step,
+    kept for inner nodes too, so a decision can be split into per-feature contributions."""
+
+    feature: list[int]
+    threshold: list[float]
+    left: list[int]
+    right: list[int]
+    value: list[float]
+
+    def path(self, x: np.ndarray) -> list[int]:
+        i, out = 0, [0]
+        while self.feature[i] >= 0:
+            i = self.left[i] if x[self.feature[i]] < self.threshold[i] else self.right[i]
+            out.append(i)
+        return out
+
+
+@dataclass(slots=True)
+class LearnedDecision:
+    """Log-odds of layout = base + the sum of small boosted trees over the named features.
+
+    A decision splits exactly into per-feature contributions: along each tree's path, the change of the node
+    value at a split is credited to the feature split on (Saabas' attribution), so the reasons are the
+    features that moved the log-odds furthest, each with the words of its value on this page.
+    """
+
+    names: list[str]
+    base: float
+    trees: list[Tree]
+    source: str = ""
+    medians: list[float] | None = None  # of the training pages: which side of typical a value is, for hints
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "") -> LearnedDecision:
+        where = source or "router model"
+        names = data.get("features")
+        if not isinstance(names, list) or not names:
+            raise ValueError(f"{where}: no 'features' list")
+        unknown = [n for n in names if not isinstance(n, str) or n not in _BY_NAME]
+        if unknown:
+            raise ValueError(f"{where}: unknown feature(s) {', '.join(map(str, unknown))}")
+        try:
+            trees = [
+                Tree(**{k: list(t[k]) for k in ("feature", "threshold", "left", "right", "value")})
+                for t in data["trees"]
+            ]
+            base = float(data["base"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: malformed ({exc})") from None
+        for t in trees:
+            n = len(t.feature)
+            if not n or any(len(v) != n for v in (t.threshold, t.left, t.right, t.value)):
+                raise ValueError(f"{where}: a tree's arrays differ in length")
+            for i, f in enumerate(t.feature):
+                if f >= len(names) or (f >= 0 and not (i < t.left[i] < n and i < t.right[i] < n)):
+                    raise ValueError(f"{where}: a tree refers to a feature or node that does not exist")
+        medians = data.get("medians")
+        if medians is not None and (not isinstance(medians, list) or len(medians) != len(names)):
+            raise ValueError(f"{where}: 'medians' must list one number per feature")
+        return cls(
+            names=list(names), base=base, trees=trees, source=source, medians=[float(m) for m in medians or []] or None
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "base": round(self.base, 6),
+            "features": list(self.names),
+            **({"medians": [round(m, 6) for m in self.medians]} if self.medians else {}),
+            "trees": [
+                {
+                    "feature": t.feature,
+                    "threshold": [round(v, 6) for v in t.threshold],
+                    "left": t.left,
+                    "right": t.right,
+                    "value": [round(v, 6) for v in t.value],
+                }
+                for t in self.trees
+            ],
+        }
+
+    def contributions(self, s: PageSignals) -> tuple[float, np.ndarray]:
+        """(log-odds of layout, per-feature contributions); the contributions sum to log-odds minus the
+        trees' root values and the base."""
+        x = feature_vector(s, self.names)
+        c = np.zeros(len(self.names))
+        z = self.base
+        for t in self.trees:
+            path = t.path(x)
+            z += t.value[path[-1]]
+            for parent, child in itertools.pairwise(path):
+                c[t.feature[parent]] += t.value[child] - t.value[parent]
+        return z, c
+
+    def probability(self, s: PageSignals) -> tuple[float, np.ndarray]:
+        z, c = self.contributions(s)
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0))), c
+
+    def reasons(self, s: PageSignals, contributions: np.ndarray, layout: bool, n: int = 3) -> list[str]:
+        """The features that pushed hardest towards the decision, in words (strongest first)."""
+        sign = 1.0 if layout else -1.0
+        order = np.argsort(-sign * contributions, kind="stable")
+        x = feature_vector(s, self.names)
+        out = []
+        for i in order[:n].tolist():
+            if sign * contributions[i] <= 0.05:
+                break
+            f = _BY_NAME[self.names[i]]
+            hint = f.layout_hint if layout else f.text_hint
+            # A hint says what the value suggests; it is given only when the value lies on that side of the
+            # training pages' median (a tree may also use a feature against its usual direction).
+            side = f.direction * (x[i] - self.medians[i]) if self.medians else 0.0
+            if hint and sign * side > 0:
+                out.append(f"{f.words(s)}: {hint}")
+            else:
+                out.append(f.words(s))
+        return out
+
+
+def load_model(path: str | Path | None = None) -> LearnedDecision:
+    """The packaged model, or one fitted by the user (a JSON file in the same format)."""
+    return _load(str(path or DEFAULT_MODEL))
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> LearnedDecision:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"router model {p}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"router model {p}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"router model {p}: not a JSON object")
+    return LearnedDecision.from_dict(data, source=str(p))
+
+
+def fit_trees(
+    x: np.ndarray,
+    y: np.ndarray,
+    names: list[str] | None = None,
+    rounds: int = 150,
+    depth: int = 2,
+    learning_rate: float = 0.1,
+    l2: float = 1.0,
+    min_leaf: int = 5,
+    bins: int = 32,
+    sample_weight: np.ndarray | None = None,
+) -> LearnedDecision:
+    """Gradient-boosted trees for the logistic loss (Newton steps, as XGBoost does), small and plain.
+
+    Split candidates are the midpoints between up to ``bins`` quantiles of each feature; a leaf needs
+    ``min_leaf`` pages; ``l2`` shrinks every node value towards 0.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n, d = x.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    cuts = []
+    for j in range(d):
+        q = np.unique(np.quantile(x[:, j], np.linspace(0, 1, bins + 1)))
+        cuts.append((q[:-1] + q[1:]) / 2 if q.size > 1 else np.empty(0))
+    binned = np.stack([np.searchsorted(cuts[j], x[:, j], side="right") for j in range(d)], axis=1)
+    p0 = float(np.clip((w * y).sum() / w.sum(), 1e-3, 1 - 1e-3))
+    base = math.log(p0 / (1 - p0))
+    z = np.full(n, base)
+    trees: list[Tree] = []
+    for _ in range(rounds):
+        p = 1.0 / (1.0 + np.exp(-z))
+        g, h = w * (p - y), w * p * (1 - p)
+        t = Tree([], [], [], [], [])
+        leaf_of = np.zeros(n, dtype=np.int64)
+
+        def grow(
+            idx: np.ndarray,
+            level: int,
+            t: Tree = t,
+            g: np.ndarray = g,
+            h: np.ndarray = h,
+            leaf_of: np.ndarray = leaf_of,
+        ) -> int:
+            node = len(t.feature)
+            gs, hs = float(g[idx].sum()), float(h[idx].sum())
+            t.feature.append(-1)
+            t.threshold.append(0.0)
+            t.left.append(-1)
+            t.right.append(-1)
+            t.value.append(-learning_rate * gs / (hs + l2))
+            leaf_of[idx] = node
+            if level >= depth or idx.size < 2 * min_leaf:
+                return node
+            best = (1e-6, -1, 0)
+            parent = gs * gs / (hs + l2)
+            for j in range(d):
+                k = cuts[j].size
+                if not k:
+                    continue
+                b = binned[idx, j]
+                gl = np.cumsum(np.bincount(b, g[idx], minlength=k + 1))[:-1]
+                hl = np.cumsum(np.bincount(b, h[idx], minlength=k + 1))[:-1]
+                nl = np.cumsum(np.bincount(b, minlength=k + 1))[:-1]
+                ok = (nl >= min_leaf) & (idx.size - nl >= min_leaf)
+                if not ok.any():
+                    continue
+                gain = gl**2 / (hl + l2) + (gs - gl) ** 2 / (hs - hl + l2) - parent
+                gain[~ok] = -np.inf
+                c = int(np.argmax(gain))
+                if gain[c] > best[0]:
+                    best = (float(gain[c]), j, c)
+            if best[1] < 0:
+                return node
+            j, c = best[1], best[2]
+            go_left = binned[idx, j] <= c
+            t.feature[node], t.threshold[node] = j, float(cuts[j][c])
+            t.left[node] = grow(idx[go_left], level + 1)
+            t.right[node] = grow(idx[~go_left], level + 1)
+            return node
+
+        grow(np.arange(n), 0)
+        z += np.asarray(t.value)[leaf_of]
+        trees.append(t)
+    return LearnedDecision(
+        names=list(names or [f.name for f in FEATURES]),
+        base=base,
+        trees=trees,
+        medians=[float(v) for v in np.median(x, axis=0)],
+    )
