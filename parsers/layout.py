@@ -15,7 +15,7 @@ Everything is vectorised over the runs; a page of 10,000 runs costs a few millis
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,9 @@ ALIGN_MIN_LINES = 3  # a whitespace column is at least this many lines...
 ALIGN_MIN_SHARE = 0.12  # ...and this share of the lines
 GUTTER_MIN_WIDTH = 6.0  # pt
 GUTTER_MAX_SHARE = 0.04  # a strip crossed by at most this share of the lines is a gutter
+TABLE_MIN_CELLS = 3  # a table-like line has this many segments or more...
+TABLE_MAX_FILL = 0.75  # ...covering at most this share of its extent (prose columns fill theirs)...
+TABLE_MIN_ROWS = 4  # ...and a table is this many such lines in a row (one other line may interrupt)
 SHORT_SEGMENT = 0.3  # segments narrower than this share of their column are short (cells, terse entries)
 _NUMERIC = re.compile(r"^[-+−–(<>=±$€£#]*\d[\d.,:/%\s]*[)*%a-zA-Z]{0,3}$")
 
@@ -45,6 +48,7 @@ class LineGeometry:
     median_segment_chars: float = 0.0
     line_height: float = 0.0  # median, pt
     toc_line_share: float = 0.0  # lines of words ending in a lone number far to the right (contents, index)
+    table_boxes: list = field(default_factory=list)  # (left, bottom, right, top) of runs of table-like lines
 
 
 def _aligned(edges: np.ndarray, line_of: np.ndarray, n_lines: int, min_lines: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,4 +187,52 @@ def line_geometry(runs: list[tuple[float, float, float, float, str]]) -> LineGeo
             first_text = seg_text[j - per_line[line] + 1]
             toc += sum(ch.isalpha() for ch in first_text) >= 4
     g.toc_line_share = round(toc / n_lines, 3)
+    g.table_boxes = _table_runs(seg_line, seg_left, seg_right, n_lines, lid, idx, bottom, top)
     return g
+
+
+def _table_runs(
+    seg_line: np.ndarray,
+    seg_left: np.ndarray,
+    seg_right: np.ndarray,
+    n_lines: int,
+    run_line: np.ndarray,
+    run_index: np.ndarray,
+    bottom: np.ndarray,
+    top: np.ndarray,
+) -> list[tuple[float, float, float, float]]:
+    """Boxes of tables drawn without rules: runs of lines split into 3+ cells that leave gaps between them."""
+    n_seg = np.bincount(seg_line, minlength=n_lines)
+    width = np.bincount(seg_line, weights=seg_right - seg_left, minlength=n_lines)
+    lo = np.full(n_lines, np.inf)
+    hi = np.full(n_lines, -np.inf)
+    np.minimum.at(lo, seg_line, seg_left)
+    np.maximum.at(hi, seg_line, seg_right)
+    fill = width / np.maximum(hi - lo, 1e-6)
+    tabular = (n_seg >= TABLE_MIN_CELLS) & (fill <= TABLE_MAX_FILL)
+    line_bottom = np.full(n_lines, np.inf)
+    line_top = np.full(n_lines, -np.inf)
+    np.minimum.at(line_bottom, run_line, bottom[run_index])
+    np.maximum.at(line_top, run_line, top[run_index])
+    boxes = []
+    i = 0
+    flags = tabular.tolist()
+    while i < n_lines:
+        if not flags[i]:
+            i += 1
+            continue
+        j, rows, gap = i, 0, 0
+        last = i
+        while j < n_lines and gap <= 1:
+            if flags[j]:
+                rows, gap, last = rows + 1, 0, j
+            else:
+                gap += 1
+            j += 1
+        if rows >= TABLE_MIN_ROWS:
+            sl = slice(i, last + 1)
+            boxes.append(
+                (float(lo[sl].min()), float(line_bottom[sl].min()), float(hi[sl].max()), float(line_top[sl].max()))
+            )
+        i = last + 1
+    return boxes

@@ -985,6 +985,9 @@ class PdfReader(DocumentReader):
                 img_mask = _Mask(x0, y0, x1, y1)
                 diagnostics.append("the text is printed over the images: they are taken for a background")
         # Regions that carry non-prose meaning: clusters of vector paths, ruled tables, images.
+        geo = line_geometry(char_runs)
+        for name in LINE_FIELDS:
+            setattr(sig, name, getattr(geo, name))
         regions = [Region("graphics", b, n) for b, n in _clusters(gfx_boxes, (x0, y0, x1, y1))]
         boxed = _boxed_text(regions, spans_pdf, visible_chars, span_boxes, (x0, y0, x1, y1), char_runs)
         if boxed:
@@ -1006,6 +1009,15 @@ class PdfReader(DocumentReader):
             inside_chart = drawn.cells_in(t) >= 0.5 * drawn.count_box(t)
             if not inside_chart and table_text.looks_like_table(t):
                 regions.append(Region("table", t, n))
+        # Tables without rules: runs of lines split into aligned cells (see docrag.parsers.layout).
+        ruled_mask = _Mask(x0, y0, x1, y1)
+        for r in regions:
+            if r.kind == "table":
+                ruled_mask.add(r.bbox)
+        for b in geo.table_boxes:
+            if ruled_mask.cells_in(b) < 0.5 * ruled_mask.count_box(b) and drawn.cells_in(b) < 0.5 * drawn.count_box(b):
+                regions.append(Region("table", b, 0))
+                sig.n_unruled_tables += 1
         regions += [Region("image", b, 1) for b in image_boxes]
         content = _content_box(span_boxes + [r.bbox for r in regions], (x0, y0, x1, y1))
         sig.content_coverage = (content[2] - content[0]) * (content[3] - content[1]) / page_area
@@ -1029,9 +1041,6 @@ class PdfReader(DocumentReader):
         sig.drawing_extent_share = _drawing_extent(
             gfx_boxes, (x0, y0, x1, y1), content, spans_pdf, visible_chars, span_boxes, char_runs
         )
-        geo = line_geometry(char_runs)
-        for name in LINE_FIELDS:
-            setattr(sig, name, getattr(geo, name))
         area_k = max((content[2] - content[0]) * (content[3] - content[1]), 1.0) / 1000
         sig.char_density = round(float(sig.n_chars) / float(area_k), 3)
         sig.graphics_coverage = masks["graphics"].fraction

@@ -71,7 +71,8 @@ class PageSignals:
     n_rules_h: int = 0  # thin horizontal lines (table rules, underlines)
     n_rules_v: int = 0
     table_coverage: float = 0.0  # area spanned by groups of ruling lines around non-prose text
-    n_tables: int = 0
+    n_tables: int = 0  # ruled and unruled
+    n_unruled_tables: int = 0  # tables found from aligned cells alone, no rules (counted in n_tables)
     content_coverage: float = 0.0  # bounding box of everything printed (text and graphics)
     visual_share: float = 0.0  # union of table/graphics/image regions over the content box
     table_share: float = 0.0  # ruled tables over the content box

@@ -115,7 +115,8 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
 
     # 3. Regions that carry the meaning: tables, charts/diagrams, images.
     if s.n_tables:
-        reasons.append(f"{_covers(s.n_tables, 'ruled table')} {_pct(s.table_share)} of the content")
+        noun = "table" if s.n_unruled_tables else "ruled table"
+        reasons.append(f"{_covers(s.n_tables, noun)} {_pct(s.table_share)} of the content")
     if s.n_graphics_regions:
         share = min(s.graphics_coverage / max(s.content_coverage, 1e-9), 1.0)
         what = _covers(s.n_graphics_regions, "chart/drawing", f" ({s.n_paths} vector paths)")
@@ -126,6 +127,8 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
         reasons.append(f"no usable text layer ({visible_chars} chars) but {s.n_paths} vector paths: a drawing")
         return "layout", 0.8, reasons
     if cfg.decision == "learned":
+        if visible_chars < cfg.min_text_chars and not s.n_images and s.drawing_extent_share < 0.05:
+            return "text", 0.6, [f"nearly blank page ({visible_chars} visible characters, nothing drawn)"]
         return _learned(s, cfg, model)
     share = s.visual_share
     if share >= cfg.layout_min_share:

@@ -47,6 +47,29 @@ class Feature:
     direction: int = 1  # +1: high values look like layout, -1: like text (hints are given only on that side)
 
 
+def _n_regions(s: PageSignals) -> int:
+    return s.n_tables + s.n_graphics_regions + (s.n_images if s.image_coverage > 0 else 0)
+
+
+def _regions(s: PageSignals) -> str:
+    """The page's regions in words: '1 table without rules (cells aligned by whitespace) and 2 drawings'."""
+    ruled = s.n_tables - s.n_unruled_tables
+    parts = []
+    if ruled:
+        parts.append(f"{ruled} ruled table{'s' * (ruled != 1)}")
+    if s.n_unruled_tables:
+        n = s.n_unruled_tables
+        parts.append(f"{n} table{'s' * (n != 1)} without rules (cells aligned by whitespace)")
+    if s.n_graphics_regions:
+        n = s.n_graphics_regions
+        parts.append(f"{n} drawing{'s' * (n != 1)} or chart{'s' * (n != 1)}")
+    if s.n_images and s.image_coverage > 0:
+        parts.append(f"{s.n_images} image{'s' * (s.n_images != 1)}")
+    if not parts:
+        return "tables, drawings and images"
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+
+
 def _lg(x: float) -> float:
     return math.log1p(max(x, 0.0))
 
@@ -152,14 +175,17 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "visual_share",
         lambda s: s.visual_share,
-        lambda s: f"tables, drawings and images take {_pct(s.visual_share)} of the content",
+        lambda s: f"{_regions(s)} {'take' if _n_regions(s) != 1 else 'takes'} {_pct(s.visual_share)} of the content",
         "tables or figures",
         "no sizeable table or figure",
     ),
     Feature(
         "table_share",
         lambda s: s.table_share,
-        lambda s: f"{s.n_tables} ruled table{'s' * (s.n_tables != 1)} over {_pct(s.table_share)} of the content",
+        lambda s: (
+            f"{s.n_tables} table{'s' * (s.n_tables != 1)} over {_pct(s.table_share)} of the content"
+            + (f" ({s.n_unruled_tables} without rules: cells aligned by whitespace)" if s.n_unruled_tables else "")
+        ),
         "a ruled table",
     ),
     Feature(
@@ -390,8 +416,8 @@ class LearnedDecision:
             hint = f.layout_hint if layout else f.text_hint
             # A hint says what the value suggests; it is given only when the value lies on that side of the
             # training pages' median (a tree may also use a feature against its usual direction).
-            side = f.direction * (x[i] - self.medians[i]) if self.medians else 0.0
-            if hint and sign * side > 0:
+            side = f.direction * (x[i] - self.medians[i]) if self.medians else None
+            if hint and side is not None and (side > 0 if layout else side <= 0):
                 out.append(f"{f.words(s)}: {hint}")
             else:
                 out.append(f.words(s))

@@ -26,7 +26,22 @@ from docrag.pipeline.router import route_page
 GOLDEN = Path(__file__).parent / "golden"
 FLOAT_TOL = 0.02  # absolute, for coverage fractions and sizes rounded by the parser
 UPDATE = os.environ.get("DOCRAG_UPDATE_GOLDEN") == "1"
-GOLDEN_NAMES = ["prose", "rotated", "code", "table", "chart", "slide", "scan", "scan_ocr", "photo_png", "scan_png"]
+GOLDEN_NAMES = [
+    "prose",
+    "rotated",
+    "code",
+    "table",
+    "chart",
+    "slide",
+    "scan",
+    "scan_ocr",
+    "photo_png",
+    "scan_png",
+    "unruled_table",
+    "refcard",
+    "form_diagram",
+    "prose_small_table",
+]
 
 
 def _snapshot(path: Path) -> dict:

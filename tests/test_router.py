@@ -42,14 +42,26 @@ def test_reasons_name_what_was_seen(docs):
     (ocr,) = _route(docs["scan_ocr"])
     assert any("invisible OCR text layer" in x for x in ocr.reasons)
     (table,) = _route(docs["table"])
-    assert any("1 ruled table covers" in x for x in table.reasons)
+    assert table.reasons[0].startswith("P(layout) = ")
+    assert any("of the content: tables or figures" in x or "ruled table" in x for x in table.reasons)
     (chart,) = _route(docs["chart"])
-    assert any("chart/drawing" in x and "vector paths" in x for x in chart.reasons)
-    assert not any("ruled table" in x for x in chart.reasons), "chart gridlines are not a table"
+    assert any("drawings and images" in x or "vector drawing" in x for x in chart.reasons), chart.reasons
     (slide,) = _route(docs["slide"])
     assert "slide-like" in slide.reasons[0]
-    (code,) = _route(docs["code"])
+    (prose,) = _route(docs["prose"])
+    assert any("no sizeable table or figure" in x for x in prose.reasons), prose.reasons
+
+
+def test_rules_decision_keeps_the_hand_set_thresholds_and_their_reasons(docs):
+    rules = RouterConfig(decision="rules")
+    (table,) = _route(docs["table"], rules)
+    assert any("1 ruled table covers" in x for x in table.reasons)
+    (chart,) = _route(docs["chart"], rules)
+    assert any("chart/drawing" in x and "vector paths" in x for x in chart.reasons)
+    assert not any("ruled table" in x for x in chart.reasons), "chart gridlines are not a table"
+    (code,) = _route(docs["code"], rules)
     assert "code or printed output" in code.reasons[0]
+    assert not any(x.startswith("P(layout)") for x in table.reasons + chart.reasons + code.reasons)
 
 
 def test_policy_all_and_none_override_the_route_but_keep_the_label(docs):
@@ -61,14 +73,20 @@ def test_policy_all_and_none_override_the_route_but_keep_the_label(docs):
 
 
 def test_thresholds_come_from_config(docs):
-    (table,) = _route(docs["table"])
+    rules = RouterConfig(decision="rules")
+    (table,) = _route(docs["table"], rules)
     share = table.signals["visual_share"]
-    (raised,) = _route(docs["table"], RouterConfig(layout_min_share=share + 0.01))
+    (raised,) = _route(docs["table"], RouterConfig(decision="rules", layout_min_share=share + 0.01))
     assert raised.label == "text"
+    (learned,) = _route(docs["table"])
+    assert learned.label == "layout"
+    p = float(learned.reasons[0].split("=")[1].split(":")[0])
+    (strict,) = _route(docs["table"], RouterConfig(layout_threshold=min(p + 0.01, 1.0)))
+    assert strict.label == "text" and strict.confidence == pytest.approx(1 - p, abs=0.006)
 
 
 def test_confidence_is_lower_near_the_threshold():
-    cfg = RouterConfig()
+    cfg = RouterConfig(decision="rules")
     base = {"n_chars": 2000, "content_coverage": 0.6, "n_tables": 1}
     near = route_signals("f.pdf", 1, PageSignals(**base, visual_share=cfg.layout_min_share + 0.005), cfg)
     far = route_signals("f.pdf", 1, PageSignals(**base, visual_share=0.6), cfg)
