@@ -116,6 +116,50 @@ def band(pred: dict, gold: dict, keys: list, below: float) -> tuple[int, int, in
     return len(extra), rescued, sum(TO_ROUTE[gold[k]] == "visual" for k in keys)
 
 
+def items_path(items: list) -> list:
+    return [(k, (path, n)) for k, path, n in items]
+
+
+def write_gallery(out: Path, wrong, held, gold, kind, note, source, confusion, where) -> None:
+    """Thumbnails and reasons of the held-out mistakes, and the confusion matrix, for the router notebook."""
+    import pypdfium2 as pdfium
+
+    thumbs = out / "thumbs"
+    thumbs.mkdir(parents=True, exist_ok=True)
+    for old in thumbs.glob("*.jpg"):
+        old.unlink()
+    rows = []
+    for k in wrong:
+        path, n = where[k]
+        name = f"{k[0].replace('/', '_')}-p{k[1]}.jpg"
+        doc = pdfium.PdfDocument(str(path))
+        try:
+            page = doc[n - 1]
+            w, h = page.get_size()
+            img = page.render(scale=min(180 / max(w, h), 2.0)).to_pil().convert("RGB")
+        finally:
+            doc.close()
+        img.save(thumbs / name, "JPEG", quality=70)
+        r = held[k]
+        rows.append(
+            {
+                "id": k[0],
+                "page": k[1],
+                "source": source[k],
+                "kind": kind[k],
+                "note": note[k],
+                "gold": gold[k],
+                "label": r.label,
+                "confidence": round(r.confidence, 3),
+                "reasons": r.reasons,
+                "thumbnail": f"thumbs/{name}",
+            }
+        )
+    (out / "mistakes.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    matrix = {g: {p: confusion[(g, p)] for p in LABELS} for g in LABELS}
+    (out / "confusion.json").write_text(json.dumps(matrix, indent=1) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = Path(__file__).parent
@@ -124,7 +168,13 @@ def main() -> None:
     ap.add_argument("--fit", action="store_true", help="write the model fitted on the whole set")
     ap.add_argument("--depth", type=int, default=None, help="fix the tree depth (default: the best of GRID)")
     ap.add_argument("--repeat", type=int, default=3, help="timing repeats (the median of per-page medians)")
-    ap.add_argument("--errors", type=Path, default=None, help="write the held-out mistakes as JSON here")
+    ap.add_argument(
+        "--gallery",
+        type=Path,
+        default=None,
+        help="write the held-out mistakes (mistakes.json, thumbnails) and the confusion matrix here "
+        "(benchmarks/router_set/results is what the router notebook shows)",
+    )
     ap.add_argument("--no-save", action="store_true", help="print only; do not append to RESULTS.md")
     args = ap.parse_args()
 
@@ -237,16 +287,8 @@ def main() -> None:
                 f"- {k[0]} p{k[1]} ({kind[k]}: {note[k]}): gold {gold[k]}, router {r.label} "
                 f"({r.confidence:.2f}): {'; '.join(r.reasons[:2])}"
             )
-    if args.errors:
-        args.errors.write_text(
-            json.dumps(
-                [
-                    {"id": k[0], "page": k[1], "gold": gold[k], "kind": kind[k], "note": note[k], **held[k].to_dict()}
-                    for k in wrong
-                ],
-                indent=1,
-            )
-        )
+    if args.gallery:
+        write_gallery(args.gallery, wrong, held, gold, kind, note, source, confusion, dict(items_path(items)))
 
     if args.dev:
         # The dev set as it was before: routed by a model fitted on the router set alone (no dev page seen).

@@ -654,11 +654,8 @@ def _boxed_text(
         inside = (cx >= left) & (cx <= right) & (cy >= bottom) & (cy <= top)
         n = float(chars[inside].sum())
         area = max((right - left) * (top - bottom), 1.0)
-        if n >= BOXED_MIN_CHARS and n / area >= BOXED_DENSITY * page_density:
-            geo = line_geometry([sp for sp, k in zip(runs, _inside(runs, r.bbox), strict=True) if k])
-            running = geo.n_lines >= 3 and geo.median_segment_chars >= BOXED_MIN_SEGMENT_CHARS
-            if running and geo.multi_segment_lines < 0.25 and geo.aligned_line_share < 0.3:
-                out.append(r)
+        if n >= BOXED_MIN_CHARS and n / area >= BOXED_DENSITY * page_density and _running_text(runs, r.bbox):
+            out.append(r)
     return out
 
 
@@ -702,6 +699,17 @@ def _drawing_extent(
         if r not in boxed:
             extent.add(r.bbox)
     return extent.cells_in(content) / max(extent.count_box(content), 1)
+
+
+def _running_text(runs: list[tuple[float, float, float, float, str]], box: tuple[float, float, float, float]) -> bool:
+    """Whether the text inside ``box`` runs in long single lines (prose, formulas, code), not in cells."""
+    geo = line_geometry([r for r, k in zip(runs, _inside(runs, box), strict=True) if k])
+    return (
+        geo.n_lines >= 3
+        and geo.median_segment_chars >= BOXED_MIN_SEGMENT_CHARS
+        and geo.multi_segment_lines < 0.25
+        and geo.aligned_line_share < 0.3
+    )
 
 
 def _inside(runs: list[tuple[float, float, float, float, str]], box: tuple[float, float, float, float]) -> list[bool]:
@@ -856,6 +864,7 @@ class PdfReader(DocumentReader):
         total_objects = stack[0][1]
         bold = 0
         filled_rects: list[int] = []  # indices into gfx_boxes of filled, unstroked rectangles
+        vlines: list[tuple[float, float, float, float]] = []  # thin vertical strokes: cell separators, borders
         while stack:
             parent, count, is_form, to_page, depth = stack.pop()
             for j in range(count):
@@ -911,11 +920,14 @@ class PdfReader(DocumentReader):
                     figures.append(Figure((box[0] - x0, y1 - box[3], box[2] - x0, y1 - box[1]), wpx.value, hpx.value))
                 elif kind in (raw.FPDF_PAGEOBJ_PATH, raw.FPDF_PAGEOBJ_SHADING):
                     sig.n_paths += 1
+                    if bw <= RULE_MAX_THICKNESS and 6.0 <= bh < RULE_MIN_LENGTH * page_h:
+                        vlines.append(box)  # a short vertical stroke: a cell separator, maybe
                     if bh <= RULE_MAX_THICKNESS and bw >= RULE_MIN_LENGTH * page_w:
                         sig.n_rules_h += 1
                         hrules.append(box)
                     elif bw <= RULE_MAX_THICKNESS and bh >= RULE_MIN_LENGTH * page_h:
                         sig.n_rules_v += 1
+                        vlines.append(box)
                     elif bw * bh < 0.6 * page_area and max(bw, bh) > 0.5:
                         # Frames and page backgrounds would cover everything: they are left out.
                         gfx_boxes.append(box)
@@ -1007,7 +1019,11 @@ class PdfReader(DocumentReader):
         for t, n in ruled:
             # Rules inside a chart are its axes and gridlines, not a table.
             inside_chart = drawn.cells_in(t) >= 0.5 * drawn.count_box(t)
-            if not inside_chart and table_text.looks_like_table(t):
+            # Rules around running text (a theorem box, a framed listing) are not a table either, unless a
+            # vertical rule inside them separates cells.
+            inner_rule = any(t[0] + 5 < (v[0] + v[2]) / 2 < t[2] - 5 and v[3] > t[1] and v[1] < t[3] for v in vlines)
+            running = not inner_rule and _running_text(char_runs, t)
+            if not inside_chart and table_text.looks_like_table(t) and not running:
                 regions.append(Region("table", t, n))
         # Tables without rules: runs of lines split into aligned cells (see docrag.parsers.layout).
         ruled_mask = _Mask(x0, y0, x1, y1)

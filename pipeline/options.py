@@ -34,7 +34,7 @@ class RouterConfig(BaseModel):
     decision: Literal["learned", "rules"] = Field(
         "learned",
         description="learned: the fitted layout-vs-text model (router_model.json); rules: the hand-set "
-        "thresholds below (layout_min_share, slide_*), as before 0.10.",
+        "thresholds below (layout_min_share, slide_*).",
     )
     model: str | None = Field(
         None, description="A router model JSON of your own (benchmarks/router.py --fit writes one)."
