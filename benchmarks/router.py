@@ -33,11 +33,21 @@ from _common import append_results
 
 from docrag.parsers import open_document
 from docrag.pipeline.options import RouterConfig
-from docrag.pipeline.router import LABELS, route_signals
-from docrag.pipeline.router_model import DEFAULT_MODEL, FEATURES, LearnedDecision, feature_vector, fit_trees, load_model
+from docrag.pipeline.router import LABELS, route_signals, rule_log_odds
+from docrag.pipeline.router_model import (
+    DEFAULT_MODEL,
+    FEATURES,
+    LearnedDecision,
+    feature_vector,
+    fit_on_rule,
+    fit_trees,
+    load_model,
+)
 
 TO_ROUTE = {"scanned": "visual", "layout": "visual", "text": "text"}
-GRID = ((1, 50), (1, 100), (2, 100))  # (tree depth, boosting rounds), chosen by leave-one-document-out
+# (tree depth, boosting rounds, weight of the region rule's log-odds as the starting point; 0: trees alone),
+# chosen by leave-one-document-out
+GRID = ((1, 50, 0.0), (1, 30, 0.5), (1, 50, 0.5), (1, 50, 1.0))
 NEUTRAL = LearnedDecision([f.name for f in FEATURES], 0.0, [])
 
 
@@ -81,14 +91,17 @@ def learned_keys(signals: dict, keys: list) -> list:
     return out
 
 
-def fit(signals: dict, gold: dict, keys: list, config: tuple[int, int]):
-    x = [feature_vector(signals[k]) for k in keys]
-    y = [gold[k] != "text" for k in keys]
-    depth, rounds = config
-    return fit_trees(np.asarray(x), np.asarray(y), depth=depth, rounds=rounds, min_leaf=8)
+def fit(signals: dict, gold: dict, keys: list, config: tuple[int, int, float]):
+    x = np.asarray([feature_vector(signals[k]) for k in keys])
+    y = np.asarray([gold[k] != "text" for k in keys])
+    depth, rounds, scale = config
+    if not scale:
+        return fit_trees(x, y, depth=depth, rounds=rounds, min_leaf=20)
+    rule = [rule_log_odds(signals[k], RouterConfig())[0] for k in keys]
+    return fit_on_rule(x, y, rule, scale, depth=depth, rounds=rounds, min_leaf=20)
 
 
-def lodo(signals: dict, gold: dict, group: dict, keys: list, config: tuple[int, int]) -> dict:
+def lodo(signals: dict, gold: dict, group: dict, keys: list, config: tuple[int, int, float]) -> dict:
     """Held-out route, label and confidence of every page: each document routed by a model fitted without it."""
     train_keys = learned_keys(signals, keys)
     out = {}
@@ -114,6 +127,10 @@ def band(pred: dict, gold: dict, keys: list, below: float) -> tuple[int, int, in
     extra = [k for k in keys if pred[k].label == "text" and pred[k].confidence < below]
     rescued = sum(TO_ROUTE[gold[k]] == "visual" for k in extra)
     return len(extra), rescued, sum(TO_ROUTE[gold[k]] == "visual" for k in keys)
+
+
+def _cfg(c: tuple[int, int, float]) -> str:
+    return f"depth {c[0]}/{c[1]} rounds/rule x{c[2]}"
 
 
 def items_path(items: list) -> list:
@@ -216,8 +233,9 @@ def main() -> None:
         + f": {len(keys)} pages of {n_docs} documents. "
         f"The learned decision is fitted on {len(train)} pages (the others are scans, forms and text-less "
         "drawings, decided by rules) with "
-        f"{len(FEATURES)} features: boosted trees of depth {best[0]}, {best[1]} rounds (best of "
-        f"{', '.join(f'depth {d}/{r}' for d, r in grid)} by leave-one-document-out).",
+        f"{len(FEATURES)} features: boosted trees of depth {best[0]}, {best[1]} rounds, starting from "
+        f"{best[2]} x the region rule's log-odds (best of {', '.join(_cfg(c) for c in grid)} by "
+        "leave-one-document-out).",
         "",
         "| decision | visual-vs-text accuracy, leave-one-document-out | 3-class label accuracy |",
         "|---|---|---|",
@@ -231,7 +249,7 @@ def main() -> None:
             "",
             "Grid (LODO visual-vs-text accuracy): "
             + ", ".join(
-                f"depth {v[0]}, {v[1]} rounds: {accuracy(p, gold, keys)[0] / len(keys):.3f}" for v, p in grid.items()
+                f"{_cfg(v)}: {accuracy(p, gold, keys)[0] / len(keys):.3f}" for v, p in grid.items()
             ),
         ]
     for title, attr in (("gold label", gold), ("kind", kind), ("source", source)):
@@ -314,6 +332,7 @@ def main() -> None:
             f"{len({k[0] for k in train})} documents",
             "depth": best[0],
             "rounds": best[1],
+            "min_leaf": 20,
             "leave_one_document_out_accuracy": round(accuracy(held, gold, keys)[0] / len(keys), 4),
             **final.to_dict(),
         }

@@ -566,10 +566,11 @@ def _text_spans(textpage: object, limit: int) -> tuple[list[tuple[float, float, 
     return runs, n, m, overlapped
 
 
+_DOTS = np.array([ord(c) for c in ".·…‥⋯"], dtype=np.int64)
 _LEADERS = np.array([ord(c) for c in ".·…_-‥⋯"], dtype=np.int64)
 
 
-def _char_runs(textpage: object, limit: int) -> list[tuple[float, float, float, float, str]]:
+def _char_runs(textpage: object, limit: int) -> tuple[list[tuple[float, float, float, float, str]], int]:
     """Runs of characters for the line geometry, cut where the characters themselves leave a gap.
 
     PDFium's text rectangles follow the text objects: a table row written as one string padded with spaces
@@ -585,7 +586,7 @@ def _char_runs(textpage: object, limit: int) -> list[tuple[float, float, float, 
     tp = textpage.raw
     m = max(0, min(textpage.count_chars(), limit))
     if m == 0:
-        return []
+        return [], 0
     uni = np.fromiter(map(raw.FPDFText_GetUnicode, itertools.repeat(tp, m), range(m)), dtype=np.int64, count=m)
     # Loose boxes (the font's ascent to descent): a line's characters share them, unlike glyph boxes.
     rects = np.zeros((m, 4), dtype=np.float32)  # FS_RECTF: left, top, right, bottom
@@ -607,8 +608,10 @@ def _char_runs(textpage: object, limit: int) -> list[tuple[float, float, float, 
     keep = (right > left) & (top > bottom) & np.isfinite(boxes).all(axis=1) & (uni > 32) & ~in_row
     keep &= ~np.isin(uni, (0xA0, 0x2002, 0x2003, 0x2009, 0xFEFF, 0xFFFE))
     idx = np.flatnonzero(keep)
+    dots = in_row & np.isin(uni, _DOTS)
+    n_leaders = int(np.count_nonzero(dots[1:] & ~dots[:-1])) + int(dots[0]) if m else 0
     if idx.size == 0:
-        return []
+        return [], n_leaders
     lo, r, b, t = left[idx], right[idx], bottom[idx], top[idx]
     h = t - b
     lh = float(np.median(h))
@@ -627,7 +630,7 @@ def _char_runs(textpage: object, limit: int) -> list[tuple[float, float, float, 
     cps = np.where(uni[idx] > 0x10FFFF, 0xFFFD, uni[idx]).astype("<u4")
     text = cps.tobytes().decode("utf-32-le", "replace")
     bounds = [*starts.tolist(), idx.size]
-    return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))]
+    return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))], n_leaders
 
 
 def _boxed_text(
@@ -833,7 +836,7 @@ class PdfReader(DocumentReader):
         try:
             text = _page_text(textpage)
             spans_pdf, n_chars_all, n_measured, overlapped = _text_spans(textpage, self.limits.max_page_chars)
-            char_runs = _char_runs(textpage, self.limits.max_page_chars)
+            char_runs, n_leaders = _char_runs(textpage, self.limits.max_page_chars)
         finally:
             textpage.close()
         span_boxes = [s[:4] for s in spans_pdf]
@@ -1021,16 +1024,25 @@ class PdfReader(DocumentReader):
             inside_chart = drawn.cells_in(t) >= 0.5 * drawn.count_box(t)
             # Rules around running text (a theorem box, a framed listing) are not a table either, unless a
             # vertical rule inside them separates cells.
-            inner_rule = any(t[0] + 5 < (v[0] + v[2]) / 2 < t[2] - 5 and v[3] > t[1] and v[1] < t[3] for v in vlines)
-            running = not inner_rule and _running_text(char_runs, t)
-            if not inside_chart and table_text.looks_like_table(t) and not running:
+            inner_rule = any(
+                t[0] + 5 < (v[0] + v[2]) / 2 < t[2] - 5 and v[3] > t[1] + 2 and v[1] < t[3] - 2 for v in vlines
+            )
+            # A grid (a vertical rule between cells) is a table whatever its words; so are rows of text between
+            # several rules, unless the text runs in long lines; two rules around prose are a ruled abstract.
+            if inside_chart:
+                continue
+            if inner_rule or (not _running_text(char_runs, t) and (n >= 4 or table_text.looks_like_table(t))):
                 regions.append(Region("table", t, n))
         # Tables without rules: runs of lines split into aligned cells (see docrag.parsers.layout).
         ruled_mask = _Mask(x0, y0, x1, y1)
         for r in regions:
             if r.kind == "table":
                 ruled_mask.add(r.bbox)
-        for b in geo.table_boxes:
+        sig.leader_line_share = round(min(n_leaders / max(sig.n_lines, 1), 1.0), 4)
+        # Contents pages (dot leaders) and fixed-pitch printed output keep their columns in the extracted text:
+        # their aligned cells are not a table to be seen.
+        text_tables = sig.leader_line_share < 0.3 and sig.mono_text_fraction < 0.6
+        for b in geo.table_boxes if text_tables else []:
             if ruled_mask.cells_in(b) < 0.5 * ruled_mask.count_box(b) and drawn.cells_in(b) < 0.5 * drawn.count_box(b):
                 regions.append(Region("table", b, 0))
                 sig.n_unruled_tables += 1

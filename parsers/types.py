@@ -90,6 +90,7 @@ class PageSignals:
     median_segment_chars: float = 0.0
     line_height: float = 0.0  # median text-run height, pt
     toc_line_share: float = 0.0  # share of lines that end in a lone page number after words (contents, index)
+    leader_line_share: float = 0.0  # dot leaders (". . . ." runs) per text line: contents pages, indexes
     n_small_boxes: int = 0  # square paths of 4-16 pt (checkboxes, markers)
     char_density: float = 0.0  # visible characters per 1,000 pt² of the content box
     n_font_sizes: int = 0  # distinct font sizes (to 0.5 pt)

@@ -13,6 +13,7 @@ hand-set thresholds).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,15 +115,7 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
         )
 
     # 3. Regions that carry the meaning: tables, charts/diagrams, images.
-    if s.n_tables:
-        noun = "table" if s.n_unruled_tables else "ruled table"
-        reasons.append(f"{_covers(s.n_tables, noun)} {_pct(s.table_share)} of the content")
-    if s.n_graphics_regions:
-        share = min(s.graphics_coverage / max(s.content_coverage, 1e-9), 1.0)
-        what = _covers(s.n_graphics_regions, "chart/drawing", f" ({s.n_paths} vector paths)")
-        reasons.append(f"{what} {_pct(share)} of the content")
-    if s.n_images and s.image_coverage > 0:
-        reasons.append(f"{_covers(s.n_images, 'embedded image')} {_pct(s.image_coverage)} of the page")
+    reasons += _region_reasons(s)
     if visible_chars < cfg.min_text_chars and s.n_paths >= 50:
         reasons.append(f"no usable text layer ({visible_chars} chars) but {s.n_paths} vector paths: a drawing")
         return "layout", 0.8, reasons
@@ -130,6 +123,38 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
         if visible_chars < cfg.min_text_chars and not s.n_images and s.drawing_extent_share < 0.05:
             return "text", 0.6, [f"nearly blank page ({visible_chars} visible characters, nothing drawn)"]
         return _learned(s, cfg, model)
+    return _region_rule(s, cfg, reasons)
+
+
+def _region_reasons(s: PageSignals) -> list[str]:
+    """The page's tables, drawings and images in words."""
+    reasons = []
+    if s.n_tables:
+        ruled = s.n_tables - s.n_unruled_tables
+        if not ruled:
+            noun = "table without rules (cells aligned by whitespace)"
+            what = (
+                f"1 {noun} covers"
+                if s.n_tables == 1
+                else f"{s.n_tables} tables without rules (cells aligned by whitespace) cover"
+            )
+        elif not s.n_unruled_tables:
+            what = _covers(s.n_tables, "ruled table")
+        else:
+            what = f"{s.n_tables} tables ({s.n_unruled_tables} without rules) cover"
+        reasons.append(f"{what} {_pct(s.table_share)} of the content")
+    if s.n_graphics_regions:
+        share = min(s.graphics_coverage / max(s.content_coverage, 1e-9), 1.0)
+        what = _covers(s.n_graphics_regions, "chart/drawing", f" ({s.n_paths} vector paths)")
+        reasons.append(f"{what} {_pct(share)} of the content")
+    if s.n_images and s.image_coverage > 0:
+        reasons.append(f"{_covers(s.n_images, 'embedded image')} {_pct(s.image_coverage)} of the page")
+    return reasons
+
+
+def _region_rule(s: PageSignals, cfg: RouterConfig, reasons: list[str]) -> tuple[str, float, list[str]]:
+    """The hand-set rule: layout when regions cover ``layout_min_share`` of the content box."""
+    visible_chars = round(s.n_chars * (1.0 - s.invisible_text_fraction))
     share = s.visual_share
     if share >= cfg.layout_min_share:
         conf = _confidence(share, cfg.layout_min_share, cfg.layout_confident_share)
@@ -150,14 +175,23 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
     return "text", conf, reasons
 
 
+def rule_log_odds(s: PageSignals, cfg: RouterConfig) -> tuple[float, list[str]]:
+    """The region rule's decision as signed log-odds of layout (its confidence), and its reasons."""
+    label, conf, reasons = _region_rule(s, cfg, _region_reasons(s))
+    c = min(max(conf, 0.5001), 0.9999)
+    lo = math.log(c / (1 - c))
+    return (lo if label == "layout" else -lo), reasons
+
+
 def _learned(s: PageSignals, cfg: RouterConfig, model: Any = None) -> tuple[str, float, list[str]]:
     from .router_model import load_model
 
     model = model or load_model(cfg.model)
-    p, contributions = model.probability(s)
+    prior, rule_words = rule_log_odds(s, cfg) if model.prior_scale else (0.0, [])
+    p, contributions = model.probability(s, model.prior_scale * prior)
     layout = p >= cfg.layout_threshold
     conf = p if layout else 1.0 - p
-    words = model.reasons(s, contributions, layout)
+    words = model.reasons(s, contributions, layout, prior=(model.prior_scale * prior, rule_words))
     head = f"P(layout) = {p:.2f}"
     if not words:
         words = ["no signal stands out"]

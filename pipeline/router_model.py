@@ -24,7 +24,16 @@ import numpy as np
 
 from docrag.parsers.types import PageSignals
 
-__all__ = ["FEATURES", "Feature", "LearnedDecision", "Tree", "feature_vector", "fit_trees", "load_model"]
+__all__ = [
+    "FEATURES",
+    "Feature",
+    "LearnedDecision",
+    "Tree",
+    "feature_vector",
+    "fit_on_rule",
+    "fit_trees",
+    "load_model",
+]
 
 DEFAULT_MODEL = Path(__file__).with_name("router_model.json")
 
@@ -127,6 +136,14 @@ FEATURES: tuple[Feature, ...] = (
         "toc_line_share",
         lambda s: s.toc_line_share,
         lambda s: f"{_pct(s.toc_line_share)} of the lines are words then a page number",
+        "",
+        "a table of contents or an index",
+        direction=-1,
+    ),
+    Feature(
+        "leader_line_share",
+        lambda s: s.leader_line_share,
+        lambda s: f"dot leaders on {_pct(s.leader_line_share)} of the lines",
         "",
         "a table of contents or an index",
         direction=-1,
@@ -337,6 +354,7 @@ class LearnedDecision:
     trees: list[Tree]
     source: str = ""
     medians: list[float] | None = None  # of the training pages: which side of typical a value is, for hints
+    prior_scale: float = 0.0  # > 0: the trees correct the region rule, whose log-odds (times this) start the sum
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "") -> LearnedDecision:
@@ -365,8 +383,17 @@ class LearnedDecision:
         medians = data.get("medians")
         if medians is not None and (not isinstance(medians, list) or len(medians) != len(names)):
             raise ValueError(f"{where}: 'medians' must list one number per feature")
+        try:
+            prior_scale = float(data.get("prior_scale", 0.0))
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: 'prior_scale' must be a number") from None
         return cls(
-            names=list(names), base=base, trees=trees, source=source, medians=[float(m) for m in medians or []] or None
+            names=list(names),
+            base=base,
+            trees=trees,
+            source=source,
+            medians=[float(m) for m in medians or []] or None,
+            prior_scale=prior_scale,
         )
 
     def to_dict(self) -> dict:
@@ -374,6 +401,7 @@ class LearnedDecision:
             "base": round(self.base, 6),
             "features": list(self.names),
             **({"medians": [round(m, 6) for m in self.medians]} if self.medians else {}),
+            **({"prior_scale": self.prior_scale} if self.prior_scale else {}),
             "trees": [
                 {
                     "feature": t.feature,
@@ -386,12 +414,12 @@ class LearnedDecision:
             ],
         }
 
-    def contributions(self, s: PageSignals) -> tuple[float, np.ndarray]:
+    def contributions(self, s: PageSignals, prior: float = 0.0) -> tuple[float, np.ndarray]:
         """(log-odds of layout, per-feature contributions); the contributions sum to log-odds minus the
-        trees' root values and the base."""
+        trees' root values, the base and ``prior`` (the region rule's scaled log-odds, when the model uses it)."""
         x = feature_vector(s, self.names)
         c = np.zeros(len(self.names))
-        z = self.base
+        z = self.base + prior
         for t in self.trees:
             path = t.path(x)
             z += t.value[path[-1]]
@@ -399,19 +427,31 @@ class LearnedDecision:
                 c[t.feature[parent]] += t.value[child] - t.value[parent]
         return z, c
 
-    def probability(self, s: PageSignals) -> tuple[float, np.ndarray]:
-        z, c = self.contributions(s)
+    def probability(self, s: PageSignals, prior: float = 0.0) -> tuple[float, np.ndarray]:
+        z, c = self.contributions(s, prior)
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0))), c
 
-    def reasons(self, s: PageSignals, contributions: np.ndarray, layout: bool, n: int = 3) -> list[str]:
-        """The features that pushed hardest towards the decision, in words (strongest first)."""
+    def reasons(
+        self,
+        s: PageSignals,
+        contributions: np.ndarray,
+        layout: bool,
+        n: int = 3,
+        prior: tuple[float, list[str]] = (0.0, []),
+    ) -> list[str]:
+        """The features that pushed hardest towards the decision, in words (strongest first); the region rule
+        (``prior``: its scaled log-odds and its reasons) competes as one more."""
         sign = 1.0 if layout else -1.0
-        order = np.argsort(-sign * contributions, kind="stable")
+        weights = np.append(contributions, prior[0])
+        order = np.argsort(-sign * weights, kind="stable")
         x = feature_vector(s, self.names)
         out = []
         for i in order[:n].tolist():
-            if sign * contributions[i] <= 0.05:
+            if sign * weights[i] <= 0.05:
                 break
+            if i == len(self.names):
+                out.append("region rule: " + "; ".join(prior[1]))
+                continue
             f = _BY_NAME[self.names[i]]
             hint = f.layout_hint if layout else f.text_hint
             # A hint says what the value suggests; it is given only when the value lies on that side of the
@@ -454,6 +494,7 @@ def fit_trees(
     min_leaf: int = 5,
     bins: int = 32,
     sample_weight: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
 ) -> LearnedDecision:
     """Gradient-boosted trees for the logistic loss (Newton steps, as XGBoost does), small and plain.
 
@@ -471,7 +512,7 @@ def fit_trees(
     binned = np.stack([np.searchsorted(cuts[j], x[:, j], side="right") for j in range(d)], axis=1)
     p0 = float(np.clip((w * y).sum() / w.sum(), 1e-3, 1 - 1e-3))
     base = math.log(p0 / (1 - p0))
-    z = np.full(n, base)
+    z = np.full(n, base) if offset is None else base + np.asarray(offset, dtype=float)
     trees: list[Tree] = []
     for _ in range(rounds):
         p = 1.0 / (1.0 + np.exp(-z))
@@ -533,3 +574,10 @@ def fit_trees(
         trees=trees,
         medians=[float(v) for v in np.median(x, axis=0)],
     )
+
+
+def fit_on_rule(x: np.ndarray, y: np.ndarray, rule: np.ndarray, scale: float, **kw) -> LearnedDecision:
+    """Trees that correct the region rule: boosting starts from ``scale`` x the rule's log-odds per page."""
+    model = fit_trees(x, y, offset=scale * np.asarray(rule, dtype=float), **kw)
+    model.prior_scale = scale
+    return model

@@ -43,13 +43,13 @@ def test_reasons_name_what_was_seen(docs):
     assert any("invisible OCR text layer" in x for x in ocr.reasons)
     (table,) = _route(docs["table"])
     assert table.reasons[0].startswith("P(layout) = ")
-    assert any("of the content: tables or figures" in x or "ruled table" in x for x in table.reasons)
+    assert any("1 ruled table covers" in x for x in table.reasons), table.reasons
     (chart,) = _route(docs["chart"])
-    assert any("drawings and images" in x or "vector drawing" in x for x in chart.reasons), chart.reasons
+    assert any("chart/drawing" in x or "drawings and images" in x for x in chart.reasons), chart.reasons
     (slide,) = _route(docs["slide"])
     assert "slide-like" in slide.reasons[0]
     (prose,) = _route(docs["prose"])
-    assert any("no sizeable table or figure" in x for x in prose.reasons), prose.reasons
+    assert any("prose:" in x or "no sizeable table or figure" in x for x in prose.reasons), prose.reasons
 
 
 def test_rules_decision_keeps_the_hand_set_thresholds_and_their_reasons(docs):
