@@ -146,7 +146,8 @@ def _print_table(report: Any) -> None:
         )
     out.print(table)
     s = report.summary()
-    out.print(f"{s['pages']} pages (text: {s['text']}, visual: {s['visual']})" if s["pages"] else "no pages")
+    counts = ", ".join(f"{k}: {s[k]}" for k in ("text", "visual") if s[k])
+    out.print(f"{s['pages']} pages ({counts})" if s["pages"] else "no pages")
     if s["ambiguous"]:
         extra = s["visual_from_ambiguity"]
         if report.policy == "ambiguous-both":

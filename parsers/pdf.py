@@ -943,7 +943,8 @@ class PdfReader(DocumentReader):
                         if (
                             kind == raw.FPDF_PAGEOBJ_PATH
                             and min(bw, bh) >= SHADE_MIN_SIDE
-                            and bw >= SHADE_MIN_WIDTH * page_w
+                            # long along the text: across the page, or down it where the text runs rotated
+                            and (bw >= SHADE_MIN_WIDTH * page_w or bh >= SHADE_MIN_WIDTH * page_h)
                         ):
                             fill, stroke = ctypes.c_int(), ctypes.c_int()
                             if (

@@ -27,7 +27,7 @@ def test_route_json_shape(docs, bad_docs, tmp_path):
         (3, "visual", "layout"),
     ]
     page = out["pages"][0]
-    assert set(page) == {"file", "page", "route", "label", "ocr", "confidence", "reasons", "signals"}
+    assert set(page) == {"file", "page", "route", "label", "ocr", "ambiguous", "confidence", "reasons", "signals"}
     assert page["file"].endswith("multi.pdf") and isinstance(page["signals"]["n_chars"], int)
     assert out["errors"] == [
         {"file": str(tmp_path / "locked.pdf"), "error": "encrypted: a password is required to open it"}
