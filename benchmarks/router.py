@@ -182,7 +182,8 @@ def main() -> None:
     here = Path(__file__).parent
     ap.add_argument("--set", type=Path, default=here / "router_set", help="router set folder")
     ap.add_argument("--dev", type=Path, default=None, help="dev set folder (page_labels.tsv, corpus/)")
-    ap.add_argument("--fit", action="store_true", help="write the model fitted on the whole set")
+    ap.add_argument("--fit", action="store_true", help="write the model fitted on the whole set (see --out)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="where --fit writes (default: the shipped model)")
     ap.add_argument("--depth", type=int, default=None, help="fix the tree depth (default: the best of GRID)")
     ap.add_argument("--repeat", type=int, default=3, help="timing repeats (the median of per-page medians)")
     ap.add_argument(
@@ -248,9 +249,7 @@ def main() -> None:
         lines += [
             "",
             "Grid (LODO visual-vs-text accuracy): "
-            + ", ".join(
-                f"{_cfg(v)}: {accuracy(p, gold, keys)[0] / len(keys):.3f}" for v, p in grid.items()
-            ),
+            + ", ".join(f"{_cfg(v)}: {accuracy(p, gold, keys)[0] / len(keys):.3f}" for v, p in grid.items()),
         ]
     for title, attr in (("gold label", gold), ("kind", kind), ("source", source)):
         lines += [
@@ -336,8 +335,9 @@ def main() -> None:
             "leave_one_document_out_accuracy": round(accuracy(held, gold, keys)[0] / len(keys), 4),
             **final.to_dict(),
         }
-        DEFAULT_MODEL.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        lines += ["", f"Wrote `{DEFAULT_MODEL.relative_to(here.parent)}`."]
+        args.out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        shown = args.out.relative_to(here.parent) if args.out.is_relative_to(here.parent) else args.out
+        lines += ["", f"Wrote `{shown}`."]
     append_results(
         "Router accuracy and parse+route time (benchmarks/router.py)", "\n".join(lines), save=not args.no_save
     )

@@ -63,13 +63,14 @@ def route(
     paths: Annotated[list[Path], typer.Argument(help="PDF/image files or folders (searched recursively).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (pages, errors).")] = False,
     visual_pages: Annotated[
-        VisualPages,
+        VisualPages | None,
         typer.Option(
             "--visual-pages",
             help="auto: decide per page; all or none: a policy; ambiguous-both: as auto, and unsure text pages "
-            "get visual vectors too.",
+            "get visual vectors too. [default: the config's, else auto]",
+            show_default=False,
         ),
-    ] = VisualPages.auto,
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML settings file (tables such as \\[router] and \\[limits]).")
     ] = None,
@@ -79,16 +80,31 @@ def route(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from docrag.config import one_line
+    from docrag.config import Settings, one_line
     from docrag.parsers import discover
     from docrag.pipeline.router import route_files
 
     raw = load_config(config)
+    unknown = sorted(set(raw) - set(Settings.model_fields))
+    if unknown:
+        known = ", ".join(f"[{k}]" for k in Settings.model_fields if k not in ("profile", "offline"))
+        raise typer.BadParameter(
+            f"{config}: unknown table(s) {', '.join(unknown)} (known: {known})", param_hint="--config"
+        )
+    for table in ("router", "limits"):
+        if not isinstance(raw.get(table, {}), dict):
+            raise typer.BadParameter(f"{config}: [{table}] must be a table of settings", param_hint="--config")
+    router_raw = dict(raw.get("router", {}))
+    if visual_pages is not None:
+        router_raw["visual_pages"] = visual_pages
     try:
-        router_cfg = RouterConfig(**{**raw.get("router", {}), "visual_pages": visual_pages})
+        router_cfg = RouterConfig(**router_raw)
+    except ValidationError as exc:
+        raise typer.BadParameter(f"{config}: {one_line(exc, 'router.')}", param_hint="--config") from None
+    try:
         limits = Limits(**raw.get("limits", {}))
     except ValidationError as exc:
-        raise typer.BadParameter(one_line(exc), param_hint="--config") from None
+        raise typer.BadParameter(f"{config}: {one_line(exc, 'limits.')}", param_hint="--config") from None
 
     err = Console(stderr=True)
     show_progress = not as_json and err.is_terminal
@@ -148,7 +164,7 @@ def _print_table(report: Any) -> None:
     s = report.summary()
     counts = ", ".join(f"{k}: {s[k]}" for k in ("text", "visual") if s[k])
     out.print(f"{s['pages']} pages ({counts})" if s["pages"] else "no pages")
-    if s["ambiguous"]:
+    if s["ambiguous"] and report.policy in ("auto", "ambiguous-both"):
         extra = s["visual_from_ambiguity"]
         if report.policy == "ambiguous-both":
             cost = f"{extra} of the visual pages are unsure text pages sent to both legs"

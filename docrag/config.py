@@ -164,5 +164,6 @@ def load_settings(profile: str | None = None, config_file: str | Path | None = N
 def one_line(exc: ValidationError, prefix: str = "") -> str:
     """A pydantic error as one line: ``loc: message; loc: message``."""
     return "; ".join(
-        f"{prefix}{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors(include_url=False)
+        f"{prefix}{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors(include_url=False)
     )

@@ -26,6 +26,7 @@ ALIGN_BIN = 3.0  # pt: segment edges within one bin (and its neighbours) are ali
 ALIGN_MIN_LINES = 3  # a whitespace column is at least this many lines...
 ALIGN_MIN_SHARE = 0.12  # ...and this share of the lines
 GUTTER_MIN_WIDTH = 6.0  # pt
+MAX_GUTTER_BINS = 4096  # the x profile has 2 pt bins, at most this many (text spread wider gets wider bins)
 GUTTER_MAX_SHARE = 0.04  # a strip crossed by at most this share of the lines is a gutter
 TABLE_MIN_CELLS = 3  # a table-like line has this many segments or more...
 TABLE_MAX_FILL = 0.75  # ...covering at most this share of its extent (prose columns fill theirs)...
@@ -53,24 +54,27 @@ class LineGeometry:
 
 def _aligned(edges: np.ndarray, line_of: np.ndarray, n_lines: int, min_lines: int) -> tuple[np.ndarray, np.ndarray]:
     """The bins (ALIGN_BIN wide) where at least ``min_lines`` distinct lines have an edge (a bin pools its two
-    neighbours, so edges a bin apart still align), and for each edge whether it lies on such a bin."""
+    neighbours, so edges a bin apart still align), and for each edge whether it lies on such a bin.
+
+    Sparse over the bins in use, so a run placed far off the page costs nothing."""
     if edges.size == 0:
         return np.empty(0, dtype=np.int64), np.zeros(0, dtype=bool)
     b = np.floor(edges / ALIGN_BIN).astype(np.int64)
-    lo = int(b.min())
-    b -= lo
-    size = int(b.max()) + 3
     # distinct (line, bin) pairs, so one line with many edges in a bin counts once
-    pairs = np.unique(line_of * size + b)
-    pb = pairs % size
-    counts = np.bincount(pb, minlength=size).astype(np.int64)
-    pooled = counts.copy()
-    pooled[1:] += counts[:-1]
-    pooled[:-1] += counts[1:]
-    strong = pooled >= min_lines
+    pairs = np.unique(np.stack([b, line_of.astype(np.int64)], axis=1), axis=0)
+    used, counts = np.unique(pairs[:, 0], return_counts=True)
+
+    def count_at(bins: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(used, bins)
+        ok = (pos < used.size) & (used[np.minimum(pos, used.size - 1)] == bins)
+        return np.where(ok, counts[np.minimum(pos, used.size - 1)], 0)
+
+    near = np.unique(np.concatenate((used - 1, used, used + 1)))  # a bin with no edge can still pool its neighbours
+    pooled = count_at(near) + count_at(near - 1) + count_at(near + 1)
+    strong = near[pooled >= min_lines]
     # one column per run of strong bins (pooling smears a column over up to three bins)
-    starts = np.flatnonzero(strong & ~np.concatenate(([False], strong[:-1])))
-    return starts, strong[b]
+    starts = strong[~np.isin(strong - 1, strong)]
+    return starts, np.isin(b, strong)
 
 
 def line_geometry(runs: list[tuple[float, float, float, float, str]]) -> LineGeometry:
@@ -132,7 +136,7 @@ def line_geometry(runs: list[tuple[float, float, float, float, str]]) -> LineGeo
     # Gutters: strips of the text area crossed by (almost) no segment.
     x0, x1 = float(seg_left.min()), float(seg_right.max())
     width = max(x1 - x0, 1e-6)
-    nb = max(int(width / 2.0), 1)
+    nb = min(max(int(width / 2.0), 1), MAX_GUTTER_BINS)
     scale = nb / width
     a = np.clip(((seg_left - x0) * scale).astype(np.int64), 0, nb - 1)
     b = np.clip(((seg_right - x0) * scale).astype(np.int64), 0, nb - 1)

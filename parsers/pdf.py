@@ -120,9 +120,11 @@ LINE_FIELDS = (
     "toc_line_share",
 )
 BACKGROUND_MIN_CHARS = 200  # images with at least this much visible text...
-BACKGROUND_TEXT_SHARE = 0.5  # ...this share of it printed over them are a background
+BACKGROUND_TEXT_SHARE = 0.5  # ...this share of it printed over them are a background...
+BACKGROUND_IMAGE_TEXT = 0.2  # ...each image with text on this share of its grid cells, that is
 CHECKBOX_MIN, CHECKBOX_MAX = 4.0, 16.0  # pt: square paths this size are checkboxes (or markers)
 EXTENT_GROW = 2  # grid cells: paths this close belong to one drawing (for drawing_extent_share)
+MAX_RUNNING_CHECKS = 64  # boxes per page whose text is measured for running lines (see _running_text)
 BOXED_MIN_CHARS = 80  # a drawing region with at least this many characters inside...
 BOXED_MIN_SEGMENT_CHARS = 25  # ...in lines of this many characters (median) or more
 BOXED_DENSITY = 0.6  # ...at this share of the page's text density or more is boxed text, not a figure
@@ -597,19 +599,18 @@ def _char_runs(textpage: object, limit: int) -> tuple[list[tuple[float, float, f
     boxes = rects.astype(float)
     left, right = np.minimum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 0], boxes[:, 2])
     bottom, top = np.minimum(boxes[:, 1], boxes[:, 3]), np.maximum(boxes[:, 1], boxes[:, 3])
-    leader = np.isin(uni, _LEADERS)
-    prev_leader = np.concatenate(([False], leader[:-1]))
-    next_leader = np.concatenate((leader[1:], [False]))
-    in_row = leader & (
-        (prev_leader & np.concatenate(([False, False], leader[:-2])))
-        | (prev_leader & next_leader)
-        | (next_leader & np.concatenate((leader[2:], [False, False])))
-    )
+    # Leaders: three or more leader characters in a row, spaces between them ignored (". . . ." too).
+    solid = np.flatnonzero(uni != 32)
+    lead = np.isin(uni[solid], _LEADERS)
+    pad = np.concatenate(([False, False], lead, [False, False]))
+    row = lead & ((pad[:-4] & pad[1:-3]) | (pad[1:-3] & pad[3:-1]) | (pad[3:-1] & pad[4:]))
+    in_row = np.zeros(m, dtype=bool)
+    in_row[solid[row]] = True
     keep = (right > left) & (top > bottom) & np.isfinite(boxes).all(axis=1) & (uni > 32) & ~in_row
     keep &= ~np.isin(uni, (0xA0, 0x2002, 0x2003, 0x2009, 0xFEFF, 0xFFFE))
     idx = np.flatnonzero(keep)
-    dots = in_row & np.isin(uni, _DOTS)
-    n_leaders = int(np.count_nonzero(dots[1:] & ~dots[:-1])) + int(dots[0]) if m else 0
+    dots = row & np.isin(uni[solid], _DOTS)
+    n_leaders = int(np.count_nonzero(dots[1:] & ~dots[:-1])) + int(dots[0]) if dots.size else 0
     if idx.size == 0:
         return [], n_leaders
     lo, r, b, t = left[idx], right[idx], bottom[idx], top[idx]
@@ -639,7 +640,7 @@ def _boxed_text(
     visible_chars: float,
     span_boxes: list[tuple[float, float, float, float]],
     page: tuple[float, float, float, float],
-    runs: list[tuple[float, float, float, float, str]],
+    runs: _Runs,
 ) -> list[Region]:
     """Clusters of paths that are boxes around running text (a framed code listing, a shaded note): the text
     inside is as dense as the page's own, where a chart or a diagram holds only sparse labels, and it runs in
@@ -657,7 +658,7 @@ def _boxed_text(
         inside = (cx >= left) & (cx <= right) & (cy >= bottom) & (cy <= top)
         n = float(chars[inside].sum())
         area = max((right - left) * (top - bottom), 1.0)
-        if n >= BOXED_MIN_CHARS and n / area >= BOXED_DENSITY * page_density and _running_text(runs, r.bbox):
+        if n >= BOXED_MIN_CHARS and n / area >= BOXED_DENSITY * page_density and _running_text(runs, r.bbox, "boxed"):
             out.append(r)
     return out
 
@@ -669,7 +670,7 @@ def _drawing_extent(
     spans: list[tuple[float, float, float, float, str]],
     visible_chars: float,
     span_boxes: list[tuple[float, float, float, float]],
-    runs: list[tuple[float, float, float, float, str]],
+    runs: _Runs,
 ) -> float:
     """The share of the content box spanned by drawings, however few their paths: paths within about two grid
     cells (~25 pt) of each other form one drawing, measured by its bounding box (a figure of six long strokes
@@ -704,20 +705,37 @@ def _drawing_extent(
     return extent.cells_in(content) / max(extent.count_box(content), 1)
 
 
-def _running_text(runs: list[tuple[float, float, float, float, str]], box: tuple[float, float, float, float]) -> bool:
-    """Whether the text inside ``box`` runs in long single lines (prose, formulas, code), not in cells."""
-    geo = line_geometry([r for r, k in zip(runs, _inside(runs, box), strict=True) if k])
+class _Runs:
+    """Character runs with their centres as arrays, so that asking which runs lie in a box costs one
+    vectorised comparison, however many boxes a page has."""
+
+    def __init__(self, runs: list[tuple[float, float, float, float, str]]) -> None:
+        self.runs = runs
+        arr = np.asarray([r[:4] for r in runs], dtype=float).reshape(-1, 4)
+        self.cx, self.cy = (arr[:, 0] + arr[:, 2]) / 2, (arr[:, 1] + arr[:, 3]) / 2
+        self.checks: dict[str, int] = {}
+
+    def inside(self, box: tuple[float, float, float, float]) -> list[tuple[float, float, float, float, str]]:
+        left, bottom, right, top = box
+        hit = (self.cx >= left) & (self.cx <= right) & (self.cy >= bottom) & (self.cy <= top)
+        return [self.runs[i] for i in np.flatnonzero(hit).tolist()]
+
+
+def _running_text(runs: _Runs, box: tuple[float, float, float, float], purpose: str = "") -> bool:
+    """Whether the text inside ``box`` runs in long single lines (prose, formulas, code), not in cells.
+
+    Only the first ``MAX_RUNNING_CHECKS`` boxes of a page per ``purpose`` are looked into (a hostile page can
+    draw thousands); the rest count as not running text."""
+    runs.checks[purpose] = runs.checks.get(purpose, 0) + 1
+    if runs.checks[purpose] > MAX_RUNNING_CHECKS:
+        return False
+    geo = line_geometry(runs.inside(box))
     return (
         geo.n_lines >= 3
         and geo.median_segment_chars >= BOXED_MIN_SEGMENT_CHARS
         and geo.multi_segment_lines < 0.25
         and geo.aligned_line_share < 0.3
     )
-
-
-def _inside(runs: list[tuple[float, float, float, float, str]], box: tuple[float, float, float, float]) -> list[bool]:
-    left, bottom, right, top = box
-    return [left <= (a + c) / 2 <= right and bottom <= (b + d) / 2 <= top for a, b, c, d, _ in runs]
 
 
 def _table_regions(rules: list[tuple[float, float, float, float]], page_h: float) -> list[tuple[BBox, int]]:
@@ -996,16 +1014,28 @@ class PdfReader(DocumentReader):
         if image_boxes and visible_chars >= BACKGROUND_MIN_CHARS:
             on_images = int((text_mask.cells & img_mask.cells).sum())
             if on_images >= BACKGROUND_TEXT_SHARE * max(int(text_mask.cells.sum()), 1):
-                image_boxes, figures = [], []
-                sig.image_coverage = 0.0
+                # only the images with text printed on them; a photo beside the text stays a figure
+                under = [
+                    b for b in image_boxes if text_mask.cells_in(b) >= BACKGROUND_IMAGE_TEXT * text_mask.count_box(b)
+                ]
+                under_set = set(under)
+                image_boxes = [b for b in image_boxes if b not in under_set]
+                kept = {(round(b[0] - x0, 3), round(y1 - b[3], 3)) for b in image_boxes}
+                figures = [f for f in figures if (round(f.bbox[0], 3), round(f.bbox[1], 3)) in kept]
                 img_mask = _Mask(x0, y0, x1, y1)
-                diagnostics.append("the text is printed over the images: they are taken for a background")
+                for b in image_boxes:
+                    img_mask.add(b)
+                sig.image_coverage = img_mask.fraction
+                diagnostics.append(
+                    f"text is printed over {len(under)} image{'s' * (len(under) != 1)}: taken for a background"
+                )
         # Regions that carry non-prose meaning: clusters of vector paths, ruled tables, images.
         geo = line_geometry(char_runs)
+        runs_index = _Runs(char_runs)
         for name in LINE_FIELDS:
             setattr(sig, name, getattr(geo, name))
         regions = [Region("graphics", b, n) for b, n in _clusters(gfx_boxes, (x0, y0, x1, y1))]
-        boxed = _boxed_text(regions, spans_pdf, visible_chars, span_boxes, (x0, y0, x1, y1), char_runs)
+        boxed = _boxed_text(regions, spans_pdf, visible_chars, span_boxes, (x0, y0, x1, y1), runs_index)
         if boxed:
             regions = [r for r in regions if r not in boxed]
             sig.n_boxed_text = len(boxed)
@@ -1032,7 +1062,7 @@ class PdfReader(DocumentReader):
             # several rules, unless the text runs in long lines; two rules around prose are a ruled abstract.
             if inside_chart:
                 continue
-            if inner_rule or (not _running_text(char_runs, t) and (n >= 4 or table_text.looks_like_table(t))):
+            if inner_rule or (not _running_text(runs_index, t, "ruled") and (n >= 4 or table_text.looks_like_table(t))):
                 regions.append(Region("table", t, n))
         # Tables without rules: runs of lines split into aligned cells (see docrag.parsers.layout).
         ruled_mask = _Mask(x0, y0, x1, y1)
@@ -1068,7 +1098,7 @@ class PdfReader(DocumentReader):
         rows, cols = drawings._slice(content)
         sig.drawing_share = float(drawn_only[rows, cols].sum()) / max(drawings.count_box(content), 1)
         sig.drawing_extent_share = _drawing_extent(
-            gfx_boxes, (x0, y0, x1, y1), content, spans_pdf, visible_chars, span_boxes, char_runs
+            gfx_boxes, (x0, y0, x1, y1), content, spans_pdf, visible_chars, span_boxes, runs_index
         )
         area_k = max((content[2] - content[0]) * (content[3] - content[1]), 1.0) / 1000
         sig.char_density = round(float(sig.n_chars) / float(area_k), 3)

@@ -92,7 +92,7 @@ class PageSignals:
     toc_line_share: float = 0.0  # share of lines that end in a lone page number after words (contents, index)
     leader_line_share: float = 0.0  # dot leaders (". . . ." runs) per text line: contents pages, indexes
     n_small_boxes: int = 0  # square paths of 4-16 pt (checkboxes, markers)
-    char_density: float = 0.0  # visible characters per 1,000 pt² of the content box
+    char_density: float = 0.0  # characters of the text layer per 1,000 pt² of the content box
     n_font_sizes: int = 0  # distinct font sizes (to 0.5 pt)
     large_text_share: float = 0.0  # share of text objects at 1.4x the median size or more (headings, slides)
     bold_text_share: float = 0.0

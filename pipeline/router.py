@@ -4,11 +4,12 @@
 ColPali-family late-interaction leg; ``text`` pages (prose, natural images) go to the unified
 single-vector leg. Text found on every page still feeds BM25 and snippets.
 
-The decision reads only cheap signals (``docrag.parsers.types.PageSignals``). Scans, forms and text-less
-drawings are decided by plain rules; layout-vs-text for everything else by a logistic regression fitted on
-labelled pages (``router_model.py``, numbers in ``router_model.json``), whose strongest features become the
-reasons. Settings live in ``docrag.pipeline.options.RouterConfig`` (``decision = "rules"`` keeps the
-hand-set thresholds).
+The decision reads only cheap signals (``docrag.parsers.types.PageSignals``). Scans, forms, slides, blank
+pages and text-less drawings are decided by plain rules. Layout-vs-text for everything else starts from the
+region rule (regions over ``layout_min_share`` of the content: layout) and is corrected by small boosted trees
+fitted on labelled pages (``router_model.py``, numbers in ``router_model.json``); the rule and the features
+that moved the decision furthest become the reasons. Settings live in
+``docrag.pipeline.options.RouterConfig`` (``decision = "rules"``: the region rule alone).
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
         return "layout", 0.8, reasons
     if cfg.decision == "learned":
         if visible_chars < cfg.min_text_chars and not s.n_images and s.drawing_extent_share < 0.05:
-            return "text", 0.6, [f"nearly blank page ({visible_chars} visible characters, nothing drawn)"]
+            # nothing to see either: no reason to send it to the visual leg, even when unsure pages go there
+            return "text", 0.9, [f"nearly blank page ({visible_chars} visible characters, nothing drawn)"]
         return _learned(s, cfg, model)
     return _region_rule(s, cfg, reasons)
 
@@ -189,8 +191,10 @@ def _learned(s: PageSignals, cfg: RouterConfig, model: Any = None) -> tuple[str,
     model = model or load_model(cfg.model)
     prior, rule_words = rule_log_odds(s, cfg) if model.prior_scale else (0.0, [])
     p, contributions = model.probability(s, model.prior_scale * prior)
-    layout = p >= cfg.layout_threshold
-    conf = p if layout else 1.0 - p
+    t = cfg.layout_threshold
+    layout = p >= t
+    # 0.5 at the threshold, 1.0 at certainty on either side (the plain probability when the threshold is 0.5)
+    conf = 0.5 + 0.5 * ((p - t) / max(1.0 - t, 1e-9) if layout else (t - p) / max(t, 1e-9))
     words = model.reasons(s, contributions, layout, prior=(model.prior_scale * prior, rule_words))
     head = f"P(layout) = {p:.2f}"
     if not words:

@@ -365,13 +365,29 @@ class LearnedDecision:
         unknown = [n for n in names if not isinstance(n, str) or n not in _BY_NAME]
         if unknown:
             raise ValueError(f"{where}: unknown feature(s) {', '.join(map(str, unknown))}")
+
+        def ints(v: object) -> list[int]:
+            if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                raise TypeError("node indices and features must be lists of whole numbers")
+            return v
+
+        def floats(v: object) -> list[float]:
+            if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+                raise TypeError("thresholds, values and medians must be lists of numbers")
+            return [float(x) for x in v]
+
         try:
+            if not isinstance(data.get("trees"), list):
+                raise TypeError("'trees' must be a list")
             trees = [
-                Tree(**{k: list(t[k]) for k in ("feature", "threshold", "left", "right", "value")})
+                Tree(ints(t["feature"]), floats(t["threshold"]), ints(t["left"]), ints(t["right"]), floats(t["value"]))
                 for t in data["trees"]
             ]
             base = float(data["base"])
-        except (KeyError, TypeError, ValueError) as exc:
+            medians = data.get("medians")
+            medians = floats(medians) if medians is not None else None
+            prior_scale = float(data.get("prior_scale", 0.0))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{where}: malformed ({exc})") from None
         for t in trees:
             n = len(t.feature)
@@ -380,19 +396,14 @@ class LearnedDecision:
             for i, f in enumerate(t.feature):
                 if f >= len(names) or (f >= 0 and not (i < t.left[i] < n and i < t.right[i] < n)):
                     raise ValueError(f"{where}: a tree refers to a feature or node that does not exist")
-        medians = data.get("medians")
-        if medians is not None and (not isinstance(medians, list) or len(medians) != len(names)):
+        if medians is not None and len(medians) != len(names):
             raise ValueError(f"{where}: 'medians' must list one number per feature")
-        try:
-            prior_scale = float(data.get("prior_scale", 0.0))
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: 'prior_scale' must be a number") from None
         return cls(
             names=list(names),
             base=base,
             trees=trees,
             source=source,
-            medians=[float(m) for m in medians or []] or None,
+            medians=medians or None,
             prior_scale=prior_scale,
         )
 

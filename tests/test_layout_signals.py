@@ -119,3 +119,22 @@ def test_line_geometry_of_nothing_is_zero():
     g = line_geometry([])
     assert g.n_lines == 0 and g.aligned_columns == 0
     assert line_geometry([(0, 0, 0, 0, "x"), (float("nan"), 0, 1, 1, "y")]).n_lines == 0
+
+
+def test_one_character_and_far_away_text_parse(tmp_path):
+    """A page of one character, and text placed far off the page, parse without error in bounded memory."""
+    path = tmp_path / "odd.pdf"
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.drawString(72, 700, "x")
+    c.showPage()
+    c.drawString(72, 700, "near the margin")
+    c.drawString(72, 688, "and the next line")
+    c.drawString(1.5e8, 676, "far away")
+    c.showPage()
+    c.save()
+    with open_document(path) as doc:
+        one, far = doc.page(1), doc.page(2)
+    assert one.signals.n_chars == 1 and one.signals.n_lines == 1
+    assert far.signals.n_lines >= 2
+    g = line_geometry([(10, 700, 50, 710, "a"), (1.5e8, 700, 1.5e8 + 20, 710, "b"), (10, 680, 50, 690, "c")])
+    assert g.n_lines == 2

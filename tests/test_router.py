@@ -82,7 +82,8 @@ def test_thresholds_come_from_config(docs):
     assert learned.label == "layout"
     p = float(learned.reasons[0].split("=")[1].split(":")[0])
     (strict,) = _route(docs["table"], RouterConfig(layout_threshold=min(p + 0.01, 1.0)))
-    assert strict.label == "text" and strict.confidence == pytest.approx(1 - p, abs=0.006)
+    # confidence is 0.5 at the threshold: just under a strict threshold is a coin flip, not a sure text page
+    assert strict.label == "text" and 0.5 <= strict.confidence < 0.52
 
 
 def test_confidence_is_lower_near_the_threshold():
@@ -94,10 +95,13 @@ def test_confidence_is_lower_near_the_threshold():
     assert near.confidence < 0.6 < 0.99 < far.confidence + 1e-9
 
 
-def test_blank_page_is_text_with_modest_confidence():
-    r = route_signals("f.pdf", 3, PageSignals(width_pt=595, height_pt=842))
-    assert (r.route, r.label) == ("text", "text")
-    assert r.confidence <= 0.6 and "blank" in r.reasons[0]
+def test_blank_page_is_text_and_stays_out_of_the_ambiguity_band():
+    blank = PageSignals(width_pt=595, height_pt=842)
+    r = route_signals("f.pdf", 3, blank, RouterConfig(visual_pages=VisualPages.ambiguous_both))
+    assert (r.route, r.label, r.ambiguous) == ("text", "text", False)  # nothing to see: no visual vectors
+    assert "blank" in r.reasons[0]
+    rules = route_signals("f.pdf", 3, blank, RouterConfig(decision="rules"))
+    assert rules.label == "text" and rules.confidence <= 0.6 and "blank" in rules.reasons[0]
 
 
 def test_route_files_walks_folders_and_keeps_order(docs):

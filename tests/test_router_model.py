@@ -95,6 +95,17 @@ def test_shipped_model_loads_and_uses_known_features():
             "does not exist",
         ),
         ('{"base": 0, "features": ["visual_share"], "trees": [{"feature": [0]}]}', "malformed"),
+        (
+            '{"base": 0, "features": ["visual_share"], "trees": [{"feature": "ab", "threshold": [0], "left": [0], '
+            '"right": [0], "value": [0]}]}',
+            "malformed",
+        ),
+        (
+            '{"base": 0, "features": ["visual_share"], "trees": [{"feature": [-1], "threshold": [0], "left": [-1], '
+            '"right": [-1], "value": ["x"]}]}',
+            "malformed",
+        ),
+        ('{"base": 0, "features": ["visual_share"], "trees": [], "medians": ["x"]}', "malformed"),
     ],
 )
 def test_broken_model_files_fail_with_one_line_naming_the_file(tmp_path, content, message):
