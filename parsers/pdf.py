@@ -1010,7 +1010,7 @@ class PdfReader(DocumentReader):
         # Images under most of the visible text are a background (letterhead, paper texture, a page tiled in
         # strips), not figures: they stay out of the regions. A scan keeps its image: its text, if any, is an
         # invisible OCR layer, and a figure's caption sits beside the figure, not on it.
-        visible_chars = sig.n_chars * (1.0 - sig.invisible_text_fraction)
+        visible_chars = sig.visible_chars
         if image_boxes and visible_chars >= BACKGROUND_MIN_CHARS:
             on_images = int((text_mask.cells & img_mask.cells).sum())
             if on_images >= BACKGROUND_TEXT_SHARE * max(int(text_mask.cells.sum()), 1):

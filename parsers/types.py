@@ -111,6 +111,11 @@ class PageSignals:
     paper_fraction: float = 0.0  # image pages: share of near-white, unsaturated pixels (paper)
     colorfulness: float = 0.0  # image pages: mean saturation, 0 (grey) to 1
 
+    @property
+    def visible_chars(self) -> float:
+        """Characters of the text layer that are drawn visibly (an invisible OCR layer does not count)."""
+        return self.n_chars * (1.0 - self.invisible_text_fraction)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}

@@ -83,7 +83,7 @@ def _classify_image_file(s: PageSignals, cfg: RouterConfig) -> tuple[str, float,
 
 
 def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> tuple[str, float, list[str]]:
-    visible_chars = round(s.n_chars * (1.0 - s.invisible_text_fraction))
+    visible_chars = round(s.visible_chars)
     # 1. Scans: a page-sized image and no usable visible text (an invisible OCR layer does not count).
     if visible_chars < cfg.min_text_chars and s.largest_image_coverage >= cfg.scan_image_coverage:
         w, h = s.pixel_width, s.pixel_height
@@ -156,7 +156,7 @@ def _region_reasons(s: PageSignals) -> list[str]:
 
 def _region_rule(s: PageSignals, cfg: RouterConfig, reasons: list[str]) -> tuple[str, float, list[str]]:
     """The hand-set rule: layout when regions cover ``layout_min_share`` of the content box."""
-    visible_chars = round(s.n_chars * (1.0 - s.invisible_text_fraction))
+    visible_chars = round(s.visible_chars)
     share = s.visual_share
     if share >= cfg.layout_min_share:
         conf = _confidence(share, cfg.layout_min_share, cfg.layout_confident_share)
@@ -239,7 +239,7 @@ def needs_ocr(s: PageSignals, label: str, cfg: RouterConfig) -> tuple[bool, str]
     """
     if s.source == "image":
         return (True, "image of a document page: OCR") if label == "scanned" else (False, "")
-    visible = round(s.n_chars * (1.0 - s.invisible_text_fraction))
+    visible = round(s.visible_chars)
     if visible >= cfg.min_text_chars or s.invisible_text_fraction > 0.5:
         return False, ""
     if s.largest_image_coverage >= cfg.ocr_min_image_coverage:

@@ -42,10 +42,6 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def _visible(s: PageSignals) -> float:
-    return s.n_chars * (1.0 - s.invisible_text_fraction)
-
-
 @dataclass(frozen=True, slots=True)
 class Feature:
     name: str
@@ -170,8 +166,8 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "visible_chars",
-        lambda s: _lg(_visible(s)),
-        lambda s: f"{_visible(s):.0f} visible characters",
+        lambda s: _lg(s.visible_chars),
+        lambda s: f"{s.visible_chars:.0f} visible characters",
         "little text",
         "plenty of text",
         direction=-1,
@@ -242,9 +238,9 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "graphics_text_share",
-        lambda s: min(s.graphics_text_chars / max(_visible(s), 1.0), 1.0),
+        lambda s: min(s.graphics_text_chars / max(s.visible_chars, 1.0), 1.0),
         lambda s: (
-            f"{_pct(min(s.graphics_text_chars / max(_visible(s), 1.0), 1.0))} of the text sits inside "
+            f"{_pct(min(s.graphics_text_chars / max(s.visible_chars, 1.0), 1.0))} of the text sits inside "
             "tables or drawings"
         ),
         "labels inside a figure or table",
