@@ -56,11 +56,7 @@ def rankings(db: Path, queries: list[str], env: dict[str, str]) -> list[list[tup
     qfile.write_text("".join(json.dumps({"id": i, "text": q}) + "\n" for i, q in enumerate(queries)))
     res = subprocess.run(
         [EXE, "search", "--queries", str(qfile), "--db", str(db), "-k", "5"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=True,
+        capture_output=True, text=True, env=env, timeout=600, check=True,
     )
     return [[(Path(h["file"]).name, h["page"]) for h in json.loads(line)["hits"]] for line in res.stdout.splitlines()]
 
@@ -83,10 +79,7 @@ def index_cmd(corpus: Path, db: Path, profile: str, workers: int | None) -> list
 def trial(corpus: Path, db: Path, delay: float, args: argparse.Namespace, env: dict[str, str]) -> dict:
     proc = subprocess.Popen(
         index_cmd(corpus, db, args.profile, args.workers),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
     )
     time.sleep(delay)
     finished_first = proc.poll() is not None
@@ -125,13 +118,8 @@ def main() -> None:
     try:
         clean = work / "clean"
         t0 = time.perf_counter()
-        subprocess.run(
-            index_cmd(args.corpus, clean, args.profile, args.workers),
-            check=True,
-            env=env,
-            capture_output=True,
-            timeout=3600,
-        )
+        subprocess.run(index_cmd(args.corpus, clean, args.profile, args.workers), check=True, env=env,
+                       capture_output=True, timeout=3600)
         build_s = time.perf_counter() - t0
         want_rows = table_rows(clean)
         queries = queries_from(clean)

@@ -74,7 +74,7 @@ def read_queries(path: str | Path) -> list[dict[str, Any]]:
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                 keys = ", ".join(sorted(obj)) if isinstance(obj, dict) else type(obj).__name__
                 raise ValueError(
-                    f'{path}:{n}: a query needs a "text" string (keys: id or _id, text, kind, relevant); '
+                    f"{path}:{n}: a query needs a \"text\" string (keys: id or _id, text, kind, relevant); "
                     f"this line has {keys or 'no keys'}"
                 )
             obj.setdefault("id", obj.get("_id", n))
@@ -92,7 +92,7 @@ def load_queries(path: str | Path, qrels: str | Path | None = None) -> list[Quer
             rel = {(Path(r["file"]).name, int(r["page"])) for r in obj.get("relevant", [])}
         except (KeyError, TypeError, ValueError):
             raise ValueError(
-                f'{path}:{obj["_line"]}: "relevant" must be a list of {{"file": name, "page": number}}'
+                f"{path}:{obj['_line']}: \"relevant\" must be a list of {{\"file\": name, \"page\": number}}"
             ) from None
         queries.append(Query(str(obj["id"]), obj["text"], obj.get("kind", "all"), rel))
     if qrels is not None:

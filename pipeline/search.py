@@ -186,7 +186,9 @@ class Searcher:
     def _hydrate(self, fused: list[Any], paths: dict[str, str], query: str) -> list[Hit]:
         if not fused:
             return []
-        rows = self.store.page_rows({f.doc_id for f in fused}, columns=["doc_id", "page", "route", "label", "text"])
+        rows = self.store.page_rows(
+            {f.doc_id for f in fused}, columns=["doc_id", "page", "route", "label", "text"]
+        )
         pages = {(r["doc_id"], r["page"]): r for r in rows}
         hits = []
         for f in fused:

@@ -71,18 +71,14 @@ def test_eval_command_json(lite_index, tmp_path):
     _, db = lite_index
     queries = tmp_path / "q.jsonl"
     queries.write_text(
-        json.dumps(
-            {"id": "a", "text": "zanzibarite Mombasa", "kind": "text", "relevant": [{"file": "planted.pdf", "page": 2}]}
-        )
-        + "\n"
+        json.dumps({"id": "a", "text": "zanzibarite Mombasa", "kind": "text",
+                    "relevant": [{"file": "planted.pdf", "page": 2}]}) + "\n"
     )
     labels = tmp_path / "labels.tsv"
     labels.write_text("file\tpage\tlabel\ntable.pdf\t1\tlayout\n")
     res = subprocess.run(
         [EXE, "eval", "--db", str(db), "--queries", str(queries), "--labels", str(labels), "--k", "1,5", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        capture_output=True, text=True, timeout=300,
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)

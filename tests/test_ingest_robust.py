@@ -366,9 +366,8 @@ def test_kill_campaign_short(tmp_path, folder):
     for trial in range(3):
         db = tmp_path / f"db{trial}"
         cmd = [EXE, "index", str(folder), "--db", str(db), "--profile", "lite"]
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True
-        )
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                                start_new_session=True)
         time.sleep(rng.uniform(0.5, build_s))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

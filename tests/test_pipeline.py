@@ -184,15 +184,7 @@ def test_cli_index_search_stats_show_remove_json(tmp_path, corpus):
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert set(summary) == {
-        "indexed",
-        "skipped",
-        "duplicates",
-        "removed",
-        "failed",
-        "pending",
-        "pages",
-        "routes",
-        "seconds",
+        "indexed", "skipped", "duplicates", "removed", "failed", "pending", "pages", "routes", "seconds"
     }
     assert summary["indexed"] == 4 and summary["failed"] == []
     assert summary["routes"] == {"visual": 0, "text": 6}  # lite: no visual model, every page on the text legs

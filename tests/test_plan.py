@@ -146,9 +146,8 @@ def test_pool_reports_a_worker_over_its_memory_cap(tmp_path):
     hostile._nested_flate(big)  # 20 KB that PDFium inflates to 1 GiB when it loads the page
     good = pdfgen.prose_pdf(tmp_path / "good.pdf")
     limits = Limits(worker_memory_bytes=800 << 20)
-    opt = PlanOptions.build(
-        RouterConfig(), IngestConfig(elements="text-layer", ocr=False), limits, visual=False, figures=False
-    )
+    opt = PlanOptions.build(RouterConfig(), IngestConfig(elements="text-layer", ocr=False), limits,
+                            visual=False, figures=False)
     results = outcomes(limits, [Job(0, str(big), opt), Job(1, str(good), opt)])
     assert results[0][0] == "failed", results
     assert "memory" in results[0][1], results[0][1]
