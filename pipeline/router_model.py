@@ -310,6 +310,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
 )
 _BY_NAME = {f.name: f for f in FEATURES}
+_REGION_FEATURES = {"visual_share", "table_share", "figure_share", "image_coverage"}  # what the region rule says
 
 
 def feature_vector(s: PageSignals, names: list[str] | tuple[str, ...] | None = None) -> np.ndarray:
@@ -450,13 +451,14 @@ class LearnedDecision:
         (``prior``: its scaled log-odds and its reasons) competes as one more."""
         sign = 1.0 if layout else -1.0
         weights = np.append(contributions, prior[0])
-        order = np.argsort(-sign * weights, kind="stable")
+        order = [i for i in np.argsort(-sign * weights, kind="stable").tolist() if sign * weights[i] > 0.05]
+        rule = len(self.names)
+        if rule in order[:n]:  # the rule's words already name the regions: their share features would repeat them
+            order = [i for i in order if i == rule or self.names[i] not in _REGION_FEATURES]
         x = feature_vector(s, self.names)
         out = []
-        for i in order[:n].tolist():
-            if sign * weights[i] <= 0.05:
-                break
-            if i == len(self.names):
+        for i in order[:n]:
+            if i == rule:
                 out.append("region rule: " + "; ".join(prior[1]))
                 continue
             f = _BY_NAME[self.names[i]]
