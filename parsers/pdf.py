@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import dataclasses
 import itertools
 import logging
 import math
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DocumentError
-from .layout import line_geometry
+from .layout import LineGeometry, line_geometry
 from .limits import Limits
 from .reader import DocumentReader, check_file
 from .text import normalise
@@ -106,19 +107,8 @@ class _Mask:
         return float(self.cells.mean())
 
 
-LINE_FIELDS = (
-    "n_lines",
-    "segments_per_line",
-    "multi_segment_lines",
-    "n_columns",
-    "aligned_columns",
-    "aligned_line_share",
-    "short_segment_share",
-    "numeric_segment_share",
-    "median_segment_chars",
-    "line_height",
-    "toc_line_share",
-)
+# The line-geometry measurements that are page signals too (all but the table boxes).
+LINE_FIELDS = tuple(f.name for f in dataclasses.fields(LineGeometry) if f.name in PageSignals.__dataclass_fields__)
 BACKGROUND_MIN_CHARS = 200  # images with at least this much visible text...
 BACKGROUND_TEXT_SHARE = 0.5  # ...this share of it printed over them are a background...
 BACKGROUND_IMAGE_TEXT = 0.2  # ...each image with text on this share of its grid cells, that is
@@ -634,29 +624,17 @@ def _char_runs(textpage: object, limit: int) -> tuple[list[tuple[float, float, f
     return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))], n_leaders
 
 
-def _boxed_text(
-    regions: list[Region],
-    spans: list[tuple[float, float, float, float, str]],
-    visible_chars: float,
-    span_boxes: list[tuple[float, float, float, float]],
-    page: tuple[float, float, float, float],
-    runs: _Runs,
-) -> list[Region]:
+def _boxed_text(regions: list[Region], spans: _Runs, page_density: float, runs: _Runs) -> list[Region]:
     """Clusters of paths that are boxes around running text (a framed code listing, a shaded note): the text
-    inside is as dense as the page's own, where a chart or a diagram holds only sparse labels, and it runs in
-    long single lines, where a table's rows are split into aligned cells and a diagram's labels are short."""
-    if not regions or not spans or visible_chars < BOXED_MIN_CHARS:
+    inside is as dense as the page's own (``page_density``: characters per pt² of the text's bounding box),
+    where a chart or a diagram holds only sparse labels, and it runs in long single lines, where a table's
+    rows are split into aligned cells and a diagram's labels are short."""
+    if not regions or not spans.runs or page_density <= 0:
         return []
-    content = _content_box(span_boxes, page)
-    page_density = visible_chars / max((content[2] - content[0]) * (content[3] - content[1]), 1.0)
-    arr = np.asarray([sp[:4] for sp in spans], dtype=float)
-    cx, cy = (arr[:, 0] + arr[:, 2]) / 2, (arr[:, 1] + arr[:, 3]) / 2
-    chars = np.asarray([len(sp[4].replace(" ", "")) for sp in spans], dtype=float)
     out = []
     for r in regions:
         left, bottom, right, top = r.bbox
-        inside = (cx >= left) & (cx <= right) & (cy >= bottom) & (cy <= top)
-        n = float(chars[inside].sum())
+        n = spans.chars_in(r.bbox)
         area = max((right - left) * (top - bottom), 1.0)
         if n >= BOXED_MIN_CHARS and n / area >= BOXED_DENSITY * page_density and _running_text(runs, r.bbox, "boxed"):
             out.append(r)
@@ -664,40 +642,35 @@ def _boxed_text(
 
 
 def _drawing_extent(
-    boxes: list[tuple[float, float, float, float]],
+    drawings: _Mask,
     page: tuple[float, float, float, float],
     content: tuple[float, float, float, float],
-    spans: list[tuple[float, float, float, float, str]],
-    visible_chars: float,
-    span_boxes: list[tuple[float, float, float, float]],
+    spans: _Runs,
+    page_density: float,
     runs: _Runs,
 ) -> float:
-    """The share of the content box spanned by drawings, however few their paths: paths within about two grid
-    cells (~25 pt) of each other form one drawing, measured by its bounding box (a figure of six long strokes
-    spans its whole frame). Boxes around running text do not count."""
-    if not boxes:
+    """The share of the content box spanned by drawings (``drawings``: the grid of path boxes), however few
+    their paths: paths within about two grid cells (~25 pt) of each other form one drawing, measured by its
+    bounding box (a figure of six long strokes spans its whole frame). Boxes around running text do not count."""
+    if not drawings.cells.any():
         return 0.0
     from scipy import ndimage
 
-    mask = _Mask(*page)
-    for b in boxes:
-        mask.add(b)
-    labels, n = ndimage.label(ndimage.binary_dilation(mask.cells, iterations=EXTENT_GROW))
+    labels, n = ndimage.label(ndimage.binary_dilation(drawings.cells, iterations=EXTENT_GROW))
     if n == 0:
         return 0.0
-    spans_of = ndimage.find_objects(labels)
     regions = []
-    for sl in spans_of:
+    for sl in ndimage.find_objects(labels):
         if sl is None:
             continue
         r0, r1, c0, c1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
         # back to page space, without the growth
         r0, c0 = r0 + EXTENT_GROW, c0 + EXTENT_GROW
         r1, c1 = max(r1 - EXTENT_GROW, r0 + 1), max(c1 - EXTENT_GROW, c0 + 1)
-        left, right = page[0] + c0 / mask.sx, page[0] + c1 / mask.sx
-        bottom, top = page[1] + r0 / mask.sy, page[1] + r1 / mask.sy
+        left, right = page[0] + c0 / drawings.sx, page[0] + c1 / drawings.sx
+        bottom, top = page[1] + r0 / drawings.sy, page[1] + r1 / drawings.sy
         regions.append(Region("graphics", (left, bottom, right, top), 0))
-    boxed = _boxed_text(regions, spans, visible_chars, span_boxes, page, runs)
+    boxed = _boxed_text(regions, spans, page_density, runs)
     extent = _Mask(*page)
     for r in regions:
         if r not in boxed:
@@ -713,12 +686,19 @@ class _Runs:
         self.runs = runs
         arr = np.asarray([r[:4] for r in runs], dtype=float).reshape(-1, 4)
         self.cx, self.cy = (arr[:, 0] + arr[:, 2]) / 2, (arr[:, 1] + arr[:, 3]) / 2
+        self.chars = np.asarray([len(r[4].replace(" ", "")) for r in runs], dtype=float)
         self.checks: dict[str, int] = {}
 
-    def inside(self, box: tuple[float, float, float, float]) -> list[tuple[float, float, float, float, str]]:
+    def _hits(self, box: tuple[float, float, float, float]) -> np.ndarray:
         left, bottom, right, top = box
-        hit = (self.cx >= left) & (self.cx <= right) & (self.cy >= bottom) & (self.cy <= top)
-        return [self.runs[i] for i in np.flatnonzero(hit).tolist()]
+        return (self.cx >= left) & (self.cx <= right) & (self.cy >= bottom) & (self.cy <= top)
+
+    def inside(self, box: tuple[float, float, float, float]) -> list[tuple[float, float, float, float, str]]:
+        return [self.runs[i] for i in np.flatnonzero(self._hits(box)).tolist()]
+
+    def chars_in(self, box: tuple[float, float, float, float]) -> float:
+        """Non-space characters of the runs centred in ``box``."""
+        return float(self.chars[self._hits(box)].sum())
 
 
 def _running_text(runs: _Runs, box: tuple[float, float, float, float], purpose: str = "") -> bool:
@@ -922,7 +902,7 @@ class PdfReader(DocumentReader):
                     bold += _BOLD.search(name) is not None
                     size = _font_size(obj)
                     if size > 0:
-                        sizes.append(size * (_scale(to_page) if is_form else 1.0))
+                        sizes.append(size * _scale(to_page))
                 elif kind == raw.FPDF_PAGEOBJ_IMAGE:
                     sig.n_images += 1
                     wpx, hpx = ctypes.c_uint(), ctypes.c_uint()
@@ -1031,11 +1011,15 @@ class PdfReader(DocumentReader):
                 )
         # Regions that carry non-prose meaning: clusters of vector paths, ruled tables, images.
         geo = line_geometry(char_runs)
-        runs_index = _Runs(char_runs)
+        runs_index, spans_index = _Runs(char_runs), _Runs(spans_pdf)
+        text_box = _content_box(span_boxes, (x0, y0, x1, y1))
+        text_area = max((text_box[2] - text_box[0]) * (text_box[3] - text_box[1]), 1.0)
+        # characters per pt² of the text's bounding box (0 below BOXED_MIN_CHARS: no box holds running text)
+        page_density = visible_chars / text_area if spans_pdf and visible_chars >= BOXED_MIN_CHARS else 0.0
         for name in LINE_FIELDS:
             setattr(sig, name, getattr(geo, name))
         regions = [Region("graphics", b, n) for b, n in _clusters(gfx_boxes, (x0, y0, x1, y1))]
-        boxed = _boxed_text(regions, spans_pdf, visible_chars, span_boxes, (x0, y0, x1, y1), runs_index)
+        boxed = _boxed_text(regions, spans_index, page_density, runs_index)
         if boxed:
             regions = [r for r in regions if r not in boxed]
             sig.n_boxed_text = len(boxed)
@@ -1090,6 +1074,9 @@ class PdfReader(DocumentReader):
         for b in gfx_boxes:
             drawings.add(b)
         sig.drawing_coverage = drawings.fraction
+        sig.drawing_extent_share = _drawing_extent(
+            drawings, (x0, y0, x1, y1), content, spans_index, page_density, runs_index
+        )
         # Drawn area without text on it: a shaded box behind code or a quote is not a drawing.
         for r in boxed:
             rr, cc = drawings._slice(r.bbox)
@@ -1097,9 +1084,6 @@ class PdfReader(DocumentReader):
         drawn_only = drawings.cells & ~text_mask.cells
         rows, cols = drawings._slice(content)
         sig.drawing_share = float(drawn_only[rows, cols].sum()) / max(drawings.count_box(content), 1)
-        sig.drawing_extent_share = _drawing_extent(
-            gfx_boxes, (x0, y0, x1, y1), content, spans_pdf, visible_chars, span_boxes, runs_index
-        )
         area_k = max((content[2] - content[0]) * (content[3] - content[1]), 1.0) / 1000
         sig.char_density = round(float(sig.n_chars) / float(area_k), 3)
         sig.graphics_coverage = masks["graphics"].fraction
