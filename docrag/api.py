@@ -101,7 +101,12 @@ class Index:
             from docrag.indexes.store import Store
 
             self._store = Store(
-                self.db, self.settings.visual, self.settings.unified, profile=self.settings.profile, writable=False
+                self.db,
+                self.settings.visual,
+                self.settings.unified,
+                profile=self.settings.profile,
+                writable=False,
+                visual_index=self.settings.visual_index,
             )
         return self._store
 
@@ -155,11 +160,13 @@ class Index:
     # -- reading ---------------------------------------------------------------------------------------------
     @property
     def searcher(self) -> Searcher:
-        """Fused search over this database (models load when a leg first needs them)."""
+        """Fused search over this database with the registered legs (models load when a leg first needs them)."""
+        from docrag.pipeline.legs import LegParts, build_legs
         from docrag.pipeline.search import Searcher
 
         visual = (lambda: self.visual_embedder) if self.settings.visual is not None else None
-        return Searcher(self.store, self.settings.search, lambda: self.unified_embedder, visual)
+        parts = LegParts(self.store, self.settings.search, lambda: self.unified_embedder, visual)
+        return Searcher(self.store, self.settings.search, build_legs(parts))
 
     def search(
         self,

@@ -161,9 +161,8 @@ def evaluate(
     legs: Sequence[str] | None = None,
     labels: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Metrics for the fused ranking and for each leg that has something stored, alone (ablation)."""
-    from .search import LEGS
-
+    """Metrics for the fused ranking and for each of the searcher's legs that has something stored, alone
+    (ablation; only those of ``legs`` when given)."""
     ks = sorted(set(ks))
     depth = max(*ks, 10)
     texts = [q.text for q in queries]
@@ -173,10 +172,10 @@ def evaluate(
         return [[(Path(h.file).name, h.page) for h in hits] for hits in results]
 
     out: dict[str, Any] = {"queries": len(queries), "k": ks, "fused": _score_run(queries, run(legs), ks), "legs": {}}
-    present = searcher.present()
-    for leg in legs or LEGS:
-        if present.get(leg):
-            out["legs"][leg] = _score_run(queries, run([leg]), ks)
+    counts = searcher.store.row_counts()
+    for leg in searcher.legs:
+        if (not legs or leg.name in legs) and leg.available(counts):
+            out["legs"][leg.name] = _score_run(queries, run([leg.name]), ks)
     if labels is not None:
         out["routing"] = routing_accuracy(searcher.store, labels)
     return out

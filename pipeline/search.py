@@ -1,18 +1,21 @@
-"""Query time: embed the query for each leg, collect page candidates, fuse, explain.
+"""Query time: each leg embeds the query its own way and collects page candidates; fuse, explain.
 
-Legs: ``visual`` (MaxSim over ColPali-family page vectors), ``text`` (cosine over chunk vectors; a page
-scores its best chunk), ``image`` (cosine over figure/image vectors), ``bm25`` (full-text over page text).
+Legs (``pipeline.legs``, a registry): ``visual`` (MaxSim over ColPali-family page vectors; text queries),
+``text`` (cosine over chunk vectors, a page scores its best chunk; image queries only when named),
+``image`` (cosine over figure/image vectors; text and image queries with an image-capable unified embedder),
+``bm25`` (full-text over page text; text queries). Each ranking carries its leg's score scale for fusion.
 Only documents whose indexing finished (status ``ready``) are searched; ``where`` is SQL over the
 ``documents`` table (columns doc_id, path, size, mtime, n_pages, metadata, indexed_at), applied first.
 
-A ``Searcher`` is built from explicit parts: the store, the search settings and the embedders (as
-zero-argument callables, so a model loads only when a leg needs it).
+A ``Searcher`` is built from explicit parts: the store, the search settings and the legs
+(``build_legs(LegParts(...))``: the embedders stay zero-argument callables, so a model loads only when a
+leg needs it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,21 +23,21 @@ from docrag.indexes.store import StoreError
 from docrag.parsers.text import normalise
 
 from .fusion import fuse
+from .legs import QueryInput, check_leg_names, leg_names
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docrag.indexes.multivector import MultiVectorEmbedder
     from docrag.indexes.store import Store
-    from docrag.indexes.unified import UnifiedEmbedder
 
+    from .legs import Leg
     from .options import SearchConfig
 
 __all__ = ["LEGS", "Hit", "Searcher"]
 
 log = logging.getLogger(__name__)
 
-LEGS = ("visual", "text", "image", "bm25")
+LEGS = leg_names()  # the built-in legs (the registry as imported), for compatibility
 
 
 @dataclass(slots=True)
@@ -76,28 +79,16 @@ def _snippet(text: str, query: str, width: int = 240) -> str:
 
 
 class Searcher:
-    """Fused page search over ``store``. ``unified`` and ``visual`` return the embedders when called (None
-    for ``visual``: no visual leg)."""
+    """Fused page search over ``store`` with ``legs`` (searched in their order)."""
 
-    def __init__(
-        self,
-        store: Store,
-        settings: SearchConfig,
-        unified: Callable[[], UnifiedEmbedder],
-        visual: Callable[[], MultiVectorEmbedder] | None = None,
-    ) -> None:
-        self.store, self.settings = store, settings
-        self._unified, self._visual = unified, visual
+    def __init__(self, store: Store, settings: SearchConfig, legs: Sequence[Leg]) -> None:
+        self.store, self.settings, self.legs = store, settings, list(legs)
 
-    def present(self) -> dict[str, bool]:
-        """Which legs have something stored to search."""
-        n = self.store.row_counts()
-        return {
-            "visual": self._visual is not None and n["visual"] > 0,
-            "text": n["chunks"] > 0,
-            "image": n["images"] > 0,
-            "bm25": n["pages"] > 0,
-        }
+    def present(self, counts: Mapping[str, int] | None = None) -> dict[str, bool]:
+        """Which legs have something stored to search (every registered leg; False for one not built)."""
+        counts = self.store.row_counts() if counts is None else counts
+        built = {leg.name: leg.available(counts) for leg in self.legs}
+        return {name: built.get(name, False) for name in leg_names()} | built
 
     def allowed_documents(self, where: str | None) -> dict[str, str]:
         """doc_id -> path of searchable documents (status ready, and matching ``where``)."""
@@ -133,55 +124,43 @@ class Searcher:
         method = fusion or cfg.fusion
         if k < 1:
             raise ValueError(f"k must be at least 1 (got {k})")
-        wanted = list(legs or LEGS)
-        for leg in wanted:
-            if leg not in LEGS:
-                raise ValueError(f"unknown leg {leg!r}: choose from {', '.join(LEGS)}")
+        check_leg_names(legs, list(dict.fromkeys([*leg_names(), *(leg.name for leg in self.legs)])))
         allowed = self.allowed_documents(where)
         if not allowed:
             return [[] for _ in queries]
+        counts = store.row_counts()
         # Restrict the legs only when some documents are excluded (a where filter, or unfinished documents).
-        subset = set(allowed) if len(allowed) < store.row_counts()["documents"] else None
+        subset = set(allowed) if len(allowed) < counts["documents"] else None
         n = max(cfg.candidates, k)
-        present = self.present()
-        has_visual = "visual" in wanted and present["visual"]
-        has_text = "text" in wanted and present["text"]
-        has_image = "image" in wanted and present["image"] and "image" in self._unified().modalities
+        plans: dict[str, list[Leg]] = {}
         results = []
-        for query in queries:
-            rankings: dict[str, list[Any]] = {}
-            n_tokens = 1
-            is_text = isinstance(query, str)
-            if is_text:
-                query = normalise(query)  # the same folding as the indexed text (ligatures, full-width forms)
-                if has_visual:
-                    qv = self._visual().embed_queries([query])[0]
-                    n_tokens = len(qv)
-                    rankings["visual"] = store.search_visual(qv, n, subset)[0]
-                if has_text or has_image:
-                    uq = self._unified().embed_queries([query])[0]
-                    if has_text:
-                        rankings["text"] = store.search_text(uq, n, allowed=subset)
-                    if has_image:
-                        rankings["image"] = store.search_images(uq, n, allowed=subset)
-                if "bm25" in wanted:
-                    rankings["bm25"] = store.search_bm25(query, n, allowed=subset)
-            else:
-                unified = self._unified()
-                if "image" not in unified.modalities:
-                    raise ValueError(
-                        f"image queries need an image-capable unified embedder; {unified.type!r} embeds text only"
-                    )
-                if "visual" in wanted and legs:
-                    log.info("the visual leg takes text queries only (ColPali-family models embed text queries)")
-                iq = unified.embed_images([query])[0]
-                if has_image:
-                    rankings["image"] = store.search_images(iq, n, allowed=subset)
-                if has_text and legs is not None:  # cross-modal image → text chunks only when asked for
-                    rankings["text"] = store.search_text(iq, n, allowed=subset)
-            fused = fuse(rankings, method, cfg.weights, cfg.rrf_k, n_tokens)[:k]
-            results.append(self._hydrate(fused, allowed, query if is_text else ""))
+        for raw in queries:
+            # Text gets the same folding as the indexed text (ligatures, full-width forms).
+            query = QueryInput(normalise(raw) if isinstance(raw, str) else raw)
+            if query.kind not in plans:
+                plans[query.kind] = self._legs_for(query.kind, legs, counts)
+            rankings = {leg.name: leg.search(query, n, subset) for leg in plans[query.kind]}
+            fused = fuse(rankings, method, cfg.weights, cfg.rrf_k)[:k]
+            results.append(self._hydrate(fused, allowed, query.text))
         return results
+
+    def _legs_for(self, kind: str, names: Sequence[str] | None, counts: Mapping[str, int]) -> list[Leg]:
+        """The legs to search for a ``kind`` query: chosen (``names``; None: all), with something stored, and
+        taking ``kind`` (by default, or because they are named). No leg at all that takes it is an error."""
+        named = set(names or ())
+        if not any(kind in leg.accepts or kind in leg.accepts_when_named for leg in self.legs):
+            reasons = [r for leg in self.legs if (r := _refusal(leg, kind))]
+            raise ValueError(reasons[0] if reasons else f"no leg takes {kind} queries")
+        out = []
+        for leg in self.legs:
+            if (named and leg.name not in named) or not leg.available(counts):
+                continue
+            if kind in leg.accepts or (leg.name in named and kind in leg.accepts_when_named):
+                out.append(leg)
+            elif named:
+                why = _refusal(leg, kind) or f"it takes {' and '.join(sorted(leg.accepts)) or 'no'} queries"
+                log.info("the %s leg does not take %s queries: %s", leg.name, kind, why)
+        return out
 
     def _hydrate(self, fused: list[Any], paths: dict[str, str], query: str) -> list[Hit]:
         if not fused:
@@ -208,3 +187,8 @@ class Searcher:
                 )
             )
         return hits
+
+
+def _refusal(leg: Leg, kind: str) -> str | None:
+    refuses = getattr(leg, "refuses", None)  # optional in the protocol
+    return refuses(kind) if refuses is not None else None

@@ -9,15 +9,22 @@ import pytest
 
 from docrag.indexes.store import Candidate
 from docrag.pipeline.eval import load_queries, mrr, ndcg, recall
-from docrag.pipeline.fusion import fuse
+from docrag.pipeline.fusion import Ranking, Scale, calibrate, fuse
 
 
 def C(doc, page, score):
     return Candidate(doc, page, score)
 
 
+def R(scale, *cands, n_query_tokens=1):
+    return Ranking(list(cands), scale, n_query_tokens)
+
+
 def test_rrf_by_hand():
-    rankings = {"text": [C("a", 1, 0.9), C("b", 1, 0.8)], "bm25": [C("b", 1, 12.0), C("c", 2, 3.0)]}
+    rankings = {
+        "text": R(Scale.cosine, C("a", 1, 0.9), C("b", 1, 0.8)),
+        "bm25": R(Scale.bm25, C("b", 1, 12.0), C("c", 2, 3.0)),
+    }
     fused = fuse(rankings, "rrf", {"text": 1.0, "bm25": 1.0}, rrf_k=60)
     assert [(f.doc_id, f.page) for f in fused] == [("b", 1), ("a", 1), ("c", 2)]
     assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
@@ -33,17 +40,28 @@ def test_rrf_by_hand():
 
 def test_weighted_calibrates_each_leg():
     rankings = {
-        "visual": [C("v", 1, 20.0), C("t", 1, 10.0)],  # MaxSim over 25 query tokens
-        "text": [C("t", 1, 0.5)],
-        "bm25": [C("t", 1, 8.0), C("v", 1, 4.0)],
+        "visual": R(Scale.maxsim, C("v", 1, 20.0), C("t", 1, 10.0), n_query_tokens=25),  # MaxSim, 25 tokens
+        "text": R(Scale.cosine, C("t", 1, 0.5)),
+        "bm25": R(Scale.bm25, C("t", 1, 8.0), C("v", 1, 4.0)),
     }
-    fused = fuse(rankings, "weighted", {"visual": 1.0, "text": 1.0, "bm25": 0.5}, n_query_tokens=25)
+    fused = fuse(rankings, "weighted", {"visual": 1.0, "text": 1.0, "bm25": 0.5})
     scores = {f.doc_id: f.score for f in fused}
     assert scores["v"] == pytest.approx(20 / 25 + 0.5 * 4 / 8)
     assert scores["t"] == pytest.approx(10 / 25 + 0.5 + 0.5 * 8 / 8)
     assert fused[0].doc_id == "t" and fused[0].legs["visual"]["calibrated"] == pytest.approx(0.4)
+    assert fused[0].legs["bm25"]["calibrated"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown fusion"):
         fuse(rankings, "borda")
+
+
+def test_calibration_follows_the_scale_not_the_leg_name():
+    assert calibrate(Scale.maxsim, 12.0, 20.0, 4) == pytest.approx(3.0)
+    assert calibrate(Scale.bm25, 6.0, 8.0, 4) == pytest.approx(0.75) and calibrate(Scale.bm25, 1.0, 0.0) == 0.0
+    assert calibrate(Scale.cosine, 0.3, 0.9, 4) == pytest.approx(0.3)
+    # A leg named "visual" on the cosine scale is not divided by tokens; any name on the maxsim scale is.
+    rankings = {"visual": R(Scale.cosine, C("a", 1, 0.6)), "late": R(Scale.maxsim, C("b", 1, 8.0), n_query_tokens=10)}
+    scores = {f.doc_id: f.score for f in fuse(rankings, "weighted")}
+    assert scores == pytest.approx({"a": 0.6, "b": 0.8})
 
 
 def test_metrics_by_hand():

@@ -243,10 +243,20 @@ def test_image_leg_with_an_image_capable_embedder(tmp_path, corpus, tiny, docs):
     hits = idx.search(Image.open(docs["photo_png"]), k=3)
     assert Path(hits[0].file).name == "photo.png" and hits[0].legs["image"]["rank"] == 1
     assert hits[0].legs["image"]["score"] == pytest.approx(1.0, abs=1e-4)  # the same image, cosine 1
+    assert idx.search(Image.open(docs["photo_png"]), k=3, legs=["visual"]) == []  # visual: text queries only
+    cross = idx.search(Image.open(docs["photo_png"]), k=3, legs=["text", "bm25"])  # named: image → text chunks
+    assert cross and all(set(h.legs) == {"text"} for h in cross)
     weighted = idx.search("zanzibarite shipment", k=3, fusion="weighted")
     assert {"visual", "text", "bm25"} <= {leg for h in weighted for leg in h.legs}
     top_visual = next(h for h in weighted if "visual" in h.legs)
     assert "calibrated" in top_visual.legs["visual"]
+    # Every leg takes a text query (image: the photo's vector against the query's); the planted page is found.
+    every = idx.search("zanzibarite shipment from Mombasa harbour", k=10, fusion="weighted")
+    assert {leg for h in every for leg in h.legs} == {"visual", "text", "image", "bm25"}
+    planted = next(h for h in every if (Path(h.file).name, h.page) == ("planted.pdf", 2))
+    assert planted.legs["bm25"]["rank"] == 1 and planted.legs["bm25"]["calibrated"] == pytest.approx(1.0)
+    for h in every:  # MaxSim per query token and cosine: mean cosines, in [-1, 1]
+        assert all(abs(h.legs[leg]["calibrated"]) <= 1 + 1e-4 for leg in ("visual", "text", "image") if leg in h.legs)
     with pytest.raises(ValueError, match="unknown leg"):
         idx.search("x", legs=["colour"])
 

@@ -1,0 +1,251 @@
+"""Search legs as parts: each leg embeds a query its own way, searches one kind of stored rows, and says
+which scale its scores are on. A leg is registered by name (``register_leg``); ``build_legs`` makes the
+registered legs for a store, and the ``Searcher`` loops over them.
+
+Built in, in this order: ``visual`` (MaxSim over ColPali-family page vectors), ``text`` (cosine over chunk
+vectors; a page scores its best chunk), ``image`` (cosine over figure/image vectors), ``bm25`` (full-text
+over page text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from .fusion import Ranking, Scale
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from docrag.indexes.multivector import MultiVectorEmbedder
+    from docrag.indexes.store import Candidate, Store
+    from docrag.indexes.unified import UnifiedEmbedder
+
+    from .options import SearchConfig
+
+__all__ = [
+    "LEG_TYPES",
+    "BM25Leg",
+    "ImageLeg",
+    "Leg",
+    "LegParts",
+    "LegResult",
+    "QueryInput",
+    "Scale",
+    "TextLeg",
+    "VisualLeg",
+    "build_legs",
+    "check_leg_names",
+    "leg_names",
+    "register_leg",
+]
+
+LegResult = Ranking  # what ``Leg.search`` returns: candidates best first, scale, n_query_tokens
+
+
+@dataclass(slots=True)
+class QueryInput:
+    """One query: text (already ``normalise``d) or an image. ``embedding`` memoises vectors by key, so legs
+    that share an embedder embed the query once."""
+
+    value: str | Image.Image
+    kind: str = field(init=False)  # "text" | "image"
+    _memo: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.kind = "text" if isinstance(self.value, str) else "image"
+
+    @property
+    def text(self) -> str:
+        """The query text ("" for an image)."""
+        return self.value if isinstance(self.value, str) else ""
+
+    def embedding(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+class Leg(Protocol):
+    """One way of finding pages. ``accepts``: the query kinds it takes; ``accepts_when_named``: kinds it takes
+    only when the user names it. Optionally ``refuses(kind) -> str | None``: why it cannot take ``kind`` here."""
+
+    name: str
+    scale: Scale
+    accepts: frozenset[str]
+    accepts_when_named: frozenset[str]
+
+    def available(self, counts: Mapping[str, int] | None = None) -> bool:
+        """Whether something is stored to search (``counts``: ``Store.row_counts()``, when the caller has it)."""
+        ...
+
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
+        """The ``k`` best pages (of documents in ``allowed``; None: all)."""
+        ...
+
+
+@dataclass
+class LegParts:
+    """What legs are built from. The embedders are zero-argument callables: a model loads only when a leg
+    needs it (``visual`` None: no visual model, no visual leg)."""
+
+    store: Store
+    settings: SearchConfig
+    unified: Callable[[], UnifiedEmbedder]
+    visual: Callable[[], MultiVectorEmbedder] | None = None
+
+    @cached_property
+    def unified_kind(self) -> tuple[str, frozenset[str]]:
+        """The unified embedder's type and modalities: from the store's spec when it has one (no model loads)."""
+        spec = self.store.unified_spec
+        if spec is None:
+            embedder = self.unified()
+            return embedder.type, embedder.modalities
+        from docrag.indexes.unified import unified_class
+
+        return spec.type, unified_class(spec).modalities_for(spec)
+
+    def unified_vector(self, query: QueryInput) -> np.ndarray:
+        """The unified embedder's vector of the query (text or image), computed once per query."""
+
+        def compute() -> np.ndarray:
+            embedder = self.unified()
+            embed = embedder.embed_queries if query.kind == "text" else embedder.embed_images
+            return embed([query.value])[0]
+
+        return query.embedding("unified", compute)
+
+
+LegFactory = Callable[[LegParts], Leg | None]  # None: this leg cannot be built from these parts
+LEG_TYPES: dict[str, LegFactory] = {}
+
+
+def register_leg(name: str) -> Callable[[LegFactory], LegFactory]:
+    """Register a leg factory (a leg class, or a function of ``LegParts``) under ``name``."""
+
+    def deco(factory: LegFactory) -> LegFactory:
+        LEG_TYPES[name] = factory
+        return factory
+
+    return deco
+
+
+def leg_names() -> tuple[str, ...]:
+    """The registered legs, in registry order."""
+    return tuple(LEG_TYPES)
+
+
+def check_leg_names(names: Sequence[str] | None, known: Sequence[str] | None = None) -> None:
+    """A ValueError for the first of ``names`` not ``known`` (default: the registered legs), naming those."""
+    known = known or leg_names()
+    for name in names or ():
+        if name not in known:
+            raise ValueError(f"unknown leg {name!r}: choose from {', '.join(known)}")
+
+
+def build_legs(parts: LegParts, names: Sequence[str] | None = None) -> list[Leg]:
+    """The registered legs (or those ``names``), in registry order; legs the parts cannot make are left out."""
+    check_leg_names(names)
+    built = (factory(parts) for name, factory in LEG_TYPES.items() if names is None or name in names)
+    return [leg for leg in built if leg is not None]
+
+
+class _StoreLeg:
+    """A leg over one table of the store."""
+
+    name: ClassVar[str]
+    scale: ClassVar[Scale]
+    table: ClassVar[str]
+    accepts: frozenset[str] = frozenset({"text"})
+    accepts_when_named: frozenset[str] = frozenset()
+
+    def __init__(self, parts: LegParts) -> None:
+        self.parts, self.store = parts, parts.store
+
+    def available(self, counts: Mapping[str, int] | None = None) -> bool:
+        return (counts if counts is not None else self.store.row_counts()).get(self.table, 0) > 0
+
+    def refuses(self, kind: str) -> str | None:
+        return None
+
+
+class VisualLeg(_StoreLeg):
+    """MaxSim of the text query's token vectors (the visual embedder) over the stored page multivectors."""
+
+    name, scale, table = "visual", Scale.maxsim, "visual"
+
+    def __init__(self, parts: LegParts) -> None:
+        super().__init__(parts)
+        assert parts.visual is not None
+        self.embedder = parts.visual
+
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
+        qv = query.embedding("visual", lambda: self.embedder().embed_queries([query.text])[0])
+        return Ranking(self._search_store(qv, k, allowed), self.scale, len(qv))
+
+    def _search_store(self, qv: np.ndarray, k: int, allowed: set[str] | None) -> list[Candidate]:
+        cfg = self.parts.settings
+        return self.store.search_visual(
+            qv, k, allowed, method=cfg.visual_search, candidates=cfg.visual_candidates
+        )[0]
+
+
+@register_leg("visual")
+def _visual_leg(parts: LegParts) -> VisualLeg | None:
+    return VisualLeg(parts) if parts.visual is not None else None
+
+
+class _UnifiedLeg(_StoreLeg):
+    """A cosine leg over unified vectors: image queries only with an image-capable embedder."""
+
+    scale = Scale.cosine
+
+    @property
+    def _images(self) -> bool:
+        return "image" in self.parts.unified_kind[1]
+
+    def refuses(self, kind: str) -> str | None:
+        if kind != "image" or self._images:
+            return None
+        return f"image queries need an image-capable unified embedder; {self.parts.unified_kind[0]!r} embeds text only"
+
+
+@register_leg("text")
+class TextLeg(_UnifiedLeg):
+    """Cosine over chunk vectors (a page scores its best chunk); image queries (cross-modal) only when named."""
+
+    name, table = "text", "chunks"
+
+    @property
+    def accepts_when_named(self) -> frozenset[str]:
+        return frozenset({"image"}) if self._images else frozenset()
+
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
+        return Ranking(self.store.search_text(self.parts.unified_vector(query), k, allowed=allowed), self.scale)
+
+
+@register_leg("image")
+class ImageLeg(_UnifiedLeg):
+    """Cosine over figure/image vectors, for text and image queries (with an image-capable embedder)."""
+
+    name, table = "image", "images"
+
+    @property
+    def accepts(self) -> frozenset[str]:
+        return frozenset({"text", "image"}) if self._images else frozenset()
+
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
+        return Ranking(self.store.search_images(self.parts.unified_vector(query), k, allowed=allowed), self.scale)
+
+
+@register_leg("bm25")
+class BM25Leg(_StoreLeg):
+    """BM25 over page text (text layer or OCR); text queries only."""
+
+    name, scale, table = "bm25", Scale.bm25, "pages"
+
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
+        return Ranking(self.store.search_bm25(query.text, k, allowed=allowed), self.scale)
