@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docrag.indexes.models import ModelSpec
+from docrag.indexes.visual_index import VisualIndexSpec
 from docrag.parsers.limits import Limits
 from docrag.pipeline.options import IngestConfig, RouterConfig, SearchConfig, VisualPages
 
@@ -111,6 +112,11 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    visual_index: VisualIndexSpec = Field(
+        default_factory=VisualIndexSpec,
+        description="How visual vectors are stored (float16/int8/binary, token pooling) and which first stage "
+        "proposes candidates for two-stage search. Fixed when a database is created.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DevicePacked",
     "PackedDocs",
     "maxsim_naive",
     "maxsim_numpy",
@@ -27,9 +28,11 @@ __all__ = [
     "maxsim_scores",
     "maxsim_torch",
     "pad",
+    "resolve_backend",
 ]
 
 DEFAULT_BLOCK_VECTORS = 1 << 18  # 262,144 document vectors per block: 32 query tokens x that = 32 MiB fp32
+SIMS_MAX_VALUES = 1 << 26  # the similarity block never exceeds 256 MiB (batches of many queries)
 
 
 def maxsim_naive(query: np.ndarray, doc: np.ndarray) -> float:
@@ -91,6 +94,7 @@ def maxsim_packed(queries: Sequence[np.ndarray], packed: PackedDocs, block_vecto
     q_all = np.concatenate([np.asarray(q, dtype=np.float32) for q in queries])  # (sum_q, dim)
     q_starts = np.cumsum([0, *(len(q) for q in queries)])[:-1]
     out = np.empty((len(queries), len(packed)), dtype=np.float32)
+    block_vectors = max(4096, min(block_vectors, SIMS_MAX_VALUES // max(len(q_all), 1)))  # many queries: smaller
     for a, b in _blocks(packed.lengths, block_vectors):
         lo, hi = packed.offsets[a], packed.offsets[b]
         block = packed.matrix[lo:hi]
@@ -171,6 +175,85 @@ def maxsim_torch(
     return out
 
 
+class DevicePacked:
+    """Documents resident on a torch device (a GPU), padded to one (n_docs, max_len, dim) tensor.
+
+    Padded positions are masked with -inf before the max. Scoring is one matmul per chunk of pages,
+    (queries x tokens, dim) @ (dim, pages x max_len), an amax over each page's vectors and a sum over each
+    query's tokens; the similarity chunk is kept under ``chunk_bytes``. Built once per collection version,
+    so a query moves only its own vectors to the device.
+    """
+
+    def __init__(self, docs: Sequence[Any], device: str | None = None, dtype: Any = None, chunk_bytes: int = 1 << 30):
+        import torch
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
+        lengths = [len(d) for d in docs]
+        if not lengths or min(lengths) == 0:
+            raise ValueError("need at least one document, each with vectors")
+        self.n, self.max_len, self.dim = len(docs), max(lengths), int(docs[0].shape[1])
+        self.docs = torch.zeros((self.n, self.max_len, self.dim), dtype=self.dtype, device=self.device)
+        for i, d in enumerate(docs):
+            t = d if isinstance(d, torch.Tensor) else torch.from_numpy(np.asarray(d))
+            self.docs[i, : lengths[i]] = t.to(device=self.device, dtype=self.dtype)
+        pos = torch.arange(self.max_len, device=self.device)
+        self.pad = pos[None, :] >= torch.tensor(lengths, device=self.device)[:, None]  # (n, max_len) True = padding
+        self.chunk_bytes = chunk_bytes
+
+    @classmethod
+    def from_padded(cls, docs: Any, lengths: Sequence[int], chunk_bytes: int = 1 << 30) -> DevicePacked:
+        """Wrap an already padded (n_docs, max_len, dim) device tensor (no copy)."""
+        import torch
+
+        self = cls.__new__(cls)
+        self.docs, self.device, self.dtype = docs, docs.device, docs.dtype
+        self.n, self.max_len, self.dim = (int(x) for x in docs.shape)
+        pos = torch.arange(self.max_len, device=self.device)
+        self.pad = pos[None, :] >= torch.as_tensor(list(lengths), device=self.device)[:, None]
+        self.chunk_bytes = chunk_bytes
+        return self
+
+    def __len__(self) -> int:
+        return self.n
+
+    def scores(self, queries: Sequence[Any]) -> np.ndarray:
+        """(n_queries, n_docs) float32 scores, exact MaxSim."""
+        return self.scores_tensor(queries).cpu().numpy()
+
+    def scores_tensor(self, queries: Sequence[Any]) -> Any:
+        """The same, as a float32 tensor left on the device."""
+        import torch
+
+        with torch.inference_mode():
+            qs = [torch.as_tensor(np.asarray(q) if not isinstance(q, torch.Tensor) else q) for q in queries]
+            q, q_mask = pad([t.to(device=self.device, dtype=self.dtype) for t in qs])  # (nq, T, dim), (nq, T)
+            nq, n_tok = q.shape[0], q.shape[1]
+            q2 = q.reshape(nq * n_tok, self.dim)
+            per_page = nq * n_tok * self.max_len * q.element_size()
+            step = max(1, min(self.n, self.chunk_bytes // per_page))
+            out = torch.empty((nq, self.n), dtype=torch.float32, device=self.device)
+            for s in range(0, self.n, step):
+                d = self.docs[s : s + step]
+                sims = (q2 @ d.reshape(-1, self.dim).T).view(nq, n_tok, d.shape[0], self.max_len)
+                sims = sims.masked_fill(self.pad[None, None, s : s + step], float("-inf"))
+                best = sims.amax(dim=-1).masked_fill(~q_mask[:, :, None], 0.0)  # (nq, T, chunk)
+                out[:, s : s + d.shape[0]] = best.float().sum(dim=1)
+            return out
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """"numpy" or "torch" ("auto": torch when a CUDA GPU is present)."""
+    if backend != "auto":
+        return backend
+    try:
+        import torch
+
+        return "torch" if torch.cuda.is_available() else "numpy"
+    except ImportError:
+        return "numpy"
+
+
 def maxsim_scores(
     queries: Sequence[Any],
     docs: Sequence[Any] | PackedDocs,
@@ -178,19 +261,13 @@ def maxsim_scores(
     block_vectors: int = DEFAULT_BLOCK_VECTORS,
 ) -> np.ndarray:
     """Scores (n_queries, n_docs). backend: "numpy", "torch", or "auto" (torch on a GPU, else numpy)."""
-    if backend == "auto":
-        backend = "numpy"
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                backend = "torch"
-        except ImportError:
-            pass
+    backend = resolve_backend(backend)
     if backend == "numpy":
         if isinstance(docs, PackedDocs):
             return maxsim_packed([np.asarray(q) for q in queries], docs, block_vectors)
         return maxsim_numpy([np.asarray(q) for q in queries], [np.asarray(d) for d in docs], block_vectors)
+    if isinstance(docs, DevicePacked):
+        return docs.scores(queries)
     if backend == "torch":
         if isinstance(docs, PackedDocs):
             docs = [docs.matrix[docs.offsets[i] : docs.offsets[i + 1]] for i in range(len(docs))]

@@ -6,7 +6,11 @@ Tables
 - ``pages``: doc_id, page, route, label, confidence, reasons (JSON), signals (JSON), text (FTS), thumbnail (WEBP)
 - ``chunks``: doc_id, page, chunk, text, vector (unified)
 - ``images``: doc_id, page, image, bbox, vector (unified)
-- ``visual``: doc_id, page, n_vectors, multivector (list<fixed_size_list<float16, 128>>)
+- ``visual``: doc_id, page, n_vectors, multivector (list<fixed_size_list<float16, 128>>; int8, or uint8 sign
+  bits, as the database's ``VisualIndexSpec.storage`` says)
+- ``visual_pooled``: doc_id, page, pooled (a page's k-means centroids, float16), codes (their codebook ids;
+  null until a codebook exists): the first stage of two-stage visual search, one row per ``visual`` row
+- ``visual_codebook``: id, vector: the centroids the codes refer to (trained by ``maintain``)
 - ``meta``: key, value (JSON): the model specs the vectors came from
 
 The model specs are also written into each vector table's schema metadata. A reopened database re-creates
@@ -19,7 +23,8 @@ readable version (LanceDB keeps versions), deleting the documents whose rows tha
 next indexing run redoes them.
 
 Search per leg returns page candidates ``(doc_id, page, raw score)``, best first:
-visual = exact MaxSim over the stored multivectors; text = cosine over chunks (a page scores its best chunk);
+visual = MaxSim over the stored multivectors, exact or two-stage (``indexes/visual_index.py``);
+text = cosine over chunks (a page scores its best chunk);
 image = cosine over images; bm25 = LanceDB's native full-text search over page text.
 """
 
@@ -37,8 +42,21 @@ from typing import Any
 
 import numpy as np
 
-from .maxsim import PackedDocs, maxsim_scores
+from .maxsim import DevicePacked, PackedDocs, maxsim_scores, resolve_backend
 from .models import ModelSpec
+from .visual_index import (
+    PooledView,
+    VisualIndexSpec,
+    assign_codes,
+    codebook_size,
+    decode,
+    encode,
+    first_stage,
+    hierarchical_pool,
+    kmeans_pool,
+    stored_width,
+    train_codebook,
+)
 
 __all__ = ["Candidate", "LockTimeout", "ModelMismatchError", "Store", "StoreError", "sql_in", "sql_str"]
 
@@ -72,6 +90,14 @@ def sql_in(column: str, values: Iterable[str]) -> str:
 
 
 TABLES = ("documents", "pages", "chunks", "images", "visual")  # the tables that hold a document's rows
+DERIVED = {"visual_pooled": "visual"}  # tables with one row per row of another, kept with it
+POOLED, CODEBOOK = "visual_pooled", "visual_codebook"
+EXACT_RAM_BYTES = 2 << 30  # exact search packs the visual vectors in RAM up to this size; streams above it
+TWO_STAGE_FROM_PAGES = 20_000  # visual_search = "auto": exact below this many visual pages, two-stage from it
+CODEBOOK_MIN_VECTORS = 1024  # pooled vectors needed before ``maintain`` trains a codebook
+CODEBOOK_SAMPLE = 262_144  # pooled vectors the codebook is trained on
+RETRAIN_GROWTH = 4.0  # retrain the codebook when the pooled vectors grew this much since it was trained
+LANCE_INDEX_MIN_ROWS = 4096  # the lancedb first stage builds its IVF_PQ index from this many pages
 LOCK_FILE = ".docrag-writer.lock"
 
 
@@ -83,7 +109,12 @@ class Candidate:
     detail: str = ""  # e.g. the chunk text or image id behind the score
 
 
-def _schemas(unified_dim: int | None, meta: dict[str, str], visual_dim: int | None = MULTIVECTOR_DIM) -> dict[str, Any]:
+def _schemas(
+    unified_dim: int | None,
+    meta: dict[str, str],
+    visual_dim: int | None = MULTIVECTOR_DIM,
+    visual_storage: str = "float16",
+) -> dict[str, Any]:
     import pyarrow as pa
 
     base = [pa.field("doc_id", pa.string(), nullable=False), pa.field("page", pa.int32(), nullable=False)]
@@ -117,13 +148,26 @@ def _schemas(unified_dim: int | None, meta: dict[str, str], visual_dim: int | No
         "meta": pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())]),
     }
     if visual_dim:
+        value = {"float16": pa.float16(), "int8": pa.int8(), "binary": pa.uint8()}[visual_storage]
+        width = stored_width(visual_storage, visual_dim)
         out["visual"] = pa.schema(
             [
                 *base,
                 pa.field("n_vectors", pa.int32()),
-                pa.field("multivector", pa.list_(pa.list_(pa.float16(), visual_dim))),
+                pa.field("multivector", pa.list_(pa.list_(value, width))),
             ],
             metadata=meta,
+        )
+        out[POOLED] = pa.schema(
+            [
+                *base,
+                pa.field("pooled", pa.list_(pa.list_(pa.float16(), visual_dim))),
+                pa.field("codes", pa.list_(pa.uint16())),
+            ],
+            metadata=meta,
+        )
+        out[CODEBOOK] = pa.schema(
+            [pa.field("id", pa.int32(), nullable=False), pa.field("vector", pa.list_(pa.float32(), visual_dim))]
         )
     if unified_dim:
         vec = pa.field("vector", pa.list_(pa.float32(), unified_dim))
@@ -136,18 +180,18 @@ def _schemas(unified_dim: int | None, meta: dict[str, str], visual_dim: int | No
     return out
 
 
-def multivectors_to_arrow(arrays: Sequence[np.ndarray], dim: int = MULTIVECTOR_DIM) -> Any:
-    """list<fixed_size_list<float16, dim>> from (n_i, dim) arrays, without Python lists."""
+def multivectors_to_arrow(arrays: Sequence[np.ndarray], dim: int = MULTIVECTOR_DIM, dtype: Any = np.float16) -> Any:
+    """list<fixed_size_list<dtype, dim>> from (n_i, dim) arrays, without Python lists."""
     import pyarrow as pa
 
-    flat = np.concatenate([np.asarray(a, dtype=np.float16).reshape(-1, dim) for a in arrays])
+    flat = np.concatenate([np.asarray(a, dtype=dtype).reshape(-1, dim) for a in arrays])
     inner = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), dim)
     offsets = np.cumsum([0, *(len(a) for a in arrays)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), inner)
 
 
 def arrow_to_multivectors(column: Any) -> list[np.ndarray]:
-    """The inverse: a list of (n_i, dim) float16 arrays (views into one buffer)."""
+    """The inverse: a list of (n_i, dim) arrays of the stored type (views into one buffer)."""
     col = column.combine_chunks() if hasattr(column, "combine_chunks") else column
     offsets = col.offsets.to_numpy()
     dim = col.type.value_type.list_size
@@ -166,6 +210,16 @@ def _short(exc: BaseException, width: int = 240) -> str:
 
 def _ids(doc_id: str | Sequence[str], n: int) -> list[str]:
     return [doc_id] * n if isinstance(doc_id, str) else list(doc_id)
+
+
+def _columns(tbl: Any, columns: list[str]) -> Any:
+    """These columns of every row, as one Arrow table (only they are read)."""
+    return tbl.search().select(columns).limit(None).to_arrow()
+
+
+def _batches(tbl: Any, columns: list[str], size: int) -> Iterator[Any]:
+    """These columns of every row, ``size`` rows at a time."""
+    yield from tbl.search().select(columns).limit(None).to_batches(size)
 
 
 def _vectors_to_arrow(vectors: np.ndarray, dim: int) -> Any:
@@ -191,6 +245,7 @@ class Store:
         unified_dim: int | None = None,
         profile: str | None = None,
         writable: bool = True,
+        visual_index: VisualIndexSpec | None = None,
     ) -> None:
         import lancedb
 
@@ -208,8 +263,13 @@ class Store:
         vdim = stored.get("visual_dim", MULTIVECTOR_DIM if stored else None)
         self.visual_dim: int | None = int(vdim) if vdim else None
         self.profile = stored.get("profile") or profile
+        self.visual_index = self._check_index(visual_index, stored.get("visual_index"))
         self.writable = False
-        self._visual_cache: tuple[int, list[tuple[str, int]], PackedDocs] | None = None
+        self._visual_cache: tuple[Any, list[tuple[str, int]], Any] | None = None
+        self._offsets_cache: tuple[int, dict[tuple[str, int], int]] | None = None
+        self._pooled_cache: tuple[tuple[int, int], PooledView] | None = None
+        self._book_cache: tuple[int, np.ndarray | None] | None = None
+        self.codebook_vectors = int(stored.get("codebook_vectors") or 0)  # pooled vectors it was trained on
         self._names: set[str] | None = None
         if writable:
             self.make_writable()
@@ -225,6 +285,8 @@ class Store:
         self._stored_meta, self.visual_spec, self.unified_spec = {}, None, None
         self.unified_dim, self.visual_dim, self.profile = None, None, None
         self.writable, self._visual_cache, self._names = False, None, None
+        self.visual_index, self._offsets_cache, self._pooled_cache = VisualIndexSpec(), None, None
+        self._book_cache, self.codebook_vectors = None, 0
         return self
 
     def make_writable(self, unified_dim: int | None = None, visual_dim: int | None = None) -> None:
@@ -280,6 +342,8 @@ class Store:
             "unified_dim": json.dumps(self.unified_dim),
             "visual_dim": json.dumps(self.visual_dim),
             "profile": json.dumps(self.profile),
+            "visual_index": json.dumps(self.visual_index.record()),
+            "codebook_vectors": json.dumps(self.codebook_vectors),
         }
         if self.visual_spec:
             out["visual_spec"] = self.visual_spec.model_dump_json()
@@ -291,7 +355,9 @@ class Store:
         import pyarrow as pa
 
         meta = self._meta_dict()
-        schemas = _schemas(self.unified_dim, {f"docrag.{k}": v for k, v in meta.items()}, self.visual_dim)
+        schemas = _schemas(
+            self.unified_dim, {f"docrag.{k}": v for k, v in meta.items()}, self.visual_dim, self.visual_index.storage
+        )
         self._names = None
         existing = self._tables()
         with self._writing("meta"):
@@ -398,6 +464,26 @@ class Store:
         # Keep the run-time settings (device, batch size) the caller asked for; the vectors' identity is stored.
         return given or stored_spec
 
+    def _check_index(self, given: VisualIndexSpec | None, stored: Any) -> VisualIndexSpec:
+        """The stored visual index spec wins (it is fixed at creation); asking for a different one than the
+        stored one, other than the default, is refused."""
+        if stored is None:
+            spec = given or VisualIndexSpec()
+        else:
+            spec = VisualIndexSpec.model_validate(stored)
+            if given is not None and given.first_stage != spec.first_stage:
+                spec = spec.model_copy(update={"first_stage": given.first_stage})  # a search-time choice
+            fixed = {"first_stage"}
+            if given is not None and given.model_dump(exclude=fixed) not in (
+                spec.model_dump(exclude=fixed), VisualIndexSpec().model_dump(exclude=fixed)
+            ):
+                raise ModelMismatchError(
+                    f"{self.uri} stores visual vectors as {spec.record()}; it cannot be searched or extended as "
+                    f"{given.record()}. Use another --db, or re-index this one from scratch."
+                )
+        first_stage(spec.first_stage)  # a known first stage
+        return spec
+
     def table(self, name: str) -> Any:
         with self._reading(name):
             return self.db.open_table(name)
@@ -415,8 +501,9 @@ class Store:
                 value = rows.get(f.name)
                 if value is None:
                     value = [None] * len(next(iter(rows.values())))
-                if f.name == "multivector":
-                    cols[f.name] = multivectors_to_arrow(value, f.type.value_type.list_size)
+                if f.name in ("multivector", "pooled"):
+                    inner = f.type.value_type
+                    cols[f.name] = multivectors_to_arrow(value, inner.list_size, inner.value_type.to_pandas_dtype())
                 elif f.name == "vector":
                     cols[f.name] = _vectors_to_arrow(value, f.type.list_size)
                 else:
@@ -504,15 +591,43 @@ class Store:
         for mv in multivectors:
             if mv.ndim != 2 or mv.shape[1] != (self.visual_dim or MULTIVECTOR_DIM):
                 raise ValueError(f"multivectors must be (n, {self.visual_dim or MULTIVECTOR_DIM}); got {mv.shape}")
+        spec = self.visual_index
+        kept = [hierarchical_pool(np.asarray(m, np.float32), spec.pool_factor) for m in multivectors]
+        ids = _ids(doc_id, len(pages))
         self.add_rows(
             "visual",
             {
-                "doc_id": _ids(doc_id, len(pages)),
+                "doc_id": ids,
                 "page": list(pages),
-                "n_vectors": [len(m) for m in multivectors],
-                "multivector": list(multivectors),
+                "n_vectors": [len(m) for m in kept],
+                "multivector": [encode(m, spec.storage) for m in kept],
             },
         )
+        self.add_rows(POOLED, self._pooled_rows(ids, list(pages), kept))
+
+    def _pooled_rows(self, ids: list[str], pages: list[int], vectors: Sequence[np.ndarray]) -> dict[str, Any]:
+        """First-stage rows: each page's k-means centroids, and their codes when a codebook exists."""
+        pooled = [kmeans_pool(v, self.visual_index.first_stage_vectors) for v in vectors]
+        book = self._codebook()
+        codes = [assign_codes(p, book) for p in pooled] if book is not None else [None] * len(pooled)
+        return {"doc_id": ids, "page": pages, "pooled": pooled, "codes": codes}
+
+    def _codebook(self) -> np.ndarray | None:
+        """The first stage's centroids (read once per table version), or None before one is trained."""
+        if CODEBOOK not in self._tables():
+            return None
+        tbl = self.table(CODEBOOK)
+        if self._book_cache is None or self._book_cache[0] != tbl.version:
+            with self._reading(CODEBOOK):
+                data = tbl.to_arrow()
+            book = None
+            if data.num_rows:
+                order = np.argsort(data.column("id").to_numpy())
+                dim = data.schema.field("vector").type.list_size
+                book = data.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, dim)[order]
+                book = book.astype(np.float32)
+            self._book_cache = (tbl.version, book)
+        return self._book_cache[1]
 
     def add_chunks(
         self,
@@ -581,11 +696,109 @@ class Store:
         from lancedb.index import FTS
 
         tables = self._tables()
-        for name in ("pages", "chunks", "images", "visual"):
+        for name in ("pages", "chunks", "images", "visual", POOLED):
             if name not in tables:
                 continue
             with self._writing(name):
                 self._maintain_table(name, self.db.open_table(name), FTS, force)
+        if POOLED in tables:
+            self.build_first_stage()
+
+    def build_first_stage(self, name: str | None = None) -> None:
+        """Keep the first stage ``name`` (default: the database's) of two-stage visual search current: pooled
+        rows for every visual row (older databases get them here), a codebook trained once there are enough
+        pooled vectors (retrained as the collection grows ``RETRAIN_GROWTH``-fold, every page re-coded), codes
+        for pages added since, and LanceDB's index for the ``lancedb`` first stage."""
+        stage = first_stage(name or self.visual_index.first_stage)
+        n_visual, n_pooled = self.count("visual"), self.count(POOLED)
+        if n_pooled != n_visual:
+            self._rebuild_pooled()
+        pooled = self.table(POOLED)
+        if stage.needs_codebook:
+            n_vectors = self._pooled_vector_count()
+            trained = self.codebook_vectors
+            if n_vectors >= CODEBOOK_MIN_VECTORS and (not trained or n_vectors >= RETRAIN_GROWTH * trained):
+                self._train_codebook(n_vectors)
+            elif trained:
+                self._code_missing(pooled)
+        if stage.needs_lance_index and pooled.count_rows() >= LANCE_INDEX_MIN_ROWS:
+            with self._writing(POOLED):
+                if not [i for i in pooled.list_indices() if list(i.columns) == ["pooled"]]:
+                    from lancedb.index import IvfPq
+
+                    pooled.create_index("pooled", config=IvfPq(distance_type="cosine"))
+                else:
+                    pooled.optimize()
+        self._pooled_cache = None
+
+    def _pooled_vector_count(self) -> int:
+        total = 0
+        for batch in _batches(self.table(POOLED), ["pooled"], 8192):
+            total += len(batch.column(0).flatten())
+        return total
+
+    def _rebuild_pooled(self) -> None:
+        """Pooled rows from the visual table (stored vectors decoded), replacing whatever was there."""
+        log.info("%s: building the first stage of visual search from the stored vectors", self.uri)
+        spec, dim = self.visual_index, self.visual_dim or MULTIVECTOR_DIM
+        schema = _schemas(None, {}, dim, spec.storage)[POOLED]
+        with self._writing(POOLED):
+            self.db.drop_table(POOLED)
+            self.db.create_table(POOLED, schema=schema)
+        self._names = None
+        batches = _batches(self.table("visual"), ["doc_id", "page", "multivector"], 256)
+        for batch in batches:
+            mvs = arrow_to_multivectors(batch.column("multivector"))
+            vecs = [decode(v, spec.storage, dim, np.float32) for v in mvs]
+            self.add_rows(
+                POOLED, self._pooled_rows(batch.column("doc_id").to_pylist(), batch.column("page").to_pylist(), vecs)
+            )
+
+    def _train_codebook(self, n_vectors: int) -> None:
+        """Train the codebook on a sample of pooled vectors, then re-code every page (the table is rewritten)."""
+        import pyarrow as pa
+
+        rng = np.random.default_rng(0)
+        data = self.table(POOLED).to_arrow()
+        flat = data.column("pooled").combine_chunks().flatten()
+        dim = flat.type.list_size
+        vectors = flat.flatten().to_numpy().reshape(-1, dim)
+        sample = vectors[np.sort(rng.choice(len(vectors), min(CODEBOOK_SAMPLE, len(vectors)), replace=False))]
+        book = train_codebook(sample, codebook_size(n_vectors))
+        log.info("%s: trained a %d-centroid codebook on %d pooled vectors", self.uri, len(book), len(sample))
+        schemas = _schemas(None, {}, dim, self.visual_index.storage)
+        codes = assign_codes(vectors, book)
+        offsets = data.column("pooled").combine_chunks().offsets
+        code_col = pa.ListArray.from_arrays(offsets, pa.array(codes, type=pa.uint16()))
+        data = data.set_column(data.schema.get_field_index("codes"), "codes", code_col)
+        with self._writing(CODEBOOK):
+            ids = np.arange(len(book), dtype=np.int32)
+            table = pa.table({"id": ids, "vector": _vectors_to_arrow(book, dim)}, schema=schemas[CODEBOOK])
+            self.db.create_table(CODEBOOK, table, schema=schemas[CODEBOOK], mode="overwrite")
+            self.db.create_table(POOLED, data.cast(schemas[POOLED]), schema=schemas[POOLED], mode="overwrite")
+        self._names = None
+        self._book_cache = None
+        self.codebook_vectors = n_vectors
+        self._write_meta()
+
+    def _code_missing(self, pooled: Any) -> None:
+        """Codes for pooled rows written before the codebook existed or while it was being trained."""
+        book = self._codebook()
+        if book is None:
+            return
+        with self._reading(POOLED):
+            rows = pooled.search().where("codes IS NULL").select(["doc_id", "page", "pooled"]).limit(None).to_arrow()
+        if not rows.num_rows:
+            return
+        vecs = arrow_to_multivectors(rows.column("pooled"))
+        docs = rows.column("doc_id").to_pylist()
+        with self._writing(POOLED):
+            pooled.delete(f"codes IS NULL AND {sql_in('doc_id', docs)}")
+        self.add_rows(
+            POOLED,
+            {"doc_id": docs, "page": rows.column("page").to_pylist(), "pooled": vecs,
+             "codes": [assign_codes(v, book) for v in vecs]},
+        )
 
     def _maintain_table(self, name: str, tbl: Any, fts_config: Any, force: bool) -> None:
         run = force or self._small_fragments(tbl) >= OPTIMIZE_SMALL_FRAGMENTS
@@ -617,11 +830,11 @@ class Store:
         cond = sql_in("doc_id", doc_ids)
         if cond == "FALSE":
             return
-        for name in (*TABLES[1:], "documents"):
+        for name in (*TABLES[1:], *DERIVED, "documents"):
             if name in self._tables():
                 with self._writing(name):
                     self.db.open_table(name).delete(cond)
-        self._visual_cache = None
+        self._visual_cache = self._offsets_cache = self._pooled_cache = None
 
     # -- verification and repair -----------------------------------------------------------------------------
     def _read_all(self, tbl: Any) -> int:
@@ -689,23 +902,52 @@ class Store:
                     break
                 else:
                     raise StoreError(f"{self.uri}: no readable version of table {name!r} is left")
-        self._visual_cache = None
+        self._visual_cache = self._offsets_cache = self._pooled_cache = None
         bad = self._inconsistent()
         self.delete_documents(bad)
         return {"restored": restored, "deleted_documents": bad}
 
     # -- search ------------------------------------------------------------------------------------------------
-    def _visual_arrays(self) -> tuple[list[tuple[str, int]], PackedDocs]:
-        """All visual pages, packed once per table version (reads and upcasts only after writes)."""
+    def _visual_arrays(self, backend: str = "auto") -> tuple[list[tuple[str, int]], PackedDocs | DevicePacked]:
+        """All visual pages, decoded and packed once per table version (reads only after writes): in RAM, or
+        resident on the GPU when the backend is torch on CUDA (one matmul per chunk there)."""
         tbl = self.table("visual")
-        version = tbl.version
+        version = (tbl.version, resolve_backend(backend))
         if self._visual_cache is None or self._visual_cache[0] != version:
             with self._reading("visual"):
                 data = tbl.to_arrow().select(["doc_id", "page", "multivector"])
             keys = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
-            arrays = arrow_to_multivectors(data.column("multivector")) if len(keys) else []
-            self._visual_cache = (version, keys, PackedDocs(arrays))
+            arrays = self._decode(data.column("multivector")) if len(keys) else []
+            packed: PackedDocs | DevicePacked = PackedDocs(arrays)
+            if version[1] == "torch" and arrays:
+                import torch
+
+                if torch.cuda.is_available():
+                    packed = DevicePacked(arrays)
+            self._visual_cache = (version, keys, packed)
         return self._visual_cache[1], self._visual_cache[2]
+
+    def _decode(self, column: Any) -> list[np.ndarray]:
+        spec, dim = self.visual_index, self.visual_dim or MULTIVECTOR_DIM
+        return [decode(a, spec.storage, dim) for a in arrow_to_multivectors(column)]
+
+    def visual_vector_bytes(self) -> int:
+        """Bytes the visual vectors take in RAM as float16 (what exact search packs)."""
+        if not self.count("visual"):
+            return 0
+        with self._reading("visual"):
+            col = _columns(self.table("visual"), ["n_vectors"]).column(0)
+        return int(np.sum(col.to_numpy(zero_copy_only=False))) * (self.visual_dim or MULTIVECTOR_DIM) * 2
+
+    def visual_method(self, method: str = "auto") -> str:
+        """``exact`` or ``two-stage`` for ``method`` (``auto``: by collection size)."""
+        if method not in ("auto", "exact", "two-stage"):
+            raise ValueError(f"unknown visual search {method!r}: use auto, exact or two-stage")
+        if method == "auto":
+            method = "two-stage" if self.count("visual") >= TWO_STAGE_FROM_PAGES else "exact"
+        if method == "two-stage" and self.count(POOLED) == 0:
+            return "exact"  # an older database whose first stage has not been built yet (``maintain`` builds it)
+        return method
 
     def search_visual(
         self,
@@ -713,23 +955,142 @@ class Store:
         k: int = 10,
         allowed: set[str] | None = None,
         backend: str = "auto",
+        method: str = "exact",
+        candidates: int = 96,
+        stage: str | None = None,
     ) -> list[list[Candidate]]:
-        """Exact MaxSim of each query (n_tokens, 128) against every stored visual page."""
+        """MaxSim of each query (n_tokens, dim) against the stored visual pages, best ``k`` first.
+
+        ``exact``: every page is scored (packed in RAM up to ``EXACT_RAM_BYTES``, streamed from disk above).
+        ``two-stage``: the database's first stage proposes ``candidates`` pages, scored exactly from their
+        stored vectors (``stage``: another first stage than the database's). ``auto``: exact below
+        ``TWO_STAGE_FROM_PAGES`` pages. Scores are exact MaxSim either way.
+        """
         queries = [query_vectors] if isinstance(query_vectors, np.ndarray) else list(query_vectors)
         if not self.count("visual"):
             return [[] for _ in queries]
-        keys, packed = self._visual_arrays()
+        method = self.visual_method(method)
+        if method == "two-stage":
+            return [self._two_stage(q, k, allowed, max(candidates, k), backend, stage) for q in queries]
+        if self.visual_vector_bytes() > EXACT_RAM_BYTES:
+            return self._exact_streamed(queries, k, allowed, backend)
+        keys, packed = self._visual_arrays(backend)
         if not keys:
             return [[] for _ in queries]
         scores = maxsim_scores(queries, packed, backend=backend)  # (n_queries, n_pages)
         if allowed is not None:
             hidden = np.array([d not in allowed for d, _ in keys])
             scores[:, hidden] = -np.inf
-        out = []
-        for row in scores:
-            top = np.argsort(-row, kind="stable")[:k]
-            out.append([Candidate(keys[i][0], keys[i][1], float(row[i])) for i in top if np.isfinite(row[i])])
-        return out
+        return [self._best(row, keys, k) for row in scores]
+
+    @staticmethod
+    def _best(scores: np.ndarray, keys: Sequence[tuple[str, int]], k: int) -> list[Candidate]:
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [Candidate(keys[i][0], keys[i][1], float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def _exact_streamed(
+        self, queries: list[np.ndarray], k: int, allowed: set[str] | None, backend: str
+    ) -> list[list[Candidate]]:
+        """Exact MaxSim reading the visual table in batches (bounded memory, one pass for all queries)."""
+        best: list[list[Candidate]] = [[] for _ in queries]
+        with self._reading("visual"):
+            batches = _batches(self.table("visual"), ["doc_id", "page", "multivector"], 2048)
+            for batch in batches:
+                keys = list(zip(batch.column("doc_id").to_pylist(), batch.column("page").to_pylist(), strict=True))
+                scores = maxsim_scores(queries, self._decode(batch.column("multivector")), backend=backend)
+                if allowed is not None:
+                    scores[:, np.array([d not in allowed for d, _ in keys])] = -np.inf
+                for i, row in enumerate(scores):
+                    merged = best[i] + self._best(row, keys, k)
+                    best[i] = sorted(merged, key=lambda c: -c.score)[:k]
+        return best
+
+    def _visual_offsets(self) -> tuple[Any, dict[tuple[str, int], int]]:
+        """The visual table (pinned at one version) and each page's row offset in it."""
+        tbl = self.table("visual")
+        if self._offsets_cache is None or self._offsets_cache[0].version != tbl.version:
+            with self._reading("visual"):
+                data = _columns(tbl, ["doc_id", "page"])
+            keys = zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True)
+            self._offsets_cache = (tbl, {key: i for i, key in enumerate(keys)})
+        return self._offsets_cache
+
+    def _pooled_view(self) -> PooledView:
+        """The first stage's view of the pooled table, rebuilt when it or the codebook changes."""
+        tbl = self.table(POOLED)
+        book = self._codebook()
+        version = (tbl.version, self._book_cache[0] if self._book_cache else -1)
+        if self._pooled_cache is not None and self._pooled_cache[0] == version:
+            return self._pooled_cache[1]
+        with self._reading(POOLED):
+            data = _columns(tbl, ["doc_id", "page"])
+        docs = data.column("doc_id").combine_chunks().dictionary_encode()
+        keys = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
+
+        def load_codes() -> tuple[np.ndarray, np.ndarray]:
+            with self._reading(POOLED):
+                col = _columns(tbl, ["codes"]).column(0).combine_chunks()
+            offsets = col.offsets.to_numpy().astype(np.int64)
+            values = col.values.to_numpy(zero_copy_only=False)
+            return values[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+        def load_pooled(positions: Sequence[int]) -> list[np.ndarray]:
+            order = np.argsort(positions, kind="stable")
+            with self._reading(POOLED):
+                got = tbl.take_offsets([int(positions[i]) for i in order]).select(["pooled"]).to_arrow()
+            arrays = arrow_to_multivectors(got.column("pooled"))
+            out: list[np.ndarray] = [np.empty(0)] * len(positions)
+            for j, i in enumerate(order):
+                out[i] = arrays[j]
+            return out
+
+        def load_all() -> list[np.ndarray]:
+            with self._reading(POOLED):
+                return arrow_to_multivectors(_columns(tbl, ["pooled"]).column(0))
+
+        view = PooledView(
+            keys, docs.indices.to_numpy(), docs.dictionary.to_pylist(), load_codes, load_pooled, load_all, book
+        )
+
+        def lance_search(query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]:
+            q = tbl.search(query, vector_column_name="pooled").limit(n).select(["doc_id", "page"])
+            sql = self._prefilter(None, allowed)
+            if sql:
+                q = q.where(sql, prefilter=True)
+            with self._reading(POOLED):
+                rows = q.to_arrow()
+            where = view.memo("positions", lambda: {key: i for i, key in enumerate(view.keys)})
+            found = zip(rows.column("doc_id").to_pylist(), rows.column("page").to_pylist(), strict=True)
+            return [where[key] for key in found if key in where and (allowed is None or key[0] in allowed)]
+
+        view.lance_search = lance_search
+        self._pooled_cache = (version, view)
+        return view
+
+    def _two_stage(
+        self, query: np.ndarray, k: int, allowed: set[str] | None, n: int, backend: str, stage: str | None
+    ) -> list[Candidate]:
+        view = self._pooled_view()
+        mask = view.mask(allowed)
+        if mask is not None and int(mask.sum()) <= n:
+            positions = np.flatnonzero(mask).tolist()  # a small subset: score all of it exactly
+        else:
+            positions = first_stage(stage or self.visual_index.first_stage).candidates(view, query, n, allowed)
+        return self.rerank_visual(query, [view.keys[p] for p in positions], k, backend)
+
+    def rerank_visual(
+        self, query: np.ndarray, keys: Sequence[tuple[str, int]], k: int, backend: str = "auto"
+    ) -> list[Candidate]:
+        """Exact MaxSim of one query against the pages ``keys`` (doc_id, page), read by row offset."""
+        tbl, offsets = self._visual_offsets()
+        found = sorted({offsets[key] for key in keys if key in offsets})
+        if not found:
+            return []
+        with self._reading("visual"):
+            data = tbl.take_offsets(found).select(["doc_id", "page", "multivector"]).to_arrow()
+        got = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
+        scores = maxsim_scores([query], self._decode(data.column("multivector")), backend=backend)[0]
+        return self._best(scores, got, k)
 
     @staticmethod
     def _prefilter(where: str | None, allowed: set[str] | None) -> str | None:

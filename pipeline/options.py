@@ -143,6 +143,14 @@ class SearchConfig(BaseModel):
     fusion: Literal["rrf", "weighted"] = Field("rrf", description="Reciprocal-rank fusion, or calibrated weighted sum.")
     rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum of weight / (rrf_k + rank).")
     candidates: int = Field(50, ge=1, description="Pages each leg returns before fusion.")
+    visual_search: Literal["auto", "exact", "two-stage"] = Field(
+        "auto",
+        description="Visual leg: exact MaxSim over every page, or two-stage (the database's first stage proposes "
+        "candidates, scored exactly from their stored vectors); auto: exact below 20,000 visual pages.",
+    )
+    visual_candidates: int = Field(
+        96, ge=1, description="Two-stage visual search: pages the first stage hands to the exact rerank."
+    )
     weights: dict[str, float] = Field(
         default_factory=lambda: {"visual": 1.0, "text": 1.0, "image": 0.5, "bm25": 1.0},
         description="Per-leg weights (both fusion methods).",

@@ -98,3 +98,18 @@ def test_packed_docs_keep_float16_beyond_the_memory_budget():
     assert small.matrix.dtype == np.float32 and half.matrix.dtype == np.float16
     assert half.matrix.nbytes * 2 == small.matrix.nbytes
     np.testing.assert_allclose(maxsim_packed(queries, half, block_vectors=50), maxsim_packed(queries, small), atol=2e-2)
+
+
+def test_device_packed_matches_numpy_with_padding_and_chunks():
+    """The GPU-resident scorer (here on the CPU: same code) against the packed numpy path: variable lengths,
+    padded query tokens, pages split across chunks, negative best matches (padding must never win)."""
+    from docrag.indexes.maxsim import DevicePacked, maxsim_numpy, maxsim_scores
+
+    rng = np.random.default_rng(3)
+    docs = [rng.standard_normal((int(rng.integers(1, 30)), 16)).astype(np.float32) for _ in range(37)]
+    docs.append(-np.abs(rng.standard_normal((2, 16))).astype(np.float32))  # short page of negative vectors
+    queries = [rng.standard_normal((int(rng.integers(1, 7)), 16)).astype(np.float32) for _ in range(5)]
+    queries.append(np.abs(rng.standard_normal((3, 16))).astype(np.float32))
+    packed = DevicePacked(docs, device="cpu", chunk_bytes=2048)  # a few pages per chunk
+    assert np.allclose(packed.scores(queries), maxsim_numpy(queries, docs), atol=1e-4)
+    assert np.allclose(maxsim_scores(queries, packed), maxsim_numpy(queries, docs), atol=1e-4)

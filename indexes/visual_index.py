@@ -1,0 +1,336 @@
+"""How visual (late-interaction) page vectors are stored and searched at scale.
+
+Stored with the database (``VisualIndexSpec``, recorded in its ``meta`` table):
+
+- ``storage``: the page vectors as ``float16`` (default), ``int8`` (fixed scale: a unit vector's components
+  lie well inside ±0.5 at 128 dimensions, so ``round(x * 254)`` clipped to ±127) or ``binary`` (the sign
+  bits, 16 bytes a vector; scored asymmetrically: the float query against ±1/√dim);
+- ``pool_factor``: hierarchical token pooling at ingest (Ward clustering of a page's vectors into
+  n / factor groups, each replaced by its mean; factor 1 keeps every vector);
+- ``first_stage``: which ``FirstStage`` proposes candidates for the exact MaxSim rerank (registry below),
+  and ``first_stage_vectors``: the k-means centroids kept per page for it (unit vectors, float16; 64 a page
+  is 16 KiB).
+
+Two-stage search: a first stage that never holds the full vectors proposes ``candidates`` pages; their
+stored vectors are read by row offset and scored exactly (MaxSim). First stages:
+
+- ``centroids`` (default): PLAID/WARP-style centroid interaction. A global k-means codebook is trained on
+  the pooled page vectors; a page is its pooled vectors' centroid ids (128 bytes at 64 vectors). A query
+  token probes its ``nprobe`` nearest centroids; a page's estimate is, per query token, the best probed
+  centroid it contains, or the score of the token's last probed centroid when it contains none (an upper
+  bound, as XTR/WARP impute missing similarities); summed over tokens. The best pages by that estimate are
+  scored against their pooled vectors, and the best of those go to the exact rerank.
+- ``lancedb``: LanceDB's own multivector index (IVF_PQ over the pooled vectors, cosine MaxSim).
+- ``pooled``: exact MaxSim over the pooled vectors (held in RAM as float16; no training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = [
+    "FIRST_STAGES",
+    "FirstStage",
+    "PooledView",
+    "VisualIndexSpec",
+    "assign_codes",
+    "decode",
+    "encode",
+    "hierarchical_pool",
+    "kmeans_pool",
+    "register_first_stage",
+    "train_codebook",
+]
+
+INT8_SCALE = 254.0
+
+
+class VisualIndexSpec(BaseModel):
+    """How the visual leg's vectors are stored and searched (fixed when the database is created)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    storage: Literal["float16", "int8", "binary"] = Field(
+        "float16", description="Page vectors as float16, int8 (fixed scale) or binary (sign bits)."
+    )
+    pool_factor: int = Field(
+        1, ge=1, le=32, description="Hierarchical token pooling at ingest: keep about n / factor vectors a page."
+    )
+    first_stage: str = Field("centroids", description="Candidate generator for two-stage search: " + ", ".join(
+        ("centroids", "lancedb", "pooled")))
+    first_stage_vectors: int = Field(64, ge=4, le=256, description="k-means centroids kept per page for it.")
+
+    def record(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+# -- storage codecs ---------------------------------------------------------------------------------------------
+def stored_width(storage: str, dim: int) -> int:
+    """Values per stored vector: dim, or dim / 8 bytes for binary."""
+    return dim // 8 if storage == "binary" else dim
+
+
+def encode(vectors: np.ndarray, storage: str) -> np.ndarray:
+    """(n, dim) float vectors as stored: float16, int8 or packed sign bits (uint8, dim / 8)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if storage == "float16":
+        return v.astype(np.float16)
+    if storage == "int8":
+        return np.clip(np.rint(v * INT8_SCALE), -127, 127).astype(np.int8)
+    if storage == "binary":
+        return np.packbits(v > 0, axis=1)
+    raise ValueError(f"unknown visual storage {storage!r}: use float16, int8 or binary")
+
+
+def decode(stored: np.ndarray, storage: str, dim: int, dtype: Any = np.float16) -> np.ndarray:
+    """Stored vectors back to (n, dim) floats (``dtype``) for scoring."""
+    if storage == "float16":
+        return stored if stored.dtype == dtype else stored.astype(dtype)
+    if storage == "int8":
+        return (stored.astype(np.float32) / INT8_SCALE).astype(dtype)
+    if storage == "binary":
+        bits = np.unpackbits(stored, axis=1, count=dim).astype(np.float32)
+        return ((bits * 2.0 - 1.0) / np.sqrt(dim)).astype(dtype)
+    raise ValueError(f"unknown visual storage {storage!r}")
+
+
+# -- pooling ----------------------------------------------------------------------------------------------------
+def hierarchical_pool(vectors: np.ndarray, factor: int) -> np.ndarray:
+    """Ward clustering of a page's vectors into ``len // factor`` groups, each replaced by its mean (the
+    token pooling of Clavié et al., 2024). Factor 1 returns the vectors unchanged."""
+    if factor <= 1 or len(vectors) <= factor:
+        return np.asarray(vectors)
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    v = np.asarray(vectors, dtype=np.float32)
+    labels = fcluster(linkage(v, method="ward"), t=max(1, len(v) // factor), criterion="maxclust")
+    order = np.argsort(labels, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
+    sums = np.add.reduceat(v[order], starts, axis=0)
+    counts = np.diff(np.r_[starts, len(v)])[:, None]
+    return (sums / counts).astype(np.asarray(vectors).dtype)
+
+
+def kmeans_pool(vectors: np.ndarray, m: int, iters: int = 4) -> np.ndarray:
+    """A page's vectors as at most ``m`` unit centroids (spherical k-means from evenly spaced rows; empty
+    clusters dropped). Pages with at most ``m`` vectors are returned normalised."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if len(v) <= m:
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)).astype(np.float16)
+    c = v[np.linspace(0, len(v) - 1, m).astype(np.int64)].copy()
+    cols = np.arange(len(v))
+    counts = np.zeros(m)
+    for _ in range(iters):
+        assign = np.argmax(v @ c.T, axis=1)
+        onehot = np.zeros((m, len(v)), dtype=np.float32)
+        onehot[assign, cols] = 1.0
+        counts = onehot.sum(axis=1)
+        sums = onehot @ v
+        keep = counts > 0
+        c[keep] = sums[keep] / counts[keep, None]
+        c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
+    return c[counts > 0].astype(np.float16)
+
+
+def train_codebook(sample: np.ndarray, size: int, iters: int = 8, seed: int = 0) -> np.ndarray:
+    """Spherical k-means codebook (size, dim) float32 over a sample of pooled vectors."""
+    x = np.asarray(sample, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    size = min(size, len(x))
+    c = x[rng.choice(len(x), size, replace=False)].copy()
+    for _ in range(iters):
+        assign = assign_codes(x, c).astype(np.int64)
+        sums = np.zeros_like(c)
+        np.add.at(sums, assign, x)
+        counts = np.bincount(assign, minlength=size)
+        empty = counts == 0
+        c[~empty] = sums[~empty]
+        c[empty] = x[rng.choice(len(x), int(empty.sum()), replace=False)]  # re-seed empty centroids
+        c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
+    return c
+
+
+def assign_codes(vectors: np.ndarray, codebook: np.ndarray, block: int = 65536) -> np.ndarray:
+    """Nearest centroid (max inner product) of each vector, uint16."""
+    out = np.empty(len(vectors), dtype=np.uint16)
+    for a in range(0, len(vectors), block):  # upcast one block at a time (the pooled table can be GBs)
+        out[a : a + block] = np.argmax(np.asarray(vectors[a : a + block], dtype=np.float32) @ codebook.T, axis=1)
+    return out
+
+
+def codebook_size(n_vectors: int) -> int:
+    """Centroids for ``n_vectors`` pooled vectors: a power of two near 4·√n, between 256 and 16384."""
+    return int(min(16384, max(256, 2 ** round(np.log2(4 * np.sqrt(max(n_vectors, 1)))))))
+
+
+# -- first stages -----------------------------------------------------------------------------------------------
+@dataclass
+class PooledView:
+    """What first stages read, for one version of the pooled table: page keys in table order, the doc index
+    of each page (for filters), and lazily the pooled vectors, codes and codebook."""
+
+    keys: list[tuple[str, int]]
+    doc_index: np.ndarray  # (n_pages,) int32 into ``doc_ids``
+    doc_ids: list[str]
+    load_codes: Callable[[], tuple[np.ndarray, np.ndarray]]  # -> (flat codes uint16, offsets int64); -1 rows
+    load_pooled: Callable[[Sequence[int]], list[np.ndarray]]  # page positions -> pooled vectors
+    load_all_pooled: Callable[[], list[np.ndarray]]
+    codebook: np.ndarray | None
+    lance_search: Callable[[np.ndarray, int, set[str] | None], list[int]] | None = None
+    cache: dict[str, Any] | None = None
+
+    def mask(self, allowed: set[str] | None) -> np.ndarray | None:
+        if allowed is None:
+            return None
+        ok = np.array([d in allowed for d in self.doc_ids], dtype=bool)
+        return ok[self.doc_index] if len(self.doc_index) else np.zeros(0, dtype=bool)
+
+    def memo(self, key: str, build: Callable[[], Any]) -> Any:
+        if self.cache is None:
+            self.cache = {}
+        if key not in self.cache:
+            self.cache[key] = build()
+        return self.cache[key]
+
+
+class FirstStage(Protocol):
+    """Proposes candidate pages (positions into ``view.keys``) for the exact rerank."""
+
+    name: str
+    needs_codebook: bool
+    needs_lance_index: bool
+
+    def candidates(self, view: PooledView, query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]: ...
+
+
+FIRST_STAGES: dict[str, FirstStage] = {}
+
+
+def register_first_stage(stage: FirstStage) -> FirstStage:
+    FIRST_STAGES[stage.name] = stage
+    return stage
+
+
+def first_stage(name: str) -> FirstStage:
+    try:
+        return FIRST_STAGES[name]
+    except KeyError:
+        raise ValueError(f"unknown first stage {name!r}: choose from {', '.join(FIRST_STAGES)}") from None
+
+
+def _top(scores: np.ndarray, n: int) -> list[int]:
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) <= n:
+        return finite[np.argsort(-scores[finite], kind="stable")].tolist()
+    part = finite[np.argpartition(-scores[finite], n - 1)[:n]]
+    return part[np.argsort(-scores[part], kind="stable")].tolist()
+
+
+def _pooled_rescore(view: PooledView, query: np.ndarray, positions: list[int], n: int) -> list[int]:
+    """Exact MaxSim of the query against the pooled vectors of ``positions``; the best ``n``."""
+    from .maxsim import maxsim_numpy
+
+    if len(positions) <= n:
+        return positions
+    scores = maxsim_numpy([query], view.load_pooled(positions))[0]
+    order = np.argsort(-scores, kind="stable")[:n]
+    return [positions[i] for i in order]
+
+
+class CentroidStage:
+    """Centroid interaction over inverted lists (see the module docstring)."""
+
+    name = "centroids"
+    needs_codebook = True
+    needs_lance_index = False
+    nprobe = 16
+    widen = 8  # pages scored on their pooled vectors per candidate wanted
+
+    def _lists(self, view: PooledView) -> dict[str, np.ndarray]:
+        def build() -> dict[str, np.ndarray]:
+            codes, offsets = view.load_codes()
+            n_pages = len(offsets) - 1
+            lengths = np.diff(offsets)
+            page_of = np.repeat(np.arange(n_pages, dtype=np.int32), lengths)
+            valid = codes >= 0
+            codes, page_of = codes[valid].astype(np.int64), page_of[valid]
+            order = np.argsort(codes, kind="stable")
+            size = len(view.codebook) if view.codebook is not None else 0
+            starts = np.searchsorted(codes[order], np.arange(size + 1))
+            uncoded = np.flatnonzero(np.bincount(page_of, minlength=n_pages) == 0).astype(np.int64)
+            return {"pages": page_of[order], "starts": starts, "uncoded": uncoded}
+
+        return view.memo("centroid_lists", build)
+
+    def candidates(self, view: PooledView, query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]:
+        n_pages = len(view.keys)
+        lists = self._lists(view)
+        q = np.asarray(query, dtype=np.float32)
+        total = np.zeros(n_pages, dtype=np.float32)
+        if view.codebook is not None and len(lists["pages"]):
+            sims = q @ view.codebook.T  # (tokens, centroids)
+            probe = min(self.nprobe, sims.shape[1])
+            top = np.argpartition(-sims, probe - 1, axis=1)[:, :probe]
+            pages, starts = lists["pages"], lists["starts"]
+            best = np.empty(n_pages, dtype=np.float32)
+            for i in range(len(q)):
+                cs = top[i][np.argsort(sims[i, top[i]])]  # ascending: the best centroid is written last
+                best.fill(sims[i, cs[0]])  # a page without any probed centroid: the last probed score
+                for c in cs:
+                    best[pages[starts[c] : starts[c + 1]]] = sims[i, c]
+                total += best
+        mask = view.mask(allowed)
+        if mask is not None:
+            total[~mask] = -np.inf
+        shortlist = _top(total, max(n * self.widen, n))
+        extra = lists["uncoded"]  # pages added since the codebook was last applied: always candidates
+        if len(extra):
+            if mask is not None:
+                extra = extra[mask[extra]]
+            shortlist = list(dict.fromkeys([*shortlist, *extra.tolist()]))
+        return _pooled_rescore(view, q, shortlist, n + len(extra))
+
+
+class PooledStage:
+    """Exact MaxSim over every page's pooled vectors (in RAM, float16)."""
+
+    name = "pooled"
+    needs_codebook = False
+    needs_lance_index = False
+
+    def candidates(self, view: PooledView, query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]:
+        from .maxsim import PackedDocs, maxsim_packed
+
+        packed = view.memo("pooled_packed", lambda: PackedDocs(view.load_all_pooled(), max_float32_bytes=0))
+        if not len(packed):
+            return []
+        scores = maxsim_packed([np.asarray(query, np.float32)], packed)[0]
+        mask = view.mask(allowed)
+        if mask is not None:
+            scores[~mask] = -np.inf
+        return _top(scores, n)
+
+
+class LanceStage:
+    """LanceDB's multivector index over the pooled vectors (IVF_PQ, cosine)."""
+
+    name = "lancedb"
+    needs_codebook = False
+    needs_lance_index = True
+
+    def candidates(self, view: PooledView, query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]:
+        if view.lance_search is None:
+            raise ValueError("the lancedb first stage needs the pooled table's search")
+        return view.lance_search(np.asarray(query, np.float32), n, allowed)
+
+
+for _stage in (CentroidStage(), PooledStage(), LanceStage()):
+    register_first_stage(_stage)
