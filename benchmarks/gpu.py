@@ -800,7 +800,7 @@ def phase_maxsim(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, A
     import numpy as np
     import torch
 
-    from docrag.indexes.maxsim import maxsim_numpy
+    from docrag.indexes.maxsim import DevicePacked, maxsim_numpy
 
     dev = torch.device(args.device)
     cuda = dev.type == "cuda"
@@ -911,7 +911,16 @@ def phase_maxsim(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, A
         "note": note,
     }
     log(f"maxsim: max |error| vs numpy on {n_check} pages: {err}")
-    for name, fn in (("dq", score_dq), ("qd", score_qd)):
+    # docrag's own scorer (DevicePacked, what Store uses for exact search on a GPU) over the same tensor.
+    packed = DevicePacked.from_padded(docs, [n_vec] * n_pages, chunk_bytes=int(args.maxsim_chunk_gib * 2**30))
+
+    def score_docrag(q: Any, out: Any, topk: int = 10) -> Any:
+        return torch.topk(packed.scores_tensor(list(q)), k=min(topk, n_pages), dim=1)
+
+    with torch.inference_mode():
+        got_docrag = packed.scores_tensor(list(q))[:, :n_check].cpu().numpy()
+    err["docrag"] = float(np.abs(got_docrag - ref).max())
+    for name, fn in (("dq", score_dq), ("qd", score_qd), ("docrag", score_docrag)):
         if budget.left() < 0:
             res_ms[f"{name}_skipped"] = "budget"
             break
@@ -928,11 +937,11 @@ def phase_maxsim(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, A
             r["one_gb_per_s"] = round(need / (median(one) / 1000) / 1e9, 1)  # reading the vectors once
         res_ms[name] = r
         log(f"maxsim {name}: {json.dumps({k: v for k, v in r.items() if not k.endswith('_all')})}")
-    docs = None  # free the device memory before the next phase
+    docs = packed = None  # free the device memory before the next phase
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
-    best = [res_ms[k] for k in ("dq", "qd") if k in res_ms]
+    best = [res_ms[k] for k in ("dq", "qd", "docrag") if k in res_ms]
     ones = [b["one_ms_median"] for b in best if b["one_ms_median"] is not None]
     batches = [b["batch_ms_per_query"] for b in best if b["batch_ms_per_query"] is not None]
     res_ms["best_one_ms"] = min(ones) if ones else None

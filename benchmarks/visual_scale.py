@@ -1,0 +1,377 @@
+"""The visual leg at scale: exact MaxSim against two-stage search with each first stage.
+
+    python benchmarks/visual_scale.py --pages 100000 --base /tmp/vs_base --db /tmp/vs_db [--json] [--no-save]
+        [--methods exact,centroids,pooled,lancedb] [--queries 100] [--exact-queries 3] [--candidates 64]
+    python benchmarks/visual_scale.py --compression --pages 2000 --base /tmp/vs_base --db /tmp/vs_comp
+
+The collection is ``visual_corpus.py``'s: trained MiniLM token vectors of real page text, projected to 128
+dimensions, 700–1000 vectors a page (what that is a proxy for: see there). It is written through docrag's
+``Store`` (built once, reused when ``--db`` already holds ``--pages`` pages) and searched through docrag's
+visual leg (``pipeline.legs.VisualLeg``) with the query vectors fed in as the embedder's output.
+
+Reported per method (``--json``: one object per method):
+- recall_at_10: overlap of its top 10 with exact MaxSim's (exact: 1 by definition);
+- p50_ms / p95_ms: one query at a time, after a cold open and a first query; exact is timed on
+  ``--exact-queries`` queries (it reads every vector);
+- open_s: a new process opening the database and answering its first query;
+- rss_mb: that process's peak resident memory;
+- first_stage_bytes_per_page / bytes_per_page: on disk, the first stage's tables alone, and everything the
+  method reads (first stage + the visual table it reranks from);
+- build_s: writing the visual rows (exact), plus pooling (every first stage) and training/indexing.
+
+``--compression``: for float16 / int8 / binary storage and token pooling factors 1, 2, 3 (hierarchical,
+Ward), the visual table's bytes per page and recall@10 of exact search on the stored vectors against exact
+search on the float32 originals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import append_results
+from visual_corpus import Base
+
+METHODS = ("exact", "centroids", "pooled", "lancedb", "fast-plaid")
+BATCH = 1000
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+_BASE: Base | None = None
+
+
+def _init(base_dir: str) -> None:
+    global _BASE
+    _BASE = Base(Path(base_dir))
+
+
+def _make(args: tuple[int, int, int]) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    from docrag.indexes.visual_index import kmeans_pool
+
+    a, b, m = args
+    assert _BASE is not None
+    pages = [_BASE.page(i) for i in range(a, b)]
+    t0 = time.perf_counter()
+    pooled = [kmeans_pool(p, m) for p in pages]
+    return pages, pooled, time.perf_counter() - t0
+
+
+def _keys(i: int) -> tuple[str, int]:
+    return f"doc{i // 20:06d}", i % 20 + 1  # 20 pages a document
+
+
+def build(db: Path, base_dir: Path, n: int) -> dict[str, float]:
+    """The collection in ``db`` (reused when it already holds ``n`` pages); times of each phase."""
+    from docrag.indexes.store import POOLED, Store
+
+    timings_file = db / "build.json"
+    if timings_file.exists():
+        info = json.loads(timings_file.read_text())
+        if info.get("pages") == n:
+            return info
+    store = Store(db)
+    if store.count("visual"):
+        raise SystemExit(f"{db} holds another collection; give a new --db")
+    store.make_writable(visual_dim=128)
+    t_visual = t_pool_cpu = 0.0
+    t0 = time.perf_counter()
+    jobs = [(a, min(a + BATCH, n), store.visual_index.first_stage_vectors) for a in range(0, n, BATCH)]
+    with ProcessPoolExecutor(os.cpu_count(), initializer=_init, initargs=(str(base_dir),)) as pool:
+        for (a, b, _), (pages, pooled, pool_s) in zip(jobs, pool.map(_make, jobs), strict=True):
+            keys = [_keys(i) for i in range(a, b)]
+            ids, nums = [k[0] for k in keys], [k[1] for k in keys]
+            # What Store.add_visual writes (float16 storage, no token pooling), with the pooling done by the
+            # worker processes so that both cores are used.
+            t = time.perf_counter()
+            store.add_rows(
+                "visual", {"doc_id": ids, "page": nums, "n_vectors": [len(p) for p in pages], "multivector": pages}
+            )
+            t_visual += time.perf_counter() - t
+            store.add_rows(POOLED, {"doc_id": ids, "page": nums, "pooled": pooled, "codes": [None] * len(ids)})
+            t_pool_cpu += pool_s
+            print(f"  {b}/{n} pages written ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    info = {"pages": n, "write_s": round(t_visual, 1), "pool_cpu_s": round(t_pool_cpu, 1),
+            "wall_s": round(time.perf_counter() - t0, 1)}
+    timings_file.write_text(json.dumps(info))
+    return info
+
+
+def prepare(db: Path, method: str) -> float:
+    """Train/index what the first stage needs (once; the time is recorded)."""
+    from docrag.indexes.store import Store
+
+    marker = db / f"prepared_{method}.json"
+    if marker.exists():
+        return json.loads(marker.read_text())["s"]
+    store = Store(db)
+    t = time.perf_counter()
+    store.build_first_stage(method)
+    s = round(time.perf_counter() - t, 1)
+    marker.write_text(json.dumps({"s": s}))
+    return s
+
+
+class _Vectors:
+    """A stand-in visual embedder: the query texts are indexes into precomputed token vectors."""
+
+    def __init__(self, queries: list[np.ndarray]) -> None:
+        self.queries = queries
+
+    def embed_queries(self, texts: list[str]) -> list[np.ndarray]:
+        return [self.queries[int(t)] for t in texts]
+
+
+def _leg(db: Path, queries: list[np.ndarray], method: str, candidates: int):
+    from docrag.indexes.store import Store
+    from docrag.indexes.visual_index import VisualIndexSpec
+    from docrag.pipeline.legs import LegParts, QueryInput, VisualLeg
+    from docrag.pipeline.options import SearchConfig
+
+    stage = "centroids" if method == "exact" else method
+    store = Store(db, writable=False, visual_index=VisualIndexSpec(first_stage=stage))
+    cfg = SearchConfig(visual_search="exact" if method == "exact" else "two-stage", visual_candidates=candidates)
+    emb = _Vectors(queries)
+    leg = VisualLeg(LegParts(store, cfg, lambda: None, lambda: emb))  # type: ignore[arg-type]
+
+    def search(i: int) -> list[tuple[str, int]]:
+        return [(c.doc_id, c.page) for c in leg.search(QueryInput(str(i)), 10, None).candidates]
+
+    return store, search
+
+
+def _fast_plaid(db: Path, queries: list[np.ndarray]):
+    """fast-plaid (lightonai, PLAID in Rust) over the same pages, for comparison: its own index folder."""
+    import torch
+    from fast_plaid import search as fp_search
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    index = fp_search.FastPlaid(index=str(db / "fast_plaid"), device="cpu")
+
+    def search(i: int) -> list[tuple[str, int]]:
+        q = torch.from_numpy(np.asarray(queries[i], np.float32))[None]
+        (hits,) = index.search(queries_embeddings=q, top_k=10, show_progress=False)
+        return [_keys(int(d)) for d, _ in hits]
+
+    return index, search
+
+
+def build_fast_plaid(db: Path, base_dir: Path, n: int) -> float:
+    """fast-plaid's index of the same ``n`` pages (create on the first batch, update with the rest)."""
+    import torch
+    from fast_plaid import search as fp_search
+
+    marker = db / "prepared_fast-plaid.json"
+    if marker.exists():
+        return json.loads(marker.read_text())["s"]
+    torch.set_num_threads(os.cpu_count() or 1)
+    base = Base(base_dir)
+    index = fp_search.FastPlaid(index=str(db / "fast_plaid"), device="cpu")
+    t0 = time.perf_counter()
+    step = 10_000
+    for a in range(0, n, step):
+        docs = [torch.from_numpy(base.page(i).astype(np.float32)) for i in range(a, min(a + step, n))]
+        if a == 0:
+            index.create(documents_embeddings=docs)
+        else:
+            index.update(documents_embeddings=docs)
+        print(f"  fast-plaid: {min(a + step, n)}/{n} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    s = round(time.perf_counter() - t0, 1)
+    marker.write_text(json.dumps({"s": s}))
+    return s
+
+
+def child(db: Path, base_dir: Path, method: str, n_queries: int, candidates: int) -> None:
+    """One method in a fresh process: cold open + first query, then timed queries; JSON on stdout."""
+    queries = Base(base_dir).queries[:n_queries]
+    t0 = time.perf_counter()
+    if method == "fast-plaid":
+        _, search = _fast_plaid(db, queries)
+    else:
+        _, search = _leg(db, queries, method, candidates)
+    results = [search(0)]
+    open_s = time.perf_counter() - t0
+    times = []
+    for i in range(1, len(queries)):
+        t = time.perf_counter()
+        results.append(search(i))
+        times.append((time.perf_counter() - t) * 1000)
+    # Peak RSS of this process: VmHWM (ru_maxrss would carry the parent's peak across fork + exec).
+    status = Path("/proc/self/status").read_text()
+    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")) / 1024
+    print(json.dumps({"open_s": open_s, "times_ms": times, "rss_mb": rss, "results": results}))
+
+
+def truth(db: Path, base_dir: Path, n_queries: int) -> list[list[tuple[str, int]]]:
+    """Exact MaxSim top 10 of every query (one streamed pass over the collection; cached in ``db``)."""
+    from docrag.indexes.store import Store
+
+    path = db / f"truth_{n_queries}.json"
+    if path.exists():
+        return [[tuple(k) for k in row] for row in json.loads(path.read_text())]
+    store = Store(db, writable=False)
+    queries = Base(base_dir).queries[:n_queries]
+    t = time.perf_counter()
+    rows = [[(c.doc_id, c.page) for c in r] for r in store.search_visual(queries, 10, method="exact")]
+    print(f"  exact top 10 of {len(queries)} queries in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    path.write_text(json.dumps(rows))
+    return rows
+
+
+def run_child(db: Path, base: Path, method: str, n_queries: int, candidates: int, python: str) -> dict:
+    cmd = [python, __file__, "--child", method, "--db", str(db), "--base", str(base),
+           "--queries", str(n_queries), "--candidates", str(candidates)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"{method} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scale(args: argparse.Namespace) -> list[dict]:
+    db, base, n = args.db, args.base, args.pages
+    info = build(db, base, n)
+    print(f"collection: {info}", file=sys.stderr)
+    gold = truth(db, base, args.queries)
+    disk_visual = _dir_bytes(db / "visual.lance")
+    first_stage = {
+        "exact": 0,
+        "centroids": _dir_bytes(db / "visual_pooled.lance") + _dir_bytes(db / "visual_codebook.lance"),
+        "pooled": _dir_bytes(db / "visual_pooled.lance"),
+        "lancedb": _dir_bytes(db / "visual_pooled.lance"),
+    }
+    rows = []
+    for method in args.methods:
+        python = sys.executable
+        if method == "fast-plaid":
+            if not args.fast_plaid_python:
+                raise SystemExit("fast-plaid needs --fast-plaid-python (a venv with fast-plaid and its torch)")
+            python = args.fast_plaid_python
+            cmd = [python, __file__, "--child", "build-fast-plaid", "--db", str(db), "--base", str(base),
+                   "--pages", str(n)]
+            if subprocess.run(cmd, check=False).returncode:
+                raise SystemExit("fast-plaid build failed")
+            extra = json.loads((db / "prepared_fast-plaid.json").read_text())["s"]
+            first_stage[method] = _dir_bytes(db / "fast_plaid")
+        elif method != "exact":
+            extra = prepare(db, method)
+        else:
+            extra = 0.0
+        if method not in ("exact", "fast-plaid"):
+            book = _dir_bytes(db / "visual_codebook.lance") if method == "centroids" else 0
+            first_stage[method] = _dir_bytes(db / "visual_pooled.lance") + book
+        nq = args.exact_queries + 1 if method == "exact" else args.queries
+        res = run_child(db, base, method, nq, args.candidates, python)
+        recall = [len(set(map(tuple, r)) & set(g)) / max(len(g), 1) for r, g in zip(res["results"], gold, strict=False)]
+        pooled_s = info["write_s"] + info["pool_cpu_s"] + extra
+        build_s = {"exact": info["write_s"], "fast-plaid": extra}.get(method, pooled_s)
+        label = {"exact": "exact", "fast-plaid": "fast-plaid (its own index)"}.get(method, f"two-stage/{method}")
+        rows.append({
+            "method": label,
+            "pages": n,
+            "recall_at_10": round(float(np.mean(recall)), 4),
+            "p50_ms": round(statistics.median(res["times_ms"]), 1),
+            "p95_ms": round(float(np.percentile(res["times_ms"], 95)), 1),
+            "open_s": round(res["open_s"], 2),
+            "rss_mb": round(res["rss_mb"]),
+            "first_stage_bytes_per_page": round(first_stage[method] / n),
+            "bytes_per_page": round((first_stage[method] + disk_visual * (method != "fast-plaid")) / n),
+            "build_s": round(build_s, 1),
+        })
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def compression(args: argparse.Namespace) -> list[dict]:
+    from docrag.indexes.maxsim import maxsim_numpy
+    from docrag.indexes.store import Store
+    from docrag.indexes.visual_index import VisualIndexSpec
+
+    base = Base(args.base)
+    pages = [base.page(i).astype(np.float32) for i in range(args.pages)]
+    queries = base.queries[: args.queries]
+    exact = maxsim_numpy(queries, pages)
+    gold = [set(np.argsort(-row, kind="stable")[:10].tolist()) for row in exact]
+    keys = [_keys(i) for i in range(args.pages)]
+    where = {k: i for i, k in enumerate(keys)}
+    rows = []
+    for factor in (1, 2, 3):
+        for storage in ("float16", "int8", "binary"):
+            db = args.db / f"{storage}_pool{factor}"
+            store = Store(db, visual_index=VisualIndexSpec(storage=storage, pool_factor=factor))
+            t = time.perf_counter()
+            if not store.count("visual"):
+                for a in range(0, len(pages), 250):
+                    chunk = keys[a : a + 250]
+                    store.add_visual([k[0] for k in chunk], [k[1] for k in chunk], pages[a : a + 250])
+            build_s = time.perf_counter() - t
+            got = store.search_visual(queries, 10, method="exact")
+            recall = [len({where[(c.doc_id, c.page)] for c in r} & g) / 10 for r, g in zip(got, gold, strict=True)]
+            rows.append({
+                "storage": storage, "pool_factor": factor, "pages": args.pages,
+                "bytes_per_page": round(_dir_bytes(db / "visual.lance") / args.pages),
+                "recall_at_10": round(float(np.mean(recall)), 4), "build_s": round(build_s, 1),
+            })
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def _table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pages", type=int, default=10_000)
+    ap.add_argument("--base", type=Path, required=True, help="visual_corpus.py's output folder")
+    ap.add_argument("--db", type=Path, required=True)
+    ap.add_argument("--methods", type=lambda s: [m for m in s.split(",") if m], default=list(METHODS))
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--exact-queries", type=int, default=3)
+    ap.add_argument("--candidates", type=int, default=96)
+    ap.add_argument("--compression", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--fast-plaid-python", default=None, help="the Python of a venv with fast-plaid installed")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        ap.error(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(METHODS)}")
+    if not (args.base / "tokens.npy").exists():
+        ap.error(f"{args.base} has no tokens.npy: build it with benchmarks/visual_corpus.py --out {args.base} ...")
+    if args.child == "build-fast-plaid":
+        build_fast_plaid(args.db, args.base, args.pages)
+        return
+    if args.child:
+        child(args.db, args.base, args.child, args.queries, args.candidates)
+        return
+    rows = compression(args) if args.compression else scale(args)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    title = "Visual storage compression" if args.compression else f"Visual leg at scale: {args.pages} pages"
+    note = (
+        "Collection: benchmarks/visual_corpus.py (MiniLM token vectors of real page text, 128-d, 700–1000 a "
+        f"page). Queries: {args.queries}. Candidates reranked exactly: {args.candidates}."
+    )
+    append_results(title, f"`{' '.join(sys.argv[1:])}`\n\n{note}\n\n{_table(rows)}", save=not args.no_save)
+
+
+if __name__ == "__main__":
+    main()
