@@ -1022,48 +1022,7 @@ class Store:
         version = (tbl.version, self._book_cache[0] if self._book_cache else -1)
         if self._pooled_cache is not None and self._pooled_cache[0] == version:
             return self._pooled_cache[1]
-        with self._reading(POOLED):
-            data = _columns(tbl, ["doc_id", "page"])
-        docs = data.column("doc_id").combine_chunks().dictionary_encode()
-        keys = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
-
-        def load_codes() -> tuple[np.ndarray, np.ndarray]:
-            with self._reading(POOLED):
-                col = _columns(tbl, ["codes"]).column(0).combine_chunks()
-            offsets = col.offsets.to_numpy().astype(np.int64)
-            values = col.values.to_numpy(zero_copy_only=False)
-            return values[offsets[0] : offsets[-1]], offsets - offsets[0]
-
-        def load_pooled(positions: Sequence[int]) -> list[np.ndarray]:
-            order = np.argsort(positions, kind="stable")
-            with self._reading(POOLED):
-                got = tbl.take_offsets([int(positions[i]) for i in order]).select(["pooled"]).to_arrow()
-            arrays = arrow_to_multivectors(got.column("pooled"))
-            out: list[np.ndarray] = [np.empty(0)] * len(positions)
-            for j, i in enumerate(order):
-                out[i] = arrays[j]
-            return out
-
-        def load_all() -> list[np.ndarray]:
-            with self._reading(POOLED):
-                return arrow_to_multivectors(_columns(tbl, ["pooled"]).column(0))
-
-        view = PooledView(
-            keys, docs.indices.to_numpy(), docs.dictionary.to_pylist(), load_codes, load_pooled, load_all, book
-        )
-
-        def lance_search(query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]:
-            q = tbl.search(query, vector_column_name="pooled").limit(n).select(["doc_id", "page"])
-            sql = self._prefilter(None, allowed)
-            if sql:
-                q = q.where(sql, prefilter=True)
-            with self._reading(POOLED):
-                rows = q.to_arrow()
-            where = view.memo("positions", lambda: {key: i for i, key in enumerate(view.keys)})
-            found = zip(rows.column("doc_id").to_pylist(), rows.column("page").to_pylist(), strict=True)
-            return [where[key] for key in found if key in where and (allowed is None or key[0] in allowed)]
-
-        view.lance_search = lance_search
+        view = PooledView(tbl, book, lambda allowed: self._prefilter(None, allowed), lambda: self._reading(POOLED))
         self._pooled_cache = (version, view)
         return view
 

@@ -27,14 +27,11 @@ stored vectors are read by row offset and scored exactly (MaxSim). First stages:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "FIRST_STAGES",
@@ -172,20 +169,70 @@ def codebook_size(n_vectors: int) -> int:
 
 
 # -- first stages -----------------------------------------------------------------------------------------------
-@dataclass
 class PooledView:
-    """What first stages read, for one version of the pooled table: page keys in table order, the doc index
-    of each page (for filters), and lazily the pooled vectors, codes and codebook."""
+    """What first stages read, for one version of the pooled table (``tbl``, a LanceDB table pinned at that
+    version): page keys in table order and each page's document (for filters), and on demand the codes, the
+    pooled vectors of some pages, all of them, or LanceDB's own search. ``reading`` turns a read failure into
+    the store's error; ``prefilter`` is the store's SQL for a set of allowed documents."""
 
-    keys: list[tuple[str, int]]
-    doc_index: np.ndarray  # (n_pages,) int32 into ``doc_ids``
-    doc_ids: list[str]
-    load_codes: Callable[[], tuple[np.ndarray, np.ndarray]]  # -> (flat codes uint16, offsets int64); -1 rows
-    load_pooled: Callable[[Sequence[int]], list[np.ndarray]]  # page positions -> pooled vectors
-    load_all_pooled: Callable[[], list[np.ndarray]]
-    codebook: np.ndarray | None
-    lance_search: Callable[[np.ndarray, int, set[str] | None], list[int]] | None = None
-    cache: dict[str, Any] | None = None
+    def __init__(
+        self,
+        tbl: Any,
+        codebook: np.ndarray | None,
+        prefilter: Callable[[set[str] | None], str | None],
+        reading: Callable[[], AbstractContextManager[None]],
+    ) -> None:
+        self.tbl, self.codebook, self._prefilter, self._reading = tbl, codebook, prefilter, reading
+        with reading():
+            data = tbl.search().select(["doc_id", "page"]).limit(None).to_arrow()
+        docs = data.column("doc_id").combine_chunks().dictionary_encode()
+        self.keys: list[tuple[str, int]] = list(
+            zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True)
+        )
+        self.doc_index = docs.indices.to_numpy()  # (n_pages,) into doc_ids
+        self.doc_ids: list[str] = docs.dictionary.to_pylist()
+        self.cache: dict[str, Any] = {}
+
+    def _column(self, name: str) -> Any:
+        with self._reading():
+            return self.tbl.search().select([name]).limit(None).to_arrow().column(0).combine_chunks()
+
+    def load_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every page's codes, flat (uint16), with offsets (a page without codes has none)."""
+        col = self._column("codes")
+        offsets = col.offsets.to_numpy().astype(np.int64)
+        values = col.values.to_numpy(zero_copy_only=False)
+        return values[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+    def load_pooled(self, positions: Sequence[int]) -> list[np.ndarray]:
+        """The pooled vectors of the pages at ``positions``, in that order (read by row offset)."""
+        from .store import arrow_to_multivectors
+
+        order = np.argsort(positions, kind="stable")
+        with self._reading():
+            got = self.tbl.take_offsets([int(positions[i]) for i in order]).select(["pooled"]).to_arrow()
+        arrays = arrow_to_multivectors(got.column("pooled"))
+        out: list[np.ndarray] = [np.empty(0)] * len(positions)
+        for j, i in enumerate(order):
+            out[i] = arrays[j]
+        return out
+
+    def load_all_pooled(self) -> list[np.ndarray]:
+        from .store import arrow_to_multivectors
+
+        return arrow_to_multivectors(self._column("pooled"))
+
+    def lance_search(self, query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]:
+        """LanceDB's multivector search over the pooled column (its index when built): page positions."""
+        q = self.tbl.search(query, vector_column_name="pooled").limit(n).select(["doc_id", "page"])
+        sql = self._prefilter(allowed)
+        if sql:
+            q = q.where(sql, prefilter=True)
+        with self._reading():
+            rows = q.to_arrow()
+        where = self.memo("positions", lambda: {key: i for i, key in enumerate(self.keys)})
+        found = zip(rows.column("doc_id").to_pylist(), rows.column("page").to_pylist(), strict=True)
+        return [where[key] for key in found if key in where and (allowed is None or key[0] in allowed)]
 
     def mask(self, allowed: set[str] | None) -> np.ndarray | None:
         if allowed is None:
@@ -194,8 +241,6 @@ class PooledView:
         return ok[self.doc_index] if len(self.doc_index) else np.zeros(0, dtype=bool)
 
     def memo(self, key: str, build: Callable[[], Any]) -> Any:
-        if self.cache is None:
-            self.cache = {}
         if key not in self.cache:
             self.cache[key] = build()
         return self.cache[key]
@@ -327,8 +372,6 @@ class LanceStage:
     needs_lance_index = True
 
     def candidates(self, view: PooledView, query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]:
-        if view.lance_search is None:
-            raise ValueError("the lancedb first stage needs the pooled table's search")
         return view.lance_search(np.asarray(query, np.float32), n, allowed)
 
 
