@@ -243,9 +243,15 @@ class DevicePacked:
 
 
 def resolve_backend(backend: str = "auto") -> str:
-    """"numpy" or "torch" ("auto": torch when a CUDA GPU is present)."""
+    """"numpy" or "torch" ("auto": torch when a CUDA GPU is present). A machine without an NVIDIA device
+    node answers without importing torch (an import of 2 s here, more than a two-stage query)."""
     if backend != "auto":
         return backend
+    import glob
+    import sys
+
+    if "torch" not in sys.modules and not glob.glob("/dev/nvidia[0-9]*"):
+        return "numpy"
     try:
         import torch
 
@@ -261,13 +267,13 @@ def maxsim_scores(
     block_vectors: int = DEFAULT_BLOCK_VECTORS,
 ) -> np.ndarray:
     """Scores (n_queries, n_docs). backend: "numpy", "torch", or "auto" (torch on a GPU, else numpy)."""
+    if isinstance(docs, DevicePacked):
+        return docs.scores(queries)  # already on its device
     backend = resolve_backend(backend)
     if backend == "numpy":
         if isinstance(docs, PackedDocs):
             return maxsim_packed([np.asarray(q) for q in queries], docs, block_vectors)
         return maxsim_numpy([np.asarray(q) for q in queries], [np.asarray(d) for d in docs], block_vectors)
-    if isinstance(docs, DevicePacked):
-        return docs.scores(queries)
     if backend == "torch":
         if isinstance(docs, PackedDocs):
             docs = [docs.matrix[docs.offsets[i] : docs.offsets[i + 1]] for i in range(len(docs))]

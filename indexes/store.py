@@ -266,7 +266,7 @@ class Store:
         self.visual_index = self._check_index(visual_index, stored.get("visual_index"))
         self.writable = False
         self._visual_cache: tuple[Any, list[tuple[str, int]], Any] | None = None
-        self._offsets_cache: tuple[int, dict[tuple[str, int], int]] | None = None
+        self._offsets_cache: tuple[Any, Any, dict[tuple[str, int], int] | None] | None = None
         self._pooled_cache: tuple[tuple[int, int], PooledView] | None = None
         self._book_cache: tuple[int, np.ndarray | None] | None = None
         self.codebook_vectors = int(stored.get("codebook_vectors") or 0)  # pooled vectors it was trained on
@@ -1005,15 +1005,20 @@ class Store:
                     best[i] = sorted(merged, key=lambda c: -c.score)[:k]
         return best
 
-    def _visual_offsets(self) -> tuple[Any, dict[tuple[str, int], int]]:
-        """The visual table (pinned at one version) and each page's row offset in it."""
+    def _visual_offsets(self, view: PooledView) -> tuple[Any, dict[tuple[str, int], int] | None]:
+        """The visual table (pinned at one version) and each page's row offset in it: None when its rows are
+        in the pooled table's order (written together, as usual), so that a pooled position is the offset."""
         tbl = self.table("visual")
-        if self._offsets_cache is None or self._offsets_cache[0].version != tbl.version:
+        if self._offsets_cache is None or self._offsets_cache[0] != (tbl.version, id(view)):
             with self._reading("visual"):
                 data = _columns(tbl, ["doc_id", "page"])
-            keys = zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True)
-            self._offsets_cache = (tbl, {key: i for i, key in enumerate(keys)})
-        return self._offsets_cache
+            docs, pages = data.column("doc_id").combine_chunks(), data.column("page").combine_chunks()
+            offsets = None
+            if not (docs.equals(view.doc_column) and pages.equals(view.page_column)):
+                keys = zip(docs.to_pylist(), pages.to_pylist(), strict=True)
+                offsets = {key: i for i, key in enumerate(keys)}
+            self._offsets_cache = ((tbl.version, id(view)), tbl, offsets)
+        return self._offsets_cache[1], self._offsets_cache[2]
 
     def _pooled_view(self) -> PooledView:
         """The first stage's view of the pooled table, rebuilt when it or the codebook changes."""
@@ -1035,14 +1040,19 @@ class Store:
             positions = np.flatnonzero(mask).tolist()  # a small subset: score all of it exactly
         else:
             positions = first_stage(stage or self.visual_index.first_stage).candidates(view, query, n, allowed)
-        return self.rerank_visual(query, [view.keys[p] for p in positions], k, backend)
+        return self.rerank_visual(query, view, positions, k, backend)
 
     def rerank_visual(
-        self, query: np.ndarray, keys: Sequence[tuple[str, int]], k: int, backend: str = "auto"
+        self, query: np.ndarray, view: PooledView, positions: Sequence[int], k: int, backend: str = "auto"
     ) -> list[Candidate]:
-        """Exact MaxSim of one query against the pages ``keys`` (doc_id, page), read by row offset."""
-        tbl, offsets = self._visual_offsets()
-        found = sorted({offsets[key] for key in keys if key in offsets})
+        """Exact MaxSim of one query against the pages at these pooled-table ``positions``, their stored
+        vectors read by row offset from the visual table."""
+        tbl, offsets = self._visual_offsets(view)
+        if offsets is None:
+            found = sorted({int(p) for p in positions})
+        else:
+            keys = (view.key(p) for p in positions)
+            found = sorted({offsets[key] for key in keys if key in offsets})
         if not found:
             return []
         with self._reading("visual"):

@@ -185,13 +185,20 @@ class PooledView:
         self.tbl, self.codebook, self._prefilter, self._reading = tbl, codebook, prefilter, reading
         with reading():
             data = tbl.search().select(["doc_id", "page"]).limit(None).to_arrow()
-        docs = data.column("doc_id").combine_chunks().dictionary_encode()
-        self.keys: list[tuple[str, int]] = list(
-            zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True)
-        )
+        self.doc_column = data.column("doc_id").combine_chunks()  # Arrow, for comparing row orders
+        self.page_column = data.column("page").combine_chunks()
+        docs = self.doc_column.dictionary_encode()
         self.doc_index = docs.indices.to_numpy()  # (n_pages,) into doc_ids
         self.doc_ids: list[str] = docs.dictionary.to_pylist()
+        self.pages = self.page_column.to_numpy()
         self.cache: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def key(self, position: int) -> tuple[str, int]:
+        """(doc_id, page) of the page at ``position``."""
+        return self.doc_ids[self.doc_index[position]], int(self.pages[position])
 
     def _column(self, name: str) -> Any:
         with self._reading():
@@ -230,7 +237,7 @@ class PooledView:
             q = q.where(sql, prefilter=True)
         with self._reading():
             rows = q.to_arrow()
-        where = self.memo("positions", lambda: {key: i for i, key in enumerate(self.keys)})
+        where = self.memo("positions", lambda: {self.key(i): i for i in range(len(self))})
         found = zip(rows.column("doc_id").to_pylist(), rows.column("page").to_pylist(), strict=True)
         return [where[key] for key in found if key in where and (allowed is None or key[0] in allowed)]
 
@@ -247,7 +254,7 @@ class PooledView:
 
 
 class FirstStage(Protocol):
-    """Proposes candidate pages (positions into ``view.keys``) for the exact rerank."""
+    """Proposes candidate pages (positions into the view's table) for the exact rerank."""
 
     name: str
     needs_codebook: bool
@@ -305,18 +312,16 @@ class CentroidStage:
             n_pages = len(offsets) - 1
             lengths = np.diff(offsets)
             page_of = np.repeat(np.arange(n_pages, dtype=np.int32), lengths)
-            valid = codes >= 0
-            codes, page_of = codes[valid].astype(np.int64), page_of[valid]
-            order = np.argsort(codes, kind="stable")
+            order = np.argsort(codes, kind="stable")  # uint16: a radix sort (7x faster than on int64)
             size = len(view.codebook) if view.codebook is not None else 0
-            starts = np.searchsorted(codes[order], np.arange(size + 1))
+            starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=size))]).astype(np.int64)
             uncoded = np.flatnonzero(np.bincount(page_of, minlength=n_pages) == 0).astype(np.int64)
             return {"pages": page_of[order], "starts": starts, "uncoded": uncoded}
 
         return view.memo("centroid_lists", build)
 
     def candidates(self, view: PooledView, query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]:
-        n_pages = len(view.keys)
+        n_pages = len(view)
         lists = self._lists(view)
         q = np.asarray(query, dtype=np.float32)
         total = np.zeros(n_pages, dtype=np.float32)
