@@ -249,6 +249,8 @@ class Index:
             "visual_pages": n["visual"],
             "visual_model": store.visual_spec.model if store.visual_spec else None,
             "unified_model": store.unified_spec.model if store.unified_spec else None,
+            "visual_index": store.visual_index.record(),
+            "visual_search": store.visual_method(self.settings.search.visual_search) if n["visual"] else None,
         }
 
     def thumbnail(self, doc_id: str, page: int) -> Image.Image:

@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "FIRST_STAGES",
@@ -61,9 +61,16 @@ class VisualIndexSpec(BaseModel):
     pool_factor: int = Field(
         1, ge=1, le=32, description="Hierarchical token pooling at ingest: keep about n / factor vectors a page."
     )
-    first_stage: str = Field("centroids", description="Candidate generator for two-stage search: " + ", ".join(
-        ("centroids", "lancedb", "pooled")))
+    first_stage: str = Field(
+        "centroids", description="Candidate generator for two-stage search: centroids, pooled or lancedb."
+    )
     first_stage_vectors: int = Field(64, ge=4, le=256, description="k-means centroids kept per page for it.")
+
+    @field_validator("first_stage")
+    @classmethod
+    def _known_stage(cls, value: str) -> str:
+        first_stage(value)  # a registered first stage, or a ValueError naming the choices
+        return value
 
     def record(self) -> dict[str, Any]:
         return self.model_dump()

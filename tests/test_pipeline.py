@@ -53,6 +53,7 @@ def test_index_search_skip_change_remove(tmp_path, corpus, tiny):
     assert report.routes == {"visual": 2, "text": 4}  # table + scan are visual
     stats = idx.stats()
     assert stats["documents"] == 4 and stats["visual_pages"] == 2 and stats["incomplete_documents"] == 0
+    assert stats["visual_index"]["storage"] == "float16" and stats["visual_search"] == "exact"  # 2 pages: exact
 
     hits = idx.search("zanzibarite shipment from Mombasa harbour", k=3)
     top = hits[0]
