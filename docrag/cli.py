@@ -610,6 +610,8 @@ def check(
             rep = result["repair"]
             for name, v in rep["restored"].items():
                 typer.echo(f"restored {name} to version {v}")
+            if rep.get("first_stage_dropped"):
+                typer.echo("dropped the first stage of visual search (searched exactly until the next index run)")
             if rep["deleted_documents"]:
                 typer.echo(f"deleted {len(rep['deleted_documents'])} document(s); the next `docrag index` redoes them")
         typer.echo("database ok" if final["ok"] else "database has problems: run `docrag check --repair`")

@@ -266,7 +266,6 @@ class Store:
         self.visual_index = self._check_index(visual_index, stored.get("visual_index"))
         self.writable = False
         self._visual_cache: tuple[Any, list[tuple[str, int]], Any] | None = None
-        self._offsets_cache: tuple[Any, Any, dict[tuple[str, int], int] | None] | None = None
         self._pooled_cache: tuple[tuple[int, int], PooledView] | None = None
         self._book_cache: tuple[int, np.ndarray | None] | None = None
         self.codebook_vectors = int(stored.get("codebook_vectors") or 0)  # pooled vectors it was trained on
@@ -285,7 +284,8 @@ class Store:
         self._stored_meta, self.visual_spec, self.unified_spec = {}, None, None
         self.unified_dim, self.visual_dim, self.profile = None, None, None
         self.writable, self._visual_cache, self._names = False, None, None
-        self.visual_index, self._offsets_cache, self._pooled_cache = VisualIndexSpec(), None, None
+        self.visual_index, self._pooled_cache = VisualIndexSpec(), None
+        self.first_stage = "centroids"
         self._book_cache, self.codebook_vectors = None, 0
         return self
 
@@ -465,23 +465,28 @@ class Store:
         return given or stored_spec
 
     def _check_index(self, given: VisualIndexSpec | None, stored: Any) -> VisualIndexSpec:
-        """The stored visual index spec wins (it is fixed at creation); asking for a different one than the
-        stored one, other than the default, is refused."""
+        """The stored visual index spec wins (it is fixed at creation; a database written before specs were
+        recorded holds float16 vectors, unpooled); asking for a different storage or pooling than the stored
+        one, other than the defaults, is refused. The first stage is a search-time choice: ``first_stage``
+        is the given one, else the stored one."""
+        default = VisualIndexSpec()
+        if stored is None and self._stored_meta:
+            stored = default.record()  # an existing database from before the spec was recorded
         if stored is None:
-            spec = given or VisualIndexSpec()
+            spec = given or default
         else:
             spec = VisualIndexSpec.model_validate(stored)
-            if given is not None and given.first_stage != spec.first_stage:
-                spec = spec.model_copy(update={"first_stage": given.first_stage})  # a search-time choice
             fixed = {"first_stage"}
             if given is not None and given.model_dump(exclude=fixed) not in (
-                spec.model_dump(exclude=fixed), VisualIndexSpec().model_dump(exclude=fixed)
+                spec.model_dump(exclude=fixed), default.model_dump(exclude=fixed)
             ):
                 raise ModelMismatchError(
                     f"{self.uri} stores visual vectors as {spec.record()}; it cannot be searched or extended as "
                     f"{given.record()}. Use another --db, or re-index this one from scratch."
                 )
-        first_stage(spec.first_stage)  # a known first stage
+        if spec.first_stage is None:
+            spec = spec.model_copy(update={"first_stage": (given and given.first_stage) or "centroids"})
+        self.first_stage = (given and given.first_stage) or spec.first_stage
         return spec
 
     def table(self, name: str) -> Any:
@@ -709,14 +714,14 @@ class Store:
         rows for every visual row (older databases get them here), a codebook trained once there are enough
         pooled vectors (retrained as the collection grows ``RETRAIN_GROWTH``-fold, every page re-coded), codes
         for pages added since, and LanceDB's index for the ``lancedb`` first stage."""
-        stage = first_stage(name or self.visual_index.first_stage)
+        stage = first_stage(name or self.first_stage)
         n_visual, n_pooled = self.count("visual"), self.count(POOLED)
         if n_pooled != n_visual:
             self._rebuild_pooled()
         pooled = self.table(POOLED)
         if stage.needs_codebook:
             n_vectors = self._pooled_vector_count()
-            trained = self.codebook_vectors
+            trained = self.codebook_vectors if self._codebook() is not None else 0
             if n_vectors >= CODEBOOK_MIN_VECTORS and (not trained or n_vectors >= RETRAIN_GROWTH * trained):
                 self._train_codebook(n_vectors)
             elif trained:
@@ -732,19 +737,19 @@ class Store:
         self._pooled_cache = None
 
     def _pooled_vector_count(self) -> int:
-        total = 0
-        for batch in _batches(self.table(POOLED), ["pooled"], 8192):
-            total += len(batch.column(0).flatten())
-        return total
+        """Pooled vectors in the table, from the visual pages' sizes (each page keeps at most
+        ``first_stage_vectors``): no pooled vector is read."""
+        with self._reading("visual"):
+            sizes = _columns(self.table("visual"), ["n_vectors"]).column(0).to_numpy(zero_copy_only=False)
+        return int(np.minimum(sizes, self.visual_index.first_stage_vectors).sum())
 
     def _rebuild_pooled(self) -> None:
         """Pooled rows from the visual table (stored vectors decoded), replacing whatever was there."""
         log.info("%s: building the first stage of visual search from the stored vectors", self.uri)
         spec, dim = self.visual_index, self.visual_dim or MULTIVECTOR_DIM
         schema = _schemas(None, {}, dim, spec.storage)[POOLED]
-        with self._writing(POOLED):
-            self.db.drop_table(POOLED)
-            self.db.create_table(POOLED, schema=schema)
+        with self._writing(POOLED):  # a new version, not a new table: readers pinned at the old one keep it
+            self.db.create_table(POOLED, schema=schema, mode="overwrite")
         self._names = None
         batches = _batches(self.table("visual"), ["doc_id", "page", "multivector"], 256)
         for batch in batches:
@@ -834,7 +839,7 @@ class Store:
             if name in self._tables():
                 with self._writing(name):
                     self.db.open_table(name).delete(cond)
-        self._visual_cache = self._offsets_cache = self._pooled_cache = None
+        self._visual_cache = self._pooled_cache = None
 
     # -- verification and repair -----------------------------------------------------------------------------
     def _read_all(self, tbl: Any) -> int:
@@ -857,6 +862,9 @@ class Store:
         if all(t["ok"] for t in tables.values()):
             out["inconsistent_documents"] = self._inconsistent()
         out["ok"] = all(t["ok"] for t in tables.values()) and not out["inconsistent_documents"]
+        pooled, visual = tables.get(POOLED, {}).get("rows"), tables.get("visual", {}).get("rows")
+        if visual:  # derived: an incomplete first stage is searched exactly and rebuilt by the next index run
+            out["first_stage_complete"] = pooled == visual
         return out
 
     def _inconsistent(self) -> list[str]:
@@ -902,9 +910,20 @@ class Store:
                     break
                 else:
                     raise StoreError(f"{self.uri}: no readable version of table {name!r} is left")
-        self._visual_cache = self._offsets_cache = self._pooled_cache = None
+        self._visual_cache = self._pooled_cache = None
         bad = self._inconsistent()
         self.delete_documents(bad)
+        # The first stage is derived from the visual rows: when a restore put it out of step, drop it (search
+        # is exact meanwhile; the next indexing run's upkeep rebuilds it and trains a codebook again).
+        if POOLED in self._tables() and (
+            {POOLED, CODEBOOK, "visual"} & set(restored) or self.count(POOLED) != self.count("visual")
+        ):
+            with self._writing(POOLED):
+                for name in (POOLED, CODEBOOK):
+                    if name in self._tables():
+                        self.db.drop_table(name)
+            self._names = None
+            return {"restored": restored, "deleted_documents": bad, "first_stage_dropped": True}
         return {"restored": restored, "deleted_documents": bad}
 
     # -- search ------------------------------------------------------------------------------------------------
@@ -945,8 +964,11 @@ class Store:
             raise ValueError(f"unknown visual search {method!r}: use auto, exact or two-stage")
         if method == "auto":
             method = "two-stage" if self.count("visual") >= TWO_STAGE_FROM_PAGES else "exact"
-        if method == "two-stage" and self.count(POOLED) == 0:
-            return "exact"  # an older database whose first stage has not been built yet (``maintain`` builds it)
+        if method == "two-stage" and self.count(POOLED) != self.count("visual"):
+            # An older database, or a run stopped before its upkeep: the first stage does not cover every page
+            # yet (``maintain`` rebuilds it). Exact search covers them all.
+            log.info("%s: the first stage of visual search is incomplete; searching exactly", self.uri)
+            return "exact"
         return method
 
     def search_visual(
@@ -1007,18 +1029,19 @@ class Store:
 
     def _visual_offsets(self, view: PooledView) -> tuple[Any, dict[tuple[str, int], int] | None]:
         """The visual table (pinned at one version) and each page's row offset in it: None when its rows are
-        in the pooled table's order (written together, as usual), so that a pooled position is the offset."""
+        in the pooled table's order (written together, as usual), so that a pooled position is the offset.
+        Kept with the view (one pooled version) per visual version."""
         tbl = self.table("visual")
-        if self._offsets_cache is None or self._offsets_cache[0] != (tbl.version, id(view)):
+
+        def build() -> tuple[Any, dict[tuple[str, int], int] | None]:
             with self._reading("visual"):
                 data = _columns(tbl, ["doc_id", "page"])
             docs, pages = data.column("doc_id").combine_chunks(), data.column("page").combine_chunks()
-            offsets = None
-            if not (docs.equals(view.doc_column) and pages.equals(view.page_column)):
-                keys = zip(docs.to_pylist(), pages.to_pylist(), strict=True)
-                offsets = {key: i for i, key in enumerate(keys)}
-            self._offsets_cache = ((tbl.version, id(view)), tbl, offsets)
-        return self._offsets_cache[1], self._offsets_cache[2]
+            if docs.equals(view.doc_column) and pages.equals(view.page_column):
+                return tbl, None
+            return tbl, {key: i for i, key in enumerate(zip(docs.to_pylist(), pages.to_pylist(), strict=True))}
+
+        return view.memo(f"visual_offsets@{tbl.version}", build)
 
     def _pooled_view(self) -> PooledView:
         """The first stage's view of the pooled table, rebuilt when it or the codebook changes."""
@@ -1039,7 +1062,7 @@ class Store:
         if mask is not None and int(mask.sum()) <= n:
             positions = np.flatnonzero(mask).tolist()  # a small subset: score all of it exactly
         else:
-            positions = first_stage(stage or self.visual_index.first_stage).candidates(view, query, n, allowed)
+            positions = first_stage(stage or self.first_stage).candidates(view, query, n, allowed)
         return self.rerank_visual(query, view, positions, k, backend)
 
     def rerank_visual(

@@ -61,15 +61,18 @@ class VisualIndexSpec(BaseModel):
     pool_factor: int = Field(
         1, ge=1, le=32, description="Hierarchical token pooling at ingest: keep about n / factor vectors a page."
     )
-    first_stage: str = Field(
-        "centroids", description="Candidate generator for two-stage search: centroids, pooled or lancedb."
+    first_stage: str | None = Field(
+        None,
+        description="Candidate generator for two-stage search: centroids, pooled or lancedb (None: the "
+        "database's own, chosen when it was created; centroids by default). A search-time choice.",
     )
     first_stage_vectors: int = Field(64, ge=4, le=256, description="k-means centroids kept per page for it.")
 
     @field_validator("first_stage")
     @classmethod
-    def _known_stage(cls, value: str) -> str:
-        first_stage(value)  # a registered first stage, or a ValueError naming the choices
+    def _known_stage(cls, value: str | None) -> str | None:
+        if value is not None:
+            first_stage(value)  # a registered first stage, or a ValueError naming the choices
         return value
 
     def record(self) -> dict[str, Any]:
@@ -328,6 +331,8 @@ class CentroidStage:
         return view.memo("centroid_lists", build)
 
     def candidates(self, view: PooledView, query: np.ndarray, n: int, allowed: set[str] | None) -> list[int]:
+        if view.codebook is None:  # not trained yet (a small collection, or built for another first stage)
+            return FIRST_STAGES["pooled"].candidates(view, query, n, allowed)
         n_pages = len(view)
         lists = self._lists(view)
         q = np.asarray(query, dtype=np.float32)
@@ -353,7 +358,7 @@ class CentroidStage:
             if mask is not None:
                 extra = extra[mask[extra]]
             shortlist = list(dict.fromkeys([*shortlist, *extra.tolist()]))
-        return _pooled_rescore(view, q, shortlist, n + len(extra))
+        return _pooled_rescore(view, q, shortlist, min(n + len(extra), 2 * n))
 
 
 class PooledStage:

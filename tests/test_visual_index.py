@@ -179,10 +179,13 @@ def test_auto_picks_by_size_and_old_databases_fall_back(tmp_path, monkeypatch):
     store._names = None
     store.make_writable()
     assert store.count(POOLED) == 0 and store.visual_method("two-stage") == "exact"
+    # a page added before the upkeep ran: the first stage covers only it, so search stays exact
+    keys += _fill(store, _pages(1, seed=99), start=30)
+    assert store.count(POOLED) == 1 and store.visual_method("two-stage") == "exact"
     q = _query(pages[7], seed=7)
     assert _keys(store.search_visual(q, 3, method="two-stage")[0])[0] == keys[7]
     store.maintain()
-    assert store.count(POOLED) == 30 and store.visual_method("two-stage") == "two-stage"
+    assert store.count(POOLED) == 31 and store.visual_method("two-stage") == "two-stage"
     assert _keys(store.search_visual(q, 3, method="two-stage", candidates=5)[0])[0] == keys[7]
 
 
@@ -210,13 +213,15 @@ def test_compressed_storage_is_recorded_and_searchable(tmp_path, storage, factor
         assert _keys(store.search_visual(q, 3, method="exact")[0])[0] == keys[target]
         assert _keys(store.search_visual(q, 3, method="two-stage", candidates=8)[0])[0] == keys[target]
     reopened = Store(tmp_path / "db", writable=False)
-    assert reopened.visual_index == spec  # the spec lives with the database
+    assert reopened.visual_index == spec.model_copy(update={"first_stage": "centroids"})  # lives with the database
     other = VisualIndexSpec(storage="binary" if storage != "binary" else "int8")
     with pytest.raises(ModelMismatchError, match="stores visual vectors as"):
         Store(tmp_path / "db", writable=False, visual_index=other)
-    # the first stage is a search-time choice: another one opens the same database
-    assert Store(tmp_path / "db", writable=False, visual_index=spec.model_copy(
-        update={"first_stage": "pooled"})).visual_index.first_stage == "pooled"
+    # the first stage is a search-time choice: another one opens the same database, and is not recorded
+    other_stage = Store(tmp_path / "db", visual_index=spec.model_copy(update={"first_stage": "pooled"}))
+    assert other_stage.first_stage == "pooled" and other_stage.visual_index.first_stage == "centroids"
+    other_stage.make_writable()
+    assert Store(tmp_path / "db", writable=False).first_stage == "centroids"
 
 
 class _Vectors:
@@ -251,3 +256,37 @@ def test_searcher_two_stage_keeps_the_ready_rule_and_where(tmp_path):
     assert all(h.doc_id != "doc1" for h in searcher.search("q12", k=10, legs=["visual"]))
     only_b = searcher.search("q25", k=10, legs=["visual"], where="metadata LIKE '%\"b\"%'")
     assert only_b and {h.doc_id for h in only_b} <= {"doc0", "doc2"}
+
+
+def test_databases_from_before_the_spec_hold_float16(tmp_path):
+    store = Store(tmp_path / "db")
+    pages = _pages(12, seed=4)
+    keys = _fill(store, pages)
+    meta = store.db.open_table("meta")
+    meta.delete("key = 'visual_index'")  # as written by a docrag without visual index specs
+    old = Store(tmp_path / "db", writable=False)
+    assert old.visual_index.storage == "float16" and old.visual_index.pool_factor == 1
+    assert _keys(old.search_visual(_query(pages[5], seed=5), 1, method="exact")[0]) == [keys[5]]
+    with pytest.raises(ModelMismatchError, match="stores visual vectors as"):
+        Store(tmp_path / "db", writable=False, visual_index=VisualIndexSpec(storage="int8"))
+
+
+def test_repair_drops_a_first_stage_out_of_step(tmp_path):
+    store = Store(tmp_path / "db")
+    pages = _pages(40, seed=8)
+    keys = _fill(store, pages)
+    for i in range(4):
+        store.add_document(f"doc{i}", f"/d/doc{i}.pdf", 1, 0.0, 10, {})
+        store.mark_ready(f"doc{i}", {"visual": 10})
+    store.maintain()
+    assert store.check()["first_stage_complete"] is True and store.check()["ok"]
+    store.table(POOLED).delete("doc_id = 'doc1'")  # a first stage that lost rows
+    assert store.check()["first_stage_complete"] is False
+    report = store.repair()
+    assert report["first_stage_dropped"] is True and POOLED not in store._tables()
+    store.make_writable()
+    assert store.visual_method("two-stage") == "exact"
+    store.maintain()  # the next index run's upkeep rebuilds it, codebook included
+    assert store.count(POOLED) == 40 and store.check()["first_stage_complete"] is True
+    q = _query(pages[12], seed=12)
+    assert _keys(store.search_visual(q, 1, method="two-stage", candidates=8)[0]) == [keys[12]]
