@@ -197,20 +197,26 @@ class DevicePacked:
         for i, d in enumerate(docs):
             t = d if isinstance(d, torch.Tensor) else torch.from_numpy(np.asarray(d))
             self.docs[i, : lengths[i]] = t.to(device=self.device, dtype=self.dtype)
-        pos = torch.arange(self.max_len, device=self.device)
-        self.pad = pos[None, :] >= torch.tensor(lengths, device=self.device)[:, None]  # (n, max_len) True = padding
+        self.pad = self._pad_mask(lengths)
         self.chunk_bytes = chunk_bytes
+
+    def _pad_mask(self, lengths: Sequence[int]) -> Any:
+        """(n, max_len) True at padding; None when every page has max_len vectors (no mask pass needed)."""
+        import torch
+
+        if min(lengths) == self.max_len:
+            return None
+        pos = torch.arange(self.max_len, device=self.device)
+        return pos[None, :] >= torch.as_tensor(list(lengths), device=self.device)[:, None]
 
     @classmethod
     def from_padded(cls, docs: Any, lengths: Sequence[int], chunk_bytes: int = 1 << 30) -> DevicePacked:
         """Wrap an already padded (n_docs, max_len, dim) device tensor (no copy)."""
-        import torch
 
         self = cls.__new__(cls)
         self.docs, self.device, self.dtype = docs, docs.device, docs.dtype
         self.n, self.max_len, self.dim = (int(x) for x in docs.shape)
-        pos = torch.arange(self.max_len, device=self.device)
-        self.pad = pos[None, :] >= torch.as_tensor(list(lengths), device=self.device)[:, None]
+        self.pad = self._pad_mask(lengths)
         self.chunk_bytes = chunk_bytes
         return self
 
@@ -236,7 +242,8 @@ class DevicePacked:
             for s in range(0, self.n, step):
                 d = self.docs[s : s + step]
                 sims = (q2 @ d.reshape(-1, self.dim).T).view(nq, n_tok, d.shape[0], self.max_len)
-                sims = sims.masked_fill(self.pad[None, None, s : s + step], float("-inf"))
+                if self.pad is not None:
+                    sims = sims.masked_fill(self.pad[None, None, s : s + step], float("-inf"))
                 best = sims.amax(dim=-1).masked_fill(~q_mask[:, :, None], 0.0)  # (nq, T, chunk)
                 out[:, s : s + d.shape[0]] = best.float().sum(dim=1)
             return out
