@@ -959,11 +959,13 @@ class Store:
         return int(np.sum(col.to_numpy(zero_copy_only=False))) * (self.visual_dim or MULTIVECTOR_DIM) * 2
 
     def visual_method(self, method: str = "auto") -> str:
-        """``exact`` or ``two-stage`` for ``method`` (``auto``: by collection size)."""
+        """``exact`` or ``two-stage`` for ``method`` (``auto``: two-stage from ``TWO_STAGE_FROM_PAGES`` pages,
+        or once the vectors exceed ``EXACT_RAM_BYTES``, where exact search would stream them from disk)."""
         if method not in ("auto", "exact", "two-stage"):
             raise ValueError(f"unknown visual search {method!r}: use auto, exact or two-stage")
-        if method == "auto":
-            method = "two-stage" if self.count("visual") >= TWO_STAGE_FROM_PAGES else "exact"
+        if method == "auto":  # exact while the vectors fit in RAM and the collection is small
+            large = self.count("visual") >= TWO_STAGE_FROM_PAGES or self.visual_vector_bytes() > EXACT_RAM_BYTES
+            method = "two-stage" if large else "exact"
         if method == "two-stage" and self.count(POOLED) != self.count("visual"):
             # An older database, or a run stopped before its upkeep: the first stage does not cover every page
             # yet (``maintain`` rebuilds it). Exact search covers them all.

@@ -146,7 +146,8 @@ class SearchConfig(BaseModel):
     visual_search: Literal["auto", "exact", "two-stage"] = Field(
         "auto",
         description="Visual leg: exact MaxSim over every page, or two-stage (the database's first stage proposes "
-        "candidates, scored exactly from their stored vectors); auto: exact below 20,000 visual pages.",
+        "candidates, scored exactly from their stored vectors); auto: exact below 20,000 visual pages while "
+        "their vectors fit in 2 GiB of RAM.",
     )
     visual_candidates: int = Field(
         96, ge=1, description="Two-stage visual search: pages the first stage hands to the exact rerank."

@@ -170,6 +170,9 @@ def test_auto_picks_by_size_and_old_databases_fall_back(tmp_path, monkeypatch):
     pages = _pages(30, seed=3)
     keys = _fill(store, pages)
     assert store.visual_method("auto") == "exact"
+    monkeypatch.setattr(store_mod, "EXACT_RAM_BYTES", 1000)  # vectors that would not fit in RAM
+    assert store.visual_method("auto") == "two-stage"
+    monkeypatch.undo()
     monkeypatch.setattr(store_mod, "TWO_STAGE_FROM_PAGES", 10)
     assert store.visual_method("auto") == "two-stage"
     with pytest.raises(ValueError, match="unknown visual search"):
