@@ -126,24 +126,33 @@ def hierarchical_pool(vectors: np.ndarray, factor: int) -> np.ndarray:
     return (sums / counts).astype(np.asarray(vectors).dtype)
 
 
+def _spherical_kmeans(
+    x: np.ndarray, centres: np.ndarray, iters: int, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd iterations on the unit sphere (assign by inner product, centre = normalised sum). Empty centres
+    are re-seeded from random rows when ``rng`` is given, else kept (the caller may drop them)."""
+    c = centres.copy()
+    counts = np.zeros(len(c), dtype=np.int64)
+    for _ in range(iters):
+        assign = assign_codes(x, c).astype(np.int64)
+        sums = np.zeros_like(c)
+        np.add.at(sums, assign, x)
+        counts = np.bincount(assign, minlength=len(c))
+        empty = counts == 0
+        c[~empty] = sums[~empty]
+        if rng is not None and empty.any():
+            c[empty] = x[rng.choice(len(x), int(empty.sum()), replace=False)]
+        c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
+    return c, counts
+
+
 def kmeans_pool(vectors: np.ndarray, m: int, iters: int = 4) -> np.ndarray:
     """A page's vectors as at most ``m`` unit centroids (spherical k-means from evenly spaced rows; empty
     clusters dropped). Pages with at most ``m`` vectors are returned normalised."""
     v = np.asarray(vectors, dtype=np.float32)
     if len(v) <= m:
         return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)).astype(np.float16)
-    c = v[np.linspace(0, len(v) - 1, m).astype(np.int64)].copy()
-    cols = np.arange(len(v))
-    counts = np.zeros(m)
-    for _ in range(iters):
-        assign = np.argmax(v @ c.T, axis=1)
-        onehot = np.zeros((m, len(v)), dtype=np.float32)
-        onehot[assign, cols] = 1.0
-        counts = onehot.sum(axis=1)
-        sums = onehot @ v
-        keep = counts > 0
-        c[keep] = sums[keep] / counts[keep, None]
-        c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
+    c, counts = _spherical_kmeans(v, v[np.linspace(0, len(v) - 1, m).astype(np.int64)], iters)
     return c[counts > 0].astype(np.float16)
 
 
@@ -152,17 +161,7 @@ def train_codebook(sample: np.ndarray, size: int, iters: int = 8, seed: int = 0)
     x = np.asarray(sample, dtype=np.float32)
     rng = np.random.default_rng(seed)
     size = min(size, len(x))
-    c = x[rng.choice(len(x), size, replace=False)].copy()
-    for _ in range(iters):
-        assign = assign_codes(x, c).astype(np.int64)
-        sums = np.zeros_like(c)
-        np.add.at(sums, assign, x)
-        counts = np.bincount(assign, minlength=size)
-        empty = counts == 0
-        c[~empty] = sums[~empty]
-        c[empty] = x[rng.choice(len(x), int(empty.sum()), replace=False)]  # re-seed empty centroids
-        c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
-    return c
+    return _spherical_kmeans(x, x[rng.choice(len(x), size, replace=False)], iters, rng)[0]
 
 
 def assign_codes(vectors: np.ndarray, codebook: np.ndarray, block: int = 65536) -> np.ndarray:
