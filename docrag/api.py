@@ -270,8 +270,11 @@ def open_index(db: str | Path, profile: str | None = None, config: str | Path | 
     from docrag.indexes.models import ModelSpec
     from docrag.indexes.store import Store
 
-    settings = load_settings(profile, config, **overrides)
     stored = Store.stored_meta(db)
+    # A database remembers its profile: a config file without --profile (e.g. search settings) applies on
+    # top of the database's profile, not of the default one.
+    base_profile = profile if profile is not None or not stored else stored.get("profile")
+    settings = load_settings(base_profile, config, **overrides)
     if profile is None and config is None and stored:
         # Reopen with the models the vectors came from, whatever the default profile says.
         update: dict[str, Any] = {}

@@ -107,3 +107,18 @@ def test_models_command_lists_every_profile(tmp_path):
     assert all(r["pinned"] for r in out["models"] if r["setting"].endswith(".model")), "every default is pinned"
     res = subprocess.run([EXE, "models"], capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0 and "colmodernvbert" in res.stdout and "unverified" in res.stdout
+
+
+@pytest.mark.slow
+def test_a_config_file_applies_on_top_of_the_databases_profile(lite_index, tmp_path):
+    """`docrag search --config search.toml` on a lite database: the config's search settings, the database's
+    models (not the default profile's, which would be refused as a model mismatch)."""
+    from docrag.api import open_index
+
+    _, db = lite_index
+    cfg = tmp_path / "search.toml"
+    cfg.write_text('[search]\nvisual_search = "exact"\nvisual_candidates = 12\n')
+    idx = open_index(db, config=cfg)
+    assert idx.settings.profile == "lite" and idx.settings.search.visual_candidates == 12
+    hits = idx.search("zanzibarite shipment Mombasa harbour", k=1)
+    assert (Path(hits[0].file).name, hits[0].page) == ("planted.pdf", 2)
