@@ -157,6 +157,7 @@ def _page_pdf(
     resources: bytes = b"<< /Font << /F1 5 0 R >> >>",
     mediabox: bytes = b"[0 0 612 792]",
     content_entries: bytes = b"",
+    content_length: bytes | None = None,
     extra: list[bytes] | None = None,
     prev_self: bool = False,
     xref_shift: int = 0,
@@ -168,7 +169,7 @@ def _page_pdf(
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             b"<< /Type /Page /Parent 2 0 R /MediaBox " + mediabox + b" /Contents 4 0 R /Resources " + resources
             + b" " + page_extra + b" >>",
-            _stream(content, content_entries),
+            _stream(content, content_entries, content_length),
             FONT,
             *(extra or []),
         ],
@@ -433,31 +434,13 @@ def _cycle_resources(p: Path) -> None:
 
 @_kind("length_self.pdf", "either", "a content stream's /Length is an indirect object that is a ref to itself")
 def _length_self(p: Path) -> None:
-    content = _text("Length refers to itself.")
-    p.write_bytes(_pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        _stream(content, length=b"6 0 R"),
-        FONT,
-        b"6 0 R",
-    ]))
+    p.write_bytes(_page_pdf(_text("Length refers to itself."), content_length=b"6 0 R", extra=[b"6 0 R"]))
 
 
 @_kind("length_cycle.pdf", "either", "a stream /Length -> 6 0 R -> 7 0 R -> 6 0 R (a two-object ref cycle)")
 def _length_cycle(p: Path) -> None:
     content = _text("Length refers round in a cycle.")
-    p.write_bytes(_pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        _stream(content, length=b"6 0 R"),
-        FONT,
-        b"7 0 R",
-        b"6 0 R",
-    ]))
+    p.write_bytes(_page_pdf(content, content_length=b"6 0 R", extra=[b"7 0 R", b"6 0 R"]))
 
 
 @_kind("kids_cycle.pdf", "either", "the page tree's /Kids contains the tree node itself (infinite page tree)")
