@@ -268,6 +268,7 @@ class Store:
         self._visual_cache: tuple[Any, list[tuple[str, int]], Any] | None = None
         self._pooled_cache: tuple[tuple[int, int], PooledView] | None = None
         self._book_cache: tuple[int, np.ndarray | None] | None = None
+        self._bytes_cache: tuple[int, int] | None = None
         self.codebook_vectors = int(stored.get("codebook_vectors") or 0)  # pooled vectors it was trained on
         self._names: set[str] | None = None
         if writable:
@@ -286,7 +287,7 @@ class Store:
         self.writable, self._visual_cache, self._names = False, None, None
         self.visual_index, self._pooled_cache = VisualIndexSpec(), None
         self.first_stage = "centroids"
-        self._book_cache, self.codebook_vectors = None, 0
+        self._book_cache, self._bytes_cache, self.codebook_vectors = None, None, 0
         return self
 
     def make_writable(self, unified_dim: int | None = None, visual_dim: int | None = None) -> None:
@@ -951,12 +952,17 @@ class Store:
         return [decode(a, spec.storage, dim) for a in arrow_to_multivectors(column)]
 
     def visual_vector_bytes(self) -> int:
-        """Bytes the visual vectors take in RAM as float16 (what exact search packs)."""
+        """Bytes the visual vectors take in RAM as float16 (what exact search packs); read once per version
+        of the visual table (every visual search asks)."""
         if not self.count("visual"):
             return 0
-        with self._reading("visual"):
-            col = _columns(self.table("visual"), ["n_vectors"]).column(0)
-        return int(np.sum(col.to_numpy(zero_copy_only=False))) * (self.visual_dim or MULTIVECTOR_DIM) * 2
+        tbl = self.table("visual")
+        if self._bytes_cache is None or self._bytes_cache[0] != tbl.version:
+            with self._reading("visual"):
+                col = _columns(tbl, ["n_vectors"]).column(0)
+            n = int(np.sum(col.to_numpy(zero_copy_only=False))) * (self.visual_dim or MULTIVECTOR_DIM) * 2
+            self._bytes_cache = (tbl.version, n)
+        return self._bytes_cache[1]
 
     def visual_method(self, method: str = "auto") -> str:
         """``exact`` or ``two-stage`` for ``method`` (``auto``: two-stage from ``TWO_STAGE_FROM_PAGES`` pages,
