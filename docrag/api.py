@@ -107,6 +107,7 @@ class Index:
                 profile=self.settings.profile,
                 writable=False,
                 visual_index=self.settings.visual_index,
+                storage_options=self.settings.storage_options,
             )
         return self._store
 
@@ -120,19 +121,30 @@ class Index:
         workers: int | None = None,
         lock_wait_s: float | None = None,
         on_lock_wait: Any = None,
+        engine: str = "local",
+        address: str | None = None,
     ) -> IngestReport:
         """Index PDFs and images (files or folders, recursive); unchanged documents are skipped.
 
         ``workers``: parsing processes (default: the usable cores; 0 parses in this process, without the
         time and memory budgets). Another writer on the same database is waited for (``lock_wait_s``).
+        ``engine="ray"`` runs parsing and embedding as Ray Data stages (``docrag[ray]``), on a local Ray or
+        the cluster at ``address``; the rows are written from here, with the same rules as locally.
         Ctrl-C raises ``docrag.pipeline.ingest.Interrupted`` with the report so far; rerun to resume.
         """
-        from docrag.pipeline.ingest import Ingestor, start_pool
+        from docrag.pipeline.ingest import ENGINES, Ingestor, start_pool
 
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+        if engine == "ray":
+            from docrag.pipeline.ray_engine import ray_available
+
+            if not ray_available():
+                raise ValueError("the Ray engine needs Ray Data: pip install 'docrag[ray]'")
         if isinstance(paths, (str, Path)):
             paths = [paths]
         self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
-        pool = start_pool(self.settings, workers)
+        pool = start_pool(self.settings, workers) if engine == "local" else None
         try:
             # The models load at the first batch to embed: the workers plan the first documents meanwhile.
             ingestor = Ingestor(
@@ -145,6 +157,8 @@ class Index:
                 lock_wait_s=lock_wait_s,
                 on_lock_wait=on_lock_wait,
                 pool=pool,
+                engine=engine,
+                ray_address=address,
             )
             return ingestor.run(list(paths), metadata)
         finally:
@@ -265,12 +279,17 @@ class Index:
 def open_index(db: str | Path, profile: str | None = None, config: str | Path | None = None, **overrides: Any) -> Index:
     """Open (or create) the database at ``db`` with a profile (cpu, gpu, lite), a TOML config and overrides.
 
-    A database remembers its models: reopening it without a profile reuses them.
+    ``db``: a folder, or an object storage URI (``s3://bucket/prefix``; endpoint and credentials from
+    ``storage_options={...}`` or the environment, AWS_*). A database remembers its models: reopening it
+    without a profile reuses them.
     """
     from docrag.indexes.models import ModelSpec
     from docrag.indexes.store import Store
 
-    stored = Store.stored_meta(db)
+    if isinstance(db, Path) and "://" not in str(db):
+        db = str(db)
+    options = load_settings(profile, config, **overrides).storage_options  # the file's, or the environment's
+    stored = Store.stored_meta(db, options or None)
     # A database remembers its profile: a config file without --profile (e.g. search settings) applies on
     # top of the database's profile, not of the default one.
     base_profile = profile if profile is not None or not stored else stored.get("profile")

@@ -196,30 +196,51 @@ if __name__ == "__main__":  # pragma: no cover
 
 ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="cpu (default), gpu or lite.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
-DbOpt = Annotated[Path, typer.Option("--db", help="Database directory (LanceDB).")]
+DbOpt = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="Database: a folder, or s3://bucket/prefix (endpoint and credentials from the environment, AWS_*, "
+        "or [storage_options] in --config).",
+    ),
+]
+
+
+def _is_uri(db: str) -> bool:
+    return "://" in db
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _open(db: Path, profile: str | None, config: Path | None, *, must_exist: bool = True) -> Any:
+def _open(db: str, profile: str | None, config: Path | None, *, must_exist: bool = True) -> Any:
     """The index at ``db``; a ``--db`` that is not a docrag database is one line and exit 2 (except for
     ``index``, which creates it)."""
     from docrag.api import open_index
     from docrag.indexes.store import StoreError
 
     if must_exist:
-        _require_db(db)
+        _require_db(db, config)
     try:
         return open_index(db, profile, config)
     except (ValueError, StoreError) as exc:
         _fail(str(exc))
 
 
-def _require_db(db: Path) -> None:
-    if "://" in str(db):
+def _require_db(db: str, config: Path | None = None) -> None:
+    if _is_uri(db):
+        from docrag.config import load_settings
+        from docrag.indexes.store import Store, StoreError
+
+        try:
+            tables = Store.unchecked(db, load_settings(None, config).storage_options).list_tables()
+        except (ValueError, StoreError) as exc:
+            _fail(str(exc))
+        if "documents" not in tables:
+            _fail(f"no docrag database at {db} (no documents table there): run `docrag index PATH --db {db}` first")
         return
-    if not db.exists():
+    path = Path(db)
+    if not path.exists():
         _fail(f"no database at {db}: run `docrag index PATH --db {db}` first")
-    if not db.is_dir() or not (db / "documents.lance").exists():
+    if not path.is_dir() or not (path / "documents.lance").exists():
         _fail(f"{db} is not a docrag database (no documents table in it)")
 
 
@@ -273,6 +294,12 @@ def index(
         float | None,
         typer.Option("--wait", help="Seconds to wait for another writer of --db (default: as long as it takes)."),
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (this machine's processes) or ray (Ray Data stages).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="With --engine ray: the Ray cluster to join (default: start one).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index PDFs and images: parse, route, embed, store. Unchanged files are skipped; re-runs resume."""
@@ -281,8 +308,12 @@ def index(
 
     from docrag.pipeline.ingest import Interrupted
 
-    if db.exists() and not db.is_dir():
+    if not _is_uri(db) and Path(db).exists() and not Path(db).is_dir():
         _fail(f"{db} is a file, not a database folder: give --db a folder (new or a docrag database)")
+    if engine not in ("local", "ray"):
+        _fail(f"unknown engine {engine!r}: choose local or ray")
+    if address and engine != "ray":
+        _fail("--address is for --engine ray")
     missing = [p for p in paths if not p.exists() and not p.is_symlink()]
     if len(missing) == len(paths):
         _fail(f"no such file or folder: {', '.join(map(str, missing))}")
@@ -324,7 +355,14 @@ def index(
         try:
             report = _models_guard(
                 lambda: idx.add(
-                    paths, metadata, progress, workers=workers, lock_wait_s=wait, on_lock_wait=on_lock_wait
+                    paths,
+                    metadata,
+                    progress,
+                    workers=workers,
+                    lock_wait_s=wait,
+                    on_lock_wait=on_lock_wait,
+                    engine=engine,
+                    address=address,
                 ),
                 idx,
             )
@@ -383,7 +421,7 @@ def _hit_json(h: Any) -> dict[str, Any]:
 @app.command()
 def search(
     query: Annotated[str | None, typer.Argument(help="The question (omit with --queries).")] = None,
-    db: DbOpt = Path("docrag.db"),
+    db: DbOpt = "docrag.db",
     k: Annotated[int, typer.Option("-k", help="Pages to return.")] = 10,
     legs: Annotated[str | None, typer.Option("--legs", help="Comma list of text,visual,bm25,image.")] = None,
     fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or weighted.")] = None,
@@ -582,10 +620,11 @@ def check(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify every table of a database (every row read) and each document's rows; --repair restores."""
+    from docrag.config import load_settings
     from docrag.indexes.store import Store, StoreError
 
     _require_db(db)
-    store = Store.unchecked(db)  # its model record may be what is unreadable
+    store = Store.unchecked(db, load_settings().storage_options)  # its model record may be what is unreadable
     try:
         result = store.check()
         if repair and not result["ok"]:

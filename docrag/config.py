@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Options for object storage databases (s3://…), as LanceDB takes them: aws_endpoint, "
+        "aws_region, aws_access_key_id, aws_secret_access_key, allow_http … Unset keys come from the "
+        "environment (AWS_*).",
+    )
     visual_index: VisualIndexSpec = Field(
         default_factory=VisualIndexSpec,
         description="How visual vectors are stored (float16/int8/binary, token pooling) and which first stage "

@@ -33,8 +33,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +96,6 @@ CODEBOOK_MIN_VECTORS = 1024  # pooled vectors needed before ``maintain`` trains 
 CODEBOOK_SAMPLE = 262_144  # pooled vectors the codebook is trained on
 RETRAIN_GROWTH = 4.0  # retrain the codebook when the pooled vectors grew this much since it was trained
 LANCE_INDEX_MIN_ROWS = 4096  # the lancedb first stage builds its IVF_PQ index from this many pages
-LOCK_FILE = ".docrag-writer.lock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +205,17 @@ def _short(exc: BaseException, width: int = 240) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _connect(uri: str, storage_options: dict[str, str] | None = None) -> Any:
+    """LanceDB's connection to ``uri`` (a folder, or any URI LanceDB accepts: s3://bucket/prefix …). Object
+    storage takes its endpoint and credentials from ``storage_options`` or the environment (AWS_*)."""
+    import lancedb
+
+    try:
+        return lancedb.connect(uri, storage_options=storage_options or None)
+    except Exception as exc:
+        raise StoreError(f"{uri}: cannot open the database ({_short(exc)})") from None
+
+
 def _ids(doc_id: str | Sequence[str], n: int) -> list[str]:
     return [doc_id] * n if isinstance(doc_id, str) else list(doc_id)
 
@@ -246,11 +254,12 @@ class Store:
         profile: str | None = None,
         writable: bool = True,
         visual_index: VisualIndexSpec | None = None,
+        storage_options: dict[str, str] | None = None,
     ) -> None:
-        import lancedb
-
         self.uri = str(uri)
-        self.db = lancedb.connect(self.uri)
+        self.storage_options = dict(storage_options or {})
+        self._lock: Any = None
+        self.db = _connect(self.uri, self.storage_options)
         stored = self._read_meta()
         self._stored_meta = stored
         self.visual_spec = self._check("visual", visual_spec, stored.get("visual_spec"))
@@ -275,13 +284,12 @@ class Store:
             self.make_writable()
 
     @classmethod
-    def unchecked(cls, uri: str | Path) -> Store:
+    def unchecked(cls, uri: str | Path, storage_options: dict[str, str] | None = None) -> Store:
         """The database opened without reading its model record, for ``check`` and ``repair`` (that record may
         be what is unreadable). Searching needs the ordinary constructor."""
-        import lancedb
-
         self = cls.__new__(cls)
-        self.uri, self.db = str(uri), lancedb.connect(str(uri))
+        self.storage_options, self._lock = dict(storage_options or {}), None
+        self.uri, self.db = str(uri), _connect(str(uri), self.storage_options)
         self._stored_meta, self.visual_spec, self.unified_spec = {}, None, None
         self.unified_dim, self.visual_dim, self.profile = None, None, None
         self.writable, self._visual_cache, self._names = False, None, None
@@ -313,9 +321,17 @@ class Store:
     def _tables(self) -> set[str]:
         # A reader lists the tables once (a database that is still being created is listed again).
         if self._names is None or self.writable or "documents" not in self._names:
-            names = self.db.list_tables()
+            try:
+                names = self.db.list_tables()
+            except Exception as exc:  # object storage: unreachable endpoint, bad credentials, no bucket
+                raise StoreError(f"{self.uri}: cannot list the database's tables ({_short(exc)})") from None
             self._names = set(getattr(names, "tables", names))
         return self._names
+
+    def list_tables(self) -> set[str]:
+        """The tables there now (a StoreError when the storage cannot be listed: bad endpoint, credentials…)."""
+        self._names = None
+        return set(self._tables())
 
     def _read_meta(self) -> dict[str, Any]:
         self._names = None
@@ -326,14 +342,15 @@ class Store:
         return {r["key"]: json.loads(r["value"]) for r in rows}
 
     @staticmethod
-    def stored_meta(uri: str | Path) -> dict[str, Any]:
+    def stored_meta(uri: str | Path, storage_options: dict[str, str] | None = None) -> dict[str, Any]:
         """What a database says about itself (model specs, vector size, profile); {} when there is none."""
         if "://" not in str(uri) and not Path(uri).exists():
             return {}
-        import lancedb
-
-        db = lancedb.connect(str(uri))
-        names = db.list_tables()
+        db = _connect(str(uri), storage_options)
+        try:
+            names = db.list_tables()
+        except Exception as exc:
+            raise StoreError(f"{uri}: cannot list the database's tables ({_short(exc)})") from None
         if "meta" not in set(getattr(names, "tables", names)):
             return {}
         return {r["key"]: json.loads(r["value"]) for r in db.open_table("meta").to_arrow().to_pylist()}
@@ -399,6 +416,11 @@ class Store:
         """Any failure writing table ``name`` (full disk, read-only mount, I/O error) becomes a StoreError."""
         if not self.writable:
             raise StoreError(f"{self.uri}: opened read-only; cannot write table {name!r}")
+        if getattr(self._lock, "lost", False):
+            raise StoreError(
+                f"{self.uri}: this writer's lock expired (it stalled longer than the lease) and another writer "
+                "may have taken it; stopped writing — run the command again"
+            )
         try:
             yield
         except (StoreError, ModelMismatchError):
@@ -410,47 +432,26 @@ class Store:
     def writer_lock(
         self, wait_s: float | None = None, on_wait: Callable[[str], None] | None = None
     ) -> Iterator[None]:
-        """Hold the database's writer lock (one writer at a time). A lock held by another process is waited
-        for (``wait_s`` seconds, None: as long as it takes; ``on_wait`` hears who holds it once), then
-        ``LockTimeout``. The lock is an ``flock`` on a file in the database directory: the kernel releases it
-        when its process dies, so a killed writer never leaves a stale lock. Object storage URIs have no lock:
-        run one writer at a time there."""
-        if "://" in self.uri:
-            yield
-            return
-        import fcntl
+        """Hold the database's writer lock (one writer at a time; ``indexes/locks.py``). A lock held by
+        another process is waited for (``wait_s`` seconds, None: as long as it takes; ``on_wait`` hears who
+        holds it once), then ``LockTimeout``. A local folder's lock is an ``flock`` (a killed writer never
+        leaves it behind); an ``s3://`` database's is a lease object renewed while it is held (a killed
+        writer's lease expires). Other object stores have no lock: writing there is refused."""
+        from .locks import LockError, hold_writer_lock
+        from .locks import LockTimeout as _Timeout
 
-        Path(self.uri).mkdir(parents=True, exist_ok=True)
-        path = Path(self.uri) / LOCK_FILE
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"{self.uri}: cannot create the writer lock ({exc.strerror})") from None
-        try:
-            deadline = None if wait_s is None else time.monotonic() + wait_s
-            told = False
-            while True:
+            with hold_writer_lock(self.uri, self.storage_options, wait_s, on_wait) as lock:
+                self._lock = lock
+                self._names = None
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
-                    if deadline is not None and time.monotonic() >= deadline:
-                        msg = f"{self.uri} is being written by {holder}; try again when it is done"
-                        raise LockTimeout(msg) from None
-                    if not told and on_wait is not None:
-                        on_wait(holder)
-                        told = True
-                    time.sleep(0.2)
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"pid {os.getpid()} (since {time.strftime('%H:%M:%S')})".encode(), 0)
-            self._names = None
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            os.close(fd)  # releases the flock
+                    yield
+                finally:
+                    self._lock = None
+        except _Timeout as exc:
+            raise LockTimeout(str(exc)) from None
+        except LockError as exc:
+            raise StoreError(str(exc)) from None
 
     def _check(self, leg: str, given: ModelSpec | None, stored: Any) -> ModelSpec | None:
         if stored is None:

@@ -31,6 +31,7 @@ from docrag.indexes.store import StoreError
 from docrag.parsers import discover
 
 from .plan import PagePlan, PlanOptions
+from .rows import EmbeddedRows, embed_plans, write_rows
 from .workers import Job, PlanPool, default_workers, run_inline
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ __all__ = ["IngestReport", "Ingestor", "Interrupted", "file_sha256", "remove_doc
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, dict[str, Any]], None]  # (event, data) for progress bars
+ENGINES = ("local", "ray")  # where the plan and embed steps run: this machine's processes, or Ray Data
 
 
 @dataclass(slots=True)
@@ -122,6 +124,8 @@ class Ingestor:
     Embedders may be given as zero-argument callables: they are loaded at the first batch to embed, so the
     workers plan the first documents while the models load. ``workers``: parsing processes (None: the
     usable cores; 0: plan in this process, without isolation); ``pool``: a pool the caller started.
+    ``engine``: "local" (this machine's worker processes) or "ray" (Ray Data stages, ``pipeline.ray_engine``;
+    ``ray_address`` joins a cluster): the bookkeeping, the writes and the ``ready`` rule are the same.
     """
 
     def __init__(
@@ -135,8 +139,14 @@ class Ingestor:
         lock_wait_s: float | None = None,
         on_lock_wait: Callable[[str], None] | None = None,
         pool: PlanPool | None = None,
+        engine: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         from docrag.indexes.unified import unified_class
+
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+        self.engine, self.ray_address = engine, ray_address
 
         self.store, self.settings = store, settings
         self._unified, self._visual = unified, visual
@@ -226,7 +236,7 @@ class Ingestor:
             self.store.make_writable(unified_dim=dim, visual_dim=vdim)
             try:
                 todo = self._bookkeeping(paths, report)
-                if todo:  # nothing to embed, nothing to load
+                if todo and self.engine == "local":  # nothing to embed, nothing to load (Ray: in its actors)
                     self._start_loading()
                 self._index(todo, metadata or {}, report)
             except KeyboardInterrupt:
@@ -311,29 +321,52 @@ class Ingestor:
                 store.set_paths(doc_id, plist)
         return list(todo.values())
 
+    def _fail(self, doc: _Doc, reason: str, report: IngestReport) -> None:
+        doc.failed = True
+        report.failed.append({"file": doc.path, "error": reason})
+        try:
+            self.store.delete_document(doc.doc_id)
+        except StoreError as exc:  # it stays invisible (status indexing); the next run cleans it up
+            log.warning("%s: partial rows left (not visible): %s", doc.path, exc)
+
+    def _finish(self, doc: _Doc, report: IngestReport) -> None:
+        """All of the document's rows are in: it becomes visible."""
+        self.store.mark_ready(doc.doc_id, doc.counts, doc.paths)
+        doc.ready = True
+        report.indexed += 1
+        report.pages += doc.counts["pages"]
+        for r, n in doc.routes.items():
+            report.routes[r] = report.routes.get(r, 0) + n
+
+    def _header(
+        self, doc: _Doc, n_pages: int, warnings: list[str], metadata: dict[str, Any], report: IngestReport
+    ) -> None:
+        doc.n_pages = n_pages
+        report.warnings.extend({"file": doc.path, "warning": w} for w in warnings)
+        try:
+            self._start(doc, metadata)
+        except StoreError as exc:
+            self._fail(doc, str(exc), report)
+            raise
+        self._tick("document", file=doc.path, pages=doc.n_pages)
+
+    def _stopped(self, todo: list[_Doc], where: str, why: str, report: IngestReport) -> None:
+        """The run cannot go on (storage failed, the Ray pipeline died): the documents not finished are
+        deleted (or left invisible) for the next run."""
+        report.failed.append({"file": where, "error": f"the run stopped: {why}"})
+        for d in todo:
+            if not d.failed and not d.ready:
+                with contextlib.suppress(StoreError):
+                    self.store.delete_document(d.doc_id)
+
     def _index(self, todo: list[_Doc], metadata: dict[str, Any], report: IngestReport) -> None:
         if not todo:
             return
+        if self.engine == "ray":
+            return self._index_ray(todo, metadata, report)
         by_job = {d.job.id: d for d in todo}
         buffer: list[tuple[_Doc, PagePlan]] = []
         flush_at = max(self.settings.ingest.page_batch, 1)
-
-        def fail(doc: _Doc, reason: str) -> None:
-            doc.failed = True
-            report.failed.append({"file": doc.path, "error": reason})
-            try:
-                self.store.delete_document(doc.doc_id)
-            except StoreError as exc:  # it stays invisible (status indexing); the next run cleans it up
-                log.warning("%s: partial rows left (not visible): %s", doc.path, exc)
-
-        def finish(doc: _Doc) -> None:
-            """All of the document's rows are in: it becomes visible."""
-            self.store.mark_ready(doc.doc_id, doc.counts, doc.paths)
-            doc.ready = True
-            report.indexed += 1
-            report.pages += doc.counts["pages"]
-            for r, n in doc.routes.items():
-                report.routes[r] = report.routes.get(r, 0) + n
 
         def flush() -> None:
             batch = [(d, p) for d, p in buffer if not d.failed]
@@ -344,12 +377,12 @@ class Ingestor:
                     self._write(batch)
                 except StoreError as exc:
                     for d in docs:
-                        fail(d, str(exc))
+                        self._fail(d, str(exc), report)
                     raise
             for d in docs:
                 d.in_buffer = 0
                 if d.done:
-                    finish(d)
+                    self._finish(d, report)
 
         own = self.pool is None
         pool = self.pool if not own else start_pool(self.settings, self.workers)
@@ -360,14 +393,7 @@ class Ingestor:
                 if kind == "header" and doc.started:  # planned again (element extraction gave up): same doc
                     continue
                 if kind == "header":
-                    doc.n_pages = data["n_pages"]
-                    report.warnings.extend({"file": doc.path, "warning": w} for w in data["warnings"])
-                    try:
-                        self._start(doc, metadata)
-                    except StoreError as exc:
-                        fail(doc, str(exc))
-                        raise
-                    self._tick("document", file=doc.path, pages=doc.n_pages)
+                    self._header(doc, data["n_pages"], data["warnings"], metadata, report)
                 elif kind == "pages":
                     buffer.extend((doc, p) for p in data)
                     doc.in_buffer += len(data)
@@ -380,20 +406,76 @@ class Ingestor:
                 elif kind == "done":
                     doc.done = True
                     if not doc.in_buffer:
-                        finish(doc)
+                        self._finish(doc, report)
                 elif kind == "failed":
-                    fail(doc, data)
+                    self._fail(doc, data, report)
                     self._tick("skipped", file=doc.path)
             flush()
         except StoreError as exc:
-            report.failed.append({"file": self.store.uri, "error": f"the run stopped: {exc}"})
-            for d in todo:
-                if not d.failed and not d.ready:
-                    with contextlib.suppress(StoreError):
-                        self.store.delete_document(d.doc_id)
+            self._stopped(todo, self.store.uri, str(exc), report)
         finally:
             if pool is not None and own:
                 pool.close()
+            report.pending = sum(1 for d in todo if not d.failed and not d.ready)
+
+    def _index_ray(self, todo: list[_Doc], metadata: dict[str, Any], report: IngestReport) -> None:
+        """The same run on Ray Data (``pipeline.ray_engine``): plans and embeddings come from Ray stages; the
+        rows are written here, and each document flips to ``ready`` once all its planned pages are in."""
+        from .ray_engine import RayPipelineError, ray_events
+
+        by_job = {d.job.id: d for d in todo}
+        by_id = {d.doc_id: d for d in todo}
+        planned: dict[str, int] = {}
+        uses_unstructured = self.settings.ingest.elements == "unstructured"
+        preload = ("docrag.parsers.elements", "unstructured.partition.pdf") if uses_unstructured else ()
+
+        def maybe_finish(doc: _Doc) -> None:
+            if not doc.failed and not doc.ready and doc.done and doc.counts["pages"] >= planned.get(doc.doc_id, 0):
+                self._finish(doc, report)
+
+        try:
+            events = ray_events(
+                [(d.job.id, d.doc_id, d.path) for d in todo],
+                self.options,
+                self.settings,
+                visual=self._visual is not None,
+                address=self.ray_address,
+                preload=preload,
+            )
+            for ev in events:
+                if ev.kind == "rows":
+                    rows = ev.rows.only({d for d, doc in by_id.items() if not doc.failed})
+                    if not rows.pages.get("doc_id"):
+                        continue
+                    if not self.store.unified_dim or (rows.visual_dim and not self.store.visual_dim):
+                        self.store.make_writable(unified_dim=rows.unified_dim, visual_dim=rows.visual_dim)
+                    docs = {d: by_id[d] for d in set(rows.pages["doc_id"])}
+                    try:
+                        self._store_rows(rows, docs)
+                    except StoreError as exc:
+                        for d in docs.values():
+                            self._fail(d, str(exc), report)
+                        raise
+                    for d in docs.values():
+                        maybe_finish(d)
+                    continue
+                doc = by_job[ev.job]
+                if doc.failed:
+                    continue
+                if ev.kind == "header":
+                    self._header(doc, ev.n_pages, ev.warnings or [], metadata, report)
+                elif ev.kind == "end":
+                    doc.done = True
+                    planned[doc.doc_id] = ev.planned
+                    maybe_finish(doc)
+                elif ev.kind == "failed":
+                    self._fail(doc, ev.error, report)
+                    self._tick("skipped", file=doc.path)
+        except StoreError as exc:
+            self._stopped(todo, self.store.uri, str(exc), report)
+        except RayPipelineError as exc:
+            self._stopped(todo, f"ray ({self.ray_address or 'local'})", f"the Ray pipeline failed: {exc}", report)
+        finally:
             report.pending = sum(1 for d in todo if not d.failed and not d.ready)
 
     def _start(self, doc: _Doc, metadata: dict[str, Any]) -> None:
@@ -408,68 +490,24 @@ class Ingestor:
     # -- embed and store -------------------------------------------------------------------------------------
     def _write(self, batch: Sequence[tuple[_Doc, PagePlan]]) -> None:
         """Embed the plans of several documents together and write their rows (each row carries its doc_id)."""
-        import json
+        unified, visual = self.unified, self.visual  # loads the models at the first batch
+        rows = embed_plans([(d.doc_id, p) for d, p in batch], unified, visual, self.settings.ingest)
+        docs = {d.doc_id: d for d, _ in batch}
+        self._store_rows(rows, docs)
 
-        from docrag.indexes.unified import chunk_page_texts
-
-        store, cfg = self.store, self.settings.ingest
-        unified = self.unified  # loads the models at the first batch
-        visual = [(d, p) for d, p in batch if p.visual_image is not None and self.visual is not None]
-        if visual:
-            vectors = self.visual.embed_images([p.visual_image for _, p in visual])
-            store.add_visual([d.doc_id for d, _ in visual], [p.number for _, p in visual], vectors)
-            for d, _ in visual:
-                d.counts["visual"] += 1
-            self._tick("leg", leg="visual", n=len(visual))
-        chunk_docs, chunk_pages, chunk_ids, chunk_texts, embed_texts = [], [], [], [], []
-        by_doc: dict[int, tuple[_Doc, list[PagePlan]]] = {}
-        for d, p in batch:
-            by_doc.setdefault(id(d), (d, []))[1].append(p)
-        for d, plans in by_doc.values():
-            inputs = [(p.number, p.texts) for p in plans if p.texts]
-            contexts = {p.number: p.captions for p in plans} if cfg.caption_context else None
-            for c in chunk_page_texts(inputs, unified, cfg.chunk_max_tokens, cfg.chunk_overlap, contexts):
-                chunk_docs.append(d)
-                chunk_pages.append(c.page)
-                chunk_ids.append(c.index)
-                chunk_texts.append(c.text)
-                embed_texts.append(c.embed_text)
-        if embed_texts:
-            vectors = unified.embed_documents(embed_texts)
-            store.add_chunks([d.doc_id for d in chunk_docs], chunk_pages, chunk_ids, chunk_texts, vectors)
-            for d in chunk_docs:
-                d.counts["chunks"] += 1
-            self._tick("leg", leg="text", n=len(embed_texts))
-        figures = [(d, p, i, f) for d, p in batch for i, f in enumerate(p.figures)]
-        if figures:
-            vectors = unified.embed_images([f.image for *_, f in figures])
-            store.add_images(
-                [d.doc_id for d, *_ in figures],
-                [p.number for _, p, _, _ in figures],
-                [f.bbox for *_, f in figures],
-                vectors,
-                image_ids=[i for _, _, i, _ in figures],
-            )
-            for d, *_ in figures:
-                d.counts["images"] += 1
-            self._tick("leg", leg="image", n=len(figures))
-        store.add_pages(
-            {
-                "doc_id": [d.doc_id for d, _ in batch],
-                "page": [p.number for _, p in batch],
-                "route": [p.route.route for _, p in batch],
-                "label": [p.route.label for _, p in batch],
-                "confidence": [p.route.confidence for _, p in batch],
-                "reasons": [json.dumps(p.route.reasons, ensure_ascii=False) for _, p in batch],
-                "signals": [json.dumps(p.route.signals) for _, p in batch],
-                "text": [p.text for _, p in batch],
-                "thumbnail": [p.thumbnail for _, p in batch],
-            }
-        )
-        for d, p in batch:
-            d.counts["pages"] += 1
-            d.routes[p.route.route] = d.routes.get(p.route.route, 0) + 1
-        self._tick("pages", n=len(batch))
+    def _store_rows(self, rows: EmbeddedRows, docs: dict[str, _Doc]) -> None:
+        """Write embedded rows and count them against their documents."""
+        write_rows(self.store, rows)
+        for doc_id, n in rows.counts().items():
+            for k, v in n.items():
+                docs[doc_id].counts[k] += v
+        for doc_id, routes in rows.routes().items():
+            for r, v in routes.items():
+                docs[doc_id].routes[r] = docs[doc_id].routes.get(r, 0) + v
+        for leg, n in rows.legs().items():
+            if n:
+                self._tick("leg", leg=leg, n=n)
+        self._tick("pages", n=len(rows.pages.get("doc_id", [])))
 
 
 def start_pool(settings: Settings, workers: int | None = None) -> PlanPool | None:

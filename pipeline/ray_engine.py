@@ -1,0 +1,255 @@
+"""Indexing on Ray Data: the same two steps as the local engine, as Ray stages (``docrag[ray]``).
+
+::
+
+    documents to index (the driver's bookkeeping: hashes, skip-unchanged, removed paths — as locally)
+      → plan   actor pool on CPUs: each actor keeps one isolated plan worker (``pipeline.workers.PlanPool``),
+               so the time and memory budgets, kill-and-replace and per-file failures are the local ones
+      → embed  actor pool: one actor per GPU (``num_gpus=1``), else one per node sharing its cores with
+               parsing (as the local engine's own process does); ``pipeline.rows.embed_plans``
+      → write  in the driver, which holds the writer lock: ``pipeline.rows.write_rows``, then each document
+               flips to ``ready`` once all its pages are in (``Ingestor``'s bookkeeping)
+
+Rows stream through the stages (Ray Data's streaming executor): the plan of a 1,000-page document never
+waits in memory whole. Without an address Ray starts on this machine; with one (``ray://…`` or
+``host:port``, or ``auto``) the pipeline joins that cluster, whose workers need docrag installed and the
+files at the same paths (a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .rows import EmbeddedRows, embed_plans
+
+if TYPE_CHECKING:
+    from docrag.config import Settings
+
+    from .plan import PlanOptions
+
+__all__ = ["RayEvent", "RayPipelineError", "ray_available", "ray_events"]
+
+log = logging.getLogger(__name__)
+
+
+def ray_available() -> bool:
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _require_ray() -> Any:
+    if not ray_available():
+        raise ValueError("the Ray engine needs Ray Data: pip install 'docrag[ray]'")
+    import ray
+
+    return ray
+
+
+def start_ray(address: str | None = None) -> Any:
+    """Ray, initialised: joined to ``address``, or started on this machine (or the one already running)."""
+    ray = _require_ray()
+    if not ray.is_initialized():
+        verbose = logging.getLogger("docrag").getEffectiveLevel() <= logging.INFO
+        level = logging.INFO if verbose else logging.ERROR  # quiet by default, like the rest of docrag
+        kwargs: dict[str, Any] = {"log_to_driver": verbose, "logging_level": level}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["include_dashboard"] = False
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(level)
+        try:
+            with warnings.catch_warnings():
+                # lancedb warns about fork when Ray starts its processes (fork + exec: nothing is shared).
+                warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
+                ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            raise ValueError(f"cannot start or join {where}: {str(exc).splitlines()[0][:300]}") from None
+        from ray.data import DataContext
+
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+    return ray
+
+
+class RayPipelineError(RuntimeError):
+    """The Ray pipeline itself failed (an actor or a node died, the cluster went away): the run stops."""
+
+
+@dataclass(slots=True)
+class RayEvent:
+    """What the pipeline hands the driver: a document's header, its embedded rows, or its end."""
+
+    job: int
+    kind: str  # "header" | "rows" | "end" | "failed"
+    n_pages: int = 0
+    warnings: list[str] | None = None
+    rows: EmbeddedRows | None = None
+    planned: int = 0  # "end": how many page plans the document gave
+    error: str = ""
+
+
+class _PlanStage:
+    """A Ray actor: plans documents one at a time in its own isolated worker process."""
+
+    def __init__(self, options: PlanOptions, preload: tuple[str, ...]) -> None:
+        from .workers import PlanPool
+
+        self.options = options
+        self.pool = PlanPool(1, options.limits, preload).__enter__()
+
+    def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        from .workers import Job
+
+        for job_id, doc_id, path in zip(batch["job"], batch["doc_id"], batch["path"], strict=True):
+            job = Job(int(job_id), str(path), self.options)
+            planned, header_sent = 0, False
+            for _, kind, data in self.pool.run([job]):
+                if kind == "header" and not header_sent:
+                    header_sent = True
+                    yield _event_batch(RayEvent(job.id, "header", data["n_pages"], list(data["warnings"])))
+                elif kind == "pages":
+                    planned += len(data)
+                    n = len(data)
+                    yield {"job": [job.id] * n, "doc_id": [str(doc_id)] * n, "kind": ["plan"] * n,
+                           "event": [None] * n, "plan": list(data)}
+                    self.pool.more(job)
+                elif kind == "done":
+                    yield _event_batch(RayEvent(job.id, "end", planned=planned))
+                elif kind == "failed":
+                    yield _event_batch(RayEvent(job.id, "failed", error=str(data)))
+
+    def __del__(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.close()
+
+
+def _event_batch(event: RayEvent) -> dict[str, list[Any]]:
+    return {"job": [event.job], "doc_id": [""], "kind": ["event"], "event": [event], "plan": [None]}
+
+
+class _EmbedStage:
+    """A Ray actor holding the embedders: embeds the plans of a batch of pages (several documents)."""
+
+    def __init__(self, settings: Settings, visual: bool, threads: int) -> None:
+        from docrag.indexes.multivector import MultiVectorEmbedder
+        from docrag.indexes.unified import create_unified
+
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.settings = settings
+        self.unified = create_unified(settings.unified)
+        self.visual = MultiVectorEmbedder(settings.visual) if visual and settings.visual is not None else None
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        events: list[RayEvent] = []
+        plans: list[tuple[int, str, Any]] = []
+        for job, doc_id, kind, event, plan in zip(
+            batch["job"], batch["doc_id"], batch["kind"], batch["event"], batch["plan"], strict=True
+        ):
+            if kind == "plan":
+                plans.append((int(job), str(doc_id), plan))
+            else:
+                events.append(event)
+        if plans:
+            try:
+                rows = embed_plans([(d, p) for _, d, p in plans], self.unified, self.visual, self.settings.ingest)
+                events.append(RayEvent(-1, "rows", rows=rows))
+            except Exception as exc:  # one bad batch fails its documents, not the run
+                reason = f"embedding failed: {exc.__class__.__name__}: {str(exc)[:300]}"
+                events.extend(RayEvent(j, "failed", error=reason) for j in sorted({j for j, _, _ in plans}))
+        return {"event": events}
+
+
+def _no_restarts() -> dict[str, Any]:
+    # Ray Data restarts its actors by default and notes on stderr, for each, that a restart could fail.
+    return {"max_restarts": 0}
+
+
+def ray_events(
+    jobs: list[tuple[int, str, str]],
+    options: PlanOptions,
+    settings: Settings,
+    *,
+    visual: bool,
+    address: str | None = None,
+    preload: tuple[str, ...] = (),
+) -> Iterator[RayEvent]:
+    """Run the plan and embed stages over ``jobs`` ((job id, doc_id, path)) and yield their events as they
+    come (the driver writes the rows; ``rows`` events name their documents by doc_id)."""
+    ray = start_ray(address)
+    resources = ray.cluster_resources()
+    cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
+    nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
+    if gpus:
+        embed_actors, embed_res = gpus, {"num_gpus": 1, "num_cpus": 1}
+        plan_actors = max(1, cpus - gpus)
+    else:
+        embed_actors, embed_res = nodes, {"num_cpus": 0}  # shares the cores with parsing, as locally
+        plan_actors = max(1, cpus)
+    threads = 0 if gpus else max(1, (os.cpu_count() or 1))
+    items = [{"job": j, "doc_id": d, "path": p} for j, d, p in jobs]
+    with warnings.catch_warnings():
+        # ray_remote_args_fn is the one way to set max_restarts on Ray Data's actors in 2.60 (deprecated for
+        # 2.64: the extra pins ray below it).
+        warnings.filterwarnings("ignore", message=".*ray_remote_args_fn", category=Warning)
+        ds = _pipeline(ray, items, options, settings, visual, preload, plan_actors, embed_actors, embed_res, threads)
+    batches = ds.iter_batches(batch_size=None, batch_format="numpy")
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise RayPipelineError(f"{exc.__class__.__name__}: {first[:300]}") from exc
+        yield from batch["event"]
+
+
+def _pipeline(
+    ray: Any,
+    items: list[dict[str, Any]],
+    options: PlanOptions,
+    settings: Settings,
+    visual: bool,
+    preload: tuple[str, ...],
+    plan_actors: int,
+    embed_actors: int,
+    embed_res: dict[str, Any],
+    threads: int,
+) -> Any:
+    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    ds = ds.map_batches(
+        _PlanStage,
+        fn_constructor_kwargs={"options": options, "preload": preload},
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=min(plan_actors, max(1, len(items)))),
+        num_cpus=1,
+        # A plan actor does not die of a bad file (its worker process does, and is replaced); one that dies
+        # anyway (the node went away) stops the run, and the next run resumes where it stopped.
+        ray_remote_args_fn=_no_restarts,
+    )
+    ds = ds.map_batches(
+        _EmbedStage,
+        fn_constructor_kwargs={"settings": settings, "visual": visual, "threads": threads},
+        batch_size=max(1, settings.ingest.page_batch),
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=embed_actors),
+        ray_remote_args_fn=_no_restarts,
+        **embed_res,
+    )
+    return ds
