@@ -322,7 +322,7 @@ def index(
     err = Console(stderr=True)
 
     def on_lock_wait(holder: str) -> None:
-        err.print(f"waiting: {db} is being written by {holder}", highlight=False, markup=False)
+        err.print(f"waiting: {db} is being written by {holder}", highlight=False, markup=False, soft_wrap=True)
 
     with Progress(
         TextColumn("{task.description:>10}"),

@@ -55,7 +55,7 @@ def hold_writer_lock(
     storage_options: Mapping[str, str] | None = None,
     wait_s: float | None = None,
     on_wait: Callable[[str], None] | None = None,
-    lease_s: float = LEASE_S,
+    lease_s: float | None = None,
 ) -> Iterator[Any]:
     """Hold the writer lock of the database at ``uri`` (wait ``wait_s`` seconds, None: as long as it takes;
     ``on_wait`` hears who holds it, once). Yields the lock (``.lost`` is True if an S3 lease was broken)."""
@@ -64,7 +64,7 @@ def hold_writer_lock(
         with _file_lock(uri.split("://", 1)[-1], wait_s, on_wait) as lock:
             yield lock
     elif scheme in ("s3", "s3a"):
-        lock = _S3Lease(uri, storage_options or {}, lease_s)
+        lock = _S3Lease(uri, storage_options or {}, lease_s or LEASE_S)
         lock.acquire(wait_s, on_wait)
         try:
             yield lock
@@ -121,8 +121,8 @@ def _option(options: Mapping[str, str], *names: str) -> str | None:
     for name in names:
         if lowered.get(name):
             return str(lowered[name])
-    for name in names:
-        if os.environ.get(name.upper()):
+    for name in names:  # the environment: AWS_* names only
+        if name.startswith("aws_") and os.environ.get(name.upper()):
             return os.environ[name.upper()]
     return None
 

@@ -205,6 +205,29 @@ def _short(exc: BaseException, width: int = 240) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+_S3_CODES = {
+    "NoSuchBucket": "the bucket does not exist",
+    "AccessDenied": "access denied: check the credentials and the bucket's policy",
+    "InvalidAccessKeyId": "the access key is not known to the store: check the credentials",
+    "SignatureDoesNotMatch": "the secret key is wrong: check the credentials",
+    "ExpiredToken": "the session token has expired",
+}
+
+
+def _storage_reason(exc: BaseException) -> str:
+    """Object storage's error in a few words (the object store's own messages run to a screenful)."""
+    import re
+
+    text = str(exc)
+    code = re.search(r"<Code>(\w+)</Code>", text)
+    if code:
+        return _S3_CODES.get(code.group(1), code.group(1))
+    if re.search(r"ConnectionRefused|tcp connect error|dns error|Connect, ConnectError|timed out", text):
+        host = re.search(r"uri: Some\((\w+://[^/)]+)", text)
+        return f"cannot reach the storage endpoint{' ' + host.group(1) if host else ''}"
+    return _short(exc)
+
+
 def _connect(uri: str, storage_options: dict[str, str] | None = None) -> Any:
     """LanceDB's connection to ``uri`` (a folder, or any URI LanceDB accepts: s3://bucket/prefix …). Object
     storage takes its endpoint and credentials from ``storage_options`` or the environment (AWS_*)."""
@@ -213,7 +236,7 @@ def _connect(uri: str, storage_options: dict[str, str] | None = None) -> Any:
     try:
         return lancedb.connect(uri, storage_options=storage_options or None)
     except Exception as exc:
-        raise StoreError(f"{uri}: cannot open the database ({_short(exc)})") from None
+        raise StoreError(f"{uri}: cannot open the database ({_storage_reason(exc)})") from None
 
 
 def _ids(doc_id: str | Sequence[str], n: int) -> list[str]:
@@ -324,7 +347,7 @@ class Store:
             try:
                 names = self.db.list_tables()
             except Exception as exc:  # object storage: unreachable endpoint, bad credentials, no bucket
-                raise StoreError(f"{self.uri}: cannot list the database's tables ({_short(exc)})") from None
+                raise StoreError(f"{self.uri}: cannot list the database's tables ({_storage_reason(exc)})") from None
             self._names = set(getattr(names, "tables", names))
         return self._names
 
@@ -350,7 +373,7 @@ class Store:
         try:
             names = db.list_tables()
         except Exception as exc:
-            raise StoreError(f"{uri}: cannot list the database's tables ({_short(exc)})") from None
+            raise StoreError(f"{uri}: cannot list the database's tables ({_storage_reason(exc)})") from None
         if "meta" not in set(getattr(names, "tables", names)):
             return {}
         return {r["key"]: json.loads(r["value"]) for r in db.open_table("meta").to_arrow().to_pylist()}

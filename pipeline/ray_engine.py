@@ -207,7 +207,7 @@ def ray_events(
         # 2.64: the extra pins ray below it).
         warnings.filterwarnings("ignore", message=".*ray_remote_args_fn", category=Warning)
         ds = _pipeline(ray, items, options, settings, visual, preload, plan_actors, embed_actors, embed_res, threads)
-    batches = ds.iter_batches(batch_size=None, batch_format="numpy")
+    batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy"))
     while True:
         try:
             batch = next(batches)

@@ -102,3 +102,23 @@ def page_images():
             d.rectangle([8, y, w - 8 - 7 * i, y + 5], fill=(30 + 40 * i, 30, 30))
         out.append(img)
     return out
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A local S3 emulator (moto, 127.0.0.1) with a bucket; its storage options and AWS_* environment."""
+    from s3server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the session's Ray-engine tests (it starts in a few seconds; shut down at the end)."""
+    from docrag.pipeline.ray_engine import start_ray
+
+    ray = start_ray()
+    yield ray
+    ray.shutdown()

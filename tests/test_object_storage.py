@@ -1,0 +1,132 @@
+"""Databases on object storage, against a local S3 emulator (moto on 127.0.0.1): the CLI, mistakes, and the
+writer lock's lease (wait, take over a dead writer's lease, refuse writes after losing it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.s3
+
+EXE = str(Path(sys.executable).parent / "docrag")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**env, "DOCRAG_INGEST__ELEMENTS": "text-layer"}
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def one_line(res: subprocess.CompletedProcess, *words: str) -> None:
+    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    for w in words:
+        assert w in res.stderr, res.stderr
+
+
+def test_cli_on_s3_index_search_stats_show_check_remove(s3, tmp_path):
+    db = s3.uri("cli")
+    res = run(s3.env, "index", str(EXAMPLES), "--db", db, "--profile", "lite", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["indexed"] == 4
+    prefix = db.split("/", 3)[3]
+    keys = s3.keys(prefix)
+    assert any(k.startswith(f"{prefix}/documents.lance/") for k in keys)
+    assert not any(k.endswith(".docrag-writer.lock") for k in keys)  # released at the end of the run
+
+    again = run(s3.env, "index", str(EXAMPLES), "--db", db, "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["skipped"] == 4
+
+    stats = json.loads(run(s3.env, "stats", "--db", db, "--json").stdout)
+    assert stats["documents"] == 4 and stats["incomplete_documents"] == 0
+
+    hits = json.loads(run(s3.env, "search", "Huckleberry widow Miss Watson", "--db", db, "-k", "3", "--json").stdout)
+    assert Path(hits["hits"][0]["file"]).name == "huckfinn_scan.pdf"
+
+    out = tmp_path / "page.png"
+    res = run(s3.env, "show", "huckfinn_scan.pdf", "1", "--db", db, "--out", str(out))
+    assert res.returncode == 0 and out.stat().st_size > 1000, res.stderr
+
+    check = json.loads(run(s3.env, "check", "--db", db, "--json").stdout)
+    assert check["ok"] and check["tables"]["documents"]["rows"] == 4
+
+    res = run(s3.env, "remove", str(EXAMPLES / "zoo_excerpt.pdf"), "--db", db, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(run(s3.env, "stats", "--db", db, "--json").stdout)["documents"] == 3
+
+
+def test_object_storage_mistakes_get_one_line(s3):
+    one_line(run(s3.env, "search", "x", "--db", s3.uri("nothing")), "no docrag database at s3://")
+    one_line(run(s3.env, "stats", "--db", "s3://no-such-bucket/db"), "the bucket does not exist")
+    dead = {**s3.env, "AWS_ENDPOINT": "http://127.0.0.1:9", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    one_line(run(dead, "stats", "--db", s3.uri()), "cannot reach the storage endpoint http://127.0.0.1:9")
+    # No writer lock for this kind of storage: refused rather than racing another writer.
+    one_line(run(s3.env, "index", str(EXAMPLES), "--db", "memory://db", "--profile", "lite"), "no writer lock")
+
+
+def test_a_second_writer_on_s3_waits_and_says_so(s3):
+    from docrag.indexes.store import LockTimeout, Store
+
+    db = s3.uri("lock")
+    store = Store(db, storage_options=s3.options)
+    with store.writer_lock():
+        res = run(s3.env, "index", str(EXAMPLES), "--db", db, "--profile", "lite", "--wait", "1")
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 2 and lines[0].startswith("waiting: ") and "being written by pid" in lines[1], lines
+        with pytest.raises(LockTimeout):
+            with Store(db, writable=False, storage_options=s3.options).writer_lock(wait_s=0.3):
+                pass
+    with Store(db, writable=False, storage_options=s3.options).writer_lock(wait_s=1):
+        pass  # released
+
+
+def test_a_dead_writers_lease_expires_and_is_taken_over(s3):
+    from docrag.indexes.locks import LockTimeout, hold_writer_lock
+
+    db = s3.uri("dead")
+    # A writer that takes a 2-second lease and dies without releasing it.
+    code = (
+        "import os\nfrom docrag.indexes.locks import hold_writer_lock\n"
+        f"with hold_writer_lock({db!r}, {s3.options!r}, lease_s=2):\n    os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert any(k.endswith(".docrag-writer.lock") for k in s3.keys(db.split("/", 3)[3]))
+    with pytest.raises(LockTimeout, match="being written by pid"):
+        with hold_writer_lock(db, s3.options, wait_s=0.2):
+            pass
+    t0 = time.monotonic()
+    with hold_writer_lock(db, s3.options, wait_s=30) as lock:
+        assert not lock.lost
+    assert time.monotonic() - t0 < 15
+
+
+def test_a_writer_that_lost_its_lease_stops_writing(s3, monkeypatch):
+    from docrag.indexes import locks
+    from docrag.indexes.locks import LockError, hold_writer_lock
+    from docrag.indexes.store import Store, StoreError
+
+    db = s3.uri("lost")
+    store = Store(db, storage_options=s3.options)
+    monkeypatch.setattr(locks, "LEASE_S", 1.5)  # renewed every 0.5 s
+    with store.writer_lock():
+        lease = store._lock
+        real_put = lease.client.put_object
+
+        def unreachable(**kw):  # the writer stalls: its renewals do not get through
+            raise LockError("stalled")
+
+        lease.client.put_object = unreachable
+        with hold_writer_lock(db, s3.options, wait_s=60, lease_s=1.5):  # another writer takes the stale lease
+            lease.client.put_object = real_put
+            deadline = time.monotonic() + 30
+            while not lease.lost and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert lease.lost
+            with pytest.raises(StoreError, match="lock expired"):
+                store.add_document("d" * 64, "/x.pdf", 1, 0.0, 1, {})
