@@ -61,6 +61,7 @@ def start_ray(address: str | None = None) -> Any:
         level = logging.INFO if verbose else logging.ERROR  # quiet by default, like the rest of docrag
         kwargs: dict[str, Any] = {"log_to_driver": verbose, "logging_level": level}
         if address:
+            _reachable(address)
             kwargs["address"] = address
         else:
             kwargs["include_dashboard"] = False
@@ -84,6 +85,23 @@ def start_ray(address: str | None = None) -> Any:
 
 class RayPipelineError(RuntimeError):
     """The Ray pipeline itself failed (an actor or a node died, the cluster went away): the run stops."""
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a cluster address nobody listens at (``ray.init`` would retry it for minutes)."""
+    import socket
+
+    if address == "auto" or address.startswith("local"):
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--address {address!r}: give the Ray cluster as host:port, ray://host:port or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
 
 
 @dataclass(slots=True)

@@ -79,9 +79,9 @@ def test_a_second_writer_on_s3_waits_and_says_so(s3):
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 2 and lines[0].startswith("waiting: ") and "being written by pid" in lines[1], lines
-        with pytest.raises(LockTimeout):
-            with Store(db, writable=False, storage_options=s3.options).writer_lock(wait_s=0.3):
-                pass
+        other = Store(db, writable=False, storage_options=s3.options)
+        with pytest.raises(LockTimeout), other.writer_lock(wait_s=0.3):
+            pass
     with Store(db, writable=False, storage_options=s3.options).writer_lock(wait_s=1):
         pass  # released
 
@@ -97,9 +97,8 @@ def test_a_dead_writers_lease_expires_and_is_taken_over(s3):
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert any(k.endswith(".docrag-writer.lock") for k in s3.keys(db.split("/", 3)[3]))
-    with pytest.raises(LockTimeout, match="being written by pid"):
-        with hold_writer_lock(db, s3.options, wait_s=0.2):
-            pass
+    with pytest.raises(LockTimeout, match="being written by pid"), hold_writer_lock(db, s3.options, wait_s=0.2):
+        pass
     t0 = time.monotonic()
     with hold_writer_lock(db, s3.options, wait_s=30) as lock:
         assert not lock.lost

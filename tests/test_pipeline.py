@@ -315,3 +315,39 @@ def test_relative_and_absolute_paths_are_the_same_document(tmp_path, docs, monke
     again = idx.add([folder / "a.pdf"])
     assert (again.indexed, again.removed) == (1, 1)
     assert idx.remove("papers/a.pdf") == 1 and idx.documents() == []
+
+
+@pytest.mark.ray
+def test_ray_engine_joins_a_running_cluster(tmp_path, corpus):
+    """`--engine ray --address HOST:PORT` joins a cluster started with `ray start` (token auth, as Ray 2.59+
+    sets it up for a cluster on this machine) instead of starting one; a wrong address is one line."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "DOCRAG_INGEST__ELEMENTS": "text-layer"}
+    head = subprocess.Popen(
+        [str(bindir / "ray"), "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
+         "--include-dashboard", "false", "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+    )
+    try:
+        db = tmp_path / "db"
+        cmd = [str(bindir / "docrag"), "index", str(corpus), "--db", str(db), "--profile", "lite", "--engine", "ray",
+               "--address", f"127.0.0.1:{port}", "--json"]
+        deadline = time.time() + 120
+        while True:  # the head takes a few seconds to listen
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+            if res.returncode == 0 or "cannot reach" not in res.stderr or time.time() > deadline:
+                break
+            time.sleep(1)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert json.loads(res.stdout)["indexed"] == 4
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+    cmd[cmd.index(str(db))] = str(tmp_path / "db2")  # work to do, and nobody listens at the address now
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 2 and "cannot reach the Ray cluster" in res.stderr and "Traceback" not in res.stderr
