@@ -64,7 +64,9 @@ def start_ray(address: str | None = None) -> Any:
             _reachable(address)
             kwargs["address"] = address
         else:
-            kwargs["include_dashboard"] = False
+            # "local": a new Ray on this machine, never a cluster found in Ray's address file (a head that
+            # was killed leaves that file behind, and joining it would hang).
+            kwargs.update(address="local", include_dashboard=False)
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(level)
         try:
@@ -136,11 +138,10 @@ class _PlanStage:
                 if kind == "header" and not header_sent:
                     header_sent = True
                     yield _event_batch(RayEvent(job.id, "header", data["n_pages"], list(data["warnings"])))
-                elif kind == "pages":
+                elif kind == "pages":  # one row holds the batch: it travels (and is embedded) as one
                     planned += len(data)
-                    n = len(data)
-                    yield {"job": [job.id] * n, "doc_id": [str(doc_id)] * n, "kind": ["plan"] * n,
-                           "event": [None] * n, "plan": list(data)}
+                    yield {"job": [job.id], "doc_id": [str(doc_id)], "kind": ["plan"], "event": [None],
+                           "plan": [list(data)]}
                     self.pool.more(job)
                 elif kind == "done":
                     yield _event_batch(RayEvent(job.id, "end", planned=planned))
@@ -175,11 +176,11 @@ class _EmbedStage:
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         events: list[RayEvent] = []
         plans: list[tuple[int, str, Any]] = []
-        for job, doc_id, kind, event, plan in zip(
+        for job, doc_id, kind, event, batch_plans in zip(
             batch["job"], batch["doc_id"], batch["kind"], batch["event"], batch["plan"], strict=True
         ):
             if kind == "plan":
-                plans.append((int(job), str(doc_id), plan))
+                plans.extend((int(job), str(doc_id), p) for p in batch_plans)
             else:
                 events.append(event)
         if plans:
@@ -220,11 +221,25 @@ def ray_events(
         plan_actors = max(1, cpus)
     threads = 0 if gpus else max(1, (os.cpu_count() or 1))
     items = [{"job": j, "doc_id": d, "path": p} for j, d, p in jobs]
-    with warnings.catch_warnings():
-        # ray_remote_args_fn is the one way to set max_restarts on Ray Data's actors in 2.60 (deprecated for
-        # 2.64: the extra pins ray below it).
-        warnings.filterwarnings("ignore", message=".*ray_remote_args_fn", category=Warning)
-        ds = _pipeline(ray, items, options, settings, visual, preload, plan_actors, embed_actors, embed_res, threads)
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    old_block = ctx.target_max_block_size
+    # Every row a plan actor yields (a batch of pages, or an event) is a block of its own, passed on at
+    # once: Ray Data otherwise fills blocks up to 128 MiB, so a document's pages would reach the embed actors
+    # only when it is all planned and embedding would not overlap parsing. (This dataset only: restored.)
+    ctx.target_max_block_size = 1
+    try:
+        with warnings.catch_warnings():
+            # ray_remote_args_fn is the one way to set max_restarts on Ray Data's actors in 2.60 (deprecated for
+            # 2.64: the extra pins ray below it).
+            warnings.filterwarnings("ignore", message=".*ray_remote_args_fn", category=Warning)
+            ds = _pipeline(
+                ray, items, options, settings, visual, preload, plan_actors, embed_actors, embed_res, threads
+            )
+        ds.context.target_max_block_size = 1
+    finally:
+        ctx.target_max_block_size = old_block
     batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy"))
     while True:
         try:
@@ -255,7 +270,11 @@ def _pipeline(
         fn_constructor_kwargs={"options": options, "preload": preload},
         batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=min(plan_actors, max(1, len(items)))),
+        # One document at a time per actor: a free actor takes the next one (Ray Data would otherwise queue
+        # several on each actor up front, and one actor could end up with all the long scans).
+        compute=ray.data.ActorPoolStrategy(
+            size=min(plan_actors, max(1, len(items))), max_tasks_in_flight_per_actor=1
+        ),
         num_cpus=1,
         # A plan actor does not die of a bad file (its worker process does, and is replaced); one that dies
         # anyway (the node went away) stops the run, and the next run resumes where it stopped.
@@ -264,7 +283,7 @@ def _pipeline(
     ds = ds.map_batches(
         _EmbedStage,
         fn_constructor_kwargs={"settings": settings, "visual": visual, "threads": threads},
-        batch_size=max(1, settings.ingest.page_batch),
+        batch_size=None,  # a block as it comes: one batch of a document's pages (page_batch), or one event
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=embed_actors),
         ray_remote_args_fn=_no_restarts,

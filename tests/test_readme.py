@@ -17,10 +17,22 @@ def _python_blocks() -> list[str]:
 
 
 @pytest.mark.slow
-def test_readme_python_examples_run(tmp_path):
+def test_readme_python_examples_run(tmp_path, monkeypatch):
     blocks = _python_blocks()
     assert len(blocks) >= 2 and "docrag.open" in blocks[0]
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    # The object-storage example runs against the local S3 emulator, with the bucket it names.
+    buckets = sorted(set(re.findall(r"s3://([a-z0-9-]+)/", "".join(blocks))))
+    servers = []
+    if buckets:
+        from s3server import S3Server
+
+        servers = [S3Server(bucket=buckets[0])]
+        for b in buckets[1:]:
+            servers[0].client.create_bucket(Bucket=b)
+        for key, value in servers[0].env.items():
+            if key.startswith("AWS_"):
+                monkeypatch.setenv(key, value)
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -28,4 +40,6 @@ def test_readme_python_examples_run(tmp_path):
             exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
     finally:
         os.chdir(cwd)
+        for server in servers:
+            server.stop()
     assert (tmp_path / "docrag-demo.db").is_dir()
