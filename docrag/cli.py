@@ -201,7 +201,7 @@ DbOpt = Annotated[
     typer.Option(
         "--db",
         help="Database: a folder, or s3://bucket/prefix (endpoint and credentials from the environment, AWS_*, "
-        "or [storage_options] in --config).",
+        "or \\[storage_options] in --config).",
     ),
 ]
 

@@ -7,9 +7,9 @@
   it (``PUT If-Match: <its ETag>``) every third of the lease; a lease not renewed for ``lease_s`` seconds
   (its writer was killed, or lost the network) is broken by the next writer with ``PUT If-Match`` on the
   stale ETag, so two waiters cannot both take it. Expiry is judged on the store's clock (the object's
-  ``Last-Modified`` against the response's ``Date``), never by comparing machines' clocks. A holder whose
-  renewal fails (the lease was broken: it stalled longer than ``lease_s``) marks the lock ``lost`` and the
-  store refuses its next write.
+  ``Last-Modified`` against the response's ``Date``), never by comparing machines' clocks. A holder that
+  finds its lease broken, or could not renew it for most of ``lease_s`` (a stall, a network outage), marks
+  the lock ``lost`` and the store refuses its next write.
 - Other object stores (``gs://``, ``az://`` …) have no lock here: writing to them is refused with a message
   saying so, rather than letting two writers race.
 
@@ -127,7 +127,7 @@ def _option(options: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
-def s3_client(storage_options: Mapping[str, str] | None = None) -> Any:
+def s3_client(storage_options: Mapping[str, str] | None = None, timeout_s: float = 30.0, attempts: int = 3) -> Any:
     """A boto3 S3 client configured from LanceDB-style ``storage_options`` or the environment."""
     try:
         import boto3
@@ -145,7 +145,11 @@ def s3_client(storage_options: Mapping[str, str] | None = None) -> Any:
         aws_secret_access_key=_option(opts, "aws_secret_access_key", "secret_access_key"),
         aws_session_token=_option(opts, "aws_session_token", "session_token"),
         region_name=_option(opts, "aws_region", "region", "aws_default_region"),
-        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=30),
+        config=Config(
+            retries={"max_attempts": attempts, "mode": "standard"},
+            connect_timeout=min(10.0, timeout_s),
+            read_timeout=timeout_s,
+        ),
     )
 
 
@@ -156,7 +160,10 @@ class _S3Lease:
         self.key = f"{prefix.strip('/')}/{LOCK_FILE}".lstrip("/")
         self.uri, self.lease_s = uri, lease_s
         self.client = s3_client(storage_options)
+        # Renewals get a client of their own that gives up well inside the lease (the loop retries).
+        self.renew_client = s3_client(storage_options, timeout_s=max(1.0, lease_s / 6), attempts=1)
         self.etag: str | None = None
+        self.renewed = time.monotonic()  # when the lease was last written (this machine's clock)
         self.lost = False
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -165,11 +172,11 @@ class _S3Lease:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
         return code or exc.__class__.__name__
 
-    def _put(self, **condition: str) -> str | None:
+    def _put(self, client: Any = None, **condition: str) -> str | None:
         """Write our lease with ``condition``; our new ETag, or None if the condition failed."""
         body = json.dumps({"holder": _holder(), "lease_s": self.lease_s}).encode()
         try:
-            r = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)
+            r = (client or self.client).put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)
         except Exception as exc:
             code = self._error(exc)
             if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
@@ -215,21 +222,27 @@ class _S3Lease:
                         told = True
                     time.sleep(min(1.0, self.lease_s / 10))
                     continue
-            self.etag = etag
+            self.etag, self.renewed = etag, time.monotonic()
             break
         self._renewer = threading.Thread(target=self._renew, name="docrag-lock-lease", daemon=True)
         self._renewer.start()
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
+            sent = time.monotonic()
             try:
-                etag = self._put(IfMatch=self.etag or "")
+                etag = self._put(self.renew_client, IfMatch=self.etag or "")
             except LockError:
-                continue  # the store is unreachable for now: try again before the lease runs out
+                etag = ""  # the store is unreachable for now: try again before the lease runs out
             if etag is None:  # somebody broke our lease: we stalled past it
                 self.lost = True
                 return
-            self.etag = etag
+            if etag:
+                self.etag, self.renewed = etag, sent
+            elif time.monotonic() - self.renewed > self.lease_s * 0.8:
+                # Not renewed for most of the lease: another writer may take it over any moment. Stop here.
+                self.lost = True
+                return
 
     def release(self) -> None:
         self._stop.set()

@@ -222,6 +222,12 @@ def _storage_reason(exc: BaseException) -> str:
     code = re.search(r"<Code>(\w+)</Code>", text)
     if code:
         return _S3_CODES.get(code.group(1), code.group(1))
+    if re.search(r"Failed to get AWS credentials|FailedToLoadToken|NoCredentials", text):
+        return "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or storage_options)"
+    if re.search(r"did not match any known pattern", text):
+        return "not a storage URI docrag can open: write s3://bucket/prefix"
+    if "http://" in text and re.search(r"allow_http|AllowHttp|HTTP scheme is not allowed", text, re.I):
+        return "the endpoint is http://: set AWS_ALLOW_HTTP=true (or allow_http in storage_options)"
     if re.search(r"ConnectionRefused|tcp connect error|dns error|Connect, ConnectError|timed out", text):
         host = re.search(r"uri: Some\((\w+://[^/)]+)", text)
         return f"cannot reach the storage endpoint{' ' + host.group(1) if host else ''}"

@@ -430,47 +430,60 @@ class Ingestor:
         preload = ("docrag.parsers.elements", "unstructured.partition.pdf") if uses_unstructured else ()
 
         def maybe_finish(doc: _Doc) -> None:
-            if not doc.failed and not doc.ready and doc.done and doc.counts["pages"] >= planned.get(doc.doc_id, 0):
+            if (
+                doc.started and doc.done and not doc.failed and not doc.ready
+                and doc.counts["pages"] >= planned.get(doc.doc_id, 0)
+            ):
                 self._finish(doc, report)
 
+        def start(ev: Any) -> _Doc:
+            """The document of ``ev``, started (its documents row written) at the first of its events."""
+            doc = by_job[ev.job]
+            if not doc.started and not doc.failed:
+                self._header(doc, ev.n_pages, ev.warnings or [], metadata, report)
+            return doc
+
+        events = ray_events(
+            [(d.job.id, d.doc_id, d.path) for d in todo],
+            self.options,
+            self.settings,
+            visual=self._visual is not None,
+            address=self.ray_address,
+            preload=preload,
+        )
         try:
-            events = ray_events(
-                [(d.job.id, d.doc_id, d.path) for d in todo],
-                self.options,
-                self.settings,
-                visual=self._visual is not None,
-                address=self.ray_address,
-                preload=preload,
-            )
-            for ev in events:
-                if ev.kind == "rows":
-                    rows = ev.rows.only({d for d, doc in by_id.items() if not doc.failed})
-                    if not rows.pages.get("doc_id"):
-                        continue
-                    if not self.store.unified_dim or (rows.visual_dim and not self.store.visual_dim):
-                        self.store.make_writable(unified_dim=rows.unified_dim, visual_dim=rows.visual_dim)
-                    docs = {d: by_id[d] for d in set(rows.pages["doc_id"])}
-                    try:
-                        self._store_rows(rows, docs)
-                    except StoreError as exc:
+            with contextlib.closing(events):  # a failure here stops the Ray pipeline too
+                for ev in events:
+                    if ev.kind == "rows":
+                        for header in ev.starts or []:
+                            start(header)
+                        rows = ev.rows.only({d for d, doc in by_id.items() if not doc.failed and doc.started})
+                        if not rows.pages.get("doc_id"):
+                            continue
+                        if not self.store.unified_dim or (rows.visual_dim and not self.store.visual_dim):
+                            self.store.make_writable(unified_dim=rows.unified_dim, visual_dim=rows.visual_dim)
+                        docs = {d: by_id[d] for d in set(rows.pages["doc_id"])}
+                        try:
+                            self._store_rows(rows, docs)
+                        except StoreError as exc:
+                            for d in docs.values():
+                                self._fail(d, str(exc), report)
+                            raise
                         for d in docs.values():
-                            self._fail(d, str(exc), report)
-                        raise
-                    for d in docs.values():
-                        maybe_finish(d)
-                    continue
-                doc = by_job[ev.job]
-                if doc.failed:
-                    continue
-                if ev.kind == "header":
-                    self._header(doc, ev.n_pages, ev.warnings or [], metadata, report)
-                elif ev.kind == "end":
-                    doc.done = True
-                    planned[doc.doc_id] = ev.planned
-                    maybe_finish(doc)
-                elif ev.kind == "failed":
-                    self._fail(doc, ev.error, report)
-                    self._tick("skipped", file=doc.path)
+                            maybe_finish(d)
+                        continue
+                    doc = by_job[ev.job]
+                    if doc.failed:
+                        continue
+                    if ev.kind in ("header", "end"):
+                        start(ev)
+                    if ev.kind == "end":
+                        doc.done = True
+                        planned[doc.doc_id] = ev.planned
+                        maybe_finish(doc)
+                    elif ev.kind == "failed":
+                        self._fail(doc, ev.error, report)
+                        self._tick("skipped", file=doc.path)
         except StoreError as exc:
             self._stopped(todo, self.store.uri, str(exc), report)
         except RayPipelineError as exc:

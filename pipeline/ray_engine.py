@@ -23,6 +23,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .rows import EmbeddedRows, embed_plans
@@ -93,8 +94,18 @@ def _reachable(address: str, timeout_s: float = 5.0) -> None:
     """Fail fast on a cluster address nobody listens at (``ray.init`` would retry it for minutes)."""
     import socket
 
-    if address == "auto" or address.startswith("local"):
+    if address.startswith("local"):
         return
+    if address == "auto":  # Ray's own resolution: RAY_ADDRESS, else the address file of a cluster started here
+        found = os.environ.get("RAY_ADDRESS", "")
+        if not found:
+            try:
+                found = Path("/tmp/ray/ray_current_cluster").read_text(encoding="utf-8").strip()
+            except OSError:
+                return  # none: ray.init says so at once
+        if not found or found == "auto":
+            return
+        address = found
     hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
@@ -117,6 +128,9 @@ class RayEvent:
     rows: EmbeddedRows | None = None
     planned: int = 0  # "end": how many page plans the document gave
     error: str = ""
+    # "rows": the headers of the documents in them. With several embed actors a document's blocks can come
+    # back in any order; the driver starts a document at the first of its events it sees.
+    starts: list[RayEvent] | None = None
 
 
 class _PlanStage:
@@ -133,18 +147,21 @@ class _PlanStage:
 
         for job_id, doc_id, path in zip(batch["job"], batch["doc_id"], batch["path"], strict=True):
             job = Job(int(job_id), str(path), self.options)
-            planned, header_sent = 0, False
+            planned, header = 0, None
             for _, kind, data in self.pool.run([job]):
-                if kind == "header" and not header_sent:
-                    header_sent = True
-                    yield _event_batch(RayEvent(job.id, "header", data["n_pages"], list(data["warnings"])))
+                if kind == "header" and header is None:
+                    header = RayEvent(job.id, "header", data["n_pages"], list(data["warnings"]))
+                    yield _event_batch(header)
+                elif kind == "header":  # planned again (element extraction gave up): its pages start over
+                    planned = 0
                 elif kind == "pages":  # one row holds the batch: it travels (and is embedded) as one
                     planned += len(data)
-                    yield {"job": [job.id], "doc_id": [str(doc_id)], "kind": ["plan"], "event": [None],
+                    yield {"job": [job.id], "doc_id": [str(doc_id)], "kind": ["plan"], "event": [header],
                            "plan": [list(data)]}
                     self.pool.more(job)
                 elif kind == "done":
-                    yield _event_batch(RayEvent(job.id, "end", planned=planned))
+                    n = header.n_pages if header else 0
+                    yield _event_batch(RayEvent(job.id, "end", n, header.warnings if header else [], planned=planned))
                 elif kind == "failed":
                     yield _event_batch(RayEvent(job.id, "failed", error=str(data)))
 
@@ -176,17 +193,20 @@ class _EmbedStage:
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         events: list[RayEvent] = []
         plans: list[tuple[int, str, Any]] = []
+        starts: dict[int, RayEvent] = {}
         for job, doc_id, kind, event, batch_plans in zip(
             batch["job"], batch["doc_id"], batch["kind"], batch["event"], batch["plan"], strict=True
         ):
             if kind == "plan":
                 plans.extend((int(job), str(doc_id), p) for p in batch_plans)
+                if event is not None:
+                    starts[int(job)] = event
             else:
                 events.append(event)
         if plans:
             try:
                 rows = embed_plans([(d, p) for _, d, p in plans], self.unified, self.visual, self.settings.ingest)
-                events.append(RayEvent(-1, "rows", rows=rows))
+                events.append(RayEvent(-1, "rows", rows=rows, starts=list(starts.values())))
             except Exception as exc:  # one bad batch fails its documents, not the run
                 reason = f"embedding failed: {exc.__class__.__name__}: {str(exc)[:300]}"
                 events.extend(RayEvent(j, "failed", error=reason) for j in sorted({j for j, _, _ in plans}))

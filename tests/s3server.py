@@ -28,8 +28,11 @@ class S3Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        import atexit
+
         import boto3
 
+        atexit.register(self.stop)  # also when the test run is interrupted
         self.client = boto3.client(
             "s3", endpoint_url=self.endpoint, aws_access_key_id="test", aws_secret_access_key="test",
             region_name="us-east-1",
@@ -80,6 +83,8 @@ class S3Server:
         return out
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=10)

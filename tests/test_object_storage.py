@@ -115,14 +115,14 @@ def test_a_writer_that_lost_its_lease_stops_writing(s3, monkeypatch):
     monkeypatch.setattr(locks, "LEASE_S", 1.5)  # renewed every 0.5 s
     with store.writer_lock():
         lease = store._lock
-        real_put = lease.client.put_object
+        real_put = lease.renew_client.put_object
 
         def unreachable(**kw):  # the writer stalls: its renewals do not get through
             raise LockError("stalled")
 
-        lease.client.put_object = unreachable
+        lease.renew_client.put_object = unreachable
         with hold_writer_lock(db, s3.options, wait_s=60, lease_s=1.5):  # another writer takes the stale lease
-            lease.client.put_object = real_put
+            lease.renew_client.put_object = real_put
             deadline = time.monotonic() + 30
             while not lease.lost and time.monotonic() < deadline:
                 time.sleep(0.1)
