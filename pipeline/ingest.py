@@ -426,8 +426,7 @@ class Ingestor:
         by_job = {d.job.id: d for d in todo}
         by_id = {d.doc_id: d for d in todo}
         planned: dict[str, int] = {}
-        uses_unstructured = self.settings.ingest.elements == "unstructured"
-        preload = ("docrag.parsers.elements", "unstructured.partition.pdf") if uses_unstructured else ()
+        preload = plan_preload(self.settings)
 
         def maybe_finish(doc: _Doc) -> None:
             if (
@@ -523,6 +522,13 @@ class Ingestor:
         self._tick("pages", n=len(rows.pages.get("doc_id", [])))
 
 
+def plan_preload(settings: Settings) -> tuple[str, ...]:
+    """What a plan worker imports before its first document (unstructured, when element extraction uses it)."""
+    if settings.ingest.elements == "unstructured":
+        return ("docrag.parsers.elements", "unstructured.partition.pdf")
+    return ()
+
+
 def start_pool(settings: Settings, workers: int | None = None) -> PlanPool | None:
     """The worker pool for ``settings`` (None for ``workers=0``: plan in this process), started: its workers
     import what they need (unstructured, when element extraction uses it) while the caller goes on, e.g.
@@ -530,9 +536,7 @@ def start_pool(settings: Settings, workers: int | None = None) -> PlanPool | Non
     n = default_workers() if workers is None else workers
     if n <= 0:
         return None
-    uses_unstructured = settings.ingest.elements == "unstructured"
-    preload = ("docrag.parsers.elements", "unstructured.partition.pdf") if uses_unstructured else ()
-    pool = PlanPool(n, settings.limits, preload)
+    pool = PlanPool(n, settings.limits, plan_preload(settings))
     pool.__enter__()
     return pool
 
