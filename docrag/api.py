@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -190,8 +191,9 @@ class Index:
         legs: Sequence[str] | None = None,
         fusion: str | None = None,
     ) -> Results:
-        """The ``k`` best pages for a text (or image) query, fused over the legs, each explained."""
-        return Results(self.searcher.search(query, k, where, legs, fusion))
+        """The ``k`` best pages for a text (or image) query, fused over the legs, each explained
+        (``hit.legs``; ``hit.regions()`` says where on the page, ``hit.image(regions=True)`` draws it)."""
+        return self._renderable(self.searcher.search(query, k, where, legs, fusion))
 
     def search_many(
         self,
@@ -201,7 +203,25 @@ class Index:
         legs: Sequence[str] | None = None,
         fusion: str | None = None,
     ) -> list[Results]:
-        return [Results(r) for r in self.searcher.search_many(queries, k, where, legs, fusion)]
+        return [self._renderable(r) for r in self.searcher.search_many(queries, k, where, legs, fusion)]
+
+    def explain(self, query: str, doc_id: str, page: int, legs: Sequence[str] | None = None) -> Hit | None:
+        """The hit that page ``page`` of document ``doc_id`` is for ``query`` (its per-leg scores and
+        regions), wherever it ranks; None when no leg scored it."""
+        from docrag.indexes.store import sql_str
+
+        rows = self.store.documents(where=f"doc_id = {sql_str(doc_id)}", columns=["n_pages"])
+        n = max(1, int(rows[0]["n_pages"] or 1)) if rows else 1
+        hits = self.search(query, k=n, where=f"doc_id = {sql_str(doc_id)}", legs=legs)
+        return next((h for h in hits if h.page == page), None)
+
+    def _renderable(self, hits: list[Hit]) -> Results:
+        for hit in hits:
+            hit.render = functools.partial(self._render, hit)
+        return Results(hits)
+
+    def _render(self, hit: Hit, dpi: float) -> Image.Image:
+        return self.page_image(hit, dpi)
 
     def evaluate(
         self,
@@ -218,17 +238,26 @@ class Index:
         qs = load_queries(queries, qrels) if isinstance(queries, (str, Path)) else list(queries)
         return evaluate(self.searcher, qs, ks, legs, labels)
 
-    def page_image(self, hit: Hit, dpi: float = 100) -> Image.Image:
-        """The hit's page rendered from its file, or the stored thumbnail when the file is gone or unreadable."""
+    def page_image(self, hit: Hit, dpi: float = 100, regions: bool = False) -> Image.Image:
+        """The hit's page rendered from its file, or the stored thumbnail when the file is gone or unreadable;
+        ``regions=True`` draws the hit's answer regions on it."""
         from docrag.parsers import DocumentError, open_document
 
+        image = None
         for path in [hit.file, *self._other_paths(hit)]:
             try:
                 with open_document(path, self.settings.limits) as doc:
-                    return doc.page(hit.page).render(dpi)
+                    image = doc.page(hit.page).render(dpi)
+                    break
             except DocumentError:
                 continue
-        return self.thumbnail(hit.doc_id, hit.page)
+        if image is None:
+            image = self.thumbnail(hit.doc_id, hit.page)
+        if regions:
+            from docrag.pipeline.regions import draw_regions
+
+            image = draw_regions(image, hit.regions())
+        return image
 
     def _other_paths(self, hit: Hit) -> list[str]:
         from docrag.indexes.store import sql_str

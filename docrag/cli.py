@@ -405,17 +405,20 @@ def _escape(text: str) -> str:
     return escape(str(text))
 
 
-def _hit_json(h: Any) -> dict[str, Any]:
-    d = h.to_dict()
-    return {
-        "file": d["file"],
-        "page": d["page"],
-        "score": d["score"],
-        "route": d["route"],
-        "label": d["label"],
-        "legs": d["legs"],
-        "snippet": d["snippet"],
-    }
+def _hit_json(h: Any, regions: bool = False) -> dict[str, Any]:
+    d = h.to_dict(regions=regions)
+    keys = ("file", "page", "score", "route", "label", "legs", "snippet") + (("regions",) if regions else ())
+    return {key: d[key] for key in keys}
+
+
+def _where_summary(h: Any) -> str:
+    found = h.regions()
+    counts: dict[str, int] = {}
+    for r in found.regions:
+        counts[r.leg] = counts.get(r.leg, 0) + 1
+    parts = [f"{leg} {n}" for leg, n in counts.items()]
+    parts += [f"{leg}: {why}" for leg, why in found.notes.items() if leg not in counts]
+    return "; ".join(parts)
 
 
 @app.command()
@@ -427,6 +430,9 @@ def search(
     fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or weighted.")] = None,
     where: Annotated[str | None, typer.Option("--where", help="SQL over documents (path, metadata …).")] = None,
     queries: Annotated[Path | None, typer.Option("--queries", help="JSON lines {id, text}: batch mode.")] = None,
+    regions: Annotated[
+        bool, typer.Option("--regions", help="Say where on each page every leg matched (boxes in page fractions).")
+    ] = False,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -459,24 +465,29 @@ def search(
             _fail(str(exc))
         results = _models_guard(lambda: idx.search_many([q["text"] for q in items], k, where, leg_list, fusion), idx)
         for q, hits in zip(items, results, strict=True):
-            typer.echo(json.dumps({"id": q["id"], "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+            out_hits = _models_guard(lambda hits=hits: [_hit_json(h, regions) for h in hits], idx)
+            typer.echo(json.dumps({"id": q["id"], "hits": out_hits}, ensure_ascii=False))
         return
     hits = _models_guard(lambda: idx.search(query, k, where, leg_list, fusion), idx)
     if as_json:
-        typer.echo(json.dumps({"query": query, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+        out_hits = _models_guard(lambda: [_hit_json(h, regions) for h in hits], idx)
+        typer.echo(json.dumps({"query": query, "hits": out_hits}, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
 
     out = Console() if Console().is_terminal else Console(width=160)
     table = Table(title=f"docrag: {query}")
-    for col in ("#", "file", "page", "score", "route/label", "legs (raw score, rank)", "snippet"):
+    cols = ["#", "file", "page", "score", "route/label", "legs (raw score, rank)", "snippet"]
+    for col in cols + (["regions"] if regions else []):
         table.add_column(col, overflow="fold")
     for i, h in enumerate(hits, start=1):
         legs_txt = "; ".join(f"{leg} {v['score']:.3g} #{v['rank']}" for leg, v in h.legs.items())
-        table.add_row(
-            str(i), Path(h.file).name, str(h.page), f"{h.score:.4f}", f"{h.route}/{h.label}", legs_txt, h.snippet[:160]
-        )
+        row = [str(i), Path(h.file).name, str(h.page), f"{h.score:.4f}", f"{h.route}/{h.label}", legs_txt,
+               h.snippet[:160]]
+        if regions:
+            row.append(_models_guard(lambda h=h: _where_summary(h), idx))
+        table.add_row(*row)
     out.print(table)
 
 
@@ -499,11 +510,21 @@ def show(
     db: DbOpt,
     out: Annotated[Path, typer.Option("--out", help="Where to write the PNG.")] = Path("page.png"),
     dpi: Annotated[int, typer.Option("--dpi")] = 100,
+    query: Annotated[
+        str | None, typer.Option("--query", help="Draw where each leg matched this query on the page.")
+    ] = None,
+    legs: Annotated[str | None, typer.Option("--legs", help="With --query: comma list of legs.")] = None,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Write a page image (rendered from the file, or the stored thumbnail when the file is gone)."""
+    """Write a page image (rendered from the file, or the stored thumbnail when the file is gone); with
+    --query, the page's answer regions drawn on it (a colour per leg, the visual leg as a heatmap)."""
     from docrag.parsers import DocumentError, open_document
 
-    idx = _open(db, None, None)
+    idx = _open(db, profile, config)
+    if dpi < 10 or dpi > 600:
+        _fail(f"--dpi {dpi}: use 10 to 600")
     resolved = str(Path(file).resolve())
     docs = [
         d
@@ -526,11 +547,30 @@ def show(
             img = idx.thumbnail(doc["doc_id"], page)
         except KeyError:
             _fail(f"{name} page {page}: the file cannot be read now and no thumbnail was stored")
+    report: dict[str, Any] = {"out": str(out), "file": doc["path"], "page": page}
+    if query is not None:
+        from docrag.pipeline.regions import draw_regions
+
+        if not query.strip():
+            _fail("--query is empty")
+        leg_list = [x.strip() for x in legs.split(",") if x.strip()] if legs else None
+        hit = _models_guard(lambda: idx.explain(query, doc["doc_id"], page, leg_list), idx)
+        if hit is None:
+            report |= {"legs": {}, "regions": [], "notes": {"all": "no leg scored this page for the query"}}
+        else:
+            found = _models_guard(hit.regions, idx)
+            img = draw_regions(img, found, leg_list)
+            report |= {"legs": hit.to_dict()["legs"]} | found.to_dict()
     try:
         img.save(out)
     except (OSError, ValueError) as exc:
         _fail(f"cannot write {out}: {getattr(exc, 'strerror', None) or exc}")
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
     typer.echo(str(out))
+    for leg, why in report.get("notes", {}).items():
+        typer.echo(f"note: {leg}: {why}", err=True)
 
 
 @app.command()

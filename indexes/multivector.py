@@ -23,11 +23,22 @@ with torchvision (its video base classes are placeholders without it), so these 
 
 Padded positions are dropped before anything is stored (they are zero, or NaN with random weights), and
 the same model embeds queries.
+
+Patch layout: ``embed_pages`` also says where on the page each vector of a page's multivector looks
+(``PatchGrid``: a run of image-token vectors, row-major over a grid that covers a box of the page), read
+from the processor's own token sequence — Idefics3-style tiles (``<row_r_col_c>`` before each tile's run,
+``<global-img>`` before the whole-page thumbnail), Qwen-VL's ``image_grid_thw`` (after the spatial merge),
+and a square grid for single-run families (PaliGemma, Gemma 3). Every processor here resizes the whole page
+into its grid (stretching, never cropping or padding), so a grid cell is a fixed fraction of the page
+whatever its size. Vectors that are not image patches (the prompt's text tokens) have no place. A
+sequence this cannot read (or pooled vectors) has no layout, never a guessed one.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,7 +51,7 @@ from .models import ModelSpec, checkout, load_for, pick_device, pick_dtype
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["DEFAULT_SPECS", "FAMILIES", "MultiVectorEmbedder"]
+__all__ = ["DEFAULT_SPECS", "FAMILIES", "MultiVectorEmbedder", "PatchGrid", "patch_layout"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +93,92 @@ DEFAULT_SPECS: dict[str, ModelSpec] = {
     "colqwen3": ModelSpec(type="colqwen3", model="TomoroAI/tomoro-colqwen3-embed-4b", batch_size=8),
     "colqwen3_5": ModelSpec(type="colqwen3_5", model="athrael-soju/colqwen3.5-4.5B-v3", batch_size=8),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class PatchGrid:
+    """Vectors ``start`` … ``start + rows * cols - 1`` of a page's multivector: a row-major grid of image
+    patches covering ``box`` of the page (x0, y0, x1, y1 as fractions of its width and height, top-left
+    origin)."""
+
+    start: int
+    rows: int
+    cols: int
+    box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+
+    @property
+    def size(self) -> int:
+        return self.rows * self.cols
+
+    def cell(self, k: int) -> tuple[float, float, float, float]:
+        """The page box of patch ``k`` of this grid (0 ≤ k < size)."""
+        r, c = divmod(k, self.cols)
+        x0, y0, x1, y1 = self.box
+        w, h = (x1 - x0) / self.cols, (y1 - y0) / self.rows
+        return (x0 + c * w, y0 + r * h, x0 + (c + 1) * w, y0 + (r + 1) * h)
+
+    def to_list(self) -> list[float]:
+        return [self.start, self.rows, self.cols, *(round(v, 6) for v in self.box)]
+
+    @classmethod
+    def from_list(cls, values: Sequence[float]) -> PatchGrid:
+        start, rows, cols, *box = values
+        return cls(int(start), int(rows), int(cols), tuple(float(v) for v in box))  # type: ignore[arg-type]
+
+
+_TILE = re.compile(r"<row_(\d+)_col_(\d+)>")
+
+
+def patch_layout(
+    tokens: Sequence[str], image_token: str, grid: tuple[int, int] | None = None
+) -> list[PatchGrid] | None:
+    """Where the image-token vectors of one page's token sequence (``tokens``: the kept positions, in order)
+    lie on the page; None when the sequence is not one this can read.
+
+    ``grid``: (rows, cols) of the page's patches when the processor says so (Qwen-VL, after merging);
+    otherwise a run must be square. Idefics3-style tiles are placed by the ``<row_r_col_c>`` token before
+    their run (the tiles split the resized page evenly); a ``<global-img>`` run covers the whole page."""
+    runs: list[tuple[int, int, str]] = []  # start, length, the token before the run
+    i, n = 0, len(tokens)
+    while i < n:
+        if tokens[i] != image_token:
+            i += 1
+            continue
+        j = i
+        while j < n and tokens[j] == image_token:
+            j += 1
+        runs.append((i, j - i, tokens[i - 1] if i else ""))
+        i = j
+    if not runs:
+        return None
+    tiles = [(s, length, _TILE.fullmatch(before)) for s, length, before in runs]
+    if any(m for *_, m in tiles):
+        n_rows = max(int(m.group(1)) for *_, m in tiles if m)
+        n_cols = max(int(m.group(2)) for *_, m in tiles if m)
+        out = []
+        for (start, length, before), (_, _, m) in zip(runs, tiles, strict=True):
+            side = math.isqrt(length)
+            if side * side != length:
+                return None
+            if m:
+                r, c = int(m.group(1)) - 1, int(m.group(2)) - 1
+                box = (c / n_cols, r / n_rows, (c + 1) / n_cols, (r + 1) / n_rows)
+            elif before == "<global-img>":
+                box = (0.0, 0.0, 1.0, 1.0)
+            else:
+                return None
+            out.append(PatchGrid(start, side, side, box))
+        return out
+    if len(runs) != 1:
+        return None
+    start, length, _ = runs[0]
+    if grid is not None:
+        rows, cols = grid
+    else:
+        rows = cols = math.isqrt(length)
+    if rows * cols != length:
+        return None
+    return [PatchGrid(start, rows, cols)]
 
 
 def _family(spec: ModelSpec) -> Family:
@@ -137,7 +234,32 @@ class MultiVectorEmbedder:
         self._torch = torch
 
     # -- embedding ---------------------------------------------------------------------------------------
-    def _forward(self, batch: Any) -> list[np.ndarray]:
+    @property
+    def _image_token(self) -> str | None:
+        proc = self.processor
+        token = getattr(proc, "image_token", None)
+        if isinstance(token, str):
+            return token
+        token_id = getattr(proc, "image_token_id", None)
+        return proc.tokenizer.convert_ids_to_tokens(int(token_id)) if token_id is not None else None
+
+    def _layouts(self, batch: Any, mask: Any) -> list[list[PatchGrid] | None]:
+        """Each page's patch layout, from the processor's tokens (before the vectors are filtered)."""
+        image_token = self._image_token
+        if image_token is None or "input_ids" not in batch:
+            return [None] * len(mask)
+        grids: list[tuple[int, int] | None] = [None] * len(mask)
+        thw = batch.get("image_grid_thw")
+        if thw is not None:  # Qwen-VL: one image per page, merged by merge_size in both directions
+            merge = int(getattr(self.processor.image_processor, "merge_size", 1) or 1)
+            grids = [(int(h) // merge, int(w) // merge) for _, h, w in thw.tolist()]
+        out = []
+        for ids, m, grid in zip(batch["input_ids"], mask, grids, strict=True):
+            tokens = self.processor.tokenizer.convert_ids_to_tokens(ids[m].tolist())
+            out.append(patch_layout(tokens, image_token, grid))
+        return out
+
+    def _forward(self, batch: Any, layouts: bool = False) -> list[Any]:
         torch = self._torch
         # "labels" (PaliGemma's processor adds them) would only make the model compute a language-model loss.
         batch = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in batch.items() if k != "labels"}
@@ -146,26 +268,32 @@ class MultiVectorEmbedder:
         with torch.inference_mode():
             emb = self.model(**batch)  # (batch, seq_len, dim), zero (or NaN) at padded positions
         mask = batch["attention_mask"].bool()  # (batch, seq_len)
-        out = []
-        for e, m in zip(emb, mask, strict=True):
+        grids = self._layouts(batch, mask.cpu()) if layouts else [None] * len(mask)
+        out: list[Any] = []
+        for e, m, grid in zip(emb, mask, grids, strict=True):
             kept = e[m].float()  # (n_real, dim): padded positions dropped
             finite = torch.isfinite(kept).all(dim=-1)
             if not bool(finite.all()):
                 log.warning("dropping %d non-finite vectors", int((~finite).sum()))
-                kept = kept[finite]
-            out.append(kept.cpu().numpy())
+                kept, grid = kept[finite], None  # positions moved: no layout
+            out.append((kept.cpu().numpy(), grid) if layouts else kept.cpu().numpy())
+        return out
+
+    def embed_pages(self, images: Sequence[Image.Image]) -> list[tuple[np.ndarray, list[PatchGrid] | None]]:
+        """Like ``embed_images``, with each page's patch layout (None after token pooling, or for a token
+        sequence the layout reader does not know)."""
+        out: list[tuple[np.ndarray, list[PatchGrid] | None]] = []
+        bs = self.spec.batch_size
+        for i in range(0, len(images), bs):
+            batch = self.processor.process_images([im.convert("RGB") for im in images[i : i + bs]])
+            out.extend(self._forward(batch, layouts=True))
+        if self.pool_factor > 1:
+            return [(v, None) for v in self.pool([v for v, _ in out], self.pool_factor)]
         return out
 
     def embed_images(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         """One (n_patches, dim) float32 array per image, padding removed (and token-pooled if configured)."""
-        out: list[np.ndarray] = []
-        bs = self.spec.batch_size
-        for i in range(0, len(images), bs):
-            batch = self.processor.process_images([im.convert("RGB") for im in images[i : i + bs]])
-            out.extend(self._forward(batch))
-        if self.pool_factor > 1:
-            out = self.pool(out, self.pool_factor)
-        return out
+        return [v for v, _ in self.embed_pages(images)]
 
     def embed_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
         """One (n_tokens, dim) float32 array per query, through the same model (query augmentation included).

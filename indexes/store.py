@@ -3,11 +3,15 @@
 Tables
 - ``documents``: doc_id (sha256 of the bytes), path (the first), paths (JSON: every path with these bytes), size,
   mtime, n_pages, status, metadata (JSON), indexed_at, counts (JSON: rows per table, checked by ``check``)
-- ``pages``: doc_id, page, route, label, confidence, reasons (JSON), signals (JSON), text (FTS), thumbnail (WEBP)
-- ``chunks``: doc_id, page, chunk, text, vector (unified)
+- ``pages``: doc_id, page, route, label, confidence, reasons (JSON), signals (JSON), text (FTS), thumbnail (WEBP),
+  words (JSON: the text's words with their boxes, ``parsers.words``; for answer regions)
+- ``chunks``: doc_id, page, chunk, text, vector (unified), boxes (JSON: where the chunk is on the page)
 - ``images``: doc_id, page, image, bbox, vector (unified)
 - ``visual``: doc_id, page, n_vectors, multivector (list<fixed_size_list<float16, 128>>; int8, or uint8 sign
-  bits, as the database's ``VisualIndexSpec.storage`` says)
+  bits, as the database's ``VisualIndexSpec.storage`` says), layout (JSON: which vectors are which patches of
+  the page, ``PatchGrid.to_list`` rows; null after token pooling)
+
+Columns added since a table was made are added empty to older databases: their old rows have no regions.
 - ``visual_pooled``: doc_id, page, pooled (a page's k-means centroids, float16), codes (their codebook ids;
   null until a codebook exists): the first stage of two-stage visual search, one row per ``visual`` row
 - ``visual_codebook``: id, vector: the centroids the codes refer to (trained by ``maintain``)
@@ -140,6 +144,7 @@ def _schemas(
                 pa.field("signals", pa.string()),
                 pa.field("text", pa.string()),
                 pa.field("thumbnail", pa.binary()),
+                pa.field("words", pa.string()),
             ]
         ),
         "meta": pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())]),
@@ -152,6 +157,7 @@ def _schemas(
                 *base,
                 pa.field("n_vectors", pa.int32()),
                 pa.field("multivector", pa.list_(pa.list_(value, width))),
+                pa.field("layout", pa.string()),
             ],
             metadata=meta,
         )
@@ -169,7 +175,8 @@ def _schemas(
     if unified_dim:
         vec = pa.field("vector", pa.list_(pa.float32(), unified_dim))
         out["chunks"] = pa.schema(
-            [*base, pa.field("chunk", pa.int32()), pa.field("text", pa.string()), vec], metadata=meta
+            [*base, pa.field("chunk", pa.int32()), pa.field("text", pa.string()), vec, pa.field("boxes", pa.string())],
+            metadata=meta,
         )
         out["images"] = pa.schema(
             [*base, pa.field("image", pa.int32()), pa.field("bbox", pa.list_(pa.float32(), 4)), vec], metadata=meta
@@ -618,8 +625,14 @@ class Store:
         self.add_rows("pages", rows)
 
     def add_visual(
-        self, doc_id: str | Sequence[str], pages: Sequence[int], multivectors: Sequence[np.ndarray]
+        self,
+        doc_id: str | Sequence[str],
+        pages: Sequence[int],
+        multivectors: Sequence[np.ndarray],
+        layouts: Sequence[Sequence[Any] | None] | None = None,
     ) -> None:
+        """Page multivectors, with each page's patch layout (``PatchGrid`` objects, or None) when known: it is
+        kept only where the stored vectors are the embedder's own (no token pooling here)."""
         if not pages:
             return
         if self.visual_dim is None and multivectors and np.ndim(multivectors[0]) == 2:
@@ -630,6 +643,10 @@ class Store:
         spec = self.visual_index
         kept = [hierarchical_pool(np.asarray(m, np.float32), spec.pool_factor) for m in multivectors]
         ids = _ids(doc_id, len(pages))
+        layout_json: list[str | None] = [None] * len(kept)
+        for i, (m, k, lay) in enumerate(zip(multivectors, kept, layouts or [None] * len(kept), strict=True)):
+            if lay and len(k) == len(m):
+                layout_json[i] = json.dumps([g.to_list() if hasattr(g, "to_list") else list(g) for g in lay])
         self.add_rows(
             "visual",
             {
@@ -637,6 +654,7 @@ class Store:
                 "page": list(pages),
                 "n_vectors": [len(m) for m in kept],
                 "multivector": [encode(m, spec.storage) for m in kept],
+                "layout": layout_json,
             },
         )
         self.add_rows(POOLED, self._pooled_rows(ids, list(pages), kept))
@@ -672,7 +690,9 @@ class Store:
         chunk_ids: Sequence[int],
         texts: Sequence[str],
         vectors: np.ndarray,
+        boxes: Sequence[str | None] | None = None,
     ) -> None:
+        """Chunks with their vectors, and where each is on its page (``boxes``: JSON lists, or None)."""
         if not len(pages):
             return
         self._require_dim(vectors)
@@ -684,6 +704,7 @@ class Store:
                 "chunk": list(chunk_ids),
                 "text": list(texts),
                 "vector": vectors,
+                "boxes": list(boxes) if boxes is not None else [None] * len(pages),
             },
         )
 
@@ -1189,6 +1210,47 @@ class Store:
             if allowed is None or r["doc_id"] in allowed
         ]
         return out[:k]
+
+    # -- answer regions: what each leg's rows say about where on the page ----------------------------------------
+    def _page_where(self, doc_id: str, page: int) -> str:
+        return f"doc_id = {sql_str(doc_id)} AND page = {int(page)}"
+
+    def page_words(self, doc_id: str, page: int) -> tuple[list[list[Any]] | None, float, float]:
+        """A page's stored words (``parsers.words.encode_words`` rows; None when not stored) and its size in
+        points (0, 0 when unknown)."""
+        rows = self.rows("pages", self._page_where(doc_id, page), ["words", "signals"])
+        if not rows:
+            return None, 0.0, 0.0
+        sig = json.loads(rows[0].get("signals") or "{}")
+        words = rows[0].get("words")
+        return (json.loads(words) if words else None), float(sig.get("width_pt", 0)), float(sig.get("height_pt", 0))
+
+    def chunk_boxes(self, doc_id: str, page: int, text: str) -> list[list[float]] | None:
+        """The page boxes stored with the chunk of this text on this page ([] when it could not be placed,
+        None when none are stored: a database indexed before chunk boxes)."""
+        for r in self.rows("chunks", self._page_where(doc_id, page), ["text", "boxes"]):
+            if r["text"] == text:
+                return json.loads(r["boxes"]) if r.get("boxes") is not None else None
+        return None
+
+    def image_box(self, doc_id: str, page: int, image: int) -> list[float] | None:
+        """The box (points, top-left origin) of figure ``image`` of a page."""
+        rows = self.rows("images", f"{self._page_where(doc_id, page)} AND image = {int(image)}", ["bbox"])
+        return list(rows[0]["bbox"]) if rows else None
+
+    def visual_page(self, doc_id: str, page: int) -> tuple[np.ndarray, list[list[float]] | None] | None:
+        """A page's stored multivector (decoded) and its patch layout rows (None when not stored)."""
+        if "visual" not in self._tables():
+            return None
+        with self._reading("visual"):
+            tbl = self.db.open_table("visual")
+            cols = [c for c in ("multivector", "layout") if c in tbl.schema.names]
+            data = tbl.search().where(self._page_where(doc_id, page)).select(cols).limit(1).to_arrow()
+        if not data.num_rows:
+            return None
+        vectors = self._decode(data.column("multivector"))[0].astype(np.float32)
+        layout = data.column("layout")[0].as_py() if "layout" in cols else None
+        return vectors, (json.loads(layout) if layout else None)
 
     # -- reading -----------------------------------------------------------------------------------------------
     def count(self, name: str) -> int:

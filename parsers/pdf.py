@@ -562,7 +562,38 @@ _DOTS = np.array([ord(c) for c in ".·…‥⋯"], dtype=np.int64)
 _LEADERS = np.array([ord(c) for c in ".·…_-‥⋯"], dtype=np.int64)
 
 
-def _char_runs(textpage: object, limit: int) -> tuple[list[tuple[float, float, float, float, str]], int]:
+_SPACES = (0xA0, 0x2002, 0x2003, 0x2009, 0xFEFF, 0xFFFE)
+_RunList = list[tuple[float, float, float, float, str]]
+
+
+def _words(uni: np.ndarray, left: np.ndarray, bottom: np.ndarray, right: np.ndarray, top: np.ndarray) -> _RunList:
+    """Words from the characters' own boxes: ``(left, bottom, right, top, text)`` in PDF space, one per run of
+    visible characters between whitespace (or a jump to another line, back left, or a gap of a third of a
+    character's height)."""
+    ok = (right > left) & (top > bottom) & np.isfinite(left) & np.isfinite(top) & (uni > 32) & ~np.isin(uni, _SPACES)
+    idx = np.flatnonzero(ok)
+    if idx.size == 0:
+        return []
+    lo, r, b, t = left[idx], right[idx], bottom[idx], top[idx]
+    h = np.maximum(t - b, 1e-6)
+    cy = (t + b) / 2
+    brk = np.ones(idx.size, dtype=bool)
+    brk[1:] = (
+        (idx[1:] - idx[:-1] > 1)  # whitespace (or a character without a box) between them
+        | (np.abs(cy[1:] - cy[:-1]) > 0.5 * np.minimum(h[1:], h[:-1]))
+        | (lo[1:] - r[:-1] > 0.33 * np.minimum(h[1:], h[:-1]))
+        | (lo[1:] < lo[:-1] - 0.5 * h[1:])
+    )
+    starts = np.flatnonzero(brk)
+    rl, rr = np.minimum.reduceat(lo, starts).tolist(), np.maximum.reduceat(r, starts).tolist()
+    rb, rt = np.minimum.reduceat(b, starts).tolist(), np.maximum.reduceat(t, starts).tolist()
+    cps = np.where(uni[idx] > 0x10FFFF, 0xFFFD, uni[idx]).astype("<u4")
+    text = cps.tobytes().decode("utf-32-le", "replace")
+    bounds = [*starts.tolist(), idx.size]
+    return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))]
+
+
+def _char_runs(textpage: object, limit: int) -> tuple[_RunList, int, _RunList]:
     """Runs of characters for the line geometry, cut where the characters themselves leave a gap.
 
     PDFium's text rectangles follow the text objects: a table row written as one string padded with spaces
@@ -570,6 +601,7 @@ def _char_runs(textpage: object, limit: int) -> tuple[list[tuple[float, float, f
     without area and dot leaders (three or more dots, dashes or underscores in a row) are dropped, and a run
     ends where the next character is on another line, goes back left, or starts more than ``GAP_EM`` character
     heights to the right. ``(left, bottom, right, top, text)`` in PDF space, the first ``limit`` characters.
+    Also returns the number of dot leaders and the page's words (``_words``, from the same character boxes).
     """
     import pypdfium2.raw as raw
 
@@ -578,7 +610,7 @@ def _char_runs(textpage: object, limit: int) -> tuple[list[tuple[float, float, f
     tp = textpage.raw
     m = max(0, min(textpage.count_chars(), limit))
     if m == 0:
-        return [], 0
+        return [], 0, []
     uni = np.fromiter(map(raw.FPDFText_GetUnicode, itertools.repeat(tp, m), range(m)), dtype=np.int64, count=m)
     # Loose boxes (the font's ascent to descent): a line's characters share them, unlike glyph boxes.
     rects = np.zeros((m, 4), dtype=np.float32)  # FS_RECTF: left, top, right, bottom
@@ -589,6 +621,7 @@ def _char_runs(textpage: object, limit: int) -> tuple[list[tuple[float, float, f
     boxes = rects.astype(float)
     left, right = np.minimum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 0], boxes[:, 2])
     bottom, top = np.minimum(boxes[:, 1], boxes[:, 3]), np.maximum(boxes[:, 1], boxes[:, 3])
+    words = _words(uni, left, bottom, right, top)
     # Leaders: three or more leader characters in a row, spaces between them ignored (". . . ." too).
     solid = np.flatnonzero(uni != 32)
     lead = np.isin(uni[solid], _LEADERS)
@@ -597,12 +630,12 @@ def _char_runs(textpage: object, limit: int) -> tuple[list[tuple[float, float, f
     in_row = np.zeros(m, dtype=bool)
     in_row[solid[row]] = True
     keep = (right > left) & (top > bottom) & np.isfinite(boxes).all(axis=1) & (uni > 32) & ~in_row
-    keep &= ~np.isin(uni, (0xA0, 0x2002, 0x2003, 0x2009, 0xFEFF, 0xFFFE))
+    keep &= ~np.isin(uni, _SPACES)
     idx = np.flatnonzero(keep)
     dots = row & np.isin(uni[solid], _DOTS)
     n_leaders = int(np.count_nonzero(dots[1:] & ~dots[:-1])) + int(dots[0]) if dots.size else 0
     if idx.size == 0:
-        return [], n_leaders
+        return [], n_leaders, words
     lo, r, b, t = left[idx], right[idx], bottom[idx], top[idx]
     h = t - b
     lh = float(np.median(h))
@@ -621,7 +654,7 @@ def _char_runs(textpage: object, limit: int) -> tuple[list[tuple[float, float, f
     cps = np.where(uni[idx] > 0x10FFFF, 0xFFFD, uni[idx]).astype("<u4")
     text = cps.tobytes().decode("utf-32-le", "replace")
     bounds = [*starts.tolist(), idx.size]
-    return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))], n_leaders
+    return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))], n_leaders, words
 
 
 def _boxed_text(regions: list[Region], spans: _Runs, page_density: float, runs: _Runs) -> list[Region]:
@@ -834,12 +867,16 @@ class PdfReader(DocumentReader):
         try:
             text = _page_text(textpage)
             spans_pdf, n_chars_all, n_measured, overlapped = _text_spans(textpage, self.limits.max_page_chars)
-            char_runs, n_leaders = _char_runs(textpage, self.limits.max_page_chars)
+            char_runs, n_leaders, words_pdf = _char_runs(textpage, self.limits.max_page_chars)
         finally:
             textpage.close()
         span_boxes = [s[:4] for s in spans_pdf]
         spans = [
             TextSpan(s, (left - x0, y1 - top, right - x0, y1 - bottom)) for left, bottom, right, top, s in spans_pdf
+        ]
+        page_words = [
+            TextSpan(normalise(w), (left - x0, y1 - top, right - x0, y1 - bottom))
+            for left, bottom, right, top, w in words_pdf
         ]
         text = normalise(text.replace("\r\n", "\n").replace("\r", "\n"))
         words = text.split()  # split() and isspace() agree on what is whitespace
@@ -1137,6 +1174,7 @@ class PdfReader(DocumentReader):
             spans=spans,
             signals=sig,
             figures=figures,
+            words=page_words,
             regions=[
                 Region(r.kind, (r.bbox[0] - x0, y1 - r.bbox[3], r.bbox[2] - x0, y1 - r.bbox[1]), r.n_items)
                 for r in regions

@@ -135,6 +135,7 @@ class Page:
     figures: list[Figure] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
     diagnostics: list[str] = field(default_factory=list)
+    words: list[TextSpan] = field(default_factory=list)  # the text layer's words, each with its own box
     _renderer: Callable[[float], Image.Image] | None = field(default=None, repr=False)
 
     def render(self, dpi: float = 100.0) -> Image.Image:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from docrag.indexes.unified import UnifiedEmbedder
 
     from .options import SearchConfig
+    from .regions import PageRegions
 
 __all__ = [
     "LEG_TYPES",
@@ -71,7 +72,9 @@ class QueryInput:
 
 class Leg(Protocol):
     """One way of finding pages. ``accepts``: the query kinds it takes; ``accepts_when_named``: kinds it takes
-    only when the user names it. Optionally ``refuses(kind) -> str | None``: why it cannot take ``kind`` here."""
+    only when the user names it. Optionally ``refuses(kind) -> str | None``: why it cannot take ``kind`` here,
+    and ``regions(query, doc_id, page, detail) -> PageRegions``: where on a page it found what it scored
+    (``pipeline.regions``; ``detail`` is its candidate's)."""
 
     name: str
     scale: Scale
@@ -153,6 +156,9 @@ def build_legs(parts: LegParts, names: Sequence[str] | None = None) -> list[Leg]
     return [leg for leg in built if leg is not None]
 
 
+REINDEX = "not stored for this page (indexed before answer regions): index it again to see them"
+
+
 class _StoreLeg:
     """A leg over one table of the store."""
 
@@ -192,6 +198,21 @@ class VisualLeg(_StoreLeg):
             qv, k, allowed, method=cfg.visual_search, candidates=cfg.visual_candidates
         )[0]
 
+    def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
+        from docrag.indexes.multivector import PatchGrid
+
+        from .regions import PageRegions, visual_regions
+
+        stored = self.store.visual_page(doc_id, page)
+        if stored is None:
+            return PageRegions(notes={self.name: "no visual vectors for this page"})
+        vectors, layout = stored
+        if not layout:
+            why = REINDEX if self.store.visual_index.pool_factor <= 1 else "token-pooled vectors have no patch layout"
+            return PageRegions(notes={self.name: why})
+        qv = query.embedding("visual", lambda: self.embedder().embed_queries([query.text])[0])
+        return visual_regions(qv, vectors, [PatchGrid.from_list(g) for g in layout])
+
 
 @register_leg("visual")
 def _visual_leg(parts: LegParts) -> VisualLeg | None:
@@ -226,6 +247,17 @@ class TextLeg(_UnifiedLeg):
     def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
         return Ranking(self.store.search_text(self.parts.unified_vector(query), k, allowed=allowed), self.scale)
 
+    def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
+        from .regions import PageRegions, Region
+
+        boxes = self.store.chunk_boxes(doc_id, page, detail) if detail else None
+        if boxes is None:
+            return PageRegions(notes={self.name: REINDEX})
+        if not boxes:
+            return PageRegions(notes={self.name: "the best chunk's words were not found among the page's words"})
+        label = " ".join(detail.split()[:8])
+        return PageRegions([Region(self.name, tuple(b), 1.0, label) for b in boxes])  # type: ignore[arg-type]
+
 
 @register_leg("image")
 class ImageLeg(_UnifiedLeg):
@@ -240,6 +272,17 @@ class ImageLeg(_UnifiedLeg):
     def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
         return Ranking(self.store.search_images(self.parts.unified_vector(query), k, allowed=allowed), self.scale)
 
+    def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
+        from .regions import PageRegions, Region
+
+        box = self.store.image_box(doc_id, page, int(detail)) if detail.isdigit() else None
+        _, width, height = self.store.page_words(doc_id, page)
+        if box is None or width <= 0 or height <= 0:
+            return PageRegions(notes={self.name: "the matched figure's box is not known"})
+        x0, y0, x1, y1 = box
+        frac = (max(0.0, x0 / width), max(0.0, y0 / height), min(1.0, x1 / width), min(1.0, y1 / height))
+        return PageRegions([Region(self.name, frac, 1.0, f"figure {detail}")])
+
 
 @register_leg("bm25")
 class BM25Leg(_StoreLeg):
@@ -249,3 +292,14 @@ class BM25Leg(_StoreLeg):
 
     def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
         return Ranking(self.store.search_bm25(query.text, k, allowed=allowed), self.scale)
+
+    def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
+        from docrag.parsers.words import decode_words
+
+        from .regions import PageRegions, bm25_regions
+
+        words, _, _ = self.store.page_words(doc_id, page)
+        if words is None:
+            return PageRegions(notes={self.name: REINDEX})
+        found = bm25_regions(query.text, decode_words(words))
+        return PageRegions(found, notes={} if found else {self.name: "no query term found among the page's words"})

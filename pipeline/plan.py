@@ -29,6 +29,7 @@ from docrag.parsers.elements import running_lines, strip_lines
 from docrag.parsers.limits import Limits
 from docrag.parsers.text import captions, dehyphenate, is_noise, vocabulary
 from docrag.parsers.types import BBox, Page
+from docrag.parsers.words import Word, pixel_words, span_words
 
 from .router import Route, route_page
 
@@ -87,6 +88,8 @@ class PagePlan:
     visual_image: Image.Image | None = None  # the page rendered for the visual leg (visual pages only)
     figures: list[FigureCrop] = field(default_factory=list)
     thumbnail: bytes = b""
+    # The words of ``text`` where they are on the page (fractions, top-left origin): answer regions.
+    words: list[Word] = field(default_factory=list)
 
 
 def _thumbnail(image: Image.Image, px: int) -> bytes:
@@ -129,23 +132,31 @@ class _Planner:
         self.stage({"stage": "page", "page": page.number})
         return [e.text for e in page_elements(page, *self.elements)]
 
-    def _ocr(self, page: Page, render: Callable[[float], Image.Image]) -> str:
+    def _ocr(self, page: Page, render: Callable[[float], Image.Image]) -> tuple[str, list[Word]]:
         from docrag.parsers.ocr import ocr_image, tesseract_available
 
         if not self.cfg.ocr:
-            return ""
+            return "", []
         if not tesseract_available():
             page.diagnostics.append("no usable text layer and tesseract is not installed: page not OCR'd")
-            return ""
+            return "", []
         image = render(self.cfg.ocr_dpi)
         self.stage({"stage": "ocr", "page": page.number})
         try:
             res = ocr_image(image, lang=self.cfg.ocr_lang, file=page.file)
         except DocumentError as exc:
             page.diagnostics.append(f"OCR failed: {exc.reason}")
-            return ""
+            return "", []
         page.diagnostics.append(f"text from OCR (tesseract, mean confidence {res.confidence:.2f})")
-        return res.text
+        return res.text, pixel_words(res.spans, image.width, image.height)
+
+    @staticmethod
+    def _layer_words(page: Page) -> list[Word]:
+        """The text layer's words (each with its own box; a parser that gives only runs of words: split by
+        characters); none on a rotated page (its boxes are in unrotated space)."""
+        if page.signals.source != "pdf" or page.signals.rotation:
+            return []
+        return span_words(page.words or page.spans, page.width_pt, page.height_pt)
 
     def plan(self, page: Page) -> PagePlan:
         route = route_page(page, self.opt.router)
@@ -164,9 +175,14 @@ class _Planner:
                 t for t in (self._clean(x) for x in self._elements_for(page)) if len(t.strip()) >= 4 and not is_noise(t)
             ]
             plan.text = self._clean(page.text)
+            plan.words = self._layer_words(page)
             if route.ocr or (page.signals.invisible_text_fraction > 0.5 and page.signals.source == "pdf"):
                 # The router found no usable visible text: an invisible OCR layer is the text, else OCR.
-                ocr_text = page.text if page.signals.invisible_text_fraction > 0.5 else self._ocr(page, render)
+                if page.signals.invisible_text_fraction > 0.5:
+                    ocr_text = page.text
+                else:
+                    ocr_text, ocr_words = self._ocr(page, render)
+                    plan.words = ocr_words or plan.words
                 plan.text = self._clean(ocr_text or page.text)
                 plan.texts = [plan.text] if plan.text.strip() else []
             if route.route == "visual" and self.opt.visual:

@@ -29,9 +29,11 @@ COUNTED = ("pages", "chunks", "images", "visual")
 class EmbeddedRows:
     """The rows of a batch of pages (of one or more documents), embedded, ready to write."""
 
-    visual: dict[str, list[Any]] = field(default_factory=lambda: {"doc_id": [], "page": [], "vectors": []})
+    visual: dict[str, list[Any]] = field(
+        default_factory=lambda: {"doc_id": [], "page": [], "vectors": [], "layouts": []}
+    )
     chunks: dict[str, list[Any]] = field(
-        default_factory=lambda: {"doc_id": [], "page": [], "chunk": [], "text": [], "vectors": []}
+        default_factory=lambda: {"doc_id": [], "page": [], "chunk": [], "text": [], "vectors": [], "boxes": []}
     )
     images: dict[str, list[Any]] = field(
         default_factory=lambda: {"doc_id": [], "page": [], "bbox": [], "image": [], "vectors": []}
@@ -96,13 +98,16 @@ def embed_plans(
     import numpy as np
 
     from docrag.indexes.unified import chunk_page_texts
+    from docrag.parsers.words import encode_words
+
+    from .regions import chunk_boxes
 
     out = EmbeddedRows(unified_dim=unified.dim, visual_dim=visual.dim if visual is not None else None)
     pages_visual = [(d, p) for d, p in batch if p.visual_image is not None and visual is not None]
     if pages_visual:
-        vectors = visual.embed_images([p.visual_image for _, p in pages_visual])
+        embedded = visual.embed_pages([p.visual_image for _, p in pages_visual])
         out.visual = {"doc_id": [d for d, _ in pages_visual], "page": [p.number for _, p in pages_visual],
-                      "vectors": list(vectors)}
+                      "vectors": [v for v, _ in embedded], "layouts": [layout for _, layout in embedded]}
     by_doc: dict[str, list[PagePlan]] = {}
     for d, p in batch:
         by_doc.setdefault(d, []).append(p)
@@ -111,11 +116,14 @@ def embed_plans(
     for d, plans in by_doc.items():
         inputs = [(p.number, p.texts) for p in plans if p.texts]
         contexts = {p.number: p.captions for p in plans} if cfg.caption_context else None
+        words = {p.number: p.words for p in plans}
         for c in chunk_page_texts(inputs, unified, cfg.chunk_max_tokens, cfg.chunk_overlap, contexts):
             chunks["doc_id"].append(d)
             chunks["page"].append(c.page)
             chunks["chunk"].append(c.index)
             chunks["text"].append(c.text)
+            boxes = chunk_boxes(c.text, words.get(c.page, []))
+            chunks["boxes"].append(json.dumps([[round(v, 4) for v in b] for b in boxes]))
             embed_texts.append(c.embed_text)
     if embed_texts:
         chunks["vectors"] = np.asarray(unified.embed_documents(embed_texts))
@@ -138,6 +146,7 @@ def embed_plans(
         "signals": [json.dumps(p.route.signals) for _, p in batch],
         "text": [p.text for _, p in batch],
         "thumbnail": [p.thumbnail for _, p in batch],
+        "words": [json.dumps(encode_words(p.words), ensure_ascii=False) for _, p in batch],
     }
     return out
 
@@ -146,9 +155,9 @@ def write_rows(store: Store, rows: EmbeddedRows) -> None:
     """Write ``rows`` (the pages last: a page row means its vectors are in)."""
     v, c, i = rows.visual, rows.chunks, rows.images
     if v["doc_id"]:
-        store.add_visual(v["doc_id"], v["page"], v["vectors"])
+        store.add_visual(v["doc_id"], v["page"], v["vectors"], layouts=v.get("layouts"))
     if c["doc_id"]:
-        store.add_chunks(c["doc_id"], c["page"], c["chunk"], c["text"], c["vectors"])
+        store.add_chunks(c["doc_id"], c["page"], c["chunk"], c["text"], c["vectors"], boxes=c.get("boxes"))
     if i["doc_id"]:
         store.add_images(i["doc_id"], i["page"], i["bbox"], i["vectors"], image_ids=i["image"])
     if rows.pages.get("doc_id"):

@@ -15,7 +15,7 @@ leg needs it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from .legs import Leg
     from .options import SearchConfig
+    from .regions import PageRegions
 
 __all__ = ["LEGS", "Hit", "Searcher"]
 
@@ -53,8 +54,34 @@ class Hit:
     label: str
     legs: dict[str, dict[str, Any]] = field(default_factory=dict)  # leg -> {"score": raw, "rank": r, ...}
     snippet: str = ""
+    # Set by the Searcher: computes this hit's answer regions (see ``regions``).
+    explain: Callable[[], PageRegions] | None = field(default=None, repr=False, compare=False)
+    _regions: PageRegions | None = field(default=None, repr=False, compare=False)
+    # Set by ``docrag.api``: renders the page at a dpi (from its file, else the stored thumbnail).
+    render: Callable[[float], Image.Image] | None = field(default=None, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def image(self, dpi: float = 100, regions: bool = False, legs: Sequence[str] | None = None) -> Image.Image:
+        """The page as an image; ``regions=True`` draws every leg's regions on it (``legs``: only those)."""
+        if self.render is None:
+            raise RuntimeError("this hit cannot render its page: use Index.page_image(hit)")
+        page = self.render(dpi)
+        if not regions:
+            return page
+        from .regions import draw_regions
+
+        return draw_regions(page, self.regions(), legs)
+
+    def regions(self) -> PageRegions:
+        """Where on the page each leg that scored it found its match (``pipeline.regions``): boxes in page
+        fractions with weights, the visual leg's patch heat, and per leg why nothing is shown where nothing
+        is. Computed on first call (the visual leg reads the page's vectors)."""
+        from .regions import PageRegions
+
+        if self._regions is None:
+            self._regions = self.explain() if self.explain is not None else PageRegions()
+        return self._regions
+
+    def to_dict(self, regions: bool = False) -> dict[str, Any]:
         return {
             "file": self.file,
             "doc_id": self.doc_id,
@@ -64,7 +91,7 @@ class Hit:
             "label": self.label,
             "legs": {k: {kk: vv for kk, vv in v.items() if kk != "detail"} for k, v in self.legs.items()},
             "snippet": self.snippet,
-        }
+        } | ({"regions": self.regions().to_dict()} if regions else {})
 
 
 def _snippet(text: str, query: str, width: int = 240) -> str:
@@ -141,7 +168,10 @@ class Searcher:
                 plans[query.kind] = self._legs_for(query.kind, legs, counts)
             rankings = {leg.name: leg.search(query, n, subset) for leg in plans[query.kind]}
             fused = fuse(rankings, method, cfg.weights, cfg.rrf_k)[:k]
-            results.append(self._hydrate(fused, allowed, query.text))
+            hits = self._hydrate(fused, allowed, query.text)
+            for hit in hits:
+                hit.explain = _explainer(plans[query.kind], query, hit)
+            results.append(hits)
         return results
 
     def _legs_for(self, kind: str, names: Sequence[str] | None, counts: Mapping[str, int]) -> list[Leg]:
@@ -187,6 +217,29 @@ class Searcher:
                 )
             )
         return hits
+
+
+def _explainer(legs: Sequence[Leg], query: QueryInput, hit: Hit) -> Callable[[], PageRegions]:
+    """The regions of ``hit``: each leg that scored it, asked where (legs without ``regions`` are noted)."""
+
+    def explain() -> PageRegions:
+        from .regions import PageRegions
+
+        out = PageRegions()
+        for leg in legs:
+            if leg.name not in hit.legs:
+                continue
+            find = getattr(leg, "regions", None)  # optional in the protocol
+            if find is None:
+                out.notes[leg.name] = "this leg does not say where it matched"
+                continue
+            found = find(query, hit.doc_id, hit.page, str(hit.legs[leg.name].get("detail") or ""))
+            out.regions.extend(found.regions)
+            out.heat.extend(found.heat)
+            out.notes.update(found.notes)
+        return out
+
+    return explain
 
 
 def _refusal(leg: Leg, kind: str) -> str | None:
