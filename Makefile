@@ -16,7 +16,7 @@ export UNSTRUCTURED_DISABLE_NOTICE := 1
 export DO_NOT_TRACK := true
 export SCARF_NO_ANALYTICS := true
 
-.PHONY: demo test lint system-deps venv bench clean gpu doctor
+.PHONY: demo test lint system-deps venv bench clean gpu doctor notebooks
 
 demo: $(STAMP)
 	$(BIN)/docrag route examples
@@ -28,6 +28,12 @@ test: export TRANSFORMERS_OFFLINE := 1
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Re-run the notebooks and save their outputs (committed, so they read on the web). EVAL_SET: the labelled
+# set notebook 04 evaluates (a folder with corpus/, queries.jsonl, page_labels.tsv; default examples/).
+notebooks: export HF_HUB_OFFLINE := 1
+notebooks: $(STAMP)
+	DOCRAG_EVAL_SET=$(abspath $(or $(EVAL_SET),examples)) $(BIN)/python notebooks/execute.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -131,7 +131,9 @@ def _score_run(queries: list[Query], rankings: list[list[Key]], ks: Sequence[int
 
 
 def routing_accuracy(store: Store, labels_tsv: str | Path) -> dict[str, Any]:
-    """The router's labels against hand labels (``file``, ``page``, ``label`` columns; files by base name)."""
+    """The router's labels against hand labels (``file``, ``page``, ``label`` columns; files by base name):
+    accuracy of the label and of the route it implies, and the confusion matrix (hand label -> router label ->
+    pages)."""
     with Path(labels_tsv).open(encoding="utf-8") as fh:
         reader = csv.DictReader(fh, delimiter="\t")
         missing = {"file", "page", "label"} - set(reader.fieldnames or [])
@@ -147,10 +149,15 @@ def routing_accuracy(store: Store, labels_tsv: str | Path) -> dict[str, Any]:
     ]
     if not pairs:
         return {"pages": 0}
+    confusion: dict[str, dict[str, int]] = {}  # hand label -> router label -> pages
+    for g, p in pairs:
+        confusion.setdefault(g, {}).setdefault(p, 0)
+        confusion[g][p] += 1
     return {
         "pages": len(pairs),
         "label_accuracy": round(sum(g == p for g, p in pairs) / len(pairs), 4),
         "route_accuracy": round(sum(to_route.get(g) == to_route.get(p) for g, p in pairs) / len(pairs), 4),
+        "confusion": confusion,
     }
 
 

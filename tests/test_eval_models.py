@@ -83,7 +83,8 @@ def test_eval_command_json(lite_index, tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["fused"]["overall"]["ndcg@1"] == pytest.approx(1.0)
-    assert out["routing"] == {"pages": 1, "label_accuracy": 1.0, "route_accuracy": 1.0}
+    assert out["routing"] == {"pages": 1, "label_accuracy": 1.0, "route_accuracy": 1.0,
+                              "confusion": {"layout": {"layout": 1}}}
     assert out["fusion"] == "weighted"  # the lite profile's own default, remembered by the database
     table = subprocess.run(
         [EXE, "eval", "--db", str(db), "--queries", str(queries)], capture_output=True, text=True, timeout=300

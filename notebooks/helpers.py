@@ -1,0 +1,51 @@
+"""What the notebooks share: the repository root, and an index with a visual leg whatever the machine has.
+
+``visual_index`` opens a database with the default ``cpu`` profile's visual model (ColModernVBERT) when its
+weights are in the Hugging Face cache (or can be downloaded), and otherwise with a *tiny random model of
+the same architecture* built on the spot (``tests/tiny_models.py``): every mechanism is the real one —
+the processor's tiling, patch vectors, MaxSim, fusion, regions — but its scores mean nothing. The notebooks
+say which one ran.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+# Notebooks cannot draw tqdm's widgets (no ipywidgets) and a build's progress bars are noise in the outputs.
+warnings.filterwarnings("ignore", message="IProgress not found")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "examples").is_dir())
+MINILM = {"type": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"}
+OFFLINE_INGEST = {"elements": "text-layer"}
+
+
+def visual_index(db: Path, workdir: Path) -> tuple[Any, str]:
+    """(index, what its visual model is): real ColModernVBERT weights if present, else a tiny random one.
+    The text leg is all-MiniLM-L6-v2 either way (offline)."""
+    import docrag
+    from docrag.indexes.models import ModelUnavailableError
+
+    index = docrag.open(db, profile="cpu", unified=MINILM, ingest=OFFLINE_INGEST)
+    try:
+        index.visual_embedder  # noqa: B018 - loads the checkpoint (from the cache, or downloads it)
+        return index, f"ColModernVBERT, real weights ({index.settings.visual.model})"
+    except ModelUnavailableError:
+        pass
+    sys.path.insert(0, str(ROOT / "tests"))
+    import tiny_models
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    tiny = tiny_models.build_colmodernvbert(
+        workdir / "tiny-colmodernvbert", vision={**tiny_models.TINY_VISION, "image_size": 64},
+        longest_edge=256, tile=64,
+    )
+    visual = {"type": "colmodernvbert", "model": str(tiny), "batch_size": 4}
+    index = docrag.open(db, profile="cpu", unified=MINILM, visual=visual, ingest=OFFLINE_INGEST)
+    return index, "a TINY RANDOM ColModernVBERT (no weights on this machine): real mechanics, meaningless scores"
