@@ -217,11 +217,8 @@ class Index:
 
     def _renderable(self, hits: list[Hit]) -> Results:
         for hit in hits:
-            hit.render = functools.partial(self._render, hit)
+            hit.render = functools.partial(self.page_image, hit)
         return Results(hits)
-
-    def _render(self, hit: Hit, dpi: float) -> Image.Image:
-        return self.page_image(hit, dpi)
 
     def evaluate(
         self,

@@ -1215,15 +1215,16 @@ class Store:
     def _page_where(self, doc_id: str, page: int) -> str:
         return f"doc_id = {sql_str(doc_id)} AND page = {int(page)}"
 
-    def page_words(self, doc_id: str, page: int) -> tuple[list[list[Any]] | None, float, float]:
-        """A page's stored words (``parsers.words.encode_words`` rows; None when not stored) and its size in
-        points (0, 0 when unknown)."""
-        rows = self.rows("pages", self._page_where(doc_id, page), ["words", "signals"])
-        if not rows:
-            return None, 0.0, 0.0
-        sig = json.loads(rows[0].get("signals") or "{}")
-        words = rows[0].get("words")
-        return (json.loads(words) if words else None), float(sig.get("width_pt", 0)), float(sig.get("height_pt", 0))
+    def page_words(self, doc_id: str, page: int) -> list[list[Any]] | None:
+        """A page's stored words (``parsers.words.encode_words`` rows; None when not stored)."""
+        rows = self.rows("pages", self._page_where(doc_id, page), ["words"])
+        return json.loads(rows[0]["words"]) if rows and rows[0].get("words") else None
+
+    def page_size(self, doc_id: str, page: int) -> tuple[float, float]:
+        """A page's size in points (0, 0 when unknown)."""
+        rows = self.rows("pages", self._page_where(doc_id, page), ["signals"])
+        sig = json.loads(rows[0].get("signals") or "{}") if rows else {}
+        return float(sig.get("width_pt", 0)), float(sig.get("height_pt", 0))
 
     def chunk_boxes(self, doc_id: str, page: int, text: str) -> list[list[float]] | None:
         """The page boxes stored with the chunk of this text on this page ([] when it could not be placed,

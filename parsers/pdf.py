@@ -566,6 +566,19 @@ _SPACES = (0xA0, 0x2002, 0x2003, 0x2009, 0xFEFF, 0xFFFE)
 _RunList = list[tuple[float, float, float, float, str]]
 
 
+def _join_runs(
+    uni: np.ndarray, left: np.ndarray, bottom: np.ndarray, right: np.ndarray, top: np.ndarray, brk: np.ndarray
+) -> _RunList:
+    """Characters (code points and boxes, in text order) joined into runs, a new run at each ``brk``:
+    ``(left, bottom, right, top, text)`` with the union box of each run."""
+    starts = np.flatnonzero(brk)
+    rl, rr = np.minimum.reduceat(left, starts).tolist(), np.maximum.reduceat(right, starts).tolist()
+    rb, rt = np.minimum.reduceat(bottom, starts).tolist(), np.maximum.reduceat(top, starts).tolist()
+    text = np.where(uni > 0x10FFFF, 0xFFFD, uni).astype("<u4").tobytes().decode("utf-32-le", "replace")
+    bounds = [*starts.tolist(), len(uni)]
+    return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))]
+
+
 def _words(uni: np.ndarray, left: np.ndarray, bottom: np.ndarray, right: np.ndarray, top: np.ndarray) -> _RunList:
     """Words from the characters' own boxes: ``(left, bottom, right, top, text)`` in PDF space, one per run of
     visible characters between whitespace (or a jump to another line, back left, or a gap of a third of a
@@ -584,13 +597,7 @@ def _words(uni: np.ndarray, left: np.ndarray, bottom: np.ndarray, right: np.ndar
         | (lo[1:] - r[:-1] > 0.33 * np.minimum(h[1:], h[:-1]))
         | (lo[1:] < lo[:-1] - 0.5 * h[1:])
     )
-    starts = np.flatnonzero(brk)
-    rl, rr = np.minimum.reduceat(lo, starts).tolist(), np.maximum.reduceat(r, starts).tolist()
-    rb, rt = np.minimum.reduceat(b, starts).tolist(), np.maximum.reduceat(t, starts).tolist()
-    cps = np.where(uni[idx] > 0x10FFFF, 0xFFFD, uni[idx]).astype("<u4")
-    text = cps.tobytes().decode("utf-32-le", "replace")
-    bounds = [*starts.tolist(), idx.size]
-    return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))]
+    return _join_runs(uni[idx], lo, b, r, t, brk)
 
 
 def _char_runs(textpage: object, limit: int) -> tuple[_RunList, int, _RunList]:
@@ -646,15 +653,7 @@ def _char_runs(textpage: object, limit: int) -> tuple[_RunList, int, _RunList]:
         | (lo[1:] - r[:-1] > GAP_EM * lh)
         | (lo[1:] < lo[:-1] - 0.5 * lh)
     )
-    starts = np.flatnonzero(brk)
-    rl = np.minimum.reduceat(lo, starts).tolist()
-    rr = np.maximum.reduceat(r, starts).tolist()
-    rb = np.minimum.reduceat(b, starts).tolist()
-    rt = np.maximum.reduceat(t, starts).tolist()
-    cps = np.where(uni[idx] > 0x10FFFF, 0xFFFD, uni[idx]).astype("<u4")
-    text = cps.tobytes().decode("utf-32-le", "replace")
-    bounds = [*starts.tolist(), idx.size]
-    return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))], n_leaders, words
+    return _join_runs(uni[idx], lo, b, r, t, brk), n_leaders, words
 
 
 def _boxed_text(regions: list[Region], spans: _Runs, page_density: float, runs: _Runs) -> list[Region]:

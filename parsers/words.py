@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from .types import BBox, TextSpan
+from .types import TextSpan
 
-__all__ = ["MAX_WORDS", "Word", "box_of", "decode_words", "encode_words", "pixel_words", "span_words"]
+__all__ = ["MAX_WORDS", "Word", "decode_words", "encode_words", "pixel_words", "span_words"]
 
 Word = tuple[str, float, float, float, float]
 
@@ -75,7 +75,3 @@ def decode_words(rows: Iterable[Sequence[object]]) -> list[Word]:
         out.append((str(text), *(float(v) / _SCALE for v in box)))  # type: ignore[arg-type]
     return out
 
-
-def box_of(words: Sequence[Word]) -> BBox:
-    """The union box of ``words`` (fractions)."""
-    return (min(w[1] for w in words), min(w[2] for w in words), max(w[3] for w in words), max(w[4] for w in words))

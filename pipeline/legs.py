@@ -276,7 +276,7 @@ class ImageLeg(_UnifiedLeg):
         from .regions import PageRegions, Region
 
         box = self.store.image_box(doc_id, page, int(detail)) if detail.isdigit() else None
-        _, width, height = self.store.page_words(doc_id, page)
+        width, height = self.store.page_size(doc_id, page)
         if box is None or width <= 0 or height <= 0:
             return PageRegions(notes={self.name: "the matched figure's box is not known"})
         x0, y0, x1, y1 = box
@@ -298,7 +298,7 @@ class BM25Leg(_StoreLeg):
 
         from .regions import PageRegions, bm25_regions
 
-        words, _, _ = self.store.page_words(doc_id, page)
+        words = self.store.page_words(doc_id, page)
         if words is None:
             return PageRegions(notes={self.name: REINDEX})
         found = bm25_regions(query.text, decode_words(words))
