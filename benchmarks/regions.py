@@ -39,7 +39,7 @@ def _indexing(corpus: Path) -> tuple[str, dict[str, float]]:
     spent = {"words": 0.0}
     inner = pdf._words
 
-    def timed(*args):  # noqa: ANN002, ANN202 - the same call, timed
+    def timed(*args):
         t = time.perf_counter()
         try:
             return inner(*args)
