@@ -243,7 +243,11 @@ def main() -> None:
         out.write_bytes(data)
     for row in read_tsv(HERE / "derived.tsv"):
         if not (docs / f"{row['id']}.pdf").exists():
-            build_derived(row, docs, downloads)
+            try:
+                build_derived(row, docs, downloads)
+            except Exception as exc:  # its source could not be fetched, or a tool is missing: the others go on
+                print(f"{row['id']}: cannot build ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+                failed += 1
     n = len(list(docs.glob("*.pdf")))
     print(f"{n} documents in {docs}" + (f"; {failed} could not be fetched" if failed else ""))
     sys.exit(1 if failed else 0)
