@@ -34,6 +34,10 @@ __all__ = ["PdfReader", "check_pdf_header", "render_pdf_page"]
 log = logging.getLogger(__name__)
 
 GRID = 64  # coverage is measured on a GRID x GRID mask of the page
+# Embedded images smaller than this on both sides, or covering less than this share of the page, are not figures
+# (nor counted in the image signals the router was fitted on).
+IMAGE_MIN_PX = 64
+IMAGE_MIN_FRACTION = 0.01
 RULE_MAX_THICKNESS = 2.0  # pt: thinner than this and long, a path is a ruling line
 RULE_MIN_LENGTH = 0.12  # share of the page width (height for vertical rules)
 MONO_NAME_HINTS = ("mono", "courier", "cmtt", "typewriter", "consol", "inconsolata", "lmtt", "sfrm")
@@ -946,8 +950,7 @@ class PdfReader(DocumentReader):
                         wpx.value = hpx.value = 0
                     max_image_px = max(max_image_px, wpx.value * hpx.value)
                     frac = bw * bh / page_area
-                    lim = self.limits
-                    if frac < lim.min_figure_fraction or max(wpx.value, hpx.value) < lim.min_figure_px:
+                    if frac < IMAGE_MIN_FRACTION or max(wpx.value, hpx.value) < IMAGE_MIN_PX:
                         continue
                     img_mask.add(box)
                     image_boxes.append(box)

@@ -536,7 +536,7 @@ def start_pool(settings: Settings, workers: int | None = None) -> PlanPool | Non
     n = default_workers() if workers is None else workers
     if n <= 0:
         return None
-    pool = PlanPool(n, settings.limits, plan_preload(settings))
+    pool = PlanPool(n, settings.ingest, plan_preload(settings))
     pool.__enter__()
     return pool
 

@@ -119,7 +119,11 @@ class IngestConfig(BaseModel):
     page_batch: int = Field(8, ge=1, description="Pages parsed, rendered and embedded together (bounds memory).")
     thumbnail_px: int = Field(256, ge=32, le=1024, description="Longest side of the stored page thumbnail.")
     figures: bool = Field(True, description="Embed figures and image files with the unified image side.")
-    min_figure_px: int = Field(96, description="Figures smaller than this on their longest side are not embedded.")
+    min_figure_px: int = Field(
+        96,
+        description="Figures smaller than this on their longest side are not embedded (the parser does not count "
+        "images under 64 px as figures at all).",
+    )
     chunk_max_tokens: int | None = Field(None, description="Chunk size in tokens (default: the model's limit).")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive windows of a long element.")
     strip_running_lines: bool = Field(
@@ -132,6 +136,25 @@ class IngestConfig(BaseModel):
     )
     dehyphenate: bool = Field(
         True, description="Rejoin words hyphenated across lines, guided by the document's own vocabulary."
+    )
+    # Budgets of the isolated plan workers (``pipeline.workers``): past one, the worker is killed and its file
+    # reported, and the batch goes on.
+    page_timeout_s: float = Field(
+        120.0, gt=0, description="Wall time one page may take to parse, OCR and render before its worker is killed."
+    )
+    document_timeout_s: float = Field(
+        1800.0, gt=0, description="Wall time one document may take in its worker before the worker is killed."
+    )
+    elements_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Wall time for element extraction (unstructured) of one document; past it the text layer "
+        "is used instead and the pages say so.",
+    )
+    worker_memory_bytes: int = Field(
+        4 << 30,
+        description="Address-space cap of each parsing worker (RLIMIT_AS); a worker that needs more is stopped "
+        "and its file reported. 0: no cap.",
     )
 
 

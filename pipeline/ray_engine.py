@@ -140,7 +140,7 @@ class _PlanStage:
         from .workers import PlanPool
 
         self.options = options
-        self.pool = PlanPool(1, options.limits, preload).__enter__()
+        self.pool = PlanPool(1, options.ingest, preload).__enter__()
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         from .workers import Job

@@ -30,6 +30,7 @@ from typing import Any
 
 from docrag.parsers import DocumentError
 
+from .options import IngestConfig
 from .plan import PlanOptions, plan_document
 
 __all__ = ["Job", "PlanPool", "default_workers", "run_inline"]
@@ -146,9 +147,9 @@ class PlanPool:
     the stage). A job whose element extraction runs out of time is retried once with the text layer instead.
     """
 
-    def __init__(self, n_workers: int, limits: Any, preload: tuple[str, ...] = ()) -> None:
+    def __init__(self, n_workers: int, budgets: IngestConfig, preload: tuple[str, ...] = ()) -> None:
         self.n = max(1, n_workers)
-        self.limits = limits
+        self.budgets = budgets  # page_timeout_s, document_timeout_s, elements_timeout_s, worker_memory_bytes
         self.preload = ("docrag.pipeline.plan", *preload)
         methods = mp.get_all_start_methods()
         self.ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
@@ -159,7 +160,7 @@ class PlanPool:
     def _spawn(self) -> _Worker:
         parent, child = self.ctx.Pipe(duplex=True)
         proc = self.ctx.Process(
-            target=_worker_main, args=(child, self.limits.worker_memory_bytes, self.preload), daemon=True
+            target=_worker_main, args=(child, self.budgets.worker_memory_bytes, self.preload), daemon=True
         )
         proc.start()
         child.close()
@@ -215,7 +216,7 @@ class PlanPool:
                 return
 
     def _budget_exceeded(self, w: _Worker, now: float) -> str | None:
-        lim = self.limits
+        lim = self.budgets
         if w.busy_since is None or w.waiting:
             return None
         stage = w.stage.get("stage", "")
@@ -237,7 +238,7 @@ class PlanPool:
         where = f" while in {_describe(w.stage)}" if w.stage else ""
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            cap = self.limits.worker_memory_bytes
+            cap = self.budgets.worker_memory_bytes
             hint = ""
             if -code == signal.SIGKILL:
                 hint = " (the system's out-of-memory killer, or the user)"

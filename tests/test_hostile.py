@@ -23,14 +23,16 @@ def test_hostile_folder_indexes_to_completion(tmp_path):
         tmp_path / "db",
         profile="lite",
         # unstructured on: pdfminer's endless loop on a /Length cycle is one of the things to survive.
-        ingest={"ocr": ocr, "elements": "unstructured", "ocr_dpi": 150},
-        limits={
-            "max_pages": 30,
+        ingest={
+            "ocr": ocr,
+            "elements": "unstructured",
+            "ocr_dpi": 150,
             "page_timeout_s": 30,
             "document_timeout_s": 120,
             "elements_timeout_s": 20,
             "worker_memory_bytes": 3 << 30,
         },
+        limits={"max_pages": 30},
     )
     t0 = time.monotonic()
     report = idx.add([folder], workers=2)

@@ -41,10 +41,10 @@ def one_word_pages(path: Path, n: int) -> Path:
     return path
 
 
-def outcomes(limits: Limits, jobs: list[Job]) -> dict:
+def outcomes(budgets: IngestConfig, jobs: list[Job]) -> dict:
     """job id -> ("done", None) or ("failed", reason), through a pool of one worker."""
     results: dict = {}
-    with PlanPool(1, limits) as pool:
+    with PlanPool(1, budgets) as pool:
         for job, kind, data in pool.run(jobs):
             if kind == "pages":
                 pool.more(job)
@@ -114,7 +114,7 @@ def test_pool_gives_the_same_plans_as_inline(docs):
         return out
 
     inline = collect(run_inline(jobs))
-    with PlanPool(2, Limits()) as pool:
+    with PlanPool(2, IngestConfig()) as pool:
         pooled = collect(pool.run([Job(j.id, j.path, opt) for j in jobs]), pool)
     assert pooled == inline and len(inline) == 3
 
@@ -124,12 +124,12 @@ def test_pool_kills_a_worker_past_its_budget_and_goes_on(tmp_path, docs):
     fresh worker plans the next file."""
     slow = tmp_path / "slow.pdf"
     shutil.copy(docs["scan"], slow)
-    limits = Limits(page_timeout_s=0.3, max_render_pixels=400_000_000)
+    limits = Limits(max_render_pixels=400_000_000)
     # OCR at 600 dpi (or, without tesseract, a 400-Mpixel render) takes well over 0.3 s.
-    ing = IngestConfig(elements="text-layer", ocr=True, ocr_dpi=600, visual_dpi=400)
+    ing = IngestConfig(elements="text-layer", ocr=True, ocr_dpi=600, visual_dpi=400, page_timeout_s=0.3)
     opt = PlanOptions.build(RouterConfig(visual_pages="all"), ing, limits, visual=True, figures=False)
     jobs = [Job(0, str(slow), opt), Job(1, str(docs["prose"]), opt)]
-    results = outcomes(limits, jobs)
+    results = outcomes(ing, jobs)
     assert results[0][0] == "failed", results
     # The stage is named (OCR or rendering, on a loaded machine maybe the parse itself) with the budget.
     assert re.search(r"(ocr of |render of )?page 1 timed out after 0.3 s \(page_timeout_s\)", results[0][1]), results
@@ -145,10 +145,9 @@ def test_pool_reports_a_worker_over_its_memory_cap(tmp_path):
     big = tmp_path / "bomb.pdf"
     hostile._nested_flate(big)  # 20 KB that PDFium inflates to 1 GiB when it loads the page
     good = pdfgen.prose_pdf(tmp_path / "good.pdf")
-    limits = Limits(worker_memory_bytes=800 << 20)
-    opt = PlanOptions.build(RouterConfig(), IngestConfig(elements="text-layer", ocr=False), limits,
-                            visual=False, figures=False)
-    results = outcomes(limits, [Job(0, str(big), opt), Job(1, str(good), opt)])
+    ing = IngestConfig(elements="text-layer", ocr=False, worker_memory_bytes=800 << 20)
+    opt = PlanOptions.build(RouterConfig(), ing, Limits(), visual=False, figures=False)
+    results = outcomes(ing, [Job(0, str(big), opt), Job(1, str(good), opt)])
     assert results[0][0] == "failed", results
     assert "memory" in results[0][1], results[0][1]
     assert results[1] == ("done", None)
