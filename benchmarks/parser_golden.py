@@ -79,7 +79,7 @@ def main() -> int:
     print(f"{len(lines)} pages -> {args.out} (sha256 {digest})")
     if args.compare is None:
         return 0
-    before = args.compare.read_text(encoding="utf-8").splitlines()
+    before = args.compare.read_text(encoding="utf-8").split("\n")[:-1]  # not splitlines(): text may hold U+0085
     if before == lines:
         print(f"identical to {args.compare}")
         return 0
