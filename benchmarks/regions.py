@@ -4,7 +4,7 @@
         [--queries ../shared/data/devset/queries.jsonl] [--no-save]
 
 Indexing side, per PDF page, against the same run's baseline:
-- parsing a page (``doc.page``, which now includes the words) vs the share of it spent in ``parsers.pdf._words``;
+- parsing a page (``doc.page``, which now includes the words) vs the share of it spent in ``parsers.pdf_text._words``;
 - placing each of the page's elements among its words (``chunk_boxes``, what ingest does per chunk) vs
   parsing the page;
 - bytes of the stored ``words`` JSON vs the page's text and its thumbnail (the rest of a page row).
@@ -29,7 +29,7 @@ from _common import append_results
 
 
 def _indexing(corpus: Path) -> tuple[str, dict[str, float]]:
-    import docrag.parsers.pdf as pdf
+    import docrag.parsers.pdf_text as pdf_text
     from docrag.parsers import open_document
     from docrag.parsers.elements import text_layer_elements
     from docrag.parsers.words import encode_words, span_words
@@ -37,7 +37,7 @@ def _indexing(corpus: Path) -> tuple[str, dict[str, float]]:
     from docrag.pipeline.regions import chunk_boxes
 
     spent = {"words": 0.0}
-    inner = pdf._words
+    inner = pdf_text._words
 
     def timed(*args):
         t = time.perf_counter()
@@ -46,7 +46,7 @@ def _indexing(corpus: Path) -> tuple[str, dict[str, float]]:
         finally:
             spent["words"] += time.perf_counter() - t
 
-    pdf._words = timed
+    pdf_text._words = timed
     parse, words_s, place, words_b, text_b, thumb_b = [], [], [], [], [], []
     try:
         for path in sorted(corpus.glob("*.pdf")):
@@ -66,7 +66,7 @@ def _indexing(corpus: Path) -> tuple[str, dict[str, float]]:
                     text_b.append(len(page.text.encode()))
                     thumb_b.append(len(_thumbnail(page.render(72), 256)))
     finally:
-        pdf._words = inner
+        pdf_text._words = inner
     n = len(parse)
     text_pages = [i for i in range(n) if text_b[i] > 200]
     figures = {

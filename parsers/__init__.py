@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import DocumentError
 from .limits import Limits
 from .reader import DocumentReader
-from .types import BBox, Figure, Page, PageSignals, Region, TextSpan
+from .types import BBox, Figure, LayoutRegion, Page, PageSignals, TextSpan
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -24,9 +24,9 @@ __all__ = [
     "DocumentReader",
     "Figure",
     "Found",
+    "LayoutRegion",
     "Page",
     "PageSignals",
-    "Region",
     "TextSpan",
     "discover",
     "open_document",

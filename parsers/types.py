@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["BBox", "Figure", "Page", "PageSignals", "Region", "TextSpan"]
+__all__ = ["BBox", "Figure", "LayoutRegion", "Page", "PageSignals", "TextSpan"]
 
 # (x0, top, x1, bottom) in PDF points (1/72 inch), origin at the top-left of the page as displayed.
 BBox = tuple[float, float, float, float]
@@ -34,7 +34,7 @@ class Figure:
 
 
 @dataclass(frozen=True, slots=True)
-class Region:
+class LayoutRegion:
     """A part of the page that carries non-prose meaning: a ruled table, a drawing/chart, an image."""
 
     kind: str  # "table" | "graphics" | "image"
@@ -133,7 +133,7 @@ class Page:
     spans: list[TextSpan]
     signals: PageSignals
     figures: list[Figure] = field(default_factory=list)
-    regions: list[Region] = field(default_factory=list)
+    regions: list[LayoutRegion] = field(default_factory=list)
     diagnostics: list[str] = field(default_factory=list)
     words: list[TextSpan] = field(default_factory=list)  # the text layer's words, each with its own box
     _renderer: Callable[[float], Image.Image] | None = field(default=None, repr=False)
