@@ -133,9 +133,7 @@ def s3_client(storage_options: Mapping[str, str] | None = None, timeout_s: float
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise LockError(
-            "writing to s3:// needs boto3 for the writer lock: pip install 'docrag[s3]'"
-        ) from None
+        raise LockError("writing to s3:// needs boto3 for the writer lock: pip install 'docrag[s3]'") from None
     opts = storage_options or {}
     endpoint = _option(opts, "aws_endpoint_url", "aws_endpoint", "endpoint_url", "endpoint")
     return boto3.client(

@@ -250,7 +250,7 @@ class DevicePacked:
 
 
 def resolve_backend(backend: str = "auto") -> str:
-    """"numpy" or "torch" ("auto": torch when a CUDA GPU is present). A machine without an NVIDIA device
+    """ "numpy" or "torch" ("auto": torch when a CUDA GPU is present). A machine without an NVIDIA device
     node answers without importing torch (an import of 2 s here, more than a two-stage query)."""
     if backend != "auto":
         return backend

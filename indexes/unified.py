@@ -40,6 +40,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 class UnsupportedModalityError(ValueError):
     """The embedder cannot embed this kind of input (e.g. images with a text-only model)."""
 

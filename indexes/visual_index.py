@@ -2,9 +2,7 @@
 
 Stored with the database (``VisualIndexSpec``, recorded in its ``meta`` table):
 
-- ``storage``: the page vectors as ``float16`` (default), ``int8`` (fixed scale: a unit vector's components
-  lie well inside ±0.5 at 128 dimensions, so ``round(x * 254)`` clipped to ±127) or ``binary`` (the sign
-  bits, 16 bytes a vector; scored asymmetrically: the float query against ±1/√dim);
+- ``storage``: the page vectors as ``float16`` (default), ``int8`` or ``binary`` (``indexes.codecs``);
 - ``pool_factor``: hierarchical token pooling at ingest (Ward clustering of a page's vectors into
   n / factor groups, each replaced by its mean; factor 1 keeps every vector);
 - ``first_stage``: which ``FirstStage`` proposes candidates for the exact MaxSim rerank (registry below),
@@ -39,15 +37,11 @@ __all__ = [
     "PooledView",
     "VisualIndexSpec",
     "assign_codes",
-    "decode",
-    "encode",
     "hierarchical_pool",
     "kmeans_pool",
     "register_first_stage",
     "train_codebook",
 ]
-
-INT8_SCALE = 254.0
 
 
 class VisualIndexSpec(BaseModel):
@@ -61,52 +55,21 @@ class VisualIndexSpec(BaseModel):
     pool_factor: int = Field(
         1, ge=1, le=32, description="Hierarchical token pooling at ingest: keep about n / factor vectors a page."
     )
-    first_stage: str | None = Field(
-        None,
-        description="Candidate generator for two-stage search: centroids, pooled or lancedb (None: the "
-        "database's own, chosen when it was created; centroids by default). A search-time choice.",
+    first_stage: str = Field(
+        "centroids",
+        description="Candidate generator for two-stage search: centroids, pooled or lancedb. A search-time choice "
+        "(a database reopened without one uses the one it was made with).",
     )
     first_stage_vectors: int = Field(64, ge=4, le=256, description="k-means centroids kept per page for it.")
 
     @field_validator("first_stage")
     @classmethod
-    def _known_stage(cls, value: str | None) -> str | None:
-        if value is not None:
-            first_stage(value)  # a registered first stage, or a ValueError naming the choices
+    def _known_stage(cls, value: str) -> str:
+        first_stage(value)  # a registered first stage, or a ValueError naming the choices
         return value
 
     def record(self) -> dict[str, Any]:
         return self.model_dump()
-
-
-# -- storage codecs ---------------------------------------------------------------------------------------------
-def stored_width(storage: str, dim: int) -> int:
-    """Values per stored vector: dim, or dim / 8 bytes for binary."""
-    return dim // 8 if storage == "binary" else dim
-
-
-def encode(vectors: np.ndarray, storage: str) -> np.ndarray:
-    """(n, dim) float vectors as stored: float16, int8 or packed sign bits (uint8, dim / 8)."""
-    v = np.asarray(vectors, dtype=np.float32)
-    if storage == "float16":
-        return v.astype(np.float16)
-    if storage == "int8":
-        return np.clip(np.rint(v * INT8_SCALE), -127, 127).astype(np.int8)
-    if storage == "binary":
-        return np.packbits(v > 0, axis=1)
-    raise ValueError(f"unknown visual storage {storage!r}: use float16, int8 or binary")
-
-
-def decode(stored: np.ndarray, storage: str, dim: int, dtype: Any = np.float16) -> np.ndarray:
-    """Stored vectors back to (n, dim) floats (``dtype``) for scoring."""
-    if storage == "float16":
-        return stored if stored.dtype == dtype else stored.astype(dtype)
-    if storage == "int8":
-        return (stored.astype(np.float32) / INT8_SCALE).astype(dtype)
-    if storage == "binary":
-        bits = np.unpackbits(stored, axis=1, count=dim).astype(np.float32)
-        return ((bits * 2.0 - 1.0) / np.sqrt(dim)).astype(dtype)
-    raise ValueError(f"unknown visual storage {storage!r}")
 
 
 # -- pooling ----------------------------------------------------------------------------------------------------
@@ -222,7 +185,7 @@ class PooledView:
 
     def load_pooled(self, positions: Sequence[int]) -> list[np.ndarray]:
         """The pooled vectors of the pages at ``positions``, in that order (read by row offset)."""
-        from .store import arrow_to_multivectors
+        from .codecs import arrow_to_multivectors
 
         order = np.argsort(positions, kind="stable")
         with self._reading():
@@ -234,7 +197,7 @@ class PooledView:
         return out
 
     def load_all_pooled(self) -> list[np.ndarray]:
-        from .store import arrow_to_multivectors
+        from .codecs import arrow_to_multivectors
 
         return arrow_to_multivectors(self._column("pooled"))
 

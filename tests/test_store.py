@@ -1,4 +1,4 @@
-"""LanceDB store: explicit schemas, model specs in metadata, per-leg search, round trip across processes."""
+"""LanceDB store: rows spelled by the schema, the model record, per-leg search, round trip across processes."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ import textwrap
 import numpy as np
 import pytest
 
+from docrag.indexes.codecs import arrow_to_multivectors, multivectors_to_arrow
 from docrag.indexes.maxsim import maxsim_numpy
 from docrag.indexes.models import ModelSpec
 from docrag.indexes.multivector import MultiVectorEmbedder
-from docrag.indexes.store import ModelMismatchError, Store, arrow_to_multivectors, multivectors_to_arrow
+from docrag.indexes.schema import CHUNKS, PAGES, VISUAL
+from docrag.indexes.store import ModelMismatchError, Store, StoreError
 from docrag.indexes.unified import create_unified
+from docrag.testing.rows import new_store, write_chunks, write_images, write_pages, write_visual
 
 
 def test_multivector_arrow_round_trip_is_float16():
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((n, 128)).astype(np.float32) for n in (3, 1, 7)]
-    col = multivectors_to_arrow(arrays)
+    col = multivectors_to_arrow(arrays, 128)
     assert str(col.type) == "list<item: fixed_size_list<item: halffloat>[128]>"
     back = arrow_to_multivectors(col)
     assert [b.shape for b in back] == [(3, 128), (1, 128), (7, 128)]
@@ -31,69 +34,71 @@ def test_multivector_arrow_round_trip_is_float16():
 def _build(db, tiny, page_images):
     vis = MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"])))
     uni = create_unified(ModelSpec(type="siglip", model=str(tiny["siglip"])))
-    store = Store(db, vis.spec, uni.spec, unified_dim=uni.dim)
-    store.add_visual("doc-a", [1, 2, 3, 4], vis.embed_images(page_images))
+    store = new_store(db, unified_dim=uni.dim, visual_spec=vis.spec, unified_spec=uni.spec)
+    write_visual(store, "doc-a", [1, 2, 3, 4], vis.embed_images(page_images))
     texts = ["tables and charts", "the quick brown fox", "capital of france", "late interaction scores"]
-    store.add_chunks("doc-b", [1, 1, 2, 3], [0, 1, 0, 0], texts, uni.embed_documents(texts))
-    store.add_images("doc-b", [2, 3, 3], [(0, 0, 10, 10)] * 3, uni.embed_images(page_images[:3]), image_ids=[0, 0, 1])
-    store.add_rows(
-        "pages",
-        {
-            "doc_id": ["doc-b"] * 3,
-            "page": [1, 2, 3],
-            "route": ["text"] * 3,
-            "label": ["text"] * 3,
-            "confidence": [1.0] * 3,
-            "reasons": ["[]"] * 3,
-            "signals": ["{}"] * 3,
-            "text": ["tables and charts fox", "capital of france", "late interaction"],
-            "thumbnail": [b""] * 3,
-        },
+    write_chunks(store, "doc-b", [1, 1, 2, 3], [0, 1, 0, 0], texts, uni.embed_documents(texts))
+    write_images(
+        store, "doc-b", [2, 3, 3], [(0, 0, 10, 10)] * 3, uni.embed_images(page_images[:3]), image_ids=[0, 0, 1]
     )
+    write_pages(store, "doc-b", ["tables and charts fox", "capital of france", "late interaction"])
     store.maintain()
     return vis, uni, store
+
+
+def _stored_visual(store):
+    return arrow_to_multivectors(store.db.scan(VISUAL, ["multivector"]).column("multivector"))
 
 
 def test_legs_return_page_candidates(tmp_path, tiny, page_images):
     vis, uni, store = _build(tmp_path / "db", tiny, page_images)
     q = vis.embed_queries(["capital of france"])[0]
-    (visual,) = store.search_visual(q, k=4)
+    (visual,) = store.visual.search(q, k=4)
     assert [c.doc_id for c in visual] == ["doc-a"] * 4 and len({c.page for c in visual}) == 4
-    stored = arrow_to_multivectors(store.table("visual").to_arrow().column("multivector"))
+    stored = _stored_visual(store)
     expected = maxsim_numpy([q], [s.astype(np.float32) for s in stored])[0]
     assert [c.score for c in visual] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
-    text = store.search_text(uni.embed_queries(["capital of france"])[0], k=3)
+    text = store.chunks.search(uni.embed_queries(["capital of france"])[0], k=3)
     assert len({(c.doc_id, c.page) for c in text}) == len(text)  # one candidate per page (best chunk)
     assert all(-1.0 - 1e-5 <= c.score <= 1.0 + 1e-5 for c in text) and text[0].detail
     # Three stored images on two pages: the image query finds its own image's page, one candidate per page.
-    images = store.search_images(uni.embed_images(page_images[1:2])[0], k=3)
+    images = store.images.search(uni.embed_images(page_images[1:2])[0], k=3)
     assert [c.page for c in images] == [3, 2] and images[0].score == pytest.approx(1.0, abs=1e-4)
     assert images[0].detail == "0" and images[1].score < 0.9999
-    bm25 = store.search_bm25("france", k=3)
+    bm25 = store.pages.search_bm25("france", k=3)
     assert [(c.doc_id, c.page) for c in bm25] == [("doc-b", 2)]
-    assert store.search_bm25("france", allowed={"doc-a"}) == []
+    assert store.pages.search_bm25("france", allowed={"doc-a"}) == []
 
 
 def test_reopen_recreates_specs_and_refuses_other_models(tmp_path, tiny, page_images):
     _build(tmp_path / "db", tiny, page_images)
     again = Store(tmp_path / "db")
     assert again.visual_spec.type == "colidefics3" and again.unified_spec.type == "siglip"
-    assert again.unified_dim == 32
-    schema_meta = again.table("visual").schema.metadata
-    assert json.loads(schema_meta[b"docrag.visual_spec"])["model"] == str(tiny["colidefics3"])
+    assert again.dims.unified == 32 and again.dims.visual == 128
+    record = Store.record(tmp_path / "db")  # the model record: one place, the meta table
+    assert record["visual_spec"]["model"] == str(tiny["colidefics3"]) and record["schema_version"] == 1
+    assert not again.db.table(VISUAL).schema.metadata  # not repeated in every table's schema
     with pytest.raises(ModelMismatchError, match="refusing to mix"):
         Store(tmp_path / "db", visual_spec=ModelSpec(type="colpali", model=str(tiny["colpali"])))
+    again.make_writable()
     with pytest.raises(ModelMismatchError, match="do not fit"):
-        again.add_chunks("d", [1], [0], ["x"], np.zeros((1, 8), np.float32))
+        write_chunks(again, "d", [1], [0], ["x"], np.zeros((1, 8), np.float32))
+
+
+def test_a_database_of_another_schema_is_refused_with_what_to_do(tmp_path):
+    store = new_store(tmp_path / "db", unified_dim=4)
+    store.db.set_meta({"schema_version": 0})
+    with pytest.raises(StoreError, match=r"another version of docrag .* index the documents again into a new --db"):
+        Store(tmp_path / "db")
 
 
 def test_round_trip_in_a_new_process_gives_same_topk_and_scores(tmp_path, tiny, page_images):
     vis, uni, store = _build(tmp_path / "db", tiny, page_images)
     q = "late interaction"
     here = {
-        "visual": [(c.doc_id, c.page, c.score) for c in store.search_visual(vis.embed_queries([q])[0], k=3)[0]],
-        "text": [(c.doc_id, c.page, c.score) for c in store.search_text(uni.embed_queries([q])[0], k=3)],
-        "bm25": [(c.doc_id, c.page, c.score) for c in store.search_bm25(q, k=3)],
+        "visual": [(c.doc_id, c.page, c.score) for c in store.visual.search(vis.embed_queries([q])[0], k=3)[0]],
+        "text": [(c.doc_id, c.page, c.score) for c in store.chunks.search(uni.embed_queries([q])[0], k=3)],
+        "bm25": [(c.doc_id, c.page, c.score) for c in store.pages.search_bm25(q, k=3)],
     }
     script = textwrap.dedent(f"""
         import json
@@ -104,9 +109,9 @@ def test_round_trip_in_a_new_process_gives_same_topk_and_scores(tmp_path, tiny, 
         vis, uni = MultiVectorEmbedder(store.visual_spec), create_unified(store.unified_spec)
         q = {q!r}
         print(json.dumps({{
-            "visual": [(c.doc_id, c.page, c.score) for c in store.search_visual(vis.embed_queries([q])[0], k=3)[0]],
-            "text": [(c.doc_id, c.page, c.score) for c in store.search_text(uni.embed_queries([q])[0], k=3)],
-            "bm25": [(c.doc_id, c.page, c.score) for c in store.search_bm25(q, k=3)],
+            "visual": [(c.doc_id, c.page, c.score) for c in store.visual.search(vis.embed_queries([q])[0], k=3)[0]],
+            "text": [(c.doc_id, c.page, c.score) for c in store.chunks.search(uni.embed_queries([q])[0], k=3)],
+            "bm25": [(c.doc_id, c.page, c.score) for c in store.pages.search_bm25(q, k=3)],
         }}))
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -119,35 +124,20 @@ def test_round_trip_in_a_new_process_gives_same_topk_and_scores(tmp_path, tiny, 
 
 def test_delete_document_removes_its_rows(tmp_path, tiny, page_images):
     _, _, store = _build(tmp_path / "db", tiny, page_images)
-    store.delete_document("doc-b")
-    assert store.count("chunks") == store.count("images") == store.count("pages") == 0
-    assert store.count("visual") == 4
-
-
-def _page_rows(doc_id: str, texts: list[str]) -> dict:
-    n = len(texts)
-    return {
-        "doc_id": [doc_id] * n,
-        "page": list(range(1, n + 1)),
-        "route": ["text"] * n,
-        "label": ["text"] * n,
-        "confidence": [1.0] * n,
-        "reasons": ["[]"] * n,
-        "signals": ["{}"] * n,
-        "text": texts,
-        "thumbnail": [b""] * n,
-    }
+    store.delete_documents(["doc-b"])
+    assert store.chunks.count() == store.images.count() == store.pages.count() == 0
+    assert store.visual.count() == 4
 
 
 def test_text_index_is_created_once_then_kept_current_without_rebuilds(tmp_path, monkeypatch):
-    store = Store(tmp_path / "db", unified_spec=ModelSpec(type="sentence-transformers", model="m"), unified_dim=4)
-    store.add_rows("pages", _page_rows("doc-a", [f"walrus colony census {i}" for i in range(20)]))
+    store = new_store(tmp_path / "db", unified_dim=4)
+    write_pages(store, "doc-a", [f"walrus colony census {i}" for i in range(20)])
     store.maintain()
-    tbl = store.table("pages")
+    tbl = store.db.table(PAGES)
     (fts,) = [i for i in tbl.list_indices() if i.index_type == "FTS"]
 
     def stats():
-        s = store.table("pages").index_stats(fts.name)
+        s = store.db.table(PAGES).index_stats(fts.name)
         return s.num_indexed_rows, s.num_unindexed_rows
 
     # Later runs never rebuild the index from scratch: creating it again would fail this test.
@@ -156,59 +146,58 @@ def test_text_index_is_created_once_then_kept_current_without_rebuilds(tmp_path,
 
     monkeypatch.setattr(type(tbl), "create_index", no_rebuild)
     # A small addition stays out of the index and is searched by a flat scan.
-    store.add_rows("pages", _page_rows("doc-b", ["narwhal tusks", "walrus diet"]))
+    write_pages(store, "doc-b", ["narwhal tusks", "walrus diet"])
     store.maintain()
     assert stats() == (20, 2)
-    assert {c.doc_id for c in store.search_bm25("narwhal")} == {"doc-b"}
-    assert ("doc-b", 2) in {(c.doc_id, c.page) for c in store.search_bm25("walrus", k=30)}
+    assert {c.doc_id for c in store.pages.search_bm25("narwhal")} == {"doc-b"}
+    assert ("doc-b", 2) in {(c.doc_id, c.page) for c in store.pages.search_bm25("walrus", k=30)}
     # Past the share of unindexed rows, optimize folds them in.
-    store.add_rows("pages", _page_rows("doc-c", ["narwhal pod"]))
+    write_pages(store, "doc-c", ["narwhal pod"])
     store.maintain()
     assert stats() == (23, 0)
-    assert {c.doc_id for c in store.search_bm25("narwhal")} == {"doc-b", "doc-c"}
+    assert {c.doc_id for c in store.pages.search_bm25("narwhal")} == {"doc-b", "doc-c"}
     # Deleted rows disappear from results at once, and from the index when it is optimized.
-    store.delete_document("doc-a")
-    assert {c.doc_id for c in store.search_bm25("walrus", k=30)} == {"doc-b"}
+    store.delete_documents(["doc-a"])
+    assert {c.doc_id for c in store.pages.search_bm25("walrus", k=30)} == {"doc-b"}
     store.maintain(force=True)
     assert stats() == (3, 0)
 
 
 def test_maintain_compacts_fragmented_tables_past_the_threshold(tmp_path, monkeypatch):
-    import docrag.indexes.store as store_mod
+    import docrag.indexes.pages as pages_mod
 
-    store = Store(tmp_path / "db", unified_spec=ModelSpec(type="sentence-transformers", model="m"), unified_dim=4)
+    store = new_store(tmp_path / "db", unified_dim=4)
     rng = np.random.default_rng(0)
     for b in range(6):  # six page batches: six fragments
         v = rng.standard_normal((3, 4)).astype(np.float32)
-        store.add_chunks(f"doc{b}", [1, 2, 3], [0, 0, 0], ["t"] * 3, v / np.linalg.norm(v, axis=1, keepdims=True))
+        write_chunks(store, f"doc{b}", [1, 2, 3], [0, 0, 0], ["t"] * 3, v / np.linalg.norm(v, axis=1, keepdims=True))
 
     def fragments():
-        return store.table("chunks").stats()["fragment_stats"]["num_fragments"]
+        return store.db.table(CHUNKS).stats()["fragment_stats"]["num_fragments"]
 
     q = rng.standard_normal(4).astype(np.float32)
-    before = [(c.doc_id, c.page, round(c.score, 5)) for c in store.search_text(q, k=18)]
+    before = [(c.doc_id, c.page, round(c.score, 5)) for c in store.chunks.search(q, k=18)]
     store.maintain()
     assert fragments() == 6  # under the threshold: left alone
-    monkeypatch.setattr(store_mod, "OPTIMIZE_SMALL_FRAGMENTS", 4)
+    monkeypatch.setattr(pages_mod, "OPTIMIZE_SMALL_FRAGMENTS", 4)
     store.maintain()
     assert fragments() == 1
-    assert [(c.doc_id, c.page, round(c.score, 5)) for c in store.search_text(q, k=18)] == before
+    assert [(c.doc_id, c.page, round(c.score, 5)) for c in store.chunks.search(q, k=18)] == before
 
 
 def test_visual_vectors_of_another_size_are_stored_and_searched(tmp_path):
     """ColQwen3 emits 320-d vectors: a new database takes the size of its first vectors and keeps it."""
     rng = np.random.default_rng(0)
     spec = ModelSpec(type="colqwen3", model="m")
-    store = Store(tmp_path / "db", visual_spec=spec)
+    store = new_store(tmp_path / "db", visual_spec=spec)
     pages = [rng.standard_normal((30, 320)).astype(np.float32) for _ in range(4)]
     pages = [p / np.linalg.norm(p, axis=1, keepdims=True) for p in pages]
-    store.add_visual("doc", [1, 2, 3, 4], pages)
+    write_visual(store, "doc", [1, 2, 3, 4], pages)
     query = pages[2][:5] + 0.01  # tokens of page 3
-    (hits,) = store.search_visual([query], k=2)
+    (hits,) = store.visual.search([query], k=2)
     assert (hits[0].doc_id, hits[0].page) == ("doc", 3)
-    again = Store(tmp_path / "db", visual_spec=spec)
-    assert again.visual_dim == 320
+    again = Store(tmp_path / "db", visual_spec=spec, writable=True)
+    assert again.dims.visual == 320
     with pytest.raises(ValueError, match=r"\(n, 320\)"):
-        again.add_visual("doc", [5], [np.ones((3, 128), np.float32)])
-    back = arrow_to_multivectors(again.table("visual").to_arrow().column("multivector"))
-    assert back[0].shape == (30, 320)
+        write_visual(again, "doc", [5], [np.ones((3, 128), np.float32)])
+    assert _stored_visual(again)[0].shape == (30, 320)

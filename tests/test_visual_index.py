@@ -5,17 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from docrag.indexes import store as store_mod
+from docrag.indexes import visual as visual_mod
+from docrag.indexes.codecs import decode, encode
 from docrag.indexes.maxsim import maxsim_naive
-from docrag.indexes.store import POOLED, ModelMismatchError, Store
-from docrag.indexes.visual_index import (
-    FIRST_STAGES,
-    VisualIndexSpec,
-    decode,
-    encode,
-    hierarchical_pool,
-    kmeans_pool,
-)
+from docrag.indexes.schema import POOLED, VISUAL
+from docrag.indexes.store import ModelMismatchError, Store
+from docrag.indexes.visual_index import FIRST_STAGES, VisualIndexSpec, hierarchical_pool, kmeans_pool
+from docrag.testing.rows import new_store, write_visual
 
 DIM = 128
 STAGES = sorted(FIRST_STAGES)
@@ -48,7 +44,7 @@ def _fill(store: Store, pages: list[np.ndarray], start: int = 0, per_doc: int = 
     keys = [(f"doc{(start + i) // per_doc}", (start + i) % per_doc + 1) for i in range(len(pages))]
     for a in range(0, len(pages), 25):
         chunk = keys[a : a + 25]
-        store.add_visual([k[0] for k in chunk], [k[1] for k in chunk], pages[a : a + 25])
+        write_visual(store, [k[0] for k in chunk], [k[1] for k in chunk], pages[a : a + 25])
     return keys
 
 
@@ -59,7 +55,7 @@ def _keys(cands) -> list[tuple[str, int]]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """60 pages, maintained: pooled rows, a trained codebook (60 × 64 pooled vectors)."""
-    store = Store(tmp_path_factory.mktemp("vis") / "db")
+    store = new_store(tmp_path_factory.mktemp("vis") / "db")
     pages = _pages(60)
     keys = _fill(store, pages)
     store.maintain()
@@ -90,20 +86,20 @@ def test_codecs_and_pooling_keep_the_geometry():
 @pytest.mark.parametrize("stage", STAGES)
 def test_two_stage_matches_exact(built, stage):
     store, pages, keys = built
-    assert store.count(POOLED) == store.count("visual") == 60
-    assert store.codebook_vectors >= store_mod.CODEBOOK_MIN_VECTORS
+    assert store.db.count(POOLED) == store.visual.count() == 60
+    assert store.visual.codebook_vectors >= visual_mod.CODEBOOK_MIN_VECTORS
     for target in (3, 41):
         q = _query(pages[target], seed=target)
-        exact = store.search_visual(q, 10, method="exact")[0]
+        exact = store.visual.search(q, 10, method="exact")[0]
         assert _keys(exact)[0] == keys[target]
         ref = sorted(range(60), key=lambda i: -maxsim_naive(q, pages[i]))[:10]
         assert _keys(exact) == [keys[i] for i in ref]  # the reference: the definition, page by page
         # every page a candidate: exactly the exact ranking and scores
-        full = store.search_visual(q, 10, method="two-stage", candidates=60, stage=stage)[0]
+        full = store.visual.search(q, 10, method="two-stage", candidates=60, stage=stage)[0]
         assert _keys(full) == _keys(exact)
         assert [c.score for c in full] == pytest.approx([c.score for c in exact], rel=1e-5)
         # a few candidates: the planted page still first, scores still exact MaxSim
-        few = store.search_visual(q, 5, method="two-stage", candidates=8, stage=stage)[0]
+        few = store.visual.search(q, 5, method="two-stage", candidates=8, stage=stage)[0]
         assert _keys(few)[0] == keys[target]
         assert few[0].score == pytest.approx(exact[0].score, rel=1e-5)
 
@@ -114,90 +110,89 @@ def test_two_stage_honours_filters(built, stage):
     q = _query(pages[3], seed=3)
     allowed = {"doc2", "doc5"}
     for method in ("exact", "two-stage"):
-        got = store.search_visual(q, 10, allowed=allowed, method=method, candidates=8, stage=stage)[0]
+        got = store.visual.search(q, 10, allowed=allowed, method=method, candidates=8, stage=stage)[0]
         assert got and {c.doc_id for c in got} <= allowed
         assert keys[3] not in _keys(got)
-    small = store.search_visual(q, 10, allowed={"doc0"}, method="two-stage", candidates=40, stage=stage)[0]
+    small = store.visual.search(q, 10, allowed={"doc0"}, method="two-stage", candidates=40, stage=stage)[0]
     assert _keys(small)[0] == keys[3] and {c.doc_id for c in small} == {"doc0"}
 
 
 def test_adds_and_deletes_keep_both_stages_consistent(tmp_path):
-    store = Store(tmp_path / "db")
+    store = new_store(tmp_path / "db")
     pages = _pages(80, seed=5)
     keys = _fill(store, pages[:50])
     store.maintain()
-    assert store.codebook_vectors and store.count(POOLED) == 50
+    assert store.visual.codebook_vectors and store.db.count(POOLED) == 50
     # added after the codebook: found before any maintenance (uncoded pages are always candidates) ...
     keys += _fill(store, pages[50:], start=50)
     for stage in STAGES:
-        hit = store.search_visual(_query(pages[72], seed=2), 3, method="two-stage", candidates=8, stage=stage)[0]
+        hit = store.visual.search(_query(pages[72], seed=2), 3, method="two-stage", candidates=8, stage=stage)[0]
         assert _keys(hit)[0] == keys[72], stage
     # ... and coded by it
     store.maintain()
-    codes = store.rows(POOLED, columns=["doc_id", "page", "codes"])
+    codes = store.db.rows(POOLED, columns=["doc_id", "page", "codes"])
     assert len(codes) == 80 and all(r["codes"] for r in codes)
     for stage in STAGES:
-        hit = store.search_visual(_query(pages[72], seed=2), 3, method="two-stage", candidates=8, stage=stage)[0]
+        hit = store.visual.search(_query(pages[72], seed=2), 3, method="two-stage", candidates=8, stage=stage)[0]
         assert _keys(hit)[0] == keys[72], stage
     # deleted: gone from both stages
     gone = keys[72][0]
     store.delete_documents([gone])
-    assert store.count(POOLED) == store.count("visual") == 70
+    assert store.db.count(POOLED) == store.visual.count() == 70
     for stage in STAGES:
-        got = store.search_visual(_query(pages[72], seed=2), 10, method="two-stage", candidates=80, stage=stage)[0]
+        got = store.visual.search(_query(pages[72], seed=2), 10, method="two-stage", candidates=80, stage=stage)[0]
         assert gone not in {c.doc_id for c in got}
-        exact = store.search_visual(_query(pages[72], seed=2), 10, method="exact")[0]
+        exact = store.visual.search(_query(pages[72], seed=2), 10, method="exact")[0]
         assert _keys(got) == _keys(exact)
 
 
 def test_growth_retrains_the_codebook(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_mod, "RETRAIN_GROWTH", 1.5)
-    store = Store(tmp_path / "db")
+    monkeypatch.setattr(visual_mod, "RETRAIN_GROWTH", 1.5)
+    store = new_store(tmp_path / "db")
     pages = _pages(60, seed=9)
     _fill(store, pages[:20])
     store.maintain()
-    first = store.codebook_vectors
+    first = store.visual.codebook_vectors
     assert first > 0
     _fill(store, pages[20:], start=20)
     store.maintain()
-    assert store.codebook_vectors > 1.5 * first - 1
+    assert store.visual.codebook_vectors > 1.5 * first - 1
     reopened = Store(tmp_path / "db", writable=False)
-    assert reopened.codebook_vectors == store.codebook_vectors  # recorded in the database
+    assert reopened.visual.codebook_vectors == store.visual.codebook_vectors  # recorded in the database
 
 
-def test_auto_picks_by_size_and_old_databases_fall_back(tmp_path, monkeypatch):
-    store = Store(tmp_path / "db")
+def test_auto_picks_by_size_and_a_missing_first_stage_falls_back(tmp_path, monkeypatch):
+    store = new_store(tmp_path / "db")
     pages = _pages(30, seed=3)
     keys = _fill(store, pages)
-    assert store.visual_method("auto") == "exact"
-    monkeypatch.setattr(store_mod, "EXACT_RAM_BYTES", 1000)  # vectors that would not fit in RAM
-    assert store.visual_method("auto") == "two-stage"
+    assert store.visual.method("auto") == "exact"
+    monkeypatch.setattr(visual_mod, "EXACT_RAM_BYTES", 1000)  # vectors that would not fit in RAM
+    assert store.visual.method("auto") == "two-stage"
     monkeypatch.undo()
-    monkeypatch.setattr(store_mod, "TWO_STAGE_FROM_PAGES", 10)
-    assert store.visual_method("auto") == "two-stage"
+    monkeypatch.setattr(visual_mod, "TWO_STAGE_FROM_PAGES", 10)
+    assert store.visual.method("auto") == "two-stage"
     with pytest.raises(ValueError, match="unknown visual search"):
-        store.visual_method("fast")
-    # a database written before the first stage existed: no pooled rows -> exact, and maintain builds them
-    store.db.drop_table(POOLED)
-    store._names = None
+        store.visual.method("fast")
+    # a first stage that is missing (dropped by a repair): no pooled rows -> exact, and maintain builds them
+    store.db.drop(POOLED)
     store.make_writable()
-    assert store.count(POOLED) == 0 and store.visual_method("two-stage") == "exact"
+    assert store.db.count(POOLED) == 0 and store.visual.method("two-stage") == "exact"
     # a page added before the upkeep ran: the first stage covers only it, so search stays exact
     keys += _fill(store, _pages(1, seed=99), start=30)
-    assert store.count(POOLED) == 1 and store.visual_method("two-stage") == "exact"
+    assert store.db.count(POOLED) == 1 and store.visual.method("two-stage") == "exact"
     q = _query(pages[7], seed=7)
-    assert _keys(store.search_visual(q, 3, method="two-stage")[0])[0] == keys[7]
+    assert _keys(store.visual.search(q, 3, method="two-stage")[0])[0] == keys[7]
     store.maintain()
-    assert store.count(POOLED) == 31 and store.visual_method("two-stage") == "two-stage"
-    assert _keys(store.search_visual(q, 3, method="two-stage", candidates=5)[0])[0] == keys[7]
+    assert store.db.count(POOLED) == 31 and store.visual.method("two-stage") == "two-stage"
+    assert _keys(store.visual.search(q, 3, method="two-stage", candidates=5)[0])[0] == keys[7]
 
 
 def test_exact_streams_when_the_vectors_exceed_ram_budget(built, monkeypatch):
     store, pages, _ = built
     q = _query(pages[41], seed=41)
-    packed = store.search_visual(q, 10, method="exact")[0]
-    monkeypatch.setattr(store_mod, "EXACT_RAM_BYTES", 1)
-    streamed = store.search_visual(q, 10, method="exact")[0]
+    packed = store.visual.search(q, 10, method="exact")[0]
+    monkeypatch.setattr(visual_mod, "EXACT_RAM_BYTES", 1)
+    streamed = store.visual.search(q, 10, method="exact")[0]
     assert _keys(streamed) == _keys(packed)
     assert [c.score for c in streamed] == pytest.approx([c.score for c in packed], rel=1e-5)
 
@@ -205,16 +200,16 @@ def test_exact_streams_when_the_vectors_exceed_ram_budget(built, monkeypatch):
 @pytest.mark.parametrize(("storage", "factor"), [("int8", 1), ("binary", 1), ("float16", 3), ("int8", 2)])
 def test_compressed_storage_is_recorded_and_searchable(tmp_path, storage, factor):
     spec = VisualIndexSpec(storage=storage, pool_factor=factor)
-    store = Store(tmp_path / "db", visual_index=spec)
+    store = new_store(tmp_path / "db", visual_index=spec)
     pages = _pages(40, seed=11)
     keys = _fill(store, pages)
     store.maintain()
-    n_vectors = sum(r["n_vectors"] for r in store.rows("visual", columns=["n_vectors"]))
+    n_vectors = sum(r["n_vectors"] for r in store.db.rows(VISUAL, columns=["n_vectors"]))
     assert n_vectors <= sum(len(p) for p in pages) // factor + 40
     for target in (4, 33):
         q = _query(pages[target], seed=target)
-        assert _keys(store.search_visual(q, 3, method="exact")[0])[0] == keys[target]
-        assert _keys(store.search_visual(q, 3, method="two-stage", candidates=8)[0])[0] == keys[target]
+        assert _keys(store.visual.search(q, 3, method="exact")[0])[0] == keys[target]
+        assert _keys(store.visual.search(q, 3, method="two-stage", candidates=8)[0])[0] == keys[target]
     reopened = Store(tmp_path / "db", writable=False)
     assert reopened.visual_index == spec.model_copy(update={"first_stage": "centroids"})  # lives with the database
     other = VisualIndexSpec(storage="binary" if storage != "binary" else "int8")
@@ -222,9 +217,9 @@ def test_compressed_storage_is_recorded_and_searchable(tmp_path, storage, factor
         Store(tmp_path / "db", writable=False, visual_index=other)
     # the first stage is a search-time choice: another one opens the same database, and is not recorded
     other_stage = Store(tmp_path / "db", visual_index=spec.model_copy(update={"first_stage": "pooled"}))
-    assert other_stage.first_stage == "pooled" and other_stage.visual_index.first_stage == "centroids"
+    assert other_stage.visual_index.first_stage == "pooled"
     other_stage.make_writable()
-    assert Store(tmp_path / "db", writable=False).first_stage == "centroids"
+    assert Store(tmp_path / "db", writable=False).visual_index.first_stage == "centroids"
 
 
 class _Vectors:
@@ -242,14 +237,14 @@ def test_searcher_two_stage_keeps_the_ready_rule_and_where(tmp_path):
     from docrag.pipeline.options import SearchConfig
     from docrag.pipeline.search import Searcher
 
-    store = Store(tmp_path / "db")
+    store = new_store(tmp_path / "db")
     pages = _pages(40, seed=21)
     keys = _fill(store, pages)
     store.maintain()
     for i in range(4):
-        store.add_document(f"doc{i}", f"/d/doc{i}.pdf", 1, 0.0, 10, {"team": "a" if i % 2 else "b"})
+        store.documents.add(f"doc{i}", f"/d/doc{i}.pdf", 1, 0.0, 10, {"team": "a" if i % 2 else "b"})
         if i != 1:
-            store.mark_ready(f"doc{i}", {"visual": 10})
+            store.documents.mark_ready(f"doc{i}", {"visual": 10})
     emb = _Vectors({"q12": _query(pages[12], seed=12), "q25": _query(pages[25], seed=25)})
     cfg = SearchConfig(visual_search="two-stage", visual_candidates=8)
     searcher = Searcher(store, cfg, build_legs(LegParts(store, cfg, lambda: None, lambda: emb), ["visual"]))
@@ -261,35 +256,22 @@ def test_searcher_two_stage_keeps_the_ready_rule_and_where(tmp_path):
     assert only_b and {h.doc_id for h in only_b} <= {"doc0", "doc2"}
 
 
-def test_databases_from_before_the_spec_hold_float16(tmp_path):
-    store = Store(tmp_path / "db")
-    pages = _pages(12, seed=4)
-    keys = _fill(store, pages)
-    meta = store.db.open_table("meta")
-    meta.delete("key = 'visual_index'")  # as written by a docrag without visual index specs
-    old = Store(tmp_path / "db", writable=False)
-    assert old.visual_index.storage == "float16" and old.visual_index.pool_factor == 1
-    assert _keys(old.search_visual(_query(pages[5], seed=5), 1, method="exact")[0]) == [keys[5]]
-    with pytest.raises(ModelMismatchError, match="stores visual vectors as"):
-        Store(tmp_path / "db", writable=False, visual_index=VisualIndexSpec(storage="int8"))
-
-
 def test_repair_drops_a_first_stage_out_of_step(tmp_path):
-    store = Store(tmp_path / "db")
+    store = new_store(tmp_path / "db")
     pages = _pages(40, seed=8)
     keys = _fill(store, pages)
     for i in range(4):
-        store.add_document(f"doc{i}", f"/d/doc{i}.pdf", 1, 0.0, 10, {})
-        store.mark_ready(f"doc{i}", {"visual": 10})
+        store.documents.add(f"doc{i}", f"/d/doc{i}.pdf", 1, 0.0, 10, {})
+        store.documents.mark_ready(f"doc{i}", {"visual": 10})
     store.maintain()
     assert store.check()["first_stage_complete"] is True and store.check()["ok"]
-    store.table(POOLED).delete("doc_id = 'doc1'")  # a first stage that lost rows
+    store.db.delete(POOLED, "doc_id = 'doc1'")  # a first stage that lost rows
     assert store.check()["first_stage_complete"] is False
     report = store.repair()
-    assert report["first_stage_dropped"] is True and POOLED not in store._tables()
+    assert report["first_stage_dropped"] is True and not store.db.has(POOLED)
     store.make_writable()
-    assert store.visual_method("two-stage") == "exact"
+    assert store.visual.method("two-stage") == "exact"
     store.maintain()  # the next index run's upkeep rebuilds it, codebook included
-    assert store.count(POOLED) == 40 and store.check()["first_stage_complete"] is True
+    assert store.db.count(POOLED) == 40 and store.check()["first_stage_complete"] is True
     q = _query(pages[12], seed=12)
-    assert _keys(store.search_visual(q, 1, method="two-stage", candidates=8)[0]) == [keys[12]]
+    assert _keys(store.visual.search(q, 1, method="two-stage", candidates=8)[0]) == [keys[12]]
