@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docrag.config import Settings, load_settings
+from docrag.config import Settings, read_config, resolve, storage_options
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -53,6 +52,7 @@ class Index:
         self.db = str(db)
         self.settings = settings
         self._store: Store | None = None
+        self._searcher: Searcher | None = None
         self._visual: MultiVectorEmbedder | None = None
         self._unified: UnifiedEmbedder | None = None
 
@@ -106,7 +106,6 @@ class Index:
                 self.settings.visual,
                 self.settings.unified,
                 profile=self.settings.profile,
-                writable=False,
                 visual_index=self.settings.visual_index,
                 storage_options=self.settings.storage_options,
             )
@@ -133,15 +132,10 @@ class Index:
         the cluster at ``address``; the rows are written from here, with the same rules as locally.
         Ctrl-C raises ``docrag.pipeline.ingest.Interrupted`` with the report so far; rerun to resume.
         """
-        from docrag.pipeline.ingest import ENGINES, Ingestor, start_pool
+        from docrag.pipeline.engines import check_engine
+        from docrag.pipeline.ingest import Ingestor, start_pool
 
-        if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-        if engine == "ray":
-            from docrag.pipeline.ray_engine import ray_available
-
-            if not ray_available():
-                raise ValueError("the Ray engine needs Ray Data: pip install 'docrag[ray]'")
+        check_engine(engine, address)  # before any model loads or file is read
         if isinstance(paths, (str, Path)):
             paths = [paths]
         self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
@@ -175,13 +169,16 @@ class Index:
     # -- reading ---------------------------------------------------------------------------------------------
     @property
     def searcher(self) -> Searcher:
-        """Fused search over this database with the registered legs (models load when a leg first needs them)."""
-        from docrag.pipeline.legs import LegParts, build_legs
-        from docrag.pipeline.search import Searcher
+        """Fused search over this database with the registered legs (built once; models load when a leg first
+        needs them)."""
+        if self._searcher is None:
+            from docrag.pipeline.legs import LegParts, build_legs
+            from docrag.pipeline.search import Searcher
 
-        visual = (lambda: self.visual_embedder) if self.settings.visual is not None else None
-        parts = LegParts(self.store, self.settings.search, lambda: self.unified_embedder, visual)
-        return Searcher(self.store, self.settings.search, build_legs(parts))
+            visual = (lambda: self.visual_embedder) if self.settings.visual is not None else None
+            parts = LegParts(self.store, self.settings.search, lambda: self.unified_embedder, visual)
+            self._searcher = Searcher(self.store, self.settings.search, build_legs(parts))
+        return self._searcher
 
     def search(
         self,
@@ -206,14 +203,10 @@ class Index:
         return [self._renderable(r) for r in self.searcher.search_many(queries, k, where, legs, fusion)]
 
     def explain(self, query: str, doc_id: str, page: int, legs: Sequence[str] | None = None) -> Hit | None:
-        """The hit that page ``page`` of document ``doc_id`` is for ``query`` (its per-leg scores and
-        regions), wherever it ranks; None when no leg scored it."""
-        from docrag.indexes.store import sql_str
-
-        rows = self.store.documents(where=f"doc_id = {sql_str(doc_id)}", columns=["n_pages"])
-        n = max(1, int(rows[0]["n_pages"] or 1)) if rows else 1
-        hits = self.search(query, k=n, where=f"doc_id = {sql_str(doc_id)}", legs=legs)
-        return next((h for h in hits if h.page == page), None)
+        """The hit that page ``page`` of document ``doc_id`` is for ``query`` (its per-leg scores, ranks within
+        the document, and regions); None when no leg scored it. Only that document is searched."""
+        hit = self.searcher.explain(query, doc_id, page, legs)
+        return self._renderable([hit])[0] if hit is not None else None
 
     def _renderable(self, hits: list[Hit]) -> Results:
         for hit in hits:
@@ -227,55 +220,62 @@ class Index:
         legs: Sequence[str] | None = None,
         labels: str | Path | None = None,
         qrels: str | Path | None = None,
+        fusion: str | None = None,
     ) -> dict[str, Any]:
-        """nDCG@k, recall@k and MRR@10 of the fused ranking and of each leg alone (and routing accuracy with
-        ``labels``). ``queries``: a JSON-lines file (dev-set or BEIR format, with ``qrels``) or Query objects."""
+        """nDCG@k, recall@k and MRR@10 of the fused ranking (``fusion``: rrf or weighted; default the settings')
+        and of each leg alone (and routing accuracy with ``labels``). ``queries``: a JSON-lines file (dev-set or
+        BEIR format, with ``qrels``) or Query objects."""
         from docrag.pipeline.eval import evaluate, load_queries
 
         qs = load_queries(queries, qrels) if isinstance(queries, (str, Path)) else list(queries)
-        return evaluate(self.searcher, qs, ks, legs, labels)
+        return evaluate(self.searcher, qs, ks, legs, labels, store=self.store, fusion=fusion)
 
     def page_image(self, hit: Hit, dpi: float = 100, regions: bool = False) -> Image.Image:
         """The hit's page rendered from its file, or the stored thumbnail when the file is gone or unreadable;
         ``regions=True`` draws the hit's answer regions on it."""
-        from docrag.parsers import DocumentError, open_document
-
-        image = None
-        for path in [hit.file, *self._other_paths(hit)]:
-            try:
-                with open_document(path, self.settings.limits) as doc:
-                    image = doc.page(hit.page).render(dpi)
-                    break
-            except DocumentError:
-                continue
-        if image is None:
-            image = self.thumbnail(hit.doc_id, hit.page)
+        image = self.render(hit.doc_id, hit.page, dpi, first=hit.file)
         if regions:
             from docrag.pipeline.regions import draw_regions
 
             image = draw_regions(image, hit.regions())
         return image
 
-    def _other_paths(self, hit: Hit) -> list[str]:
-        from docrag.indexes.store import sql_str
+    def render(self, doc_id: str, page: int, dpi: float = 100, first: str | None = None) -> Image.Image:
+        """Page ``page`` of a document, rendered from the first of its paths that reads (``first`` tried first),
+        under the settings' limits, or its stored thumbnail; a KeyError when neither is there."""
+        from docrag.parsers import DocumentError, open_document
 
-        rows = self.store.documents(where=f"doc_id = {sql_str(hit.doc_id)}", columns=["paths"])
-        return [p for r in rows for p in r["paths"] if p != hit.file]
+        doc = self.store.documents.get(doc_id, ["paths"]) or {"paths": []}
+        for path in dict.fromkeys([*([first] if first else []), *doc["paths"]]):
+            try:
+                with open_document(path, self.settings.limits) as reader:
+                    return reader.page(page).render(dpi)
+            except DocumentError:
+                continue
+        return self.thumbnail(doc_id, page)
+
+    def find(self, name: str) -> dict[str, Any] | None:
+        """The document ``name`` names: its doc_id, a path as indexed, or a file name (the first match)."""
+        resolved = str(Path(name).resolve())
+        for d in self.documents():
+            if name == d["doc_id"] or any(name == Path(p).name or p == resolved for p in d["paths"]):
+                return d
+        return None
 
     def documents(self) -> list[dict[str, Any]]:
         """Every document: doc_id, path (the first), paths (all with these bytes), status, metadata …"""
-        rows = self.store.documents()
+        rows = self.store.documents.rows()
         for r in rows:
-            r["metadata"] = json.loads(r["metadata"] or "{}")
-            r["counts"] = json.loads(r["counts"]) if r.get("counts") else None
+            r["metadata"] = r["metadata"] or {}
         return sorted(rows, key=lambda r: r["path"])
 
     def stats(self) -> dict[str, Any]:
         store = self.store
-        docs = store.documents(columns=["status", "n_pages"])
-        pages = store.page_rows(columns=["route", "label"])
-        n = store.row_counts()
+        store.refresh()
+        docs = store.documents.rows(columns=["status", "n_pages"])
+        pages = store.pages.rows(columns=["route", "label"])
         count = lambda key: {v: sum(1 for p in pages if p[key] == v) for v in sorted({p[key] for p in pages})}  # noqa: E731
+        visual = store.visual.count()
         return {
             "db": self.db,
             "profile": self.settings.profile,
@@ -284,22 +284,38 @@ class Index:
             "pages": len(pages),
             "routes": count("route"),
             "labels": count("label"),
-            "chunks": n["chunks"],
-            "images": n["images"],
-            "visual_pages": n["visual"],
+            "chunks": store.chunks.count(),
+            "images": store.images.count(),
+            "visual_pages": visual,
             "visual_model": store.visual_spec.model if store.visual_spec else None,
             "unified_model": store.unified_spec.model if store.unified_spec else None,
             "visual_index": store.visual_index.record(),
-            "visual_search": store.visual_method(self.settings.search.visual_search) if n["visual"] else None,
+            "visual_search": store.visual.method(self.settings.search.visual_search) if visual else None,
         }
 
     def thumbnail(self, doc_id: str, page: int) -> Image.Image:
         from PIL import Image
 
-        data = self.store.thumbnail(doc_id, page)
+        data = self.store.pages.thumbnail(doc_id, page)
         if data is None:
             raise KeyError(f"no thumbnail for {doc_id} page {page}")
         return Image.open(io.BytesIO(data))
+
+    def check(self, repair: bool = False, lock_wait_s: float | None = None) -> dict[str, Any]:
+        """Read every table and compare each ready document's rows with its counts; with ``repair`` (when
+        something is wrong), restore unreadable tables to their last readable version and delete the documents
+        whose rows do not match (the next run redoes them), then check again. The model record is not needed:
+        it may be what is unreadable."""
+        from docrag.indexes.database import Database
+
+        db = Database(self.db, self.settings.storage_options)
+        result = db.check()
+        if repair and not result["ok"]:
+            with db.writer_lock(lock_wait_s):
+                db.writable = True
+                result["repair"] = db.repair()
+            result["after"] = db.check()
+        return result
 
 
 def open_index(db: str | Path, profile: str | None = None, config: str | Path | None = None, **overrides: Any) -> Index:
@@ -307,29 +323,11 @@ def open_index(db: str | Path, profile: str | None = None, config: str | Path | 
 
     ``db``: a folder, or an object storage URI (``s3://bucket/prefix``; endpoint and credentials from
     ``storage_options={...}`` or the environment, AWS_*). A database remembers its models: reopening it
-    without a profile reuses them.
+    without a profile reuses them. The settings are resolved once (``docrag.config.resolve``).
     """
-    from docrag.indexes.models import ModelSpec
     from docrag.indexes.store import Store
 
-    if isinstance(db, Path) and "://" not in str(db):
-        db = str(db)
-    options = load_settings(profile, config, **overrides).storage_options  # the file's, or the environment's
-    stored = Store.stored_meta(db, options or None)
-    # A database remembers its profile: a config file without --profile (e.g. search settings) applies on
-    # top of the database's profile, not of the default one.
-    base_profile = profile if profile is not None or not stored else stored.get("profile")
-    settings = load_settings(base_profile, config, **overrides)
-    if profile is None and config is None and stored:
-        # Reopen with the models the vectors came from, whatever the default profile says.
-        update: dict[str, Any] = {}
-        for key, field_name in (("visual_spec", "visual"), ("unified_spec", "unified")):
-            spec = stored.get(key)
-            update[field_name] = ModelSpec.model_validate(spec) if spec else None
-        if stored.get("profile"):
-            update["profile"] = stored["profile"]
-            base = load_settings(stored["profile"], None, **overrides)
-            settings = base.model_copy(update=update)
-        else:
-            settings = settings.model_copy(update=update)
-    return Index(db, settings)
+    db = str(db)
+    file = read_config(config)
+    stored = Store.record(db, storage_options(file, overrides) or None)
+    return Index(db, resolve(stored, profile, file, overrides, source=str(config or "")))

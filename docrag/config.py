@@ -1,18 +1,23 @@
-"""Configuration: resource limits for untrusted inputs and the router's thresholds.
+"""Configuration: the profiles, the settings, and the one function that resolves them.
 
 Every knob is a pydantic field with a description, so the options document themselves
-(``docrag.config.RouterConfig.model_json_schema()``) and can come from a TOML file or the environment.
+(``docrag.config.Settings.model_json_schema()``). ``resolve`` is the only place settings are put together, from
+(later wins) a built-in profile, the database's own record, a TOML file, the environment (``DOCRAG_*``) and
+explicit overrides; the API and every command call it once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import json
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docrag.indexes.models import ModelSpec
 from docrag.indexes.visual_index import VisualIndexSpec
@@ -28,6 +33,9 @@ __all__ = [
     "Settings",
     "VisualPages",
     "load_settings",
+    "read_config",
+    "resolve",
+    "storage_options",
 ]
 
 
@@ -93,14 +101,10 @@ PROFILE_NOTES = {
 }
 
 
-class Settings(BaseSettings):
-    """Everything docrag needs: models, router, limits, ingest and search options.
+class Settings(BaseModel):
+    """Everything docrag needs: models, router, limits, ingest and search options (made by ``resolve``)."""
 
-    Sources, later wins: the profile's defaults < a TOML file < environment variables
-    (``DOCRAG_SEARCH__FUSION=weighted``, ``DOCRAG_VISUAL__DEVICE=cuda`` …).
-    """
-
-    model_config = SettingsConfigDict(env_prefix="DOCRAG_", env_nested_delimiter="__", extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     profile: str = Field("cpu", description="Built-in profile the settings started from: cpu, gpu or lite.")
     offline: bool = Field(
@@ -124,53 +128,133 @@ class Settings(BaseSettings):
         "proposes candidates for two-stage search. Fixed when a database is created.",
     )
 
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
-    ):
-        return env_settings, init_settings  # the environment overrides the profile and the file
+
+ENV_PREFIX = "DOCRAG_"
+LEGS = ("visual", "unified")  # the settings that are model specs
+FIXED_INDEX = ("storage", "pool_factor", "first_stage_vectors")  # VisualIndexSpec fields fixed at creation
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+def read_config(path: str | Path | None) -> dict[str, Any]:
+    """A TOML settings file as a dict ({} for None); a ValueError naming the file when it cannot be read."""
+    if path is None:
+        return {}
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the config file ({exc})") from None
+
+
+def env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+    """``DOCRAG_SEARCH__FUSION=weighted`` → ``{"search": {"fusion": "weighted"}}``: the settings the environment
+    sets (names are case-insensitive, ``__`` nests; a value that looks like a JSON object or list is one)."""
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.upper().startswith(ENV_PREFIX):
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        if path[0] not in Settings.model_fields or not all(path):
+            continue
+        if value.strip().startswith(("{", "[")):
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[path[-1]] = value
     return out
 
 
-def load_settings(profile: str | None = None, config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Settings from a built-in profile, a TOML file (optional) and the environment.
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
 
-    The file may set ``profile`` itself; an explicit ``profile`` argument wins over it.
+
+def _apply(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """``layer`` over ``base``. A model spec naming another type replaces the base's spec whole; another model
+    of the same type keeps the base's run-time fields but not its revision or options."""
+    base = dict(base)
+    for leg in LEGS:
+        over = layer.get(leg)
+        if not isinstance(over, Mapping) or not isinstance(base.get(leg), dict):
+            continue
+        if "type" in over and over["type"] != base[leg].get("type"):
+            base[leg] = None
+        elif "model" in over and over["model"] != base[leg].get("model"):
+            base[leg] = {k: v for k, v in base[leg].items() if k not in ("revision", "options")}
+    return _merge(base, layer)
+
+
+def storage_options(
+    file: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The object-storage options the file, the environment and the overrides give (all a database needs to be
+    opened, before its record says anything)."""
+    layers = (file or {}, env_layer(os.environ if env is None else env), overrides or {})
+    out: dict[str, str] = {}
+    for layer in layers:
+        out |= dict(layer.get("storage_options") or {})
+    return out
+
+
+def resolve(
+    stored: Mapping[str, Any] | None = None,
+    profile: str | None = None,
+    file: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    source: str = "",
+) -> Settings:
+    """The settings, from (later wins): a built-in profile, the database's record (``stored``), a TOML file's
+    contents (``file``), the environment (``env``, default ``os.environ``: ``DOCRAG_*``) and ``overrides``.
+
+    The profile is ``profile``, else the file's, else ``DOCRAG_PROFILE``, else the database's, else ``cpu``. A
+    database whose profile was not chosen again brings its own model specs (its vectors came from them) and
+    always how its visual vectors are stored; asking for other storage is a ``ModelMismatchError``. ``source``
+    names the file in errors. Nothing is read here: the caller reads the file and the record.
     """
-    data: dict[str, Any] = {}
-    if config_file is not None:
-        path = Path(config_file)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read the config file ({exc})") from None
-    name = profile or data.get("profile") or os.environ.get("DOCRAG_PROFILE") or "cpu"
+    from docrag.indexes.database import ModelMismatchError
+
+    stored, file, overrides = dict(stored or {}), dict(file or {}), dict(overrides or {})
+    environment = env_layer(os.environ if env is None else env)
+    chosen = profile or file.get("profile") or environment.get("profile")
+    name = chosen or stored.get("profile") or "cpu"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
-    base = {"profile": name, **PROFILES[name]}
-    for layer in (data, overrides):
-        for leg in ("visual", "unified"):
-            # A spec naming another model or type replaces the profile's whole spec (its options included).
-            over = layer.get(leg)
-            if not isinstance(over, dict) or isinstance(base.get(leg), dict) is False:
-                continue
-            if "type" in over:
-                base[leg] = None
-            elif "model" in over:  # the same type, another checkpoint: not the profile's revision or options
-                base[leg] = {k: v for k, v in base[leg].items() if k not in ("revision", "options")}
-    merged = _merge(_merge(base, data), overrides)
-    merged["profile"] = name
+    data: dict[str, Any] = {"profile": name, **copy.deepcopy(PROFILES[name])}
+    if stored and not chosen:  # reopened as it was made: the models its vectors came from
+        data |= {leg: stored.get(f"{leg}_spec") for leg in LEGS}
+    for layer in (file, environment, overrides):
+        data = _apply(data, layer)
+    data["profile"] = name
+    if stored.get("visual_index"):
+        index = dict(stored["visual_index"])
+        asked = dict(data.get("visual_index") or {})
+        for key in FIXED_INDEX:
+            if key in asked and asked[key] != index.get(key):
+                raise ModelMismatchError(
+                    f"the database stores visual vectors as {index}; it cannot be searched or extended with "
+                    f"visual_index.{key} = {asked[key]!r}. Use another --db, or re-index this one from scratch."
+                )
+        data["visual_index"] = index | {"first_stage": asked.get("first_stage", index.get("first_stage"))}
     try:
-        return Settings(**merged)
+        return Settings(**data)
     except ValidationError as exc:
-        where = f"{config_file}: " if config_file is not None else ""
+        where = f"{source}: " if source else ""
         raise ValueError(f"{where}invalid settings (file or DOCRAG_* environment): {one_line(exc)}") from None
+
+
+def load_settings(profile: str | None = None, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings for a new database: ``resolve`` of a profile, a TOML file and overrides (no stored record)."""
+    return resolve(None, profile, read_config(config_file), overrides, source=str(config_file or ""))
 
 
 def one_line(exc: ValidationError, prefix: str = "") -> str:

@@ -74,7 +74,7 @@ def read_queries(path: str | Path) -> list[dict[str, Any]]:
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                 keys = ", ".join(sorted(obj)) if isinstance(obj, dict) else type(obj).__name__
                 raise ValueError(
-                    f"{path}:{n}: a query needs a \"text\" string (keys: id or _id, text, kind, relevant); "
+                    f'{path}:{n}: a query needs a "text" string (keys: id or _id, text, kind, relevant); '
                     f"this line has {keys or 'no keys'}"
                 )
             obj.setdefault("id", obj.get("_id", n))
@@ -92,7 +92,7 @@ def load_queries(path: str | Path, qrels: str | Path | None = None) -> list[Quer
             rel = {(Path(r["file"]).name, int(r["page"])) for r in obj.get("relevant", [])}
         except (KeyError, TypeError, ValueError):
             raise ValueError(
-                f"{path}:{obj['_line']}: \"relevant\" must be a list of {{\"file\": name, \"page\": number}}"
+                f'{path}:{obj["_line"]}: "relevant" must be a list of {{"file": name, "page": number}}'
             ) from None
         queries.append(Query(str(obj["id"]), obj["text"], obj.get("kind", "all"), rel))
     if qrels is not None:
@@ -141,8 +141,8 @@ def routing_accuracy(store: Store, labels_tsv: str | Path) -> dict[str, Any]:
             cols = ", ".join(sorted(missing))
             raise ValueError(f"{labels_tsv}: needs the columns file, page, label (missing {cols})")
         gold = {(r["file"], int(r["page"])): r["label"] for r in reader}
-    docs = {d["doc_id"]: Path(d["path"]).name for d in store.documents(columns=["doc_id", "path"])}
-    pages = store.page_rows(columns=["doc_id", "page", "label"])
+    docs = {d["doc_id"]: Path(d["path"]).name for d in store.documents.rows(columns=["doc_id", "path"])}
+    pages = store.pages.rows(columns=["doc_id", "page", "label"])
     to_route = {"scanned": "visual", "layout": "visual", "text": "text"}
     pairs = [
         (gold[(docs[p["doc_id"]], p["page"])], p["label"]) for p in pages if (docs.get(p["doc_id"]), p["page"]) in gold
@@ -167,22 +167,27 @@ def evaluate(
     ks: Iterable[int] = (5, 10),
     legs: Sequence[str] | None = None,
     labels: str | Path | None = None,
+    store: Store | None = None,
+    fusion: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics for the fused ranking and for each of the searcher's legs that has something stored, alone
-    (ablation; only those of ``legs`` when given)."""
+    """Metrics for the fused ranking (``fusion``: the settings' method when None) and for each of the
+    searcher's legs that has something stored, alone (ablation; only those of ``legs`` when given); with
+    ``labels``, the routing accuracy of the pages in ``store``."""
     ks = sorted(set(ks))
     depth = max(*ks, 10)
     texts = [q.text for q in queries]
 
     def run(leg_set: Sequence[str] | None) -> list[list[Key]]:
-        results = searcher.search_many(texts, k=depth, legs=leg_set)
+        results = searcher.search_many(texts, k=depth, legs=leg_set, fusion=fusion)
         return [[(Path(h.file).name, h.page) for h in hits] for hits in results]
 
     out: dict[str, Any] = {"queries": len(queries), "k": ks, "fused": _score_run(queries, run(legs), ks), "legs": {}}
-    counts = searcher.store.row_counts()
     for leg in searcher.legs:
-        if (not legs or leg.name in legs) and leg.available(counts):
+        if (not legs or leg.name in legs) and leg.available():
             out["legs"][leg.name] = _score_run(queries, run([leg.name]), ks)
     if labels is not None:
-        out["routing"] = routing_accuracy(searcher.store, labels)
+        if store is None:
+            raise ValueError("routing accuracy (labels) needs the store")
+        out["routing"] = routing_accuracy(store, labels)
+    out["fusion"] = fusion or searcher.settings.fusion
     return out

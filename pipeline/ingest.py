@@ -1,18 +1,16 @@
-"""Batch indexing: files → plans (isolated workers) → embeddings and rows (here) → LanceDB.
+"""Batch indexing: files → plans (isolated workers) → embeddings and rows → LanceDB.
 
-Two steps. Worker processes turn each document into page plans (``pipeline.plan``: parse, route, OCR,
-render, crop; no model) under time and memory budgets (``pipeline.workers``); a worker that hangs, crashes
-or runs out of memory is killed and replaced and its file reported, and the batch goes on. This process
-embeds the plans, batched across documents (the GPU-friendly shape), and writes the rows.
+An engine (``pipeline.engines``: local worker processes, or Ray Data) plans and embeds the documents and yields
+one stream of events; the ``Ingestor`` is the one bookkeeper that consumes it: it writes each document's row
+first (status ``indexing``), then its rows, and flips it to ``ready`` once all its planned pages are in.
 
-Bookkeeping. Documents are identified by the sha256 of their bytes; every path with those bytes is
-recorded. A run skips documents already indexed, re-indexes a file whose content changed, records a copy of
-known bytes at a new path, forgets paths that were indexed from a folder given to this run and no longer
-exist there (a document with no path left is deleted), and completes documents a previous run left half
-written. A document's row is written first with status ``indexing`` and flipped to ``ready`` only after all
-its rows are in: search sees ``ready`` documents only, so an interrupted run (Ctrl-C, kill, full disk)
-never leaves a half-indexed document visible, and the next run deletes the partial rows and redoes it.
-One writer at a time: the store's writer lock.
+Bookkeeping. Documents are identified by the sha256 of their bytes; every path with those bytes is recorded.
+A run skips documents already indexed, re-indexes a file whose content changed, records a copy of known
+bytes at a new path, forgets paths that were indexed from a folder given to this run and no longer exist
+there (a document with no path left is deleted), and completes documents a previous run left half written.
+Search sees ``ready`` documents only, so an interrupted run (Ctrl-C, kill, full disk) never leaves a
+half-indexed document visible, and the next run deletes the partial rows and redoes it. One writer at a
+time: the store's writer lock.
 """
 
 from __future__ import annotations
@@ -22,16 +20,18 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from docrag.indexes.schema import PAGES, empty_counts
 from docrag.indexes.store import StoreError
 from docrag.parsers import discover
 
-from .plan import PagePlan, PlanOptions
-from .rows import EmbeddedRows, embed_plans, write_rows
+from .engines import Embedded, EngineError, Event, Failed, Planned, Started, check_engine, local_events
+from .plan import PlanOptions
+from .rows import EmbeddedRows, embed_plans
 from .workers import Job, PlanPool, default_workers, run_inline
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ __all__ = ["IngestReport", "Ingestor", "Interrupted", "file_sha256", "remove_doc
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, dict[str, Any]], None]  # (event, data) for progress bars
-ENGINES = ("local", "ray")  # where the plan and embed steps run: this machine's processes, or Ray Data
 
 
 @dataclass(slots=True)
@@ -110,11 +109,10 @@ class _Doc:
     job: Job
     n_pages: int = 0
     started: bool = False  # its documents row is written
-    done: bool = False  # the worker finished planning it
+    planned: int | None = None  # page plans it gave, once planned whole
     ready: bool = False  # all rows written, visible
     failed: bool = False
-    in_buffer: int = 0  # its page plans waiting to be embedded
-    counts: dict[str, int] = field(default_factory=lambda: {"pages": 0, "chunks": 0, "images": 0, "visual": 0})
+    counts: dict[str, int] = field(default_factory=empty_counts)
     routes: dict[str, int] = field(default_factory=dict)
 
 
@@ -124,8 +122,7 @@ class Ingestor:
     Embedders may be given as zero-argument callables: they are loaded at the first batch to embed, so the
     workers plan the first documents while the models load. ``workers``: parsing processes (None: the
     usable cores; 0: plan in this process, without isolation); ``pool``: a pool the caller started.
-    ``engine``: "local" (this machine's worker processes) or "ray" (Ray Data stages, ``pipeline.ray_engine``;
-    ``ray_address`` joins a cluster): the bookkeeping, the writes and the ``ready`` rule are the same.
+    ``engine``: "local" or "ray" (``pipeline.engines``; ``ray_address`` joins a cluster).
     """
 
     def __init__(
@@ -144,10 +141,8 @@ class Ingestor:
     ) -> None:
         from docrag.indexes.unified import unified_class
 
-        if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+        check_engine(engine, ray_address)
         self.engine, self.ray_address = engine, ray_address
-
         self.store, self.settings = store, settings
         self._unified, self._visual = unified, visual
         self.workers = default_workers() if workers is None else workers
@@ -163,12 +158,14 @@ class Ingestor:
             visual=visual is not None,
             figures="image" in modalities,
         )
+        self._loader: Any = None
+        self._load_error: BaseException | None = None
 
+    # -- the models: loaded in a thread while the workers plan ----------------------------------------------------
     def _start_loading(self) -> None:
-        """Load the models given as loaders in a thread, while the workers plan the first documents."""
         import threading
 
-        if not (callable(self._unified) or callable(self._visual)):
+        if not (callable(self._unified) or callable(self._visual)) or self._loader is not None:
             return
 
         def load() -> None:
@@ -180,39 +177,24 @@ class Ingestor:
             except BaseException as exc:  # raised in the run's own thread, at the first batch to embed
                 self._load_error = exc
 
-        self._load_error: BaseException | None = None
         # Not a daemon: a thread stopped by interpreter exit in the middle of C++ code (torch, tokenizers)
         # aborts the process ("FATAL: exception not rethrown"); exit waits for the load to finish instead.
         self._loader = threading.Thread(target=load, name="docrag-model-load", daemon=False)
         self._loader.start()
 
     def _models_ready(self) -> bool:
-        loader = getattr(self, "_loader", None)
-        return loader is None or not loader.is_alive()
+        return self._loader is None or not self._loader.is_alive()
 
-    def _wait_for_models(self) -> None:
-        loader = getattr(self, "_loader", None)
-        if loader is None and (callable(self._unified) or callable(self._visual)):
-            self._start_loading()  # needed before any document asked for it
-            loader = self._loader
-        if loader is None:
-            return
-        loader.join()
-        self._loader = None
-        if self._load_error is not None:
-            raise self._load_error
-        # A new database learns its vector sizes.
-        self.store.make_writable(unified_dim=self._unified.dim, visual_dim=self._visual.dim if self._visual else None)
-
-    @property
-    def unified(self) -> UnifiedEmbedder:
-        self._wait_for_models()
-        return self._unified
-
-    @property
-    def visual(self) -> MultiVectorEmbedder | None:
-        self._wait_for_models()
-        return self._visual
+    def _embedders(self) -> tuple[UnifiedEmbedder, MultiVectorEmbedder | None]:
+        """The loaded embedders (waiting for the loader); a new database learns its vector sizes here."""
+        self._start_loading()
+        if self._loader is not None:
+            self._loader.join()
+            if self._load_error is not None:
+                raise self._load_error
+        unified, visual = self._unified, self._visual
+        self.store.make_writable(unified_dim=unified.dim, visual_dim=visual.dim if visual else None)
+        return unified, visual
 
     def _tick(self, event: str, **data: Any) -> None:
         if self.progress:
@@ -236,9 +218,8 @@ class Ingestor:
             self.store.make_writable(unified_dim=dim, visual_dim=vdim)
             try:
                 todo = self._bookkeeping(paths, report)
-                if todo and self.engine == "local":  # nothing to embed, nothing to load (Ray: in its actors)
-                    self._start_loading()
-                self._index(todo, metadata or {}, report)
+                if todo:
+                    self._consume(self._events(todo), todo, metadata or {}, report)
             except KeyboardInterrupt:
                 report.seconds = time.perf_counter() - t0
                 raise Interrupted(report) from None
@@ -271,7 +252,7 @@ class Ingestor:
             else:
                 files.append(path.resolve())  # stored absolute: the same file from any working directory
         self._tick("start", files=len(files))
-        docs = {r["doc_id"]: r for r in store.documents(columns=["doc_id", "path", "paths", "status"])}
+        docs = {r["doc_id"]: r for r in store.documents.rows(columns=["doc_id", "path", "paths", "status"])}
         # Documents left half-written by a run that died (we hold the writer lock: nobody is writing them).
         unfinished = [d for d, r in docs.items() if r["status"] != "ready"]
         if unfinished:
@@ -307,209 +288,120 @@ class Ingestor:
                     report.skipped += 1
                 self._tick("skipped", file=key)
                 continue
-            job = Job(len(todo), key, self.options)
-            todo[doc_id] = _Doc(doc_id, key, [key], job)
+            todo[doc_id] = _Doc(doc_id, key, [key], Job(len(todo), key, self.options))
         # Paths indexed from a folder given now that are no longer in it: forgotten.
         for doc_id, plist in paths_now.items():
             plist[:] = [p for p in plist if p in seen or not any(_under(p, r) for r in roots)]
             if plist == docs[doc_id]["paths"]:
                 continue
             if not plist:
-                store.delete_document(doc_id)
+                store.delete_documents([doc_id])
                 report.removed += 1
             else:
-                store.set_paths(doc_id, plist)
+                store.documents.set_paths(doc_id, plist)
         return list(todo.values())
 
-    def _fail(self, doc: _Doc, reason: str, report: IngestReport) -> None:
-        doc.failed = True
-        report.failed.append({"file": doc.path, "error": reason})
-        try:
-            self.store.delete_document(doc.doc_id)
-        except StoreError as exc:  # it stays invisible (status indexing); the next run cleans it up
-            log.warning("%s: partial rows left (not visible): %s", doc.path, exc)
-
-    def _finish(self, doc: _Doc, report: IngestReport) -> None:
-        """All of the document's rows are in: it becomes visible."""
-        self.store.mark_ready(doc.doc_id, doc.counts, doc.paths)
-        doc.ready = True
-        report.indexed += 1
-        report.pages += doc.counts["pages"]
-        for r, n in doc.routes.items():
-            report.routes[r] = report.routes.get(r, 0) + n
-
-    def _header(
-        self, doc: _Doc, n_pages: int, warnings: list[str], metadata: dict[str, Any], report: IngestReport
-    ) -> None:
-        doc.n_pages = n_pages
-        report.warnings.extend({"file": doc.path, "warning": w} for w in warnings)
-        try:
-            self._start(doc, metadata)
-        except StoreError as exc:
-            self._fail(doc, str(exc), report)
-            raise
-        self._tick("document", file=doc.path, pages=doc.n_pages)
-
-    def _stopped(self, todo: list[_Doc], where: str, why: str, report: IngestReport) -> None:
-        """The run cannot go on (storage failed, the Ray pipeline died): the documents not finished are
-        deleted (or left invisible) for the next run."""
-        report.failed.append({"file": where, "error": f"the run stopped: {why}"})
-        for d in todo:
-            if not d.failed and not d.ready:
-                with contextlib.suppress(StoreError):
-                    self.store.delete_document(d.doc_id)
-
-    def _index(self, todo: list[_Doc], metadata: dict[str, Any], report: IngestReport) -> None:
-        if not todo:
-            return
+    # -- the engines --------------------------------------------------------------------------------------------
+    def _events(self, todo: list[_Doc]) -> Iterator[Event]:
+        jobs = [d.job for d in todo]
         if self.engine == "ray":
-            return self._index_ray(todo, metadata, report)
-        by_job = {d.job.id: d for d in todo}
-        buffer: list[tuple[_Doc, PagePlan]] = []
-        flush_at = max(self.settings.ingest.page_batch, 1)
+            from .ray_engine import ray_events
 
-        def flush() -> None:
-            batch = [(d, p) for d, p in buffer if not d.failed]
-            buffer.clear()
-            docs = list({id(d): d for d, _ in batch}.values())
-            if batch:
-                try:
-                    self._write(batch)
-                except StoreError as exc:
-                    for d in docs:
-                        self._fail(d, str(exc), report)
-                    raise
-            for d in docs:
-                d.in_buffer = 0
-                if d.done:
-                    self._finish(d, report)
+            return ray_events(
+                [(d.job.id, d.doc_id, d.path) for d in todo],
+                self.options,
+                self.settings,
+                visual=self._visual is not None,
+                address=self.ray_address,
+                preload=plan_preload(self.settings),
+            )
+        doc_of = {d.job.id: d.doc_id for d in todo}
 
+        def embed(batch: list[tuple[int, Any]]) -> EmbeddedRows:
+            unified, visual = self._embedders()  # the models load at the first batch
+            return embed_plans([(doc_of[j], p) for j, p in batch], unified, visual, self.settings.ingest)
+
+        self._start_loading()  # while the workers plan the first documents
         own = self.pool is None
-        pool = self.pool if not own else start_pool(self.settings, self.workers)
-        try:
-            events = pool.run([d.job for d in todo]) if pool is not None else run_inline([d.job for d in todo])
-            for job, kind, data in events:
-                doc = by_job[job.id]
-                if kind == "header" and doc.started:  # planned again (element extraction gave up): same doc
-                    continue
-                if kind == "header":
-                    self._header(doc, data["n_pages"], data["warnings"], metadata, report)
-                elif kind == "pages":
-                    buffer.extend((doc, p) for p in data)
-                    doc.in_buffer += len(data)
-                    if pool is not None:
-                        pool.more(job)  # its worker plans the next batch while this one is embedded
-                    # Embed the plans of every document in the buffer together; while the models still
-                    # load, keep planning ahead (up to a bound on what waits in memory).
-                    if len(buffer) >= flush_at and (self._models_ready() or len(buffer) >= 4 * flush_at):
-                        flush()
-                elif kind == "done":
-                    doc.done = True
-                    if not doc.in_buffer:
-                        self._finish(doc, report)
-                elif kind == "failed":
-                    self._fail(doc, data, report)
-                    self._tick("skipped", file=doc.path)
-            flush()
-        except StoreError as exc:
-            self._stopped(todo, self.store.uri, str(exc), report)
-        finally:
-            if pool is not None and own:
-                pool.close()
-            report.pending = sum(1 for d in todo if not d.failed and not d.ready)
+        pool = start_pool(self.settings, self.workers) if own else self.pool
 
-    def _index_ray(self, todo: list[_Doc], metadata: dict[str, Any], report: IngestReport) -> None:
-        """The same run on Ray Data (``pipeline.ray_engine``): plans and embeddings come from Ray stages; the
-        rows are written here, and each document flips to ``ready`` once all its planned pages are in."""
-        from .ray_engine import RayPipelineError, ray_events
+        def events() -> Iterator[Event]:
+            try:
+                yield from local_events(
+                    jobs, pool, embed, self.settings.ingest.page_batch, self._models_ready, run_inline
+                )
+            finally:
+                if pool is not None and own:
+                    pool.close()
 
+        return events()
+
+    # -- the bookkeeper -----------------------------------------------------------------------------------------
+    def _consume(
+        self, events: Iterator[Event], todo: list[_Doc], metadata: dict[str, Any], report: IngestReport
+    ) -> None:
+        """Write what the engine's events say, in their order; stop the run on a storage or engine failure."""
         by_job = {d.job.id: d for d in todo}
         by_id = {d.doc_id: d for d in todo}
-        planned: dict[str, int] = {}
-        preload = plan_preload(self.settings)
-
-        def maybe_finish(doc: _Doc) -> None:
-            if (
-                doc.started and doc.done and not doc.failed and not doc.ready
-                and doc.counts["pages"] >= planned.get(doc.doc_id, 0)
-            ):
-                self._finish(doc, report)
-
-        def start(ev: Any) -> _Doc:
-            """The document of ``ev``, started (its documents row written) at the first of its events."""
-            doc = by_job[ev.job]
-            if not doc.started and not doc.failed:
-                self._header(doc, ev.n_pages, ev.warnings or [], metadata, report)
-            return doc
-
-        events = ray_events(
-            [(d.job.id, d.doc_id, d.path) for d in todo],
-            self.options,
-            self.settings,
-            visual=self._visual is not None,
-            address=self.ray_address,
-            preload=preload,
-        )
         try:
-            with contextlib.closing(events):  # a failure here stops the Ray pipeline too
+            with contextlib.closing(events):  # a failure here stops the engine too
                 for ev in events:
-                    if ev.kind == "rows":
-                        for header in ev.starts or []:
-                            start(header)
-                        rows = ev.rows.only({d for d, doc in by_id.items() if not doc.failed and doc.started})
-                        if not rows.pages.get("doc_id"):
+                    if isinstance(ev, Started):
+                        self._start(by_job[ev.job], ev, metadata, report)
+                    elif isinstance(ev, Embedded):
+                        for header in ev.starts:
+                            self._start(by_job[header.job], header, metadata, report)
+                        self._write(ev.rows, by_id, report)
+                    elif isinstance(ev, Planned):
+                        doc = by_job[ev.job]
+                        if doc.failed:
                             continue
-                        if not self.store.unified_dim or (rows.visual_dim and not self.store.visual_dim):
-                            self.store.make_writable(unified_dim=rows.unified_dim, visual_dim=rows.visual_dim)
-                        docs = {d: by_id[d] for d in set(rows.pages["doc_id"])}
-                        try:
-                            self._store_rows(rows, docs)
-                        except StoreError as exc:
-                            for d in docs.values():
-                                self._fail(d, str(exc), report)
-                            raise
-                        for d in docs.values():
-                            maybe_finish(d)
-                        continue
-                    doc = by_job[ev.job]
-                    if doc.failed:
-                        continue
-                    if ev.kind in ("header", "end"):
-                        start(ev)
-                    if ev.kind == "end":
-                        doc.done = True
-                        planned[doc.doc_id] = ev.planned
-                        maybe_finish(doc)
-                    elif ev.kind == "failed":
-                        self._fail(doc, ev.error, report)
-                        self._tick("skipped", file=doc.path)
+                        self._start(doc, ev.header or Started(ev.job, 0), metadata, report)
+                        doc.planned = ev.planned
+                        self._maybe_finish(doc, report)
+                    elif isinstance(ev, Failed) and not by_job[ev.job].failed:
+                        self._fail(by_job[ev.job], ev.reason, report)
+                        self._tick("skipped", file=by_job[ev.job].path)
         except StoreError as exc:
             self._stopped(todo, self.store.uri, str(exc), report)
-        except RayPipelineError as exc:
-            self._stopped(todo, f"ray ({self.ray_address or 'local'})", f"the Ray pipeline failed: {exc}", report)
+        except EngineError as exc:
+            self._stopped(todo, f"{self.engine} ({self.ray_address or 'local'})", str(exc), report)
         finally:
             report.pending = sum(1 for d in todo if not d.failed and not d.ready)
 
-    def _start(self, doc: _Doc, metadata: dict[str, Any]) -> None:
+    def _start(self, doc: _Doc, header: Started, metadata: dict[str, Any], report: IngestReport) -> None:
+        """The document's row (status ``indexing``), at the first of its events."""
+        if doc.started or doc.failed:
+            return
+        doc.n_pages = header.n_pages
+        report.warnings.extend({"file": doc.path, "warning": w} for w in header.warnings)
         try:
             st = os.stat(doc.path)
             size, mtime = st.st_size, st.st_mtime
         except OSError:
             size, mtime = 0, 0.0
-        self.store.add_document(doc.doc_id, doc.path, size, mtime, doc.n_pages, metadata)
+        try:
+            self.store.documents.add(doc.doc_id, doc.path, size, mtime, doc.n_pages, metadata)
+        except StoreError as exc:
+            self._fail(doc, str(exc), report)
+            raise
         doc.started = True
+        self._tick("document", file=doc.path, pages=doc.n_pages)
 
-    # -- embed and store -------------------------------------------------------------------------------------
-    def _write(self, batch: Sequence[tuple[_Doc, PagePlan]]) -> None:
-        """Embed the plans of several documents together and write their rows (each row carries its doc_id)."""
-        unified, visual = self.unified, self.visual  # loads the models at the first batch
-        rows = embed_plans([(d.doc_id, p) for d, p in batch], unified, visual, self.settings.ingest)
-        docs = {d.doc_id: d for d, _ in batch}
-        self._store_rows(rows, docs)
-
-    def _store_rows(self, rows: EmbeddedRows, docs: dict[str, _Doc]) -> None:
-        """Write embedded rows and count them against their documents."""
-        write_rows(self.store, rows)
+    def _write(self, rows: EmbeddedRows, by_id: dict[str, _Doc], report: IngestReport) -> None:
+        """Write embedded rows of started documents and count them against their documents."""
+        rows = rows.only({d for d, doc in by_id.items() if doc.started and not doc.failed})
+        if not rows.n_pages:
+            return
+        if not self.store.dims.unified or (rows.visual_dim and not self.store.dims.visual):
+            self.store.make_writable(unified_dim=rows.unified_dim, visual_dim=rows.visual_dim)
+        docs = {d: by_id[d] for d in set(rows.doc_ids(PAGES))}
+        try:
+            self.store.write(rows.tables, rows.visual)
+        except StoreError as exc:
+            for d in docs.values():
+                self._fail(d, str(exc), report)
+            raise
         for doc_id, n in rows.counts().items():
             for k, v in n.items():
                 docs[doc_id].counts[k] += v
@@ -519,7 +411,39 @@ class Ingestor:
         for leg, n in rows.legs().items():
             if n:
                 self._tick("leg", leg=leg, n=n)
-        self._tick("pages", n=len(rows.pages.get("doc_id", [])))
+        self._tick("pages", n=rows.n_pages)
+        for d in docs.values():
+            self._maybe_finish(d, report)
+
+    def _maybe_finish(self, doc: _Doc, report: IngestReport) -> None:
+        """All of the document's planned pages are in: it becomes visible."""
+        if doc.ready or doc.failed or not doc.started or doc.planned is None:
+            return
+        if doc.counts[PAGES.name] < doc.planned:
+            return
+        self.store.documents.mark_ready(doc.doc_id, doc.counts, doc.paths)
+        doc.ready = True
+        report.indexed += 1
+        report.pages += doc.counts[PAGES.name]
+        for r, n in doc.routes.items():
+            report.routes[r] = report.routes.get(r, 0) + n
+
+    def _fail(self, doc: _Doc, reason: str, report: IngestReport) -> None:
+        doc.failed = True
+        report.failed.append({"file": doc.path, "error": reason})
+        try:
+            self.store.delete_documents([doc.doc_id])
+        except StoreError as exc:  # it stays invisible (status indexing); the next run cleans it up
+            log.warning("%s: partial rows left (not visible): %s", doc.path, exc)
+
+    def _stopped(self, todo: list[_Doc], where: str, why: str, report: IngestReport) -> None:
+        """The run cannot go on (storage failed, the engine died): the documents not finished are deleted (or
+        left invisible) for the next run."""
+        report.failed.append({"file": where, "error": f"the run stopped: {why}"})
+        for d in todo:
+            if not d.failed and not d.ready:
+                with contextlib.suppress(StoreError):
+                    self.store.delete_documents([d.doc_id])
 
 
 def plan_preload(settings: Settings) -> tuple[str, ...]:
@@ -552,7 +476,7 @@ def remove_documents(store: Store, targets: Iterable[str]) -> int:
     removed = 0
     with store.writer_lock():
         store.make_writable()
-        docs = store.documents(columns=["doc_id", "path", "paths"])
+        docs = store.documents.rows(columns=["doc_id", "path", "paths"])
         for target in targets:
             resolved = Path(target).resolve()
             for d in docs:
@@ -565,10 +489,10 @@ def remove_documents(store: Store, targets: Iterable[str]) -> int:
                     if keep == d["paths"]:
                         continue
                 if keep:
-                    store.set_paths(d["doc_id"], keep)
+                    store.documents.set_paths(d["doc_id"], keep)
                     d["paths"] = keep
                 else:
-                    store.delete_document(d["doc_id"])
+                    store.delete_documents([d["doc_id"]])
                     d["gone"] = True
                     removed += 1
         if removed:

@@ -9,7 +9,7 @@ over page text).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from docrag.indexes.multivector import MultiVectorEmbedder
-    from docrag.indexes.store import Candidate, Store
     from docrag.indexes.unified import UnifiedEmbedder
 
     from .options import SearchConfig
     from .regions import PageRegions
+    from .stores import SearchStore
 
 __all__ = [
     "LEG_TYPES",
@@ -33,7 +33,6 @@ __all__ = [
     "ImageLeg",
     "Leg",
     "LegParts",
-    "LegResult",
     "QueryInput",
     "Scale",
     "TextLeg",
@@ -43,8 +42,6 @@ __all__ = [
     "leg_names",
     "register_leg",
 ]
-
-LegResult = Ranking  # what ``Leg.search`` returns: candidates best first, scale, n_query_tokens
 
 
 @dataclass(slots=True)
@@ -81,12 +78,12 @@ class Leg(Protocol):
     accepts: frozenset[str]
     accepts_when_named: frozenset[str]
 
-    def available(self, counts: Mapping[str, int] | None = None) -> bool:
-        """Whether something is stored to search (``counts``: ``Store.row_counts()``, when the caller has it)."""
+    def available(self) -> bool:
+        """Whether something is stored to search."""
         ...
 
-    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
-        """The ``k`` best pages (of documents in ``allowed``; None: all)."""
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> Ranking:
+        """The ``k`` best pages (of documents in ``allowed``; None: all), on the leg's scale."""
         ...
 
 
@@ -95,7 +92,7 @@ class LegParts:
     """What legs are built from. The embedders are zero-argument callables: a model loads only when a leg
     needs it (``visual`` None: no visual model, no visual leg)."""
 
-    store: Store
+    store: SearchStore
     settings: SearchConfig
     unified: Callable[[], UnifiedEmbedder]
     visual: Callable[[], MultiVectorEmbedder] | None = None
@@ -156,23 +153,24 @@ def build_legs(parts: LegParts, names: Sequence[str] | None = None) -> list[Leg]
     return [leg for leg in built if leg is not None]
 
 
-REINDEX = "not stored for this page (indexed before answer regions): index it again to see them"
+NO_POSITIONS = "no positions are stored for this page's text"
+NO_LAYOUT = "the patch layout of this page's vectors is not known (the processor's tokens could not be read)"
 
 
 class _StoreLeg:
-    """A leg over one table of the store."""
+    """A leg over one table group of the store (``table``)."""
 
     name: ClassVar[str]
     scale: ClassVar[Scale]
-    table: ClassVar[str]
     accepts: frozenset[str] = frozenset({"text"})
     accepts_when_named: frozenset[str] = frozenset()
+    table: Any
 
     def __init__(self, parts: LegParts) -> None:
         self.parts, self.store = parts, parts.store
 
-    def available(self, counts: Mapping[str, int] | None = None) -> bool:
-        return (counts if counts is not None else self.store.row_counts()).get(self.table, 0) > 0
+    def available(self) -> bool:
+        return self.table.count() > 0
 
     def refuses(self, kind: str) -> str | None:
         return None
@@ -181,34 +179,31 @@ class _StoreLeg:
 class VisualLeg(_StoreLeg):
     """MaxSim of the text query's token vectors (the visual embedder) over the stored page multivectors."""
 
-    name, scale, table = "visual", Scale.maxsim, "visual"
+    name, scale = "visual", Scale.maxsim
 
     def __init__(self, parts: LegParts) -> None:
         super().__init__(parts)
         assert parts.visual is not None
         self.embedder = parts.visual
+        self.table = parts.store.visual
 
-    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> Ranking:
         qv = query.embedding("visual", lambda: self.embedder().embed_queries([query.text])[0])
-        return Ranking(self._search_store(qv, k, allowed), self.scale, len(qv))
-
-    def _search_store(self, qv: np.ndarray, k: int, allowed: set[str] | None) -> list[Candidate]:
         cfg = self.parts.settings
-        return self.store.search_visual(
-            qv, k, allowed, method=cfg.visual_search, candidates=cfg.visual_candidates
-        )[0]
+        found = self.table.search(qv, k, allowed, method=cfg.visual_search, candidates=cfg.visual_candidates)[0]
+        return Ranking(found, self.scale, len(qv))
 
     def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
         from docrag.indexes.multivector import PatchGrid
 
         from .regions import PageRegions, visual_regions
 
-        stored = self.store.visual_page(doc_id, page)
+        stored = self.table.page(doc_id, page)
         if stored is None:
             return PageRegions(notes={self.name: "no visual vectors for this page"})
         vectors, layout = stored
         if not layout:
-            why = REINDEX if self.store.visual_index.pool_factor <= 1 else "token-pooled vectors have no patch layout"
+            why = NO_LAYOUT if self.store.visual_index.pool_factor <= 1 else "token-pooled vectors have no patch layout"
             return PageRegions(notes={self.name: why})
         qv = query.embedding("visual", lambda: self.embedder().embed_queries([query.text])[0])
         return visual_regions(qv, vectors, [PatchGrid.from_list(g) for g in layout])
@@ -238,68 +233,80 @@ class _UnifiedLeg(_StoreLeg):
 class TextLeg(_UnifiedLeg):
     """Cosine over chunk vectors (a page scores its best chunk); image queries (cross-modal) only when named."""
 
-    name, table = "text", "chunks"
+    name = "text"
+
+    def __init__(self, parts: LegParts) -> None:
+        super().__init__(parts)
+        self.table = parts.store.chunks
 
     @property
     def accepts_when_named(self) -> frozenset[str]:
         return frozenset({"image"}) if self._images else frozenset()
 
-    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
-        return Ranking(self.store.search_text(self.parts.unified_vector(query), k, allowed=allowed), self.scale)
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> Ranking:
+        return Ranking(self.table.search(self.parts.unified_vector(query), k, allowed), self.scale)
 
     def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
-        from .regions import PageRegions, Region
+        from .regions import AnswerRegion, PageRegions
 
-        boxes = self.store.chunk_boxes(doc_id, page, detail) if detail else None
+        boxes = self.table.boxes(doc_id, page, detail) if detail else None
         if boxes is None:
-            return PageRegions(notes={self.name: REINDEX})
+            return PageRegions(notes={self.name: NO_POSITIONS})
         if not boxes:
             return PageRegions(notes={self.name: "the best chunk's words were not found among the page's words"})
         label = " ".join(detail.split()[:8])
-        return PageRegions([Region(self.name, tuple(b), 1.0, label) for b in boxes])  # type: ignore[arg-type]
+        return PageRegions([AnswerRegion(self.name, tuple(b), 1.0, label) for b in boxes])  # type: ignore[arg-type]
 
 
 @register_leg("image")
 class ImageLeg(_UnifiedLeg):
     """Cosine over figure/image vectors, for text and image queries (with an image-capable embedder)."""
 
-    name, table = "image", "images"
+    name = "image"
+
+    def __init__(self, parts: LegParts) -> None:
+        super().__init__(parts)
+        self.table = parts.store.images
 
     @property
     def accepts(self) -> frozenset[str]:
         return frozenset({"text", "image"}) if self._images else frozenset()
 
-    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
-        return Ranking(self.store.search_images(self.parts.unified_vector(query), k, allowed=allowed), self.scale)
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> Ranking:
+        return Ranking(self.table.search(self.parts.unified_vector(query), k, allowed), self.scale)
 
     def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
-        from .regions import PageRegions, Region
+        from .regions import AnswerRegion, PageRegions
 
-        box = self.store.image_box(doc_id, page, int(detail)) if detail.isdigit() else None
-        width, height = self.store.page_size(doc_id, page)
+        box = self.table.box(doc_id, page, int(detail)) if detail.isdigit() else None
+        width, height = self.store.pages.size(doc_id, page)
         if box is None or width <= 0 or height <= 0:
             return PageRegions(notes={self.name: "the matched figure's box is not known"})
         x0, y0, x1, y1 = box
         frac = (max(0.0, x0 / width), max(0.0, y0 / height), min(1.0, x1 / width), min(1.0, y1 / height))
-        return PageRegions([Region(self.name, frac, 1.0, f"figure {detail}")])
+        return PageRegions([AnswerRegion(self.name, frac, 1.0, f"figure {detail}")])
 
 
 @register_leg("bm25")
 class BM25Leg(_StoreLeg):
     """BM25 over page text (text layer or OCR); text queries only."""
 
-    name, scale, table = "bm25", Scale.bm25, "pages"
+    name, scale = "bm25", Scale.bm25
 
-    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> LegResult:
-        return Ranking(self.store.search_bm25(query.text, k, allowed=allowed), self.scale)
+    def __init__(self, parts: LegParts) -> None:
+        super().__init__(parts)
+        self.table = parts.store.pages
+
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> Ranking:
+        return Ranking(self.table.search_bm25(query.text, k, allowed), self.scale)
 
     def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
         from docrag.parsers.words import decode_words
 
         from .regions import PageRegions, bm25_regions
 
-        words = self.store.page_words(doc_id, page)
+        words = self.table.words(doc_id, page)
         if words is None:
-            return PageRegions(notes={self.name: REINDEX})
+            return PageRegions(notes={self.name: NO_POSITIONS})
         found = bm25_regions(query.text, decode_words(words))
         return PageRegions(found, notes={} if found else {self.name: "no query term found among the page's words"})

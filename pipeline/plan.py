@@ -220,9 +220,7 @@ class _Planner:
         return out
 
 
-def plan_document(
-    path: str | Path, options: PlanOptions, on_stage: OnStage | None = None
-) -> Iterator[tuple[str, Any]]:
+def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | None = None) -> Iterator[tuple[str, Any]]:
     """Plan every page of the file at ``path``: yields the header, then batches of pages (module docstring)."""
     path = Path(path)
     cfg = options.ingest

@@ -7,8 +7,8 @@
                so the time and memory budgets, kill-and-replace and per-file failures are the local ones
       → embed  actor pool: one actor per GPU (``num_gpus=1``), else one per node sharing its cores with
                parsing (as the local engine's own process does); ``pipeline.rows.embed_plans``
-      → write  in the driver, which holds the writer lock: ``pipeline.rows.write_rows``, then each document
-               flips to ``ready`` once all its pages are in (``Ingestor``'s bookkeeping)
+      → write  in the driver, which holds the writer lock: the events (``pipeline.engines``) go to the
+               ``Ingestor``, which writes the rows and flips each document to ``ready`` once all its pages are in
 
 Rows stream through the stages (Ray Data's streaming executor): the plan of a 1,000-page document never
 waits in memory whole. Without an address Ray starts on this machine; with one (``ray://…`` or
@@ -22,28 +22,20 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .rows import EmbeddedRows, embed_plans
+from .engines import Embedded, EngineError, Event, Failed, Planned, Started, ray_available
+from .rows import embed_plans
 
 if TYPE_CHECKING:
     from docrag.config import Settings
 
     from .plan import PlanOptions
 
-__all__ = ["RayEvent", "RayPipelineError", "ray_available", "ray_events"]
+__all__ = ["RayPipelineError", "ray_events", "start_ray"]
 
 log = logging.getLogger(__name__)
-
-
-def ray_available() -> bool:
-    try:
-        import ray.data  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _require_ray() -> Any:
@@ -86,7 +78,7 @@ def start_ray(address: str | None = None) -> Any:
     return ray
 
 
-class RayPipelineError(RuntimeError):
+class RayPipelineError(EngineError):
     """The Ray pipeline itself failed (an actor or a node died, the cluster went away): the run stops."""
 
 
@@ -117,22 +109,6 @@ def _reachable(address: str, timeout_s: float = 5.0) -> None:
         raise ValueError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
 
 
-@dataclass(slots=True)
-class RayEvent:
-    """What the pipeline hands the driver: a document's header, its embedded rows, or its end."""
-
-    job: int
-    kind: str  # "header" | "rows" | "end" | "failed"
-    n_pages: int = 0
-    warnings: list[str] | None = None
-    rows: EmbeddedRows | None = None
-    planned: int = 0  # "end": how many page plans the document gave
-    error: str = ""
-    # "rows": the headers of the documents in them. With several embed actors a document's blocks can come
-    # back in any order; the driver starts a document at the first of its events it sees.
-    starts: list[RayEvent] | None = None
-
-
 class _PlanStage:
     """A Ray actor: plans documents one at a time in its own isolated worker process."""
 
@@ -150,20 +126,24 @@ class _PlanStage:
             planned, header = 0, None
             for _, kind, data in self.pool.run([job]):
                 if kind == "header" and header is None:
-                    header = RayEvent(job.id, "header", data["n_pages"], list(data["warnings"]))
+                    header = Started(job.id, data["n_pages"], list(data["warnings"]))
                     yield _event_batch(header)
                 elif kind == "header":  # planned again (element extraction gave up): its pages start over
                     planned = 0
                 elif kind == "pages":  # one row holds the batch: it travels (and is embedded) as one
                     planned += len(data)
-                    yield {"job": [job.id], "doc_id": [str(doc_id)], "kind": ["plan"], "event": [header],
-                           "plan": [list(data)]}
+                    yield {
+                        "job": [job.id],
+                        "doc_id": [str(doc_id)],
+                        "kind": ["plan"],
+                        "event": [header],
+                        "plan": [list(data)],
+                    }
                     self.pool.more(job)
                 elif kind == "done":
-                    n = header.n_pages if header else 0
-                    yield _event_batch(RayEvent(job.id, "end", n, header.warnings if header else [], planned=planned))
+                    yield _event_batch(Planned(job.id, planned, header))
                 elif kind == "failed":
-                    yield _event_batch(RayEvent(job.id, "failed", error=str(data)))
+                    yield _event_batch(Failed(job.id, str(data)))
 
     def __del__(self) -> None:
         pool = getattr(self, "pool", None)
@@ -171,7 +151,7 @@ class _PlanStage:
             pool.close()
 
 
-def _event_batch(event: RayEvent) -> dict[str, list[Any]]:
+def _event_batch(event: Event) -> dict[str, list[Any]]:
     return {"job": [event.job], "doc_id": [""], "kind": ["event"], "event": [event], "plan": [None]}
 
 
@@ -191,9 +171,9 @@ class _EmbedStage:
         self.visual = MultiVectorEmbedder(settings.visual) if visual and settings.visual is not None else None
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        events: list[RayEvent] = []
+        events: list[Event] = []
         plans: list[tuple[int, str, Any]] = []
-        starts: dict[int, RayEvent] = {}
+        starts: dict[int, Started] = {}
         for job, doc_id, kind, event, batch_plans in zip(
             batch["job"], batch["doc_id"], batch["kind"], batch["event"], batch["plan"], strict=True
         ):
@@ -206,10 +186,10 @@ class _EmbedStage:
         if plans:
             try:
                 rows = embed_plans([(d, p) for _, d, p in plans], self.unified, self.visual, self.settings.ingest)
-                events.append(RayEvent(-1, "rows", rows=rows, starts=list(starts.values())))
+                events.append(Embedded(rows, list(starts.values())))
             except Exception as exc:  # one bad batch fails its documents, not the run
                 reason = f"embedding failed: {exc.__class__.__name__}: {str(exc)[:300]}"
-                events.extend(RayEvent(j, "failed", error=reason) for j in sorted({j for j, _, _ in plans}))
+                events.extend(Failed(j, reason) for j in sorted({j for j, _, _ in plans}))
         return {"event": events}
 
 
@@ -226,9 +206,9 @@ def ray_events(
     visual: bool,
     address: str | None = None,
     preload: tuple[str, ...] = (),
-) -> Iterator[RayEvent]:
+) -> Iterator[Event]:
     """Run the plan and embed stages over ``jobs`` ((job id, doc_id, path)) and yield their events as they
-    come (the driver writes the rows; ``rows`` events name their documents by doc_id)."""
+    come (``pipeline.engines``: the driver writes the rows; ``Embedded`` rows name their documents by doc_id)."""
     ray = start_ray(address)
     resources = ray.cluster_resources()
     cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
@@ -268,7 +248,7 @@ def ray_events(
             return
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise RayPipelineError(f"{exc.__class__.__name__}: {first[:300]}") from exc
+            raise RayPipelineError(f"the Ray pipeline failed: {exc.__class__.__name__}: {first[:300]}") from exc
         yield from batch["event"]
 
 
@@ -292,9 +272,7 @@ def _pipeline(
         batch_format="numpy",
         # One document at a time per actor: a free actor takes the next one (Ray Data would otherwise queue
         # several on each actor up front, and one actor could end up with all the long scans).
-        compute=ray.data.ActorPoolStrategy(
-            size=min(plan_actors, max(1, len(items))), max_tasks_in_flight_per_actor=1
-        ),
+        compute=ray.data.ActorPoolStrategy(size=min(plan_actors, max(1, len(items))), max_tasks_in_flight_per_actor=1),
         num_cpus=1,
         # A plan actor does not die of a bad file (its worker process does, and is replaced); one that dies
         # anyway (the node went away) stops the run, and the next run resumes where it stopped.

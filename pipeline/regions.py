@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "LEG_COLOURS",
     "VISUAL_THRESHOLD",
+    "AnswerRegion",
     "PageRegions",
-    "Region",
     "bm25_regions",
     "chunk_boxes",
     "draw_regions",
@@ -60,7 +60,7 @@ LEG_COLOURS: dict[str, tuple[int, int, int]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Region:
+class AnswerRegion:
     """An area of a page behind one leg's score."""
 
     leg: str
@@ -69,8 +69,12 @@ class Region:
     label: str = ""  # the matched term (bm25), the chunk's start (text), "patches" (visual), the figure (image)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"leg": self.leg, "box": [round(v, 4) for v in self.box], "weight": round(self.weight, 4),
-                "label": self.label}
+        return {
+            "leg": self.leg,
+            "box": [round(v, 4) for v in self.box],
+            "weight": round(self.weight, 4),
+            "label": self.label,
+        }
 
     def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
         x0, y0, x1, y1 = self.box
@@ -82,11 +86,11 @@ class PageRegions:
     """The regions of one hit, with what could not be located (``notes``: leg -> why) and the visual leg's
     per-patch credit (``heat``: (box, share) pairs) for a heatmap."""
 
-    regions: list[Region] = field(default_factory=list)
+    regions: list[AnswerRegion] = field(default_factory=list)
     heat: list[tuple[Box, float]] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
 
-    def by_leg(self, leg: str) -> list[Region]:
+    def by_leg(self, leg: str) -> list[AnswerRegion]:
         return [r for r in self.regions if r.leg == leg]
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,7 +99,7 @@ class PageRegions:
             out["notes"] = dict(self.notes)
         return out
 
-    def __iter__(self) -> Iterator[Region]:
+    def __iter__(self) -> Iterator[AnswerRegion]:
         return iter(self.regions)
 
     def __len__(self) -> int:
@@ -120,8 +124,16 @@ def _fold(word: str) -> str:
 
 def _stem(word: str) -> str:
     """A light English suffix stemmer: plurals, -ed, -ing, -ly (the index's Snowball stemmer, roughly)."""
-    for suffix, repl, min_len in (("ies", "y", 5), ("sses", "ss", 5), ("ing", "", 6), ("edly", "", 7),
-                                  ("ed", "", 5), ("ly", "", 5), ("es", "", 5), ("s", "", 4)):
+    for suffix, repl, min_len in (
+        ("ies", "y", 5),
+        ("sses", "ss", 5),
+        ("ing", "", 6),
+        ("edly", "", 7),
+        ("ed", "", 5),
+        ("ly", "", 5),
+        ("es", "", 5),
+        ("s", "", 4),
+    ):
         if word.endswith(suffix) and len(word) >= min_len and not (suffix == "s" and word.endswith("ss")):
             return word[: len(word) - len(suffix)] + repl
     return word
@@ -151,13 +163,13 @@ def match_terms(query: str, words: Sequence[Word]) -> dict[str, list[Word]]:
     return out
 
 
-def bm25_regions(query: str, words: Sequence[Word]) -> list[Region]:
+def bm25_regions(query: str, words: Sequence[Word]) -> list[AnswerRegion]:
     """The boxes of the page words matching the query's terms; each term's boxes share its weight."""
     found = match_terms(query, words)
     if not found:
         return []
     share = 1.0 / len(found)
-    return [Region("bm25", w[1:], share, term) for term, ws in found.items() for w in ws[:MAX_TERM_BOXES]]
+    return [AnswerRegion("bm25", w[1:], share, term) for term, ws in found.items() for w in ws[:MAX_TERM_BOXES]]
 
 
 # -- text: a chunk among the page's words ---------------------------------------------------------------------
@@ -177,8 +189,11 @@ def _lines(words: Sequence[Word], drop_specks: bool = False) -> list[Box]:
                 texts.append(text)
                 continue
         runs.append(([x0, y0, x1, y1], [text]))
-    return [tuple(b) for b, texts in runs  # type: ignore[misc]
-            if not (drop_specks and len(texts) == 1 and len(_fold(texts[0])) <= 2)]
+    return [
+        tuple(b)
+        for b, texts in runs  # type: ignore[misc]
+        if not (drop_specks and len(texts) == 1 and len(_fold(texts[0])) <= 2)
+    ]
 
 
 def _blocks(lines: Sequence[Box]) -> list[Box]:
@@ -211,8 +226,9 @@ def chunk_boxes(text: str, words: Sequence[Word], min_share: float = 0.3) -> lis
     matcher = difflib.SequenceMatcher(None, page_keys, chunk_keys, autojunk=False)
     # Short runs of common words match anywhere: the longer the chunk, the longer a run must be to count.
     least = 1 if len(chunk_keys) <= 3 else 2 if len(chunk_keys) <= 12 else 3
-    hits = [i for a, _, size in matcher.get_matching_blocks() if size >= least
-            for i in range(a, a + size) if page_keys[i]]
+    hits = [
+        i for a, _, size in matcher.get_matching_blocks() if size >= least for i in range(a, a + size) if page_keys[i]
+    ]
     if len(hits) < min_share * len(chunk_keys):
         return []
     return _blocks(_lines([words[i] for i in hits], drop_specks=len(chunk_keys) > 3))
@@ -279,9 +295,13 @@ def visual_regions(
     for _, grid, g in cells:
         for comp in _components(g >= threshold * top):
             boxes = [grid.cell(r * grid.cols + c) for r, c in comp]
-            box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-                   max(b[3] for b in boxes))
-            found.append(Region("visual", box, float(sum(g[r, c] for r, c in comp)) / total, "patches"))
+            box = (
+                min(b[0] for b in boxes),
+                min(b[1] for b in boxes),
+                max(b[2] for b in boxes),
+                max(b[3] for b in boxes),
+            )
+            found.append(AnswerRegion("visual", box, float(sum(g[r, c] for r, c in comp)) / total, "patches"))
     found.sort(key=lambda r: -r.weight)
     out.regions = found[:MAX_VISUAL_REGIONS]
     if located < 0.999 * total:
@@ -307,8 +327,9 @@ def draw_regions(image: Image.Image, found: PageRegions, legs: Iterable[str] | N
         d = ImageDraw.Draw(heat)
         for box, v in found.heat:
             x0, y0, x1, y1 = box
-            d.rectangle([round(x0 * w), round(y0 * h), round(x1 * w) - 1, round(y1 * h) - 1],
-                        fill=min(255, int(170 * v / peak)))
+            d.rectangle(
+                [round(x0 * w), round(y0 * h), round(x1 * w) - 1, round(y1 * h) - 1], fill=min(255, int(170 * v / peak))
+            )
         red = PILImage.new("RGB", (w, h), LEG_COLOURS["visual"])
         base = PILImage.composite(red, base, heat)
     # Boxes: a light wash of the leg's colour and a thin outline, a little outside the words (text stays legible).
@@ -323,8 +344,9 @@ def draw_regions(image: Image.Image, found: PageRegions, legs: Iterable[str] | N
         colour = LEG_COLOURS.get(r.leg, (90, 90, 90))
         x0, y0, x1, y1 = r.pixels(w, h)
         alpha = 40 + round(50 * min(1.0, r.weight))
-        wd.rectangle([x0 - pad, y0 - pad, x1 + pad, y1 + pad], fill=(*colour, alpha), outline=(*colour, 255),
-                     width=line)
+        wd.rectangle(
+            [x0 - pad, y0 - pad, x1 + pad, y1 + pad], fill=(*colour, alpha), outline=(*colour, 255), width=line
+        )
         if r.leg not in shown:
             shown.append(r.leg)
     base = PILImage.alpha_composite(base.convert("RGBA"), wash).convert("RGB")
@@ -339,8 +361,12 @@ def draw_regions(image: Image.Image, found: PageRegions, legs: Iterable[str] | N
             font = ImageFont.load_default(size=size)
         except TypeError:  # Pillow < 10.1
             font = ImageFont.load_default()
-        labels = {"visual": "visual (heat: MaxSim credit)", "text": "text (best chunk)", "image": "image (figure)",
-                  "bm25": "bm25 (query terms)"}
+        labels = {
+            "visual": "visual (heat: MaxSim credit)",
+            "text": "text (best chunk)",
+            "image": "image (figure)",
+            "bm25": "bm25 (query terms)",
+        }
         line = size + 6
         box_w = max(int(draw.textlength(labels.get(s, s), font=font)) for s in shown) + size + 24
         draw.rectangle([8, 8, 8 + box_w, 8 + line * len(shown) + 8], fill=(255, 255, 255), outline=(0, 0, 0))

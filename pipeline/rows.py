@@ -1,90 +1,82 @@
-"""The embed step and the store step of indexing, apart: page plans → embedded rows → the store.
+"""The embed step of indexing: page plans → embedded rows, ready for the store.
 
-Both engines use these. The local engine embeds and writes in the indexing process; the Ray engine embeds
-in an actor pool (where the GPUs are) and writes in the driver, which holds the writer lock and flips each
-document to ``ready`` once all its rows are in.
+Both engines use it: the local engine embeds in the indexing process, the Ray engine in an actor pool (where the
+GPUs are). The rows are Arrow tables of the store's row classes (``indexes.schema``: pages, chunks, images) and
+the visual pages' vectors (``PageVectors``, pooled and encoded by the store); ``Store.write`` takes them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from docrag.indexes.schema import CHUNKS, COUNTED, IMAGES, PAGES, VISUAL, Dims, RowSchema, empty_counts
+from docrag.indexes.visual import PageVectors
+
 if TYPE_CHECKING:
     from docrag.indexes.multivector import MultiVectorEmbedder
-    from docrag.indexes.store import Store
     from docrag.indexes.unified import UnifiedEmbedder
 
     from .options import IngestConfig
     from .plan import PagePlan
 
-__all__ = ["EmbeddedRows", "embed_plans", "write_rows"]
-
-COUNTED = ("pages", "chunks", "images", "visual")
+__all__ = ["EmbeddedRows", "embed_plans"]
 
 
 @dataclass(slots=True)
 class EmbeddedRows:
     """The rows of a batch of pages (of one or more documents), embedded, ready to write."""
 
-    visual: dict[str, list[Any]] = field(
-        default_factory=lambda: {"doc_id": [], "page": [], "vectors": [], "layouts": []}
-    )
-    chunks: dict[str, list[Any]] = field(
-        default_factory=lambda: {"doc_id": [], "page": [], "chunk": [], "text": [], "vectors": [], "boxes": []}
-    )
-    images: dict[str, list[Any]] = field(
-        default_factory=lambda: {"doc_id": [], "page": [], "bbox": [], "image": [], "vectors": []}
-    )
-    pages: dict[str, list[Any]] = field(default_factory=dict)
+    tables: dict[RowSchema, Any] = field(default_factory=dict)  # PAGES, CHUNKS, IMAGES -> Arrow table
+    visual: PageVectors = field(default_factory=lambda: PageVectors([], [], [], []))
     unified_dim: int | None = None
     visual_dim: int | None = None
 
+    def doc_ids(self, schema: RowSchema) -> list[str]:
+        if schema is VISUAL:
+            return list(self.visual.doc_id)
+        data = self.tables.get(schema)
+        return [] if data is None else data.column("doc_id").to_pylist()
+
+    @property
+    def n_pages(self) -> int:
+        data = self.tables.get(PAGES)
+        return 0 if data is None else data.num_rows
+
     def only(self, keep: set[str]) -> EmbeddedRows:
         """The rows of the documents in ``keep`` (the others failed meanwhile)."""
-        ids = self.pages.get("doc_id", [])
-        if all(d in keep for d in ids):
+        if all(d in keep for d in self.doc_ids(PAGES)):
             return self
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-        def pick(table: dict[str, Any]) -> dict[str, Any]:
-            mask = [d in keep for d in table.get("doc_id", [])]
-            return {k: [v for v, m in zip(col, mask, strict=True) if m] for k, col in table.items()}
-
-        out = EmbeddedRows(
-            pick(self.visual), pick(self.chunks), pick(self.images), pick(self.pages), self.unified_dim, self.visual_dim
-        )
-        for table in (out.chunks, out.images):
-            if table["vectors"]:
-                import numpy as np
-
-                table["vectors"] = np.asarray(table["vectors"])
-        return out
+        ids = pa.array(sorted(keep), type=pa.string())
+        tables = {s: t.filter(pc.is_in(t.column("doc_id"), value_set=ids)) for s, t in self.tables.items()}
+        return EmbeddedRows(tables, self.visual.only(keep), self.unified_dim, self.visual_dim)
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Rows per document and table: {doc_id: {"pages": n, "chunks": n, "images": n, "visual": n}}."""
+        """Rows per document and counted table (``documents.counts``, checked by ``check``)."""
         out: dict[str, dict[str, int]] = {}
-        for name, ids in (
-            ("pages", self.pages.get("doc_id", [])),
-            ("chunks", self.chunks["doc_id"]),
-            ("images", self.images["doc_id"]),
-            ("visual", self.visual["doc_id"]),
-        ):
-            for d in ids:
-                out.setdefault(d, dict.fromkeys(COUNTED, 0))[name] += 1
+        for schema in COUNTED:
+            for d in self.doc_ids(schema):
+                out.setdefault(d, empty_counts())[schema.name] += 1
         return out
 
     def routes(self) -> dict[str, dict[str, int]]:
+        """Pages per document and route."""
+        data = self.tables.get(PAGES)
         out: dict[str, dict[str, int]] = {}
-        for d, r in zip(self.pages.get("doc_id", []), self.pages.get("route", []), strict=True):
+        if data is None:
+            return out
+        for d, r in zip(data.column("doc_id").to_pylist(), data.column("route").to_pylist(), strict=True):
             out.setdefault(d, {})
             out[d][r] = out[d].get(r, 0) + 1
         return out
 
     def legs(self) -> dict[str, int]:
-        return {"visual": len(self.visual["doc_id"]), "text": len(self.chunks["doc_id"]),
-                "image": len(self.images["doc_id"])}
+        """Rows per leg (for progress)."""
+        return {"visual": len(self.visual), "text": len(self.doc_ids(CHUNKS)), "image": len(self.doc_ids(IMAGES))}
 
 
 def embed_plans(
@@ -102,16 +94,21 @@ def embed_plans(
 
     from .regions import chunk_boxes
 
-    out = EmbeddedRows(unified_dim=unified.dim, visual_dim=visual.dim if visual is not None else None)
+    dims = Dims(unified.dim, visual.dim if visual is not None else None)
+    out = EmbeddedRows(unified_dim=dims.unified, visual_dim=dims.visual)
     pages_visual = [(d, p) for d, p in batch if p.visual_image is not None and visual is not None]
     if pages_visual:
         embedded = visual.embed_pages([p.visual_image for _, p in pages_visual])
-        out.visual = {"doc_id": [d for d, _ in pages_visual], "page": [p.number for _, p in pages_visual],
-                      "vectors": [v for v, _ in embedded], "layouts": [layout for _, layout in embedded]}
+        out.visual = PageVectors(
+            [d for d, _ in pages_visual],
+            [p.number for _, p in pages_visual],
+            [v for v, _ in embedded],
+            [layout for _, layout in embedded],
+        )
     by_doc: dict[str, list[PagePlan]] = {}
     for d, p in batch:
         by_doc.setdefault(d, []).append(p)
-    chunks = out.chunks
+    chunks: dict[str, list[Any]] = {"doc_id": [], "page": [], "chunk": [], "text": [], "boxes": []}
     embed_texts: list[str] = []
     for d, plans in by_doc.items():
         inputs = [(p.number, p.texts) for p in plans if p.texts]
@@ -123,42 +120,32 @@ def embed_plans(
             chunks["chunk"].append(c.index)
             chunks["text"].append(c.text)
             boxes = chunk_boxes(c.text, words.get(c.page, []))
-            chunks["boxes"].append(json.dumps([[round(v, 4) for v in b] for b in boxes]))
+            chunks["boxes"].append([[round(v, 4) for v in b] for b in boxes])
             embed_texts.append(c.embed_text)
     if embed_texts:
-        chunks["vectors"] = np.asarray(unified.embed_documents(embed_texts))
+        chunks["vector"] = np.asarray(unified.embed_documents(embed_texts))
+        out.tables[CHUNKS] = CHUNKS.to_arrow(chunks, dims)
     figures = [(d, p, i, f) for d, p in batch for i, f in enumerate(p.figures)]
     if figures:
-        out.images = {
+        images = {
             "doc_id": [d for d, *_ in figures],
             "page": [p.number for _, p, _, _ in figures],
-            "bbox": [f.bbox for *_, f in figures],
             "image": [i for _, _, i, _ in figures],
-            "vectors": np.asarray(unified.embed_images([f.image for *_, f in figures])),
+            "bbox": [list(map(float, f.bbox)) for *_, f in figures],
+            "vector": np.asarray(unified.embed_images([f.image for *_, f in figures])),
         }
-    out.pages = {
+        out.tables[IMAGES] = IMAGES.to_arrow(images, dims)
+    pages = {
         "doc_id": [d for d, _ in batch],
         "page": [p.number for _, p in batch],
         "route": [p.route.route for _, p in batch],
         "label": [p.route.label for _, p in batch],
         "confidence": [p.route.confidence for _, p in batch],
-        "reasons": [json.dumps(p.route.reasons, ensure_ascii=False) for _, p in batch],
-        "signals": [json.dumps(p.route.signals) for _, p in batch],
+        "reasons": [p.route.reasons for _, p in batch],
+        "signals": [p.route.signals for _, p in batch],
         "text": [p.text for _, p in batch],
         "thumbnail": [p.thumbnail for _, p in batch],
-        "words": [json.dumps(encode_words(p.words), ensure_ascii=False) for _, p in batch],
+        "words": [encode_words(p.words) for _, p in batch],
     }
+    out.tables[PAGES] = PAGES.to_arrow(pages, dims)
     return out
-
-
-def write_rows(store: Store, rows: EmbeddedRows) -> None:
-    """Write ``rows`` (the pages last: a page row means its vectors are in)."""
-    v, c, i = rows.visual, rows.chunks, rows.images
-    if v["doc_id"]:
-        store.add_visual(v["doc_id"], v["page"], v["vectors"], layouts=v.get("layouts"))
-    if c["doc_id"]:
-        store.add_chunks(c["doc_id"], c["page"], c["chunk"], c["text"], c["vectors"], boxes=c.get("boxes"))
-    if i["doc_id"]:
-        store.add_images(i["doc_id"], i["page"], i["bbox"], i["vectors"], image_ids=i["image"])
-    if rows.pages.get("doc_id"):
-        store.add_pages(rows.pages)

@@ -15,30 +15,26 @@ leg needs it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from docrag.indexes.store import StoreError
 from docrag.parsers.text import normalise
 
-from .fusion import fuse
+from .fusion import Fused, fuse
 from .legs import QueryInput, check_leg_names, leg_names
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docrag.indexes.store import Store
-
     from .legs import Leg
     from .options import SearchConfig
     from .regions import PageRegions
+    from .stores import SearchStore
 
-__all__ = ["LEGS", "Hit", "Searcher"]
+__all__ = ["Hit", "Searcher"]
 
 log = logging.getLogger(__name__)
-
-LEGS = leg_names()  # the built-in legs (the registry as imported), for compatibility
 
 
 @dataclass(slots=True)
@@ -108,25 +104,13 @@ def _snippet(text: str, query: str, width: int = 240) -> str:
 class Searcher:
     """Fused page search over ``store`` with ``legs`` (searched in their order)."""
 
-    def __init__(self, store: Store, settings: SearchConfig, legs: Sequence[Leg]) -> None:
+    def __init__(self, store: SearchStore, settings: SearchConfig, legs: Sequence[Leg]) -> None:
         self.store, self.settings, self.legs = store, settings, list(legs)
 
-    def present(self, counts: Mapping[str, int] | None = None) -> dict[str, bool]:
+    def present(self) -> dict[str, bool]:
         """Which legs have something stored to search (every registered leg; False for one not built)."""
-        counts = self.store.row_counts() if counts is None else counts
-        built = {leg.name: leg.available(counts) for leg in self.legs}
+        built = {leg.name: leg.available() for leg in self.legs}
         return {name: built.get(name, False) for name in leg_names()} | built
-
-    def allowed_documents(self, where: str | None) -> dict[str, str]:
-        """doc_id -> path of searchable documents (status ready, and matching ``where``)."""
-        cond = "status = 'ready'" + (f" AND ({where})" if where else "")
-        try:
-            rows = self.store.documents(where=cond, columns=["doc_id", "path"])
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"bad where filter {where!r}: {exc}") from None
-        return {r["doc_id"]: r["path"] for r in rows}
 
     def search(
         self,
@@ -147,34 +131,58 @@ class Searcher:
         legs: Sequence[str] | None = None,
         fusion: str | None = None,
     ) -> list[list[Hit]]:
-        cfg, store = self.settings, self.store
+        cfg = self.settings
         method = fusion or cfg.fusion
         if k < 1:
             raise ValueError(f"k must be at least 1 (got {k})")
         check_leg_names(legs, list(dict.fromkeys([*leg_names(), *(leg.name for leg in self.legs)])))
-        allowed = self.allowed_documents(where)
+        self.store.refresh()  # one set of table versions for the whole call
+        allowed = self.store.documents.ready(where)
         if not allowed:
             return [[] for _ in queries]
-        counts = store.row_counts()
         # Restrict the legs only when some documents are excluded (a where filter, or unfinished documents).
-        subset = set(allowed) if len(allowed) < counts["documents"] else None
+        subset = set(allowed) if len(allowed) < self.store.documents.count() else None
         n = max(cfg.candidates, k)
         plans: dict[str, list[Leg]] = {}
         results = []
         for raw in queries:
-            # Text gets the same folding as the indexed text (ligatures, full-width forms).
-            query = QueryInput(normalise(raw) if isinstance(raw, str) else raw)
+            query = _query(raw)
             if query.kind not in plans:
-                plans[query.kind] = self._legs_for(query.kind, legs, counts)
+                plans[query.kind] = self._legs_for(query.kind, legs)
             rankings = {leg.name: leg.search(query, n, subset) for leg in plans[query.kind]}
             fused = fuse(rankings, method, cfg.weights, cfg.rrf_k)[:k]
-            hits = self._hydrate(fused, allowed, query.text)
-            for hit in hits:
-                hit.explain = _explainer(plans[query.kind], query, hit)
-            results.append(hits)
+            results.append(self._hits(fused, allowed, query, plans[query.kind]))
         return results
 
-    def _legs_for(self, kind: str, names: Sequence[str] | None, counts: Mapping[str, int]) -> list[Leg]:
+    def explain(
+        self, query: str | Image.Image, doc_id: str, page: int, legs: Sequence[str] | None = None
+    ) -> Hit | None:
+        """The hit page ``page`` of document ``doc_id`` is for ``query``: every leg searched within that document
+        only (ranks are within it), fused; None when no leg scored the page or the document is not ready."""
+        check_leg_names(legs, list(dict.fromkeys([*leg_names(), *(leg.name for leg in self.legs)])))
+        self.store.refresh()
+        ready = self.store.documents.ready()
+        if doc_id not in ready:
+            return None
+        q = _query(query)
+        chosen = self._legs_for(q.kind, legs)
+        n = max(self.settings.candidates, int(self.store.documents.get(doc_id, ["n_pages"])["n_pages"] or 1))
+        rankings = {leg.name: leg.search(q, n, {doc_id}) for leg in chosen}
+        fused = [
+            f
+            for f in fuse(rankings, self.settings.fusion, self.settings.weights, self.settings.rrf_k)
+            if f.page == page
+        ]
+        hits = self._hits(fused, ready, q, chosen)
+        return hits[0] if hits else None
+
+    def _hits(self, fused: list[Fused], paths: dict[str, str], query: QueryInput, legs: list[Leg]) -> list[Hit]:
+        hits = self._hydrate(fused, paths, query.text)
+        for hit in hits:
+            hit.explain = _explainer(legs, query, hit)
+        return hits
+
+    def _legs_for(self, kind: str, names: Sequence[str] | None) -> list[Leg]:
         """The legs to search for a ``kind`` query: chosen (``names``; None: all), with something stored, and
         taking ``kind`` (by default, or because they are named). No leg at all that takes it is an error."""
         named = set(names or ())
@@ -183,7 +191,7 @@ class Searcher:
             raise ValueError(reasons[0] if reasons else f"no leg takes {kind} queries")
         out = []
         for leg in self.legs:
-            if (named and leg.name not in named) or not leg.available(counts):
+            if (named and leg.name not in named) or not leg.available():
                 continue
             if kind in leg.accepts or (leg.name in named and kind in leg.accepts_when_named):
                 out.append(leg)
@@ -192,12 +200,10 @@ class Searcher:
                 log.info("the %s leg does not take %s queries: %s", leg.name, kind, why)
         return out
 
-    def _hydrate(self, fused: list[Any], paths: dict[str, str], query: str) -> list[Hit]:
+    def _hydrate(self, fused: list[Fused], paths: dict[str, str], query: str) -> list[Hit]:
         if not fused:
             return []
-        rows = self.store.page_rows(
-            {f.doc_id for f in fused}, columns=["doc_id", "page", "route", "label", "text"]
-        )
+        rows = self.store.pages.rows({f.doc_id for f in fused}, columns=["doc_id", "page", "route", "label", "text"])
         pages = {(r["doc_id"], r["page"]): r for r in rows}
         hits = []
         for f in fused:
@@ -217,6 +223,11 @@ class Searcher:
                 )
             )
         return hits
+
+
+def _query(raw: str | Image.Image) -> QueryInput:
+    """Text gets the same folding as the indexed text (ligatures, full-width forms)."""
+    return QueryInput(normalise(raw) if isinstance(raw, str) else raw)
 
 
 def _explainer(legs: Sequence[Leg], query: QueryInput, hit: Hit) -> Callable[[], PageRegions]:

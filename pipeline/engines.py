@@ -1,0 +1,135 @@
+"""Where the plan and embed steps of indexing run, as one stream of events for the bookkeeper.
+
+An engine turns the documents to index into events, in the order they happen:
+
+- ``Started``: a document's header (its page count and warnings), before any of its rows;
+- ``Embedded``: embedded rows of one or more documents (and the headers of those documents, for engines that
+  may deliver rows first);
+- ``Planned``: a document is planned whole, in ``planned`` pages (its rows may still be on their way);
+- ``Failed``: a document failed (its worker timed out, crashed, or it could not be read).
+
+``local``: this machine's isolated plan workers (``pipeline.workers``) and embedding in this process, batched
+across documents. ``ray``: Ray Data stages (``pipeline.ray_engine``). ``Ingestor`` (``pipeline.ingest``)
+consumes either stream the same way: it writes the rows and flips each document to ``ready`` once all its
+planned pages are in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .plan import PagePlan
+    from .rows import EmbeddedRows
+    from .workers import Job, PlanPool
+
+__all__ = [
+    "ENGINES",
+    "Embedded",
+    "EngineError",
+    "Event",
+    "Failed",
+    "Planned",
+    "Started",
+    "check_engine",
+    "local_events",
+    "ray_available",
+]
+
+ENGINES = ("local", "ray")  # the one list of engine names
+
+
+class EngineError(RuntimeError):
+    """The engine itself failed (an actor or a node died, the cluster went away): the run stops."""
+
+
+def check_engine(name: str, address: str | None = None) -> None:
+    """A ValueError for an unknown engine, an address without Ray, or Ray not installed."""
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    if address and name != "ray":
+        raise ValueError("a cluster address is for the ray engine (--engine ray)")
+    if name == "ray" and not ray_available():
+        raise ValueError("the Ray engine needs Ray Data: pip install 'docrag[ray]'")
+
+
+def ray_available() -> bool:
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(slots=True)
+class Started:
+    job: int
+    n_pages: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Embedded:
+    rows: EmbeddedRows
+    starts: list[Started] = field(default_factory=list)  # the headers of the documents in ``rows``
+
+
+@dataclass(slots=True)
+class Planned:
+    job: int
+    planned: int  # page plans the document gave (its last attempt's, when it was planned again)
+    header: Started | None = None
+
+
+@dataclass(slots=True)
+class Failed:
+    job: int
+    reason: str
+
+
+Event = Started | Embedded | Planned | Failed
+
+
+def local_events(
+    jobs: Sequence[Job],
+    pool: PlanPool | None,
+    embed: Callable[[list[tuple[int, PagePlan]]], EmbeddedRows],
+    page_batch: int,
+    models_ready: Callable[[], bool],
+    run_inline: Callable[[Sequence[Job]], Iterator[tuple[Job, str, Any]]],
+) -> Iterator[Event]:
+    """The local engine: plans from the worker ``pool`` (None: planned in this process by ``run_inline``),
+    embedded here with ``embed`` in batches of ``page_batch`` pages across documents. While the models still
+    load (``models_ready``), the workers keep planning ahead, up to four batches."""
+    buffer: list[tuple[int, PagePlan]] = []
+    planned: dict[int, int] = {}
+    failed: set[int] = set()
+    flush_at = max(page_batch, 1)
+
+    def flush() -> Iterator[Event]:
+        batch = [(j, p) for j, p in buffer if j not in failed]
+        buffer.clear()
+        if batch:
+            yield Embedded(embed(batch))
+
+    source = pool.run(list(jobs)) if pool is not None else run_inline(list(jobs))
+    for job, kind, data in source:
+        if kind == "header":
+            if job.id not in planned:
+                yield Started(job.id, data["n_pages"], list(data["warnings"]))
+            planned[job.id] = 0  # planned again (element extraction gave up): its pages start over
+        elif kind == "pages":
+            buffer.extend((job.id, p) for p in data)
+            planned[job.id] = planned.get(job.id, 0) + len(data)
+            if pool is not None:
+                pool.more(job)  # its worker plans the next batch while this one is embedded
+            if len(buffer) >= flush_at and (models_ready() or len(buffer) >= 4 * flush_at):
+                yield from flush()
+        elif kind == "done":
+            yield Planned(job.id, planned.get(job.id, 0))
+        elif kind == "failed":
+            failed.add(job.id)
+            yield Failed(job.id, str(data))
+    yield from flush()
