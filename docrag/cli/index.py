@@ -1,0 +1,154 @@
+"""``docrag index`` and ``docrag remove``: writing to a database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .app import ConfigOpt, DbOpt, JsonOpt, ProfileOpt, app, call, escape, fail, note, open_db
+
+
+def _parse_meta(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: use key=value", param_hint="--meta")
+        out[key.strip()] = value
+    return out
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="PDF/image files or folders (searched recursively).")],
+    db: DbOpt,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    meta: Annotated[list[str], typer.Option("--meta", help="key=value stored with each document.")] = [],  # noqa: B006
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=0, help="Parsing processes (default: usable cores; 0: in-process).")
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option("--wait", help="Seconds to wait for another writer of --db (default: as long as it takes)."),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (this machine's processes) or ray (Ray Data stages).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="With --engine ray: the Ray cluster to join (default: start one).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index PDFs and images: parse, route, embed, store. Unchanged files are skipped; re-runs resume."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from docrag.indexes.store import is_uri
+    from docrag.pipeline.engines import check_engine
+    from docrag.pipeline.ingest import Interrupted
+
+    if not is_uri(db) and Path(db).exists() and not Path(db).is_dir():
+        fail(f"{db} is a file, not a database folder: give --db a folder (new or a docrag database)")
+    call(lambda: check_engine(engine, address))
+    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
+    if len(missing) == len(paths):
+        fail(f"no such file or folder: {', '.join(map(str, missing))}")
+    idx = open_db(db, profile, config, must_exist=False)
+    metadata = _parse_meta(meta)
+    err = Console(stderr=True)
+
+    def on_lock_wait(holder: str) -> None:
+        note(f"waiting: {db} is being written by {holder}")
+
+    with Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    ) as bars:
+        tasks: dict[str, Any] = {}
+
+        def progress(event: str, data: dict[str, Any]) -> None:
+            if event == "start":
+                tasks["docs"] = bars.add_task("documents", total=data["files"])
+                tasks["pages"] = bars.add_task("pages", total=0)
+            elif event == "document":
+                bars.update(tasks["pages"], total=bars.tasks[tasks["pages"]].total + data["pages"])
+                bars.advance(tasks["docs"])
+            elif event == "skipped":
+                bars.advance(tasks["docs"])
+            elif event == "pages":
+                bars.advance(tasks["pages"], data["n"])
+            elif event == "leg":
+                key = f"leg:{data['leg']}"
+                if key not in tasks:
+                    tasks[key] = bars.add_task(data["leg"], total=None)
+                bars.advance(tasks[key], data["n"])
+
+        try:
+            report = call(
+                lambda: idx.add(
+                    paths,
+                    metadata,
+                    progress,
+                    workers=workers,
+                    lock_wait_s=wait,
+                    on_lock_wait=on_lock_wait,
+                    engine=engine,
+                    address=address,
+                ),
+                idx.settings.profile,
+            )
+        except Interrupted as exc:
+            r = exc.report
+            bars.stop()
+            if as_json:
+                typer.echo(json.dumps({**r.to_dict(), "interrupted": True}))
+            note(f"interrupted: {r.indexed} documents complete, {r.pending} pending — run the same command to resume")
+            raise typer.Exit(code=130) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        out = Console(soft_wrap=True)  # one line per item when piped: grep and scripts read lines
+        extra = f", {report.duplicates} copies recorded" if report.duplicates else ""
+        out.print(
+            f"indexed {report.indexed}, skipped {report.skipped} unchanged{extra}, removed {report.removed}; "
+            f"{report.pages} pages (visual {report.routes.get('visual', 0)}, text "
+            f"{report.routes.get('text', 0)}) in {report.seconds:.1f} s → {db}",
+            highlight=False,
+        )
+        if report.not_documents:
+            out.print(f"[dim]skipped {len(report.not_documents)} file(s) that are not PDFs or images[/]")
+        for w in report.warnings:
+            out.print(f"[yellow]warning[/] {escape(w['file'])}: {escape(w['warning'])}", highlight=False)
+        for f in report.failed:
+            out.print(f"[red]failed[/] {escape(f['file'])}: {escape(f['error'])}", highlight=False)
+        if report.pending:
+            out.print(f"[red]{report.pending} document(s) not indexed[/]: run the same command again to resume")
+    if report.pending:
+        raise typer.Exit(code=1)
+    if report.failed and not (report.indexed or report.skipped or report.duplicates):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def remove(
+    targets: Annotated[list[str], typer.Argument(help="Paths (files or folders) or doc_ids.")],
+    db: DbOpt,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove documents from the database."""
+    idx = open_db(db, None, config)
+    n = call(lambda: idx.remove(*targets))
+    typer.echo(json.dumps({"removed": n}) if as_json else f"removed {n} document(s)")
+    if n == 0:
+        note(f"nothing in {db} matched {', '.join(targets)} (a path as indexed, a folder, or a doc_id)")
+        raise typer.Exit(code=1)

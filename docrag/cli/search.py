@@ -1,0 +1,211 @@
+"""``docrag search``, ``docrag show`` and ``docrag eval``: reading a database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .app import ConfigOpt, DbOpt, JsonOpt, ProfileOpt, app, call, fail, legs_option, note, open_db
+
+
+def _hit_json(h: Any, regions: bool = False) -> dict[str, Any]:
+    d = h.to_dict(regions=regions)
+    keys = ("file", "page", "score", "route", "label", "legs", "snippet") + (("regions",) if regions else ())
+    return {key: d[key] for key in keys}
+
+
+def _where_summary(h: Any) -> str:
+    found = h.regions()
+    counts: dict[str, int] = {}
+    for r in found.regions:
+        counts[r.leg] = counts.get(r.leg, 0) + 1
+    parts = [f"{leg} {n}" for leg, n in counts.items()]
+    parts += [f"{leg}: {why}" for leg, why in found.notes.items() if leg not in counts]
+    return "; ".join(parts)
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="The question (omit with --queries).")] = None,
+    db: DbOpt = "docrag.db",
+    k: Annotated[int, typer.Option("-k", help="Pages to return.")] = 10,
+    legs: Annotated[str | None, typer.Option("--legs", help="Comma list of text,visual,bm25,image.")] = None,
+    fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or weighted.")] = None,
+    where: Annotated[str | None, typer.Option("--where", help="SQL over documents (path, metadata …).")] = None,
+    queries: Annotated[Path | None, typer.Option("--queries", help="JSON lines {id, text}: batch mode.")] = None,
+    regions: Annotated[
+        bool, typer.Option("--regions", help="Say where on each page every leg matched (boxes in page fractions).")
+    ] = False,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search pages: one query, or a batch (--queries FILE.jsonl, one JSON line per query out)."""
+    from docrag.pipeline.eval import read_queries
+
+    if (query is None) == (queries is None):
+        raise typer.BadParameter("give a QUERY or --queries FILE, not both", param_hint="QUERY")
+    idx = open_db(db, profile, config)
+    prof = idx.settings.profile
+    leg_list = legs_option(legs)
+    if leg_list:
+        present = call(idx.searcher.present, prof)
+        empty = [leg for leg in leg_list if leg in present and not present[leg]]
+        if empty and len(empty) == len(leg_list):
+            note(f"note: {db} has nothing stored for the {', '.join(empty)} leg(s) (profile {prof}): no results")
+    if queries is not None:
+        try:
+            items = read_queries(queries)
+        except OSError as exc:
+            fail(f"{queries}: cannot read the queries file ({exc.strerror})")
+        except ValueError as exc:
+            fail(str(exc))
+        results = call(lambda: idx.search_many([q["text"] for q in items], k, where, leg_list, fusion), prof)
+        for q, hits in zip(items, results, strict=True):
+            out_hits = call(lambda hits=hits: [_hit_json(h, regions) for h in hits], prof)
+            typer.echo(json.dumps({"id": q["id"], "hits": out_hits}, ensure_ascii=False))
+        return
+    hits = call(lambda: idx.search(query, k, where, leg_list, fusion), prof)
+    if as_json:
+        out_hits = call(lambda: [_hit_json(h, regions) for h in hits], prof)
+        typer.echo(json.dumps({"query": query, "hits": out_hits}, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console() if Console().is_terminal else Console(width=160)
+    table = Table(title=f"docrag: {query}")
+    cols = ["#", "file", "page", "score", "route/label", "legs (raw score, rank)", "snippet"]
+    for col in cols + (["regions"] if regions else []):
+        table.add_column(col, overflow="fold")
+    for i, h in enumerate(hits, start=1):
+        legs_txt = "; ".join(f"{leg} {v['score']:.3g} #{v['rank']}" for leg, v in h.legs.items())
+        row = [
+            str(i),
+            Path(h.file).name,
+            str(h.page),
+            f"{h.score:.4f}",
+            f"{h.route}/{h.label}",
+            legs_txt,
+            h.snippet[:160],
+        ]
+        if regions:
+            row.append(call(lambda h=h: _where_summary(h), prof))
+        table.add_row(*row)
+    out.print(table)
+
+
+@app.command()
+def show(
+    file: Annotated[str, typer.Argument(help="Document path as indexed (or its doc_id).")],
+    page: Annotated[int, typer.Argument(help="Page number (1-based).")],
+    db: DbOpt,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the PNG.")] = Path("page.png"),
+    dpi: Annotated[int, typer.Option("--dpi")] = 100,
+    query: Annotated[
+        str | None, typer.Option("--query", help="Draw where each leg matched this query on the page.")
+    ] = None,
+    legs: Annotated[str | None, typer.Option("--legs", help="With --query: comma list of legs.")] = None,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a page image (rendered from the file, or the stored thumbnail when the file is gone); with
+    --query, the page's answer regions drawn on it (a colour per leg, the visual leg as a heatmap)."""
+    idx = open_db(db, profile, config)
+    prof = idx.settings.profile
+    if dpi < 10 or dpi > 600:
+        fail(f"--dpi {dpi}: use 10 to 600")
+    doc = call(lambda: idx.find(file), prof)
+    if doc is None:
+        fail(f"{file} is not in {db}")
+    name = Path(doc["path"]).name
+    if not 1 <= page <= (doc["n_pages"] or 0):
+        fail(f"page {page} is out of range: {name} has {doc['n_pages']} page(s)")
+    if not out.parent.is_dir():
+        fail(f"cannot write {out}: the folder {out.parent} does not exist")
+    try:
+        img = call(lambda: idx.render(doc["doc_id"], page, dpi), prof)
+    except KeyError:
+        fail(f"{name} page {page}: the file cannot be read now and no thumbnail was stored")
+    report: dict[str, Any] = {"out": str(out), "file": doc["path"], "page": page}
+    if query is not None:
+        from docrag.pipeline.regions import draw_regions
+
+        if not query.strip():
+            fail("--query is empty")
+        leg_list = legs_option(legs)
+        hit = call(lambda: idx.explain(query, doc["doc_id"], page, leg_list), prof)
+        if hit is None:
+            report |= {"legs": {}, "regions": [], "notes": {"all": "no leg scored this page for the query"}}
+        else:
+            found = call(hit.regions, prof)
+            img = draw_regions(img, found, leg_list)
+            report |= {"legs": hit.to_dict()["legs"]} | found.to_dict()
+    try:
+        img.save(out)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot write {out}: {getattr(exc, 'strerror', None) or exc}")
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    typer.echo(str(out))
+    for leg, why in report.get("notes", {}).items():
+        typer.echo(f"note: {leg}: {why}", err=True)
+
+
+@app.command("eval")
+def eval_cmd(
+    db: DbOpt,
+    queries: Annotated[Path, typer.Option("--queries", help="Queries (JSON lines, dev-set or BEIR format).")],
+    qrels: Annotated[Path | None, typer.Option("--qrels", help="BEIR qrels TSV (with BEIR queries).")] = None,
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma separated.")] = "5,10",
+    labels: Annotated[Path | None, typer.Option("--labels", help="page_labels.tsv: also score routing.")] = None,
+    fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or weighted.")] = None,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@k, recall@k and MRR@10 for the fused ranking and each leg alone, overall and per query kind."""
+    from docrag.pipeline.eval import load_queries
+
+    for given, what in ((queries, "--queries"), (qrels, "--qrels"), (labels, "--labels")):
+        if given is not None and not given.is_file():
+            fail(f"{what} {given}: no such file")
+    idx = open_db(db, profile, config)
+    try:
+        ks = [int(x) for x in k.split(",") if x.strip()]
+        if not ks or min(ks) < 1:
+            raise ValueError
+    except ValueError:
+        fail(f"--k: cut-offs must be positive integers separated by commas (got {k!r})")
+    try:
+        qs = load_queries(queries, qrels)
+    except OSError as exc:
+        fail(f"{exc.filename}: {exc.strerror}")
+    except ValueError as exc:
+        fail(str(exc))
+    result = call(lambda: idx.evaluate(qs, ks, labels=labels, fusion=fusion), idx.settings.profile)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = [f"ndcg@{x}" for x in ks] + [f"recall@{x}" for x in ks] + ["mrr@10"]
+    table = Table(title=f"docrag eval ({len(qs)} queries, fusion {result['fusion']})")
+    table.add_column("ranking")
+    table.add_column("kind")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    runs = [("fused", result["fused"])] + [(f"{leg} only", r) for leg, r in result["legs"].items()]
+    for name, r in runs:
+        table.add_row(name, "all", *[f"{r['overall'][m]:.3f}" for m in metrics])
+        for kind, row in r["by_kind"].items():
+            table.add_row("", f"{kind} ({row['n']})", *[f"{row[m]:.3f}" for m in metrics])
+    Console(width=160).print(table)
+    if "routing" in result:
+        typer.echo(f"routing: {result['routing']}")
