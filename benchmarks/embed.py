@@ -62,8 +62,7 @@ SIGLIP_512 = dict(
 
 
 def _tiny_models():
-    sys.path.insert(0, str(ROOT / "tests"))
-    import tiny_models
+    from docrag.testing import tiny_models
 
     return tiny_models
 
@@ -138,7 +137,7 @@ LAYOUTS: dict[str, Layout] = {
 def bench_visual(args, rows: list[str], tmp: Path) -> dict[tuple[str, int], tuple[int, float]]:
     from docrag.indexes.models import ModelSpec
     from docrag.indexes.multivector import MultiVectorEmbedder
-    from docrag.indexes.store import Store
+    from docrag.testing.rows import new_store, write_visual
 
     results = {}
     images = [_page_image(i) for i in range(args.pages)]
@@ -160,9 +159,9 @@ def bench_visual(args, rows: list[str], tmp: Path) -> dict[tuple[str, int], tupl
             t0 = time.perf_counter()
             emb.embed_queries(["what does the table on this page say about recall at five"] * 3)
             q_ms = (time.perf_counter() - t0) / 3 * 1000
-            store = Store(tmp / f"db_{name}", emb.spec)
+            store = new_store(tmp / f"db_{name}", visual_spec=emb.spec)
             before = _dir_bytes(tmp / f"db_{name}")
-            store.add_visual("doc", list(range(1, len(vecs) + 1)), vecs)
+            write_visual(store, "doc", list(range(1, len(vecs) + 1)), vecs)
             per_page = (_dir_bytes(tmp / f"db_{name}") - before) / len(vecs) / 1024
             rows.append(
                 f"| {layout.label}, longest_edge {edge} | {args.device} fp32 | {len(images) / dt:.3f} pages/s "
@@ -185,12 +184,11 @@ def _rmtree(path: Path) -> None:
 
 def bench_text(rows: list[str], tmp: Path) -> None:
     from docrag.indexes.models import ModelSpec
-    from docrag.indexes.store import Store
     from docrag.indexes.unified import MINILM_ID, chunk_page_texts, create_unified
+    from docrag.testing.rows import new_store, write_chunks
 
     emb = create_unified(ModelSpec(type="sentence-transformers", model=MINILM_ID, device="cpu"))
-    sys.path.insert(0, str(ROOT / "tests"))
-    import pdfgen
+    from docrag.testing import pdfgen
 
     page_text = " ".join(pdfgen._sentences(40, seed=1))  # ~ a page of prose
     chunks = chunk_page_texts([(p, [page_text]) for p in range(1, 51)], emb)
@@ -199,9 +197,9 @@ def bench_text(rows: list[str], tmp: Path) -> None:
     t0 = time.perf_counter()
     vecs = emb.embed_documents(texts)
     dt = time.perf_counter() - t0
-    store = Store(tmp / "db_text", None, emb.spec, unified_dim=emb.dim)
+    store = new_store(tmp / "db_text", unified_spec=emb.spec, unified_dim=emb.dim)
     before = _dir_bytes(tmp / "db_text")
-    store.add_chunks("doc", [c.page for c in chunks], [c.index for c in chunks], texts, vecs)
+    write_chunks(store, "doc", [c.page for c in chunks], [c.index for c in chunks], texts, vecs)
     per_page = (_dir_bytes(tmp / "db_text") - before) / 50 / 1024
     rows.append(
         f"| all-MiniLM-L6-v2 (lite) | cpu fp32 | {len(texts) / dt:.1f} chunks/s ({len(texts)} chunks of "
@@ -218,9 +216,7 @@ def bench_siglip(rows: list[str], tmp: Path) -> None:
 
     from docrag.indexes.models import ModelSpec
     from docrag.indexes.unified import chunk_page_texts, create_unified
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    import pdfgen
+    from docrag.testing import pdfgen
 
     out = tmp / "siglip2_base"
     # A real 30k WordPiece vocabulary (bert-base-uncased, from the packaged MiniLM) cuts text into about as many

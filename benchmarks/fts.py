@@ -38,15 +38,6 @@ def _texts(rng: np.random.Generator, n: int, vocab: np.ndarray, p: np.ndarray) -
 
 
 # Columns of a plain text page besides doc_id, page and text (what the router would have said of it).
-_PAGE = {"route": "text", "label": "text", "confidence": 1.0, "reasons": "[]", "signals": "{}", "thumbnail": b""}
-
-
-def _rows(doc_id: str, first_page: int, texts: list[str]) -> dict:
-    n = len(texts)
-    cols = {k: [v] * n for k, v in _PAGE.items()}
-    return {"doc_id": [doc_id] * n, "page": list(range(first_page, first_page + n)), "text": texts, **cols}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pages", type=int, default=20000)
@@ -57,8 +48,8 @@ def main() -> None:
 
     from lancedb.index import FTS
 
-    from docrag.indexes.models import ModelSpec
-    from docrag.indexes.store import Store
+    from docrag.indexes.schema import CHUNKS, PAGES
+    from docrag.testing.rows import new_store, write_chunks, write_pages
 
     vocab = np.array([f"w{i}" for i in range(30000)])
     p = 1.0 / np.arange(1, len(vocab) + 1)
@@ -66,7 +57,6 @@ def main() -> None:
     n_runs = args.pages // args.run_pages
     runs = [_texts(np.random.default_rng(r), args.run_pages, vocab, p) for r in range(n_runs)]
     runs[-1][0] += " zanzibarite"
-    spec = ModelSpec(type="sentence-transformers", model="bench")
     rows = [
         "| policy | upkeep, total s | upkeep, worst run s | BM25 query at the end, ms | fragments at the end |",
         "|---|---|---|---|---|",
@@ -74,48 +64,49 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     try:
         for policy in ("rebuild every run", "docrag (flat scan, optimize past thresholds)"):
-            store = Store(tmp / policy.split()[0], unified_spec=spec, unified_dim=4)
+            store = new_store(tmp / policy.split()[0], unified_dim=4)
             upkeep = []
             for r, texts in enumerate(runs):
                 for start in range(0, len(texts), args.batch):
-                    store.add_rows("pages", _rows(f"doc{r}", start + 1, texts[start : start + args.batch]))
+                    batch = texts[start : start + args.batch]
+                    write_pages(store, f"doc{r}", batch, page=list(range(start + 1, start + 1 + len(batch))))
                 t = time.perf_counter()
                 if policy.startswith("rebuild"):
-                    store.table("pages").create_index("text", config=FTS(), replace=True)
+                    store.db.table(PAGES).create_index("text", config=FTS(), replace=True)
                 else:
                     store.maintain()
                 upkeep.append(time.perf_counter() - t)
-            hits = store.search_bm25("zanzibarite")
+            hits = store.pages.search_bm25("zanzibarite")
             assert hits and hits[0].doc_id == f"doc{n_runs - 1}", policy
             lat = []
             for q in range(20):
                 t = time.perf_counter()
-                store.search_bm25(f"w{q * 7} w{q * 13 + 100} w{q + 2000}", k=10)
+                store.pages.search_bm25(f"w{q * 7} w{q * 13 + 100} w{q + 2000}", k=10)
                 lat.append(time.perf_counter() - t)
-            frags = store.table("pages").stats()["fragment_stats"]["num_fragments"]
+            frags = store.db.table(PAGES).stats()["fragment_stats"]["num_fragments"]
             rows.append(
                 f"| {policy} | {sum(upkeep):.1f} | {max(upkeep):.2f} | {1000 * float(np.median(lat)):.1f} | {frags} |"
             )
             print(rows[-1], flush=True)
-        store = Store(tmp / "chunks", unified_spec=spec, unified_dim=384)
+        store = new_store(tmp / "chunks", unified_dim=384)
         rng = np.random.default_rng(1)
         for start in range(0, args.pages, 24):
             v = rng.standard_normal((24, 384)).astype(np.float32)
             v /= np.linalg.norm(v, axis=1, keepdims=True)
-            store.add_chunks(f"d{start // 240}", list(range(1, 25)), [0] * 24, ["chunk text"] * 24, v)
+            write_chunks(store, f"d{start // 240}", list(range(1, 25)), [0] * 24, ["chunk text"] * 24, v)
         chunk_rows = ["| chunks table | fragments | text-leg search, ms |", "|---|---|---|"]
         for state in ("as written", "after optimize"):
             if state == "after optimize":
                 t = time.perf_counter()
-                store.table("chunks").optimize()
+                store.db.table(CHUNKS).optimize()
                 state += f" ({time.perf_counter() - t:.1f} s)"
             q = rng.standard_normal(384).astype(np.float32)
             lat = []
             for _ in range(10):
                 t = time.perf_counter()
-                store.search_text(q, k=50)
+                store.chunks.search(q, k=50)
                 lat.append(time.perf_counter() - t)
-            frags = store.table("chunks").stats()["fragment_stats"]["num_fragments"]
+            frags = store.db.table(CHUNKS).stats()["fragment_stats"]["num_fragments"]
             chunk_rows.append(f"| {state} | {frags} | {1000 * float(np.median(lat)):.1f} |")
             print(chunk_rows[-1], flush=True)
     finally:

@@ -53,7 +53,6 @@ os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from _common import append_results, machine  # noqa: E402
 
@@ -303,10 +302,11 @@ def bpe_tokenizer(specials: list[str], texts: list[str], vocab_size: int = 16000
 
 def build_colqwen2_5(out: Path, full: bool, device: str, corpus: str | None = None, seed: int = 0) -> dict[str, Any]:
     """ColQwen2.5 (Qwen2.5-VL backbone + 128-d projection) with random weights, saved with its processor."""
-    import tiny_models
     import torch
     import transformers
     from transformers import Qwen2_5_VLConfig, Qwen2VLVideoProcessor
+
+    from docrag.testing import tiny_models
 
     # The torchvision image processor ("Fast" in earlier transformers 5 releases; plain later, Fast an alias).
     Qwen2VLImageProcessor = (
@@ -350,7 +350,7 @@ def build_colqwen2_5(out: Path, full: bool, device: str, corpus: str | None = No
 
 
 def build_colidefics3_tiny(out: Path) -> dict[str, Any]:
-    import tiny_models
+    from docrag.testing import tiny_models
 
     tiny_models.build_colidefics3(out)
     layout = "tiny ColIdefics3 (no torchvision here: the ColQwen2.5 processor needs it)"
@@ -359,9 +359,10 @@ def build_colidefics3_tiny(out: Path) -> dict[str, Any]:
 
 def build_nomic(out: Path, full: bool, device: str, tokenizer_dir: str | None, seed: int = 0) -> dict[str, Any]:
     """nomic-embed-text-v1.5's layout (transformers' NomicBert) with random weights + a bert-base-uncased tokenizer."""
-    import tiny_models
     import torch
     from transformers import AutoTokenizer, NomicBertConfig, NomicBertModel
+
+    from docrag.testing import tiny_models
 
     note = ""
     if not full:
@@ -389,11 +390,12 @@ def build_siglip(
     out: Path, full: bool, device: str, layout_name: str = "so400m", tokenizer_dir: str | None = None, seed: int = 0
 ) -> dict[str, Any]:
     """SigLIP 2's layout (transformers SiglipModel: so400m-patch14-384, or base-patch16-224) with random weights."""
-    import tiny_models
     import torch
     import transformers
     from transformers import AutoTokenizer, SiglipConfig, SiglipModel, SiglipProcessor
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    from docrag.testing import tiny_models
 
     if not full:
         return {"type": "siglip", "dir": tiny_models.build_siglip(out, seed), "params": None, "layout": "tiny SigLIP"}

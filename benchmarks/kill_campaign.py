@@ -25,6 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import append_results
 
+from docrag.indexes.store import Store
+
 EXE = str(Path(sys.executable).parent / "docrag")
 
 KEY_COLUMNS = {
@@ -56,7 +58,11 @@ def rankings(db: Path, queries: list[str], env: dict[str, str]) -> list[list[tup
     qfile.write_text("".join(json.dumps({"id": i, "text": q}) + "\n" for i, q in enumerate(queries)))
     res = subprocess.run(
         [EXE, "search", "--queries", str(qfile), "--db", str(db), "-k", "5"],
-        capture_output=True, text=True, env=env, timeout=600, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=True,
     )
     return [[(Path(h["file"]).name, h["page"]) for h in json.loads(line)["hits"]] for line in res.stdout.splitlines()]
 
@@ -79,7 +85,10 @@ def index_cmd(corpus: Path, db: Path, profile: str, workers: int | None) -> list
 def trial(corpus: Path, db: Path, delay: float, args: argparse.Namespace, env: dict[str, str]) -> dict:
     proc = subprocess.Popen(
         index_cmd(corpus, db, args.profile, args.workers),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
     )
     time.sleep(delay)
     finished_first = proc.poll() is not None
@@ -93,7 +102,7 @@ def trial(corpus: Path, db: Path, delay: float, args: argparse.Namespace, env: d
         stats = subprocess.run([EXE, "stats", "--db", str(db), "--json"], capture_output=True, text=True, env=env)
         out["opens"] = stats.returncode == 0 or "no documents table" in stats.stderr
         check = subprocess.run([EXE, "check", "--db", str(db), "--json"], capture_output=True, text=True, env=env)
-        out["consistent"] = check.returncode == 0 or not (db / "documents.lance").exists()
+        out["consistent"] = check.returncode == 0 or not Store.exists(db)
         if stats.returncode == 0:
             out["ready_before_rerun"] = json.loads(stats.stdout)["documents"]
     rerun = subprocess.run(
@@ -118,8 +127,13 @@ def main() -> None:
     try:
         clean = work / "clean"
         t0 = time.perf_counter()
-        subprocess.run(index_cmd(args.corpus, clean, args.profile, args.workers), check=True, env=env,
-                       capture_output=True, timeout=3600)
+        subprocess.run(
+            index_cmd(args.corpus, clean, args.profile, args.workers),
+            check=True,
+            env=env,
+            capture_output=True,
+            timeout=3600,
+        )
         build_s = time.perf_counter() - t0
         want_rows = table_rows(clean)
         queries = queries_from(clean)

@@ -34,15 +34,8 @@ from _common import append_results
 from docrag.parsers import open_document
 from docrag.pipeline.options import RouterConfig
 from docrag.pipeline.router import LABELS, route_signals, rule_log_odds
-from docrag.pipeline.router_model import (
-    DEFAULT_MODEL,
-    FEATURES,
-    LearnedDecision,
-    feature_vector,
-    fit_on_rule,
-    fit_trees,
-    load_model,
-)
+from docrag.pipeline.router_features import FEATURES, feature_vector
+from docrag.pipeline.router_model import DEFAULT_MODEL, LearnedDecision, fit_on_rule, fit_trees, load_model
 
 TO_ROUTE = {"scanned": "visual", "layout": "visual", "text": "text"}
 # (tree depth, boosting rounds, weight of the region rule's log-odds as the starting point; 0: trees alone),

@@ -6,7 +6,7 @@
    so that a busy machine slows both alike.
 2. **Stages**, each alone in this process over the same corpus: parse+route (the plan step without OCR),
    OCR (the plan step with it, minus the first, per OCR'd page), embed (``pipeline.rows.embed_plans`` over
-   the plans, in batches of ``page_batch``) and write (``pipeline.rows.write_rows`` into a fresh store,
+   the plans, in batches of ``page_batch``) and write (``Store.write`` into a fresh store,
    then the ready flips). Rates are pages/s on one core (parse, OCR: one plan worker) or for the process.
 3. **Extrapolation** from the stage rates: a cluster of N nodes with C cores and G GPUs each parses at
    N·C·parse rate, embeds at N·G·(GPU pages/s) — published rates, not measured here — and writes at the one
@@ -59,11 +59,12 @@ def engine_run(corpus: Path, engine: str, profile: str) -> tuple[float, dict]:
 
 def stages(corpus: Path, profile: str) -> dict[str, dict[str, float]]:
     from docrag.config import load_settings
+    from docrag.indexes.schema import empty_counts
     from docrag.indexes.store import Store
     from docrag.indexes.unified import create_unified
     from docrag.parsers import discover
     from docrag.pipeline.plan import PlanOptions
-    from docrag.pipeline.rows import embed_plans, write_rows
+    from docrag.pipeline.rows import embed_plans
     from docrag.pipeline.workers import Job, PlanPool
 
     settings = load_settings(profile)
@@ -73,9 +74,10 @@ def stages(corpus: Path, profile: str) -> dict[str, dict[str, float]]:
     ocr_pages = 0
     for ocr in (False, True):
         ingest = settings.ingest.model_copy(update={"ocr": ocr})
-        opts = PlanOptions.build(settings.router, ingest, settings.limits, visual=settings.visual is not None,
-                                 figures=False)
-        with PlanPool(1, settings.limits) as pool:
+        opts = PlanOptions.build(
+            settings.router, ingest, settings.limits, visual=settings.visual is not None, figures=False
+        )
+        with PlanPool(1, settings.ingest) as pool:
             t0 = time.perf_counter()
             got = []
             for job, kind, data in pool.run([Job(i, str(p), opts) for i, p in enumerate(files)]):
@@ -99,22 +101,22 @@ def stages(corpus: Path, profile: str) -> dict[str, dict[str, float]]:
     out["embed (text legs, CPU)"] = {"pages": len(plans), "seconds": time.perf_counter() - t0}
     db = Path(tempfile.mkdtemp(prefix="docrag-scale-w-")) / "db"
     try:
-        store = Store(db, unified_spec=settings.unified, unified_dim=unified.dim, profile=profile)
+        store = Store(db, unified_spec=settings.unified, profile=profile, writable=True)
         store.make_writable(unified_dim=unified.dim)
         t0 = time.perf_counter()
         docs = sorted({d for d, _ in plans})
         for d in docs:
-            store.add_document(d, f"/{d}.pdf", 1, 0.0, 1, {})
+            store.documents.add(d, f"/{d}.pdf", 1, 0.0, 1, {})
         for rows in batches:
-            write_rows(store, rows)
+            store.write(rows.tables, rows.visual)
         for d in docs:
-            store.mark_ready(d, {"pages": 0, "chunks": 0, "images": 0, "visual": 0})
+            store.documents.mark_ready(d, empty_counts())
         out["write (text rows)"] = {"pages": len(plans), "seconds": time.perf_counter() - t0}
         # The same pages as visual pages: a ColQwen-sized multivector each (random, 750 × 128 float16), with
-        # the first stage's pooling that add_visual does at write time.
+        # the first stage's pooling that the store does at write time.
         import numpy as np
 
-        from docrag.pipeline.rows import EmbeddedRows
+        from docrag.indexes.visual import PageVectors
 
         rng = np.random.default_rng(0)
         store.make_writable(visual_dim=128)
@@ -122,9 +124,8 @@ def stages(corpus: Path, profile: str) -> dict[str, dict[str, float]]:
         for a in range(0, len(plans), step):
             part = plans[a : a + step]
             vecs = [rng.standard_normal((750, 128)).astype(np.float16) for _ in part]
-            rows = EmbeddedRows(unified_dim=unified.dim, visual_dim=128)
-            rows.visual = {"doc_id": [d for d, _ in part], "page": [p.number for _, p in part], "vectors": vecs}
-            write_rows(store, rows)
+            pages = PageVectors([d for d, _ in part], [p.number for _, p in part], vecs, [None] * len(part))
+            store.write({}, pages)
         out["write (visual rows)"] = {"pages": len(plans), "seconds": time.perf_counter() - t0}
     finally:
         shutil.rmtree(db.parent, ignore_errors=True)
@@ -164,8 +165,13 @@ def main() -> None:
     for e, r in runs.items():
         walls = ", ".join(f"{w:.1f}" for w, _ in r)
         lines.append(f"| {e} | {best[e][1]['pages']} | {walls} | {rate[e]:.2f} | {rate[e] / rate['local']:.2f}× |")
-    lines += ["", "Stages, each alone in one process (parse and OCR: one plan worker, so per core):", "",
-              "| stage | pages | seconds | pages/s |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "Stages, each alone in one process (parse and OCR: one plan worker, so per core):",
+        "",
+        "| stage | pages | seconds | pages/s |",
+        "|---|---|---|---|",
+    ]
     for name, v in st.items():
         lines.append(f"| {name} | {v['pages']} | {v['seconds']:.2f} | {v['pages_s']:.1f} |")
 
@@ -201,8 +207,16 @@ def main() -> None:
         lines.append("")
     body = "\n".join(lines)
     if args.json:
-        print(json.dumps({"engines": {e: {"pages": best[e][1]["pages"], "wall_s": best[e][0], "pages_s": rate[e]}
-                                      for e in runs}, "stages": st}))
+        print(
+            json.dumps(
+                {
+                    "engines": {
+                        e: {"pages": best[e][1]["pages"], "wall_s": best[e][0], "pages_s": rate[e]} for e in runs
+                    },
+                    "stages": st,
+                }
+            )
+        )
     append_results("Scale-out: local vs Ray engine, stage rates, extrapolation", body, save=not args.no_save)
 
 

@@ -76,15 +76,16 @@ def _keys(i: int) -> tuple[str, int]:
 
 def build(db: Path, base_dir: Path, n: int) -> dict[str, float]:
     """The collection in ``db`` (reused when it already holds ``n`` pages); times of each phase."""
-    from docrag.indexes.store import POOLED, Store
+    from docrag.indexes.schema import POOLED, VISUAL
+    from docrag.indexes.store import Store
 
     timings_file = db / "build.json"
     if timings_file.exists():
         info = json.loads(timings_file.read_text())
         if info.get("pages") == n:
             return info
-    store = Store(db)
-    if store.count("visual"):
+    store = Store(db, writable=True)
+    if store.visual.count():
         raise SystemExit(f"{db} holds another collection; give a new --db")
     store.make_writable(visual_dim=128)
     t_visual = t_pool_cpu = 0.0
@@ -94,18 +95,22 @@ def build(db: Path, base_dir: Path, n: int) -> dict[str, float]:
         for (a, b, _), (pages, pooled, pool_s) in zip(jobs, pool.map(_make, jobs), strict=True):
             keys = [_keys(i) for i in range(a, b)]
             ids, nums = [k[0] for k in keys], [k[1] for k in keys]
-            # What Store.add_visual writes (float16 storage, no token pooling), with the pooling done by the
-            # worker processes so that both cores are used.
+            # What the store writes for visual pages (float16 storage, no token pooling), with the pooling done
+            # by the worker processes so that both cores are used.
             t = time.perf_counter()
-            store.add_rows(
-                "visual", {"doc_id": ids, "page": nums, "n_vectors": [len(p) for p in pages], "multivector": pages}
-            )
+            rows = {"doc_id": ids, "page": nums, "n_vectors": [len(p) for p in pages], "multivector": pages}
+            store.db.add(VISUAL, VISUAL.to_arrow(rows, store.dims))
             t_visual += time.perf_counter() - t
-            store.add_rows(POOLED, {"doc_id": ids, "page": nums, "pooled": pooled, "codes": [None] * len(ids)})
+            rows = {"doc_id": ids, "page": nums, "pooled": pooled}
+            store.db.add(POOLED, POOLED.to_arrow(rows, store.dims))
             t_pool_cpu += pool_s
             print(f"  {b}/{n} pages written ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    info = {"pages": n, "write_s": round(t_visual, 1), "pool_cpu_s": round(t_pool_cpu, 1),
-            "wall_s": round(time.perf_counter() - t0, 1)}
+    info = {
+        "pages": n,
+        "write_s": round(t_visual, 1),
+        "pool_cpu_s": round(t_pool_cpu, 1),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
     timings_file.write_text(json.dumps(info))
     return info
 
@@ -115,10 +120,11 @@ def _drop_old_versions(store) -> None:
     benchmark's database has no readers to protect: drop it, so that bytes per page count what is used."""
     import datetime as dt
 
-    from docrag.indexes.store import CODEBOOK, POOLED
+    from docrag.indexes.schema import CODEBOOK, POOLED
 
-    for name in (POOLED, CODEBOOK):
-        store.table(name).optimize(cleanup_older_than=dt.timedelta(0), delete_unverified=True)
+    for schema in (POOLED, CODEBOOK):
+        with store.db.changing(schema) as tbl:
+            tbl.optimize(cleanup_older_than=dt.timedelta(0), delete_unverified=True)
 
 
 def prepare(db: Path, method: str) -> float:
@@ -128,9 +134,9 @@ def prepare(db: Path, method: str) -> float:
     marker = db / f"prepared_{method}.json"
     if marker.exists():
         return json.loads(marker.read_text())["s"]
-    store = Store(db)
+    store = Store(db, writable=True)
     t = time.perf_counter()
-    store.build_first_stage(method)
+    store.visual.build_first_stage(method)
     s = round(time.perf_counter() - t, 1)
     _drop_old_versions(store)
     marker.write_text(json.dumps({"s": s}))
@@ -237,15 +243,27 @@ def truth(db: Path, base_dir: Path, n_queries: int) -> list[list[tuple[str, int]
     store = Store(db, writable=False)
     queries = Base(base_dir).queries[:n_queries]
     t = time.perf_counter()
-    rows = [[(c.doc_id, c.page) for c in r] for r in store.search_visual(queries, 10, method="exact")]
+    rows = [[(c.doc_id, c.page) for c in r] for r in store.visual.search(queries, 10, method="exact")]
     print(f"  exact top 10 of {len(queries)} queries in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     path.write_text(json.dumps(rows))
     return rows
 
 
 def run_child(db: Path, base: Path, method: str, n_queries: int, candidates: int, python: str) -> dict:
-    cmd = [python, __file__, "--child", method, "--db", str(db), "--base", str(base),
-           "--queries", str(n_queries), "--candidates", str(candidates)]
+    cmd = [
+        python,
+        __file__,
+        "--child",
+        method,
+        "--db",
+        str(db),
+        "--base",
+        str(base),
+        "--queries",
+        str(n_queries),
+        "--candidates",
+        str(candidates),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"{method} failed:\n{out.stderr[-3000:]}")
@@ -256,13 +274,17 @@ def scale(args: argparse.Namespace) -> list[dict]:
     db, base, n = args.db, args.base, args.pages
     info = build(db, base, n)
     print(f"collection: {info}", file=sys.stderr)
+    from docrag.indexes.schema import CODEBOOK, POOLED, VISUAL
+    from docrag.indexes.store import Store
+
     gold = truth(db, base, args.queries)
-    disk_visual = _dir_bytes(db / "visual.lance")
+    store = Store(db)
+    disk_visual = store.db.disk_bytes(VISUAL)
     first_stage = {
         "exact": 0,
-        "centroids": _dir_bytes(db / "visual_pooled.lance") + _dir_bytes(db / "visual_codebook.lance"),
-        "pooled": _dir_bytes(db / "visual_pooled.lance"),
-        "lancedb": _dir_bytes(db / "visual_pooled.lance"),
+        "centroids": store.db.disk_bytes(POOLED) + store.db.disk_bytes(CODEBOOK),
+        "pooled": store.db.disk_bytes(POOLED),
+        "lancedb": store.db.disk_bytes(POOLED),
     }
     rows = []
     for method in args.methods:
@@ -271,8 +293,18 @@ def scale(args: argparse.Namespace) -> list[dict]:
             if not args.fast_plaid_python:
                 raise SystemExit("fast-plaid needs --fast-plaid-python (a venv with fast-plaid and its torch)")
             python = args.fast_plaid_python
-            cmd = [python, __file__, "--child", "build-fast-plaid", "--db", str(db), "--base", str(base),
-                   "--pages", str(n)]
+            cmd = [
+                python,
+                __file__,
+                "--child",
+                "build-fast-plaid",
+                "--db",
+                str(db),
+                "--base",
+                str(base),
+                "--pages",
+                str(n),
+            ]
             if subprocess.run(cmd, check=False).returncode:
                 raise SystemExit("fast-plaid build failed")
             extra = json.loads((db / "prepared_fast-plaid.json").read_text())["s"]
@@ -282,8 +314,8 @@ def scale(args: argparse.Namespace) -> list[dict]:
         else:
             extra = 0.0
         if method not in ("exact", "fast-plaid"):
-            book = _dir_bytes(db / "visual_codebook.lance") if method == "centroids" else 0
-            first_stage[method] = _dir_bytes(db / "visual_pooled.lance") + book
+            book = store.db.disk_bytes(CODEBOOK) if method == "centroids" else 0
+            first_stage[method] = store.db.disk_bytes(POOLED) + book
         nq = args.exact_queries + 1 if method == "exact" else args.queries
         res = run_child(db, base, method, nq, args.candidates, python)
         recall = [len(set(map(tuple, r)) & set(g)) / max(len(g), 1) for r, g in zip(res["results"], gold, strict=False)]
@@ -291,27 +323,31 @@ def scale(args: argparse.Namespace) -> list[dict]:
         pooled_s = info["write_s"] + info["pool_cpu_s"] + extra
         build_s = {"exact": info["write_s"], "fast-plaid": extra}.get(method, pooled_s)
         label = {"exact": "exact", "fast-plaid": "fast-plaid (its own index)"}.get(method, f"two-stage/{method}")
-        rows.append({
-            "method": label,
-            "pages": n,
-            "recall_at_10": round(float(np.mean(recall)), 4),
-            "recall_questions": round(float(np.mean(questions)), 4) if questions else None,
-            "p50_ms": round(statistics.median(res["times_ms"]), 1),
-            "p95_ms": round(float(np.percentile(res["times_ms"], 95)), 1),
-            "open_s": round(res["open_s"], 2),
-            "rss_mb": round(res["rss_mb"]),
-            "first_stage_bytes_per_page": round(first_stage[method] / n),
-            "bytes_per_page": round((first_stage[method] + disk_visual * (method != "fast-plaid")) / n),
-            "build_s": round(build_s, 1),
-        })
+        rows.append(
+            {
+                "method": label,
+                "pages": n,
+                "recall_at_10": round(float(np.mean(recall)), 4),
+                "recall_questions": round(float(np.mean(questions)), 4) if questions else None,
+                "p50_ms": round(statistics.median(res["times_ms"]), 1),
+                "p95_ms": round(float(np.percentile(res["times_ms"], 95)), 1),
+                "open_s": round(res["open_s"], 2),
+                "rss_mb": round(res["rss_mb"]),
+                "first_stage_bytes_per_page": round(first_stage[method] / n),
+                "bytes_per_page": round((first_stage[method] + disk_visual * (method != "fast-plaid")) / n),
+                "build_s": round(build_s, 1),
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
 
 def compression(args: argparse.Namespace) -> list[dict]:
     from docrag.indexes.maxsim import maxsim_numpy
+    from docrag.indexes.schema import VISUAL
     from docrag.indexes.store import Store
     from docrag.indexes.visual_index import VisualIndexSpec
+    from docrag.testing.rows import write_visual
 
     base = Base(args.base)
     pages = [base.page(i).astype(np.float32) for i in range(args.pages)]
@@ -324,20 +360,25 @@ def compression(args: argparse.Namespace) -> list[dict]:
     for factor in (1, 2, 3):
         for storage in ("float16", "int8", "binary"):
             db = args.db / f"{storage}_pool{factor}"
-            store = Store(db, visual_index=VisualIndexSpec(storage=storage, pool_factor=factor))
+            store = Store(db, visual_index=VisualIndexSpec(storage=storage, pool_factor=factor), writable=True)
             t = time.perf_counter()
-            if not store.count("visual"):
+            if not store.visual.count():
                 for a in range(0, len(pages), 250):
                     chunk = keys[a : a + 250]
-                    store.add_visual([k[0] for k in chunk], [k[1] for k in chunk], pages[a : a + 250])
+                    write_visual(store, [k[0] for k in chunk], [k[1] for k in chunk], pages[a : a + 250])
             build_s = time.perf_counter() - t
-            got = store.search_visual(queries, 10, method="exact")
+            got = store.visual.search(queries, 10, method="exact")
             recall = [len({where[(c.doc_id, c.page)] for c in r} & g) / 10 for r, g in zip(got, gold, strict=True)]
-            rows.append({
-                "storage": storage, "pool_factor": factor, "pages": args.pages,
-                "bytes_per_page": round(_dir_bytes(db / "visual.lance") / args.pages),
-                "recall_at_10": round(float(np.mean(recall)), 4), "build_s": round(build_s, 1),
-            })
+            rows.append(
+                {
+                    "storage": storage,
+                    "pool_factor": factor,
+                    "pages": args.pages,
+                    "bytes_per_page": round(store.db.table(VISUAL).stats()["total_bytes"] / args.pages),
+                    "recall_at_10": round(float(np.mean(recall)), 4),
+                    "build_s": round(build_s, 1),
+                }
+            )
             print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 

@@ -37,7 +37,7 @@ def visual_index(db: Path, workdir: Path) -> tuple[Any, str]:
     except ModelUnavailableError:
         pass
     sys.path.insert(0, str(ROOT / "tests"))
-    import tiny_models
+    from docrag.testing import tiny_models
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

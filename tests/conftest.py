@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pdfgen
+from docrag.testing import pdfgen
 
 GOOD = {
     "prose": lambda d: pdfgen.prose_pdf(d / "prose.pdf"),
@@ -70,9 +70,8 @@ def bad_docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random models of the real architectures, saved to disk (loaded via from_pretrained)."""
-    import tiny_models
-
     from docrag.indexes.colpali_compat import has_torchvision
+    from docrag.testing import tiny_models
 
     d = tmp_path_factory.mktemp("tiny_models")
     out = {

@@ -44,13 +44,14 @@ import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import pdfgen
 from PIL import Image, ImageDraw, ImageFont
+
+from docrag.testing import pdfgen
 
 __all__ = ["DEEP_NAME", "GOOD_TEXT", "KINDS", "build_hostile_folder"]
 
 NEWLINE_NAME = "new\nline.pdf"
-QUOTE_NAME = "it's \"quoted\" back\\slash; --.pdf"
+QUOTE_NAME = 'it\'s "quoted" back\\slash; --.pdf'
 UNICODE_NAME = "name with spaces & ünïcødé ✓ 文档.pdf"
 LONG_NAME = "long_" + "n" * 240 + ".pdf"  # 249 bytes: near NAME_MAX (255)
 BAD_UTF8_NAME = os.fsdecode(b"bad\xff\xfename.pdf")
@@ -167,8 +168,13 @@ def _page_pdf(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox " + mediabox + b" /Contents 4 0 R /Resources " + resources
-            + b" " + page_extra + b" >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox "
+            + mediabox
+            + b" /Contents 4 0 R /Resources "
+            + resources
+            + b" "
+            + page_extra
+            + b" >>",
             _stream(content, content_entries, content_length),
             FONT,
             *(extra or []),
@@ -241,8 +247,15 @@ def _scan_png(p: Path) -> None:
     img = Image.new("L", (1240, 1754), 250)
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default(size=44)
-    lines = ["Field notes from the harbour", "", "A brown pelican dived for fish", "near the old pier at dawn.",
-             "The word to find is pelican.", "", "Weather was calm and clear."]
+    lines = [
+        "Field notes from the harbour",
+        "",
+        "A brown pelican dived for fish",
+        "near the old pier at dawn.",
+        "The word to find is pelican.",
+        "",
+        "Weather was calm and clear.",
+    ]
     for i, line in enumerate(lines):
         draw.text((110, 160 + 70 * i), line, fill=20, font=font)
     img.save(p, optimize=False)
@@ -250,8 +263,9 @@ def _scan_png(p: Path) -> None:
 
 @_kind("sub/deeper/nested.pdf", "ok", "control: a normal PDF two folders down (the walk must recurse)")
 def _nested(p: Path) -> None:
-    pdfgen.planted_pdf(p, f"Nested folders hold the word {GOOD_TEXT['sub/deeper/nested.pdf']} here.", n_pages=1,
-                       planted_page=1, seed=3)
+    pdfgen.planted_pdf(
+        p, f"Nested folders hold the word {GOOD_TEXT['sub/deeper/nested.pdf']} here.", n_pages=1, planted_page=1, seed=3
+    )
 
 
 @_kind("UPPER.PDF", "ok", "an upper-case suffix (.PDF): suffix matching must be case-insensitive")
@@ -331,8 +345,10 @@ def _pdf_named(p: Path) -> None:
 
 @_kind("html_named.pdf", "fail", "mislabelled: an HTML page named .pdf (a 'download' that was an error page)")
 def _html_named(p: Path) -> None:
-    p.write_text("<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head>\n"
-                 "<body><h1>Forbidden</h1><p>You don't have permission to access this PDF.</p></body></html>\n")
+    p.write_text(
+        "<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head>\n"
+        "<body><h1>Forbidden</h1><p>You don't have permission to access this PDF.</p></body></html>\n"
+    )
 
 
 def _zip(member: bytes, method: int) -> bytes:
@@ -422,14 +438,16 @@ def _pipe(p: Path) -> None:
 
 @_kind("cycle_resources.pdf", "either", "the page's /Resources is an indirect object that refers back to itself")
 def _cycle_resources(p: Path) -> None:
-    p.write_bytes(_page_pdf(
-        _text("Resources cycle."),
-        resources=b"6 0 R",
-        extra=[
-            b"<< /Font << /F1 5 0 R >> /XObject 7 0 R /ExtGState 7 0 R /Properties 6 0 R >>",
-            b"<< /Loop 6 0 R /Self 7 0 R /Page 3 0 R >>",
-        ],
-    ))
+    p.write_bytes(
+        _page_pdf(
+            _text("Resources cycle."),
+            resources=b"6 0 R",
+            extra=[
+                b"<< /Font << /F1 5 0 R >> /XObject 7 0 R /ExtGState 7 0 R /Properties 6 0 R >>",
+                b"<< /Loop 6 0 R /Self 7 0 R /Page 3 0 R >>",
+            ],
+        )
+    )
 
 
 @_kind("length_self.pdf", "either", "a content stream's /Length is an indirect object that is a ref to itself")
@@ -445,27 +463,35 @@ def _length_cycle(p: Path) -> None:
 
 @_kind("kids_cycle.pdf", "either", "the page tree's /Kids contains the tree node itself (infinite page tree)")
 def _kids_cycle(p: Path) -> None:
-    p.write_bytes(_pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R 2 0 R] /Count 2 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        _stream(_text("Kids cycle.")),
-        FONT,
-    ]))
+    p.write_bytes(
+        _pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R 2 0 R] /Count 2 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+                b" /Resources << /Font << /F1 5 0 R >> >> >>",
+                _stream(_text("Kids cycle.")),
+                FONT,
+            ]
+        )
+    )
 
 
 @_kind("parent_loop.pdf", "either", "/Parent chain 3 -> 6 -> 7 -> 6: inherited MediaBox/Resources lookup loops")
 def _parent_loop(p: Path) -> None:
-    p.write_bytes(_pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 6 0 R /Contents 4 0 R >>",  # no MediaBox, no Resources: both inherited
-        _stream(_text("Parent loop.")),
-        FONT,
-        b"<< /Type /Pages /Parent 7 0 R /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Pages /Parent 6 0 R /Kids [6 0 R] /Count 1 >>",
-    ]))
+    p.write_bytes(
+        _pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 6 0 R /Contents 4 0 R >>",  # no MediaBox, no Resources: both inherited
+                _stream(_text("Parent loop.")),
+                FONT,
+                b"<< /Type /Pages /Parent 7 0 R /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Pages /Parent 6 0 R /Kids [6 0 R] /Count 1 >>",
+            ]
+        )
+    )
 
 
 def _form(content: bytes, resources: bytes) -> bytes:
@@ -474,23 +500,27 @@ def _form(content: bytes, resources: bytes) -> bytes:
 
 @_kind("form_self.pdf", "either", "a Form XObject that draws itself (/Fm1 Do inside /Fm1): infinite recursion")
 def _form_self(p: Path) -> None:
-    p.write_bytes(_page_pdf(
-        _text("Recursive form.") + b"\n/Fm1 Do",
-        resources=b"<< /Font << /F1 5 0 R >> /XObject << /Fm1 6 0 R >> >>",
-        extra=[_form(b"0 0 m 100 100 l S 1 0 0 1 1 1 cm /Fm1 Do", b"<< /XObject << /Fm1 6 0 R >> >>")],
-    ))
+    p.write_bytes(
+        _page_pdf(
+            _text("Recursive form.") + b"\n/Fm1 Do",
+            resources=b"<< /Font << /F1 5 0 R >> /XObject << /Fm1 6 0 R >> >>",
+            extra=[_form(b"0 0 m 100 100 l S 1 0 0 1 1 1 cm /Fm1 Do", b"<< /XObject << /Fm1 6 0 R >> >>")],
+        )
+    )
 
 
 @_kind("form_mutual.pdf", "either", "two Form XObjects that draw each other (A -> B -> A)")
 def _form_mutual(p: Path) -> None:
-    p.write_bytes(_page_pdf(
-        _text("Mutually recursive forms.") + b"\n/FmA Do",
-        resources=b"<< /Font << /F1 5 0 R >> /XObject << /FmA 6 0 R >> >>",
-        extra=[
-            _form(b"0 0 m 10 10 l S /FmB Do", b"<< /XObject << /FmB 7 0 R >> >>"),
-            _form(b"10 10 m 20 0 l S /FmA Do", b"<< /XObject << /FmA 6 0 R >> >>"),
-        ],
-    ))
+    p.write_bytes(
+        _page_pdf(
+            _text("Mutually recursive forms.") + b"\n/FmA Do",
+            resources=b"<< /Font << /F1 5 0 R >> /XObject << /FmA 6 0 R >> >>",
+            extra=[
+                _form(b"0 0 m 10 10 l S /FmB Do", b"<< /XObject << /FmB 7 0 R >> >>"),
+                _form(b"10 10 m 20 0 l S /FmA Do", b"<< /XObject << /FmA 6 0 R >> >>"),
+            ],
+        )
+    )
 
 
 @_kind("form_fanout.pdf", "either", "'billion laughs': 9 levels of forms each drawing the next 10 times (1e9 paths)")
@@ -501,24 +531,30 @@ def _form_fanout(p: Path) -> None:
         nxt = 6 + i + 1
         forms.append(_form(b"/F Do " * 10, b"<< /XObject << /F %d 0 R >> >>" % nxt))
     forms.append(_form(b"0 0 m 1 1 l S", b"<< >>"))
-    p.write_bytes(_page_pdf(
-        _text("Exponential forms.") + b"\n/F Do",
-        resources=b"<< /Font << /F1 5 0 R >> /XObject << /F 6 0 R >> >>",
-        extra=forms,
-    ))
+    p.write_bytes(
+        _page_pdf(
+            _text("Exponential forms.") + b"\n/F Do",
+            resources=b"<< /Font << /F1 5 0 R >> /XObject << /F 6 0 R >> >>",
+            extra=forms,
+        )
+    )
 
 
 @_kind("type3_recursive.pdf", "either", "a Type3 font whose glyph procedure shows the same glyph (recursive font)")
 def _type3(p: Path) -> None:
     glyph = _stream(b"1000 0 0 0 750 750 d1 0 0 m 750 750 l S BT /T3 1 Tf (a) Tj ET")
-    font = (b"<< /Type /Font /Subtype /Type3 /FontBBox [0 0 750 750] /FontMatrix [0.001 0 0 0.001 0 0]"
-            b" /CharProcs << /a 7 0 R >> /Encoding << /Type /Encoding /Differences [97 /a] >>"
-            b" /FirstChar 97 /LastChar 97 /Widths [1000] /Resources << /Font << /T3 6 0 R >> >> >>")
-    p.write_bytes(_page_pdf(
-        _text("Recursive Type3 font.") + b"\nBT /T3 24 Tf 72 500 Td (aaaa) Tj ET",
-        resources=b"<< /Font << /F1 5 0 R /T3 6 0 R >> >>",
-        extra=[font, glyph],
-    ))
+    font = (
+        b"<< /Type /Font /Subtype /Type3 /FontBBox [0 0 750 750] /FontMatrix [0.001 0 0 0.001 0 0]"
+        b" /CharProcs << /a 7 0 R >> /Encoding << /Type /Encoding /Differences [97 /a] >>"
+        b" /FirstChar 97 /LastChar 97 /Widths [1000] /Resources << /Font << /T3 6 0 R >> >> >>"
+    )
+    p.write_bytes(
+        _page_pdf(
+            _text("Recursive Type3 font.") + b"\nBT /T3 24 Tf 72 500 Td (aaaa) Tj ET",
+            resources=b"<< /Font << /F1 5 0 R /T3 6 0 R >> >>",
+            extra=[font, glyph],
+        )
+    )
 
 
 @_kind("xref_prev_loop.pdf", "either", "the trailer's /Prev points at its own xref section (xref chain loop)")
@@ -601,27 +637,35 @@ def _page_dag(p: Path) -> None:
         kid = 6 + lvl + 1 if lvl < levels - 1 else 3
         kids = b" ".join([b"%d 0 R" % kid] * 10)
         nodes.append(b"<< /Type /Pages /Count %d /Kids [%s] >>" % (10 ** (levels - lvl), kids))
-    p.write_bytes(_pdf([
-        b"<< /Type /Catalog /Pages 6 0 R >>",
-        b"<< >>",
-        b"<< /Type /Page /Parent 11 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        _stream(_text(SENTENCE.format("pagedag"))),
-        FONT,
-        *nodes,
-    ]))
+    p.write_bytes(
+        _pdf(
+            [
+                b"<< /Type /Catalog /Pages 6 0 R >>",
+                b"<< >>",
+                b"<< /Type /Page /Parent 11 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+                b" /Resources << /Font << /F1 5 0 R >> >> >>",
+                _stream(_text(SENTENCE.format("pagedag"))),
+                FONT,
+                *nodes,
+            ]
+        )
+    )
 
 
 @_kind("count_lie.pdf", "either", "a page tree claiming /Count 2147483647 with one kid")
 def _count_lie(p: Path) -> None:
-    p.write_bytes(_pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 2147483647 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        _stream(_text(SENTENCE.format("countlie"))),
-        FONT,
-    ]))
+    p.write_bytes(
+        _pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 2147483647 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+                b" /Resources << /Font << /F1 5 0 R >> >> >>",
+                _stream(_text(SENTENCE.format("countlie"))),
+                FONT,
+            ]
+        )
+    )
 
 
 @_kind("many_annots.pdf", "either", "a page with 50,000 entries in /Annots (one widget annotation, repeated)")
@@ -634,15 +678,20 @@ def _many_annots(p: Path) -> None:
 @_kind("contents_array.pdf", "either", "a page whose /Contents is an array of 50,000 refs to one small stream")
 def _contents_array(p: Path) -> None:
     refs = b"[" + b"6 0 R " * 50_000 + b"]"
-    p.write_bytes(_pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents " + refs
-        + b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< >>",
-        FONT,
-        _stream(b"q 0 0 m 5 5 l S Q BT /F1 4 Tf 10 10 Td (again) Tj ET "),
-    ]))
+    p.write_bytes(
+        _pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents "
+                + refs
+                + b" /Resources << /Font << /F1 5 0 R >> >> >>",
+                b"<< >>",
+                FONT,
+                _stream(b"q 0 0 m 5 5 l S Q BT /F1 4 Tf 10 10 Td (again) Tj ET "),
+            ]
+        )
+    )
 
 
 @_kind("dense_text.pdf", "either", "one page of 200,000 tiny words, each its own text object (1.3M chars)")
@@ -715,8 +764,11 @@ def _image_huge(p: Path) -> None:
 def _image_flate(p: Path) -> None:
     w, h = 10000, 9000
     data = _flate_repeat(b"\xf0" * (w * 3 * 10), h // 10)
-    image = _stream(data, b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB"
-                          b" /BitsPerComponent 8 /Filter /FlateDecode" % (w, h))
+    image = _stream(
+        data,
+        b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB"
+        b" /BitsPerComponent 8 /Filter /FlateDecode" % (w, h),
+    )
     p.write_bytes(_image_page([image], _text("Image flate bomb.")))
 
 
@@ -729,8 +781,11 @@ def _inline_huge(p: Path) -> None:
 
 @_kind("jbig2_garbage.pdf", "either", "a JBIG2Decode image (and its /JBIG2Globals) made of random bytes")
 def _jbig2(p: Path) -> None:
-    image = _stream(_random(20000, 2), b"/Type /XObject /Subtype /Image /Width 2000 /Height 2000 /ColorSpace"
-                    b" /DeviceGray /BitsPerComponent 1 /Filter /JBIG2Decode /DecodeParms << /JBIG2Globals 7 0 R >>")
+    image = _stream(
+        _random(20000, 2),
+        b"/Type /XObject /Subtype /Image /Width 2000 /Height 2000 /ColorSpace"
+        b" /DeviceGray /BitsPerComponent 1 /Filter /JBIG2Decode /DecodeParms << /JBIG2Globals 7 0 R >>",
+    )
     p.write_bytes(_image_page([image, _stream(b"\x00\x00\x00\x00\x30" + _random(5000, 3))], _text("JBIG2.")))
 
 
@@ -738,30 +793,48 @@ def _jbig2(p: Path) -> None:
 def _ccitt(p: Path) -> None:
     base = b"/Type /XObject /Subtype /Image /ColorSpace /DeviceGray /BitsPerComponent 1 /Filter /CCITTFaxDecode "
     images = [
-        _stream(_random(20000, 4), base + b"/Width 5000 /Height 5000"
-                b" /DecodeParms << /K -1 /Columns 5000 /Rows 5000 /BlackIs1 true /EncodedByteAlign true >>"),
-        _stream(_random(5000, 5), base + b"/Width 4000 /Height 4000"
-                b" /DecodeParms << /K 1000000 /Columns 0 /Rows -7 /DamagedRowsBeforeError 99999 >>"),
+        _stream(
+            _random(20000, 4),
+            base + b"/Width 5000 /Height 5000"
+            b" /DecodeParms << /K -1 /Columns 5000 /Rows 5000 /BlackIs1 true /EncodedByteAlign true >>",
+        ),
+        _stream(
+            _random(5000, 5),
+            base + b"/Width 4000 /Height 4000"
+            b" /DecodeParms << /K 1000000 /Columns 0 /Rows -7 /DamagedRowsBeforeError 99999 >>",
+        ),
     ]
     p.write_bytes(_image_page(images, _text("CCITT.")))
 
 
 @_kind("dct_garbage.pdf", "either", "a DCTDecode (JPEG) image: an SOI marker, then random bytes")
 def _dct(p: Path) -> None:
-    image = _stream(b"\xff\xd8\xff\xe0" + _random(30000, 6), b"/Type /XObject /Subtype /Image /Width 4000"
-                    b" /Height 4000 /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /DCTDecode")
+    image = _stream(
+        b"\xff\xd8\xff\xe0" + _random(30000, 6),
+        b"/Type /XObject /Subtype /Image /Width 4000"
+        b" /Height 4000 /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /DCTDecode",
+    )
     p.write_bytes(_image_page([image], _text("DCT garbage.")))
 
 
 @_kind("font_garbage.pdf", "either", "a TrueType font whose embedded /FontFile2 is 50 KB of random bytes")
 def _font_garbage(p: Path) -> None:
-    font = (b"<< /Type /Font /Subtype /TrueType /BaseFont /Garbage /FirstChar 32 /LastChar 126"
-            b" /Widths [" + b"500 " * 95 + b"] /FontDescriptor 7 0 R >>")
-    descriptor = (b"<< /Type /FontDescriptor /FontName /Garbage /Flags 32 /FontBBox [0 0 1000 1000]"
-                  b" /ItalicAngle 0 /Ascent 800 /Descent -200 /CapHeight 700 /StemV 80 /FontFile2 8 0 R >>")
+    font = (
+        b"<< /Type /Font /Subtype /TrueType /BaseFont /Garbage /FirstChar 32 /LastChar 126"
+        b" /Widths [" + b"500 " * 95 + b"] /FontDescriptor 7 0 R >>"
+    )
+    descriptor = (
+        b"<< /Type /FontDescriptor /FontName /Garbage /Flags 32 /FontBBox [0 0 1000 1000]"
+        b" /ItalicAngle 0 /Ascent 800 /Descent -200 /CapHeight 700 /StemV 80 /FontFile2 8 0 R >>"
+    )
     content = b"BT /G 14 Tf 72 700 Td (Text in a font that cannot be parsed.) Tj ET"
-    p.write_bytes(_page_pdf(content, resources=b"<< /Font << /G 6 0 R >> >>",
-                            extra=[font, descriptor, _stream(_random(50000, 7), b"/Length1 50000")]))
+    p.write_bytes(
+        _page_pdf(
+            content,
+            resources=b"<< /Font << /G 6 0 R >> >>",
+            extra=[font, descriptor, _stream(_random(50000, 7), b"/Length1 50000")],
+        )
+    )
 
 
 # --- page geometry ---------------------------------------------------------------------------------------------
@@ -855,8 +928,16 @@ def _tiff(frames: int, loop_to: int | None = None, side: int = 8) -> bytes:
     for f in range(frames):
         here = first + f * ifd_size
         nxt = here + ifd_size if f < frames - 1 else (first + loop_to * ifd_size if loop_to is not None else 0)
-        tags = [(256, 3, 1, side), (257, 3, 1, side), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
-                (273, 4, 1, 8), (278, 3, 1, side), (279, 4, 1, len(strip))]
+        tags = [
+            (256, 3, 1, side),
+            (257, 3, 1, side),
+            (258, 3, 1, 8),
+            (259, 3, 1, 1),
+            (262, 3, 1, 1),
+            (273, 4, 1, 8),
+            (278, 3, 1, side),
+            (279, 4, 1, len(strip)),
+        ]
         out += struct.pack("<H", len(tags))
         for tag, typ, count, value in tags:
             out += struct.pack("<HHII", tag, typ, count, value)

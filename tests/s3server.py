@@ -34,7 +34,10 @@ class S3Server:
 
         atexit.register(self.stop)  # also when the test run is interrupted
         self.client = boto3.client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
             region_name="us-east-1",
         )
         deadline = time.monotonic() + 60

@@ -161,7 +161,7 @@ def test_doctor_reports_the_machine_and_what_each_profile_lacks(tmp_path, hub):
 
 def test_adapter_and_its_base_download_and_index(tmp_path, tiny, docs):
     """A PEFT adapter on the hub and the base it declares: both fetched at their revisions, then indexed."""
-    import tiny_models
+    from docrag.testing import tiny_models
 
     adapter = tiny_models.build_lora_adapter(
         tiny["colmodernvbert"], tmp_path / "adapter", "ColModernVBert", "tiny-org/modernvbert-base"
@@ -170,11 +170,11 @@ def test_adapter_and_its_base_download_and_index(tmp_path, tiny, docs):
     with HubServer({**repos, UNIFIED: tiny["siglip"]}) as hub:
         cfg = tmp_path / "adapter.toml"
         cfg.write_text(
-            "[visual]\ntype = \"colmodernvbert\"\nmodel = \"tiny-org/colmodernvbert\"\n"
-            f"revision = \"{hub.sha('tiny-org/colmodernvbert')}\"\n"
-            "[visual.options]\nbase_model = \"tiny-org/modernvbert-base\"\n"
-            f"base_revision = \"{hub.sha('tiny-org/modernvbert-base')}\"\n"
-            f"[unified]\ntype = \"siglip\"\nmodel = \"{UNIFIED}\"\nrevision = \"{hub.sha(UNIFIED)}\"\n"
+            '[visual]\ntype = "colmodernvbert"\nmodel = "tiny-org/colmodernvbert"\n'
+            f'revision = "{hub.sha("tiny-org/colmodernvbert")}"\n'
+            '[visual.options]\nbase_model = "tiny-org/modernvbert-base"\n'
+            f'base_revision = "{hub.sha("tiny-org/modernvbert-base")}"\n'
+            f'[unified]\ntype = "siglip"\nmodel = "{UNIFIED}"\nrevision = "{hub.sha(UNIFIED)}"\n'
         )
         hf_home, db = tmp_path / "hf", tmp_path / "db"
         proc = _run(["index", str(docs["chart"]), "--db", str(db), "--config", str(cfg), "--json"], hub, hf_home,

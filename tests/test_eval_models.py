@@ -18,7 +18,7 @@ EXE = str(Path(sys.executable).parent / "docrag")
 
 @pytest.fixture(scope="module")
 def lite_index(tmp_path_factory, docs):
-    import pdfgen
+    from docrag.testing import pdfgen
 
     d = tmp_path_factory.mktemp("evalcorpus")
     folder = d / "corpus"
@@ -71,20 +71,28 @@ def test_eval_command_json(lite_index, tmp_path):
     _, db = lite_index
     queries = tmp_path / "q.jsonl"
     queries.write_text(
-        json.dumps({"id": "a", "text": "zanzibarite Mombasa", "kind": "text",
-                    "relevant": [{"file": "planted.pdf", "page": 2}]}) + "\n"
+        json.dumps(
+            {"id": "a", "text": "zanzibarite Mombasa", "kind": "text", "relevant": [{"file": "planted.pdf", "page": 2}]}
+        )
+        + "\n"
     )
     labels = tmp_path / "labels.tsv"
     labels.write_text("file\tpage\tlabel\ntable.pdf\t1\tlayout\n")
     res = subprocess.run(
         [EXE, "eval", "--db", str(db), "--queries", str(queries), "--labels", str(labels), "--k", "1,5", "--json"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["fused"]["overall"]["ndcg@1"] == pytest.approx(1.0)
-    assert out["routing"] == {"pages": 1, "label_accuracy": 1.0, "route_accuracy": 1.0,
-                              "confusion": {"layout": {"layout": 1}}}
+    assert out["routing"] == {
+        "pages": 1,
+        "label_accuracy": 1.0,
+        "route_accuracy": 1.0,
+        "confusion": {"layout": {"layout": 1}},
+    }
     assert out["fusion"] == "weighted"  # the lite profile's own default, remembered by the database
     table = subprocess.run(
         [EXE, "eval", "--db", str(db), "--queries", str(queries)], capture_output=True, text=True, timeout=300

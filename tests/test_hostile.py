@@ -65,7 +65,7 @@ def test_hostile_folder_indexes_to_completion(tmp_path):
     # and the pages keep their text layer, saying so.
     for name in ("length_cycle.pdf", "length_self.pdf"):
         (doc,) = [d for d in idx.documents() if any(p.endswith(name) for p in d["paths"])]
-        reasons = " ".join(r["reasons"] for r in idx.store.page_rows([doc["doc_id"]], columns=["reasons"]))
+        reasons = " ".join(" ".join(r["reasons"]) for r in idx.store.pages.rows([doc["doc_id"]], columns=["reasons"]))
         assert "element extraction timed out" in reasons and "text layer" in reasons, reasons
     # The PDFium bombs that abort their process were contained: the worker died, the file is reported.
     assert any("worker killed by SIGABRT" in e for e in failed.values()), failed

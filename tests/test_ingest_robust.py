@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 import docrag
+from docrag.indexes.database import Database
+from docrag.indexes.schema import PAGES
+from docrag.indexes.store import Store
 
 LITE = {"ingest": {"ocr": False, "elements": "text-layer"}}
 EXE = str(Path(sys.executable).parent / "docrag")
@@ -25,7 +28,7 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def planted(folder: Path, name: str, word: str, seed: int = 0) -> Path:
-    import pdfgen
+    from docrag.testing import pdfgen
 
     return pdfgen.planted_pdf(folder / name, f"The {word} shipment left the harbour on a Tuesday.", seed=seed)
 
@@ -169,7 +172,7 @@ def test_read_only_database_can_be_searched(tmp_path, folder, mounts):
 
 @pytest.mark.slow
 def test_full_disk_fails_cleanly_and_completes_later(tmp_path, mounts, docs):
-    import pdfgen
+    from docrag.testing import pdfgen
 
     big = tmp_path / "big"
     big.mkdir()
@@ -186,7 +189,7 @@ def test_full_disk_fails_cleanly_and_completes_later(tmp_path, mounts, docs):
     report = json.loads(res.stdout)
     assert report["failed"] and any("No space left" in f["error"] or "space" in f["error"] for f in report["failed"])
     # Whatever was written is consistent: no half document visible, the database opens.
-    if (db / "documents.lance").exists():
+    if Store.exists(db):
         stats = cli("stats", "--db", str(db), "--json")
         assert stats.returncode in (0, 2) and "Traceback" not in stats.stderr
     # The same database completes on a larger disk.
@@ -207,8 +210,7 @@ def test_truncated_data_file_is_found_and_repaired(tmp_path, folder):
     assert cli("index", str(folder), "--db", str(db)).returncode == 0  # a second write: b.pdf and c.pdf
     assert cli("check", "--db", str(db)).returncode == 0
     # Truncate the newest data file of the pages table.
-    files = sorted((db / "pages.lance" / "data").glob("*.lance"), key=lambda p: p.stat().st_mtime)
-    victim = files[-1]
+    victim = Database(db).data_files(PAGES)[-1]
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
 
     res = cli("stats", "--db", str(db))
@@ -237,7 +239,7 @@ def test_truncated_data_file_is_found_and_repaired(tmp_path, folder):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract to make indexing slow enough")
 def test_ctrl_c_says_how_far_it_got_and_rerun_resumes(tmp_path):
-    import pdfgen
+    from docrag.testing import pdfgen
 
     scans = tmp_path / "scans"
     scans.mkdir()
@@ -256,7 +258,7 @@ def test_ctrl_c_says_how_far_it_got_and_rerun_resumes(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 240
-    while time.time() < deadline and not (db / "pages.lance").exists():
+    while time.time() < deadline and not Store.exists(db):
         time.sleep(0.1)
     time.sleep(1.0)
     assert proc.poll() is None, "indexing finished before it could be interrupted"
@@ -343,7 +345,7 @@ def test_kill_campaign_short(tmp_path, folder):
     gives the same rows and rankings as a clean build (benchmarks/kill_campaign.py runs 20)."""
     import random
 
-    import pdfgen
+    from docrag.testing import pdfgen
 
     for i in range(3):
         pdfgen.scans_pdf(folder / f"scan{i}.pdf", n_pages=2, seed=i)  # slow pages (thumbnails, OCR off)
@@ -366,13 +368,14 @@ def test_kill_campaign_short(tmp_path, folder):
     for trial in range(3):
         db = tmp_path / f"db{trial}"
         cmd = [EXE, "index", str(folder), "--db", str(db), "--profile", "lite"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True
+        )
         time.sleep(rng.uniform(0.5, build_s))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-        if (db / "documents.lance").exists():
+        if Store.exists(db):
             assert cli("stats", "--db", str(db)).returncode == 0
             assert cli("check", "--db", str(db)).returncode == 0  # ready documents have all their rows
         assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0

@@ -2,22 +2,89 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections import Counter
+from typing import Protocol
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from docrag.indexes.database import Candidate
 from docrag.indexes.models import ModelSpec
-from docrag.indexes.store import Candidate
+from docrag.indexes.visual_index import VisualIndexSpec
 from docrag.pipeline import legs as legs_mod
-from docrag.pipeline.legs import LegParts, QueryInput, Scale, build_legs, register_leg
+from docrag.pipeline import stores
+from docrag.pipeline.fusion import Ranking
+from docrag.pipeline.legs import LegParts, QueryInput, Scale, build_legs, leg_names, register_leg
 from docrag.pipeline.options import SearchConfig
-from docrag.pipeline.search import LEGS, Searcher
+from docrag.pipeline.search import Searcher
 
 SIGLIP = ModelSpec(type="siglip", model="fake/siglip")  # image-capable, known from the spec alone
 MINILM = ModelSpec(type="sentence-transformers", model="fake/minilm")  # text only
+
+
+class _Fake:
+    def __init__(self, store, name, n):
+        self.store, self.name, self.n = store, name, n
+
+    def count(self):
+        self.store.calls[f"{self.name}.count"] += 1
+        return self.n
+
+
+class FakeDocuments(_Fake):
+    def ready(self, where=None):
+        self.store.calls["ready"] += 1
+        return {d: f"/corpus/{d}.pdf" for d in ("a", "b")}
+
+    def get(self, doc_id, columns=None):
+        return {"doc_id": doc_id, "path": f"/corpus/{doc_id}.pdf", "n_pages": 2}
+
+
+class FakePages(_Fake):
+    def rows(self, doc_ids=None, columns=None):
+        rows = [("a", 1, "alpha page"), ("a", 2, "alpha figure"), ("b", 1, "beta"), ("b", 2, "beta table")]
+        return [dict(zip(("doc_id", "page", "text"), r, strict=True), route="text", label="text") for r in rows]
+
+    def search_bm25(self, query, k=10, allowed=None):
+        self.store.searched.append(("bm25", query))
+        return [Candidate("b", 2, 7.0)]
+
+    def words(self, doc_id, page):
+        return None
+
+    def size(self, doc_id, page):
+        return (600.0, 800.0)
+
+
+class FakeChunks(_Fake):
+    def search(self, vector, k=10, allowed=None):
+        self.store.searched.append(("text", vector))
+        return [Candidate("a", 1, 0.8, "alpha chunk"), Candidate("b", 2, 0.5, "beta chunk")]
+
+    def boxes(self, doc_id, page, text):
+        return None
+
+
+class FakeImages(_Fake):
+    def search(self, vector, k=10, allowed=None):
+        self.store.searched.append(("image", vector))
+        return [Candidate("a", 2, 0.3, "0")]
+
+    def box(self, doc_id, page, image):
+        return None
+
+
+class FakeVisualTable(_Fake):
+    def search(self, query_vectors, k=10, allowed=None, backend="auto", method="exact", candidates=96, stage=None):
+        self.store.searched.append(("visual", query_vectors))
+        self.store.visual_options = (method, candidates)
+        return [[Candidate("a", 2, 4.0), Candidate("b", 1, 2.0)]]
+
+    def page(self, doc_id, page):
+        return None
 
 
 class FakeStore:
@@ -25,37 +92,47 @@ class FakeStore:
 
     def __init__(self, unified_spec=SIGLIP, visual=1):
         self.unified_spec = unified_spec
-        self.counts = {"documents": 2, "pages": 4, "chunks": 3, "images": 1, "visual": visual}
+        self.visual_index = VisualIndexSpec()
         self.calls: Counter[str] = Counter()
         self.searched: list[tuple[str, object]] = []
+        self.documents = FakeDocuments(self, "documents", 2)
+        self.pages = FakePages(self, "pages", 4)
+        self.chunks = FakeChunks(self, "chunks", 3)
+        self.images = FakeImages(self, "images", 1)
+        self.visual = FakeVisualTable(self, "visual", visual)
 
-    def row_counts(self):
-        self.calls["row_counts"] += 1
-        return dict(self.counts)
+    def refresh(self):
+        self.calls["refresh"] += 1
 
-    def documents(self, where=None, columns=None):
-        return [{"doc_id": d, "path": f"/corpus/{d}.pdf"} for d in ("a", "b")]
 
-    def page_rows(self, doc_ids, columns=None):
-        rows = [("a", 1, "alpha page"), ("a", 2, "alpha figure"), ("b", 1, "beta"), ("b", 2, "beta table")]
-        return [dict(zip(("doc_id", "page", "text"), r, strict=True), route="text", label="text") for r in rows]
+def _conforms(obj, protocol, where="store"):
+    """Every member of ``protocol`` is on ``obj``: methods with the same parameters, protocol-typed attributes
+    conforming in turn (what keeps a fake from drifting from the real store)."""
+    for name, annotation in protocol.__annotations__.items():
+        assert hasattr(obj, name), f"{where}.{name} is missing"
+        sub = getattr(stores, str(annotation), None)
+        if isinstance(sub, type) and issubclass(sub, Protocol):
+            _conforms(getattr(obj, name), sub, f"{where}.{name}")
+    for klass in protocol.__mro__:
+        if klass in (Protocol, object) or not getattr(klass, "_is_protocol", False):
+            continue
+        for name, member in vars(klass).items():
+            if name.startswith("_") or not callable(member):
+                continue
+            want = list(inspect.signature(member).parameters)[1:]
+            have = list(inspect.signature(getattr(obj, name)).parameters)
+            assert have == want, f"{where}.{name}{tuple(have)} differs from the protocol's {tuple(want)}"
 
-    def search_visual(self, qv, k=10, allowed=None, method="exact", candidates=96):
-        self.searched.append(("visual", qv))
-        self.visual_options = (method, candidates)
-        return [[Candidate("a", 2, 4.0), Candidate("b", 1, 2.0)]]
 
-    def search_text(self, vector, k=10, where=None, allowed=None):
-        self.searched.append(("text", vector))
-        return [Candidate("a", 1, 0.8, "alpha chunk"), Candidate("b", 2, 0.5, "beta chunk")]
+def test_the_fake_and_the_real_store_both_are_what_search_needs(tmp_path):
+    from docrag.testing.rows import new_store
 
-    def search_images(self, vector, k=10, where=None, allowed=None):
-        self.searched.append(("image", vector))
-        return [Candidate("a", 2, 0.3, "0")]
-
-    def search_bm25(self, query, k=10, where=None, allowed=None):
-        self.searched.append(("bm25", query))
-        return [Candidate("b", 2, 7.0)]
+    _conforms(FakeStore(), stores.SearchStore)
+    _conforms(new_store(tmp_path / "db", unified_dim=4), stores.SearchStore)
+    with pytest.raises(AssertionError, match=r"store.pages.search_bm25"):
+        broken = FakeStore()
+        broken.pages.search_bm25 = lambda query, k=10: []
+        _conforms(broken, stores.SearchStore)
 
 
 class FakeUnified:
@@ -87,12 +164,12 @@ class FixedLeg:
     def __init__(self, parts):
         self.queries: list[str] = []
 
-    def available(self, counts=None):
+    def available(self):
         return True
 
     def search(self, query, k, allowed):
         self.queries.append(query.text)
-        return legs_mod.LegResult([Candidate("b", 1, 0.9, "fixed")], self.scale)
+        return Ranking([Candidate("b", 1, 0.9, "fixed")], self.scale)
 
 
 @pytest.fixture
@@ -129,12 +206,13 @@ def test_a_registered_leg_is_searched_and_fused_with_the_others(registry):
         s.search("x", legs=["colour"])
 
 
-def test_the_unified_embedder_runs_once_per_query_and_row_counts_once_per_call():
+def test_the_unified_embedder_runs_once_per_query_and_the_store_is_read_once_per_call():
     s, store, unified = searcher()
     results = s.search_many(["first query", "second query"], k=3)
     assert len(results) == 2 and all(results)
     assert unified.calls == {"queries": 2}  # text and image legs share the query vector
-    assert store.calls["row_counts"] == 1
+    assert store.calls["refresh"] == 1 and store.calls["ready"] == 1 and store.calls["documents.count"] == 1
+    assert all(store.calls[f"{t}.count"] == 1 for t in ("visual", "chunks", "images", "pages"))
     assert [name for name, _ in store.searched] == ["visual", "text", "image", "bm25"] * 2
     assert store.visual_options == ("auto", SearchConfig().visual_candidates)  # the search settings reach the store
     q = QueryInput("q")
@@ -146,7 +224,7 @@ def test_weighted_fusion_calibrates_by_each_legs_scale(registry):
         name, scale = "late", Scale.maxsim
 
         def search(self, query, k, allowed):
-            return legs_mod.LegResult([Candidate("b", 1, 8.0)], self.scale, n_query_tokens=10)
+            return Ranking([Candidate("b", 1, 8.0)], self.scale, n_query_tokens=10)
 
     register_leg("late")(LateLeg)
     s, _, _ = searcher(fusion="weighted")
@@ -185,7 +263,7 @@ def test_image_queries_with_a_text_only_embedder_are_refused_before_any_model_lo
     store = FakeStore(unified_spec=MINILM)
     parts = LegParts(store, SearchConfig(), no_model)
     s = Searcher(store, SearchConfig(), build_legs(parts))
-    assert [leg.name for leg in s.legs] == list(LEGS[1:])  # no visual embedder: no visual leg
+    assert [leg.name for leg in s.legs] == list(leg_names()[1:])  # no visual embedder: no visual leg
     for legs in (None, ["text"], ["bm25"]):
         with pytest.raises(ValueError, match="image-capable unified embedder; 'sentence-transformers' embeds text"):
             s.search(Image.new("RGB", (8, 8)), legs=legs)
@@ -194,7 +272,7 @@ def test_image_queries_with_a_text_only_embedder_are_refused_before_any_model_lo
 
 
 def test_unknown_legs_name_the_registry():
-    assert LEGS == ("visual", "text", "image", "bm25")
+    assert leg_names() == ("visual", "text", "image", "bm25")
     s, _, _ = searcher()
     with pytest.raises(ValueError, match=r"^unknown leg 'colour': choose from visual, text, image, bm25$"):
         s.search("x", legs=["colour"])

@@ -125,7 +125,7 @@ def test_colqwen_without_torchvision_says_what_to_install(tiny, model_type):
 @pytest.mark.parametrize("model_type", ["colqwen3", "colqwen3_5"])
 def test_colqwen3_processors_truly_need_torchvision(model_type):
     """The registry's needs_torchvision is a fact, not a guess: the processor does not even construct."""
-    import tiny_models
+    from docrag.testing import tiny_models
 
     tk, ip, vp, *_ = tiny_models._qwen3_vl_parts()
     proc_cls = getattr(colpali_engine(), CLASSES[model_type][1])
@@ -180,7 +180,7 @@ def test_peft_adapter_loads_over_its_declared_base(tiny, tmp_path, page_images):
     import json
     import shutil
 
-    import tiny_models
+    from docrag.testing import tiny_models
 
     base = tiny["colmodernvbert"]
     adapter = tiny_models.build_lora_adapter(base, tmp_path / "adapter", "ColModernVBert", "tiny-org/not-here")

@@ -35,4 +35,5 @@ def test_notebook_is_committed_with_its_pictures(path):
 
 def test_there_is_a_router_notebook():
     assert {"01_router.ipynb", "02_quickstart.ipynb", "03_why_it_matched.ipynb", "04_evaluation.ipynb"} <= {
-        p.name for p in NOTEBOOKS}
+        p.name for p in NOTEBOOKS
+    }

@@ -111,10 +111,10 @@ def test_a_writer_that_lost_its_lease_stops_writing(s3, monkeypatch):
     from docrag.indexes.store import Store, StoreError
 
     db = s3.uri("lost")
-    store = Store(db, storage_options=s3.options)
+    store = Store(db, storage_options=s3.options, writable=True)
     monkeypatch.setattr(locks, "LEASE_S", 1.5)  # renewed every 0.5 s
     with store.writer_lock():
-        lease = store._lock
+        lease = store.db._lock
         real_put = lease.renew_client.put_object
 
         def unreachable(**kw):  # the writer stalls: its renewals do not get through
@@ -128,4 +128,4 @@ def test_a_writer_that_lost_its_lease_stops_writing(s3, monkeypatch):
                 time.sleep(0.1)
             assert lease.lost
             with pytest.raises(StoreError, match="lock expired"):
-                store.add_document("d" * 64, "/x.pdf", 1, 0.0, 1, {})
+                store.documents.add("d" * 64, "/x.pdf", 1, 0.0, 1, {})

@@ -13,7 +13,6 @@ import random
 import time
 from pathlib import Path
 
-import pdfgen
 import pytest
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
@@ -22,6 +21,7 @@ import docrag.parsers.pdf as pdf_parser
 from docrag.config import Limits
 from docrag.parsers import DocumentError, discover, open_document
 from docrag.pipeline.router import route_page
+from docrag.testing import pdfgen
 
 GOLDEN = Path(__file__).parent / "golden"
 FLOAT_TOL = 0.02  # absolute, for coverage fractions and sizes rounded by the parser

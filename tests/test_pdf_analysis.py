@@ -8,7 +8,6 @@ Boxes are ``(left, bottom, right, top)`` in PDF space (y up) on a 612 x 792 pt p
 from __future__ import annotations
 
 import numpy as np
-import pdfgen
 import pytest
 
 from docrag.parsers.pdf_analysis import analyse_page, drawing_share, region_shares
@@ -25,6 +24,7 @@ from docrag.parsers.pdf_signals import (
 )
 from docrag.parsers.pdf_tables import TableText, rule_groups, ruled_tables, unruled_tables
 from docrag.parsers.types import PageSignals
+from docrag.testing import pdfgen
 
 PAGE = (0.0, 0.0, 612.0, 792.0)
 PROSE = "the quick brown fox jumps over the lazy dog and keeps running far"

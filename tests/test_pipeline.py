@@ -30,7 +30,7 @@ def tiny_overrides(tiny, **ingest):
 
 @pytest.fixture
 def corpus(tmp_path, docs):
-    import pdfgen
+    from docrag.testing import pdfgen
 
     folder = tmp_path / "corpus"
     folder.mkdir()
@@ -75,7 +75,7 @@ def target(request, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS, indirect=True)
 def test_index_search_skip_change_remove(target, corpus, tiny):
-    import pdfgen
+    from docrag.testing import pdfgen
 
     db, engine = target.db, target.engine
     idx = docrag.open(db, profile="cpu", storage_options=target.options, **tiny_overrides(tiny))
@@ -159,7 +159,7 @@ def _db_state(db: str | Path, options: dict[str, str] | None = None) -> tuple[di
 @pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract to make indexing slow enough")
 @pytest.mark.parametrize("target", TARGETS, indirect=True)
 def test_kill_during_indexing_leaves_nothing_half_visible_and_rerun_completes(tmp_path, tiny, target):
-    import pdfgen
+    from docrag.testing import pdfgen
 
     folder = tmp_path / "scans"
     folder.mkdir()
@@ -180,9 +180,7 @@ def test_kill_during_indexing_leaves_nothing_half_visible_and_rerun_completes(tm
         target.engine,
         "--json",
     ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=target.env
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=target.env)
     deadline = time.time() + 240
     partial = None
     while time.time() < deadline and proc.poll() is None:
@@ -225,7 +223,15 @@ def test_cli_index_search_stats_show_remove_json(tmp_path, corpus):
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert set(summary) == {
-        "indexed", "skipped", "duplicates", "removed", "failed", "pending", "pages", "routes", "seconds"
+        "indexed",
+        "skipped",
+        "duplicates",
+        "removed",
+        "failed",
+        "pending",
+        "pages",
+        "routes",
+        "seconds",
     }
     assert summary["indexed"] == 4 and summary["failed"] == []
     assert summary["routes"] == {"visual": 0, "text": 6}  # lite: no visual model, every page on the text legs
@@ -329,14 +335,40 @@ def test_ray_engine_joins_a_running_cluster(tmp_path, corpus):
     bindir = Path(sys.executable).parent
     env = {**os.environ, "RAY_AUTH_MODE": "token", "DOCRAG_INGEST__ELEMENTS": "text-layer"}
     head = subprocess.Popen(
-        [str(bindir / "ray"), "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
-         "--include-dashboard", "false", "--disable-usage-stats"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+        [
+            str(bindir / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
     )
     try:
         db = tmp_path / "db"
-        cmd = [str(bindir / "docrag"), "index", str(corpus), "--db", str(db), "--profile", "lite", "--engine", "ray",
-               "--address", f"127.0.0.1:{port}", "--json"]
+        cmd = [
+            str(bindir / "docrag"),
+            "index",
+            str(corpus),
+            "--db",
+            str(db),
+            "--profile",
+            "lite",
+            "--engine",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--json",
+        ]
         deadline = time.time() + 120
         while True:  # the head takes a few seconds to listen
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)

@@ -140,7 +140,8 @@ def test_pool_kills_a_worker_past_its_budget_and_goes_on(tmp_path, docs):
 def test_pool_reports_a_worker_over_its_memory_cap(tmp_path):
     """A worker that needs more memory than its cap fails its file with the reason; the next file is fine."""
     import hostile
-    import pdfgen
+
+    from docrag.testing import pdfgen
 
     big = tmp_path / "bomb.pdf"
     hostile._nested_flate(big)  # 20 KB that PDFium inflates to 1 GiB when it loads the page

@@ -18,16 +18,17 @@ import docrag
 from docrag.cli import app
 from docrag.indexes.models import ModelSpec
 from docrag.indexes.multivector import MultiVectorEmbedder, PatchGrid, patch_layout
-from docrag.pipeline.legs import REINDEX, QueryInput
+from docrag.pipeline.legs import NO_POSITIONS, QueryInput
 from docrag.pipeline.regions import (
     LEG_COLOURS,
+    AnswerRegion,
     PageRegions,
-    Region,
     bm25_regions,
     chunk_boxes,
     draw_regions,
     visual_regions,
 )
+from docrag.testing.rows import write_chunks, write_pages, write_visual
 
 runner = CliRunner()
 W, H = A4
@@ -67,8 +68,12 @@ def _word_box(word: str) -> tuple[float, float, float, float]:
 
 
 def _contains(outer, inner, tol=1.5 / 595) -> bool:
-    return (outer[0] <= inner[0] + tol and outer[1] <= inner[1] + tol and outer[2] >= inner[2] - tol
-            and outer[3] >= inner[3] - tol)
+    return (
+        outer[0] <= inner[0] + tol
+        and outer[1] <= inner[1] + tol
+        and outer[2] >= inner[2] - tol
+        and outer[3] >= inner[3] - tol
+    )
 
 
 def _close(a, b, tol=2.0 / 595) -> bool:
@@ -96,7 +101,11 @@ def test_patch_layout_covers_the_page(tiny, family):
         assert any(g.box == (0.0, 0.0, 1.0, 1.0) for g in lay)
     if family in ("colidefics3", "colmodernvbert"):  # tiny: longest edge 64, tiles of 32 → 2 x 2, and 1 x 2 wide
         assert sorted(g.box for g in layout if g.box != (0, 0, 1, 1)) == [
-            (0.0, 0.0, 0.5, 0.5), (0.0, 0.5, 0.5, 1.0), (0.5, 0.0, 1.0, 0.5), (0.5, 0.5, 1.0, 1.0)]
+            (0.0, 0.0, 0.5, 0.5),
+            (0.0, 0.5, 0.5, 1.0),
+            (0.5, 0.0, 1.0, 0.5),
+            (0.5, 0.5, 1.0, 1.0),
+        ]
         wide_tiles = sorted(g.box for g in wide_layout if g.box != (0, 0, 1, 1))
         assert wide_tiles == [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)]
     if family == "colpali":
@@ -124,11 +133,25 @@ def test_a_mark_on_the_page_changes_the_vector_of_its_own_patch(tiny, family):
 
 
 def test_patch_layout_reads_tiles_and_refuses_what_it_cannot_place():
-    seq = ["<s>", "<fake>", "<row_1_col_1>", *["<image>"] * 4, "<fake>", "<row_1_col_2>", *["<image>"] * 4,
-           "<fake>", "<global-img>", *["<image>"] * 4, "txt"]
+    seq = [
+        "<s>",
+        "<fake>",
+        "<row_1_col_1>",
+        *["<image>"] * 4,
+        "<fake>",
+        "<row_1_col_2>",
+        *["<image>"] * 4,
+        "<fake>",
+        "<global-img>",
+        *["<image>"] * 4,
+        "txt",
+    ]
     lay = patch_layout(seq, "<image>")
     assert [(g.start, g.rows, g.box) for g in lay] == [
-        (3, 2, (0.0, 0.0, 0.5, 1.0)), (9, 2, (0.5, 0.0, 1.0, 1.0)), (15, 2, (0.0, 0.0, 1.0, 1.0))]
+        (3, 2, (0.0, 0.0, 0.5, 1.0)),
+        (9, 2, (0.5, 0.0, 1.0, 1.0)),
+        (15, 2, (0.0, 0.0, 1.0, 1.0)),
+    ]
     assert lay[1].cell(3) == (0.75, 0.5, 1.0, 1.0)
     assert patch_layout(["<image>"] * 6 + ["a"], "<image>") is None  # not square, no grid given
     assert [g.to_list() for g in patch_layout(["<image>"] * 6, "<image>", grid=(2, 3))] == [[0, 2, 3, 0, 0, 1, 1]]
@@ -164,14 +187,15 @@ def test_a_planted_patch_vector_lights_up_exactly_its_box(tiny, tmp_path):
     assert sum(v for _, v in found.heat) == pytest.approx(1.0, abs=1e-6)
 
     store = docrag.open(tmp_path / "db", profile="lite").store
-    store.add_visual("doc", [1], [page], layouts=[layout])
-    stored, stored_layout = store.visual_page("doc", 1)
+    write_visual(store, "doc", [1], [page], layouts=[layout])
+    stored, stored_layout = store.visual.page("doc", 1)
     assert stored.shape == page.shape and stored_layout == [g.to_list() for g in layout]
 
     from docrag.pipeline.legs import LegParts, VisualLeg
 
-    leg = VisualLeg(LegParts(store, docrag.open(tmp_path / "db", profile="lite").settings.search, lambda: None,
-                             lambda: emb))
+    leg = VisualLeg(
+        LegParts(store, docrag.open(tmp_path / "db", profile="lite").settings.search, lambda: None, lambda: emb)
+    )
     q = QueryInput("anything")
     q.embedding("visual", lambda: query)  # the planted query tokens
     via_leg = leg.regions(q, "doc", 1)
@@ -216,8 +240,13 @@ def test_chunk_boxes_find_each_column_and_skip_strangers():
 
 
 def test_bm25_regions_match_folded_and_stemmed_terms():
-    words = [("Shipments", 0.1, 0.1, 0.2, 0.12), ("of", 0.21, 0.1, 0.23, 0.12), ("Café", 0.3, 0.1, 0.35, 0.12),
-             ("shipped", 0.4, 0.1, 0.5, 0.12), ("the", 0.6, 0.1, 0.65, 0.12)]
+    words = [
+        ("Shipments", 0.1, 0.1, 0.2, 0.12),
+        ("of", 0.21, 0.1, 0.23, 0.12),
+        ("Café", 0.3, 0.1, 0.35, 0.12),
+        ("shipped", 0.4, 0.1, 0.5, 0.12),
+        ("the", 0.6, 0.1, 0.65, 0.12),
+    ]
     found = bm25_regions("the shipment CAFE", words)
     assert {(r.label, r.box[0]) for r in found} == {("shipment", 0.1), ("cafe", 0.3)}
     assert all(r.weight == 0.5 for r in found)  # two terms matched: half each
@@ -257,25 +286,27 @@ def test_planted_phrase_regions_through_indexing_and_search(tmp_path):
     assert np.array_equal(np.asarray(drawn)[corner], np.asarray(plain)[corner])
 
 
-def test_old_rows_without_positions_say_reindex(tmp_path):
-    """Rows written without positions (a database from before answer regions: the columns are added empty)."""
+def test_rows_without_positions_say_so(tmp_path):
+    """Rows written without positions (a chunk whose boxes are unknown, a page without words): each leg says why
+    it shows nothing instead of drawing a guess."""
     idx = docrag.open(tmp_path / "db", profile="lite")
     store = idx.store
     store.make_writable(unified_dim=384)
-    store.add_chunks("d", [1], [0], ["a chunk"], np.ones((1, 384), np.float32))
-    store.add_pages({"doc_id": ["d"], "page": [1], "route": ["text"], "label": ["text"], "confidence": [1.0],
-                     "reasons": ["[]"], "signals": ["{}"], "text": ["a page about harbours"], "thumbnail": [b""]})
+    write_chunks(store, "d", [1], [0], ["a chunk"], np.ones((1, 384), np.float32))
+    write_pages(store, "d", ["a page about harbours"])
     from docrag.pipeline.legs import BM25Leg, LegParts, TextLeg
 
     parts = LegParts(store, idx.settings.search, lambda: idx.unified_embedder)
     q = QueryInput("harbours")
-    assert BM25Leg(parts).regions(q, "d", 1).notes == {"bm25": REINDEX}
-    assert TextLeg(parts).regions(q, "d", 1, "a chunk").notes == {"text": REINDEX}
+    assert BM25Leg(parts).regions(q, "d", 1).notes == {"bm25": NO_POSITIONS}
+    assert TextLeg(parts).regions(q, "d", 1, "a chunk").notes == {"text": NO_POSITIONS}
 
 
 def test_draw_regions_legend_and_heat():
     page = Image.new("RGB", (400, 560), "white")
-    found = PageRegions([Region("text", (0.5, 0.5, 0.9, 0.6), 1.0, "chunk")], heat=[((0.0, 0.0, 0.25, 0.25), 1.0)])
+    found = PageRegions(
+        [AnswerRegion("text", (0.5, 0.5, 0.9, 0.6), 1.0, "chunk")], heat=[((0.0, 0.0, 0.25, 0.25), 1.0)]
+    )
     out = draw_regions(page, found)
     px = np.asarray(out)
     assert tuple(px[120, 60]) != (255, 255, 255) and px[120, 60, 0] > px[120, 60, 1]  # heat: red, top left
@@ -301,16 +332,18 @@ def test_cli_search_regions_and_show_query(tmp_path):
     assert "regions" not in json.loads(plain.stdout)["hits"][0]
 
     out = tmp_path / "page.png"
-    res = runner.invoke(app, ["show", "harbour.pdf", "1", "--db", db, "--query", "zanzibarite", "--out", str(out),
-                              "--json"])
+    res = runner.invoke(
+        app, ["show", "harbour.pdf", "1", "--db", db, "--query", "zanzibarite", "--out", str(out), "--json"]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["out"] == str(out) and {r["leg"] for r in report["regions"]} >= {"bm25"}
     with Image.open(out) as img:
         assert img.format == "PNG" and img.size[0] > 500
     # A page no leg scored, an empty query: a line each, no traceback.
-    res = runner.invoke(app, ["show", "harbour.pdf", "2", "--db", db, "--query", "zanzibarite", "--legs", "bm25",
-                              "--out", str(out)])
+    res = runner.invoke(
+        app, ["show", "harbour.pdf", "2", "--db", db, "--query", "zanzibarite", "--legs", "bm25", "--out", str(out)]
+    )
     assert res.exit_code == 0 and "no leg scored this page" in res.output
     res = runner.invoke(app, ["show", "harbour.pdf", "1", "--db", db, "--query", " ", "--out", str(out)])
     assert res.exit_code != 0 and "--query is empty" in res.output and "Traceback" not in res.output
@@ -323,9 +356,13 @@ def test_visual_regions_end_to_end_with_the_tiny_model(tmp_path, tiny, docs):
     folder = tmp_path / "docs"
     folder.mkdir()
     shutil.copy(docs["table"], folder / "table.pdf")
-    idx = docrag.open(tmp_path / "db", profile="cpu", visual={"type": "colidefics3", "model": str(tiny["colidefics3"])},
-                      unified={"type": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"},
-                      ingest={"ocr": False, "elements": "text-layer"})
+    idx = docrag.open(
+        tmp_path / "db",
+        profile="cpu",
+        visual={"type": "colidefics3", "model": str(tiny["colidefics3"])},
+        unified={"type": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"},
+        ingest={"ocr": False, "elements": "text-layer"},
+    )
     idx.add([folder], progress=False)
     hit = idx.search("quarterly revenue table", k=1, legs=["visual"])[0]
     found = hit.regions()

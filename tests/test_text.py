@@ -9,6 +9,7 @@ import pytest
 
 import docrag
 from docrag.config import Limits
+from docrag.indexes.schema import CHUNKS
 from docrag.parsers import open_document
 from docrag.parsers.text import captions, dehyphenate, is_noise, normalise, vocabulary
 
@@ -76,7 +77,7 @@ def test_is_noise(text, noise):
 
 
 def test_pdf_text_layer_is_cleaned_at_the_source(tmp_path):
-    import pdfgen
+    from docrag.testing import pdfgen
 
     path = pdfgen.typeset_pdf(tmp_path / "typeset.pdf")
     with open_document(path, Limits()) as doc:
@@ -88,7 +89,7 @@ def test_pdf_text_layer_is_cleaned_at_the_source(tmp_path):
 
 @pytest.mark.slow
 def test_index_dehyphenates_and_caption_headers_lift_the_chart_page(tmp_path):
-    import pdfgen
+    from docrag.testing import pdfgen
 
     path = pdfgen.typeset_pdf(tmp_path / "typeset.pdf")
     query = "monthly rainfall in Lisbon"
@@ -96,9 +97,9 @@ def test_index_dehyphenates_and_caption_headers_lift_the_chart_page(tmp_path):
     for header in (False, True):
         idx = docrag.open(tmp_path / f"db{header}", profile="lite", ingest={"ocr": False, "caption_context": header})
         assert idx.add([path]).indexed == 1
-        page1 = idx.store.rows("pages", where="page = 1", columns=["text"])[0]["text"]
+        page1 = next(r["text"] for r in idx.store.pages.rows(columns=["page", "text"]) if r["page"] == 1)
         assert "smoking behaviour" in page1 and "alcohol-dependent patients" in page1
-        chunks = idx.store.rows("chunks", columns=["page", "text"])
+        chunks = idx.store.db.rows(CHUNKS, columns=["page", "text"])
         assert all("\ufffe" not in c["text"] and "smok- ing" not in c["text"] for c in chunks)
         # The header is embedded, not stored: chunk texts hold the caption once, where it is on the page.
         assert sum(c["text"].count("Figure 3: Monthly rainfall") for c in chunks) == 1
