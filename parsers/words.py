@@ -44,8 +44,15 @@ def span_words(spans: Iterable[TextSpan], width: float, height: float) -> list[W
                 box = (x0, top + a * (bottom - top), x1, top + b * (bottom - top))
             else:
                 box = (x0 + a * (x1 - x0), top, x0 + b * (x1 - x0), bottom)
-            out.append((m.group(), _clip(box[0] / width), _clip(box[1] / height), _clip(box[2] / width),
-                        _clip(box[3] / height)))
+            out.append(
+                (
+                    m.group(),
+                    _clip(box[0] / width),
+                    _clip(box[1] / height),
+                    _clip(box[2] / width),
+                    _clip(box[3] / height),
+                )
+            )
             if len(out) >= MAX_WORDS:
                 return out
     return out
@@ -56,8 +63,13 @@ def pixel_words(spans: Sequence[TextSpan], width_px: int, height_px: int) -> lis
     if width_px <= 0 or height_px <= 0:
         return []
     return [
-        (s.text, _clip(s.bbox[0] / width_px), _clip(s.bbox[1] / height_px), _clip(s.bbox[2] / width_px),
-         _clip(s.bbox[3] / height_px))
+        (
+            s.text,
+            _clip(s.bbox[0] / width_px),
+            _clip(s.bbox[1] / height_px),
+            _clip(s.bbox[2] / width_px),
+            _clip(s.bbox[3] / height_px),
+        )
         for s in spans[:MAX_WORDS]
         if s.text
     ]
@@ -74,4 +86,3 @@ def decode_words(rows: Iterable[Sequence[object]]) -> list[Word]:
         text, *box = row
         out.append((str(text), *(float(v) / _SCALE for v in box)))  # type: ignore[arg-type]
     return out
-
