@@ -375,18 +375,23 @@ class Database:
 
     # -- the writer lock ----------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def writer_lock(self, wait_s: float | None = None, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    def writer_lock(
+        self,
+        wait_s: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+        lease_s: float | None = None,
+    ) -> Iterator[None]:
         """Hold the database's writer lock (one writer at a time; ``indexes/locks.py``). A lock held by another
         process is waited for (``wait_s`` seconds, None: as long as it takes; ``on_wait`` hears who holds it
         once), then ``LockTimeout``. A local folder's lock is an ``flock`` (a killed writer never leaves it
         behind); an ``s3://`` database's is a lease object renewed while it is held (a killed writer's lease
-        expires). Other object stores have no lock: writing there is refused. Taking it refreshes the tables:
-        the last writer's rows are seen."""
+        expires: ``lease_s``, default ``locks.LEASE_S``). Other object stores have no lock: writing there is
+        refused. Taking it refreshes the tables: the last writer's rows are seen."""
         from .locks import LockError, hold_writer_lock
         from .locks import LockTimeout as _Timeout
 
         try:
-            with hold_writer_lock(self.uri, self.storage_options, wait_s, on_wait) as lock:
+            with hold_writer_lock(self.uri, self.storage_options, wait_s, on_wait, lease_s) as lock:
                 self._lock = lock
                 self._names = None
                 self.refresh()

@@ -184,9 +184,14 @@ class Store:
             self._record |= changed
 
     @contextmanager
-    def writer_lock(self, wait_s: float | None = None, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    def writer_lock(
+        self,
+        wait_s: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+        lease_s: float | None = None,
+    ) -> Iterator[None]:
         """One writer at a time (``Database.writer_lock``)."""
-        with self.db.writer_lock(wait_s, on_wait):
+        with self.db.writer_lock(wait_s, on_wait, lease_s):
             yield
 
     # -- writing ------------------------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ class Ingestor:
         t0 = time.perf_counter()
         report = IngestReport()
         paths = list(paths)
-        with self.store.writer_lock(self.lock_wait_s, self.on_lock_wait):
+        with self.store.writer_lock(self.lock_wait_s, self.on_lock_wait, self.settings.ingest.writer_lease_s):
             # Known vector size (an existing database, or an embedder given loaded): all tables now; else the
             # tables that need it wait for the first batch to embed.
             dim = None if callable(self._unified) else self._unified.dim

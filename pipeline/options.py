@@ -156,6 +156,12 @@ class IngestConfig(BaseModel):
         description="Address-space cap of each parsing worker (RLIMIT_AS); a worker that needs more is stopped "
         "and its file reported. 0: no cap.",
     )
+    writer_lease_s: float = Field(
+        60.0,
+        ge=2.0,
+        description="s3:// databases: the writer's lease, renewed every third of it. A writer killed while it held "
+        "the lease keeps other writers waiting this long; one that cannot renew it for most of it stops writing.",
+    )
 
 
 class SearchConfig(BaseModel):

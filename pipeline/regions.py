@@ -42,6 +42,7 @@ __all__ = [
     "chunk_boxes",
     "draw_regions",
     "match_terms",
+    "page_keys",
     "visual_regions",
 ]
 
@@ -216,18 +217,26 @@ def _blocks(lines: Sequence[Box]) -> list[Box]:
     return [a for a in boxes if not any(inside(a, b) for b in boxes)]  # type: ignore[misc]
 
 
-def chunk_boxes(text: str, words: Sequence[Word], min_share: float = 0.3) -> list[Box]:
+def page_keys(words: Sequence[Word]) -> list[str]:
+    """The page's words folded as ``chunk_boxes`` compares them (fold a page once for all its chunks)."""
+    return [_fold(w[0]) for w in words]
+
+
+def chunk_boxes(
+    text: str, words: Sequence[Word], min_share: float = 0.3, keys: Sequence[str] | None = None
+) -> list[Box]:
     """Where the chunk ``text`` lies among the page's ``words``: one box per block of its lines ([] when
-    less than ``min_share`` of its words are found in order: text that is not the page's words)."""
-    page_keys = [_fold(w[0]) for w in words]
+    less than ``min_share`` of its words are found in order: text that is not the page's words). ``keys``:
+    ``page_keys(words)``, when the caller places several chunks on the page."""
+    folded = keys if keys is not None else page_keys(words)
     chunk_keys = [k for k in (_fold(t) for t in text.split()) if k]
     if not chunk_keys or not words:
         return []
-    matcher = difflib.SequenceMatcher(None, page_keys, chunk_keys, autojunk=False)
+    matcher = difflib.SequenceMatcher(None, folded, chunk_keys, autojunk=False)
     # Short runs of common words match anywhere: the longer the chunk, the longer a run must be to count.
     least = 1 if len(chunk_keys) <= 3 else 2 if len(chunk_keys) <= 12 else 3
     hits = [
-        i for a, _, size in matcher.get_matching_blocks() if size >= least for i in range(a, a + size) if page_keys[i]
+        i for a, _, size in matcher.get_matching_blocks() if size >= least for i in range(a, a + size) if folded[i]
     ]
     if len(hits) < min_share * len(chunk_keys):
         return []

@@ -92,7 +92,7 @@ def embed_plans(
     from docrag.indexes.unified import chunk_page_texts
     from docrag.parsers.words import encode_words
 
-    from .regions import chunk_boxes
+    from .regions import chunk_boxes, page_keys
 
     dims = Dims(unified.dim, visual.dim if visual is not None else None)
     out = EmbeddedRows(unified_dim=dims.unified, visual_dim=dims.visual)
@@ -114,12 +114,16 @@ def embed_plans(
         inputs = [(p.number, p.texts) for p in plans if p.texts]
         contexts = {p.number: p.captions for p in plans} if cfg.caption_context else None
         words = {p.number: p.words for p in plans}
+        keys: dict[int, list[str]] = {}  # each page's words folded once, for all its chunks
         for c in chunk_page_texts(inputs, unified, cfg.chunk_max_tokens, cfg.chunk_overlap, contexts):
             chunks["doc_id"].append(d)
             chunks["page"].append(c.page)
             chunks["chunk"].append(c.index)
             chunks["text"].append(c.text)
-            boxes = chunk_boxes(c.text, words.get(c.page, []))
+            page_words = words.get(c.page, [])
+            if c.page not in keys:
+                keys[c.page] = page_keys(page_words)
+            boxes = chunk_boxes(c.text, page_words, keys=keys[c.page])
             chunks["boxes"].append([[round(v, 4) for v in b] for b in boxes])
             embed_texts.append(c.embed_text)
     if embed_texts:

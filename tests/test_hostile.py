@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -34,10 +33,8 @@ def test_hostile_folder_indexes_to_completion(tmp_path):
         },
         limits={"max_pages": 30},
     )
-    t0 = time.monotonic()
+    # Bounded by the budgets, not by a wall clock here: every hang below is cut short by one, and says which.
     report = idx.add([folder], workers=2)
-    took = time.monotonic() - t0
-    assert took < 900, f"the hostile folder took {took:.0f} s"
 
     def rel(path: str) -> str:
         try:

@@ -10,19 +10,21 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import Ran, invoke
+
+from docrag.indexes.store import Store
 
 pytestmark = pytest.mark.s3
 
-EXE = str(Path(sys.executable).parent / "docrag")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**env, "DOCRAG_INGEST__ELEMENTS": "text-layer"}
-    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout, env=env)
+def run(env: dict[str, str], *args: str) -> Ran:
+    """``docrag ARGS`` in this process, with ``env`` (the emulator's AWS_* variables) set for the call."""
+    return invoke(*args, env={**env, "DOCRAG_INGEST__ELEMENTS": "text-layer"})
 
 
-def one_line(res: subprocess.CompletedProcess, *words: str) -> None:
+def one_line(res: Ran, *words: str) -> None:
     assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     for w in words:
@@ -34,10 +36,8 @@ def test_cli_on_s3_index_search_stats_show_check_remove(s3, tmp_path):
     res = run(s3.env, "index", str(EXAMPLES), "--db", db, "--profile", "lite", "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["indexed"] == 4
-    prefix = db.split("/", 3)[3]
-    keys = s3.keys(prefix)
-    assert any(k.startswith(f"{prefix}/documents.lance/") for k in keys)
-    assert not any(k.endswith(".docrag-writer.lock") for k in keys)  # released at the end of the run
+    assert Store.exists(db, s3.options)  # the database is in the bucket
+    assert not any(k.endswith(".docrag-writer.lock") for k in s3.keys(db.split("/", 3)[3]))  # released at the end
 
     again = run(s3.env, "index", str(EXAMPLES), "--db", db, "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["skipped"] == 4
