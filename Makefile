@@ -27,6 +27,7 @@ test: export HF_HUB_OFFLINE := 1
 test: export TRANSFORMERS_OFFLINE := 1
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 # Re-run the notebooks and save their outputs (committed, so they read on the web). EVAL_SET: the labelled
@@ -37,6 +38,7 @@ notebooks: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/router.py --labels ../shared/data/devset/page_labels.tsv --corpus ../shared/data/devset/corpus

@@ -191,6 +191,10 @@ class Database:
             with self.reading(name):
                 self._handles[name] = self.conn.open_table(name)
                 self._versions[name] = self._handles[name].version
+            if name == DOCUMENTS.name and self._names is not None and self._listed_at is None:
+                # Listed just before: tables are made before any document row, and every later document row
+                # makes a new version of this table, which lists them again.
+                self._listed_at = self._versions[name]
         return self._handles[name]
 
     def version(self, schema: RowSchema) -> int:
@@ -262,9 +266,6 @@ class Database:
 
             return pa.table({c: [] for c in columns or schema.names})
         tbl = self.table(schema)
-        if columns is not None:
-            have = set(tbl.schema.names)
-            columns = [c for c in columns if c in have]
 
         def run() -> Any:
             q = tbl.search()

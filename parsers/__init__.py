@@ -9,7 +9,7 @@ import errno
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DocumentError
@@ -25,10 +25,12 @@ __all__ = [
     "Figure",
     "Found",
     "LayoutRegion",
+    "Listing",
     "Page",
     "PageSignals",
     "TextSpan",
     "discover",
+    "list_documents",
     "open_document",
 ]
 
@@ -105,3 +107,35 @@ def discover(paths: Iterable[str | Path]) -> Iterator[Found]:
             while errors:
                 exc = errors.pop()
                 yield Found(Path(exc.filename or top), True, f"cannot list the folder ({exc.strerror})")
+
+
+@dataclass(slots=True)
+class Listing:
+    """What a walk of files and folders found, classified once for every command: the documents to read, the
+    files that cannot be read (with why), and the other files met in folders (not documents, not errors)."""
+
+    files: list[Path] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    not_documents: list[str] = field(default_factory=list)
+
+
+def list_documents(paths: Iterable[str | Path]) -> Listing:
+    """Walk ``paths`` (``discover``) and classify what it finds. A file that cannot be read is a problem when
+    it is of a type docrag reads or was named explicitly; a file of another type is a problem when named
+    explicitly, and otherwise just not a document."""
+    paths = list(paths)
+    explicit = {Path(p) for p in paths}
+    out = Listing()
+    for found in discover(paths):
+        path = found.path
+        if found.problem:
+            if found.supported or path in explicit:
+                out.problems.append((str(path), found.problem))
+        elif not found.supported:
+            if path in explicit:
+                out.problems.append((str(path), f"unsupported file type {path.suffix or '(none)'}"))
+            else:
+                out.not_documents.append(str(path))
+        else:
+            out.files.append(path)
+    return out

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from docrag.indexes.schema import PAGES, empty_counts
 from docrag.indexes.store import StoreError
-from docrag.parsers import discover
+from docrag.parsers import list_documents
 
 from .engines import Embedded, EngineError, Event, Failed, Planned, Started, check_engine, local_events
 from .plan import PlanOptions
@@ -237,20 +237,14 @@ class Ingestor:
         store = self.store
         files: list[Path] = []
         roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-        given = {Path(p) for p in paths}
-        for found in discover(paths):
-            path = found.path
-            if found.problem and (found.supported or path in given):
-                report.failed.append({"file": str(path), "error": found.problem})
-            elif found.problem:
-                continue  # not a document and not a file: nothing to say
-            elif not found.supported:
-                report.not_documents.append(str(path))
-                log.info("skipped %s: not a PDF or image", path)
-            elif not _utf8(str(path)):
-                report.failed.append({"file": repr(str(path)), "error": "the file name is not valid UTF-8: rename it"})
-            else:
+        listing = list_documents(paths)
+        report.failed.extend({"file": f, "error": why} for f, why in listing.problems)
+        report.not_documents.extend(listing.not_documents)
+        for path in listing.files:
+            if _utf8(str(path)):
                 files.append(path.resolve())  # stored absolute: the same file from any working directory
+            else:
+                report.failed.append({"file": repr(str(path)), "error": "the file name is not valid UTF-8: rename it"})
         self._tick("start", files=len(files))
         docs = {r["doc_id"]: r for r in store.documents.rows(columns=["doc_id", "path", "paths", "status"])}
         # Documents left half-written by a run that died (we hold the writer lock: nobody is writing them).

@@ -235,9 +235,7 @@ def chunk_boxes(
     matcher = difflib.SequenceMatcher(None, folded, chunk_keys, autojunk=False)
     # Short runs of common words match anywhere: the longer the chunk, the longer a run must be to count.
     least = 1 if len(chunk_keys) <= 3 else 2 if len(chunk_keys) <= 12 else 3
-    hits = [
-        i for a, _, size in matcher.get_matching_blocks() if size >= least for i in range(a, a + size) if folded[i]
-    ]
+    hits = [i for a, _, size in matcher.get_matching_blocks() if size >= least for i in range(a, a + size) if folded[i]]
     if len(hits) < min_share * len(chunk_keys):
         return []
     return _blocks(_lines([words[i] for i in hits], drop_specks=len(chunk_keys) > 3))

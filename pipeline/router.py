@@ -299,33 +299,24 @@ def route_files(
     config: RouterConfig | None = None,
     limits: Any = None,
     on_file: Any = None,
+    on_start: Any = None,
 ) -> RoutingReport:
     """Route every page of every PDF/image under ``paths`` (files or folders, recursive).
 
     A broken file (or page) is recorded in ``errors`` with its reason and the run goes on.
-    ``on_file(path, n_pages)`` is called after each file (for progress bars).
+    ``on_start(n_files)`` is called once the files are listed, ``on_file(path, n_pages)`` after each file
+    (for progress bars).
     """
-    from docrag.parsers import DocumentError, discover, open_document
+    from docrag.parsers import DocumentError, list_documents, open_document
 
     cfg = config or RouterConfig()
     report = RoutingReport(ambiguous_below=cfg.ambiguous_below, policy=str(cfg.visual_pages.value))
-    explicit = {str(p) for p in paths}
-    for found in discover(paths):
-        path, supported = found.path, found.supported
-        if found.problem:
-            if supported or str(path) in explicit:
-                report.errors.append({"file": str(path), "error": found.problem})
-            if on_file:
-                on_file(path, 0)
-            continue
-        if not supported:
-            if str(path) in explicit:
-                report.errors.append({"file": str(path), "error": f"unsupported file type {path.suffix or '(none)'}"})
-            else:  # found while walking a folder: not a document, not an error
-                report.skipped.append(str(path))
-            if on_file:
-                on_file(path, 0)
-            continue
+    listing = list_documents(paths)
+    report.errors.extend({"file": f, "error": why} for f, why in listing.problems)
+    report.skipped.extend(listing.not_documents)
+    if on_start:
+        on_start(len(listing.files))
+    for path in listing.files:
         n_read = 0
         try:
             with open_document(path, limits) as doc:

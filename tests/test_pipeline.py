@@ -168,7 +168,7 @@ def test_kill_during_indexing_leaves_nothing_half_visible_and_rerun_completes(tm
         pdfgen.scans_pdf(folder / f"scan{i}.pdf", n_pages=3, seed=i)
     db = target.db
     cfg = tmp_path / "docrag.toml"
-    cfg.write_text("profile = 'lite'\n[ingest]\nocr = true\nocr_dpi = 150\npage_batch = 1\nelements = 'text-layer'\n")
+    cfg.write_text("profile = 'lite'\n[ingest]\nocr = true\nocr_dpi = 100\npage_batch = 1\nelements = 'text-layer'\n")
     cmd = [
         str(Path(sys.executable).parent / "docrag"),
         "index",

@@ -17,7 +17,9 @@ def _python_blocks() -> list[str]:
 
 
 @pytest.mark.slow
-def test_readme_python_examples_run(tmp_path, monkeypatch):
+@pytest.mark.ray
+def test_readme_python_examples_run(tmp_path, monkeypatch, ray_local):
+    """(``ray_local``: the Scaling-out example runs on the session's Ray, as it would on one already started.)"""
     blocks = _python_blocks()
     assert len(blocks) >= 2 and "docrag.open" in blocks[0]
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
@@ -42,4 +44,15 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
         os.chdir(cwd)
         for server in servers:
             server.stop()
-    assert (tmp_path / "docrag-demo.db").is_dir()
+    # What the examples say they do: the samples indexed with their metadata, found, the regions drawn.
+    from PIL import Image
+
+    import docrag
+
+    index = docrag.open(tmp_path / "docrag-demo.db")
+    assert index.stats()["documents"] == 4 and index.stats()["incomplete_documents"] == 0
+    assert all(d["metadata"] == {"source": "samples"} for d in index.documents())
+    top = index.search("Which table gives the psoriasis cases and controls by IL1B_511 genotype?", k=1)[0]
+    assert top.file.endswith("maxtest_excerpt.pdf")
+    with Image.open(tmp_path / "why.png") as drawn:
+        assert drawn.size[0] > 300 and len(drawn.getcolors(1 << 24) or []) > 16  # a page drawn, not a blank

@@ -338,8 +338,20 @@ def test_cli_search_regions_and_show_query(tmp_path):
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["out"] == str(out) and {r["leg"] for r in report["regions"]} >= {"bm25"}
-    with Image.open(out) as img:
-        assert img.format == "PNG" and img.size[0] > 500
+    bare = tmp_path / "bare.png"
+    assert runner.invoke(app, ["show", "harbour.pdf", "1", "--db", db, "--out", str(bare)]).exit_code == 0
+    with Image.open(out) as img, Image.open(bare) as page:
+        assert img.format == "PNG" and img.size == page.size and img.size[0] > 500
+        term = next(r for r in report["regions"] if r["leg"] == "bm25")
+        x0, y0, x1, y1 = (round(v * n) for v, n in zip(term["box"], img.size * 2, strict=True))
+        box = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+        # The matched term is marked on the page: its box differs from the same page drawn bare.
+        assert (
+            np.abs(
+                np.asarray(img.convert("RGB"), np.int16)[box] - np.asarray(page.convert("RGB"), np.int16)[box]
+            ).mean()
+            > 5
+        )
     # A page no leg scored, an empty query: a line each, no traceback.
     res = runner.invoke(
         app, ["show", "harbour.pdf", "2", "--db", db, "--query", "zanzibarite", "--legs", "bm25", "--out", str(out)]
@@ -370,4 +382,8 @@ def test_visual_regions_end_to_end_with_the_tiny_model(tmp_path, tiny, docs):
     assert boxes and all(0 <= v <= 1 for r in boxes for v in r.box) and sum(r.weight for r in boxes) <= 1 + 1e-6
     assert found.heat and sum(v for _, v in found.heat) <= 1 + 1e-6
     drawn = hit.image(dpi=50, regions=True)
-    assert drawn.size == hit.image(dpi=50).size
+    plain = hit.image(dpi=50)
+    assert drawn.size == plain.size
+    x0, y0, x1, y1 = boxes[0].pixels(*drawn.size)
+    tint = np.abs(np.asarray(drawn, np.int16)[y0:y1, x0:x1] - np.asarray(plain, np.int16)[y0:y1, x0:x1])
+    assert tint.mean() > 5  # the best visual box is drawn over the page, not just a page of the same size

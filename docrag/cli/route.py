@@ -35,7 +35,6 @@ def route(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from docrag.config import read_config, resolve
-    from docrag.parsers import discover
     from docrag.pipeline.router import route_files
 
     overrides: dict[str, Any] = {"router": {"visual_pages": visual_pages.value}} if visual_pages else {}
@@ -44,7 +43,6 @@ def route(
 
     err = Console(stderr=True)
     show_progress = not as_json and err.is_terminal
-    files = [f.path for f in discover(paths)]
     with Progress(
         TextColumn("[bold]routing"),
         BarColumn(),
@@ -54,12 +52,15 @@ def route(
         disable=not show_progress,
         transient=True,
     ) as progress:
-        task = progress.add_task("", total=len(files))
+        task = progress.add_task("", total=None)
+
+        def on_start(n_files: int) -> None:
+            progress.update(task, total=n_files)
 
         def on_file(path: Path, n_pages: int) -> None:
             progress.update(task, advance=1, description=short_path(str(path)))
 
-        report = route_files(paths, settings.router, settings.limits, on_file=on_file)
+        report = route_files(paths, settings.router, settings.limits, on_file=on_file, on_start=on_start)
 
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
