@@ -61,6 +61,7 @@ def _run(
     return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_index_downloads_missing_checkpoints_then_runs_offline(tmp_path, hub, docs):
     cfg, hf_home, db = _config(tmp_path, hub), tmp_path / "hf", tmp_path / "db"
     folder = tmp_path / "in"
@@ -159,6 +160,7 @@ def test_doctor_reports_the_machine_and_what_each_profile_lacks(tmp_path, hub):
     assert not cpu["ready"] and any("hf download" in why for why in cpu["lacks"])
 
 
+@pytest.mark.slow
 def test_adapter_and_its_base_download_and_index(tmp_path, tiny, docs):
     """A PEFT adapter on the hub and the base it declares: both fetched at their revisions, then indexed."""
     from docrag.testing import tiny_models

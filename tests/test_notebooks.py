@@ -25,6 +25,7 @@ def _texts(nb) -> str:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.slow
 def test_notebook_executes(path, tmp_path):
     import nbformat
     from nbclient import NotebookClient

@@ -31,6 +31,7 @@ def one_line(res: Ran, *words: str) -> None:
         assert w in res.stderr, res.stderr
 
 
+@pytest.mark.slow
 def test_cli_on_s3_index_search_stats_show_check_remove(s3, tmp_path):
     db = s3.uri("cli")
     res = run(s3.env, "index", str(EXAMPLES), "--db", db, "--profile", "lite", "--json")
@@ -60,6 +61,7 @@ def test_cli_on_s3_index_search_stats_show_check_remove(s3, tmp_path):
     assert json.loads(run(s3.env, "stats", "--db", db, "--json").stdout)["documents"] == 3
 
 
+@pytest.mark.slow
 def test_object_storage_mistakes_get_one_line(s3):
     one_line(run(s3.env, "search", "x", "--db", s3.uri("nothing")), "no docrag database at s3://")
     one_line(run(s3.env, "stats", "--db", "s3://no-such-bucket/db"), "the bucket does not exist")

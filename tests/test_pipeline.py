@@ -325,6 +325,7 @@ def test_relative_and_absolute_paths_are_the_same_document(tmp_path, docs, monke
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_ray_engine_joins_a_running_cluster(tmp_path, corpus):
     """`--engine ray --address HOST:PORT` joins a cluster started with `ray start` (token auth, as Ray 2.59+
     sets it up for a cluster on this machine) instead of starting one; a wrong address is one line."""

@@ -316,6 +316,7 @@ def test_draw_regions_legend_and_heat():
     assert tuple(only_text[120, 60]) in {(255, 255, 255)} or only_text[120, 60, 0] == only_text[120, 60, 1]
 
 
+@pytest.mark.slow
 def test_cli_search_regions_and_show_query(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()

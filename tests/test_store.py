@@ -92,6 +92,7 @@ def test_a_database_of_another_schema_is_refused_with_what_to_do(tmp_path):
         Store(tmp_path / "db")
 
 
+@pytest.mark.slow
 def test_round_trip_in_a_new_process_gives_same_topk_and_scores(tmp_path, tiny, page_images):
     vis, uni, store = _build(tmp_path / "db", tiny, page_images)
     q = "late interaction"
