@@ -132,33 +132,30 @@ class Index:
         the cluster at ``address``; the rows are written from here, with the same rules as locally.
         Ctrl-C raises ``docrag.pipeline.ingest.Interrupted`` with the report so far; rerun to resume.
         """
-        from docrag.pipeline.engines import check_engine
         from docrag.pipeline.ingest import Ingestor, start_pool
 
-        check_engine(engine, address)  # before any model loads or file is read
         if isinstance(paths, (str, Path)):
             paths = [paths]
+        # The models load at the first batch to embed: the workers plan the first documents meanwhile.
+        ingestor = Ingestor(  # checks the engine: before any model loads or file is read
+            self.store,
+            self.settings,
+            lambda: self.unified_embedder,
+            (lambda: self.visual_embedder) if self.settings.visual is not None else None,
+            workers=workers,
+            progress=progress,
+            lock_wait_s=lock_wait_s,
+            on_lock_wait=on_lock_wait,
+            engine=engine,
+            ray_address=address,
+        )
         self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
-        pool = start_pool(self.settings, workers) if engine == "local" else None
+        ingestor.pool = start_pool(self.settings, workers) if engine == "local" else None
         try:
-            # The models load at the first batch to embed: the workers plan the first documents meanwhile.
-            ingestor = Ingestor(
-                self.store,
-                self.settings,
-                lambda: self.unified_embedder,
-                (lambda: self.visual_embedder) if self.settings.visual is not None else None,
-                workers=workers,
-                progress=progress,
-                lock_wait_s=lock_wait_s,
-                on_lock_wait=on_lock_wait,
-                pool=pool,
-                engine=engine,
-                ray_address=address,
-            )
             return ingestor.run(list(paths), metadata)
         finally:
-            if pool is not None:
-                pool.close()
+            if ingestor.pool is not None:
+                ingestor.pool.close()
 
     def remove(self, *targets: str | Path) -> int:
         """Remove documents by path (a file, or a folder prefix) or doc_id. Returns how many went."""

@@ -2,7 +2,7 @@
 
 A registry keyed by explicit model type (never a substring of the model name):
 
-| type           | classes                                  | default checkpoint                | dim | torchvision |
+| type           | classes                                  | a checkpoint                      | dim | torchvision |
 |----------------|------------------------------------------|-----------------------------------|-----|-------------|
 | colidefics3    | ColIdefics3 / ColIdefics3Processor       | vidore/colSmol-256M               | 128 | no          |
 | colmodernvbert | ColModernVBert / ColModernVBertProcessor | ModernVBERT/colmodernvbert        | 128 | no          |
@@ -18,8 +18,8 @@ and ColQwen3/3.5 (4B+) want a GPU. ModernVBERT/colmodernvbert is a LoRA adapter 
 
 "torchvision": every Qwen-VL processor carries a video processor, which transformers 5 only provides
 with torchvision (its video base classes are placeholders without it), so these processors do not load.
-``dim`` is the model's own output size (``model.dim``; ColQwen3.5 reads it from its config); the store holds
-128-d vectors today.
+``dim`` is the model's own output size (``model.dim``; ColQwen3.5 reads it from its config); a database takes
+the size of its first vectors. The checkpoints a profile uses, pinned, are in ``docrag.config.PROFILES``.
 
 Padded positions are dropped before anything is stored (they are zero, or NaN with random weights), and
 the same model embeds queries.
@@ -51,7 +51,7 @@ from .models import ModelSpec, checkout, load_for, pick_device, pick_dtype
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["DEFAULT_SPECS", "FAMILIES", "MultiVectorEmbedder", "PatchGrid", "patch_layout"]
+__all__ = ["FAMILIES", "MultiVectorEmbedder", "PatchGrid", "patch_layout"]
 
 log = logging.getLogger(__name__)
 
@@ -74,24 +74,6 @@ FAMILIES: dict[str, Family] = {
     "colqwen2_5": Family("ColQwen2_5", "ColQwen2_5_Processor", needs_torchvision=True),
     "colqwen3": Family("ColQwen3", "ColQwen3Processor", needs_torchvision=True),
     "colqwen3_5": Family("ColQwen3_5", "ColQwen3_5Processor", needs_torchvision=True),
-}
-
-# Revisions: the colSmol pin is the commit used in public code we could read; the others are not pinned
-# yet because no machine here reaches the hub to read their hashes (pin them in your config).
-DEFAULT_SPECS: dict[str, ModelSpec] = {
-    "colidefics3": ModelSpec(
-        type="colidefics3", model="vidore/colSmol-256M", revision="a59110fdf114638b8018e6c9a018907e12f14855"
-    ),
-    "colqwen2_5": ModelSpec(type="colqwen2_5", model="vidore/colqwen2.5-v0.2", batch_size=8),
-    "colpali": ModelSpec(type="colpali", model="vidore/colpali-v1.3"),
-    "colqwen2": ModelSpec(type="colqwen2", model="vidore/colqwen2-v1.0", batch_size=8),
-    # The checkpoints colpali-engine 0.3.18 lists for its newer classes (README model table; ColModernVBert: its
-    # own tests). ModernVBERT/colmodernvbert is a LoRA adapter: loading it also reads its base model
-    # (ModernVBERT/colmodernvbert-base, through peft), which must be cached too for offline use.
-    "colmodernvbert": ModelSpec(type="colmodernvbert", model="ModernVBERT/colmodernvbert"),
-    "colgemma3": ModelSpec(type="colgemma3", model="Cognitive-Lab/ColNetraEmbed", batch_size=8),
-    "colqwen3": ModelSpec(type="colqwen3", model="TomoroAI/tomoro-colqwen3-embed-4b", batch_size=8),
-    "colqwen3_5": ModelSpec(type="colqwen3_5", model="athrael-soju/colqwen3.5-4.5B-v3", batch_size=8),
 }
 
 

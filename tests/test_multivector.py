@@ -139,13 +139,19 @@ def test_max_edge_sets_the_tiling_edge_for_idefics3_style_families(tiny):
         assert emb.processor.image_processor.size == {"longest_edge": 32}
 
 
-def test_every_registered_family_has_a_default_spec():
-    from docrag.indexes.multivector import DEFAULT_SPECS
+def test_every_profile_names_a_registered_family_and_every_family_resolves():
+    """The checkpoints have one home, the profiles: each names a registered type, pinned, no remote code."""
+    from docrag.config import PROFILES
     from docrag.indexes.multivector import FAMILIES as REGISTRY
+    from docrag.indexes.unified import REGISTRY as UNIFIED
 
-    assert set(DEFAULT_SPECS) == set(REGISTRY)
-    for name, spec in DEFAULT_SPECS.items():
-        assert spec.type == name and spec.trust_remote_code is False
+    for name, profile in PROFILES.items():
+        for leg, registry in (("visual", REGISTRY), ("unified", UNIFIED)):
+            spec = profile[leg]
+            if spec is None:
+                continue
+            assert spec["type"] in registry, (name, leg)
+            assert spec.get("revision") and not spec.get("trust_remote_code"), (name, leg)
     m = colpali_engine()
     for fam in REGISTRY.values():  # every class name resolves in the installed colpali-engine
         assert getattr(m, fam.model_class) and getattr(m, fam.processor_class)

@@ -24,14 +24,29 @@ def _texts(nb) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-@pytest.mark.slow
-def test_notebook_executes(path, tmp_path):
+def _execute(path: Path):
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb
+
+
+@pytest.fixture(scope="module")
+def executed():
+    """Every notebook run top to bottom, two kernels at a time (each waits on its own workers and imports)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {path: pool.submit(_execute, path) for path in NOTEBOOKS}
+    return futures
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.slow
+def test_notebook_executes(path, executed):
+    nb = executed[path].result()  # an error in a cell raises here, naming it
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any({"image/png", "image/jpeg"} & set(o.get("data", {})) for o in outputs), "pictures are drawn"

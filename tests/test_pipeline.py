@@ -50,6 +50,7 @@ class Target:
     db: str
     options: dict[str, str]
     env: dict[str, str]
+    address: str | None = None  # ray: the session's cluster, which a `docrag index` process joins
 
 
 # The same end-to-end tests for each engine and each kind of storage (issue: scale-out).
@@ -64,13 +65,15 @@ TARGETS = [
 @pytest.fixture
 def target(request, tmp_path):
     engine, storage = request.param
+    address = None
     if engine == "ray":
-        request.getfixturevalue("ray_local")
+        address = request.getfixturevalue("ray_local").get_runtime_context().gcs_address
     if storage == "s3":
         s3 = request.getfixturevalue("s3")
         # A short writer lease: a writer the tests kill blocks the next one for seconds, not a minute.
-        return Target(engine, s3.uri(), s3.options, {**s3.env, "DOCRAG_INGEST__WRITER_LEASE_S": "6"})
-    return Target(engine, str(tmp_path / "db"), {}, dict(os.environ))
+        env = {**s3.env, "DOCRAG_INGEST__WRITER_LEASE_S": "6"}
+        return Target(engine, s3.uri(), s3.options, env, address)
+    return Target(engine, str(tmp_path / "db"), {}, dict(os.environ), address)
 
 
 @pytest.mark.slow
@@ -143,15 +146,20 @@ def test_broken_files_are_reported_and_the_rest_indexed(target, corpus, bad_docs
 
 
 def _db_state(db: str | Path, options: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, int]]:
-    """Each document's status, and its page rows (read as another process would, through a new Store)."""
-    from docrag.indexes.store import Store
+    """Each document's status, and its page rows (read as another process would, through a new Store); nothing
+    while the database is still being made (its tables are listed before they can be opened)."""
+    from docrag.indexes.store import Store, StoreError
 
-    if not Store.exists(db, options or None):
+    try:
+        if not Store.exists(db, options or None):
+            return {}, {}
+        store = Store(db, storage_options=options or None)
+        docs = {r["doc_id"]: r["status"] for r in store.documents.rows(columns=["doc_id", "status"])}
+        page_rows = store.pages.rows(columns=["doc_id"])
+    except (StoreError, ValueError):
         return {}, {}
-    store = Store(db, storage_options=options or None)
-    docs = {r["doc_id"]: r["status"] for r in store.documents.rows(columns=["doc_id", "status"])}
     pages: dict[str, int] = {}
-    for r in store.pages.rows(columns=["doc_id"]):
+    for r in page_rows:
         pages[r["doc_id"]] = pages.get(r["doc_id"], 0) + 1
     return docs, pages
 
@@ -179,6 +187,7 @@ def test_kill_during_indexing_leaves_nothing_half_visible_and_rerun_completes(tm
         str(cfg),
         "--engine",
         target.engine,
+        *(["--address", target.address] if target.address else []),  # joins the session's Ray: no start-up
         "--json",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=target.env)
@@ -199,7 +208,7 @@ def test_kill_during_indexing_leaves_nothing_half_visible_and_rerun_completes(tm
     # and the kill: on S3 a poll takes long enough for that.)
     assert docs[partial] == "indexing" and 1 <= pages[partial] <= 3
 
-    idx = docrag.open(db, storage_options=target.options)
+    idx = docrag.open(db, config=cfg, storage_options=target.options)  # the same settings: the same command
     assert idx.stats()["incomplete_documents"] >= 1
     visible = {h.doc_id for h in idx.search("word", k=50)}
     assert partial not in visible  # half-written documents are invisible
@@ -382,6 +391,8 @@ def test_ray_engine_joins_a_running_cluster(tmp_path, corpus):
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
+    from clirun import invoke
+
     cmd[cmd.index(str(db))] = str(tmp_path / "db2")  # work to do, and nobody listens at the address now
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    res = invoke(*cmd[1:], env={k: v for k, v in env.items() if k.startswith(("DOCRAG_", "RAY_AUTH"))})
     assert res.returncode == 2 and "cannot reach the Ray cluster" in res.stderr and "Traceback" not in res.stderr

@@ -18,23 +18,19 @@ def _python_blocks() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_readme_python_examples_run(tmp_path, monkeypatch, ray_local):
-    """(``ray_local``: the Scaling-out example runs on the session's Ray, as it would on one already started.)"""
+def test_readme_python_examples_run(tmp_path, monkeypatch, ray_local, s3):
+    """(The Scaling-out example runs on the session's Ray and S3 emulator, as it would on ones already up.)"""
     blocks = _python_blocks()
     assert len(blocks) >= 2 and "docrag.open" in blocks[0]
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     # The object-storage example runs against the local S3 emulator, with the bucket it names.
     buckets = sorted(set(re.findall(r"s3://([a-z0-9-]+)/", "".join(blocks))))
-    servers = []
-    if buckets:
-        from s3server import S3Server
-
-        servers = [S3Server(bucket=buckets[0])]
-        for b in buckets[1:]:
-            servers[0].client.create_bucket(Bucket=b)
-        for key, value in servers[0].env.items():
-            if key.startswith("AWS_"):
-                monkeypatch.setenv(key, value)
+    for b in buckets:
+        if b not in {x["Name"] for x in s3.client.list_buckets()["Buckets"]}:
+            s3.client.create_bucket(Bucket=b)
+    for key, value in s3.env.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -42,8 +38,6 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, ray_local):
             exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
     finally:
         os.chdir(cwd)
-        for server in servers:
-            server.stop()
     # What the examples say they do: the samples indexed with their metadata, found, the regions drawn.
     from PIL import Image
 

@@ -48,12 +48,10 @@ def index(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from docrag.indexes.store import is_uri
-    from docrag.pipeline.engines import check_engine
     from docrag.pipeline.ingest import Interrupted
 
     if not is_uri(db) and Path(db).exists() and not Path(db).is_dir():
         fail(f"{db} is a file, not a database folder: give --db a folder (new or a docrag database)")
-    call(lambda: check_engine(engine, address))
     missing = [p for p in paths if not p.exists() and not p.is_symlink()]
     if len(missing) == len(paths):
         fail(f"no such file or folder: {', '.join(map(str, missing))}")
