@@ -183,8 +183,8 @@ def _rmtree(path: Path) -> None:
 
 
 def bench_text(rows: list[str], tmp: Path) -> None:
-    from docrag.indexes.models import ModelSpec
-    from docrag.indexes.unified import MINILM_ID, chunk_page_texts, create_unified
+    from docrag.indexes.models import MINILM_ID, ModelSpec
+    from docrag.indexes.unified import chunk_page_texts, create_unified
     from docrag.testing.rows import new_store, write_chunks
 
     emb = create_unified(ModelSpec(type="sentence-transformers", model=MINILM_ID, device="cpu"))

@@ -54,15 +54,36 @@ def table_rows(db: Path) -> dict[str, list[tuple]]:
     return out
 
 
-@pytest.fixture
-def folder(tmp_path):
-    d = tmp_path / "papers"
+def _papers(d: Path) -> Path:
     d.mkdir()
     planted(d, "a.pdf", "zanzibarite")
     planted(d, "b.pdf", "quokkalith", seed=1)
     (d / "sub").mkdir()
     planted(d / "sub", "c.pdf", "marmotine", seed=2)
     return d
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Three papers of this test's own (it may change them)."""
+    return _papers(tmp_path / "papers")
+
+
+@pytest.fixture(scope="session")
+def papers(tmp_path_factory):
+    """Three papers, indexed once for the session (lite): (folder, database). Tests copy the database."""
+    root = tmp_path_factory.mktemp("papers")
+    d = _papers(root / "papers")
+    assert docrag.open(root / "db", profile="lite", **LITE).add([d]).indexed == 3
+    return d, root / "db"
+
+
+@pytest.fixture
+def indexed(tmp_path, papers):
+    """(folder, a copy of its database) for a test that reads the papers and writes only to its database."""
+    d, db = papers
+    shutil.copytree(db, tmp_path / "db")
+    return d, tmp_path / "db"
 
 
 @pytest.mark.slow
@@ -116,11 +137,10 @@ def test_two_concurrent_index_runs_equal_one_clean_run(tmp_path, folder):
 
 
 @pytest.mark.slow
-def test_a_second_writer_waits_and_says_so(tmp_path, folder):
+def test_a_second_writer_waits_and_says_so(indexed):
     from docrag.indexes.store import LockTimeout, Store
 
-    db = tmp_path / "db"
-    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+    folder, db = indexed
     holder = Store(db, writable=False)
     with holder.writer_lock():
         res = cli("index", str(folder), "--db", str(db), "--wait", "1")
@@ -153,9 +173,8 @@ def mounts():
 
 
 @pytest.mark.slow
-def test_read_only_database_can_be_searched(tmp_path, folder, mounts):
-    db = tmp_path / "db"
-    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+def test_read_only_database_can_be_searched(tmp_path, indexed, mounts):
+    folder, db = indexed
     ro = tmp_path / "ro"
     ro.mkdir()
     mounts("--bind", str(db), str(ro))
@@ -295,9 +314,8 @@ def test_user_mistakes_get_one_line_and_exit_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_query_files_and_labels_are_checked_first(tmp_path, folder):
-    db = tmp_path / "db"
-    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+def test_query_files_and_labels_are_checked_first(tmp_path, indexed):
+    _, db = indexed
     bad = tmp_path / "q.jsonl"
     bad.write_text('{"id": "a", "text": "zanzibarite"}\n{"id": "b", "query": "wrong key"}\n')
     for args in (("search", "--queries", str(bad), "--db", str(db)), ("eval", "--db", str(db), "--queries", str(bad))):
@@ -322,9 +340,8 @@ def test_missing_checkpoint_fails_once_before_reading_files(tmp_path, folder):
     assert not db.exists()  # no empty database left behind
 
 
-def test_database_is_not_written_by_reading(tmp_path, folder):
-    db = tmp_path / "db"
-    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+def test_database_is_not_written_by_reading(indexed):
+    _, db = indexed
 
     def snapshot() -> dict[str, float]:
         return {str(p): p.stat().st_mtime_ns for p in db.rglob("*")}
@@ -397,7 +414,8 @@ def _wait_for(db: Path, seen, proc: subprocess.Popen, timeout: float = 240) -> b
 
 
 @pytest.mark.slow
-def test_more_user_mistakes_found_by_a_newcomer(tmp_path, folder):
+def test_more_user_mistakes_found_by_a_newcomer(tmp_path, indexed):
+    folder = indexed[0]
     plain = tmp_path / "plainfile"
     plain.write_text("x")
     res = cli("index", str(folder), "--db", str(plain), "--profile", "lite")
@@ -406,8 +424,7 @@ def test_more_user_mistakes_found_by_a_newcomer(tmp_path, folder):
     res = cli("index", str(tmp_path / "does-not-exist"), "--db", str(new), "--profile", "lite")
     assert res.returncode == 2 and "no such file or folder" in res.stderr and not new.exists()
 
-    db = tmp_path / "db"
-    assert cli("index", str(folder), "--db", str(db), "--profile", "lite").returncode == 0
+    db = indexed[1]
     for args, words in (
         (("show", "a.pdf", "999", "--db", str(db)), "page 999 is out of range: a.pdf has 3 page(s)"),
         (("show", "a.pdf", "1", "--db", str(db), "--out", str(tmp_path / "nodir" / "p.png")), "does not exist"),

@@ -116,8 +116,8 @@ def test_index_dehyphenates_and_caption_headers_lift_the_chart_page(tmp_path):
 
 @pytest.mark.slow
 def test_chunk_headers_fit_the_token_budget():
-    from docrag.indexes.models import ModelSpec
-    from docrag.indexes.unified import MINILM_ID, chunk_page_texts, create_unified
+    from docrag.indexes.models import MINILM_ID, ModelSpec
+    from docrag.indexes.unified import chunk_page_texts, create_unified
 
     emb = create_unified(ModelSpec(type="sentence-transformers", model=MINILM_ID))
     body = [" ".join(f"word{i} alpha beta." for i in range(300))]

@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from docrag.indexes.models import ModelSpec
-from docrag.indexes.unified import (
-    MINILM_ID,
-    REGISTRY,
-    UnsupportedModalityError,
-    chunk_page_texts,
-    create_unified,
-)
+from docrag.indexes.models import MINILM_ID, ModelSpec
+from docrag.indexes.unified import REGISTRY, UnsupportedModalityError, chunk_page_texts, create_unified
 
 
 @pytest.fixture(scope="module")
