@@ -132,12 +132,15 @@ class Index:
         the cluster at ``address``; the rows are written from here, with the same rules as locally.
         Ctrl-C raises ``docrag.pipeline.ingest.Interrupted`` with the report so far; rerun to resume.
         """
+        from docrag.pipeline.engines import check_engine
         from docrag.pipeline.ingest import Ingestor, start_pool
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
+        check_engine(engine, address)  # a mistake is said before any checkpoint is fetched
+        self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
         # The models load at the first batch to embed: the workers plan the first documents meanwhile.
-        ingestor = Ingestor(  # checks the engine: before any model loads or file is read
+        ingestor = Ingestor(
             self.store,
             self.settings,
             lambda: self.unified_embedder,
@@ -149,7 +152,6 @@ class Index:
             engine=engine,
             ray_address=address,
         )
-        self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
         ingestor.pool = start_pool(self.settings, workers) if engine == "local" else None
         try:
             return ingestor.run(list(paths), metadata)

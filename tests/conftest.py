@@ -30,6 +30,14 @@ GOOD = {
 }
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Notebooks take minutes of a kernel each: when the session runs them, they start now, beside the tests."""
+    if any("test_notebooks.py::test_notebook_executes" in item.nodeid for item in session.items):
+        import notebook_runs
+
+        notebook_runs.start()
+
+
 @pytest.fixture(scope="session")
 def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One generated file per kind of page: prose, rotated, code, table, chart, slide, scan, scan_ocr."""

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import notebook_runs
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = notebook_runs.NOTEBOOKS
 # What each notebook must show when it runs: its point, not only that it ran.
 SHOWS = {
     "01_router.ipynb": "leave-one-document-out",  # the router's held-out accuracy
@@ -24,29 +23,10 @@ def _texts(nb) -> str:
     return "\n".join(out)
 
 
-def _execute(path: Path):
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-    return nb
-
-
-@pytest.fixture(scope="module")
-def executed():
-    """Every notebook run top to bottom, two kernels at a time (each waits on its own workers and imports)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(2) as pool:
-        futures = {path: pool.submit(_execute, path) for path in NOTEBOOKS}
-    return futures
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 @pytest.mark.slow
-def test_notebook_executes(path, executed):
-    nb = executed[path].result()  # an error in a cell raises here, naming it
+def test_notebook_executes(path):
+    nb = notebook_runs.result(path)  # run beside the other tests since the session started; a cell's error raises
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any({"image/png", "image/jpeg"} & set(o.get("data", {})) for o in outputs), "pictures are drawn"
