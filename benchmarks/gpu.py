@@ -284,22 +284,6 @@ def corpus_texts(corpus: Path, max_pages: int = 300) -> list[str]:
     return [t for t in out if t.strip()]
 
 
-def bpe_tokenizer(specials: list[str], texts: list[str], vocab_size: int = 16000) -> Any:
-    """A byte-level BPE trained on ``texts`` (Qwen's own vocabulary is not available offline): queries split
-    into roughly as many tokens as with a real tokenizer, unlike the tests' 400-token one."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok)
-
-
 def build_colqwen2_5(out: Path, full: bool, device: str, corpus: str | None = None, seed: int = 0) -> dict[str, Any]:
     """ColQwen2.5 (Qwen2.5-VL backbone + 128-d projection) with random weights, saved with its processor."""
     import torch
@@ -317,7 +301,9 @@ def build_colqwen2_5(out: Path, full: bool, device: str, corpus: str | None = No
 
     m = colpali_engine()
     texts = corpus_texts(Path(corpus)) if full and corpus else []
-    tk = bpe_tokenizer(QWEN_SPECIALS, texts) if texts else tiny_models.bpe_tokenizer(QWEN_SPECIALS)
+    # Trained on real text where given (Qwen's own vocabulary is not available offline): queries split into
+    # roughly as many tokens as with a real tokenizer, unlike the tests' 400-token one.
+    tk = tiny_models.bpe_tokenizer(QWEN_SPECIALS, 16000, texts) if texts else tiny_models.bpe_tokenizer(QWEN_SPECIALS)
     tk.eos_token, tk.pad_token = "<|im_end|>", "<|endoftext|>"
     tk.add_special_tokens({"additional_special_tokens": QWEN_SPECIALS[1:]})
     ids = {t: tk.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}

@@ -17,8 +17,9 @@ CORPUS = [
 ] * 40
 
 
-def bpe_tokenizer(specials: list[str], vocab_size: int = 400, **kwargs):
-    """A byte-level BPE trained in memory, wrapped as a fast tokenizer (``kwargs`` go to its constructor)."""
+def bpe_tokenizer(specials: list[str], vocab_size: int = 400, texts: list[str] | None = None, **kwargs):
+    """A byte-level BPE trained in memory on ``texts`` (default: a small corpus), wrapped as a fast tokenizer
+    (``kwargs`` go to its constructor)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -28,7 +29,7 @@ def bpe_tokenizer(specials: list[str], vocab_size: int = 400, **kwargs):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    tok.train_from_iterator(CORPUS, trainer)
+    tok.train_from_iterator(texts or CORPUS, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, **kwargs)
 
 
