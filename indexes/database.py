@@ -237,8 +237,11 @@ class Database:
             self._names = None
 
     def _forget(self, name: str) -> None:
+        """A table made, replaced or dropped: its handle, version and everything kept with it go (a table made
+        again starts its versions again, so a kept version number would not say it is the same)."""
         self._handles.pop(name, None)
         self._versions.pop(name, None)
+        self._memo = {k: v for k, v in self._memo.items() if k[0] != name}
         self._names = None
 
     # -- reading ------------------------------------------------------------------------------------------------

@@ -66,7 +66,8 @@ class DocumentsTable:
 
     def ready(self, where: str | None = None) -> dict[str, str]:
         """doc_id -> path of the searchable documents (status ready, and matching ``where``: SQL over this
-        table), read once per version of the table and filter."""
+        table). Without a filter, read once per version of the table; with one, only the matching rows are
+        read, by LanceDB."""
         cond = "status = 'ready'" + (f" AND ({where})" if where else "")
 
         def read() -> dict[str, str]:
@@ -80,4 +81,4 @@ class DocumentsTable:
 
         if not self.db.has(DOCUMENTS):
             return {}
-        return dict(self.db.memo(DOCUMENTS, f"ready:{where or ''}", read))
+        return read() if where else dict(self.db.memo(DOCUMENTS, "ready", read))
