@@ -21,6 +21,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -64,12 +65,37 @@ def _limit_memory(limit: int) -> None:
         log.info("no memory cap for workers: %s", exc)
 
 
-def _worker_main(conn: Connection, memory_limit: int, preload: tuple[str, ...]) -> None:
+NOISY = ("pdfminer", "pypdf", "unstructured", "PIL", "pdfplumber", "transformers")
+
+
+def _quiet_logs(level: int) -> None:
+    """The worker logs as the parent does: docrag at ``level``; third-party parsers only their errors.
+
+    Below INFO (the default), the C level of stderr goes to /dev/null too: a native decoder's own messages
+    ("terminate called after …") would land in the user's terminal, and a crash is reported by the parent
+    anyway with the file, stage and reason. Python logging keeps a copy of the real stderr.
+    """
+    stream = sys.stderr
+    if level > logging.INFO:
+        with contextlib.suppress(OSError):
+            saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+            stream = os.fdopen(saved, "w", buffering=1)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=stream, force=True)
+    if level > logging.INFO:
+        for name in NOISY:
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _worker_main(conn: Connection, memory_limit: int, preload: tuple[str, ...], log_level: int) -> None:
     """A worker's life: plan the documents the parent sends, one at a time, until told to stop."""
     import importlib
 
     os.setpgrp()  # its own process group: a kill takes any child (tesseract) with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _quiet_logs(log_level)
     for name in preload:
         try:
             importlib.import_module(name)
@@ -153,6 +179,7 @@ class PlanPool:
         self.preload = ("docrag.pipeline.plan", *preload)
         methods = mp.get_all_start_methods()
         self.ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self.log_level = logging.getLogger("docrag").getEffectiveLevel()  # workers log as this process does
         self.workers: list[_Worker] = []
         self._resume: deque[_Worker] = deque()
 
@@ -160,7 +187,9 @@ class PlanPool:
     def _spawn(self) -> _Worker:
         parent, child = self.ctx.Pipe(duplex=True)
         proc = self.ctx.Process(
-            target=_worker_main, args=(child, self.budgets.worker_memory_bytes, self.preload), daemon=True
+            target=_worker_main,
+            args=(child, self.budgets.worker_memory_bytes, self.preload, self.log_level),
+            daemon=True,
         )
         proc.start()
         child.close()
