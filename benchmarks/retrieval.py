@@ -125,7 +125,7 @@ def main() -> None:
             base_mib, _ = _child_peak(
                 "import json, docrag\n"
                 f"i = docrag.open({str(tmp / 'm.db')!r}, profile='lite')\n"
-                "i.unified_embedder.embed_documents(['warm up'])\n"
+                "i.text_embedder.embed_documents(['warm up'])\n"
                 "print(json.dumps({}))\n"
             )
             peak_mib, big_report = _child_peak(

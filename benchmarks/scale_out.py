@@ -59,9 +59,9 @@ def engine_run(corpus: Path, engine: str, profile: str) -> tuple[float, dict]:
 
 def stages(corpus: Path, profile: str) -> dict[str, dict[str, float]]:
     from docrag.config import load_settings
+    from docrag.indexes.embedders import create_embedder
     from docrag.indexes.schema import empty_counts
     from docrag.indexes.store import Store
-    from docrag.indexes.unified import create_unified
     from docrag.parsers import discover
     from docrag.pipeline.plan import PlanOptions
     from docrag.pipeline.rows import embed_plans
@@ -91,18 +91,18 @@ def stages(corpus: Path, profile: str) -> dict[str, dict[str, float]]:
             ocr_pages = sum(1 for _, p in got if p.route.ocr)
     extra = out["plan+ocr"]["seconds"] - out["parse+route"]["seconds"]
     out["ocr"] = {"pages": ocr_pages, "seconds": max(extra, 1e-9)}
-    unified = create_unified(settings.unified)
-    embed_plans(plans[:2], unified, None, settings.ingest)  # warm-up (first-call costs)
+    text = create_embedder(settings.text)
+    embed_plans(plans[:2], text, None, None, settings.ingest)  # warm-up (first-call costs)
     t0 = time.perf_counter()
     batches = []
     step = max(1, settings.ingest.page_batch)
     for a in range(0, len(plans), step):
-        batches.append(embed_plans(plans[a : a + step], unified, None, settings.ingest))
+        batches.append(embed_plans(plans[a : a + step], text, None, None, settings.ingest))
     out["embed (text legs, CPU)"] = {"pages": len(plans), "seconds": time.perf_counter() - t0}
     db = Path(tempfile.mkdtemp(prefix="docrag-scale-w-")) / "db"
     try:
-        store = Store(db, unified_spec=settings.unified, profile=profile, writable=True)
-        store.make_writable(unified_dim=unified.dim)
+        store = Store(db, text_spec=settings.text, profile=profile, writable=True)
+        store.make_writable(text_dim=text.dim)
         t0 = time.perf_counter()
         docs = sorted({d for d, _ in plans})
         for d in docs:

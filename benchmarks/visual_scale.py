@@ -163,7 +163,7 @@ def _leg(db: Path, queries: list[np.ndarray], method: str, candidates: int):
     store = Store(db, writable=False, visual_index=VisualIndexSpec(first_stage=stage))
     cfg = SearchConfig(visual_search="exact" if method == "exact" else "two-stage", visual_candidates=candidates)
     emb = _Vectors(queries)
-    leg = VisualLeg(LegParts(store, cfg, lambda: None, lambda: emb))  # type: ignore[arg-type]
+    leg = VisualLeg(LegParts(store, cfg, None, visual=lambda: emb))  # type: ignore[arg-type]
 
     def search(i: int) -> list[tuple[str, int]]:
         return [(c.doc_id, c.page) for c in leg.search(QueryInput(str(i)), 10, None).candidates]

@@ -1,7 +1,7 @@
 """docrag: retrieve the right *page* from large collections of PDFs and images.
 
 A router sends each page to the index that serves it best (ColPali-family late interaction for scans,
-tables, charts, slides and forms; a unified single-vector text+image embedder for prose and pictures),
+tables, charts, slides and forms; a text embedder for prose and an image–text model for pictures),
 both stored in LanceDB and fused at query time.
 
 The role packages are importable as ``docrag.parsers``, ``docrag.pipeline`` and ``docrag.indexes``.
@@ -32,8 +32,12 @@ _LAZY = {
 }
 
 
-def open(db: str, profile: str | None = None, config: str | None = None, **overrides: Any) -> Index:
+def open(
+    db: str, profile: str | None = None, config: str | None = None, *, rebuild: bool = False, **overrides: Any
+) -> Index:
     """Open (or create) a docrag database. ``profile``: cpu (default), gpu or lite; ``config``: a TOML file.
+    ``rebuild``: start the database over with this profile's models at the next ``add`` (another model's
+    vectors cannot be mixed in).
 
     >>> import docrag                                        # doctest: +SKIP
     >>> index = docrag.open("my.db", profile="lite")
@@ -43,7 +47,7 @@ def open(db: str, profile: str | None = None, config: str | None = None, **overr
     """
     from docrag.api import open_index
 
-    return open_index(db, profile, config, **overrides)
+    return open_index(db, profile, config, rebuild=rebuild, **overrides)
 
 
 def __getattr__(name: str) -> Any:

@@ -13,9 +13,9 @@ from docrag.config import Settings, read_config, resolve, storage_options
 if TYPE_CHECKING:
     from PIL import Image
 
+    from docrag.indexes.embedders import Embedder
     from docrag.indexes.multivector import MultiVectorEmbedder
     from docrag.indexes.store import Store
-    from docrag.indexes.unified import UnifiedEmbedder
     from docrag.pipeline.ingest import IngestReport
     from docrag.pipeline.search import Hit, Searcher
 
@@ -48,25 +48,47 @@ class Index:
     with different models is refused rather than mixing incomparable vectors.
     """
 
-    def __init__(self, db: str | Path, settings: Settings) -> None:
+    def __init__(self, db: str | Path, settings: Settings, *, rebuild: bool = False) -> None:
         self.db = str(db)
         self.settings = settings
+        self._rebuild = rebuild  # start the database over (other models) at the next add
         self._store: Store | None = None
         self._searcher: Searcher | None = None
         self._visual: MultiVectorEmbedder | None = None
-        self._unified: UnifiedEmbedder | None = None
+        self._single: dict[str, Embedder] = {}  # the text and image legs' embedders (one when they share a model)
 
     # -- lazy parts ----------------------------------------------------------------------------------------
-    @property
-    def unified_embedder(self) -> UnifiedEmbedder:
-        if self._unified is None:
-            from docrag.indexes.unified import create_unified
+    def embedder(self, leg: str) -> Embedder:
+        """The ``text`` or ``image`` leg's embedder (loaded on first use; one model when both legs name it)."""
+        if leg not in self._single:
+            from docrag.indexes.embedders import create_embedder, same_model
 
-            if self.settings.unified is None:
-                raise ValueError("no unified embedder configured (settings.unified)")
-            self.ensure_models("unified")
-            self._unified = create_unified(self.settings.unified)
-        return self._unified
+            spec = getattr(self.settings, leg)
+            if spec is None:
+                raise ValueError(f"profile {self.settings.profile!r} has no {leg} model (settings.{leg})")
+            other = "image" if leg == "text" else "text"
+            if other in self._single and same_model(spec, getattr(self.settings, other)):
+                self._single[leg] = self._single[other]
+            else:
+                self.ensure_models(leg)
+                self._single[leg] = create_embedder(spec)
+        return self._single[leg]
+
+    @property
+    def text_embedder(self) -> Embedder:
+        """The text leg's embedder (text chunks, and the query for the text leg)."""
+        return self.embedder("text")
+
+    @property
+    def image_embedder(self) -> Embedder:
+        """The image leg's image–text model (figures and image files, and the query for the image leg)."""
+        return self.embedder("image")
+
+    def _loader(self, leg: str) -> Any:
+        """A zero-argument loader of the leg's model, or None when the settings turn the leg off."""
+        if getattr(self.settings, leg) is None:
+            return None
+        return (lambda: self.visual_embedder) if leg == "visual" else (lambda: self.embedder(leg))
 
     @property
     def visual_embedder(self) -> MultiVectorEmbedder:
@@ -80,19 +102,20 @@ class Index:
         return self._visual
 
     def ensure_models(self, *legs: str, progress: bool = True) -> dict[str, str]:
-        """Make the checkpoints of ``legs`` (default: both) loadable: found in a directory or the Hugging Face
+        """Make the checkpoints of ``legs`` (default: all three) loadable: found in a directory or the Hugging Face
         cache, else downloaded there — unless downloads are off (``settings.offline``, HF_HUB_OFFLINE=1), where
         one ``ModelsUnavailableError`` names every missing one. Returns {model: local directory}."""
+        from docrag.indexes.embedders import embedder_class
         from docrag.indexes.models import ensure_models
         from docrag.indexes.multivector import FAMILIES
-        from docrag.indexes.unified import unified_class
 
-        legs = legs or ("visual", "unified")
+        legs = legs or ("visual", "text", "image")
         specs = {leg: getattr(self.settings, leg) for leg in legs}
         if specs.get("visual") is not None and specs["visual"].type not in FAMILIES:  # before any download
             raise ValueError(f"unknown visual model type {specs['visual'].type!r}; known: {', '.join(FAMILIES)}")
-        if specs.get("unified") is not None:
-            unified_class(specs["unified"])  # an unknown type is a ValueError naming the known ones
+        for leg in ("text", "image"):
+            if specs.get(leg) is not None:
+                embedder_class(specs[leg])  # an unknown type is a ValueError naming the known ones
         return ensure_models(specs, offline=self.settings.offline, progress=progress)
 
     @property
@@ -104,7 +127,8 @@ class Index:
             self._store = Store(
                 self.db,
                 self.settings.visual,
-                self.settings.unified,
+                self.settings.text,
+                self.settings.image,
                 profile=self.settings.profile,
                 visual_index=self.settings.visual_index,
                 storage_options=self.settings.storage_options,
@@ -132,19 +156,29 @@ class Index:
         the cluster at ``address``; the rows are written from here, with the same rules as locally.
         Ctrl-C raises ``docrag.pipeline.ingest.Interrupted`` with the report so far; rerun to resume.
         """
+        from docrag.indexes.store import Store
         from docrag.pipeline.engines import check_engine
         from docrag.pipeline.ingest import Ingestor, start_pool
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
         check_engine(engine, address)  # a mistake is said before any checkpoint is fetched
+        specs = {leg: getattr(self.settings, leg) for leg in ("visual", "text", "image")}
+        if not self._rebuild and self._store is None:  # other models than the database's: said before downloads
+            Store.check_models(self.db, specs, self.settings.storage_options or None)
         self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
+        if self._rebuild:  # the models are here: the old rows can go
+            self._store = self._searcher = None
+            cfg = self.settings.ingest
+            Store.clear(self.db, self.settings.storage_options or None, lock_wait_s, cfg.writer_lease_s)
+            self._rebuild = False
         # The models load at the first batch to embed: the workers plan the first documents meanwhile.
         ingestor = Ingestor(
             self.store,
             self.settings,
-            lambda: self.unified_embedder,
-            (lambda: self.visual_embedder) if self.settings.visual is not None else None,
+            self._loader("text"),
+            self._loader("image"),
+            self._loader("visual"),
             workers=workers,
             progress=progress,
             lock_wait_s=lock_wait_s,
@@ -161,7 +195,7 @@ class Index:
 
     def remove(self, *targets: str | Path) -> int:
         """Remove documents by path (a file, or a folder prefix) or doc_id. Returns how many went."""
-        from docrag.pipeline.ingest import remove_documents
+        from docrag.pipeline.remove import remove_documents
 
         return remove_documents(self.store, [str(t) for t in targets])
 
@@ -174,8 +208,9 @@ class Index:
             from docrag.pipeline.legs import LegParts, build_legs
             from docrag.pipeline.search import Searcher
 
-            visual = (lambda: self.visual_embedder) if self.settings.visual is not None else None
-            parts = LegParts(self.store, self.settings.search, lambda: self.unified_embedder, visual)
+            parts = LegParts(
+                self.store, self.settings.search, self._loader("text"), self._loader("image"), self._loader("visual")
+            )
             self._searcher = Searcher(self.store, self.settings.search, build_legs(parts))
         return self._searcher
 
@@ -287,7 +322,13 @@ class Index:
             "images": store.images.count(),
             "visual_pages": visual,
             "visual_model": store.visual_spec.model if store.visual_spec else None,
-            "unified_model": store.unified_spec.model if store.unified_spec else None,
+            "text_model": store.text_spec.model if store.text_spec else None,
+            "image_model": store.image_spec.model if store.image_spec else None,
+            # What built the database, by leg: the vectors are these models' (a reindex with others is refused).
+            "built_with": {
+                leg: {"type": spec.type, "model": spec.model, "revision": spec.revision} if spec else None
+                for leg, spec in (("visual", store.visual_spec), ("text", store.text_spec), ("image", store.image_spec))
+            },
             "visual_index": store.visual_index.record(),
             "visual_search": store.visual.method(self.settings.search.visual_search) if visual else None,
         }
@@ -317,8 +358,17 @@ class Index:
         return result
 
 
-def open_index(db: str | Path, profile: str | None = None, config: str | Path | None = None, **overrides: Any) -> Index:
+def open_index(
+    db: str | Path,
+    profile: str | None = None,
+    config: str | Path | None = None,
+    *,
+    rebuild: bool = False,
+    **overrides: Any,
+) -> Index:
     """Open (or create) the database at ``db`` with a profile (cpu, gpu, lite), a TOML config and overrides.
+    ``rebuild``: start it over with these settings' models at the next ``add`` (its rows go then, once the
+    models are here).
 
     ``db``: a folder, or an object storage URI (``s3://bucket/prefix``; endpoint and credentials from
     ``storage_options={...}`` or the environment, AWS_*). A database remembers its models: reopening it
@@ -328,5 +378,5 @@ def open_index(db: str | Path, profile: str | None = None, config: str | Path | 
 
     db = str(db)
     file = read_config(config)
-    stored = Store.record(db, storage_options(file, overrides) or None)
-    return Index(db, resolve(stored, profile, file, overrides, source=str(config or "")))
+    stored = {} if rebuild else Store.record(db, storage_options(file, overrides) or None)
+    return Index(db, resolve(stored, profile, file, overrides, source=str(config or "")), rebuild=rebuild)

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from docrag.indexes.models import ModelSpec
+from docrag.indexes.models import MINILM_ID, ModelSpec
 from docrag.indexes.visual_index import VisualIndexSpec
 from docrag.parsers.limits import Limits
 from docrag.pipeline.options import IngestConfig, RouterConfig, SearchConfig, VisualPages
@@ -48,6 +48,33 @@ def _spec(**kw: Any) -> dict[str, Any]:
 # commit it evaluated; README "Models"). A PEFT adapter's base is a second checkpoint (options.base_model):
 # the adapters do not pin their bases, and no base revision could be confirmed, so those stay unpinned and
 # `docrag models` marks them "unverified".
+# The text leg's embedders are passage retrievers chosen by text-retrieval evidence (BEIR / MTEB retrieval), the
+# image leg's by text→image evidence; each with its documented query prefix and pooling (benchmarks/RESULTS.md,
+# "Text and image legs: the evidence"). ``pooling`` is checked against the checkpoint's own configuration.
+ARCTIC_M = _spec(
+    type="sentence-transformers",
+    model="Snowflake/snowflake-arctic-embed-m-v1.5",
+    revision="97eab2e17fcb7ccb8bb94d6e547898fa1a6a0f47",
+    batch_size=16,
+    options={"pooling": "cls", "query_prefix": "Represent this sentence for searching relevant passages: "},
+)
+QWEN3_EMBEDDING = _spec(
+    type="sentence-transformers",
+    model="Qwen/Qwen3-Embedding-0.6B",
+    revision="b22da495047858cce924d27d76261e96be6febc0",
+    batch_size=16,
+    options={
+        "pooling": "lasttoken",
+        "query_prefix": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+    },
+)
+MINILM = _spec(
+    type="sentence-transformers",
+    model=MINILM_ID,
+    revision="8b3219a92973c328a8e22fadcfa821b5dc75636a",
+    batch_size=32,
+    options={"pooling": "mean"},
+)
 SIGLIP2_BASE = _spec(
     type="siglip",
     model="google/siglip2-base-patch16-224",
@@ -63,7 +90,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             options={"base_model": "ModernVBERT/colmodernvbert-base"},
             batch_size=2,
         ),
-        "unified": SIGLIP2_BASE,
+        "text": ARCTIC_M,
+        "image": SIGLIP2_BASE,
     },
     "gpu": {
         "visual": _spec(
@@ -73,7 +101,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             options={"base_model": "vidore/colqwen2.5-base"},
             batch_size=8,
         ),
-        "unified": _spec(
+        "text": QWEN3_EMBEDDING,
+        "image": _spec(
             type="siglip",
             model="google/siglip2-so400m-patch14-384",
             revision="e8e487298228002f3d8a82e0cd5c8ea9c567f57f",
@@ -82,12 +111,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "lite": {
         "visual": None,
-        "unified": _spec(
-            type="sentence-transformers",
-            model="sentence-transformers/all-MiniLM-L6-v2",
-            revision="8b3219a92973c328a8e22fadcfa821b5dc75636a",
-            batch_size=32,
-        ),
+        "text": MINILM,
+        "image": None,
         "router": {"visual_pages": "none"},
         # Two text legs: calibrated scores keep the margins that ranks throw away (dev set: fused nDCG@5
         # 0.916 weighted vs 0.869 RRF; benchmarks/RESULTS.md). RRF stays the default where legs differ in kind.
@@ -95,9 +120,11 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 PROFILE_NOTES = {
-    "cpu": "ColModernVBERT (250M) for visual pages + SigLIP 2 base text/image; the default, no remote code",
-    "gpu": "ColQwen2.5-v0.2 (3B) for visual pages + SigLIP 2 so400m; a CUDA GPU and torchvision (`make gpu`)",
-    "lite": "no visual model: all-MiniLM-L6-v2 text leg + BM25, OCR for scanned pages; fully offline",
+    "cpu": "ColModernVBERT (250M) for visual pages, snowflake-arctic-embed-m-v1.5 for text, SigLIP 2 base for "
+    "figures and image files; the default, no remote code",
+    "gpu": "ColQwen2.5-v0.2 (3B) for visual pages, Qwen3-Embedding-0.6B for text, SigLIP 2 so400m for images; a "
+    "CUDA GPU and torchvision (`make gpu`)",
+    "lite": "no visual or image model: all-MiniLM-L6-v2 text leg + BM25, OCR for scanned pages; fully offline",
 }
 
 
@@ -111,7 +138,14 @@ class Settings(BaseModel):
         False, description="Never download checkpoints (as HF_HUB_OFFLINE=1): a missing one is an error naming it."
     )
     visual: ModelSpec | None = Field(None, description="Multi-vector model for visual pages (None: no visual leg).")
-    unified: ModelSpec | None = Field(None, description="Single-vector text+image embedder.")
+    text: ModelSpec | None = Field(
+        None, description="Single-vector text embedder for text chunks (a passage retriever; None: no text leg)."
+    )
+    image: ModelSpec | None = Field(
+        None,
+        description="Single-vector image–text model for figures and image files; its text tower embeds the query "
+        "for the image leg only (None: no image leg). The same spec as ``text`` shares one model.",
+    )
     router: RouterConfig = Field(default_factory=RouterConfig)
     limits: Limits = Field(default_factory=Limits)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
@@ -130,7 +164,7 @@ class Settings(BaseModel):
 
 
 ENV_PREFIX = "DOCRAG_"
-LEGS = ("visual", "unified")  # the settings that are model specs
+LEGS = ("visual", "text", "image")  # the settings that are model specs, by the leg they serve
 FIXED_INDEX = ("storage", "pool_factor", "first_stage_vectors")  # VisualIndexSpec fields fixed at creation
 
 
@@ -229,6 +263,13 @@ def resolve(
     name = chosen or stored.get("profile") or "cpu"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    for layer in (file, overrides):
+        if "unified" in layer:
+            where = f"{source}: " if source else ""
+            raise ValueError(
+                f"{where}the unified setting is now two: [text] (the text chunks' embedder) and [image] (figures "
+                "and image files); the same spec in both shares one model"
+            )
     data: dict[str, Any] = {"profile": name, **copy.deepcopy(PROFILES[name])}
     if stored and not chosen:  # reopened as it was made: the models its vectors came from
         data |= {leg: stored.get(f"{leg}_spec") for leg in LEGS}

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from docrag.config import PROFILES, read_config, resolve
+from docrag.config import LEGS, PROFILES, read_config, resolve
 
 __all__ = ["downloads_off", "model_rows", "report"]
 
@@ -21,6 +21,15 @@ def downloads_off() -> bool:
     return hub_offline(os.environ.get("DOCRAG_OFFLINE", "").lower() in {"1", "true", "yes"})
 
 
+def pooling(leg: str, spec: Any) -> str:
+    """How the leg's model makes its vectors: multi-vector for the visual leg, else the declared pooling."""
+    if leg == "visual":
+        return "multi-vector (one per patch, MaxSim)"
+    from docrag.indexes.embedders import embedder_class
+
+    return str(spec.options.get("pooling") or embedder_class(spec).pooling)
+
+
 def model_rows(profile: str | None = None, config: str | Path | None = None) -> list[dict[str, Any]]:
     """One row per checkpoint of each profile (or of ``profile``/``config`` only), with where it is found and,
     when it is not, the ``hf download`` command that fetches it. A ValueError for a bad profile or file."""
@@ -30,7 +39,7 @@ def model_rows(profile: str | None = None, config: str | Path | None = None) -> 
     rows = []
     for name in [profile] if profile or config else list(PROFILES):
         settings = resolve(None, name, file, source=str(config or ""))
-        for leg in ("visual", "unified"):
+        for leg in LEGS:
             spec = getattr(settings, leg)
             for c in checkpoints(leg, spec):
                 ok, where = availability(c.model, c.revision)
@@ -39,6 +48,8 @@ def model_rows(profile: str | None = None, config: str | Path | None = None) -> 
                         "profile": settings.profile,
                         "leg": leg,
                         "type": spec.type,
+                        "pooling": pooling(leg, spec),
+                        "query_prefix": spec.options.get("query_prefix", ""),
                         "model": c.model,
                         "setting": c.setting,
                         "revision": c.revision,

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .record import SCHEMA_VERSION, migrate
 from .schema import CODEBOOK, COUNTED, DOCUMENTS, META, POOLED, VISUAL, Dims, RowSchema
+from .sql import prefilter, sql_in, sql_str
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -32,14 +34,13 @@ __all__ = [
     "LockTimeout",
     "ModelMismatchError",
     "StoreError",
+    "migrate",
     "prefilter",
     "sql_in",
     "sql_str",
 ]
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1  # the rows of ``indexes.schema``; a database written with other rows is refused at open
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,13 @@ class Candidate:
 
 
 class ModelMismatchError(ValueError):
-    """Vectors from a different model (or stored differently) than the database was built with."""
+    """Vectors from a different model (or stored differently) than the database was built with. ``rebuildable``:
+    the database can be started over with the new settings (``rebuild``); the CLI then names the command."""
+
+    def __init__(self, message: str, *, what: str = "", rebuildable: bool = False) -> None:
+        super().__init__(message)
+        self.what = what or message  # the mismatch itself, without the remedy
+        self.rebuildable = rebuildable
 
 
 class StoreError(RuntimeError):
@@ -62,32 +69,6 @@ class StoreError(RuntimeError):
 
 class LockTimeout(StoreError):
     """Another process holds the database's writer lock."""
-
-
-def sql_str(value: str) -> str:
-    """A SQL string literal (the one quoting helper)."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def sql_in(column: str, values: Iterable[str]) -> str:
-    """``column IN (...)`` over string values; a condition that matches nothing for no values."""
-    vals = sorted(set(values))
-    return f"{column} IN ({', '.join(sql_str(v) for v in vals)})" if vals else "FALSE"
-
-
-PREFILTER_MAX_IDS = 5000  # documents named in a doc_id IN (...) prefilter; beyond this, filter after the search
-
-
-def prefilter(where: str | None, allowed: set[str] | None) -> str | None:
-    """SQL for LanceDB's prefilter: ``where`` and, for a subset of documents, ``doc_id IN (...)``.
-
-    Filtering before the search (not after) keeps k results when most rows are excluded. Very large subsets
-    are filtered after the search instead (the IN list would dwarf the query).
-    """
-    parts = [f"({where})"] if where else []
-    if allowed is not None and len(allowed) <= PREFILTER_MAX_IDS:
-        parts.append(sql_in("doc_id", allowed) if allowed else "doc_id IN ('')")
-    return " AND ".join(parts) or None
 
 
 def short_error(exc: BaseException, width: int = 240) -> str:
@@ -334,6 +315,16 @@ class Database:
             self.conn.drop_table(schema.name)
         self._forget(schema.name)
 
+    def clear(self) -> int:
+        """Drop every table of the database, the record last (call with the writer lock held); the number dropped.
+        What a rebuild with other models starts from."""
+        from .schema import SCHEMAS
+
+        present = [s for s in SCHEMAS if s is not META and self.has(s)]
+        for schema in [*present, *([META] if self.has(META) else [])]:
+            self.drop(schema)
+        return len(present)
+
     def add(self, schema: RowSchema, data: Any) -> None:
         """Append an Arrow table of rows."""
         if not data.num_rows:
@@ -359,7 +350,7 @@ class Database:
         """What the database says about itself (``key -> value``); {} for a new one."""
         if not self.has(META):
             return {}
-        return {r["key"]: r["value"] for r in self.rows(META)}
+        return migrate({r["key"]: r["value"] for r in self.rows(META)})
 
     def set_meta(self, values: dict[str, Any]) -> None:
         """Write these keys of the record (the others stay)."""

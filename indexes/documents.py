@@ -12,8 +12,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .database import Database, StoreError, sql_str
+from .database import Database, StoreError
 from .schema import DOCUMENTS, Dims
+from .sql import sql_str
 
 __all__ = ["DocumentsTable"]
 

@@ -85,7 +85,7 @@ class Checkpoint:
 
     model: str
     revision: str | None
-    setting: str = "visual.model"  # dotted path in Settings: visual.model, unified.vision_model …
+    setting: str = "visual.model"  # dotted path in Settings: visual.model, text.model, image.vision_model …
 
     def hf_command(self) -> str:
         return f"hf download {self.model}" + (f" --revision {self.revision}" if self.revision else "")
@@ -270,12 +270,16 @@ def resolve(ckpt: Checkpoint, *, offline: bool = False, progress: bool = True) -
 def ensure_models(
     specs: dict[str, ModelSpec | None], *, offline: bool = False, progress: bool = True
 ) -> dict[str, str]:
-    """Make every checkpoint of ``specs`` ({"visual": spec, "unified": spec}) loadable before any work starts.
+    """Make every checkpoint of ``specs`` ({leg: spec}: visual, text, image) loadable before any work starts.
 
     Offline, one error names every missing checkpoint. Online, missing ones are downloaded (with progress);
     failures are collected and reported together. Returns {model: local directory}.
     """
-    wanted = [c for slot, spec in specs.items() for c in checkpoints(slot, spec)]
+    unique: dict[tuple[str, str | None], Checkpoint] = {}  # a model serving two legs is fetched once
+    for slot, spec in specs.items():
+        for c in checkpoints(slot, spec):
+            unique.setdefault((c.model, c.revision), c)
+    wanted = list(unique.values())
     missing = [c for c in wanted if cached_path(c.model, c.revision) is None]
     failed: list[tuple[Checkpoint, str]] = []
     for c in wanted:  # a directory that exists but holds no checkpoint fails here, not after parsing

@@ -7,7 +7,8 @@ reads the same files sentence-transformers does — ``modules.json``, ``sentence
 — and computes the same function for the layouts it recognises: a ``BertModel`` (absolute positions, GELU)
 followed by mean or CLS pooling and optional normalisation. Anything else is refused by ``supports`` and
 goes through sentence-transformers. ``tests/test_numpy_bert.py`` checks equality with sentence-transformers
-on all-MiniLM-L6-v2.
+on all-MiniLM-L6-v2 (mean pooling) and on a tiny checkpoint in snowflake-arctic-embed-m-v1.5's layout (CLS
+pooling, a query prompt).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class NumpyBertEncoder:
             and cfg.get("hidden_act") == "gelu"
             and cfg.get("position_embedding_type", "absolute") == "absolute"
             and modes in ({"pooling_mode_mean_tokens"}, {"pooling_mode_cls_token"})
+            and pooling.get("include_prompt", True) is True  # a prompt's tokens are pooled like the rest
             and not st.get("do_lower_case")  # lower-casing, when wanted, lives in tokenizer.json's normaliser
             and (path / "model.safetensors").is_file()
             and (path / "tokenizer.json").is_file()

@@ -9,8 +9,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from .database import Candidate, Database, prefilter, sql_in, sql_str
+from .database import Candidate, Database
 from .schema import PAGES
+from .sql import prefilter, sql_in, sql_str
 
 __all__ = ["PagesTable", "maintain_table", "page_where"]
 

@@ -61,7 +61,7 @@ class Kind(StrEnum):
     float64 = "float64"
     binary = "binary"
     json = "json"  # any JSON value, stored as its text
-    vector = "vector"  # fixed_size_list<float32, Dims.unified>
+    vector = "vector"  # fixed_size_list<float32, Dims.text | Dims.image> (the table's ``needs``)
     bbox = "bbox"  # fixed_size_list<float32, 4>: x0, top, x1, bottom in points
     multivector = "multivector"  # list<fixed_size_list<float16 | int8 | uint8, width>>: Dims.storage
     pooled = "pooled"  # list<fixed_size_list<float16, Dims.visual>>
@@ -71,10 +71,11 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Dims:
-    """The vector sizes of a database: text and image legs (``unified``), visual pages (``visual``), and how
-    visual vectors are stored."""
+    """The vector sizes of a database: text chunks (``text``), figures and image files (``image``), visual pages
+    (``visual``), and how visual vectors are stored."""
 
-    unified: int | None = None
+    text: int | None = None
+    image: int | None = None
     visual: int | None = None
     storage: str = "float16"
 
@@ -86,7 +87,7 @@ class Column:
     nullable: bool = True
 
 
-def _arrow_type(kind: Kind, dims: Dims) -> Any:
+def _arrow_type(kind: Kind, dims: Dims, needs: str | None = None) -> Any:
     import pyarrow as pa
 
     simple = {
@@ -103,7 +104,7 @@ def _arrow_type(kind: Kind, dims: Dims) -> Any:
     if kind in simple:
         return simple[kind]
     if kind == Kind.vector:
-        return pa.list_(pa.float32(), _need(dims.unified, "unified"))
+        return pa.list_(pa.float32(), _need(getattr(dims, needs or "text"), needs or "text"))
     visual = _need(dims.visual, "visual")
     if kind == Kind.multivector:
         value = {"float16": pa.float16(), "int8": pa.int8(), "binary": pa.uint8()}[dims.storage]
@@ -127,7 +128,7 @@ class RowSchema:
     name: str
     columns: tuple[Column, ...]
     counted: bool = False
-    needs: str | None = None  # "unified" | "visual"
+    needs: str | None = None  # "text" | "image" | "visual"
 
     @property
     def names(self) -> list[str]:
@@ -140,7 +141,9 @@ class RowSchema:
     def arrow(self, dims: Dims) -> Any:
         import pyarrow as pa
 
-        return pa.schema([pa.field(c.name, _arrow_type(c.kind, dims), nullable=c.nullable) for c in self.columns])
+        return pa.schema(
+            [pa.field(c.name, _arrow_type(c.kind, dims, self.needs), nullable=c.nullable) for c in self.columns]
+        )
 
     def to_arrow(self, columns: Mapping[str, Any], dims: Dims) -> Any:
         """An Arrow table of rows given as columns (equal-length sequences; vectors as (n, dim) arrays,
@@ -229,13 +232,13 @@ CHUNKS = RowSchema(
         Column("boxes", Kind.json),  # where the chunk is on its page ([] when its words were not found)
     ),
     counted=True,
-    needs="unified",
+    needs="text",
 )
 IMAGES = RowSchema(
     "images",
     _key(Column("image", Kind.int32), Column("bbox", Kind.bbox), Column("vector", Kind.vector)),
     counted=True,
-    needs="unified",
+    needs="image",
 )
 VISUAL = RowSchema(
     "visual",

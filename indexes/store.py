@@ -64,10 +64,15 @@ def check_spec(uri: str, leg: str, given: ModelSpec | None, stored: ModelSpec | 
     if stored is None or given is None:
         return given or stored
     if given.fingerprint() != stored.fingerprint():
+        what = (
+            f"{uri} was built with the {leg} model {stored.type}:{stored.model}@{stored.revision}, not "
+            f"{given.type}:{given.model}@{given.revision}"
+        )
         raise ModelMismatchError(
-            f"{uri} holds {leg} vectors from {stored.type}:{stored.model}@{stored.revision}; refusing to mix in "
-            f"vectors from {given.type}:{given.model}@{given.revision}. Use another --db, or re-index this one "
-            "from scratch with the new model."
+            f"{what}: open it without a profile to keep its own models, or rebuild it with these (rebuild=True; "
+            "`docrag index … --rebuild`)",
+            what=what,
+            rebuildable=True,
         )
     return given
 
@@ -97,7 +102,8 @@ class Store:
         self,
         uri: str | Path,
         visual_spec: ModelSpec | None = None,
-        unified_spec: ModelSpec | None = None,
+        text_spec: ModelSpec | None = None,
+        image_spec: ModelSpec | None = None,
         *,
         profile: str | None = None,
         writable: bool = False,
@@ -115,7 +121,8 @@ class Store:
             )
         self._record = record
         self.visual_spec = check_spec(self.uri, "visual", visual_spec, _spec(record.get("visual_spec")))
-        self.unified_spec = check_spec(self.uri, "unified", unified_spec, _spec(record.get("unified_spec")))
+        self.text_spec = check_spec(self.uri, "text", text_spec, _spec(record.get("text_spec")))
+        self.image_spec = check_spec(self.uri, "image", image_spec, _spec(record.get("image_spec")))
         stored_index = record.get("visual_index")
         self.visual_index = check_visual_index(
             self.uri, visual_index, VisualIndexSpec.model_validate(stored_index) if stored_index else None
@@ -123,11 +130,13 @@ class Store:
         # The first stage searched is a search-time choice; the record keeps the one the database was made with.
         self._made_with = stored_index or self.visual_index.record()
         self.profile = record.get("profile") or profile
-        self.dims = Dims(record.get("unified_dim"), record.get("visual_dim"), self.visual_index.storage)
+        self.dims = Dims(
+            record.get("text_dim"), record.get("image_dim"), record.get("visual_dim"), self.visual_index.storage
+        )
         self.documents = DocumentsTable(self.db)
         self.pages = PagesTable(self.db)
-        self.chunks = ChunksTable(self.db, lambda: self.dims.unified)
-        self.images = ImagesTable(self.db, lambda: self.dims.unified)
+        self.chunks = ChunksTable(self.db, lambda: self.dims.text)
+        self.images = ImagesTable(self.db, lambda: self.dims.image)
         self.visual = VisualTables(
             self.db, lambda: self.dims, self.visual_index, int(record.get("codebook_vectors") or 0)
         )
@@ -145,6 +154,32 @@ class Store:
         """What the database at ``uri`` says about itself (model specs, sizes, profile); {} when there is none."""
         return Database.read_meta(uri, storage_options)
 
+    @staticmethod
+    def check_models(
+        uri: str | Path, specs: Mapping[str, ModelSpec | None], storage_options: dict[str, str] | None = None
+    ) -> None:
+        """``ModelMismatchError`` when the database at ``uri`` was built with other models than ``specs`` ({leg:
+        spec}): said before any checkpoint is fetched, and without opening (or making) the database."""
+        record = Database.read_meta(uri, storage_options)
+        for leg, spec in specs.items():
+            check_spec(str(uri), leg, spec, _spec(record.get(f"{leg}_spec")))
+
+    @staticmethod
+    def clear(
+        uri: str | Path,
+        storage_options: dict[str, str] | None = None,
+        wait_s: float | None = None,
+        lease_s: float | None = None,
+    ) -> int:
+        """Start the database at ``uri`` over, for a rebuild with other models: every table dropped, under the
+        writer lock. Returns how many tables held rows; 0 when there is no database."""
+        if not Database.exists(uri, storage_options):
+            return 0
+        db = Database(uri, storage_options)
+        db.writable = True
+        with db.writer_lock(wait_s, None, lease_s):
+            return db.clear()
+
     @property
     def writable(self) -> bool:
         return self.db.writable
@@ -158,21 +193,29 @@ class Store:
         return {
             "schema_version": SCHEMA_VERSION,
             "profile": self.profile,
-            "unified_dim": self.dims.unified,
+            "text_dim": self.dims.text,
+            "image_dim": self.dims.image,
             "visual_dim": self.dims.visual,
             "visual_index": self._made_with,
-            "unified_spec": self.unified_spec.model_dump() if self.unified_spec else None,
+            "text_spec": self.text_spec.model_dump() if self.text_spec else None,
+            "image_spec": self.image_spec.model_dump() if self.image_spec else None,
             "visual_spec": self.visual_spec.model_dump() if self.visual_spec else None,
         }
 
-    def make_writable(self, unified_dim: int | None = None, visual_dim: int | None = None) -> None:
+    def make_writable(
+        self, text_dim: int | None = None, image_dim: int | None = None, visual_dim: int | None = None
+    ) -> None:
         """Open for writing: create the missing tables and write the record where anything is missing or changed
         (a database opened this way and left unchanged is not written). A vector size not known yet (a new
         database whose models have not loaded) leaves its tables to a later call."""
-        for dim, have, leg in ((unified_dim, self.dims.unified, "unified"), (visual_dim, self.dims.visual, "visual")):
+        given = {"text": text_dim, "image": image_dim, "visual": visual_dim}
+        for leg, dim in given.items():
+            have = getattr(self.dims, leg)
             if dim and have and dim != have:
                 raise ModelMismatchError(f"{self.uri}: {leg} vectors are {have}-d here, not {dim}-d")
-        self.dims = Dims(self.dims.unified or unified_dim, self.dims.visual or visual_dim, self.dims.storage)
+        self.dims = Dims(
+            self.dims.text or text_dim, self.dims.image or image_dim, self.dims.visual or visual_dim, self.dims.storage
+        )
         self.db.writable = True
         for schema in SCHEMAS:
             if schema is not META and schema.ready(self.dims) and not self.db.has(schema):

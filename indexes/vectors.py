@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from .database import Candidate, Database, ModelMismatchError, prefilter
+from .database import Candidate, Database, ModelMismatchError
 from .pages import maintain_table, page_where
 from .schema import CHUNKS, IMAGES, RowSchema
+from .sql import prefilter
 
 __all__ = ["ChunksTable", "ImagesTable", "VectorTable"]
 
@@ -25,7 +26,7 @@ class VectorTable:
 
     def __init__(self, db: Database, dim: Any) -> None:
         self.db = db
-        self._dim = dim  # () -> the database's unified vector size (None before it is known)
+        self._dim = dim  # () -> the database's text or image vector size (None before it is known)
 
     def count(self) -> int:
         return self.db.count(self.schema)

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from .codecs import arrow_to_multivectors, decode, encode
-from .database import Candidate, Database, ModelMismatchError, prefilter, sql_in
+from .database import Candidate, Database, ModelMismatchError
 from .maxsim import DevicePacked, PackedDocs, maxsim_scores, resolve_backend
 from .pages import maintain_table, page_where
 from .schema import CODEBOOK, POOLED, VISUAL, Dims
+from .sql import prefilter, sql_in
 from .visual_index import (
     PooledView,
     VisualIndexSpec,

@@ -29,7 +29,7 @@ def visual_index(db: Path, workdir: Path) -> tuple[Any, str]:
     import docrag
     from docrag.indexes.models import ModelUnavailableError
 
-    index = docrag.open(db, profile="cpu", unified=MINILM, ingest=OFFLINE_INGEST)
+    index = docrag.open(db, profile="cpu", text=MINILM, image=None, ingest=OFFLINE_INGEST)
     try:
         index.visual_embedder  # noqa: B018 - loads the checkpoint (from the cache, or downloads it)
         return index, f"ColModernVBERT, real weights ({index.settings.visual.model})"
@@ -45,5 +45,5 @@ def visual_index(db: Path, workdir: Path) -> tuple[Any, str]:
         longest_edge=256, tile=64,
     )
     visual = {"type": "colmodernvbert", "model": str(tiny), "batch_size": 4}
-    index = docrag.open(db, profile="cpu", unified=MINILM, visual=visual, ingest=OFFLINE_INGEST)
+    index = docrag.open(db, profile="cpu", text=MINILM, image=None, visual=visual, ingest=OFFLINE_INGEST)
     return index, "a TINY RANDOM ColModernVBERT (no weights on this machine): real mechanics, meaningless scores"

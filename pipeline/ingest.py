@@ -31,16 +31,17 @@ from docrag.parsers import list_documents
 
 from .engines import Embedded, EngineError, Event, Failed, Planned, Started, check_engine, local_events
 from .plan import PlanOptions
+from .remove import is_under
 from .rows import EmbeddedRows, embed_plans
 from .workers import Job, PlanPool, default_workers, run_inline
 
 if TYPE_CHECKING:
     from docrag.config import Settings
+    from docrag.indexes.embedders import Embedder
     from docrag.indexes.multivector import MultiVectorEmbedder
     from docrag.indexes.store import Store
-    from docrag.indexes.unified import UnifiedEmbedder
 
-__all__ = ["IngestReport", "Ingestor", "Interrupted", "file_sha256", "remove_documents", "start_pool"]
+__all__ = ["IngestReport", "Ingestor", "Interrupted", "file_sha256", "start_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,8 @@ class _Doc:
 
 
 class Ingestor:
-    """Indexes files into ``store`` with the given embedders (``visual`` may be None: no visual leg).
+    """Indexes files into ``store`` with the given embedders: ``text`` for text chunks, ``image`` for figures and
+    image files, ``visual`` for visual pages (None: that leg is off; one embedder may serve text and image).
 
     Embedders may be given as zero-argument callables: they are loaded at the first batch to embed, so the
     workers plan the first documents while the models load. ``workers``: parsing processes (None: the
@@ -129,7 +131,8 @@ class Ingestor:
         self,
         store: Store,
         settings: Settings,
-        unified: UnifiedEmbedder | Callable[[], UnifiedEmbedder],
+        text: Embedder | Callable[[], Embedder] | None,
+        image: Embedder | Callable[[], Embedder] | None = None,
         visual: MultiVectorEmbedder | Callable[[], MultiVectorEmbedder] | None = None,
         workers: int | None = None,
         progress: Progress | None = None,
@@ -139,18 +142,23 @@ class Ingestor:
         engine: str = "local",
         ray_address: str | None = None,
     ) -> None:
-        from docrag.indexes.unified import unified_class
+        from docrag.indexes.embedders import embedder_class
 
         check_engine(engine, ray_address)
         self.engine, self.ray_address = engine, ray_address
         self.store, self.settings = store, settings
-        self._unified, self._visual = unified, visual
+        self._models: dict[str, Any] = {"text": text, "image": image, "visual": visual}
         self.workers = default_workers() if workers is None else workers
         self.pool = pool  # a pool started by the caller (e.g. while the models load), else one per run
         self.progress = progress
         self.lock_wait_s, self.on_lock_wait = lock_wait_s, on_lock_wait
-        spec = settings.unified
-        modalities = unified.modalities if not callable(unified) else unified_class(spec).modalities_for(spec)
+        spec = settings.image
+        if image is None:
+            modalities: frozenset[str] = frozenset()
+        elif callable(image) and spec is not None:
+            modalities = embedder_class(spec).modalities_for(spec)
+        else:
+            modalities = getattr(image, "modalities", frozenset())
         self.options = PlanOptions.build(
             settings.router,
             settings.ingest,
@@ -165,15 +173,14 @@ class Ingestor:
     def _start_loading(self) -> None:
         import threading
 
-        if not (callable(self._unified) or callable(self._visual)) or self._loader is not None:
+        if not any(callable(m) for m in self._models.values()) or self._loader is not None:
             return
 
         def load() -> None:
             try:
-                if callable(self._unified):  # embedders are not callable; a loader is
-                    self._unified = self._unified()
-                if callable(self._visual):
-                    self._visual = self._visual()
+                for leg, model in self._models.items():
+                    if callable(model):  # embedders are not callable; a loader is
+                        self._models[leg] = model()
             except BaseException as exc:  # raised in the run's own thread, at the first batch to embed
                 self._load_error = exc
 
@@ -185,16 +192,19 @@ class Ingestor:
     def _models_ready(self) -> bool:
         return self._loader is None or not self._loader.is_alive()
 
-    def _embedders(self) -> tuple[UnifiedEmbedder, MultiVectorEmbedder | None]:
-        """The loaded embedders (waiting for the loader); a new database learns its vector sizes here."""
+    def _embedders(self) -> dict[str, Any]:
+        """The loaded embedders by leg (waiting for the loader); a new database learns its vector sizes here."""
         self._start_loading()
         if self._loader is not None:
             self._loader.join()
             if self._load_error is not None:
                 raise self._load_error
-        unified, visual = self._unified, self._visual
-        self.store.make_writable(unified_dim=unified.dim, visual_dim=visual.dim if visual else None)
-        return unified, visual
+        self.store.make_writable(**self._dims())
+        return self._models
+
+    def _dims(self) -> dict[str, int | None]:
+        """The vector sizes of the loaded embedders (None for a leg that is off or not loaded yet)."""
+        return {f"{leg}_dim": None if m is None or callable(m) else m.dim for leg, m in self._models.items()}
 
     def _tick(self, event: str, **data: Any) -> None:
         if self.progress:
@@ -213,9 +223,7 @@ class Ingestor:
         with self.store.writer_lock(self.lock_wait_s, self.on_lock_wait, self.settings.ingest.writer_lease_s):
             # Known vector size (an existing database, or an embedder given loaded): all tables now; else the
             # tables that need it wait for the first batch to embed.
-            dim = None if callable(self._unified) else self._unified.dim
-            vdim = None if self._visual is None or callable(self._visual) else self._visual.dim
-            self.store.make_writable(unified_dim=dim, visual_dim=vdim)
+            self.store.make_writable(**self._dims())
             try:
                 todo = self._bookkeeping(paths, report)
                 if todo:
@@ -285,7 +293,7 @@ class Ingestor:
             todo[doc_id] = _Doc(doc_id, key, [key], Job(len(todo), key, self.options))
         # Paths indexed from a folder given now that are no longer in it: forgotten.
         for doc_id, plist in paths_now.items():
-            plist[:] = [p for p in plist if p in seen or not any(_under(p, r) for r in roots)]
+            plist[:] = [p for p in plist if p in seen or not any(is_under(p, r) for r in roots)]
             if plist == docs[doc_id]["paths"]:
                 continue
             if not plist:
@@ -305,15 +313,16 @@ class Ingestor:
                 [(d.job.id, d.doc_id, d.path) for d in todo],
                 self.options,
                 self.settings,
-                visual=self._visual is not None,
+                visual=self._models["visual"] is not None,
                 address=self.ray_address,
                 preload=plan_preload(self.settings),
             )
         doc_of = {d.job.id: d.doc_id for d in todo}
 
         def embed(batch: list[tuple[int, Any]]) -> EmbeddedRows:
-            unified, visual = self._embedders()  # the models load at the first batch
-            return embed_plans([(doc_of[j], p) for j, p in batch], unified, visual, self.settings.ingest)
+            m = self._embedders()  # the models load at the first batch
+            plans = [(doc_of[j], p) for j, p in batch]
+            return embed_plans(plans, m["text"], m["image"], m["visual"], self.settings.ingest)
 
         self._start_loading()  # while the workers plan the first documents
         own = self.pool is None
@@ -387,8 +396,9 @@ class Ingestor:
         rows = rows.only({d for d, doc in by_id.items() if doc.started and not doc.failed})
         if not rows.n_pages:
             return
-        if not self.store.dims.unified or (rows.visual_dim and not self.store.dims.visual):
-            self.store.make_writable(unified_dim=rows.unified_dim, visual_dim=rows.visual_dim)
+        have, made = self.store.dims, rows.dims
+        if any(getattr(made, leg) and not getattr(have, leg) for leg in ("text", "image", "visual")):
+            self.store.make_writable(text_dim=made.text, image_dim=made.image, visual_dim=made.visual)
         docs = {d: by_id[d] for d in set(rows.doc_ids(PAGES))}
         try:
             self.store.write(rows.tables, rows.visual)
@@ -457,38 +467,3 @@ def start_pool(settings: Settings, workers: int | None = None) -> PlanPool | Non
     pool = PlanPool(n, settings.ingest, plan_preload(settings))
     pool.__enter__()
     return pool
-
-
-def _under(path: str, root: Path) -> bool:
-    return path.startswith(str(root).rstrip("/") + "/")
-
-
-def remove_documents(store: Store, targets: Iterable[str]) -> int:
-    """Delete documents by path (file or folder prefix) or doc_id; returns how many were removed.
-
-    A document also found at other paths keeps those: only the paths named go."""
-    removed = 0
-    with store.writer_lock():
-        store.make_writable()
-        docs = store.documents.rows(columns=["doc_id", "path", "paths"])
-        for target in targets:
-            resolved = Path(target).resolve()
-            for d in docs:
-                if d.get("gone"):
-                    continue
-                if d["doc_id"] == target:
-                    keep: list[str] = []
-                else:
-                    keep = [p for p in d["paths"] if p != str(resolved) and not _under(p, resolved)]
-                    if keep == d["paths"]:
-                        continue
-                if keep:
-                    store.documents.set_paths(d["doc_id"], keep)
-                    d["paths"] = keep
-                else:
-                    store.delete_documents([d["doc_id"]])
-                    d["gone"] = True
-                    removed += 1
-        if removed:
-            store.maintain()
-    return removed

@@ -3,15 +3,14 @@ which scale its scores are on. A leg is registered by name (``register_leg``); `
 registered legs for a store, and the ``Searcher`` loops over them.
 
 Built in, in this order: ``visual`` (MaxSim over ColPali-family page vectors), ``text`` (cosine over chunk
-vectors; a page scores its best chunk), ``image`` (cosine over figure/image vectors), ``bm25`` (full-text
-over page text).
+vectors from the text model; a page scores its best chunk), ``image`` (cosine over figure/image vectors from the
+image–text model), ``bm25`` (full-text over page text).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .fusion import Ranking, Scale
@@ -20,8 +19,8 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
+    from docrag.indexes.embedders import Embedder
     from docrag.indexes.multivector import MultiVectorEmbedder
-    from docrag.indexes.unified import UnifiedEmbedder
 
     from .options import SearchConfig
     from .regions import PageRegions
@@ -90,33 +89,42 @@ class Leg(Protocol):
 @dataclass
 class LegParts:
     """What legs are built from. The embedders are zero-argument callables: a model loads only when a leg
-    needs it (``visual`` None: no visual model, no visual leg)."""
+    needs it (None: that leg is off). ``text`` embeds text chunks; ``image`` figures and image files, and the
+    query for the image leg; ``visual`` page images. One model may serve text and image."""
 
     store: SearchStore
     settings: SearchConfig
-    unified: Callable[[], UnifiedEmbedder]
+    text: Callable[[], Embedder] | None
+    image: Callable[[], Embedder] | None = None
     visual: Callable[[], MultiVectorEmbedder] | None = None
+    _kinds: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict, repr=False)
 
-    @cached_property
-    def unified_kind(self) -> tuple[str, frozenset[str]]:
-        """The unified embedder's type and modalities: from the store's spec when it has one (no model loads)."""
-        spec = self.store.unified_spec
-        if spec is None:
-            embedder = self.unified()
-            return embedder.type, embedder.modalities
-        from docrag.indexes.unified import unified_class
+    def kind(self, leg: str) -> tuple[str, frozenset[str]]:
+        """The ``text`` or ``image`` leg's embedder type and modalities: from the store's spec when it has one
+        (no model loads)."""
+        if leg not in self._kinds:
+            spec = getattr(self.store, f"{leg}_spec")
+            if spec is None:
+                embedder = getattr(self, leg)()
+                self._kinds[leg] = (embedder.type, embedder.modalities)
+            else:
+                from docrag.indexes.embedders import embedder_class
 
-        return spec.type, unified_class(spec).modalities_for(spec)
+                self._kinds[leg] = (spec.type, embedder_class(spec).modalities_for(spec))
+        return self._kinds[leg]
 
-    def unified_vector(self, query: QueryInput) -> np.ndarray:
-        """The unified embedder's vector of the query (text or image), computed once per query."""
+    def vector(self, leg: str, query: QueryInput) -> np.ndarray:
+        """The ``text`` or ``image`` leg's vector of the query (text or image), computed once per query and
+        model: legs that share a model share the vector."""
+        spec = getattr(self.store, f"{leg}_spec")
+        key = ("single", repr(spec.fingerprint())) if spec is not None else leg
 
         def compute() -> np.ndarray:
-            embedder = self.unified()
+            embedder = getattr(self, leg)()
             embed = embedder.embed_queries if query.kind == "text" else embedder.embed_images
             return embed([query.value])[0]
 
-        return query.embedding("unified", compute)
+        return query.embedding(key, compute)
 
 
 LegFactory = Callable[[LegParts], Leg | None]  # None: this leg cannot be built from these parts
@@ -214,26 +222,31 @@ def _visual_leg(parts: LegParts) -> VisualLeg | None:
     return VisualLeg(parts) if parts.visual is not None else None
 
 
-class _UnifiedLeg(_StoreLeg):
-    """A cosine leg over unified vectors: image queries only with an image-capable embedder."""
+class _SingleVectorLeg(_StoreLeg):
+    """A cosine leg over one vector per chunk or figure: image queries only with an image-capable model."""
 
     scale = Scale.cosine
+    role: ClassVar[str]  # the settings' model that serves it: "text" | "image"
 
     @property
     def _images(self) -> bool:
-        return "image" in self.parts.unified_kind[1]
+        return "image" in self.parts.kind(self.role)[1]
 
     def refuses(self, kind: str) -> str | None:
         if kind != "image" or self._images:
             return None
-        return f"image queries need an image-capable unified embedder; {self.parts.unified_kind[0]!r} embeds text only"
+        name = self.parts.kind(self.role)[0]
+        return f"image queries need an image-capable {self.role} model; {name!r} embeds text only"
+
+    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> Ranking:
+        return Ranking(self.table.search(self.parts.vector(self.role, query), k, allowed), self.scale)
 
 
-@register_leg("text")
-class TextLeg(_UnifiedLeg):
-    """Cosine over chunk vectors (a page scores its best chunk); image queries (cross-modal) only when named."""
+class TextLeg(_SingleVectorLeg):
+    """Cosine over chunk vectors (a page scores its best chunk); image queries (cross-modal) only when named
+    and when the text model embeds images too."""
 
-    name = "text"
+    name = role = "text"
 
     def __init__(self, parts: LegParts) -> None:
         super().__init__(parts)
@@ -242,9 +255,6 @@ class TextLeg(_UnifiedLeg):
     @property
     def accepts_when_named(self) -> frozenset[str]:
         return frozenset({"image"}) if self._images else frozenset()
-
-    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> Ranking:
-        return Ranking(self.table.search(self.parts.unified_vector(query), k, allowed), self.scale)
 
     def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
         from .regions import AnswerRegion, PageRegions
@@ -258,11 +268,15 @@ class TextLeg(_UnifiedLeg):
         return PageRegions([AnswerRegion(self.name, tuple(b), 1.0, label) for b in boxes])  # type: ignore[arg-type]
 
 
-@register_leg("image")
-class ImageLeg(_UnifiedLeg):
-    """Cosine over figure/image vectors, for text and image queries (with an image-capable embedder)."""
+@register_leg("text")
+def _text_leg(parts: LegParts) -> TextLeg | None:
+    return TextLeg(parts) if parts.text is not None else None
 
-    name = "image"
+
+class ImageLeg(_SingleVectorLeg):
+    """Cosine over figure/image vectors, for text queries (the image model's text tower) and image queries."""
+
+    name = role = "image"
 
     def __init__(self, parts: LegParts) -> None:
         super().__init__(parts)
@@ -271,9 +285,6 @@ class ImageLeg(_UnifiedLeg):
     @property
     def accepts(self) -> frozenset[str]:
         return frozenset({"text", "image"}) if self._images else frozenset()
-
-    def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> Ranking:
-        return Ranking(self.table.search(self.parts.unified_vector(query), k, allowed), self.scale)
 
     def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
         from .regions import AnswerRegion, PageRegions
@@ -285,6 +296,11 @@ class ImageLeg(_UnifiedLeg):
         x0, y0, x1, y1 = box
         frac = (max(0.0, x0 / width), max(0.0, y0 / height), min(1.0, x1 / width), min(1.0, y1 / height))
         return PageRegions([AnswerRegion(self.name, frac, 1.0, f"figure {detail}")])
+
+
+@register_leg("image")
+def _image_leg(parts: LegParts) -> ImageLeg | None:
+    return ImageLeg(parts) if parts.image is not None else None
 
 
 @register_leg("bm25")

@@ -118,13 +118,15 @@ class IngestConfig(BaseModel):
     visual_dpi: int = Field(150, ge=50, le=400, description="Render resolution for the visual (ColPali) leg.")
     page_batch: int = Field(8, ge=1, description="Pages parsed, rendered and embedded together (bounds memory).")
     thumbnail_px: int = Field(256, ge=32, le=1024, description="Longest side of the stored page thumbnail.")
-    figures: bool = Field(True, description="Embed figures and image files with the unified image side.")
+    figures: bool = Field(True, description="Embed figures and image files with the image leg's model.")
     min_figure_px: int = Field(
         96,
         description="Figures smaller than this on their longest side are not embedded (the parser does not count "
         "images under 64 px as figures at all).",
     )
-    chunk_max_tokens: int | None = Field(None, description="Chunk size in tokens (default: the model's limit).")
+    chunk_max_tokens: int | None = Field(
+        None, description="Chunk size in tokens (default: the text model's window, at most 512)."
+    )
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive windows of a long element.")
     strip_running_lines: bool = Field(
         True, description="Leave running headers/footers (lines repeated at page edges) out of the text legs."

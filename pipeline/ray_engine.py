@@ -161,15 +161,15 @@ class _EmbedStage:
     """A Ray actor holding the embedders: embeds the plans of a batch of pages (several documents)."""
 
     def __init__(self, settings: Settings, visual: bool, threads: int) -> None:
+        from docrag.indexes.embedders import create_embedders
         from docrag.indexes.multivector import MultiVectorEmbedder
-        from docrag.indexes.unified import create_unified
 
         if threads > 0:
             import torch
 
             torch.set_num_threads(threads)
         self.settings = settings
-        self.unified = create_unified(settings.unified)
+        self.text, self.image = create_embedders(settings.text, settings.image)
         self.visual = MultiVectorEmbedder(settings.visual) if visual and settings.visual is not None else None
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
@@ -187,7 +187,9 @@ class _EmbedStage:
                 events.append(event)
         if plans:
             try:
-                rows = embed_plans([(d, p) for _, d, p in plans], self.unified, self.visual, self.settings.ingest)
+                rows = embed_plans(
+                    [(d, p) for _, d, p in plans], self.text, self.image, self.visual, self.settings.ingest
+                )
                 events.append(Embedded(rows, list(starts.values())))
             except Exception as exc:  # one bad batch fails its documents, not the run
                 reason = f"embedding failed: {exc.__class__.__name__}: {str(exc)[:300]}"

@@ -1,7 +1,7 @@
 """The page router: per page, which index it belongs in, and why — in words a person can check.
 
 ``visual`` pages (scanned, or whose meaning lives in tables, charts, diagrams, slides, forms) go to the
-ColPali-family late-interaction leg; ``text`` pages (prose, natural images) go to the unified
+ColPali-family late-interaction leg; ``text`` pages (prose, natural images) go to the text
 single-vector leg. Text found on every page still feeds BM25 and snippets.
 
 The decision reads only cheap signals (``docrag.parsers.types.PageSignals``). Scans, forms, slides, blank
@@ -79,7 +79,7 @@ def _classify_image_file(s: PageSignals, cfg: RouterConfig) -> tuple[str, float,
         conf = _confidence(likeness, cfg.photo_max_document_likeness, 0.9)
         return "scanned", conf, [f"image file ({size}) looks like a document page: {detail}"]
     conf = _confidence(likeness, cfg.photo_max_document_likeness, 0.1)
-    return "text", conf, [f"image file ({size}) looks like a photo or figure: {detail}; unified image leg"]
+    return "text", conf, [f"image file ({size}) looks like a photo or figure: {detail}; image leg"]
 
 
 def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> tuple[str, float, list[str]]:

@@ -15,8 +15,8 @@ from docrag.indexes.schema import CHUNKS, COUNTED, IMAGES, PAGES, VISUAL, Dims, 
 from docrag.indexes.visual import PageVectors
 
 if TYPE_CHECKING:
+    from docrag.indexes.embedders import Embedder
     from docrag.indexes.multivector import MultiVectorEmbedder
-    from docrag.indexes.unified import UnifiedEmbedder
 
     from .options import IngestConfig
     from .plan import PagePlan
@@ -30,8 +30,7 @@ class EmbeddedRows:
 
     tables: dict[RowSchema, Any] = field(default_factory=dict)  # PAGES, CHUNKS, IMAGES -> Arrow table
     visual: PageVectors = field(default_factory=lambda: PageVectors([], [], [], []))
-    unified_dim: int | None = None
-    visual_dim: int | None = None
+    dims: Dims = field(default_factory=Dims)  # the vector sizes the rows were made with
 
     def doc_ids(self, schema: RowSchema) -> list[str]:
         if schema is VISUAL:
@@ -53,7 +52,7 @@ class EmbeddedRows:
 
         ids = pa.array(sorted(keep), type=pa.string())
         tables = {s: t.filter(pc.is_in(t.column("doc_id"), value_set=ids)) for s, t in self.tables.items()}
-        return EmbeddedRows(tables, self.visual.only(keep), self.unified_dim, self.visual_dim)
+        return EmbeddedRows(tables, self.visual.only(keep), self.dims)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows per document and counted table (``documents.counts``, checked by ``check``)."""
@@ -81,21 +80,23 @@ class EmbeddedRows:
 
 def embed_plans(
     batch: Sequence[tuple[str, PagePlan]],
-    unified: UnifiedEmbedder,
+    text: Embedder | None,
+    image: Embedder | None,
     visual: MultiVectorEmbedder | None,
     cfg: IngestConfig,
 ) -> EmbeddedRows:
     """Embed the plans of ``batch`` ((doc_id, plan) pairs, several documents together: the GPU-friendly
-    shape) with the models; no store is touched."""
+    shape) with the models: text chunks with ``text``, figures and image files with ``image``, visual pages
+    with ``visual`` (None: that leg is off). No store is touched."""
     import numpy as np
 
-    from docrag.indexes.unified import chunk_page_texts
+    from docrag.indexes.chunking import chunk_page_texts
     from docrag.parsers.words import encode_words
 
     from .regions import chunk_boxes, page_keys
 
-    dims = Dims(unified.dim, visual.dim if visual is not None else None)
-    out = EmbeddedRows(unified_dim=dims.unified, visual_dim=dims.visual)
+    dims = Dims(*(m.dim if m is not None else None for m in (text, image, visual)))
+    out = EmbeddedRows(dims=dims)
     pages_visual = [(d, p) for d, p in batch if p.visual_image is not None and visual is not None]
     if pages_visual:
         embedded = visual.embed_pages([p.visual_image for _, p in pages_visual])
@@ -110,12 +111,12 @@ def embed_plans(
         by_doc.setdefault(d, []).append(p)
     chunks: dict[str, list[Any]] = {"doc_id": [], "page": [], "chunk": [], "text": [], "boxes": []}
     embed_texts: list[str] = []
-    for d, plans in by_doc.items():
+    for d, plans in by_doc.items() if text is not None else ():
         inputs = [(p.number, p.texts) for p in plans if p.texts]
         contexts = {p.number: p.captions for p in plans} if cfg.caption_context else None
         words = {p.number: p.words for p in plans}
         keys: dict[int, list[str]] = {}  # each page's words folded once, for all its chunks
-        for c in chunk_page_texts(inputs, unified, cfg.chunk_max_tokens, cfg.chunk_overlap, contexts):
+        for c in chunk_page_texts(inputs, text, cfg.chunk_max_tokens, cfg.chunk_overlap, contexts):
             chunks["doc_id"].append(d)
             chunks["page"].append(c.page)
             chunks["chunk"].append(c.index)
@@ -126,17 +127,17 @@ def embed_plans(
             boxes = chunk_boxes(c.text, page_words, keys=keys[c.page])
             chunks["boxes"].append([[round(v, 4) for v in b] for b in boxes])
             embed_texts.append(c.embed_text)
-    if embed_texts:
-        chunks["vector"] = np.asarray(unified.embed_documents(embed_texts))
+    if embed_texts and text is not None:
+        chunks["vector"] = np.asarray(text.embed_documents(embed_texts))
         out.tables[CHUNKS] = CHUNKS.to_arrow(chunks, dims)
-    figures = [(d, p, i, f) for d, p in batch for i, f in enumerate(p.figures)]
-    if figures:
+    figures = [(d, p, i, f) for d, p in batch for i, f in enumerate(p.figures)] if image is not None else []
+    if figures and image is not None:
         images = {
             "doc_id": [d for d, *_ in figures],
             "page": [p.number for _, p, _, _ in figures],
             "image": [i for _, _, i, _ in figures],
             "bbox": [list(map(float, f.bbox)) for *_, f in figures],
-            "vector": np.asarray(unified.embed_images([f.image for *_, f in figures])),
+            "vector": np.asarray(image.embed_images([f.image for *_, f in figures])),
         }
         out.tables[IMAGES] = IMAGES.to_arrow(images, dims)
     pages = {

@@ -2,7 +2,7 @@
 
 Legs (``pipeline.legs``, a registry): ``visual`` (MaxSim over ColPali-family page vectors; text queries),
 ``text`` (cosine over chunk vectors, a page scores its best chunk; image queries only when named),
-``image`` (cosine over figure/image vectors; text and image queries with an image-capable unified embedder),
+``image`` (cosine over figure/image vectors; text and image queries with an image–text model),
 ``bm25`` (full-text over page text; text queries). Each ranking carries its leg's score scale for fusion.
 Only documents whose indexing finished (status ``ready``) are searched; ``where`` is SQL over the
 ``documents`` table (columns doc_id, path, size, mtime, n_pages, metadata, indexed_at), applied first.

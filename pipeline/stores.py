@@ -71,7 +71,8 @@ class VisualView(Protocol):
 class SearchStore(Protocol):
     """A store as the searcher and the legs read it."""
 
-    unified_spec: ModelSpec | None
+    text_spec: ModelSpec | None
+    image_spec: ModelSpec | None
     visual_index: VisualIndexSpec
     documents: DocumentsView
     pages: PagesView

@@ -79,7 +79,7 @@ def bad_docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random models of the real architectures, saved to disk (loaded via from_pretrained)."""
     from docrag.indexes.colpali_compat import has_torchvision
-    from docrag.testing import tiny_models
+    from docrag.testing import tiny_models, tiny_text
 
     d = tmp_path_factory.mktemp("tiny_models")
     out = {
@@ -89,6 +89,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "colgemma3": tiny_models.build_colgemma3(d / "colgemma3"),
         "siglip": tiny_models.build_siglip(d / "siglip"),
         "nomic": tiny_models.build_nomic_text(d / "nomic"),
+        "arctic": tiny_text.build_st_bert(d / "arctic"),  # the cpu profile's text layout
+        "qwen3_embedding": tiny_text.build_st_qwen3(d / "qwen3_embedding"),  # the gpu profile's
     }
     if has_torchvision():  # Qwen-VL processors carry a video processor, a torchvision object in transformers 5
         out["colqwen3"] = tiny_models.build_colqwen3(d / "colqwen3")

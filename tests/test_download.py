@@ -39,7 +39,11 @@ def _config(tmp_path: Path, hub: HubServer) -> Path:
                 f'model = "{VISUAL}"',
                 f'revision = "{hub.sha(VISUAL)}"',
                 "batch_size = 2",
-                "[unified]",
+                "[text]",
+                'type = "siglip"',  # a tiny two-tower model serves both legs here: one checkpoint
+                f'model = "{UNIFIED}"',
+                f'revision = "{hub.sha(UNIFIED)}"',
+                "[image]",
                 'type = "siglip"',
                 f'model = "{UNIFIED}"',
                 f'revision = "{hub.sha(UNIFIED)}"',
@@ -102,7 +106,7 @@ def test_offline_with_empty_cache_fails_once_naming_every_model(tmp_path, hub, d
     for repo in (VISUAL, UNIFIED):
         assert repo in err
         assert f"hf download {repo} --revision {hub.sha(repo)}" in err
-    assert "DOCRAG_VISUAL__MODEL=/path" in err and "DOCRAG_UNIFIED__MODEL=/path" in err
+    assert "DOCRAG_VISUAL__MODEL=/path" in err and "DOCRAG_TEXT__MODEL=/path" in err
     assert not db.exists(), "no database may be left behind"
     assert hub.requests == [], "offline: nothing may be asked of the hub"
     # --offline does the same with HF_HUB_OFFLINE unset.
@@ -133,7 +137,8 @@ def test_unknown_repo_and_unreachable_hub_are_one_line(tmp_path, hub, docs):
     hf_home, db = tmp_path / "hf", tmp_path / "db"
     cfg = tmp_path / "bad.toml"
     cfg.write_text('[visual]\ntype = "colidefics3"\nmodel = "tiny-org/no-such-model"\n'
-                   f'[unified]\ntype = "siglip"\nmodel = "{UNIFIED}"\n')  # fmt: skip
+                   f'[text]\ntype = "siglip"\nmodel = "{UNIFIED}"\n'
+                   f'[image]\ntype = "siglip"\nmodel = "{UNIFIED}"\n')  # fmt: skip
     proc = _run(["index", str(docs["prose"]), "--db", str(db), "--config", str(cfg)], hub, hf_home, offline=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "tiny-org/no-such-model" in proc.stderr and "download failed" in proc.stderr
@@ -176,7 +181,8 @@ def test_adapter_and_its_base_download_and_index(tmp_path, tiny, docs):
             f'revision = "{hub.sha("tiny-org/colmodernvbert")}"\n'
             '[visual.options]\nbase_model = "tiny-org/modernvbert-base"\n'
             f'base_revision = "{hub.sha("tiny-org/modernvbert-base")}"\n'
-            f'[unified]\ntype = "siglip"\nmodel = "{UNIFIED}"\nrevision = "{hub.sha(UNIFIED)}"\n'
+            f'[text]\ntype = "siglip"\nmodel = "{UNIFIED}"\nrevision = "{hub.sha(UNIFIED)}"\n'
+            f'[image]\ntype = "siglip"\nmodel = "{UNIFIED}"\nrevision = "{hub.sha(UNIFIED)}"\n'
         )
         hf_home, db = tmp_path / "hf", tmp_path / "db"
         proc = _run(["index", str(docs["chart"]), "--db", str(db), "--config", str(cfg), "--json"], hub, hf_home,
@@ -213,7 +219,7 @@ def test_settings_mistakes_and_non_checkpoint_folders_are_one_line(tmp_path, hub
     assert len(proc.stderr.strip().splitlines()) == 1 and "pydantic" not in proc.stderr
     empty = tmp_path / "not-a-model"
     empty.mkdir()
-    cfg.write_text(f'[unified]\ntype = "siglip"\nmodel = "{empty}"\n')
+    cfg.write_text(f'[text]\ntype = "siglip"\nmodel = "{empty}"\n')
     proc = _run(["index", str(docs["prose"]), "--db", str(db), "--config", str(cfg), "--profile", "lite"], hub,
                 hf_home, offline=True)  # fmt: skip
     assert proc.returncode == 2 and "not a checkpoint directory" in proc.stderr and not db.exists()

@@ -107,8 +107,17 @@ def test_models_command_lists_every_profile(tmp_path):
     out = json.loads(res.stdout)
     assert set(out["profiles"]) == {"cpu", "gpu", "lite"}
     rows = {(r["profile"], r["leg"], r["model"]): r for r in out["models"]}
-    lite = rows[("lite", "unified", "sentence-transformers/all-MiniLM-L6-v2")]
-    assert lite["available"] is True and "packaged copy" in lite["where"]
+    lite = rows[("lite", "text", "sentence-transformers/all-MiniLM-L6-v2")]
+    assert lite["available"] is True and "packaged copy" in lite["where"] and lite["pooling"] == "mean"
+    assert not any(r["profile"] == "lite" and r["leg"] in ("image", "visual") for r in out["models"])
+    for profile in ("cpu", "gpu"):  # each leg by its role: a passage retriever for text, an image–text model
+        legs = {r["leg"]: r for r in out["models"] if r["profile"] == profile and r["setting"].endswith(".model")}
+        assert set(legs) == {"visual", "text", "image"}, profile
+        assert legs["text"]["type"] == "sentence-transformers" and legs["image"]["type"] == "siglip"
+        assert legs["text"]["pooling"] in ("cls", "lasttoken") and legs["text"]["query_prefix"]
+        assert all(r["pinned"] and len(r["revision"]) == 40 for r in legs.values()), profile
+    assert rows[("cpu", "text", "Snowflake/snowflake-arctic-embed-m-v1.5")]["pooling"] == "cls"
+    assert rows[("gpu", "text", "Qwen/Qwen3-Embedding-0.6B")]["pooling"] == "lasttoken"
     cpu_visual = rows[("cpu", "visual", "ModernVBERT/colmodernvbert")]
     assert cpu_visual["available"] is False and cpu_visual["pinned"] and "--revision" in cpu_visual["download"]
     base = rows[("cpu", "visual", "ModernVBERT/colmodernvbert-base")]  # the adapter's base: a second checkpoint

@@ -90,8 +90,8 @@ class FakeVisualTable(_Fake):
 class FakeStore:
     """Two ready documents, a and b, two pages each; every search is recorded with its query."""
 
-    def __init__(self, unified_spec=SIGLIP, visual=1):
-        self.unified_spec = unified_spec
+    def __init__(self, text_spec=SIGLIP, image_spec=SIGLIP, visual=1):
+        self.text_spec, self.image_spec = text_spec, image_spec
         self.visual_index = VisualIndexSpec()
         self.calls: Counter[str] = Counter()
         self.searched: list[tuple[str, object]] = []
@@ -128,14 +128,14 @@ def test_the_fake_and_the_real_store_both_are_what_search_needs(tmp_path):
     from docrag.testing.rows import new_store
 
     _conforms(FakeStore(), stores.SearchStore)
-    _conforms(new_store(tmp_path / "db", unified_dim=4), stores.SearchStore)
+    _conforms(new_store(tmp_path / "db", text_dim=4), stores.SearchStore)
     with pytest.raises(AssertionError, match=r"store.pages.search_bm25"):
         broken = FakeStore()
         broken.pages.search_bm25 = lambda query, k=10: []
         _conforms(broken, stores.SearchStore)
 
 
-class FakeUnified:
+class FakeSingle:
     type, modalities = "siglip", frozenset({"text", "image"})
 
     def __init__(self):
@@ -179,12 +179,15 @@ def registry(monkeypatch):
     return legs_mod.LEG_TYPES
 
 
-def searcher(store=None, unified=None, visual=True, fusion="rrf"):
+def searcher(store=None, single=None, visual=True, fusion="rrf", image=None):
+    """A searcher over the fake store; ``single`` serves the text leg and (unless ``image`` is given) the image
+    leg too, as one model named by both settings."""
     store = store or FakeStore()
-    unified = unified or FakeUnified()
+    single = single or FakeSingle()
+    image = image or single
     settings = SearchConfig(fusion=fusion)
-    parts = LegParts(store, settings, lambda: unified, (lambda: FakeVisual()) if visual else None)
-    return Searcher(store, settings, build_legs(parts)), store, unified
+    parts = LegParts(store, settings, lambda: single, lambda: image, (lambda: FakeVisual()) if visual else None)
+    return Searcher(store, settings, build_legs(parts)), store, single
 
 
 def test_a_registered_leg_is_searched_and_fused_with_the_others(registry):
@@ -206,11 +209,11 @@ def test_a_registered_leg_is_searched_and_fused_with_the_others(registry):
         s.search("x", legs=["colour"])
 
 
-def test_the_unified_embedder_runs_once_per_query_and_the_store_is_read_once_per_call():
-    s, store, unified = searcher()
+def test_a_model_serving_two_legs_embeds_once_per_query_and_the_store_is_read_once_per_call():
+    s, store, single = searcher()
     results = s.search_many(["first query", "second query"], k=3)
     assert len(results) == 2 and all(results)
-    assert unified.calls == {"queries": 2}  # text and image legs share the query vector
+    assert single.calls == {"queries": 2}  # text and image legs share one model, so one query vector
     assert store.calls["refresh"] == 1 and store.calls["ready"] == 1 and store.calls["documents.count"] == 1
     assert all(store.calls[f"{t}.count"] == 1 for t in ("visual", "chunks", "images", "pages"))
     assert [name for name, _ in store.searched] == ["visual", "text", "image", "bm25"] * 2
@@ -240,10 +243,10 @@ def test_weighted_fusion_calibrates_by_each_legs_scale(registry):
 
 def test_image_queries_skip_the_legs_that_do_not_take_them(caplog):
     image = Image.new("RGB", (8, 8))
-    s, store, unified = searcher()
+    s, store, single = searcher()
     hits = s.search(image, k=5)
     assert [(h.doc_id, h.page, set(h.legs)) for h in hits] == [("a", 2, {"image"})]
-    assert [name for name, _ in store.searched] == ["image"] and unified.calls == {"images": 1}
+    assert [name for name, _ in store.searched] == ["image"] and single.calls == {"images": 1}
     assert hits[0].snippet == "alpha figure"
     # Named: the text leg takes the image (cross-modal); visual and bm25 say they do not and are skipped.
     store.searched.clear()
@@ -260,15 +263,28 @@ def test_image_queries_with_a_text_only_embedder_are_refused_before_any_model_lo
     def no_model():
         raise AssertionError("a model loaded")
 
-    store = FakeStore(unified_spec=MINILM)
-    parts = LegParts(store, SearchConfig(), no_model)
+    store = FakeStore(text_spec=MINILM, image_spec=None)
+    parts = LegParts(store, SearchConfig(), no_model)  # a text model only: no image or visual leg
     s = Searcher(store, SearchConfig(), build_legs(parts))
-    assert [leg.name for leg in s.legs] == list(leg_names()[1:])  # no visual embedder: no visual leg
+    assert [leg.name for leg in s.legs] == ["text", "bm25"]
     for legs in (None, ["text"], ["bm25"]):
-        with pytest.raises(ValueError, match="image-capable unified embedder; 'sentence-transformers' embeds text"):
+        with pytest.raises(ValueError, match="image-capable text model; 'sentence-transformers' embeds text"):
             s.search(Image.new("RGB", (8, 8)), legs=legs)
-    # A text query on legs that need no embedder loads none (the image leg knows from the spec it takes none).
-    assert [set(h.legs) for h in s.search("beta", legs=["bm25", "image"])] == [{"bm25"}]
+    # A text query on legs that need no embedder loads none.
+    assert [set(h.legs) for h in s.search("beta", legs=["bm25"])] == [{"bm25"}]
+
+
+def test_text_and_image_models_each_embed_the_query_once():
+    """Two models: the text leg's passage retriever and the image leg's image–text model, one vector each."""
+    text, image = FakeSingle(), FakeSingle()
+    store = FakeStore(text_spec=MINILM, image_spec=SIGLIP)
+    s, store, _ = searcher(store, single=text, image=image)
+    s.search("a query", k=3)
+    assert text.calls == {"queries": 1} and image.calls == {"queries": 1}
+    assert [name for name, _ in store.searched] == ["visual", "text", "image", "bm25"]
+    # An image query goes to the image model only (the text model is not asked to embed a picture).
+    s.search(Image.new("RGB", (8, 8)), k=3)
+    assert image.calls == {"queries": 1, "images": 1} and text.calls == {"queries": 1}
 
 
 def test_unknown_legs_name_the_registry():
@@ -277,6 +293,6 @@ def test_unknown_legs_name_the_registry():
     with pytest.raises(ValueError, match=r"^unknown leg 'colour': choose from visual, text, image, bm25$"):
         s.search("x", legs=["colour"])
     with pytest.raises(ValueError, match="unknown leg 'colour'"):
-        build_legs(LegParts(FakeStore(), SearchConfig(), FakeUnified), ["colour"])
+        build_legs(LegParts(FakeStore(), SearchConfig(), FakeSingle), ["colour"])
     with pytest.raises(ValueError, match="k must be at least 1"):
         s.search("x", k=0)

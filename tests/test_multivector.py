@@ -142,11 +142,11 @@ def test_max_edge_sets_the_tiling_edge_for_idefics3_style_families(tiny):
 def test_every_profile_names_a_registered_family_and_every_family_resolves():
     """The checkpoints have one home, the profiles: each names a registered type, pinned, no remote code."""
     from docrag.config import PROFILES
+    from docrag.indexes.embedders import REGISTRY as SINGLE
     from docrag.indexes.multivector import FAMILIES as REGISTRY
-    from docrag.indexes.unified import REGISTRY as UNIFIED
 
     for name, profile in PROFILES.items():
-        for leg, registry in (("visual", REGISTRY), ("unified", UNIFIED)):
+        for leg, registry in (("visual", REGISTRY), ("text", SINGLE), ("image", SINGLE)):
             spec = profile[leg]
             if spec is None:
                 continue

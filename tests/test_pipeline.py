@@ -23,7 +23,8 @@ PLANTED = "The quarterly zanzibarite shipment left the harbour of Mombasa on a T
 def tiny_overrides(tiny, **ingest):
     return {
         "visual": {"type": "colidefics3", "model": str(tiny["colidefics3"]), "batch_size": 2},
-        "unified": {"type": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"},
+        "text": {"type": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"},
+        "image": None,
         "ingest": {"ocr": False, "elements": "text-layer", **ingest},
     }
 
@@ -292,7 +293,8 @@ def test_image_leg_with_an_image_capable_embedder(tmp_path, corpus, tiny, docs):
         tmp_path / "db",
         profile="cpu",
         visual={"type": "colidefics3", "model": str(tiny["colidefics3"])},
-        unified={"type": "siglip", "model": str(tiny["siglip"])},
+        text={"type": "sentence-transformers", "model": str(tiny["arctic"])},
+        image={"type": "siglip", "model": str(tiny["siglip"])},
         ingest={"ocr": False, "elements": "text-layer"},
     )
     report = idx.add([corpus])
@@ -301,8 +303,9 @@ def test_image_leg_with_an_image_capable_embedder(tmp_path, corpus, tiny, docs):
     assert Path(hits[0].file).name == "photo.png" and hits[0].legs["image"]["rank"] == 1
     assert hits[0].legs["image"]["score"] == pytest.approx(1.0, abs=1e-4)  # the same image, cosine 1
     assert idx.search(Image.open(docs["photo_png"]), k=3, legs=["visual"]) == []  # visual: text queries only
-    cross = idx.search(Image.open(docs["photo_png"]), k=3, legs=["text", "bm25"])  # named: image → text chunks
-    assert cross and all(set(h.legs) == {"text"} for h in cross)
+    # The text leg's model is a passage retriever that reads text only: no image → text chunks, even when named.
+    assert idx.search(Image.open(docs["photo_png"]), k=3, legs=["text", "bm25"]) == []
+    assert idx.text_embedder is not idx.image_embedder and idx.text_embedder.modalities == {"text"}
     weighted = idx.search("zanzibarite shipment", k=3, fusion="weighted")
     assert {"visual", "text", "bm25"} <= {leg for h in weighted for leg in h.legs}
     top_visual = next(h for h in weighted if "visual" in h.legs)

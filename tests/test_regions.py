@@ -194,7 +194,7 @@ def test_a_planted_patch_vector_lights_up_exactly_its_box(tiny, tmp_path):
     from docrag.pipeline.legs import LegParts, VisualLeg
 
     leg = VisualLeg(
-        LegParts(store, docrag.open(tmp_path / "db", profile="lite").settings.search, lambda: None, lambda: emb)
+        LegParts(store, docrag.open(tmp_path / "db", profile="lite").settings.search, None, visual=lambda: emb)
     )
     q = QueryInput("anything")
     q.embedding("visual", lambda: query)  # the planted query tokens
@@ -291,12 +291,12 @@ def test_rows_without_positions_say_so(tmp_path):
     it shows nothing instead of drawing a guess."""
     idx = docrag.open(tmp_path / "db", profile="lite")
     store = idx.store
-    store.make_writable(unified_dim=384)
+    store.make_writable(text_dim=384)
     write_chunks(store, "d", [1], [0], ["a chunk"], np.ones((1, 384), np.float32))
     write_pages(store, "d", ["a page about harbours"])
     from docrag.pipeline.legs import BM25Leg, LegParts, TextLeg
 
-    parts = LegParts(store, idx.settings.search, lambda: idx.unified_embedder)
+    parts = LegParts(store, idx.settings.search, lambda: idx.text_embedder)
     q = QueryInput("harbours")
     assert BM25Leg(parts).regions(q, "d", 1).notes == {"bm25": NO_POSITIONS}
     assert TextLeg(parts).regions(q, "d", 1, "a chunk").notes == {"text": NO_POSITIONS}
@@ -373,7 +373,8 @@ def test_visual_regions_end_to_end_with_the_tiny_model(tmp_path, tiny, docs):
         tmp_path / "db",
         profile="cpu",
         visual={"type": "colidefics3", "model": str(tiny["colidefics3"])},
-        unified={"type": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"},
+        text={"type": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"},
+        image=None,
         ingest={"ocr": False, "elements": "text-layer"},
     )
     idx.add([folder], progress=False)

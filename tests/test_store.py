@@ -6,17 +6,18 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from docrag.indexes.codecs import arrow_to_multivectors, multivectors_to_arrow
+from docrag.indexes.embedders import create_embedder
 from docrag.indexes.maxsim import maxsim_numpy
 from docrag.indexes.models import ModelSpec
 from docrag.indexes.multivector import MultiVectorEmbedder
-from docrag.indexes.schema import CHUNKS, PAGES, VISUAL
+from docrag.indexes.schema import CHUNKS, PAGES, VISUAL, Dims
 from docrag.indexes.store import ModelMismatchError, Store, StoreError
-from docrag.indexes.unified import create_unified
 from docrag.testing.rows import new_store, write_chunks, write_images, write_pages, write_visual
 
 
@@ -33,17 +34,25 @@ def test_multivector_arrow_round_trip_is_float16():
 
 def _build(db, tiny, page_images):
     vis = MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"])))
-    uni = create_unified(ModelSpec(type="siglip", model=str(tiny["siglip"])))
-    store = new_store(db, unified_dim=uni.dim, visual_spec=vis.spec, unified_spec=uni.spec)
+    text = create_embedder(ModelSpec(type="sentence-transformers", model=str(tiny["arctic"])))
+    image = create_embedder(ModelSpec(type="siglip", model=str(tiny["siglip"])))
+    store = new_store(
+        db,
+        text_dim=text.dim,
+        image_dim=image.dim,
+        visual_spec=vis.spec,
+        text_spec=text.spec,
+        image_spec=image.spec,
+    )
     write_visual(store, "doc-a", [1, 2, 3, 4], vis.embed_images(page_images))
     texts = ["tables and charts", "the quick brown fox", "capital of france", "late interaction scores"]
-    write_chunks(store, "doc-b", [1, 1, 2, 3], [0, 1, 0, 0], texts, uni.embed_documents(texts))
+    write_chunks(store, "doc-b", [1, 1, 2, 3], [0, 1, 0, 0], texts, text.embed_documents(texts))
     write_images(
-        store, "doc-b", [2, 3, 3], [(0, 0, 10, 10)] * 3, uni.embed_images(page_images[:3]), image_ids=[0, 0, 1]
+        store, "doc-b", [2, 3, 3], [(0, 0, 10, 10)] * 3, image.embed_images(page_images[:3]), image_ids=[0, 0, 1]
     )
     write_pages(store, "doc-b", ["tables and charts fox", "capital of france", "late interaction"])
     store.maintain()
-    return vis, uni, store
+    return vis, text, image, store
 
 
 def _stored_visual(store):
@@ -51,18 +60,18 @@ def _stored_visual(store):
 
 
 def test_legs_return_page_candidates(tmp_path, tiny, page_images):
-    vis, uni, store = _build(tmp_path / "db", tiny, page_images)
+    vis, text, image, store = _build(tmp_path / "db", tiny, page_images)
     q = vis.embed_queries(["capital of france"])[0]
     (visual,) = store.visual.search(q, k=4)
     assert [c.doc_id for c in visual] == ["doc-a"] * 4 and len({c.page for c in visual}) == 4
     stored = _stored_visual(store)
     expected = maxsim_numpy([q], [s.astype(np.float32) for s in stored])[0]
     assert [c.score for c in visual] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
-    text = store.chunks.search(uni.embed_queries(["capital of france"])[0], k=3)
-    assert len({(c.doc_id, c.page) for c in text}) == len(text)  # one candidate per page (best chunk)
-    assert all(-1.0 - 1e-5 <= c.score <= 1.0 + 1e-5 for c in text) and text[0].detail
+    found = store.chunks.search(text.embed_queries(["capital of france"])[0], k=3)
+    assert len({(c.doc_id, c.page) for c in found}) == len(found)  # one candidate per page (best chunk)
+    assert all(-1.0 - 1e-5 <= c.score <= 1.0 + 1e-5 for c in found) and found[0].detail
     # Three stored images on two pages: the image query finds its own image's page, one candidate per page.
-    images = store.images.search(uni.embed_images(page_images[1:2])[0], k=3)
+    images = store.images.search(image.embed_images(page_images[1:2])[0], k=3)
     assert [c.page for c in images] == [3, 2] and images[0].score == pytest.approx(1.0, abs=1e-4)
     assert images[0].detail == "0" and images[1].score < 0.9999
     bm25 = store.pages.search_bm25("france", k=3)
@@ -73,20 +82,24 @@ def test_legs_return_page_candidates(tmp_path, tiny, page_images):
 def test_reopen_recreates_specs_and_refuses_other_models(tmp_path, tiny, page_images):
     _build(tmp_path / "db", tiny, page_images)
     again = Store(tmp_path / "db")
-    assert again.visual_spec.type == "colidefics3" and again.unified_spec.type == "siglip"
-    assert again.dims.unified == 32 and again.dims.visual == 128
+    assert again.visual_spec.type == "colidefics3" and again.text_spec.type == "sentence-transformers"
+    assert again.image_spec.type == "siglip"
+    assert again.dims == Dims(text=32, image=32, visual=128, storage="float16")
     record = Store.record(tmp_path / "db")  # the model record: one place, the meta table
-    assert record["visual_spec"]["model"] == str(tiny["colidefics3"]) and record["schema_version"] == 1
+    assert record["visual_spec"]["model"] == str(tiny["colidefics3"]) and record["schema_version"] == 2
+    assert record["text_spec"]["model"] == str(tiny["arctic"]) and record["image_spec"]["model"] == str(tiny["siglip"])
     assert not again.db.table(VISUAL).schema.metadata  # not repeated in every table's schema
-    with pytest.raises(ModelMismatchError, match="refusing to mix"):
+    with pytest.raises(ModelMismatchError, match="built with the visual model colidefics3"):
         Store(tmp_path / "db", visual_spec=ModelSpec(type="colpali", model=str(tiny["colpali"])))
+    with pytest.raises(ModelMismatchError, match="built with the text model sentence-transformers"):
+        Store(tmp_path / "db", text_spec=ModelSpec(type="siglip", model=str(tiny["siglip"])))
     again.make_writable()
     with pytest.raises(ModelMismatchError, match="do not fit"):
         write_chunks(again, "d", [1], [0], ["x"], np.zeros((1, 8), np.float32))
 
 
 def test_a_database_of_another_schema_is_refused_with_what_to_do(tmp_path):
-    store = new_store(tmp_path / "db", unified_dim=4)
+    store = new_store(tmp_path / "db", text_dim=4)
     store.db.set_meta({"schema_version": 0})
     with pytest.raises(StoreError, match=r"another version of docrag .* index the documents again into a new --db"):
         Store(tmp_path / "db")
@@ -94,24 +107,24 @@ def test_a_database_of_another_schema_is_refused_with_what_to_do(tmp_path):
 
 @pytest.mark.slow
 def test_round_trip_in_a_new_process_gives_same_topk_and_scores(tmp_path, tiny, page_images):
-    vis, uni, store = _build(tmp_path / "db", tiny, page_images)
+    vis, text, _, store = _build(tmp_path / "db", tiny, page_images)
     q = "late interaction"
     here = {
         "visual": [(c.doc_id, c.page, c.score) for c in store.visual.search(vis.embed_queries([q])[0], k=3)[0]],
-        "text": [(c.doc_id, c.page, c.score) for c in store.chunks.search(uni.embed_queries([q])[0], k=3)],
+        "text": [(c.doc_id, c.page, c.score) for c in store.chunks.search(text.embed_queries([q])[0], k=3)],
         "bm25": [(c.doc_id, c.page, c.score) for c in store.pages.search_bm25(q, k=3)],
     }
     script = textwrap.dedent(f"""
         import json
         from docrag.indexes.store import Store
         from docrag.indexes.multivector import MultiVectorEmbedder
-        from docrag.indexes.unified import create_unified
+        from docrag.indexes.embedders import create_embedder
         store = Store({str(tmp_path / "db")!r})
-        vis, uni = MultiVectorEmbedder(store.visual_spec), create_unified(store.unified_spec)
+        vis, text = MultiVectorEmbedder(store.visual_spec), create_embedder(store.text_spec)
         q = {q!r}
         print(json.dumps({{
             "visual": [(c.doc_id, c.page, c.score) for c in store.visual.search(vis.embed_queries([q])[0], k=3)[0]],
-            "text": [(c.doc_id, c.page, c.score) for c in store.chunks.search(uni.embed_queries([q])[0], k=3)],
+            "text": [(c.doc_id, c.page, c.score) for c in store.chunks.search(text.embed_queries([q])[0], k=3)],
             "bm25": [(c.doc_id, c.page, c.score) for c in store.pages.search_bm25(q, k=3)],
         }}))
     """)
@@ -124,14 +137,14 @@ def test_round_trip_in_a_new_process_gives_same_topk_and_scores(tmp_path, tiny, 
 
 
 def test_delete_document_removes_its_rows(tmp_path, tiny, page_images):
-    _, _, store = _build(tmp_path / "db", tiny, page_images)
+    *_, store = _build(tmp_path / "db", tiny, page_images)
     store.delete_documents(["doc-b"])
     assert store.chunks.count() == store.images.count() == store.pages.count() == 0
     assert store.visual.count() == 4
 
 
 def test_text_index_is_created_once_then_kept_current_without_rebuilds(tmp_path, monkeypatch):
-    store = new_store(tmp_path / "db", unified_dim=4)
+    store = new_store(tmp_path / "db", text_dim=4)
     write_pages(store, "doc-a", [f"walrus colony census {i}" for i in range(20)])
     store.maintain()
     tbl = store.db.table(PAGES)
@@ -167,7 +180,7 @@ def test_text_index_is_created_once_then_kept_current_without_rebuilds(tmp_path,
 def test_maintain_compacts_fragmented_tables_past_the_threshold(tmp_path, monkeypatch):
     import docrag.indexes.pages as pages_mod
 
-    store = new_store(tmp_path / "db", unified_dim=4)
+    store = new_store(tmp_path / "db", text_dim=4)
     rng = np.random.default_rng(0)
     for b in range(6):  # six page batches: six fragments
         v = rng.standard_normal((3, 4)).astype(np.float32)
@@ -202,3 +215,50 @@ def test_visual_vectors_of_another_size_are_stored_and_searched(tmp_path):
     with pytest.raises(ValueError, match=r"\(n, 320\)"):
         write_visual(again, "doc", [5], [np.ones((3, 128), np.float32)])
     assert _stored_visual(again)[0].shape == (30, 320)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.slow
+def test_a_schema_1_database_searches_with_its_models_and_a_rebuild_replaces_them(tmp_path, tiny):
+    """tests/data/v1_lite.db was written before the text and image legs had models of their own (one
+    "unified" all-MiniLM-L6-v2): it opens, searches and says what built it; indexing into it with another text
+    model is one line naming the command that rebuilds it, and that command does."""
+    import shutil
+
+    from clirun import invoke
+
+    import docrag
+    from docrag.indexes.models import MINILM_ID
+
+    db = tmp_path / "old.db"
+    shutil.copytree(DATA / "v1_lite.db", db)
+    idx = docrag.open(db)
+    assert idx.settings.text.model == MINILM_ID and idx.settings.image is None and idx.settings.visual is None
+    hits = idx.search("how high was the tide at the lighthouse", k=2)
+    assert [h.page for h in hits] == [1, 2] and "text" in hits[0].legs and "bm25" in hits[0].legs
+    built = idx.stats()["built_with"]
+    assert built["text"]["model"] == MINILM_ID and built["image"] is None and built["visual"] is None
+    shown = invoke("stats", "--db", db, "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["built_with"]["text"]["model"] == MINILM_ID
+    assert idx.search("photosynthesis in leaves", k=1)[0].page == 2
+
+    cfg = tmp_path / "arctic.toml"
+    cfg.write_text(f'profile = "lite"\n[text]\ntype = "sentence-transformers"\nmodel = "{tiny["arctic"]}"\n')
+    pdf = tmp_path / "two_topics.pdf"
+    shutil.copy(DATA / "two_topics.pdf", pdf)
+    refused = invoke("index", pdf, "--db", db, "--config", cfg, "--workers", "0")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    line = refused.stderr.strip()
+    assert f"was built with the text model sentence-transformers:{MINILM_ID}" in line, line
+    assert line.endswith(f"docrag index {pdf} --db {db} --config {cfg} --rebuild"), line
+    assert docrag.open(db).stats()["chunks"] == 2  # nothing was touched
+
+    rebuilt = invoke("index", pdf, "--db", db, "--config", cfg, "--workers", "0", "--rebuild", "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["indexed"] == 1
+    again = docrag.open(db)
+    assert again.stats()["built_with"]["text"]["model"] == str(tiny["arctic"])
+    assert Store.record(db)["schema_version"] == 2 and again.stats()["documents"] == 1
+    assert {h.page for h in again.search("tide", k=2)} == {1, 2}

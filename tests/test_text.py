@@ -116,10 +116,11 @@ def test_index_dehyphenates_and_caption_headers_lift_the_chart_page(tmp_path):
 
 @pytest.mark.slow
 def test_chunk_headers_fit_the_token_budget():
+    from docrag.indexes.chunking import chunk_page_texts
+    from docrag.indexes.embedders import create_embedder
     from docrag.indexes.models import MINILM_ID, ModelSpec
-    from docrag.indexes.unified import chunk_page_texts, create_unified
 
-    emb = create_unified(ModelSpec(type="sentence-transformers", model=MINILM_ID))
+    emb = create_embedder(ModelSpec(type="sentence-transformers", model=MINILM_ID))
     body = [" ".join(f"word{i} alpha beta." for i in range(300))]
     caption = "Figure 1: " + "a very long caption " * 100
     chunks = chunk_page_texts([(1, body), (2, ["plain page"])], emb, contexts={1: [caption], 2: []})

@@ -247,7 +247,7 @@ def test_searcher_two_stage_keeps_the_ready_rule_and_where(tmp_path):
             store.documents.mark_ready(f"doc{i}", {"visual": 10})
     emb = _Vectors({"q12": _query(pages[12], seed=12), "q25": _query(pages[25], seed=25)})
     cfg = SearchConfig(visual_search="two-stage", visual_candidates=8)
-    searcher = Searcher(store, cfg, build_legs(LegParts(store, cfg, lambda: None, lambda: emb), ["visual"]))
+    searcher = Searcher(store, cfg, build_legs(LegParts(store, cfg, None, visual=lambda: emb), ["visual"]))
     hits = searcher.search("q25", k=3, legs=["visual"])
     assert (hits[0].doc_id, hits[0].page) == keys[25] and hits[0].legs["visual"]["rank"] == 1
     # doc1 is still indexing: its pages are invisible to both stages

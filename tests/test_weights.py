@@ -54,10 +54,10 @@ def test_real_visual_model_prefers_the_matching_page(profile, docs):
 
 
 @pytest.mark.parametrize("profile", ["cpu", "gpu"])
-def test_real_unified_text_ranks_the_answer_first(profile):
-    from docrag.indexes.unified import create_unified
+def test_real_text_leg_ranks_the_answer_first(profile):
+    from docrag.indexes.embedders import create_embedder
 
-    emb = create_unified(_spec(profile, "unified"))
+    emb = create_embedder(_spec(profile, "text"))
     d = emb.embed_documents(["Paris is the capital of France.", "Mitochondria make ATP."])
     q = emb.embed_queries(["What is the capital of France?"])
     assert int(np.argmax(q @ d.T)) == 0

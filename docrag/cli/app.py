@@ -82,16 +82,20 @@ def note(message: str) -> None:
 
 
 @contextmanager
-def guarded(profile: str | None = None, interrupted: str = "interrupted") -> Iterator[None]:
+def guarded(profile: str | None = None, interrupted: str = "interrupted", rebuild: str | None = None) -> Iterator[None]:
     """The one mapping from the library's errors to exit codes. A missing checkpoint, a storage failure, a
     locked database or a bad option or input (``ValueError``: model mismatch, bad filter, unknown leg …) is one
     line and exit 2; Ctrl-C is ``interrupted`` and exit 130. ``profile``: the one in use, for the hint that
-    the lite profile works offline."""
-    from docrag.indexes.database import StoreError
+    the lite profile works offline; ``rebuild``: the command that rebuilds the database with other models."""
+    from docrag.indexes.database import ModelMismatchError, StoreError
     from docrag.indexes.models import ModelUnavailableError
 
     try:
         yield
+    except ModelMismatchError as exc:
+        if not (rebuild and exc.rebuildable):
+            fail(str(exc))
+        fail(f"{exc.what}: run without --profile to keep its own models, or rebuild it with these: {rebuild}")
     except ModelUnavailableError as exc:
         hint = "" if profile in (None, "lite") else " — or use `--profile lite`, which works fully offline"
         fail(f"{exc}{hint}")
@@ -101,9 +105,11 @@ def guarded(profile: str | None = None, interrupted: str = "interrupted") -> Ite
         fail(interrupted, code=130)
 
 
-def call(fn: Callable[[], T], profile: str | None = None, interrupted: str = "interrupted") -> T:
+def call(
+    fn: Callable[[], T], profile: str | None = None, interrupted: str = "interrupted", rebuild: str | None = None
+) -> T:
     """``fn()`` under ``guarded``."""
-    with guarded(profile, interrupted):
+    with guarded(profile, interrupted, rebuild):
         return fn()
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -122,14 +128,22 @@ def require_db(db: str, config: Path | None = None) -> None:
             fail(f"{db} is not a docrag database (no documents table in it)")
 
 
-def open_db(db: str, profile: str | None = None, config: Path | None = None, *, must_exist: bool = True) -> Any:
+def open_db(
+    db: str,
+    profile: str | None = None,
+    config: Path | None = None,
+    *,
+    must_exist: bool = True,
+    rebuild: bool = False,
+    rebuild_command: str | None = None,
+) -> Any:
     """The index at ``db`` (settings resolved once, ``docrag.config.resolve``). A ``--db`` that is not a docrag
     database is one line and exit 2 (except for ``index``, which creates it)."""
     from docrag.api import open_index
 
     if must_exist:
         require_db(db, config)
-    return call(lambda: open_index(db, profile, config), profile)
+    return call(lambda: open_index(db, profile, config, rebuild=rebuild), profile, rebuild=rebuild_command)
 
 
 def escape(text: str) -> str:

@@ -21,6 +21,16 @@ def _parse_meta(items: list[str]) -> dict[str, str]:
     return out
 
 
+def rebuild_command(paths: list[Path], db: str, profile: str | None, config: Path | None) -> str:
+    """This command, rebuilding ``db`` (what a model mismatch suggests)."""
+    import shlex
+
+    words = ["docrag", "index", *map(str, paths), "--db", db]
+    words += ["--profile", profile] if profile else []
+    words += ["--config", str(config)] if config else []
+    return shlex.join([*words, "--rebuild"])
+
+
 @app.command()
 def index(
     paths: Annotated[list[Path], typer.Argument(help="PDF/image files or folders (searched recursively).")],
@@ -41,6 +51,14 @@ def index(
     address: Annotated[
         str | None, typer.Option("--address", help="With --engine ray: the Ray cluster to join (default: start one).")
     ] = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Start --db over with this profile's models (every document is indexed again; the old rows go "
+            "once the models are here).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Index PDFs and images: parse, route, embed, store. Unchanged files are skipped; re-runs resume."""
@@ -55,7 +73,8 @@ def index(
     missing = [p for p in paths if not p.exists() and not p.is_symlink()]
     if len(missing) == len(paths):
         fail(f"no such file or folder: {', '.join(map(str, missing))}")
-    idx = open_db(db, profile, config, must_exist=False)
+    redo = rebuild_command(paths, db, profile, config)
+    idx = open_db(db, profile, config, must_exist=False, rebuild=rebuild, rebuild_command=redo)
     metadata = _parse_meta(meta)
     err = Console(stderr=True)
 
@@ -103,6 +122,7 @@ def index(
                     address=address,
                 ),
                 idx.settings.profile,
+                rebuild=redo,
             )
         except Interrupted as exc:
             r = exc.report

@@ -46,13 +46,13 @@ def models(
     from rich.text import Text
 
     table = Table(title="docrag models")
-    for col in ("profile", "leg", "type", "model", "revision", "on this machine"):
+    for col in ("profile", "leg", "type", "model", "revision", "pooling", "on this machine"):
         table.add_column(col)
     for r in rows:
         rev = Text(r["revision"][:12]) if r["pinned"] else Text("unverified (unpinned)", style="yellow")
         absent = "no: downloads are off" if offline else "no: downloads on first use"
         here = Text.assemble(("yes ", "green"), r["where"]) if r["available"] else Text(absent)
-        table.add_row(r["profile"], r["leg"], r["type"], r["model"], rev, here)
+        table.add_row(r["profile"], r["leg"], r["type"], r["model"], rev, r["pooling"], here)
     out = Console(width=160)
     out.print(table)
     for name, note in PROFILE_NOTES.items():
@@ -69,7 +69,7 @@ def models_pull(
     as_json: JsonOpt = False,
 ) -> None:
     """Download a profile's checkpoints into the Hugging Face cache now (with progress), at their revisions."""
-    from docrag.config import load_settings
+    from docrag.config import LEGS, load_settings
     from docrag.indexes.models import ensure_models
 
     parent = ctx.obj or {}
@@ -78,7 +78,7 @@ def models_pull(
     settings = call(lambda: load_settings(profile, config))
     found = call(
         lambda: ensure_models(
-            {"visual": settings.visual, "unified": settings.unified}, offline=settings.offline, progress=not as_json
+            {leg: getattr(settings, leg) for leg in LEGS}, offline=settings.offline, progress=not as_json
         ),
         interrupted="interrupted: run the same command to resume the download",
     )

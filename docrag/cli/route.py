@@ -30,7 +30,7 @@ def route(
         Path | None, typer.Option("--config", help="TOML settings file (tables such as \\[router] and \\[limits]).")
     ] = None,
 ) -> None:
-    """Route every page: visual (ColPali leg) or text (unified leg), with a label and the reasons."""
+    """Route every page: visual (ColPali leg) or text (text and image legs), with a label and the reasons."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

@@ -19,17 +19,23 @@ __all__ = ["new_store", "write_chunks", "write_images", "write_pages", "write_vi
 def new_store(
     path: str | Path,
     *,
-    unified_dim: int | None = None,
+    text_dim: int | None = None,
+    image_dim: int | None = None,
     visual_dim: int | None = None,
-    unified_spec: ModelSpec | None = None,
+    text_spec: ModelSpec | None = None,
+    image_spec: ModelSpec | None = None,
     visual_spec: ModelSpec | None = None,
     **kwargs: Any,
 ) -> Store:
-    """A store opened for writing, its vector sizes known (``kwargs``: ``visual_index``, ``storage_options``)."""
-    if unified_dim and unified_spec is None:
-        unified_spec = ModelSpec(type="sentence-transformers", model="test/unified")
-    store = Store(path, visual_spec, unified_spec, writable=True, **kwargs)
-    store.make_writable(unified_dim=unified_dim, visual_dim=visual_dim)
+    """A store opened for writing, its vector sizes known (``kwargs``: ``visual_index``, ``storage_options``).
+    ``image_dim`` defaults to ``text_dim``: one test model serving both legs (an image-capable one)."""
+    image_dim = image_dim or text_dim
+    if text_dim and text_spec is None:
+        text_spec = ModelSpec(type="siglip", model="test/single")
+    if image_dim and image_spec is None:
+        image_spec = text_spec if image_dim == text_dim else ModelSpec(type="siglip", model="test/image")
+    store = Store(path, visual_spec, text_spec, image_spec, writable=True, **kwargs)
+    store.make_writable(text_dim=text_dim, image_dim=image_dim, visual_dim=visual_dim)
     return store
 
 
@@ -71,7 +77,8 @@ def write_chunks(
         "vector": np.asarray(vectors, np.float32),
         "boxes": list(boxes) if boxes is not None else None,
     }
-    store.write({CHUNKS: CHUNKS.to_arrow({k: v for k, v in data.items() if v is not None}, Dims(vectors.shape[1]))})
+    rows = CHUNKS.to_arrow({k: v for k, v in data.items() if v is not None}, Dims(text=vectors.shape[1]))
+    store.write({CHUNKS: rows})
 
 
 def write_images(
@@ -89,7 +96,7 @@ def write_images(
         "bbox": [list(map(float, b)) for b in bboxes],
         "vector": np.asarray(vectors, np.float32),
     }
-    store.write({IMAGES: IMAGES.to_arrow(data, Dims(vectors.shape[1]))})
+    store.write({IMAGES: IMAGES.to_arrow(data, Dims(image=vectors.shape[1]))})
 
 
 def write_visual(

