@@ -24,7 +24,7 @@ def downloads_off() -> bool:
 def pooling(leg: str, spec: Any) -> str:
     """How the leg's model makes its vectors: multi-vector for the visual leg, else the declared pooling."""
     if leg == "visual":
-        return "multi-vector (one per patch, MaxSim)"
+        return "per patch (MaxSim)"
     from docrag.indexes.embedders import embedder_class
 
     return str(spec.options.get("pooling") or embedder_class(spec).pooling)
