@@ -18,8 +18,13 @@ def stats(db: DbOpt, config: ConfigOpt = None, as_json: JsonOpt = False) -> None
     if as_json:
         typer.echo(json.dumps(s))
     else:
+        built = s.pop("built_with", {})
         for key, value in s.items():
-            typer.echo(f"{key:>22}: {value}")
+            if not key.endswith("_model"):  # the models: below, by leg, with what exactly built them
+                typer.echo(f"{key:>22}: {value}")
+        for leg, spec in built.items():
+            what = f"{spec['type']}:{spec['model']}@{(spec['revision'] or 'unpinned')[:12]}" if spec else "none"
+            typer.echo(f"{leg + ' model':>22}: {what}")
 
 
 @app.command()
