@@ -167,7 +167,10 @@ class Index:
         if not self._rebuild and self._store is None:  # other models than the database's: said before downloads
             Store.check_models(self.db, specs, self.settings.storage_options or None)
         self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
-        if self._rebuild:  # the models are here: the old rows can go
+        if self._rebuild:  # the models load first (a broken one fails here): only then can the old rows go
+            for leg, spec in specs.items():
+                if spec is not None:
+                    _ = self.visual_embedder if leg == "visual" else self.embedder(leg)
             self._store = self._searcher = None
             cfg = self.settings.ingest
             Store.clear(self.db, self.settings.storage_options or None, lock_wait_s, cfg.writer_lease_s)
@@ -378,5 +381,7 @@ def open_index(
 
     db = str(db)
     file = read_config(config)
-    stored = {} if rebuild else Store.record(db, storage_options(file, overrides) or None)
+    stored = Store.record(db, storage_options(file, overrides) or None)
+    if rebuild:  # the database's profile still applies when none is named, but not its models
+        stored = {"profile": stored["profile"]} if stored.get("profile") else {}
     return Index(db, resolve(stored, profile, file, overrides, source=str(config or "")), rebuild=rebuild)

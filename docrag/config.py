@@ -263,15 +263,16 @@ def resolve(
     name = chosen or stored.get("profile") or "cpu"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
-    for layer in (file, overrides):
+    old_env = any(k.upper().startswith(f"{ENV_PREFIX}UNIFIED") for k in (os.environ if env is None else env))
+    for layer in (file, overrides, {"unified": 1} if old_env else {}):
         if "unified" in layer:
-            where = f"{source}: " if source else ""
+            where = f"{source}: " if source and layer is file else ("DOCRAG_UNIFIED__*: " if old_env else "")
             raise ValueError(
                 f"{where}the unified setting is now two: [text] (the text chunks' embedder) and [image] (figures "
                 "and image files); the same spec in both shares one model"
             )
     data: dict[str, Any] = {"profile": name, **copy.deepcopy(PROFILES[name])}
-    if stored and not chosen:  # reopened as it was made: the models its vectors came from
+    if not chosen and any(k.endswith("_spec") for k in stored):  # reopened as made: its vectors' models
         data |= {leg: stored.get(f"{leg}_spec") for leg in LEGS}
     for layer in (file, environment, overrides):
         data = _apply(data, layer)
@@ -283,7 +284,8 @@ def resolve(
             if key in asked and asked[key] != index.get(key):
                 raise ModelMismatchError(
                     f"the database stores visual vectors as {index}; it cannot be searched or extended with "
-                    f"visual_index.{key} = {asked[key]!r}. Use another --db, or re-index this one from scratch."
+                    f"visual_index.{key} = {asked[key]!r}. Use another --db, or rebuild this one "
+                    "(`docrag index … --rebuild`)."
                 )
         data["visual_index"] = index | {"first_stage": asked.get("first_stage", index.get("first_stage"))}
     try:

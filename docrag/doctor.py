@@ -25,9 +25,12 @@ def pooling(leg: str, spec: Any) -> str:
     """How the leg's model makes its vectors: multi-vector for the visual leg, else the declared pooling."""
     if leg == "visual":
         return "per patch (MaxSim)"
-    from docrag.indexes.embedders import embedder_class
+    from docrag.indexes.embedders import checkpoint_pooling, embedder_class
+    from docrag.indexes.models import cached_path
 
-    return str(spec.options.get("pooling") or embedder_class(spec).pooling)
+    local = cached_path(spec.model, spec.revision)  # a directory, or a hub checkpoint already in the cache
+    found = checkpoint_pooling(local) if local and spec.type == "sentence-transformers" else None
+    return str(spec.options.get("pooling") or found or embedder_class(spec).pooling)
 
 
 def model_rows(profile: str | None = None, config: str | Path | None = None) -> list[dict[str, Any]]:

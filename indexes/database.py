@@ -316,8 +316,8 @@ class Database:
         self._forget(schema.name)
 
     def clear(self) -> int:
-        """Drop every table of the database, the record last (call with the writer lock held); the number dropped.
-        What a rebuild with other models starts from."""
+        """Drop every table of the database, the record last (call with the writer lock held); the number of
+        tables dropped, the record not counted. What a rebuild with other models starts from."""
         from .schema import SCHEMAS
 
         present = [s for s in SCHEMAS if s is not META and self.has(s)]

@@ -172,6 +172,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     type = "sentence-transformers"
     modalities = frozenset({"text"})
+    pooling = "the checkpoint's"  # 1_Pooling/config.json, read when the model loads
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -443,8 +444,11 @@ def create_embedder(spec: ModelSpec) -> Embedder:
 
 
 def same_model(a: ModelSpec | None, b: ModelSpec | None) -> bool:
-    """Whether two specs name one model run one way (then one embedder serves both legs)."""
-    return a is not None and b is not None and a.fingerprint() == b.fingerprint()
+    """Whether two specs name one model run one way, on one device in one dtype (then one embedder serves both
+    legs; the batch size may differ)."""
+    if a is None or b is None:
+        return False
+    return a.model_dump(exclude={"batch_size"}) == b.model_dump(exclude={"batch_size"})
 
 
 def create_embedders(text: ModelSpec | None, image: ModelSpec | None) -> tuple[Embedder | None, Embedder | None]:

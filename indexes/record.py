@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "migrate"]
+__all__ = ["OBSOLETE_KEYS", "SCHEMA_VERSION", "migrate"]
+
+OBSOLETE_KEYS = ("unified_spec", "unified_dim")  # schema 1's keys: deleted when the record is next written
 
 SCHEMA_VERSION = 2  # the rows and the record of ``indexes.schema``; ``migrate`` reads 1, others are refused
 
@@ -34,6 +36,7 @@ def migrate(record: dict[str, Any]) -> dict[str, Any]:
             parsed = ModelSpec.model_validate(spec)
             images = "image" in embedder_class(parsed).modalities_for(parsed)
     out |= {
+        "migrated_from": 1,  # not stored: tells the next writer to write the whole record as schema 2
         "schema_version": 2,
         "text_spec": spec,
         "text_dim": dim,

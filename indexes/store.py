@@ -34,6 +34,7 @@ from .database import (
 from .documents import DocumentsTable
 from .models import ModelSpec
 from .pages import PagesTable
+from .record import OBSOLETE_KEYS
 from .schema import CHUNKS, IMAGES, META, PAGES, SCHEMAS, Dims, RowSchema
 from .vectors import ChunksTable, ImagesTable
 from .visual import PageVectors, VisualTables
@@ -58,19 +59,20 @@ def _spec(stored: Any) -> ModelSpec | None:
     return ModelSpec.model_validate(stored) if stored else None
 
 
+def _named(spec: ModelSpec) -> str:
+    return f"{spec.type}:{spec.model}" + (f"@{spec.revision[:12]}" if spec.revision else "")
+
+
 def check_spec(uri: str, leg: str, given: ModelSpec | None, stored: ModelSpec | None) -> ModelSpec | None:
     """The spec to run with: ``given`` when it makes vectors comparable with the ``stored`` one (run-time
     fields such as the device may differ), ``stored`` when none is given; else ``ModelMismatchError``."""
     if stored is None or given is None:
         return given or stored
     if given.fingerprint() != stored.fingerprint():
-        what = (
-            f"{uri} was built with the {leg} model {stored.type}:{stored.model}@{stored.revision}, not "
-            f"{given.type}:{given.model}@{given.revision}"
-        )
+        what = f"{uri} was built with the {leg} model {_named(stored)}, not {_named(given)}"
         raise ModelMismatchError(
-            f"{what}: open it without a profile to keep its own models, or rebuild it with these (rebuild=True; "
-            "`docrag index … --rebuild`)",
+            f"{what}: open it without a profile or other models to use its own, or rebuild it with these "
+            "(docrag.open(..., rebuild=True), or `docrag index … --rebuild`)",
             what=what,
             rebuildable=True,
         )
@@ -119,6 +121,7 @@ class Store:
                 f"{record.get('schema_version', 0)}, this one reads {SCHEMA_VERSION}): index the documents again "
                 "into a new --db"
             )
+        self._upgrade = record.pop("migrated_from", None) is not None  # written as this schema at the next write
         self._record = record
         self.visual_spec = check_spec(self.uri, "visual", visual_spec, _spec(record.get("visual_spec")))
         self.text_spec = check_spec(self.uri, "text", text_spec, _spec(record.get("text_spec")))
@@ -172,7 +175,7 @@ class Store:
         lease_s: float | None = None,
     ) -> int:
         """Start the database at ``uri`` over, for a rebuild with other models: every table dropped, under the
-        writer lock. Returns how many tables held rows; 0 when there is no database."""
+        writer lock. Returns how many tables were dropped (the record not counted); 0 when there is none."""
         if not Database.exists(uri, storage_options):
             return 0
         db = Database(uri, storage_options)
@@ -220,11 +223,30 @@ class Store:
         for schema in SCHEMAS:
             if schema is not META and schema.ready(self.dims) and not self.db.has(schema):
                 self.db.create(schema, self.dims)
+        for schema in (CHUNKS, IMAGES):
+            self._fit_width(schema)
         wanted = self._wanted_record()
         changed = {k: v for k, v in wanted.items() if json.dumps(self._record.get(k)) != json.dumps(v)}
+        if self._upgrade:  # a record read through ``migrate``: written whole, as this schema, the old keys gone
+            changed = wanted
+            self.db.delete(META, sql_in("key", OBSOLETE_KEYS))
+            self._upgrade = False
         if changed:
             self.db.set_meta(changed)
             self._record |= changed
+
+    def _fit_width(self, schema: RowSchema) -> None:
+        """A table made for vectors of another size (schema 1 made the images table with the text model's size
+        even without an image model) is made again while it is empty; with rows, it is a ``ModelMismatchError``."""
+        want = getattr(self.dims, schema.needs or "")
+        if not want or not self.db.has(schema):
+            return
+        width = self.db.table(schema).schema.field("vector").type.list_size
+        if width == want:
+            return
+        if self.db.count(schema):
+            raise ModelMismatchError(f"{self.uri}: {schema.name} vectors are {width}-d here, not {want}-d")
+        self.db.create(schema, self.dims, overwrite=True)
 
     @contextmanager
     def writer_lock(

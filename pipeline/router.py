@@ -1,8 +1,8 @@
 """The page router: per page, which index it belongs in, and why — in words a person can check.
 
 ``visual`` pages (scanned, or whose meaning lives in tables, charts, diagrams, slides, forms) go to the
-ColPali-family late-interaction leg; ``text`` pages (prose, natural images) go to the text
-single-vector leg. Text found on every page still feeds BM25 and snippets.
+ColPali-family late-interaction leg; ``text`` pages (prose) go to the text leg, and their figures and
+natural images to the image leg. Text found on every page still feeds BM25 and snippets.
 
 The decision reads only cheap signals (``docrag.parsers.types.PageSignals``). Scans, forms, slides, blank
 pages and text-less drawings are decided by plain rules. Layout-vs-text for everything else starts from the

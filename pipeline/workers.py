@@ -65,7 +65,8 @@ def _limit_memory(limit: int) -> None:
         log.info("no memory cap for workers: %s", exc)
 
 
-NOISY = ("pdfminer", "pypdf", "unstructured", "PIL", "pdfplumber", "transformers")
+# Third-party loggers kept to their errors unless --verbose (as docrag.cli.app's, for the parent process).
+NOISY = ("pdfminer", "pypdf", "pdfplumber", "unstructured", "unstructured_inference", "PIL", "transformers")
 
 
 def _quiet_logs(level: int) -> None:
@@ -73,7 +74,8 @@ def _quiet_logs(level: int) -> None:
 
     Below INFO (the default), the C level of stderr goes to /dev/null too: a native decoder's own messages
     ("terminate called after …") would land in the user's terminal, and a crash is reported by the parent
-    anyway with the file, stage and reason. Python logging keeps a copy of the real stderr.
+    anyway with the file, stage and reason. Python logging keeps a copy of the real stderr; ``warnings`` and
+    tracebacks printed by the worker go with fd 2 (the parent reports the failure). ``--verbose`` keeps all.
     """
     stream = sys.stderr
     if level > logging.INFO:

@@ -255,6 +255,14 @@ def test_a_schema_1_database_searches_with_its_models_and_a_rebuild_replaces_the
     assert line.endswith(f"docrag index {pdf} --db {db} --config {cfg} --rebuild"), line
     assert docrag.open(db).stats()["chunks"] == 2  # nothing was touched
 
+    # A rebuild whose model fails to load (its pooling is not what the settings say) leaves the database as it was.
+    broken = tmp_path / "broken.toml"
+    broken.write_text(cfg.read_text() + '[text.options]\npooling = "mean"\n')
+    failed = invoke("index", pdf, "--db", db, "--config", broken, "--workers", "0", "--rebuild")
+    assert failed.returncode == 2 and "pools by 'cls'" in failed.stderr, failed.stderr
+    kept = docrag.open(db)
+    assert kept.stats()["chunks"] == 2 and kept.search("tide", k=1)[0].page == 1
+
     rebuilt = invoke("index", pdf, "--db", db, "--config", cfg, "--workers", "0", "--rebuild", "--json")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["indexed"] == 1
@@ -262,3 +270,34 @@ def test_a_schema_1_database_searches_with_its_models_and_a_rebuild_replaces_the
     assert again.stats()["built_with"]["text"]["model"] == str(tiny["arctic"])
     assert Store.record(db)["schema_version"] == 2 and again.stats()["documents"] == 1
     assert {h.page for h in again.search("tide", k=2)} == {1, 2}
+    assert docrag.open(db, rebuild=True).settings.profile == "lite"  # a rebuild without a profile keeps the db's
+
+
+@pytest.mark.slow
+def test_a_schema_1_database_is_written_as_schema_2_and_takes_an_image_model(tmp_path, tiny, docs):
+    """Written into, a schema-1 record becomes a whole schema-2 record (the old keys gone); the images table
+    schema 1 made at the text model's size is made again, empty, for a new image model's size."""
+    import shutil
+
+    import docrag
+    from docrag.indexes.database import Database
+    from docrag.indexes.schema import IMAGES, META
+
+    db = tmp_path / "old.db"
+    shutil.copytree(DATA / "v1_lite.db", db)
+    assert Database(db).table(IMAGES).schema.field("vector").type.list_size == 384
+    cfg = tmp_path / "image.toml"
+    cfg.write_text(f'[image]\ntype = "siglip"\nmodel = "{tiny["siglip"]}"\n')
+    idx = docrag.open(db, config=cfg)
+    report = idx.add([docs["photo_png"]], workers=0)
+    assert report.failed == [] and idx.stats()["images"] == 1
+    raw = {r["key"]: r["value"] for r in Database(db).rows(META)}
+    assert raw["schema_version"] == 2 and "unified_spec" not in raw and "unified_dim" not in raw
+    assert raw["text_spec"]["model"] == "sentence-transformers/all-MiniLM-L6-v2" and raw["text_dim"] == 384
+    assert raw["image_spec"]["model"] == str(tiny["siglip"]) and raw["image_dim"] == 32
+    again = docrag.open(db)
+    assert {h.page for h in again.search("how high was the tide", k=3, legs=["text"])} == {1, 2}
+    from PIL import Image
+
+    (hit,) = again.search(Image.open(docs["photo_png"]), k=1)
+    assert Path(hit.file).name == Path(docs["photo_png"]).name and hit.legs["image"]["score"] > 0.999

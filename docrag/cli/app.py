@@ -57,7 +57,8 @@ def _main(
         stream=sys.stderr,
     )
     if not verbose:
-        for noisy in ("pdfminer", "unstructured", "PIL", "transformers", "sentence_transformers"):
+        noisy_libs = ("pdfminer", "pypdf", "pdfplumber", "unstructured", "unstructured_inference", "PIL")
+        for noisy in (*noisy_libs, "transformers", "sentence_transformers"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         # Weight-loading bars stay off (docrag.indexes.models); downloads show huggingface_hub's progress.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -93,9 +94,12 @@ def guarded(profile: str | None = None, interrupted: str = "interrupted", rebuil
     try:
         yield
     except ModelMismatchError as exc:
-        if not (rebuild and exc.rebuildable):
+        if not exc.rebuildable:
             fail(str(exc))
-        fail(f"{exc.what}: run without --profile to keep its own models, or rebuild it with these: {rebuild}")
+        fail(
+            f"{exc.what}: use it with its own models (no --profile, and no other model in --config or DOCRAG_* "
+            f"variables), or rebuild it with these: {rebuild or 'docrag index PATHS --db DB … --rebuild'}"
+        )
     except ModelUnavailableError as exc:
         hint = "" if profile in (None, "lite") else " — or use `--profile lite`, which works fully offline"
         fail(f"{exc}{hint}")
