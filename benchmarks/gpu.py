@@ -181,13 +181,6 @@ QWEN3_TINY = {
 QWEN3_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 QWEN3_MAX_SEQ = 32768  # sentence_bert_config.json's max_seq_length (docrag chunks at most 512 tokens)
 QWEN3_QUERY_PREFIX = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
-ST_POOLING_FLAGS = {  # 1_Pooling/config.json's flags, by docrag's name for the pooling (options.pooling)
-    "cls": "pooling_mode_cls_token",
-    "mean": "pooling_mode_mean_tokens",
-    "max": "pooling_mode_max_tokens",
-    "lasttoken": "pooling_mode_lasttoken",
-    "weightedmean": "pooling_mode_weightedmean_tokens",
-}
 
 # The image leg's layouts (random weights).
 SIGLIP2_SO400M = dict(  # google/siglip2-so400m-patch14-384 (the gpu profile's image model)
@@ -387,30 +380,6 @@ def qwen3_query_prefix() -> str:
     return str(opts.get("query_prefix") or QWEN3_QUERY_PREFIX)
 
 
-def write_st_files(out: Path, dim: int, pooling: str, max_seq_length: int, prompts: dict[str, str]) -> None:
-    """The files a sentence-transformers checkpoint on the hub carries besides the transformers model's:
-    modules.json (Transformer → Pooling → Normalize), 1_Pooling/config.json, 2_Normalize/, sentence_bert_config.json
-    and config_sentence_transformers.json (the prompts)."""
-
-    def write(name: str, data: object) -> None:
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        (out / name).write_text(json.dumps(data, indent=2), encoding="utf-8")
-
-    modules = [("Transformer", ""), ("Pooling", "1_Pooling"), ("Normalize", "2_Normalize")]
-    write(
-        "modules.json",
-        [
-            {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
-            for i, (kind, path) in enumerate(modules)
-        ],
-    )
-    flags = {flag: name == pooling for name, flag in ST_POOLING_FLAGS.items()}
-    write("1_Pooling/config.json", {"word_embedding_dimension": dim, **flags, "include_prompt": True})
-    (out / "2_Normalize").mkdir(exist_ok=True)
-    write("sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": False})
-    write("config_sentence_transformers.json", {"prompts": prompts, "default_prompt_name": None})
-
-
 def build_qwen3_embedding(
     out: Path, full: bool, device: str, texts: list[str] | None = None, seed: int = 0
 ) -> dict[str, Any]:
@@ -422,6 +391,7 @@ def build_qwen3_embedding(
     from transformers import Qwen3Config, Qwen3Model
 
     from docrag.testing import tiny_models
+    from docrag.testing.tiny_text import st_files
 
     eos = QWEN3_SPECIALS[0]
     kw = dict(padding_side="left", pad_token=eos, eos_token=eos)
@@ -448,7 +418,7 @@ def build_qwen3_embedding(
     n_params = sum(p.numel() for p in model.parameters())
     _save(model, out, device, _dtype_for(device))
     tk.save_pretrained(out)
-    write_st_files(out, cfg.hidden_size, "lasttoken", max_seq, {"query": qwen3_query_prefix(), "document": ""})
+    st_files(out, cfg.hidden_size, "lasttoken", max_seq, {"query": qwen3_query_prefix(), "document": ""})
     tok_note = f"byte-level BPE of {len(tk)} tokens" + (" trained on the corpus" if texts else "")
     desc = (
         f"Qwen3-Embedding-0.6B layout (Qwen3Model {cfg.hidden_size}/{cfg.num_hidden_layers} layers, "

@@ -200,8 +200,10 @@ def test_full_disk_fails_cleanly_and_completes_later(tmp_path, mounts, docs):
     planted(big, "a.pdf", "zanzibarite")
     small = tmp_path / "small"
     small.mkdir()
-    mounts("-t", "tmpfs", "-o", "size=250k", "tmpfs", str(small))
+    mounts("-t", "tmpfs", "-o", "size=400k", "tmpfs", str(small))
     db = small / "db"
+    # One document fits: written before the disk fills (not left to how the first write batch happens to fall).
+    assert cli("index", str(big / "a.pdf"), "--db", str(db), "--profile", "lite").returncode == 0
     res = cli("index", str(big), "--db", str(db), "--profile", "lite", "--json")
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr
@@ -212,7 +214,7 @@ def test_full_disk_fails_cleanly_and_completes_later(tmp_path, mounts, docs):
     assert Store.exists(db)
     stats = cli("stats", "--db", str(db), "--json")
     assert stats.returncode == 0, stats.stderr
-    assert json.loads(stats.stdout)["documents"] + json.loads(stats.stdout)["incomplete_documents"] >= 1
+    assert json.loads(stats.stdout)["documents"] >= 1  # a.pdf at least; a document cut short stays incomplete
     assert cli("check", "--db", str(db)).returncode == 0
     # The same database completes on a larger disk.
     roomy = tmp_path / "roomy"

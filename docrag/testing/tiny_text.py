@@ -10,7 +10,14 @@ import torch
 
 from .tiny_models import TINY_TEXT, bpe_tokenizer, wordpiece_tokenizer
 
-__all__ = ["ARCTIC_M_V15", "ARCTIC_QUERY_PREFIX", "QWEN3_QUERY_PREFIX", "build_st_bert", "build_st_qwen3"]
+__all__ = [
+    "ARCTIC_M_V15",
+    "ARCTIC_QUERY_PREFIX",
+    "QWEN3_QUERY_PREFIX",
+    "build_st_bert",
+    "build_st_qwen3",
+    "st_files",
+]
 
 ARCTIC_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
 QWEN3_QUERY_PREFIX = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
@@ -21,7 +28,7 @@ _POOLING_FLAGS = {
 }
 
 
-def _st_files(out: Path, dim: int, pooling: str, max_seq_length: int, prompts: dict[str, str]) -> None:
+def st_files(out: Path, dim: int, pooling: str, max_seq_length: int, prompts: dict[str, str]) -> None:
     """The files a sentence-transformers checkpoint on the hub carries: Transformer → Pooling → Normalize."""
     import json
 
@@ -71,7 +78,7 @@ def build_st_bert(
     tk.save_pretrained(out)
     default = {"query": ARCTIC_QUERY_PREFIX, "document": ""} if pooling == "cls" else {}
     n = shape["max_position_embeddings"]
-    _st_files(out, shape["hidden_size"], pooling, n, default if prompts is None else prompts)
+    st_files(out, shape["hidden_size"], pooling, n, default if prompts is None else prompts)
     return out
 
 
@@ -103,5 +110,5 @@ def build_st_qwen3(out: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     Qwen3Model(cfg).eval().save_pretrained(out)
     tk.save_pretrained(out)
-    _st_files(out, 32, "lasttoken", 128, {"query": QWEN3_QUERY_PREFIX, "document": ""})
+    st_files(out, 32, "lasttoken", 128, {"query": QWEN3_QUERY_PREFIX, "document": ""})
     return out
