@@ -24,7 +24,7 @@ def downloads_off() -> bool:
 def pooling(leg: str, spec: Any) -> str:
     """How the leg's model makes its vectors: multi-vector for the visual leg, else the declared pooling."""
     if leg == "visual":
-        return "per patch (MaxSim)"
+        return "per patch (MaxSim)" + (", int8" if spec.options.get("precision") == "int8" else "")
     from docrag.indexes.embedders import checkpoint_pooling, embedder_class
     from docrag.indexes.models import cached_path
 

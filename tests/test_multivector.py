@@ -89,6 +89,35 @@ def test_batches_drop_padding(family, page_images):
         assert np.abs(b - s).max() <= 1e-4
 
 
+def test_int8_precision_agrees_with_fp32_and_keeps_the_ranking(family, tiny, page_images):
+    """options.precision = "int8" (dynamic int8 Linear layers, CPU): the same vectors to a cosine near 1, MaxSim
+    within 2% and the order of pages that are not near ties, for every family."""
+    from docrag.indexes.maxsim import maxsim_numpy
+
+    name, emb, _, _ = family
+    spec = emb.spec.model_copy(update={"options": {"precision": "int8"}})
+    fast = MultiVectorEmbedder(spec)
+    assert fast.precision == "int8" and fast.model is not emb.model
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in fast.model.modules()), name
+    pages, pages8 = emb.embed_images(page_images), fast.embed_images(page_images)
+    for a, b in zip(pages, pages8, strict=True):
+        assert a.shape == b.shape
+        cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        assert cos.mean() >= 0.99, (name, cos.mean())
+    queries = ["tables and charts", "the quick brown fox", "late interaction over patches"]
+    ref = np.asarray(maxsim_numpy(emb.embed_queries(queries), pages))
+    got = np.asarray(maxsim_numpy(fast.embed_queries(queries), pages8))
+    np.testing.assert_allclose(got, ref, rtol=0.02, err_msg=name)  # MaxSim within 2%
+    # Pages whose scores differ by more than that keep their order (tiny random models leave near ties).
+    for r, g in zip(ref, got, strict=True):
+        for i in range(len(r)):
+            for j in range(len(r)):
+                if r[i] - r[j] > 0.04 * np.abs(r).max():
+                    assert g[i] > g[j], (name, r, g)
+    with pytest.raises(ValueError, match="precision 'int4': choose one of fp32, int8"):
+        MultiVectorEmbedder(emb.spec.model_copy(update={"options": {"precision": "int4"}}))
+
+
 def test_token_pooling_reduces_vectors(tiny, page_images):
     emb = MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"]), options={"pool_factor": 3}))
     full = MultiVectorEmbedder(ModelSpec(type="colidefics3", model=str(tiny["colidefics3"]))).embed_images(page_images)
