@@ -197,7 +197,8 @@ def quantize_int8(model: Any) -> Any:
 
     with warnings.catch_warnings():  # torch marks its eager quantisation API for a later move to torchao
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        # In place: the fp32 weights are not kept beside the int8 ones.
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 class MultiVectorEmbedder:
