@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docrag.config import Settings, read_config, resolve, storage_options
+from docrag.config import LEGS, Settings, read_config, resolve, storage_options
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -109,7 +109,7 @@ class Index:
         from docrag.indexes.models import ensure_models
         from docrag.indexes.multivector import FAMILIES
 
-        legs = legs or ("visual", "text", "image")
+        legs = legs or LEGS
         specs = {leg: getattr(self.settings, leg) for leg in legs}
         if specs.get("visual") is not None and specs["visual"].type not in FAMILIES:  # before any download
             raise ValueError(f"unknown visual model type {specs['visual'].type!r}; known: {', '.join(FAMILIES)}")
@@ -163,14 +163,13 @@ class Index:
         if isinstance(paths, (str, Path)):
             paths = [paths]
         check_engine(engine, address)  # a mistake is said before any checkpoint is fetched
-        specs = {leg: getattr(self.settings, leg) for leg in ("visual", "text", "image")}
+        specs = {leg: getattr(self.settings, leg) for leg in LEGS}
         if not self._rebuild and self._store is None:  # other models than the database's: said before downloads
             Store.check_models(self.db, specs, self.settings.storage_options or None)
         self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
         if self._rebuild:  # the models load first (a broken one fails here): only then can the old rows go
-            for leg, spec in specs.items():
-                if spec is not None:
-                    _ = self.visual_embedder if leg == "visual" else self.embedder(leg)
+            for load in filter(None, map(self._loader, LEGS)):
+                load()
             self._store = self._searcher = None
             cfg = self.settings.ingest
             Store.clear(self.db, self.settings.storage_options or None, lock_wait_s, cfg.writer_lease_s)

@@ -258,19 +258,23 @@ def resolve(
     from docrag.indexes.database import ModelMismatchError
 
     stored, file, overrides = dict(stored or {}), dict(file or {}), dict(overrides or {})
-    environment = env_layer(os.environ if env is None else env)
+    raw_env = os.environ if env is None else env
+    environment = env_layer(raw_env)
     chosen = profile or file.get("profile") or environment.get("profile")
     name = chosen or stored.get("profile") or "cpu"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
-    old_env = any(k.upper().startswith(f"{ENV_PREFIX}UNIFIED") for k in (os.environ if env is None else env))
-    for layer in (file, overrides, {"unified": 1} if old_env else {}):
-        if "unified" in layer:
-            where = f"{source}: " if source and layer is file else ("DOCRAG_UNIFIED__*: " if old_env else "")
-            raise ValueError(
-                f"{where}the unified setting is now two: [text] (the text chunks' embedder) and [image] (figures "
-                "and image files); the same spec in both shares one model"
-            )
+    old = [
+        (f"{source}: " if source else "") if "unified" in file else None,
+        "" if "unified" in overrides else None,
+        "DOCRAG_UNIFIED__*: " if any(k.upper().startswith(f"{ENV_PREFIX}UNIFIED") for k in raw_env) else None,
+    ]
+    where = next((w for w in old if w is not None), None)  # the first place that still says "unified"
+    if where is not None:
+        raise ValueError(
+            f"{where}the unified setting is now two: [text] (the text chunks' embedder) and [image] (figures and "
+            "image files); the same spec in both shares one model"
+        )
     data: dict[str, Any] = {"profile": name, **copy.deepcopy(PROFILES[name])}
     if not chosen and any(k.endswith("_spec") for k in stored):  # reopened as made: its vectors' models
         data |= {leg: stored.get(f"{leg}_spec") for leg in LEGS}

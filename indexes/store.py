@@ -212,10 +212,13 @@ class Store:
         (a database opened this way and left unchanged is not written). A vector size not known yet (a new
         database whose models have not loaded) leaves its tables to a later call."""
         given = {"text": text_dim, "image": image_dim, "visual": visual_dim}
+        learned = set()
         for leg, dim in given.items():
             have = getattr(self.dims, leg)
             if dim and have and dim != have:
                 raise ModelMismatchError(f"{self.uri}: {leg} vectors are {have}-d here, not {dim}-d")
+            if dim and not have:
+                learned.add(leg)
         self.dims = Dims(
             self.dims.text or text_dim, self.dims.image or image_dim, self.dims.visual or visual_dim, self.dims.storage
         )
@@ -224,7 +227,8 @@ class Store:
             if schema is not META and schema.ready(self.dims) and not self.db.has(schema):
                 self.db.create(schema, self.dims)
         for schema in (CHUNKS, IMAGES):
-            self._fit_width(schema)
+            if schema.needs in learned:  # a size known only now: does a table made earlier fit it?
+                self._fit_width(schema)
         wanted = self._wanted_record()
         changed = {k: v for k, v in wanted.items() if json.dumps(self._record.get(k)) != json.dumps(v)}
         if self._upgrade:  # a record read through ``migrate``: written whole, as this schema, the old keys gone

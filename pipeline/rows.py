@@ -106,12 +106,13 @@ def embed_plans(
             [v for v, _ in embedded],
             [layout for _, layout in embedded],
         )
-    by_doc: dict[str, list[PagePlan]] = {}
-    for d, p in batch:
-        by_doc.setdefault(d, []).append(p)
+    by_doc: dict[str, list[PagePlan]] = {}  # the pages to chunk, by document (none without a text model)
+    if text is not None:
+        for d, p in batch:
+            by_doc.setdefault(d, []).append(p)
     chunks: dict[str, list[Any]] = {"doc_id": [], "page": [], "chunk": [], "text": [], "boxes": []}
     embed_texts: list[str] = []
-    for d, plans in by_doc.items() if text is not None else ():
+    for d, plans in by_doc.items():
         inputs = [(p.number, p.texts) for p in plans if p.texts]
         contexts = {p.number: p.captions for p in plans} if cfg.caption_context else None
         words = {p.number: p.words for p in plans}

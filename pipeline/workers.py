@@ -31,6 +31,7 @@ from typing import Any
 
 from docrag.parsers import DocumentError
 
+from .logs import quiet_third_party
 from .options import IngestConfig
 from .plan import PlanOptions, plan_document
 
@@ -65,10 +66,6 @@ def _limit_memory(limit: int) -> None:
         log.info("no memory cap for workers: %s", exc)
 
 
-# Third-party loggers kept to their errors unless --verbose (as docrag.cli.app's, for the parent process).
-NOISY = ("pdfminer", "pypdf", "pdfplumber", "unstructured", "unstructured_inference", "PIL", "transformers")
-
-
 def _quiet_logs(level: int) -> None:
     """The worker logs as the parent does: docrag at ``level``; third-party parsers only their errors.
 
@@ -87,8 +84,7 @@ def _quiet_logs(level: int) -> None:
             stream = os.fdopen(saved, "w", buffering=1)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=stream, force=True)
     if level > logging.INFO:
-        for name in NOISY:
-            logging.getLogger(name).setLevel(logging.ERROR)
+        quiet_third_party()
 
 
 def _worker_main(conn: Connection, memory_limit: int, preload: tuple[str, ...], log_level: int) -> None:

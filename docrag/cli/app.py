@@ -57,9 +57,9 @@ def _main(
         stream=sys.stderr,
     )
     if not verbose:
-        noisy_libs = ("pdfminer", "pypdf", "pdfplumber", "unstructured", "unstructured_inference", "PIL")
-        for noisy in (*noisy_libs, "transformers", "sentence_transformers"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+        from docrag.pipeline.logs import quiet_third_party
+
+        quiet_third_party()
         # Weight-loading bars stay off (docrag.indexes.models); downloads show huggingface_hub's progress.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 

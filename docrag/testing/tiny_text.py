@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from docrag.indexes.embedders import POOLING_MODES
+
 from .tiny_models import TINY_TEXT, bpe_tokenizer, wordpiece_tokenizer
 
 __all__ = [
@@ -21,11 +23,6 @@ __all__ = [
 
 ARCTIC_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
 QWEN3_QUERY_PREFIX = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
-_POOLING_FLAGS = {
-    "cls": "pooling_mode_cls_token",
-    "mean": "pooling_mode_mean_tokens",
-    "lasttoken": "pooling_mode_lasttoken",
-}
 
 
 def st_files(out: Path, dim: int, pooling: str, max_seq_length: int, prompts: dict[str, str]) -> None:
@@ -42,7 +39,7 @@ def st_files(out: Path, dim: int, pooling: str, max_seq_length: int, prompts: di
         {"idx": i, "name": str(i), "path": p, "type": f"sentence_transformers.models.{k}"}
         for i, (k, p) in enumerate(zip(kinds, paths, strict=True))
     ])  # fmt: skip
-    flags = {flag: name == pooling for name, flag in _POOLING_FLAGS.items()}
+    flags = {flag: name == pooling for name, flag in POOLING_MODES.items()}
     write("1_Pooling/config.json", {"word_embedding_dimension": dim, **flags, "include_prompt": True})
     (out / "2_Normalize").mkdir(exist_ok=True)
     write("sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": False})
