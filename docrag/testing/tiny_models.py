@@ -188,25 +188,34 @@ def build_nomic_text(out: Path, seed: int = 0) -> Path:
     return out
 
 
-def build_siglip(out: Path, seed: int = 0) -> Path:
-    """A tiny SiglipModel with a WordPiece tokenizer and the PIL image processor."""
+SIGLIP_BASE_224 = dict(  # SigLIP 2 base/16-224's towers (text and vision share this shape)
+    hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12
+)
+
+
+def build_siglip(out: Path, seed: int = 0, size: dict | None = None, image_size: int = 32) -> Path:
+    """A tiny SiglipModel with a WordPiece tokenizer and the PIL image processor; with ``size`` (e.g.
+    ``SIGLIP_BASE_224``, ``image_size=224``) a full-size layout of random weights (the vocabulary stays tiny:
+    same compute per token)."""
     from transformers import SiglipConfig, SiglipModel, SiglipProcessor
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
-    tk = wordpiece_tokenizer(16)
-    ip = SiglipImageProcessorPil(size={"height": 32, "width": 32})
+    tk = wordpiece_tokenizer(16 if size is None else 64)
+    ip = SiglipImageProcessorPil(size={"height": image_size, "width": image_size})
     proc = SiglipProcessor(image_processor=ip, tokenizer=tk)
+    text_shape = TINY_TEXT if size is None else size
+    vision = TINY_VISION if size is None else dict(**size, image_size=image_size, patch_size=16)
     cfg = SiglipConfig(
         text_config=dict(
-            **TINY_TEXT,
+            **text_shape,
             vocab_size=len(tk),
-            max_position_embeddings=16,
-            projection_size=32,
+            max_position_embeddings=16 if size is None else 64,
+            projection_size=text_shape["hidden_size"],
             pad_token_id=tk.pad_token_id,
             eos_token_id=tk.eos_token_id,
             bos_token_id=None,
         ),
-        vision_config=TINY_VISION,
+        vision_config=vision,
     )
     torch.manual_seed(seed)
     SiglipModel(cfg).eval().save_pretrained(out)

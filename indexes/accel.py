@@ -1,0 +1,424 @@
+"""Faster CPU inference for the visual model: its vision tower as an exported graph (OpenVINO or ONNX Runtime).
+
+In an Idefics3-style model (colidefics3, colmodernvbert) the vision tower — a SigLIP encoder run on every 512-px
+tile of a page — takes about nine tenths of a page's compute. It is exported once per checkpoint to ONNX
+(``torch.onnx.export``), cached, and run by
+
+- ``openvino``: OpenVINO's CPU plugin. ``precision = "int8"`` stores the tower's Linear weights as int8 (per
+  output channel, symmetric) and lets the plugin quantise activations on the fly in groups of 128 values
+  (``DYNAMIC_QUANTIZATION_GROUP_SIZE``): int8 kernels (VNNI) with no calibration data, so no input-dependent
+  scales to get wrong. ``fp32`` runs the graph as exported.
+- ``onnx``: ONNX Runtime. ``int8`` is its dynamic quantisation (``quantize_dynamic``, per channel).
+
+Everything around the tower (the processor, the connector, the text encoder, the projection) stays in torch fp32,
+so the token sequence, the patch layout and the query path are the ones the torch model has. (The text encoder
+exported to OpenVINO was no faster than torch at a page's 890 tokens: ModernBERT's local attention runs there as
+full attention under a mask.) A tile batch the exported graph was not built for (patches masked out: an image
+padded inside a tile) goes through the torch tower.
+
+Measured choices and figures: benchmarks/RESULTS.md, "Visual leg on a CPU" (``benchmarks/visual_cpu.py``).
+The cache lives in ``$DOCRAG_CACHE_DIR`` (default ``$XDG_CACHE_HOME/docrag`` or ``~/.cache/docrag``), under
+``exports/``; a key names the checkpoint (hub id and revision, or a local directory's files, sizes and times),
+the precision and the versions of torch, transformers and this exporter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BACKENDS", "EXPORTABLE", "ExportedVision", "Plan", "cache_dir", "plan", "swap_vision_tower"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "openvino", "onnx")
+EXPORTABLE = frozenset({"colidefics3", "colmodernvbert"})  # families whose vision tower runs as an export
+EXPORT_VERSION = 1  # bump when the exported graph or its int8 form changes: old exports are not reused
+GROUP_SIZE = 128  # OpenVINO's activation quantisation group (measured: 128–256 fastest, cosine ≥ 0.9999)
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are kept: ``$DOCRAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/docrag`` (``~/.cache``)."""
+    env = os.environ.get("DOCRAG_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "docrag"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the visual model runs: ``backend`` and ``precision`` as asked, or as they fell back (``note``)."""
+
+    backend: str
+    precision: str
+    note: str = ""
+
+    def describe(self) -> str:
+        text = f"{self.backend} {self.precision}"
+        return f"{text} ({self.note})" if self.note else text
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def plan(model_type: str, backend: str, precision: str, device: str) -> Plan:
+    """The backend the visual model will run on: the one asked for where it can, else torch and why."""
+    if backend not in BACKENDS:
+        raise ValueError(f"visual.options.backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        if precision == "int8-static":
+            return Plan("torch", "int8", "int8-static needs openvino or onnx; torch runs dynamic int8")
+        return Plan("torch", precision)
+    torch_precision = "int8" if precision == "int8-static" else precision
+    if device != "cpu":
+        return Plan("torch", precision, f"{backend} is a CPU path; {device} runs torch")
+    if model_type not in EXPORTABLE:
+        note = f"{backend} runs {', '.join(sorted(EXPORTABLE))}; {model_type} falls back to torch"
+        return Plan("torch", torch_precision, note)
+    module = "openvino" if backend == "openvino" else "onnxruntime"
+    if not _importable(module) or not _importable("onnx"):
+        return Plan("torch", torch_precision, f"{module} is not installed: torch instead (pip install {module})")
+    return Plan(backend, precision)
+
+
+# -- export ---------------------------------------------------------------------------------------------------
+
+
+def checkpoint_key(spec: Any) -> dict[str, Any]:
+    """What names a spec's weights: each checkpoint (and a PEFT adapter's base) by its hub commit, or a local
+    directory by its config and weight files (names, sizes, modification times)."""
+    from .models import cached_path
+
+    out: dict[str, Any] = {}
+    for name, revision in (
+        (spec.model, spec.revision),
+        (spec.options.get("base_model"), spec.options.get("base_revision")),
+    ):
+        if not name:
+            continue
+        local = cached_path(str(name), revision)
+        if local and "/snapshots/" in local.replace("\\", "/"):  # the HF cache: the folder is the commit
+            out[str(name)] = Path(local).name
+            continue
+        path = Path(local or str(name)).expanduser()
+        if not path.is_dir():  # a hub id not fetched yet: its pinned revision
+            out[str(name)] = revision or "unpinned"
+            continue
+        files = []
+        for f in sorted(path.rglob("*")):
+            if f.is_file() and f.suffix in {".json", ".safetensors", ".bin"} and ".cache" not in f.parts:
+                st = f.resolve().stat()
+                files.append([str(f.relative_to(path)), st.st_size, st.st_mtime_ns])
+        out[str(name)] = {"path": str(path.resolve()), "files": files}
+    return out
+
+
+def export_key(model_type: str, checkpoint: dict[str, Any]) -> str:
+    """The cache folder of a checkpoint's exports: its weights and the versions that trace them."""
+    import torch
+    import transformers
+
+    blob = {
+        "type": model_type,
+        "checkpoint": checkpoint,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "export": EXPORT_VERSION,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _tower_module(tower: Any) -> Any:
+    """``tower(pixel_values)`` → last hidden state with every patch kept: the graph that is exported.
+
+    Written out (patch embedding, positions 0 … n-1, encoder, final norm) rather than through the tower's own
+    forward: with no patch masked, Idefics3's bucketised positions are exactly 0 … n-1, and its traced form
+    (float indices into a Gather) converts in neither runtime. Equality with the tower is tested per family."""
+    import torch
+
+    core = getattr(tower, "vision_model", tower)  # SiglipVisionModel wraps the transformer; Idefics3's is one
+
+    class Tower(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.core = core
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            emb = self.core.embeddings
+            x = emb.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
+            x = x + emb.position_embedding.weight[: x.shape[1]]
+            hidden = self.core.encoder(inputs_embeds=x, attention_mask=None).last_hidden_state
+            return self.core.post_layernorm(hidden)
+
+    return Tower().eval()
+
+
+def _export_onnx(tower: Any, side: int, out: Path) -> None:
+    import torch
+
+    example = torch.zeros((2, 3, side, side), dtype=torch.float32)
+    wrapper = _tower_module(tower)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's notices about traced branches
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(out),
+            input_names=["pixel_values"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"pixel_values": {0: "tiles"}, "last_hidden_state": {0: "tiles"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def int8_weights(src: Path, out: Path) -> int:
+    """``src`` with every MatMul by a constant weight reading int8 weights (symmetric, one scale per output
+    channel) through a DequantizeLinear: OpenVINO runs these as compressed fully-connected layers and quantises
+    their activations per group at run time. Returns how many weights were converted."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src), load_external_data=True)
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    nodes, done = [], 0
+    for node in graph.node:
+        name = node.input[1] if node.op_type == "MatMul" and len(node.input) == 2 else ""
+        if name in inits and len(inits[name].dims) == 2:
+            w = numpy_helper.to_array(inits[name]).astype(np.float32)  # (in, out)
+            scale = np.abs(w).max(axis=0) / 127.0
+            scale[scale == 0] = 1.0
+            q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+            graph.initializer.remove(inits.pop(name))
+            graph.initializer.extend(
+                [
+                    numpy_helper.from_array(q, f"{name}.int8"),
+                    numpy_helper.from_array(scale.astype(np.float32), f"{name}.scale"),
+                    numpy_helper.from_array(np.zeros(scale.shape, np.int8), f"{name}.zero"),
+                ]
+            )
+            nodes.append(
+                helper.make_node(
+                    "DequantizeLinear", [f"{name}.int8", f"{name}.scale", f"{name}.zero"], [f"{name}.dq"], axis=1
+                )
+            )
+            node.input[1] = f"{name}.dq"
+            done += 1
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(out))
+    return done
+
+
+def static_int8(src: Path, out: Path, tiles: np.ndarray) -> None:
+    """``src`` with every MatMul (weights and the attention products) in int8, its activation scales calibrated
+    (min/max, symmetric) on ``tiles``: QDQ nodes that OpenVINO and ONNX Runtime run as int8 kernels."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.i = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self.i >= len(tiles):
+                return None
+            self.i += 1
+            return {"pixel_values": np.ascontiguousarray(tiles[self.i - 1 : self.i], np.float32)}
+
+    quantize_static(
+        str(src),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+    )
+
+
+def _ort_int8(src: Path, out: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True)
+
+
+_VARIANTS = {  # (backend, precision) → the file in a checkpoint's export folder
+    ("openvino", "fp32"): "vision-fp32.onnx",
+    ("onnx", "fp32"): "vision-fp32.onnx",
+    ("openvino", "int8"): "vision-int8-weights.onnx",  # int8 weights; OpenVINO quantises activations
+    ("onnx", "int8"): "vision-int8-dynamic.onnx",  # ONNX Runtime's dynamic quantisation
+    ("openvino", "int8-static"): "vision-int8-static.onnx",  # QDQ: both runtimes read it
+    ("onnx", "int8-static"): "vision-int8-static.onnx",
+}
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Any:
+    """onnxruntime's quantisation tools advise on the root logger; docrag keeps the screen quiet."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _atomic(out: Path, build: Callable[[Path], None]) -> Path:
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.onnx")
+    try:
+        build(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def exported_tower(
+    tower: Any, side: int, key: str, backend: str, precision: str,
+    calibration: Callable[[], np.ndarray] | None = None,
+) -> Path:  # fmt: skip
+    """The exported graph of ``tower`` for ``backend`` and ``precision``, from the cache folder ``key`` (built
+    now when absent: the fp32 export first, then its int8 form; each file written atomically). ``calibration``
+    gives the tiles a static int8 graph calibrates its activation scales on."""
+    folder = cache_dir() / "exports" / key
+    final = folder / _VARIANTS[backend, precision]
+    if final.is_file():
+        return final
+    folder.mkdir(parents=True, exist_ok=True)
+    log.info(
+        "exporting the visual model's vision tower (%s %s, once per checkpoint) into %s", backend, precision, folder
+    )
+    fp32 = folder / _VARIANTS["onnx", "fp32"]
+    if not fp32.is_file():
+        _atomic(fp32, lambda tmp: _export_onnx(tower, side, tmp))
+    if final == fp32:
+        return final
+    with _quiet_root_logger():
+        if precision == "int8-static":
+            if calibration is None:
+                raise ValueError("int8-static needs calibration tiles")
+            tiles = calibration()
+            return _atomic(final, lambda tmp: static_int8(fp32, tmp, tiles))
+        if backend == "openvino":
+            return _atomic(final, lambda tmp: int8_weights(fp32, tmp))
+        return _atomic(final, lambda tmp: _ort_int8(fp32, tmp))
+
+
+# -- runtime --------------------------------------------------------------------------------------------------
+
+
+def _openvino_runner(path: Path, precision: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    import openvino as ov
+
+    core = ov.Core()
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    if threads > 0:
+        config["INFERENCE_NUM_THREADS"] = threads
+    if precision == "int8":
+        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = GROUP_SIZE
+    else:  # fp32 as exported; int8-static carries its own scales
+        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 0
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    request = compiled.create_infer_request()
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        return np.array(request.infer({0: pixels})[0], copy=True)
+
+    return run
+
+
+def _onnx_runner(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        return session.run(None, {"pixel_values": pixels})[0]
+
+    return run
+
+
+def _vision_tower(model: Any) -> tuple[Any, Any]:
+    inner = getattr(model, "model", None)
+    tower = getattr(inner, "vision_model", None)
+    if tower is None:
+        raise ValueError(f"{type(model).__name__} has no model.vision_model to export")
+    return inner, tower
+
+
+def swap_vision_tower(
+    model: Any, spec: Any, backend: str, precision: str, threads: int,
+    calibration: Callable[[], np.ndarray] | None = None,
+) -> Any:  # fmt: skip
+    """Put an ``ExportedVision`` in place of ``model.model.vision_model`` (exported on first use) and return it."""
+    inner, tower = _vision_tower(model)
+    cfg = tower.config
+    side = int(cfg.image_size)
+    key = export_key(spec.type, checkpoint_key(spec))
+    path = exported_tower(tower, side, key, backend, precision, calibration)
+    run = _openvino_runner(path, precision, threads) if backend == "openvino" else _onnx_runner(path, threads)
+    exported = ExportedVision(tower, run, side, f"{backend} {precision}")
+    inner.vision_model = exported
+    return exported
+
+
+@functools.cache
+def _exported_vision_class() -> type:
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    class _ExportedVision(torch.nn.Module):
+        """The vision tower's interface over an exported graph; tiles with masked patches use the torch tower."""
+
+        def __init__(self, tower: Any, run: Callable[[np.ndarray], np.ndarray], side: int, label: str) -> None:
+            super().__init__()
+            self.fallback = tower
+            self.config = tower.config
+            self.run, self.side, self.label = run, side, label
+            self.fallbacks = 0  # tile batches the torch tower took (read by tests)
+
+        def forward(self, pixel_values: Any, patch_attention_mask: Any = None, **kwargs: Any) -> Any:
+            full = patch_attention_mask is None or bool(patch_attention_mask.all())
+            if not full or tuple(pixel_values.shape[-2:]) != (self.side, self.side):
+                self.fallbacks += 1
+                return self.fallback(pixel_values=pixel_values, patch_attention_mask=patch_attention_mask, **kwargs)
+            pixels = np.ascontiguousarray(pixel_values.detach().to("cpu", torch.float32).numpy())
+            return BaseModelOutput(last_hidden_state=torch.from_numpy(self.run(pixels)).to(pixel_values.dtype))
+
+    return _ExportedVision
+
+
+def ExportedVision(tower: Any, run: Callable[[np.ndarray], np.ndarray], side: int, label: str) -> Any:
+    """A torch module standing in for the vision tower (built lazily: torch is imported only when needed)."""
+    return _exported_vision_class()(tower, run, side, label)
