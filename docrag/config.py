@@ -87,7 +87,15 @@ PROFILES: dict[str, dict[str, Any]] = {
             type="colmodernvbert",
             model="ModernVBERT/colmodernvbert",
             revision="9052fc0ef8acf9fb764681ce0315a7f89ea7d276",
-            options={"base_model": "ModernVBERT/colmodernvbert-base"},
+            # The vision tower in OpenVINO, int8 weights, activations quantised at run time (no calibration), at
+            # a 1024-px longest edge (5 tiles for an A4 page, against the checkpoint's 2048 and 13): the cost and
+            # the evidence are in benchmarks/RESULTS.md, "Visual pages on a CPU: the path and the edge".
+            options={
+                "base_model": "ModernVBERT/colmodernvbert-base",
+                "backend": "openvino",
+                "precision": "int8",
+                "max_edge": 1024,
+            },
             batch_size=2,
         ),
         "text": ARCTIC_M,
@@ -209,9 +217,14 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# How a model runs, not what it computes: kept when another checkpoint of the same type replaces a profile's.
+RUNTIME_OPTIONS = frozenset({"backend", "precision", "threads"})
+
+
 def _apply(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
     """``layer`` over ``base``. A model spec naming another type replaces the base's spec whole; another model
-    of the same type keeps the base's run-time fields but not its revision or options."""
+    of the same type keeps the base's run-time fields (device, batch size, and the options that say how it runs:
+    ``RUNTIME_OPTIONS``) but not its revision or its other options."""
     base = dict(base)
     for leg in LEGS:
         over = layer.get(leg)
@@ -220,7 +233,8 @@ def _apply(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
         if "type" in over and over["type"] != base[leg].get("type"):
             base[leg] = None
         elif "model" in over and over["model"] != base[leg].get("model"):
-            base[leg] = {k: v for k, v in base[leg].items() if k not in ("revision", "options")}
+            kept = {k: v for k, v in (base[leg].get("options") or {}).items() if k in RUNTIME_OPTIONS}
+            base[leg] = {k: v for k, v in base[leg].items() if k not in ("revision", "options")} | {"options": kept}
     return _merge(base, layer)
 
 
@@ -277,7 +291,13 @@ def resolve(
         )
     data: dict[str, Any] = {"profile": name, **copy.deepcopy(PROFILES[name])}
     if not chosen and any(k.endswith("_spec") for k in stored):  # reopened as made: its vectors' models
-        data |= {leg: stored.get(f"{leg}_spec") for leg in LEGS}
+        for leg in LEGS:  # ... run as this machine's profile runs that type (backend, precision, threads)
+            spec, here = stored.get(f"{leg}_spec"), data.get(leg)
+            if isinstance(spec, dict) and isinstance(here, dict) and spec.get("type") == here.get("type"):
+                runtime = {k: v for k, v in (here.get("options") or {}).items() if k in RUNTIME_OPTIONS}
+                kept = {k: v for k, v in (spec.get("options") or {}).items() if k not in RUNTIME_OPTIONS}
+                spec = {**spec, "options": kept | runtime}
+            data[leg] = spec
     for layer in (file, environment, overrides):
         data = _apply(data, layer)
     data["profile"] = name

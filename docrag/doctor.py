@@ -24,13 +24,30 @@ def downloads_off() -> bool:
 def pooling(leg: str, spec: Any) -> str:
     """How the leg's model makes its vectors: multi-vector for the visual leg, else the declared pooling."""
     if leg == "visual":
-        return "per patch (MaxSim)" + (", int8" if spec.options.get("precision") == "int8" else "")
+        return "per patch (MaxSim)"
     from docrag.indexes.embedders import checkpoint_pooling, embedder_class
     from docrag.indexes.models import cached_path
 
     local = cached_path(spec.model, spec.revision)  # a directory, or a hub checkpoint already in the cache
     found = checkpoint_pooling(local) if local and spec.type == "sentence-transformers" else None
     return str(spec.options.get("pooling") or found or embedder_class(spec).pooling)
+
+
+def runtime(leg: str, spec: Any) -> str:
+    """How a leg's model runs on a CPU, and for the visual leg at what longest edge it renders pages: the
+    backend and precision it asks for, or the fall-back it gets (``accel.plan``) and why."""
+    if leg != "visual":
+        return "torch"
+    from docrag.indexes.accel import plan
+    from docrag.indexes.multivector import FAMILIES
+
+    device = "cpu" if spec.device in {"auto", "cpu"} else spec.device
+    got = plan(spec.type, str(spec.options.get("backend", "torch")), str(spec.options.get("precision", "fp32")), device)
+    tiles = spec.type in FAMILIES and FAMILIES[spec.type].tiles
+    edge = spec.options.get("max_edge")
+    where = f"edge {edge} px" if edge and tiles else "edge: checkpoint's" if tiles else "checkpoint's resolution"
+    how = "torch" if (got.backend, got.precision, got.note) == ("torch", "fp32", "") else got.describe()
+    return f"{how}; {where}"
 
 
 def model_rows(profile: str | None = None, config: str | Path | None = None) -> list[dict[str, Any]]:
@@ -52,6 +69,7 @@ def model_rows(profile: str | None = None, config: str | Path | None = None) -> 
                         "leg": leg,
                         "type": spec.type,
                         "pooling": pooling(leg, spec),
+                        "runs_as": runtime(leg, spec),
                         "query_prefix": spec.options.get("query_prefix", ""),
                         "model": c.model,
                         "setting": c.setting,

@@ -122,9 +122,14 @@ def test_models_command_lists_every_profile(tmp_path):
     assert cpu_visual["available"] is False and cpu_visual["pinned"] and "--revision" in cpu_visual["download"]
     base = rows[("cpu", "visual", "ModernVBERT/colmodernvbert-base")]  # the adapter's base: a second checkpoint
     assert base["setting"] == "visual.options.base_model" and not base["pinned"]
+    # How each visual model runs and at what edge it renders (issue 24): the cpu profile's exported int8 tower.
+    assert cpu_visual["runs_as"] == "openvino int8; edge 1024 px"
+    assert rows[("gpu", "visual", "vidore/colqwen2.5-v0.2")]["runs_as"] == "torch; checkpoint's resolution"
+    assert rows[("cpu", "text", "Snowflake/snowflake-arctic-embed-m-v1.5")]["runs_as"] == "torch"
     assert all(r["pinned"] for r in out["models"] if r["setting"].endswith(".model")), "every default is pinned"
     res = subprocess.run([EXE, "models"], capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0 and "colmodernvbert" in res.stdout and "unverified" in res.stdout
+    assert "openvino int8; edge 1024 px" in res.stdout
 
 
 @pytest.mark.slow

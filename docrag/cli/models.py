@@ -46,14 +46,14 @@ def models(
     from rich.text import Text
 
     table = Table(title="docrag models")
-    for col in ("profile", "leg", "type", "model", "revision", "pooling", "on this machine"):
+    for col in ("profile", "leg", "type", "model", "revision", "pooling", "runs as", "on this machine"):
         table.add_column(col)
     for r in rows:
         rev = Text(r["revision"][:12]) if r["pinned"] else Text("unverified (unpinned)", style="yellow")
         absent = "no: downloads are off" if offline else "no: downloads on first use"
         here = Text.assemble(("yes ", "green"), r["where"]) if r["available"] else Text(absent)
-        table.add_row(r["profile"], r["leg"], r["type"], r["model"], rev, r["pooling"], here)
-    out = Console(width=160)
+        table.add_row(r["profile"], r["leg"], r["type"], r["model"], rev, r["pooling"], r["runs_as"], here)
+    out = Console(width=200)
     out.print(table)
     for name, note in PROFILE_NOTES.items():
         if not profile or name == profile:
