@@ -128,8 +128,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 PROFILE_NOTES = {
-    "cpu": "ColModernVBERT (250M) for visual pages, snowflake-arctic-embed-m-v1.5 for text, SigLIP 2 base for "
-    "figures and image files; the default, no remote code",
+    "cpu": "ColModernVBERT (250M; its vision tower in OpenVINO int8, pages at 1024 px) for visual pages, "
+    "snowflake-arctic-embed-m-v1.5 for text, SigLIP 2 base for figures and image files; the default, no remote code",
     "gpu": "ColQwen2.5-v0.2 (3B) for visual pages, Qwen3-Embedding-0.6B for text, SigLIP 2 so400m for images; a "
     "CUDA GPU and torchvision (`make gpu`)",
     "lite": "no visual or image model: all-MiniLM-L6-v2 text leg + BM25, OCR for scanned pages; fully offline",

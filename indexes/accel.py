@@ -10,16 +10,21 @@ tile of a page — takes about nine tenths of a page's compute. It is exported o
   scales to get wrong. ``fp32`` runs the graph as exported.
 - ``onnx``: ONNX Runtime. ``int8`` is its dynamic quantisation (``quantize_dynamic``, per channel).
 
+``int8-static`` (either runtime) puts every MatMul, the attention products included, in int8 with activation
+scales calibrated once on synthetic pages (``calibration.py``): the fastest path, and a fragile one where a
+checkpoint has outlier activation channels, so it is opt-in.
+
 Everything around the tower (the processor, the connector, the text encoder, the projection) stays in torch fp32,
 so the token sequence, the patch layout and the query path are the ones the torch model has. (The text encoder
 exported to OpenVINO was no faster than torch at a page's 890 tokens: ModernBERT's local attention runs there as
 full attention under a mask.) A tile batch the exported graph was not built for (patches masked out: an image
 padded inside a tile) goes through the torch tower.
 
-Measured choices and figures: benchmarks/RESULTS.md, "Visual leg on a CPU" (``benchmarks/visual_cpu.py``).
-The cache lives in ``$DOCRAG_CACHE_DIR`` (default ``$XDG_CACHE_HOME/docrag`` or ``~/.cache/docrag``), under
-``exports/``; a key names the checkpoint (hub id and revision, or a local directory's files, sizes and times),
-the precision and the versions of torch, transformers and this exporter.
+Measured choices and figures: benchmarks/RESULTS.md, "Visual pages on a CPU: the path and the edge"
+(``benchmarks/visual_cpu.py``, ``benchmarks/index_cpu.py``). The cache lives in ``$DOCRAG_CACHE_DIR`` (default
+``$XDG_CACHE_HOME/docrag`` or ``~/.cache/docrag``), under ``exports/<key>/``: the key names the checkpoint (its
+hub commit, or a local directory's files, sizes and times) and the versions of torch, transformers and this
+exporter; the folder holds the fp32 export and the int8 forms derived from it.
 """
 
 from __future__ import annotations
