@@ -34,16 +34,17 @@ def pooling(leg: str, spec: Any) -> str:
 
 
 def runtime(leg: str, spec: Any) -> str:
-    """How a leg's model runs on a CPU, and for the visual leg at what longest edge it renders pages: the
-    backend and precision it asks for, or the fall-back it gets (``accel.plan``) and why."""
+    """How a leg's model runs on a CPU (a GPU runs torch), and for the visual leg at what longest edge it renders
+    pages: the backend and precision it asks for, or the fall-back it gets (``accel.plan``) and why."""
     if leg != "visual":
         return "torch"
     from docrag.indexes.accel import plan
     from docrag.indexes.multivector import FAMILIES
 
-    device = "cpu" if spec.device in {"auto", "cpu"} else spec.device
-    got = plan(spec.type, str(spec.options.get("backend", "torch")), str(spec.options.get("precision", "fp32")), device)
+    device = "cpu" if spec.device in {"auto", "cpu"} else spec.device  # "auto": as it runs on a CPU
     tiles = spec.type in FAMILIES and FAMILIES[spec.type].tiles
+    backend, precision = str(spec.options.get("backend", "torch")), str(spec.options.get("precision", "fp32"))
+    got = plan(spec.type, backend, precision, device, exportable=tiles)
     edge = spec.options.get("max_edge")
     where = f"edge {edge} px" if edge and tiles else "edge: checkpoint's" if tiles else "checkpoint's resolution"
     how = "torch" if (got.backend, got.precision, got.note) == ("torch", "fp32", "") else got.describe()

@@ -43,12 +43,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BACKENDS", "EXPORTABLE", "ExportedVision", "Plan", "cache_dir", "plan", "swap_vision_tower"]
+__all__ = [
+    "BACKENDS",
+    "RUNTIMES",
+    "ExportedVision",
+    "Plan",
+    "Runtime",
+    "cache_dir",
+    "plan",
+    "register",
+    "swap_vision_tower",
+]
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "openvino", "onnx")
-EXPORTABLE = frozenset({"colidefics3", "colmodernvbert"})  # families whose vision tower runs as an export
 EXPORT_VERSION = 1  # bump when the exported graph or its int8 form changes: old exports are not reused
 GROUP_SIZE = 128  # OpenVINO's activation quantisation group (measured: 128–256 fastest, cosine ≥ 0.9999)
 
@@ -80,8 +88,9 @@ def _importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def plan(model_type: str, backend: str, precision: str, device: str) -> Plan:
-    """The backend the visual model will run on: the one asked for where it can, else torch and why."""
+def plan(model_type: str, backend: str, precision: str, device: str, exportable: bool) -> Plan:
+    """The backend the visual model will run on: the one asked for where it can, else torch and why.
+    ``exportable``: the family's vision tower is one ``accel`` exports (``multivector.Family.exportable``)."""
     if backend not in BACKENDS:
         raise ValueError(f"visual.options.backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
@@ -91,12 +100,13 @@ def plan(model_type: str, backend: str, precision: str, device: str) -> Plan:
     torch_precision = "int8" if precision == "int8-static" else precision
     if device != "cpu":
         return Plan("torch", precision, f"{backend} is a CPU path; {device} runs torch")
-    if model_type not in EXPORTABLE:
-        note = f"{backend} runs {', '.join(sorted(EXPORTABLE))}; {model_type} falls back to torch"
-        return Plan("torch", torch_precision, note)
-    module = "openvino" if backend == "openvino" else "onnxruntime"
-    if not _importable(module) or not _importable("onnx"):
-        return Plan("torch", torch_precision, f"{module} is not installed: torch instead (pip install {module})")
+    if not exportable:
+        return Plan("torch", torch_precision, f"{backend} runs Idefics3-style families; {model_type} runs torch")
+    missing = [m for m in (RUNTIMES[backend].module, "onnx") if not _importable(m)]
+    if missing:
+        return Plan(
+            "torch", torch_precision, f"{missing[0]} is not installed: torch instead (pip install {missing[0]})"
+        )
     return Plan(backend, precision)
 
 
@@ -115,19 +125,18 @@ def checkpoint_key(spec: Any) -> dict[str, Any]:
     ):
         if not name:
             continue
-        local = cached_path(str(name), revision)
-        if local and "/snapshots/" in local.replace("\\", "/"):  # the HF cache: the folder is the commit
-            out[str(name)] = Path(local).name
-            continue
-        path = Path(local or str(name)).expanduser()
-        if not path.is_dir():  # a hub id not fetched yet: its pinned revision
-            out[str(name)] = revision or "unpinned"
+        path = Path(str(name)).expanduser()
+        if not path.is_dir():  # a hub id: the commit of its snapshot in the HF cache, else its pinned revision
+            local = cached_path(str(name), revision)
+            out[str(name)] = Path(local).name if local and "/snapshots/" in local.replace("\\", "/") else (
+                revision or "unpinned")  # fmt: skip
             continue
         files = []
         for f in sorted(path.rglob("*")):
-            if f.is_file() and f.suffix in {".json", ".safetensors", ".bin"} and ".cache" not in f.parts:
+            rel = f.relative_to(path)
+            if f.is_file() and f.suffix in {".json", ".safetensors", ".bin"} and ".cache" not in rel.parts:
                 st = f.resolve().stat()
-                files.append([str(f.relative_to(path)), st.st_size, st.st_mtime_ns])
+                files.append([str(rel), st.st_size, st.st_mtime_ns])
         out[str(name)] = {"path": str(path.resolve()), "files": files}
     return out
 
@@ -252,8 +261,10 @@ def static_int8(src: Path, out: Path, tiles: np.ndarray) -> None:
             self.i += 1
             return {"pixel_values": np.ascontiguousarray(tiles[self.i - 1 : self.i], np.float32)}
 
+    import onnx
+
     quantize_static(
-        str(src),
+        onnx.load(str(src)),  # a model, not a path: ORT writes its shape-inferred copy into a temporary folder
         str(out),
         Reader(),
         quant_format=QuantFormat.QDQ,
@@ -267,31 +278,39 @@ def static_int8(src: Path, out: Path, tiles: np.ndarray) -> None:
 
 
 def _ort_int8(src: Path, out: Path) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(onnx.load(str(src)), str(out), weight_type=QuantType.QInt8, per_channel=True)
 
 
-_VARIANTS = {  # (backend, precision) → the file in a checkpoint's export folder
-    ("openvino", "fp32"): "vision-fp32.onnx",
-    ("onnx", "fp32"): "vision-fp32.onnx",
-    ("openvino", "int8"): "vision-int8-weights.onnx",  # int8 weights; OpenVINO quantises activations
-    ("onnx", "int8"): "vision-int8-dynamic.onnx",  # ONNX Runtime's dynamic quantisation
-    ("openvino", "int8-static"): "vision-int8-static.onnx",  # QDQ: both runtimes read it
-    ("onnx", "int8-static"): "vision-int8-static.onnx",
-}
+class _DropRootRecords(logging.Filter):
+    """onnxruntime's quantisation tools advise on the root logger itself: those records are dropped below ERROR
+    (a filter on the root logger sees only records logged on it, not docrag's, which propagate to its handlers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
 
 
 @contextlib.contextmanager
 def _quiet_root_logger() -> Any:
-    """onnxruntime's quantisation tools advise on the root logger; docrag keeps the screen quiet."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
+    root, drop = logging.getLogger(), _DropRootRecords()
+    root.addFilter(drop)
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(drop)
+
+
+def _sweep(folder: Path) -> None:
+    """Temporary files of exports whose process is gone (killed mid-export)."""
+    for tmp in folder.glob(".*.tmp.onnx"):
+        try:
+            os.kill(int(tmp.name.split(".")[-3]), 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            tmp.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def _atomic(out: Path, build: Callable[[Path], None]) -> Path:
@@ -309,30 +328,26 @@ def exported_tower(
     calibration: Callable[[], np.ndarray] | None = None,
 ) -> Path:  # fmt: skip
     """The exported graph of ``tower`` for ``backend`` and ``precision``, from the cache folder ``key`` (built
-    now when absent: the fp32 export first, then its int8 form; each file written atomically). ``calibration``
-    gives the tiles a static int8 graph calibrates its activation scales on."""
+    now when absent: the fp32 export first, then the runtime's int8 form of it; each file written atomically).
+    ``calibration`` gives the tiles a static int8 graph calibrates its activation scales on."""
+    runtime = RUNTIMES[backend]
     folder = cache_dir() / "exports" / key
-    final = folder / _VARIANTS[backend, precision]
+    final = folder / runtime.files[precision]
     if final.is_file():
         return final
     folder.mkdir(parents=True, exist_ok=True)
-    log.info(
-        "exporting the visual model's vision tower (%s %s, once per checkpoint) into %s", backend, precision, folder
-    )
-    fp32 = folder / _VARIANTS["onnx", "fp32"]
+    _sweep(folder)
+    log.info("exporting the visual model's tower (%s %s, once per checkpoint) into %s", backend, precision, folder)
+    fp32 = folder / FP32_FILE
     if not fp32.is_file():
         _atomic(fp32, lambda tmp: _export_onnx(tower, side, tmp))
     if final == fp32:
         return final
+    if precision == "int8-static" and calibration is None:
+        raise ValueError("int8-static needs calibration tiles")
+    tiles = calibration() if precision == "int8-static" and calibration is not None else None
     with _quiet_root_logger():
-        if precision == "int8-static":
-            if calibration is None:
-                raise ValueError("int8-static needs calibration tiles")
-            tiles = calibration()
-            return _atomic(final, lambda tmp: static_int8(fp32, tmp, tiles))
-        if backend == "openvino":
-            return _atomic(final, lambda tmp: int8_weights(fp32, tmp))
-        return _atomic(final, lambda tmp: _ort_int8(fp32, tmp))
+        return _atomic(final, lambda tmp: runtime.derive[precision](fp32, tmp, tiles))
 
 
 # -- runtime --------------------------------------------------------------------------------------------------
@@ -374,6 +389,52 @@ def _onnx_runner(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]
     return run
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime for the exported tower: the module it needs, the file each precision reads (derived from the
+    fp32 export by ``derive[precision](fp32, out, calibration_tiles)``) and ``runner(path, precision, threads)``,
+    which returns ``run(pixels) -> last hidden state``."""
+
+    name: str
+    module: str
+    files: dict[str, str]
+    derive: dict[str, Callable[[Path, Path, np.ndarray | None], Any]]
+    runner: Callable[[Path, str, int], Callable[[np.ndarray], np.ndarray]]
+
+
+FP32_FILE = "vision-fp32.onnx"
+RUNTIMES: dict[str, Runtime] = {}
+
+
+def register(runtime: Runtime) -> Runtime:
+    RUNTIMES[runtime.name] = runtime
+    return runtime
+
+
+register(
+    Runtime(
+        "openvino",
+        "openvino",
+        {"fp32": FP32_FILE, "int8": "vision-int8-weights.onnx", "int8-static": "vision-int8-static.onnx"},
+        {
+            "int8": lambda src, out, _: int8_weights(src, out),  # int8 weights; OpenVINO quantises activations
+            "int8-static": static_int8,  # QDQ: both runtimes read it
+        },
+        _openvino_runner,
+    )
+)
+register(
+    Runtime(
+        "onnx",
+        "onnxruntime",
+        {"fp32": FP32_FILE, "int8": "vision-int8-dynamic.onnx", "int8-static": "vision-int8-static.onnx"},
+        {"int8": lambda src, out, _: _ort_int8(src, out), "int8-static": static_int8},
+        lambda path, precision, threads: _onnx_runner(path, threads),
+    )
+)
+BACKENDS = ("torch", *RUNTIMES)
+
+
 def _vision_tower(model: Any) -> tuple[Any, Any]:
     inner = getattr(model, "model", None)
     tower = getattr(inner, "vision_model", None)
@@ -392,7 +453,7 @@ def swap_vision_tower(
     side = int(cfg.image_size)
     key = export_key(spec.type, checkpoint_key(spec))
     path = exported_tower(tower, side, key, backend, precision, calibration)
-    run = _openvino_runner(path, precision, threads) if backend == "openvino" else _onnx_runner(path, threads)
+    run = RUNTIMES[backend].runner(path, precision, threads)
     exported = ExportedVision(tower, run, side, f"{backend} {precision}")
     inner.vision_model = exported
     return exported

@@ -62,8 +62,13 @@ class Family:
     model_class: str
     processor_class: str
     needs_torchvision: bool
-    # Idefics3-style tiling: ``options.max_edge`` sets the image processor's longest edge.
+    # Idefics3-style tiling: ``options.max_edge`` sets the image processor's longest edge; the vision tower
+    # (SigLIP on 512-px tiles) is the one ``accel`` exports for ``options.backend = "openvino" | "onnx"``.
     tiles: bool = False
+
+    @property
+    def exportable(self) -> bool:
+        return self.tiles
 
 
 FAMILIES: dict[str, Family] = {
@@ -234,20 +239,13 @@ class MultiVectorEmbedder:
         max_edge = spec.options.get("max_edge")
         if max_edge and fam.tiles:
             self.processor.image_processor.size = {"longest_edge": int(max_edge)}
-        self.plan = accel.plan(spec.type, str(spec.options.get("backend", "torch")), self.precision, self.device)
+        backend = str(spec.options.get("backend", "torch"))
+        self.plan = accel.plan(spec.type, backend, self.precision, self.device, fam.exportable)
         if self.plan.note:
             log.info("visual model: %s", self.plan.describe())
-        if self.plan.backend != "torch":
-            threads = int(spec.options.get("threads", 0))
-            try:
-                accel.swap_vision_tower(
-                    self.model, spec, self.plan.backend, self.plan.precision, threads, self._calibration_tiles
-                )
-            except Exception as exc:  # a failed export or compile (a full disk, an unsupported CPU): torch runs
-                text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-                self.plan = accel.Plan("torch", "int8" if self.precision != "fp32" else "fp32",
-                                       f"{self.plan.backend} failed ({text}); torch instead")  # fmt: skip
-                log.warning("visual model: %s", self.plan.describe())
+        # The exported tower is loaded (and exported, the first time) when a page is first embedded: a search,
+        # which only embeds queries, never pays for it.
+        self._pending_export = self.plan.backend != "torch"
         if self.device == "cpu" and self.plan.backend == "torch" and self.plan.precision != "fp32":
             self.model = quantize_int8(self.model)
         # With an exported tower, what stays in torch (the text encoder, the connector) stays fp32: torch's int8
@@ -260,6 +258,25 @@ class MultiVectorEmbedder:
         self.dim = int(getattr(self.model, "dim", self.dim))
         self.pool_factor = int(spec.options.get("pool_factor", 1))
         self._torch = torch
+
+    def load_exported(self) -> None:
+        """Put the exported vision tower in place (exporting it into the cache the first time); on a failure (a
+        full disk, an unsupported CPU) torch runs instead, with a warning. Idempotent; ``embed_pages`` calls it."""
+        if not self._pending_export:
+            return
+        self._pending_export = False
+        threads = int(self.spec.options.get("threads", 0))
+        try:
+            accel.swap_vision_tower(
+                self.model, self.spec, self.plan.backend, self.plan.precision, threads, self._calibration_tiles
+            )
+        except Exception as exc:
+            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            precision = "int8" if self.precision != "fp32" else "fp32"
+            self.plan = accel.Plan("torch", precision, f"{self.plan.backend} failed ({text}); torch instead")
+            log.warning("visual model: %s", self.plan.describe())
+            if precision == "int8":
+                self.model = quantize_int8(self.model)
 
     def _calibration_tiles(self, pages: int = 7, most: int = 24) -> np.ndarray:
         """Tiles of synthetic pages (one of each kind) through this model's processor: what a static int8 export
@@ -322,6 +339,7 @@ class MultiVectorEmbedder:
     def embed_pages(self, images: Sequence[Image.Image]) -> list[tuple[np.ndarray, list[PatchGrid] | None]]:
         """Like ``embed_images``, with each page's patch layout (None after token pooling, or for a token
         sequence the layout reader does not know)."""
+        self.load_exported()
         out: list[tuple[np.ndarray, list[PatchGrid] | None]] = []
         bs = self.spec.batch_size
         for i in range(0, len(images), bs):

@@ -10,10 +10,10 @@ import torch
 from docrag.indexes import accel
 from docrag.indexes.maxsim import maxsim_numpy
 from docrag.indexes.models import ModelSpec
-from docrag.indexes.multivector import MultiVectorEmbedder
+from docrag.indexes.multivector import FAMILIES, MultiVectorEmbedder
 
-EXPORTABLE = sorted(accel.EXPORTABLE)
-PATHS = [("openvino", "fp32"), ("openvino", "int8"), ("openvino", "int8-static"), ("onnx", "fp32"), ("onnx", "int8")]
+EXPORTABLE = sorted(name for name, fam in FAMILIES.items() if fam.exportable)
+PATHS = [(backend, precision) for backend in accel.RUNTIMES for precision in ("fp32", "int8", "int8-static")]
 QUERIES = ["tables and charts", "the quick brown fox", "late interaction over patches"]
 
 
@@ -55,9 +55,9 @@ def test_exported_paths_agree_with_torch_fp32(name, backend, precision, tiny, re
     )
     fast = MultiVectorEmbedder(spec)
     assert (fast.plan.backend, fast.plan.precision, fast.plan.note) == (backend, precision, "")
+    got = fast.embed_images(page_images)
     tower = fast.model.model.vision_model
     assert tower.label == f"{backend} {precision}"
-    got = fast.embed_images(page_images)
     assert tower.fallbacks == 0  # every tile ran in the exported graph
     for a, b in zip(pages, got, strict=True):
         assert a.shape == b.shape  # the same token sequence: the layout and the text stay torch's
@@ -72,7 +72,11 @@ def test_an_export_is_built_once_per_checkpoint_and_reused(tiny, monkeypatch, tm
     monkeypatch.setenv("DOCRAG_CACHE_DIR", str(tmp_path / "cache"))
     spec = ModelSpec(type="colmodernvbert", model=str(tiny["colmodernvbert"]), options={"backend": "openvino",
                      "precision": "int8"})  # fmt: skip
-    MultiVectorEmbedder(spec)
+    first = MultiVectorEmbedder(spec)
+    assert not (tmp_path / "cache").exists()  # nothing is exported until a page is embedded (a search never)
+    first.embed_queries(["a query"])
+    assert not (tmp_path / "cache").exists()
+    first.load_exported()
     files = sorted(p.name for p in (tmp_path / "cache" / "exports").glob("*/*"))
     assert files == ["vision-fp32.onnx", "vision-int8-weights.onnx"]
 
@@ -81,9 +85,11 @@ def test_an_export_is_built_once_per_checkpoint_and_reused(tiny, monkeypatch, tm
 
     monkeypatch.setattr(accel, "_export_onnx", no_export)
     again = MultiVectorEmbedder(spec)  # from the cache
+    again.load_exported()
     assert again.model.model.vision_model.label == "openvino int8"
     onnx_int8 = MultiVectorEmbedder(spec.model_copy(update={"options": {"backend": "onnx", "precision": "int8"}}))
-    assert onnx_int8.plan.backend == "onnx"  # derived from the cached fp32 export, not exported again
+    onnx_int8.load_exported()
+    assert onnx_int8.model.model.vision_model.label == "onnx int8"  # from the cached fp32 export, not exported again
     assert len(list((tmp_path / "cache" / "exports").iterdir())) == 1
 
 
@@ -99,6 +105,14 @@ def test_the_cache_key_follows_the_weights(tiny, tmp_path):
     weights = next(model.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes() + b"\0")
     assert accel.export_key(spec.type, accel.checkpoint_key(spec)) != before
+    hidden = tmp_path / ".cache" / "models" / "x"  # a checkpoint kept under a .cache folder is keyed all the same
+    shutil.copytree(tiny["colidefics3"], hidden)
+    under = ModelSpec(type="colidefics3", model=str(hidden))
+    key = accel.checkpoint_key(under)[str(hidden)]
+    assert any(name.endswith(".safetensors") for name, *_ in key["files"])
+    weights = next(hidden.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    assert accel.checkpoint_key(under)[str(hidden)] != key
     pinned = ModelSpec(type="colidefics3", model="org/model", revision="a" * 40)
     assert accel.checkpoint_key(pinned) == {"org/model": "a" * 40}
 
@@ -107,6 +121,7 @@ def test_masked_patches_go_through_the_torch_tower(tiny):
     """A tile with padding inside (patches masked) is not what the graph was built for: the torch tower runs it."""
     spec = ModelSpec(type="colidefics3", model=str(tiny["colidefics3"]), options={"backend": "onnx"})
     emb = MultiVectorEmbedder(spec)
+    emb.load_exported()
     tower = emb.model.model.vision_model
     side, patch = tower.config.image_size, tower.config.patch_size
     pixels = torch.randn(2, 3, side, side)
@@ -124,18 +139,21 @@ def test_other_families_fall_back_to_torch_and_say_so(tiny):
         ModelSpec(type="colpali", model=str(tiny["colpali"]), options={"backend": "openvino", "precision": "int8"})
     )
     assert emb.plan.backend == "torch" and emb.plan.precision == "int8"
-    assert "colpali falls back to torch" in emb.plan.describe()
+    assert "colpali runs torch" in emb.plan.describe()
     assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in emb.model.modules())
-    assert accel.plan("colmodernvbert", "openvino", "int8", "cuda").backend == "torch"  # a GPU runs torch
-    assert accel.plan("colmodernvbert", "torch", "int8-static", "cpu") == accel.Plan(
+    assert accel.plan("colmodernvbert", "openvino", "int8", "cuda", True).backend == "torch"  # a GPU runs torch
+    assert accel.plan("colmodernvbert", "torch", "int8-static", "cpu", True) == accel.Plan(
         "torch", "int8", "int8-static needs openvino or onnx; torch runs dynamic int8"
     )
 
 
 def test_a_missing_runtime_falls_back_to_torch(monkeypatch):
     monkeypatch.setattr(accel, "_importable", lambda name: name != "openvino")
-    got = accel.plan("colmodernvbert", "openvino", "int8", "cpu")
+    got = accel.plan("colmodernvbert", "openvino", "int8", "cpu", True)
     assert got.backend == "torch" and "openvino is not installed" in got.note
+    monkeypatch.setattr(accel, "_importable", lambda name: name != "onnx")
+    got = accel.plan("colmodernvbert", "onnx", "int8", "cpu", True)
+    assert got.backend == "torch" and "onnx is not installed" in got.note and "onnxruntime" not in got.note
 
 
 def test_bad_backend_or_precision_is_one_clear_error(tiny):
@@ -149,16 +167,18 @@ def test_bad_backend_or_precision_is_one_clear_error(tiny):
 def test_a_failed_export_runs_torch_with_a_warning(tiny, monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("DOCRAG_CACHE_DIR", str(tmp_path / "cache"))
 
-    def full_disk(*args, **kwargs):
+    def full_disk(tower, side, out):
+        out.write_bytes(b"half an export")  # the disk fills mid-write
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(accel, "_export_onnx", full_disk)
     spec = ModelSpec(type="colmodernvbert", model=str(tiny["colmodernvbert"]), options={"backend": "openvino",
                      "precision": "int8"})  # fmt: skip
+    emb = MultiVectorEmbedder(spec)
     with caplog.at_level("WARNING", logger="docrag.indexes.multivector"):
-        emb = MultiVectorEmbedder(spec)
+        emb.load_exported()
     assert emb.plan.backend == "torch" and "openvino failed" in emb.plan.note and "No space left" in emb.plan.note
     assert "openvino failed" in caplog.text
     assert not isinstance(emb.model.model.vision_model, accel._exported_vision_class())
     assert emb.embed_images([__import__("PIL.Image").Image.new("RGB", (40, 60), "white")])[0].shape[1] == emb.dim
-    assert not list((tmp_path / "cache").rglob("*.onnx"))  # nothing half-written left behind
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # nothing half-written left behind

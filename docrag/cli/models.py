@@ -46,7 +46,7 @@ def models(
     from rich.text import Text
 
     table = Table(title="docrag models")
-    for col in ("profile", "leg", "type", "model", "revision", "pooling", "runs as", "on this machine"):
+    for col in ("profile", "leg", "type", "model", "revision", "pooling", "on a CPU runs as", "on this machine"):
         table.add_column(col)
     for r in rows:
         rev = Text(r["revision"][:12]) if r["pinned"] else Text("unverified (unpinned)", style="yellow")
