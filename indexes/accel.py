@@ -353,9 +353,21 @@ def exported_tower(
 # -- runtime --------------------------------------------------------------------------------------------------
 
 
-def _openvino_runner(path: Path, precision: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+def import_openvino() -> Any:
+    """``openvino``, without its telemetry. ``import openvino`` sends a usage event to Google Analytics, from a
+    forked process, unless the user has opted out (openvino-telemetry's consent file); docrag never phones home,
+    so the telemetry package is hidden before OpenVINO first loads and its own no-op stub answers instead."""
+    import sys
+
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]  # import → ImportError
     import openvino as ov
 
+    return ov
+
+
+def _openvino_runner(path: Path, precision: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    ov = import_openvino()
     core = ov.Core()
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
     if threads > 0:

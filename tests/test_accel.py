@@ -182,3 +182,32 @@ def test_a_failed_export_runs_torch_with_a_warning(tiny, monkeypatch, tmp_path, 
     assert not isinstance(emb.model.model.vision_model, accel._exported_vision_class())
     assert emb.embed_images([__import__("PIL.Image").Image.new("RGB", (40, 60), "white")])[0].shape[1] == emb.dim
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # nothing half-written left behind
+
+
+def test_openvino_is_loaded_without_its_telemetry():
+    """`import openvino` alone sends a Google Analytics event from a forked process (openvino-telemetry, on
+    unless the user opted out); docrag's import of it sends nothing and forks nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, time\n"
+        "attempts = []\n"
+        "def no_fork():\n"
+        "    attempts.append(1)\n"
+        "    raise OSError('no fork here')\n"
+        "os.fork = no_fork\n"
+        "if sys.argv[1] == 'docrag':\n"
+        "    from docrag.indexes import accel\n"
+        "    ov = accel.import_openvino()\n"
+        "else:\n"
+        "    import openvino as ov\n"
+        "ov.Core()\n"
+        "time.sleep(2)\n"  # the package sends from a thread pool: give it time to try
+        "print(len(attempts))\n"
+    )
+    runs = {how: subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True, timeout=120)
+            for how in ("docrag", "plain")}  # fmt: skip
+    assert runs["docrag"].returncode == 0 and runs["docrag"].stdout.strip() == "0", runs["docrag"].stderr[-800:]
+    # The check can fail: a plain import does try to fork (unless this machine opted out of the telemetry).
+    assert runs["plain"].returncode == 0 and runs["plain"].stdout.strip() in ("0", "1")
