@@ -46,7 +46,6 @@ import numpy as np
 __all__ = [
     "BACKENDS",
     "RUNTIMES",
-    "ExportedVision",
     "Plan",
     "Runtime",
     "cache_dir",
@@ -459,14 +458,15 @@ def swap_vision_tower(
     model: Any, spec: Any, backend: str, precision: str, threads: int,
     calibration: Callable[[], np.ndarray] | None = None,
 ) -> Any:  # fmt: skip
-    """Put an ``ExportedVision`` in place of ``model.model.vision_model`` (exported on first use) and return it."""
+    """Put an exported tower (a torch module over the graph) in place of ``model.model.vision_model``, exported
+    into the cache the first time, and return it."""
     inner, tower = _vision_tower(model)
     cfg = tower.config
     side = int(cfg.image_size)
     key = export_key(spec.type, checkpoint_key(spec))
     path = exported_tower(tower, side, key, backend, precision, calibration)
     run = RUNTIMES[backend].runner(path, precision, threads)
-    exported = ExportedVision(tower, run, side, f"{backend} {precision}")
+    exported = _exported_vision_class()(tower, run, side, f"{backend} {precision}")
     inner.vision_model = exported
     return exported
 
@@ -495,8 +495,3 @@ def _exported_vision_class() -> type:
             return BaseModelOutput(last_hidden_state=torch.from_numpy(self.run(pixels)).to(pixel_values.dtype))
 
     return _ExportedVision
-
-
-def ExportedVision(tower: Any, run: Callable[[np.ndarray], np.ndarray], side: int, label: str) -> Any:
-    """A torch module standing in for the vision tower (built lazily: torch is imported only when needed)."""
-    return _exported_vision_class()(tower, run, side, label)
