@@ -85,9 +85,9 @@ def _run(args, model: str, path: str, edge: int, tmp: Path, cache: Path) -> dict
     spec = {"type": args.type, "model": model, "backend": backend, "precision": precision, "edge": edge,
             "pages": args.pages, "queries": _queries(args.queries), "out": str(out)}  # fmt: skip
     env = {**os.environ, "DOCRAG_CACHE_DIR": str(cache)}
-    from docrag.indexes.accel import _VARIANTS
+    from docrag.indexes.accel import RUNTIMES
 
-    exported = backend != "torch" and not any((cache / "exports").glob(f"*/{_VARIANTS[backend, precision]}"))
+    exported = backend != "torch" and not any((cache / "exports").glob(f"*/{RUNTIMES[backend].files[precision]}"))
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{path} @ {edge}: {proc.stderr.strip()[-1500:]}")

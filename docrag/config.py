@@ -221,6 +221,11 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 RUNTIME_OPTIONS = frozenset({"backend", "precision", "threads"})
 
 
+def _runtime_options(spec: Mapping[str, Any], runtime: bool = True) -> dict[str, Any]:
+    """A spec's options that say how it runs (``runtime``), or all its other options."""
+    return {k: v for k, v in (spec.get("options") or {}).items() if (k in RUNTIME_OPTIONS) == runtime}
+
+
 def _apply(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
     """``layer`` over ``base``. A model spec naming another type replaces the base's spec whole; another model
     of the same type keeps the base's run-time fields (device, batch size, and the options that say how it runs:
@@ -233,8 +238,8 @@ def _apply(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
         if "type" in over and over["type"] != base[leg].get("type"):
             base[leg] = None
         elif "model" in over and over["model"] != base[leg].get("model"):
-            kept = {k: v for k, v in (base[leg].get("options") or {}).items() if k in RUNTIME_OPTIONS}
-            base[leg] = {k: v for k, v in base[leg].items() if k not in ("revision", "options")} | {"options": kept}
+            kept = {"options": _runtime_options(base[leg])}
+            base[leg] = {k: v for k, v in base[leg].items() if k not in ("revision", "options")} | kept
     return _merge(base, layer)
 
 
@@ -294,9 +299,7 @@ def resolve(
         for leg in LEGS:  # ... run as this machine's profile runs that type (backend, precision, threads)
             spec, here = stored.get(f"{leg}_spec"), data.get(leg)
             if isinstance(spec, dict) and isinstance(here, dict) and spec.get("type") == here.get("type"):
-                runtime = {k: v for k, v in (here.get("options") or {}).items() if k in RUNTIME_OPTIONS}
-                kept = {k: v for k, v in (spec.get("options") or {}).items() if k not in RUNTIME_OPTIONS}
-                spec = {**spec, "options": kept | runtime}
+                spec = {**spec, "options": _runtime_options(spec, runtime=False) | _runtime_options(here)}
             data[leg] = spec
     for layer in (file, environment, overrides):
         data = _apply(data, layer)

@@ -89,7 +89,7 @@ def _importable(name: str) -> bool:
 
 def plan(model_type: str, backend: str, precision: str, device: str, exportable: bool) -> Plan:
     """The backend the visual model will run on: the one asked for where it can, else torch and why.
-    ``exportable``: the family's vision tower is one ``accel`` exports (``multivector.Family.exportable``)."""
+    ``exportable``: the family's vision tower is one ``accel`` exports (Idefics3-style: ``Family.tiles``)."""
     if backend not in BACKENDS:
         raise ValueError(f"visual.options.backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
@@ -199,7 +199,7 @@ def _export_onnx(tower: Any, side: int, out: Path) -> None:
         )
 
 
-def int8_weights(src: Path, out: Path) -> int:
+def int8_weights(src: Path, out: Path, _tiles: np.ndarray | None = None) -> int:
     """``src`` with every MatMul by a constant weight reading int8 weights (symmetric, one scale per output
     channel) through a DequantizeLinear: OpenVINO runs these as compressed fully-connected layers and quantises
     their activations per group at run time. Returns how many weights were converted."""
@@ -276,7 +276,7 @@ def static_int8(src: Path, out: Path, tiles: np.ndarray) -> None:
     )
 
 
-def _ort_int8(src: Path, out: Path) -> None:
+def _ort_int8(src: Path, out: Path, _tiles: np.ndarray | None = None) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -342,9 +342,11 @@ def exported_tower(
         _atomic(fp32, lambda tmp: _export_onnx(tower, side, tmp))
     if final == fp32:
         return final
-    if precision == "int8-static" and calibration is None:
-        raise ValueError("int8-static needs calibration tiles")
-    tiles = calibration() if precision == "int8-static" and calibration is not None else None
+    tiles = None
+    if precision == "int8-static":
+        if calibration is None:
+            raise ValueError("int8-static needs calibration tiles")
+        tiles = calibration()
     with _quiet_root_logger():
         return _atomic(final, lambda tmp: runtime.derive[precision](fp32, tmp, tiles))
 
@@ -384,7 +386,7 @@ def _openvino_runner(path: Path, precision: str, threads: int) -> Callable[[np.n
     return run
 
 
-def _onnx_runner(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+def _onnx_runner(path: Path, _precision: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -428,7 +430,7 @@ register(
         "openvino",
         {"fp32": FP32_FILE, "int8": "vision-int8-weights.onnx", "int8-static": "vision-int8-static.onnx"},
         {
-            "int8": lambda src, out, _: int8_weights(src, out),  # int8 weights; OpenVINO quantises activations
+            "int8": int8_weights,  # int8 weights; OpenVINO quantises activations
             "int8-static": static_int8,  # QDQ: both runtimes read it
         },
         _openvino_runner,
@@ -439,8 +441,8 @@ register(
         "onnx",
         "onnxruntime",
         {"fp32": FP32_FILE, "int8": "vision-int8-dynamic.onnx", "int8-static": "vision-int8-static.onnx"},
-        {"int8": lambda src, out, _: _ort_int8(src, out), "int8-static": static_int8},
-        lambda path, precision, threads: _onnx_runner(path, threads),
+        {"int8": _ort_int8, "int8-static": static_int8},
+        _onnx_runner,
     )
 )
 BACKENDS = ("torch", *RUNTIMES)

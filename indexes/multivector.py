@@ -66,10 +66,6 @@ class Family:
     # (SigLIP on 512-px tiles) is the one ``accel`` exports for ``options.backend = "openvino" | "onnx"``.
     tiles: bool = False
 
-    @property
-    def exportable(self) -> bool:
-        return self.tiles
-
 
 FAMILIES: dict[str, Family] = {
     "colidefics3": Family("ColIdefics3", "ColIdefics3Processor", needs_torchvision=False, tiles=True),
@@ -240,7 +236,7 @@ class MultiVectorEmbedder:
         if max_edge and fam.tiles:
             self.processor.image_processor.size = {"longest_edge": int(max_edge)}
         backend = str(spec.options.get("backend", "torch"))
-        self.plan = accel.plan(spec.type, backend, self.precision, self.device, fam.exportable)
+        self.plan = accel.plan(spec.type, backend, self.precision, self.device, fam.tiles)
         if self.plan.note:
             log.info("visual model: %s", self.plan.describe())
         # The exported tower is loaded (and exported, the first time) when a page is first embedded: a search,

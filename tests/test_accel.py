@@ -12,7 +12,7 @@ from docrag.indexes.maxsim import maxsim_numpy
 from docrag.indexes.models import ModelSpec
 from docrag.indexes.multivector import FAMILIES, MultiVectorEmbedder
 
-EXPORTABLE = sorted(name for name, fam in FAMILIES.items() if fam.exportable)
+EXPORTABLE = sorted(name for name, fam in FAMILIES.items() if fam.tiles)
 PATHS = [(backend, precision) for backend in accel.RUNTIMES for precision in ("fp32", "int8", "int8-static")]
 QUERIES = ["tables and charts", "the quick brown fox", "late interaction over patches"]
 
