@@ -79,6 +79,12 @@ def test_an_export_is_built_once_per_checkpoint_and_reused(tiny, monkeypatch, tm
     first.load_exported()
     files = sorted(p.name for p in (tmp_path / "cache" / "exports").glob("*/*"))
     assert files == ["vision-fp32.onnx", "vision-int8-weights.onnx"]
+    import onnx
+
+    int8 = onnx.load(str(next((tmp_path / "cache" / "exports").glob("*/vision-int8-weights.onnx"))))
+    dq = [n.name.split("/")[-2] for n in int8.graph.node if n.op_type == "MatMul" and n.input[1].endswith(".dq")]
+    layers = first.model.model.vision_model.config.num_hidden_layers
+    assert sorted(dq) == ["fc1"] * layers + ["fc2"] * layers  # int8 MLP weights; the attention stays fp32
 
     def no_export(*args, **kwargs):
         raise AssertionError("exported again")
