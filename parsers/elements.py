@@ -17,6 +17,7 @@ text layer (one NarrativeText element per paragraph) and say so in the page's di
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -132,6 +133,7 @@ def partition_pages(path: str | Path, pages: list[Page]) -> dict[int, list[Eleme
 
 
 _DIGITS = re.compile(r"\d+")
+_WORD = re.compile(r"[^\W\d_]{2}")  # two letters: a word, not a page number
 
 
 def normalise_line(line: str) -> str:
@@ -139,21 +141,36 @@ def normalise_line(line: str) -> str:
     return _DIGITS.sub("#", " ".join(line.split()).lower())
 
 
-def running_lines(page_texts: list[str], edge: int = 2, min_share: float = 0.3, min_pages: int = 3) -> set[str]:
-    """Lines at the top or bottom of pages that repeat across the document: running headers, footers,
-    page numbers. Returned normalised (see ``normalise_line``); empty for documents shorter than min_pages."""
+RUNNING_MAX_CHARS = 100  # a running header or footer is a short line
+
+
+def running_lines(page_texts: list[str], edge: int = 2, min_share: float = 0.45, min_pages: int = 3) -> set[str]:
+    """Lines in the top or bottom margin of pages that repeat across the document: running headers, footers,
+    page numbers. Returned normalised (see ``normalise_line``); empty for documents shorter than min_pages.
+
+    Only short lines (``RUNNING_MAX_CHARS``) on at least ``min_share`` of the pages count (two alternating
+    headers, of even and odd pages, each cover half). The margins are the first and last ``edge`` lines of a
+    page, and never meet: a page of three lines offers its first and last, so a template page ("<title> page
+    N", a sentence, "<code>_page_N") keeps its middle."""
     if len(page_texts) < min_pages:
         return set()
     counts: dict[str, int] = {}
     for text in page_texts:
         lines = [ln for ln in text.splitlines() if ln.strip()]
-        for ln in {normalise_line(x) for x in lines[:edge] + lines[-edge:]}:
+        k = min(edge, len(lines) // 2)
+        margins = lines[:k] + lines[len(lines) - k :]
+        for ln in {normalise_line(x) for x in margins}:
             counts[ln] = counts.get(ln, 0) + 1
-    need = max(min_pages, int(min_share * len(page_texts) + 0.999))
-    return {ln for ln, n in counts.items() if n >= need and len(ln) <= 200}
+    need = max(min_pages, math.ceil(min_share * len(page_texts)))
+    return {ln for ln, n in counts.items() if n >= need and len(ln) <= RUNNING_MAX_CHARS}
 
 
 def strip_lines(text: str, drop: set[str]) -> str:
+    """``text`` without its running lines; a page whose every line is running keeps them all (a page's only
+    content is never stripped)."""
     if not drop:
         return text
-    return "\n".join(ln for ln in text.splitlines() if normalise_line(ln) not in drop)
+    kept = [ln for ln in text.splitlines() if normalise_line(ln) not in drop]
+    if not any(_WORD.search(ln) for ln in kept):
+        return text
+    return "\n".join(kept)
