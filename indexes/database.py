@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .record import SCHEMA_VERSION, migrate
-from .schema import CODEBOOK, COUNTED, DOCUMENTS, META, POOLED, VISUAL, Dims, RowSchema
+from .schema import CODEBOOK, COUNTED, DOCUMENTS, META, PAGES, POOLED, VISUAL, Dims, RowSchema
 from .sql import prefilter, sql_in, sql_str
 
 __all__ = [
@@ -425,9 +425,10 @@ class Database:
         return out
 
     def _inconsistent(self) -> list[str]:
-        """Ready documents whose rows in some table differ from the counts recorded when they became ready,
-        and doc_ids with rows but no document row (orphans)."""
-        docs = self.rows(DOCUMENTS, columns=["doc_id", "status", "counts"])
+        """Ready documents whose rows in some table differ from the counts recorded when they became ready, or
+        whose page rows disagree with their page count (none of them, or more than it has), and doc_ids with rows
+        but no document row (orphans)."""
+        docs = self.rows(DOCUMENTS, columns=["doc_id", "status", "counts", "n_pages"])
         known = {d["doc_id"] for d in docs}
         have: dict[str, dict[str, int]] = {}
         for schema in COUNTED:
@@ -439,7 +440,8 @@ class Database:
             if d["status"] != "ready" or not d.get("counts"):
                 continue
             got = have.get(d["doc_id"], {})
-            if any(got.get(t, 0) != n for t, n in d["counts"].items()):
+            pages, n_pages = got.get(PAGES.name, 0), d.get("n_pages") or 0
+            if any(got.get(t, 0) != n for t, n in d["counts"].items()) or not 0 < pages <= max(n_pages, 1):
                 bad.append(d["doc_id"])
         return bad
 

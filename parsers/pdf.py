@@ -79,6 +79,18 @@ def _explain_format_error(path: Path) -> str:
     return _PDFIUM_LOAD_ERRORS[3]
 
 
+def _mentions(path: Path, token: bytes) -> bool:
+    """Whether the file's bytes contain ``token`` (memory-mapped: no copy of a large file)."""
+    import mmap
+
+    with path.open("rb") as fh:
+        try:
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                return mm.find(token) >= 0
+        except ValueError:  # an empty file cannot be mapped
+            return False
+
+
 class PdfReader(DocumentReader):
     """Open a PDF and stream its pages. Use as a context manager; pages can render only while open.
 
@@ -103,7 +115,9 @@ class PdfReader(DocumentReader):
             code = getattr(exc, "err_code", None)
             if code == 0:  # "success", but no page: an empty page tree
                 reason = "the PDF has zero pages (its page tree is empty)"
-            elif code in (None, 1, 3):
+            elif code in (None, 1, 3) or (code in (4, 5) and not _mentions(self.path, b"/Encrypt")):
+                # PDFium's last error is per thread and stale when the load itself succeeded (a page tree with no
+                # pages after an encrypted file in the same worker): a file with no /Encrypt needs no password.
                 reason = _explain_format_error(self.path)
             else:
                 reason = _PDFIUM_LOAD_ERRORS.get(code, str(exc))

@@ -32,7 +32,7 @@ from docrag.parsers import list_documents
 from .engines import Embedded, EngineError, Event, Failed, Planned, Started, check_engine, local_events
 from .plan import PlanOptions
 from .remove import is_under
-from .rows import EmbeddedRows, embed_plans
+from .rows import UNSEARCHABLE, EmbeddedRows, embed_plans
 from .workers import Job, PlanPool, default_workers, run_inline
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class IngestReport:
     pending: int = 0  # documents not indexed because the run stopped (interrupted, storage failed)
     not_documents: list[str] = field(default_factory=list)  # files in folders that are not PDFs/images
     warnings: list[dict[str, str]] = field(default_factory=list)
+    unsearchable: list[dict[str, Any]] = field(default_factory=list)  # indexed pages that no leg can find
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class IngestReport:
             "duplicates": self.duplicates,
             "removed": self.removed,
             "failed": list(self.failed),
+            "unsearchable": list(self.unsearchable),
             "pending": self.pending,
             "pages": self.pages,
             "routes": dict(self.routes),
@@ -115,6 +117,7 @@ class _Doc:
     failed: bool = False
     counts: dict[str, int] = field(default_factory=empty_counts)
     routes: dict[str, int] = field(default_factory=dict)
+    unsearchable: list[int] = field(default_factory=list)  # its pages that no leg of this profile can find
 
 
 class Ingestor:
@@ -409,6 +412,8 @@ class Ingestor:
         for doc_id, n in rows.counts().items():
             for k, v in n.items():
                 docs[doc_id].counts[k] += v
+        for doc_id, lost in rows.unsearchable.items():
+            docs[doc_id].unsearchable.extend(lost)
         for doc_id, routes in rows.routes().items():
             for r, v in routes.items():
                 docs[doc_id].routes[r] = docs[doc_id].routes.get(r, 0) + v
@@ -431,6 +436,8 @@ class Ingestor:
         report.pages += doc.counts[PAGES.name]
         for r, n in doc.routes.items():
             report.routes[r] = report.routes.get(r, 0) + n
+        if doc.unsearchable:
+            report.unsearchable.append({"file": doc.path, "pages": sorted(doc.unsearchable), "reason": UNSEARCHABLE})
 
     def _fail(self, doc: _Doc, reason: str, report: IngestReport) -> None:
         doc.failed = True

@@ -245,16 +245,23 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
                 planner.vocab = vocabulary(texts)
             del texts
         batch: list[PagePlan] = []
+        errors: list[DocumentError] = []
+        planned = 0
         for number in range(1, doc.n_pages + 1):
             stage({"stage": "page", "page": number})
             try:
                 page = doc.page(number)
             except DocumentError as exc:
-                log.warning("%s", exc)
+                errors.append(exc)
                 continue
             batch.append(planner.plan(page))
+            planned += 1
             if len(batch) >= cfg.page_batch:
                 yield "pages", batch
                 batch = []
         if batch:
             yield "pages", batch
+        if errors and not planned:  # not one page could be read (an undecodable image): the document fails
+            raise DocumentError(errors[0].file, errors[0].reason)
+        for exc in errors:
+            log.warning("%s", exc)

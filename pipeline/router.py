@@ -79,7 +79,7 @@ def _classify_image_file(s: PageSignals, cfg: RouterConfig) -> tuple[str, float,
         conf = _confidence(likeness, cfg.photo_max_document_likeness, 0.9)
         return "scanned", conf, [f"image file ({size}) looks like a document page: {detail}"]
     conf = _confidence(likeness, cfg.photo_max_document_likeness, 0.1)
-    return "text", conf, [f"image file ({size}) looks like a photo or figure: {detail}; image leg"]
+    return "text", conf, [f"image file ({size}) looks like a photo or figure: {detail}"]
 
 
 def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> tuple[str, float, list[str]]:
@@ -102,6 +102,10 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
     # 2. Forms and slides are layout whatever their regions.
     if s.n_form_fields >= cfg.form_min_fields:
         return "layout", 0.9, [f"{s.n_form_fields} interactive form fields"]
+    if visible_chars < cfg.min_text_chars and not s.n_images and s.drawing_extent_share < 0.05:
+        # A few words and nothing to see (a section divider, a page of one word): not worth the visual leg,
+        # slide-shaped or not, and not when unsure pages go there either.
+        return "text", 0.9, [f"nearly blank page ({visible_chars} visible characters, nothing drawn)"]
     w, h = (s.height_pt, s.width_pt) if s.rotation in (90, 270) else (s.width_pt, s.height_pt)
     landscape = w > h * 1.15
     large = s.median_font_size >= min(cfg.slide_min_font_size, cfg.slide_min_relative_font * h)
@@ -121,9 +125,6 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
         reasons.append(f"no usable text layer ({visible_chars} chars) but {s.n_paths} vector paths: a drawing")
         return "layout", 0.8, reasons
     if cfg.decision == "learned":
-        if visible_chars < cfg.min_text_chars and not s.n_images and s.drawing_extent_share < 0.05:
-            # nothing to see either: no reason to send it to the visual leg, even when unsure pages go there
-            return "text", 0.9, [f"nearly blank page ({visible_chars} visible characters, nothing drawn)"]
         return _learned(s, cfg, model)
     return _region_rule(s, cfg, reasons)
 

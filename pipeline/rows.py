@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from .options import IngestConfig
     from .plan import PagePlan
 
-__all__ = ["EmbeddedRows", "embed_plans"]
+__all__ = ["UNSEARCHABLE", "EmbeddedRows", "embed_plans"]
+
+UNSEARCHABLE = "not searchable with this profile: no text, and no image or visual model for the page"
 
 
 @dataclass(slots=True)
@@ -31,6 +33,7 @@ class EmbeddedRows:
     tables: dict[RowSchema, Any] = field(default_factory=dict)  # PAGES, CHUNKS, IMAGES -> Arrow table
     visual: PageVectors = field(default_factory=lambda: PageVectors([], [], [], []))
     dims: Dims = field(default_factory=Dims)  # the vector sizes the rows were made with
+    unsearchable: dict[str, list[int]] = field(default_factory=dict)  # doc_id -> pages no leg can find
 
     def doc_ids(self, schema: RowSchema) -> list[str]:
         if schema is VISUAL:
@@ -52,7 +55,8 @@ class EmbeddedRows:
 
         ids = pa.array(sorted(keep), type=pa.string())
         tables = {s: t.filter(pc.is_in(t.column("doc_id"), value_set=ids)) for s, t in self.tables.items()}
-        return EmbeddedRows(tables, self.visual.only(keep), self.dims)
+        lost = {d: p for d, p in self.unsearchable.items() if d in keep}
+        return EmbeddedRows(tables, self.visual.only(keep), self.dims, lost)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows per document and counted table (``documents.counts``, checked by ``check``)."""
@@ -141,6 +145,12 @@ def embed_plans(
             "vector": np.asarray(image.embed_images([f.image for *_, f in figures])),
         }
         out.tables[IMAGES] = IMAGES.to_arrow(images, dims)
+    found = {(d, p) for d, p in zip(chunks["doc_id"], chunks["page"], strict=True)}
+    found |= {(d, p.number) for d, p, _, _ in figures} | {(d, p.number) for d, p in pages_visual}
+    for d, p in batch:
+        if (d, p.number) not in found and not any(ch.isalnum() for ch in p.text):
+            p.route.reasons = [*p.route.reasons, UNSEARCHABLE]
+            out.unsearchable.setdefault(d, []).append(p.number)
     pages = {
         "doc_id": [d for d, _ in batch],
         "page": [p.number for _, p in batch],

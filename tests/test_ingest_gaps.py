@@ -4,6 +4,7 @@ the visual leg, a search that hides documents still being indexed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,103 @@ def test_bm25_finds_template_pages(tmp_path):
         hits = idx.search(query, k=3, legs=["bm25"])
         assert hits and Path(hits[0].file).name == file, (query, hits)
         assert page is None or hits[0].page == page, (query, hits[0])
+
+
+def _bad_images(folder: Path) -> dict[str, str]:
+    """A decodable photo, a header-only JPEG (629 bytes) and a truncated one."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    (folder / "photo.jpg").write_bytes(data)
+    (folder / "header_only.jpg").write_bytes(data[:629])
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    return {"header_only.jpg": "cannot decode the image", "truncated.jpg": "cannot decode the image"}
+
+
+def test_undecodable_images_fail_and_photos_without_a_leg_are_named(tmp_path):
+    import docrag
+    from docrag.pipeline.rows import UNSEARCHABLE
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    expected = _bad_images(folder)
+    _pdf(folder / "words.pdf", [["A page of words that every leg can find."]])
+    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
+    report = idx.add([folder])
+    failed = {Path(f["file"]).name: f["error"] for f in report.failed}
+    assert set(failed) == set(expected)
+    assert all(expected[name] in why and "truncated" in why for name, why in failed.items())  # the decoder's reason
+    assert report.indexed == 2  # the photo and the PDF: never a file without rows
+    # lite has no image leg: the photo (no text) is stored, and the report and its reasons say it cannot be found
+    assert [(Path(u["file"]).name, u["pages"]) for u in report.unsearchable] == [("photo.jpg", [1])]
+    assert report.to_dict()["unsearchable"][0]["reason"] == UNSEARCHABLE
+    photo = next(d for d in idx.documents() if d["path"].endswith("photo.jpg"))
+    (reasons,) = [
+        r["reasons"] for r in idx.store.pages.rows(columns=["doc_id", "reasons"]) if r["doc_id"] == photo["doc_id"]
+    ]
+    assert UNSEARCHABLE in reasons and not any("image leg" in r for r in reasons)
+    assert idx.check()["ok"]
+
+
+def test_check_flags_a_ready_document_without_its_page_rows(tmp_path):
+    import docrag
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    _pdf(folder / "a.pdf", [["First page words here."], ["Second page words here."]])
+    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
+    idx.add([folder])
+    (doc,) = idx.documents()
+    assert idx.check()["ok"]
+    from docrag.indexes.schema import PAGES
+
+    # a ready document whose page rows went (the documents row records them as it was): check says so
+    store = idx.store
+    store.db.delete(PAGES, f"doc_id = '{doc['doc_id']}'")
+    store.documents.mark_ready(doc["doc_id"], {"pages": 0, "chunks": 2, "images": 0, "visual": 0})
+    got = idx.check()
+    assert not got["ok"] and got["inconsistent_documents"] == [doc["doc_id"]]
+
+
+def test_a_zero_page_pdf_after_an_encrypted_one_is_called_empty(tmp_path):
+    """PDFium's last error is stale after a load that succeeded: a page tree with no pages opened after an
+    encrypted file in the same process was "encrypted: a password is required"."""
+    from docrag.parsers import DocumentError, open_document
+    from docrag.testing.pdfgen import encrypted_pdf, zero_pages_pdf
+
+    enc, zero = encrypted_pdf(tmp_path / "enc.pdf"), zero_pages_pdf(tmp_path / "zero.pdf")
+    reasons = []
+    for path in (enc, zero, enc, zero):
+        with pytest.raises(DocumentError) as err:
+            open_document(path).close()
+        reasons.append(err.value.reason)
+    assert "password" in reasons[0] and "password" in reasons[2]
+    assert reasons[1] == reasons[3] == "the PDF has zero pages (its page tree is empty)"
+
+
+def test_near_empty_pages_are_routed_text(tmp_path):
+    """A slide-shaped page of one large word and nothing drawn is not worth the visual leg."""
+    from typer.testing import CliRunner
+
+    from docrag.cli import app
+
+    words = ["Agenda", "Questions", "Thanks", "Appendix"]
+    c = canvas.Canvas(str(tmp_path / "dividers.pdf"), pagesize=(960, 540), invariant=1)
+    for w in words:
+        c.setFont("Helvetica-Bold", 54)
+        c.drawString(120, 250, w)
+        c.showPage()
+    c.save()
+    plans = _plans(tmp_path / "dividers.pdf")
+    assert [p.route.route for p in plans] == ["text"] * len(words)
+    assert all("nearly blank" in p.route.reasons[0] for p in plans)
+    res = CliRunner().invoke(app, ["route", str(tmp_path / "dividers.pdf"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert [p["route"] for p in json.loads(res.output)["pages"]] == ["text"] * len(words)

@@ -148,6 +148,9 @@ def index(
             out.print(f"[yellow]warning[/] {escape(w['file'])}: {escape(w['warning'])}", highlight=False)
         for f in report.failed:
             out.print(f"[red]failed[/] {escape(f['file'])}: {escape(f['error'])}", highlight=False)
+        for u in report.unsearchable:
+            pages = "" if u["pages"] == [1] else f" (pages {', '.join(map(str, u['pages']))})"
+            out.print(f"[yellow]warning[/] {escape(u['file'])}{pages}: {escape(u['reason'])}", highlight=False)
         if report.pending:
             out.print(f"[red]{report.pending} document(s) not indexed[/]: run the same command again to resume")
     if report.pending:
