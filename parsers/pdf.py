@@ -161,15 +161,16 @@ class PdfReader(DocumentReader):
         page_w, page_h = x1 - x0, y1 - y0
         sig = PageSignals(width_pt=round(page_w, 2), height_pt=round(page_h, 2), rotation=pdf_page.get_rotation())
 
-        # Text layer: whole text and positioned spans (one per run of characters on a line).
-        # Only the first max_page_chars characters are measured for spans; the text stays whole.
+        # Text layer: whole text and positioned spans (one per run of characters on a line), with a space at the
+        # word breaks found in the character boxes where PDFium gave none. Only the first max_page_chars
+        # characters are measured for spans, words and breaks; the text stays whole.
         textpage = pdf_page.get_textpage()
         try:
-            text = page_text(textpage)
+            runs, n_leaders, words_pdf, breaks = char_runs(textpage, self.limits.max_page_chars)
+            text = page_text(textpage, breaks)
             spans_pdf, n_chars_all, n_measured, overlapped = text_spans(
-                textpage, self.limits.max_page_chars, BOUNDED_TEXT_MAX_WORK
+                textpage, self.limits.max_page_chars, BOUNDED_TEXT_MAX_WORK, breaks
             )
-            runs, n_leaders, words_pdf = char_runs(textpage, self.limits.max_page_chars)
         finally:
             textpage.close()
         spans = [TextSpan(s[4], top_left(s[:4], page)) for s in spans_pdf]

@@ -3,6 +3,12 @@
 The per-character PDFium calls go through ctypes prototypes that take output addresses as integers (``_fill``),
 one C call per character and no ctypes objects; the rest is vectorised over numpy arrays of code points and
 boxes. Runs are ``(left, bottom, right, top, text)`` in PDF space (y up).
+
+Word breaks: PDFium makes the spaces of text written without space characters from the gaps between glyphs,
+but not all of them: words set apart only by character spacing (``Tc``) over a few letters, as Ghostscript
+writes PostScript's word spacing, come out run together ("givennumeric"). ``char_runs`` finds those gaps in
+the character boxes it reads anyway (``_word_breaks``); ``page_text`` and ``text_spans`` take the breaks it
+found and put a space there, and its words break there, so text, spans and words agree.
 """
 
 from __future__ import annotations
@@ -18,11 +24,34 @@ from .layout import GAP_EM
 from .pdf_grid import Run
 from .text import normalise
 
-__all__ = ["char_runs", "page_text", "text_spans"]
+__all__ = ["WORD_GAP", "char_runs", "page_text", "text_spans"]
+
+WORD_GAP = 0.15  # a gap between letters wider than this many character heights more than the line's usual one
+WORD_GAP_CONTEXT = 4  # the line's usual gap: the median of the gaps this many letter pairs either side
+_TEXT_BLANKS = np.array([9, 10, 13, 32, 0xA0, 0x2002, 0x2003, 0x2009, 0xFEFF, 0xFFFE], dtype=np.uint16)
+# Scripts written without spaces between words (CJK, Hangul, Thai, Lao, Myanmar, Khmer, Yi): no break between
+# two of their characters. Ranges (first, last) in order.
+_UNSPACED = np.array(
+    [
+        (0x0E00, 0x0EFF),
+        (0x1000, 0x109F),
+        (0x1100, 0x11FF),
+        (0x1780, 0x17FF),
+        (0x2E80, 0xA4CF),
+        (0xA960, 0xA97F),
+        (0xAC00, 0xD7FF),
+        (0xF900, 0xFAFF),
+        (0xFE30, 0xFE4F),
+        (0xFF00, 0xFFEF),
+        (0x20000, 0x3FFFF),
+    ],
+    dtype=np.int64,
+)
 
 
-def page_text(textpage: object) -> str:
-    """The whole text layer, as ``PdfTextPage.get_text_range()`` returns it.
+def page_text(textpage: object, breaks: np.ndarray | None = None) -> str:
+    """The whole text layer, as ``PdfTextPage.get_text_range()`` returns it, with a space before each of the
+    characters ``breaks`` (character indices, from ``char_runs``) where the text has no whitespace there.
 
     One FPDFText_GetText call over all characters: get_text_range first steps over leading and trailing
     control characters one recursive call (and one PDFium index lookup) at a time, which a page that starts
@@ -37,7 +66,14 @@ def page_text(textpage: object) -> str:
     got = raw.FPDFText_GetText(textpage.raw, 0, n, buf)
     if got <= 1:
         return ""
-    return codecs.decode(memoryview(buf)[: got - 1], "utf-16-le", errors="ignore")
+    if breaks is None or not len(breaks):
+        return codecs.decode(memoryview(buf)[: got - 1], "utf-16-le", errors="ignore")
+    units = np.frombuffer(buf, dtype="<u2", count=got - 1)
+    tp = textpage.raw
+    at = np.fromiter(map(raw.FPDFText_GetTextIndexFromCharIndex, itertools.repeat(tp), breaks), dtype=np.int64)
+    at = at[(at > 0) & (at < units.size)]
+    at = at[~np.isin(units[at - 1], _TEXT_BLANKS) & ~np.isin(units[at], _TEXT_BLANKS)]
+    return codecs.decode(np.insert(units, at, 32).tobytes(), "utf-16-le", errors="ignore")
 
 
 GRID_MAX_CELLS = 64  # a character box over more grid cells than this is checked against every rectangle
@@ -68,7 +104,9 @@ def _fill(func: object, handle: int, n: int, out: np.ndarray) -> None:
         list(map(call, itertools.repeat(handle, stop - start), range(start, stop), *addresses))
 
 
-def text_spans(textpage: object, limit: int, max_bounded_work: int) -> tuple[list[Run], int, int, bool]:
+def text_spans(
+    textpage: object, limit: int, max_bounded_work: int, breaks: np.ndarray | None = None
+) -> tuple[list[Run], int, int, bool]:
     """The positioned text runs of a page, one per PDFium text rectangle: ``(left, bottom, right, top, text)``
     in PDF space, text normalised and stripped, empty runs left out.
 
@@ -86,6 +124,10 @@ def text_spans(textpage: object, limit: int, max_bounded_work: int) -> tuple[lis
     rectangles over the same characters) would make even the grid's work rectangles x characters: past
     ``MATCH_WORK_PER_CHAR`` units per character, the remaining rectangles take only their own characters.
 
+    ``breaks`` (character indices, sorted, from ``char_runs``): a space goes before each of them that a run
+    of consecutive characters takes after its first. A page with breaks takes the one pass (whose text is
+    PDFium's otherwise: tests/test_parsers.py checks), where the characters behind each text are known.
+
     Returns (runs, characters on the page, characters measured, whether the overlap budget ran out).
     """
     import pypdfium2.raw as raw
@@ -99,7 +141,8 @@ def text_spans(textpage: object, limit: int, max_bounded_work: int) -> tuple[lis
     n_rects = textpage.count_rects(0, m)
     rects = np.zeros((n_rects, 4))  # left, top, right, bottom (FPDFText_GetRect's order)
     _fill(raw.FPDFText_GetRect, handle, n_rects, rects)
-    if m == n and n_rects * n <= max_bounded_work:
+    has_breaks = breaks is not None and len(breaks) > 0
+    if m == n and n_rects * n <= max_bounded_work and not has_breaks:
         # A small page: PDFium's own bounded text, one walk over the characters per rectangle, is quicker.
         runs = []
         for left, top, right, bottom in rects.tolist():
@@ -225,6 +268,12 @@ def text_spans(textpage: object, limit: int, max_bounded_work: int) -> tuple[lis
     starts = np.flatnonzero(new_run)
     ends = np.append(starts[1:], pairs.size) - 1
     run_rect, run_first, run_last = pair_rect[starts].tolist(), pair_char[starts].tolist(), pair_char[ends].tolist()
+    split: dict[int, list[int]] = {}  # run -> the breaks inside it, as offsets from its first character
+    if has_breaks:
+        brk = np.asarray(breaks, dtype=np.int64)
+        first, after = np.searchsorted(brk, pair_char[starts], "right"), np.searchsorted(brk, pair_char[ends], "right")
+        for j in np.flatnonzero(after > first).tolist():
+            split[j] = (brk[first[j] : after[j]] - run_first[j]).tolist()
 
     c_x, c_y = ctypes.c_double(), ctypes.c_double()
 
@@ -259,7 +308,11 @@ def text_spans(textpage: object, limit: int, max_bounded_work: int) -> tuple[lis
                     posy = y
                     if written:
                         out.append("\r\n")
-        out.append(chars[a : b + 1])
+        if j in split:
+            cuts = [0, *split[j], b + 1 - a]
+            out.append(" ".join(chars[a + x : a + y] for x, y in itertools.pairwise(cuts)))
+        else:
+            out.append(chars[a : b + 1])
         written = written or filled[b + 1] > filled[a]
         if j + 1 == len(run_rect) or run_rect[j + 1] != q:
             s = "".join(out)
@@ -293,28 +346,51 @@ def _join_runs(
     return [(rl[i], rb[i], rr[i], rt[i], text[bounds[i] : bounds[i + 1]]) for i in range(len(rl))]
 
 
-def _words(uni: np.ndarray, left: np.ndarray, bottom: np.ndarray, right: np.ndarray, top: np.ndarray) -> list[Run]:
+def _word_breaks(uni: np.ndarray, gap: np.ndarray, em: np.ndarray, linked: np.ndarray) -> np.ndarray:
+    """Which pairs of neighbouring letters have a word break between them: of the pairs ``linked`` (next to
+    each other in the text, nothing between them, on one line), those whose ``gap`` is more than ``WORD_GAP``
+    character heights (``em``) wider than the usual gap around them (the median of the linked pairs within
+    ``WORD_GAP_CONTEXT`` pairs either side), except between two letters of scripts written without spaces.
+    The usual gap keeps letter-spaced and justified text whole. ``uni`` has one more entry than the pairs."""
+    ratio = gap / em
+    pairs = np.flatnonzero(linked & (ratio > WORD_GAP))
+    if pairs.size == 0:  # an ordinary page: its letters touch, and its words are apart by a space character
+        return pairs
+    ends = np.searchsorted(_UNSPACED[:, 0], uni, "right") - 1
+    unspaced = (ends >= 0) & (uni <= _UNSPACED[ends, 1])
+    pairs = pairs[~(unspaced[pairs] & unspaced[pairs + 1])]
+    k = WORD_GAP_CONTEXT
+    around = np.concatenate((np.full(k, np.nan), np.where(linked, ratio, np.nan), np.full(k, np.nan)))
+    usual = np.nanmedian(np.lib.stride_tricks.sliding_window_view(around, 2 * k + 1)[pairs], axis=1)
+    return pairs[ratio[pairs] - np.maximum(usual, 0.0) > WORD_GAP]
+
+
+def _words(
+    uni: np.ndarray, left: np.ndarray, bottom: np.ndarray, right: np.ndarray, top: np.ndarray
+) -> tuple[list[Run], np.ndarray]:
     """Words from the characters' own boxes: ``(left, bottom, right, top, text)`` in PDF space, one per run of
-    visible characters between whitespace (or a jump to another line, back left, or a gap of a third of a
-    character's height)."""
+    visible characters between whitespace (or a jump to another line, back left, a gap of a third of a
+    character's height, or a word break that the text has no space for: ``_word_breaks``). Also returns
+    those word breaks: the indices of the characters they go before, in order."""
     ok = (right > left) & (top > bottom) & np.isfinite(left) & np.isfinite(top) & (uni > 32) & ~np.isin(uni, _SPACES)
     idx = np.flatnonzero(ok)
     if idx.size == 0:
-        return []
+        return [], idx
     lo, r, b, t = left[idx], right[idx], bottom[idx], top[idx]
     h = np.maximum(t - b, 1e-6)
     cy = (t + b) / 2
+    gap = lo[1:] - r[:-1]
+    other_line = np.abs(cy[1:] - cy[:-1]) > 0.5 * np.minimum(h[1:], h[:-1])
+    back = lo[1:] < lo[:-1] - 0.5 * h[1:]
+    apart = idx[1:] - idx[:-1] > 1  # whitespace (or a character without a box) between them
+    breaks = 1 + _word_breaks(uni[idx], gap, np.maximum(h[1:], h[:-1]), ~(apart | other_line | back))
     brk = np.ones(idx.size, dtype=bool)
-    brk[1:] = (
-        (idx[1:] - idx[:-1] > 1)  # whitespace (or a character without a box) between them
-        | (np.abs(cy[1:] - cy[:-1]) > 0.5 * np.minimum(h[1:], h[:-1]))
-        | (lo[1:] - r[:-1] > 0.33 * np.minimum(h[1:], h[:-1]))
-        | (lo[1:] < lo[:-1] - 0.5 * h[1:])
-    )
-    return _join_runs(uni[idx], lo, b, r, t, brk)
+    brk[1:] = apart | other_line | (gap > 0.33 * np.minimum(h[1:], h[:-1])) | back
+    brk[breaks] = True
+    return _join_runs(uni[idx], lo, b, r, t, brk), idx[breaks]
 
 
-def char_runs(textpage: object, limit: int) -> tuple[list[Run], int, list[Run]]:
+def char_runs(textpage: object, limit: int) -> tuple[list[Run], int, list[Run], np.ndarray]:
     """Runs of characters for the line geometry, cut where the characters themselves leave a gap.
 
     PDFium's text rectangles follow the text objects: a table row written as one string padded with spaces
@@ -322,14 +398,15 @@ def char_runs(textpage: object, limit: int) -> tuple[list[Run], int, list[Run]]:
     without area and dot leaders (three or more dots, dashes or underscores in a row) are dropped, and a run
     ends where the next character is on another line, goes back left, or starts more than ``GAP_EM`` character
     heights to the right. ``(left, bottom, right, top, text)`` in PDF space, the first ``limit`` characters.
-    Also returns the number of dot leaders and the page's words (``_words``, from the same character boxes).
+    Also returns the number of dot leaders, the page's words (``_words``, from the same character boxes) and
+    the word breaks the text has no space for (character indices, for ``page_text`` and ``text_spans``).
     """
     import pypdfium2.raw as raw
 
     tp = textpage.raw
     m = max(0, min(textpage.count_chars(), limit))
     if m == 0:
-        return [], 0, []
+        return [], 0, [], np.empty(0, dtype=np.int64)
     uni = np.fromiter(map(raw.FPDFText_GetUnicode, itertools.repeat(tp, m), range(m)), dtype=np.int64, count=m)
     # Loose boxes (the font's ascent to descent): a line's characters share them, unlike glyph boxes.
     rects = np.zeros((m, 4), dtype=np.float32)  # FS_RECTF: left, top, right, bottom
@@ -340,7 +417,7 @@ def char_runs(textpage: object, limit: int) -> tuple[list[Run], int, list[Run]]:
     boxes = rects.astype(float)
     left, right = np.minimum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 0], boxes[:, 2])
     bottom, top = np.minimum(boxes[:, 1], boxes[:, 3]), np.maximum(boxes[:, 1], boxes[:, 3])
-    words = _words(uni, left, bottom, right, top)
+    words, breaks = _words(uni, left, bottom, right, top)
     # Leaders: three or more leader characters in a row, spaces between them ignored (". . . ." too).
     solid = np.flatnonzero(uni != 32)
     lead = np.isin(uni[solid], _LEADERS)
@@ -354,7 +431,7 @@ def char_runs(textpage: object, limit: int) -> tuple[list[Run], int, list[Run]]:
     dots = row & np.isin(uni[solid], _DOTS)
     n_leaders = int(np.count_nonzero(dots[1:] & ~dots[:-1])) + int(dots[0]) if dots.size else 0
     if idx.size == 0:
-        return [], n_leaders, words
+        return [], n_leaders, words, breaks
     lo, r, b, t = left[idx], right[idx], bottom[idx], top[idx]
     h = t - b
     lh = float(np.median(h))
@@ -365,4 +442,4 @@ def char_runs(textpage: object, limit: int) -> tuple[list[Run], int, list[Run]]:
         | (lo[1:] - r[:-1] > GAP_EM * lh)
         | (lo[1:] < lo[:-1] - 0.5 * lh)
     )
-    return _join_runs(uni[idx], lo, b, r, t, brk), n_leaders, words
+    return _join_runs(uni[idx], lo, b, r, t, brk), n_leaders, words, breaks
