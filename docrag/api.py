@@ -23,7 +23,10 @@ __all__ = ["Index", "Results", "open_index"]
 
 
 class Results(list):
-    """A list of ``Hit``s that converts to a pandas DataFrame."""
+    """A list of ``Hit``s that converts to a pandas DataFrame. ``hidden``: documents the search could not see
+    (still being indexed, or left by a run that stopped)."""
+
+    hidden: int = 0
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [h.to_dict() for h in self]
@@ -247,7 +250,9 @@ class Index:
     def _renderable(self, hits: list[Hit]) -> Results:
         for hit in hits:
             hit.render = functools.partial(self.page_image, hit)
-        return Results(hits)
+        out = Results(hits)
+        out.hidden = self.store.documents.hidden()
+        return out
 
     def evaluate(
         self,

@@ -29,6 +29,10 @@ class DocumentsTable:
         """Documents, ready or not."""
         return self.db.count(DOCUMENTS)
 
+    def hidden(self) -> int:
+        """Documents that search does not see yet: being indexed, or left by a run that stopped."""
+        return self.count() - len(self.ready())
+
     def add(self, doc_id: str, path: str, size: int, mtime: float, n_pages: int, metadata: dict[str, Any]) -> None:
         """A document's row, status ``indexing``: invisible to search until ``mark_ready``."""
         row = {

@@ -224,3 +224,30 @@ def test_near_empty_pages_are_routed_text(tmp_path):
     res = CliRunner().invoke(app, ["route", str(tmp_path / "dividers.pdf"), "--json"])
     assert res.exit_code == 0, res.output
     assert [p["route"] for p in json.loads(res.output)["pages"]] == ["text"] * len(words)
+
+
+def test_a_search_says_how_many_documents_are_still_hidden(tmp_path):
+    from typer.testing import CliRunner
+
+    import docrag
+    from docrag.cli import app
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    _pdf(folder / "a.pdf", [["Lighthouse keepers logged the fog signals."]])
+    db = tmp_path / "db"
+    idx = docrag.open(db, profile="lite", ingest={"ocr": False, "elements": "text-layer"})
+    report = idx.add([folder])
+    assert report.indexed == 1, report.to_dict()
+    first = idx.search("fog signals")
+    assert len(first) == 1 and first.hidden == 0
+    # a document another run is indexing right now: its row exists, status "indexing", invisible to search
+    idx.store.documents.add("d" * 16, str(folder / "b.pdf"), 10, 0.0, 40, {})
+    hits = idx.search("fog signals")
+    assert len(hits) == 1 and hits.hidden == 1
+    runner = CliRunner()
+    res = runner.invoke(app, ["search", "tidal charts", "--db", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["hidden"] == 1
+    res = runner.invoke(app, ["search", "tidal charts", "--db", str(db)])
+    assert "1 document(s) not searchable yet: being indexed" in res.output

@@ -69,9 +69,14 @@ def search(
             typer.echo(json.dumps({"id": q["id"], "hits": out_hits}, ensure_ascii=False))
         return
     hits = call(lambda: idx.search(query, k, where, leg_list, fusion), prof)
+    if hits.hidden:
+        note(
+            f"note: {hits.hidden} document(s) not searchable yet: being indexed, or left by a run that stopped "
+            "(`docrag index` finishes them)"
+        )
     if as_json:
         out_hits = call(lambda: [_hit_json(h, regions) for h in hits], prof)
-        typer.echo(json.dumps({"query": query, "hits": out_hits}, ensure_ascii=False))
+        typer.echo(json.dumps({"query": query, "hits": out_hits, "hidden": hits.hidden}, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
