@@ -26,8 +26,8 @@ from .text import normalise
 
 __all__ = ["WORD_GAP", "char_runs", "page_text", "text_spans"]
 
-WORD_GAP = 0.15  # a gap between letters wider than this many character heights more than the line's usual one
-WORD_GAP_CONTEXT = 4  # the line's usual gap: the median of the gaps this many letter pairs either side
+WORD_GAP = 0.15  # a gap between letters wider than their usual one by this many character heights is a word break
+WORD_GAP_USUAL = 0.25  # the usual gap of a stretch of letters: this quantile of its gaps (low: most are in words)
 _TEXT_BLANKS = np.array([9, 10, 13, 32, 0xA0, 0x2002, 0x2003, 0x2009, 0xFEFF, 0xFFFE], dtype=np.uint16)
 # Scripts written without spaces between words (CJK, Hangul, Thai, Lao, Myanmar, Khmer, Yi): no break between
 # two of their characters. Ranges (first, last) in order.
@@ -347,22 +347,29 @@ def _join_runs(
 
 
 def _word_breaks(uni: np.ndarray, gap: np.ndarray, em: np.ndarray, linked: np.ndarray) -> np.ndarray:
-    """Which pairs of neighbouring letters have a word break between them: of the pairs ``linked`` (next to
-    each other in the text, nothing between them, on one line), those whose ``gap`` is more than ``WORD_GAP``
-    character heights (``em``) wider than the usual gap around them (the median of the linked pairs within
-    ``WORD_GAP_CONTEXT`` pairs either side), except between two letters of scripts written without spaces.
-    The usual gap keeps letter-spaced and justified text whole. ``uni`` has one more entry than the pairs."""
+    """Which pairs of neighbouring letters have a word break between them. The pairs ``linked`` (next to each
+    other in the text, nothing between them, on one line) make stretches of letters without a space; a pair
+    breaks where its ``gap`` is wider than the usual one of its stretch (the ``WORD_GAP_USUAL`` quantile of
+    its gaps) by more than ``WORD_GAP`` character heights (``em``), or where it is wider than ``GAP_EM``
+    (a gap between table cells), unless both its letters are of scripts written without spaces. The usual gap
+    keeps a letter-spaced word whole ("P a g e" is "Page"); a stretch of two letters has no other gap to
+    compare with, and breaks at table-cell gaps only. ``uni`` has one entry more than there are pairs.
+    Returns pair indices, in order; cost: nothing measurable where the letters of words touch."""
     ratio = gap / em
     pairs = np.flatnonzero(linked & (ratio > WORD_GAP))
-    if pairs.size == 0:  # an ordinary page: its letters touch, and its words are apart by a space character
+    if pairs.size == 0:  # an ordinary page: the letters of its words touch, and spaces are characters
         return pairs
     ends = np.searchsorted(_UNSPACED[:, 0], uni, "right") - 1
     unspaced = (ends >= 0) & (uni <= _UNSPACED[ends, 1])
     pairs = pairs[~(unspaced[pairs] & unspaced[pairs + 1])]
-    k = WORD_GAP_CONTEXT
-    around = np.concatenate((np.full(k, np.nan), np.where(linked, ratio, np.nan), np.full(k, np.nan)))
-    usual = np.nanmedian(np.lib.stride_tricks.sliding_window_view(around, 2 * k + 1)[pairs], axis=1)
-    return pairs[ratio[pairs] - np.maximum(usual, 0.0) > WORD_GAP]
+    stretch = np.cumsum(~linked)  # the same number along a stretch of linked pairs
+    wanted = np.unique(stretch[pairs])
+    members = np.flatnonzero(linked & np.isin(stretch, wanted))
+    order = members[np.lexsort((ratio[members], stretch[members]))]  # by stretch, then by gap
+    _, first, count = np.unique(stretch[order], return_index=True, return_counts=True)
+    usual = ratio[order[first + ((count - 1) * WORD_GAP_USUAL).astype(np.int64)]]
+    usual = usual[np.searchsorted(wanted, stretch[pairs])]
+    return pairs[(ratio[pairs] - np.maximum(usual, 0.0) > WORD_GAP) | (ratio[pairs] > GAP_EM)]
 
 
 def _words(

@@ -143,3 +143,13 @@ def test_spans_break_the_same_on_either_path(tmp_path, monkeypatch, bounded):
     assert page.text == "one pass or bounded text"
     assert "".join(s.text for s in page.spans).replace(" ", "") == "onepassorboundedtext"
     assert any(" " in s.text for s in page.spans)
+
+
+def test_two_letters_break_at_a_table_gap_only(tmp_path):
+    """Two letters alone have no usual gap to compare with: they break where the gap is a table's (a cell of
+    "3" and a cell of "0" written as one string with character spacing), not at a word gap (or letter-spaced
+    "xy")."""
+    content = _spaced_by_tc("3 0", 72, 700, space=2.0) + b"\n" + _spaced_by_tc("x y", 72, 680)
+    page = _page(_pdf(tmp_path / "cells.pdf", content))
+    assert page.text == "3 0\nxy"  # was "30\nxy"
+    assert [w.text for w in page.words] == ["3", "0", "xy"]
