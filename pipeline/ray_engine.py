@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from docrag.config import Settings
 
     from .plan import PlanOptions
+    from .workers import PlanPool
 
 __all__ = ["RayPipelineError", "ray_events", "start_ray"]
 
@@ -64,6 +65,8 @@ def start_ray(address: str | None = None) -> Any:
             kwargs.update(address="local", include_dashboard=False)
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(level)
+        if not verbose:
+            _quiet_error_messages()
         try:
             with warnings.catch_warnings():
                 # lancedb warns about fork when Ray starts its processes (fork + exec: nothing is shared).
@@ -78,6 +81,17 @@ def start_ray(address: str | None = None) -> Any:
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
     return ray
+
+
+def _quiet_error_messages() -> None:
+    """No "(raylet) …" lines on this terminal. ``log_to_driver`` covers the workers' output only; Ray's error
+    messages (a task that failed "… retries remaining", an actor that died) reach the driver on a thread of
+    their own, printed to stdout, and a Ctrl-C or a failed run makes many of them: the run's own report says
+    what failed, and ``--verbose`` shows them. Ray's debugger turns them off the same way."""
+    import ray._private.worker as ray_worker
+
+    if hasattr(ray_worker, "_worker_logs_enabled"):
+        ray_worker._worker_logs_enabled = False
 
 
 class RayPipelineError(EngineError):
@@ -115,12 +129,35 @@ class _PlanStage:
     """A Ray actor: plans documents one at a time in its own isolated worker process."""
 
     def __init__(self, options: PlanOptions, preload: tuple[str, ...]) -> None:
-        from .workers import PlanPool
+        self.options, self.preload = options, preload
+        self.pool: PlanPool | None = None
+        self._open()  # the worker starts while the embed actors load their models
 
-        self.options = options
-        self.pool = PlanPool(1, options.ingest, preload).__enter__()
+    def _open(self) -> PlanPool:
+        if self.pool is None:
+            from .workers import PlanPool
+
+            self.pool = PlanPool(1, self.options.ingest, self.preload).__enter__()
+        return self.pool
+
+    def close(self) -> None:
+        """Stop the worker process (again: nothing to do)."""
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.close()
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The events of the batch's documents. When planning fails, or the pipeline stops taking them (it
+        failed, or was interrupted), the worker is stopped at once, not left to the actor's end: the next
+        document (if any) starts a fresh one."""
+        self._open()
+        try:
+            yield from self._plan(batch)
+        except BaseException:  # GeneratorExit included: the pipeline closed this iterator
+            self.close()
+            raise
+
+    def _plan(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         from .workers import Job
 
         for job_id, doc_id, path in zip(batch["job"], batch["doc_id"], batch["path"], strict=True):
@@ -147,10 +184,9 @@ class _PlanStage:
                 elif kind == "failed":
                     yield _event_batch(Failed(job.id, str(data)))
 
-    def __del__(self) -> None:
-        pool = getattr(self, "pool", None)
-        if pool is not None:
-            pool.close()
+    def __del__(self) -> None:  # the pipeline ended: Ray Data drops its actors' stages (``__ray_shutdown__``)
+        if getattr(self, "pool", None) is not None:
+            self.close()
 
 
 def _event_batch(event: Event) -> dict[str, list[Any]]:
@@ -245,15 +281,23 @@ def ray_events(
     finally:
         ctx.target_max_block_size = old_block
     batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy"))
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise RayPipelineError(f"the Ray pipeline failed: {exc.__class__.__name__}: {first[:300]}") from exc
-        yield from batch["event"]
+    try:
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise RayPipelineError(f"the Ray pipeline failed: {exc.__class__.__name__}: {first[:300]}") from exc
+            yield from batch["event"]
+    finally:  # ended, failed or closed by the consumer: the execution stops now and lets its actors go
+        close = getattr(batches, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:  # Ray's own clean-up must not hide why the stream ended
+                log.info("closing the Ray pipeline: %s", exc)
 
 
 def _pipeline(

@@ -12,6 +12,10 @@ options)``; the worker answers with ``("event", job_id, kind, data, t)`` message
 the worker waits for ``("next",)``: the parent asks for more only when it has room, so plans never pile up
 in memory while the parent embeds, and time spent waiting for the parent does not count against the
 worker's budgets.
+
+A worker says ``("ready",)`` once started. One that dies before (a script without the
+``if __name__ == "__main__":`` guard, which each worker imports again; a broken install) stops the run with
+``WorkerStartError``, which names the cause: the error a fresh process meets in the same start-up.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import signal
+import subprocess
 import sys
 import time
 from collections import deque
@@ -31,11 +37,12 @@ from typing import Any
 
 from docrag.parsers import DocumentError
 
+from .engines import EngineError
 from .logs import quiet_third_party
 from .options import IngestConfig
 from .plan import PlanOptions, plan_document
 
-__all__ = ["Job", "PlanPool", "default_workers", "run_inline"]
+__all__ = ["Job", "PlanPool", "WorkerStartError", "default_workers", "run_inline"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,8 @@ def _worker_main(conn: Connection, memory_limit: int, preload: tuple[str, ...], 
             importlib.import_module(name)
         except Exception as exc:  # the plan step reports the failure where it matters
             log.info("preload %s failed: %s", name, exc)
+    with contextlib.suppress(OSError):  # the parent closed the pool meanwhile: recv says so below
+        conn.send(("ready",))
     _limit_memory(memory_limit)
     while True:
         try:
@@ -132,6 +141,55 @@ def _worker_main(conn: Connection, memory_limit: int, preload: tuple[str, ...], 
 # -- the parent side ------------------------------------------------------------------------------------------
 
 
+class WorkerStartError(EngineError):
+    """A plan worker died before it started: no document can be planned, the run stops."""
+
+
+_MARK = "docrag-worker-start-error"
+# What a worker does before ``_worker_main`` runs (spawn and forkserver alike): ``spawn.prepare`` imports the
+# parent's main script or module again, then unpickling the target imports this module.
+_START_CHECK = f"""
+import pickle, sys
+from multiprocessing import process, spawn
+data = pickle.load(sys.stdin.buffer)
+process.current_process()._inheriting = True
+try:
+    spawn.prepare(data)
+    import {__name__}
+except BaseException as exc:
+    print("\\n{_MARK}", type(exc).__name__, " ".join(str(exc).split()), sep="\\t", flush=True)
+"""
+
+
+def _start_error(timeout_s: float = 120.0) -> str | None:
+    """The error a worker meets as it starts, found again in a fresh process (the worker's own traceback went
+    to its stderr): one line, or None when the start-up goes through there."""
+    from multiprocessing import spawn
+
+    data = spawn.get_preparation_data("docrag-start-check")
+    data.pop("authkey", None)  # not needed there (and not picklable)
+    try:
+        res = subprocess.run(
+            [spawn.get_executable(), "-c", _START_CHECK],
+            input=pickle.dumps(data),
+            capture_output=True,
+            timeout=timeout_s,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = [x for x in res.stdout.decode(errors="replace").splitlines() if x.startswith(_MARK + "\t")]
+    if not lines:
+        return None
+    _, name, message = [*lines[-1].split("\t", 2), "", ""][:3]
+    if name == "RuntimeError" and "bootstrapping phase" in message:
+        main = data.get("init_main_from_path") or data.get("init_main_from_name") or "the main script"
+        return (
+            f"{main} starts docrag when it is imported, and every worker process imports it again: put its code "
+            'under `if __name__ == "__main__":`'
+        )
+    return f"{name}: {message[:300]}" if message else name
+
+
 @dataclass(slots=True)
 class Job:
     """One document to plan. ``options`` may be replaced on a retry (element extraction skipped)."""
@@ -153,6 +211,7 @@ class _Worker:
     busy_since: float | None = None  # when the worker was last asked for work (None: waiting for the parent)
     busy_total: float = 0.0  # seconds the current job has been worked on (not waiting for the parent)
     waiting: bool = False  # sent pages, waits for "next"
+    ready: bool = False  # said it started
 
 
 def _describe(stage: dict[str, Any]) -> str:
@@ -228,10 +287,15 @@ class PlanPool:
         self.workers[self.workers.index(w)] = self._spawn()
 
     # -- scheduling --
+    def _send(self, w: _Worker, msg: tuple) -> None:
+        """To a worker; one that died is found by ``run`` (its pipe reads end-of-file), not here."""
+        with contextlib.suppress(OSError):  # BrokenPipeError, ConnectionResetError
+            w.conn.send(msg)
+
     def _assign(self, w: _Worker, job: Job) -> None:
         w.job, w.stage, w.busy_total, w.waiting = job, {}, 0.0, False
         w.busy_since = w.stage_since = time.monotonic()
-        w.conn.send(("plan", job.id, job.path, job.options))
+        self._send(w, ("plan", job.id, job.path, job.options))
 
     def more(self, job: Job) -> None:
         """The parent has room for another batch of ``job``'s pages."""
@@ -239,7 +303,7 @@ class PlanPool:
             if w.job is job and w.waiting:
                 w.waiting = False
                 w.busy_since = w.stage_since = time.monotonic()
-                w.conn.send(("next",))
+                self._send(w, ("next",))
                 return
 
     def _budget_exceeded(self, w: _Worker, now: float) -> str | None:
@@ -274,6 +338,16 @@ class PlanPool:
             return f"worker killed by {name}{where}{hint}"
         return f"worker exited unexpectedly (code {code}){where}"
 
+    def _start_failure(self, w: _Worker) -> WorkerStartError:
+        w.proc.join(timeout=5)
+        code = w.proc.exitcode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            cause = f"a worker was killed by {name} as it started"
+        else:
+            cause = _start_error() or f"a worker exited with code {code} as it started"
+        return WorkerStartError(f"plan workers could not start: {cause}")
+
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, str, Any]]:
         queue = deque(jobs)
         while True:
@@ -290,6 +364,8 @@ class PlanPool:
                     try:
                         msg = w.conn.recv()
                     except (EOFError, OSError):
+                        if not w.ready:
+                            raise self._start_failure(w) from None
                         yield from self._lost(w, self._crash_reason(w), queue)
                         continue
                     yield from self._handle(w, msg, queue)
@@ -314,6 +390,9 @@ class PlanPool:
     def _handle(self, w: _Worker, msg: tuple, queue: deque[Job]) -> Iterator[tuple[Job, str, Any]]:
         job = w.job
         kind = msg[0]
+        if kind == "ready":
+            w.ready = True
+            return
         if kind == "event":
             _, _, event, data, t = msg
             if event == "stage":

@@ -83,11 +83,14 @@ def note(message: str) -> None:
 
 
 @contextmanager
-def guarded(profile: str | None = None, interrupted: str = "interrupted", rebuild: str | None = None) -> Iterator[None]:
+def guarded(
+    profile: str | None = None, interrupted: str | None = "interrupted", rebuild: str | None = None
+) -> Iterator[None]:
     """The one mapping from the library's errors to exit codes. A missing checkpoint, a storage failure, a
     locked database or a bad option or input (``ValueError``: model mismatch, bad filter, unknown leg …) is one
-    line and exit 2; Ctrl-C is ``interrupted`` and exit 130. ``profile``: the one in use, for the hint that
-    the lite profile works offline; ``rebuild``: the command that rebuilds the database with other models."""
+    line and exit 2; Ctrl-C is ``interrupted`` and exit 130 (None: the caller handles ``KeyboardInterrupt``, as
+    ``index`` does, with its counts). ``profile``: the one in use, for the hint that the lite profile works
+    offline; ``rebuild``: the command that rebuilds the database with other models."""
     from docrag.indexes.database import ModelMismatchError, StoreError
     from docrag.indexes.models import ModelUnavailableError
 
@@ -106,11 +109,13 @@ def guarded(profile: str | None = None, interrupted: str = "interrupted", rebuil
     except (ValueError, StoreError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
+        if interrupted is None:
+            raise
         fail(interrupted, code=130)
 
 
 def call(
-    fn: Callable[[], T], profile: str | None = None, interrupted: str = "interrupted", rebuild: str | None = None
+    fn: Callable[[], T], profile: str | None = None, interrupted: str | None = "interrupted", rebuild: str | None = None
 ) -> T:
     """``fn()`` under ``guarded``."""
     with guarded(profile, interrupted, rebuild):
@@ -140,14 +145,15 @@ def open_db(
     must_exist: bool = True,
     rebuild: bool = False,
     rebuild_command: str | None = None,
+    interrupted: str | None = "interrupted",
 ) -> Any:
     """The index at ``db`` (settings resolved once, ``docrag.config.resolve``). A ``--db`` that is not a docrag
-    database is one line and exit 2 (except for ``index``, which creates it)."""
+    database is one line and exit 2 (except for ``index``, which creates it). ``interrupted``: as ``guarded``."""
     from docrag.api import open_index
 
     if must_exist:
         require_db(db, config)
-    return call(lambda: open_index(db, profile, config, rebuild=rebuild), profile, rebuild=rebuild_command)
+    return call(lambda: open_index(db, profile, config, rebuild=rebuild), profile, interrupted, rebuild=rebuild_command)
 
 
 def escape(text: str) -> str:

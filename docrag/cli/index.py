@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -62,78 +62,20 @@ def index(
     as_json: JsonOpt = False,
 ) -> None:
     """Index PDFs and images: parse, route, embed, store. Unchanged files are skipped; re-runs resume."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from docrag.indexes.store import is_uri
-    from docrag.pipeline.ingest import Interrupted
-
-    if not is_uri(db) and Path(db).exists() and not Path(db).is_dir():
-        fail(f"{db} is a file, not a database folder: give --db a folder (new or a docrag database)")
-    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
-    if len(missing) == len(paths):
-        fail(f"no such file or folder: {', '.join(map(str, missing))}")
-    redo = rebuild_command(paths, db, profile, config)
-    idx = open_db(db, profile, config, must_exist=False, rebuild=rebuild, rebuild_command=redo)
-    metadata = _parse_meta(meta)
-    err = Console(stderr=True)
-
-    def on_lock_wait(holder: str) -> None:
-        note(f"waiting: {db} is being written by {holder}")
-
-    with Progress(
-        TextColumn("{task.description:>10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=as_json or not err.is_terminal,
-        transient=True,
-    ) as bars:
-        tasks: dict[str, Any] = {}
-
-        def progress(event: str, data: dict[str, Any]) -> None:
-            if event == "start":
-                tasks["docs"] = bars.add_task("documents", total=data["files"])
-                tasks["pages"] = bars.add_task("pages", total=0)
-            elif event == "document":
-                bars.update(tasks["pages"], total=bars.tasks[tasks["pages"]].total + data["pages"])
-                bars.advance(tasks["docs"])
-            elif event == "skipped":
-                bars.advance(tasks["docs"])
-            elif event == "pages":
-                bars.advance(tasks["pages"], data["n"])
-            elif event == "leg":
-                key = f"leg:{data['leg']}"
-                if key not in tasks:
-                    tasks[key] = bars.add_task(data["leg"], total=None)
-                bars.advance(tasks[key], data["n"])
-
-        try:
-            report = call(
-                lambda: idx.add(
-                    paths,
-                    metadata,
-                    progress,
-                    workers=workers,
-                    lock_wait_s=wait,
-                    on_lock_wait=on_lock_wait,
-                    engine=engine,
-                    address=address,
-                ),
-                idx.settings.profile,
-                rebuild=redo,
-            )
-        except Interrupted as exc:
-            r = exc.report
-            bars.stop()
-            if as_json:
-                typer.echo(json.dumps({**r.to_dict(), "interrupted": True}))
-            note(f"interrupted: {r.indexed} documents complete, {r.pending} pending — run the same command to resume")
-            raise typer.Exit(code=130) from None
+    seen = {"files": -1, "skipped": 0, "documents": 0}  # the run's progress (files: -1 until they are listed)
+    try:
+        report, interrupted = _index(
+            paths, db, profile, config, meta, workers, wait, engine, address, rebuild, as_json, seen
+        )
+    except KeyboardInterrupt:  # before the run had its report: opening, models, the writer lock, the workers
+        report, interrupted = None, True
+    if interrupted:
+        _interrupted(report, paths, seen, as_json)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
+        from rich.console import Console
+
         out = Console(soft_wrap=True)  # one line per item when piped: grep and scripts read lines
         extra = f", {report.duplicates} copies recorded" if report.duplicates else ""
         out.print(
@@ -157,6 +99,115 @@ def index(
         raise typer.Exit(code=1)
     if report.failed and not (report.indexed or report.skipped or report.duplicates):
         raise typer.Exit(code=1)
+
+
+def _index(
+    paths: list[Path],
+    db: str,
+    profile: str | None,
+    config: Path | None,
+    meta: list[str],
+    workers: int | None,
+    wait: float | None,
+    engine: str,
+    address: str | None,
+    rebuild: bool,
+    as_json: bool,
+    seen: dict[str, int],
+) -> tuple[Any, bool]:
+    """The run, with progress bars: (its report, whether Ctrl-C stopped it). ``seen`` counts its progress."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from docrag.indexes.store import is_uri
+    from docrag.pipeline.ingest import Interrupted
+
+    if not is_uri(db) and Path(db).exists() and not Path(db).is_dir():
+        fail(f"{db} is a file, not a database folder: give --db a folder (new or a docrag database)")
+    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
+    if len(missing) == len(paths):
+        fail(f"no such file or folder: {', '.join(map(str, missing))}")
+    redo = rebuild_command(paths, db, profile, config)
+    idx = open_db(db, profile, config, must_exist=False, rebuild=rebuild, rebuild_command=redo, interrupted=None)
+    metadata = _parse_meta(meta)
+    err = Console(stderr=True)
+
+    def on_lock_wait(holder: str) -> None:
+        note(f"waiting: {db} is being written by {holder}")
+
+    with Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    ) as bars:
+        tasks: dict[str, Any] = {}
+
+        def progress(event: str, data: dict[str, Any]) -> None:
+            if event == "start":
+                seen["files"] = data["files"]
+                tasks["docs"] = bars.add_task("documents", total=data["files"])
+                tasks["pages"] = bars.add_task("pages", total=0)
+            elif event == "document":
+                seen["documents"] += 1
+                bars.update(tasks["pages"], total=bars.tasks[tasks["pages"]].total + data["pages"])
+                bars.advance(tasks["docs"])
+            elif event == "skipped":
+                seen["skipped"] += 1
+                bars.advance(tasks["docs"])
+            elif event == "pages":
+                bars.advance(tasks["pages"], data["n"])
+            elif event == "leg":
+                key = f"leg:{data['leg']}"
+                if key not in tasks:
+                    tasks[key] = bars.add_task(data["leg"], total=None)
+                bars.advance(tasks[key], data["n"])
+
+        try:
+            report = call(
+                lambda: idx.add(
+                    paths,
+                    metadata,
+                    progress,
+                    workers=workers,
+                    lock_wait_s=wait,
+                    on_lock_wait=on_lock_wait,
+                    engine=engine,
+                    address=address,
+                ),
+                idx.settings.profile,
+                None,
+                rebuild=redo,
+            )
+        except Interrupted as exc:
+            return exc.report, True
+    return report, False
+
+
+def _interrupted(report: Any, paths: list[Path], seen: dict[str, int], as_json: bool) -> NoReturn:
+    """Ctrl-C, whenever it came: the documents complete, those pending and how to resume; exit 130. Pending:
+    the run's count, or (while it was still listing and hashing the files, or before) the files it had not
+    settled yet."""
+    from docrag.pipeline.ingest import IngestReport
+
+    files = seen["files"]
+    if report is None:  # no report: the run had not begun (or, files listed, it had done its documents)
+        report = IngestReport(indexed=max(0, seen["documents"]) if files >= 0 else 0)
+    if files < 0:  # not listed yet: every document under the paths is still to do
+        try:
+            from docrag.parsers import list_documents
+
+            files = len(list_documents(paths).files)
+        except KeyboardInterrupt:  # a second Ctrl-C: no count
+            files = 0
+    report.pending = max(report.pending, files - seen["skipped"] - seen["documents"])
+    if as_json:
+        typer.echo(json.dumps({**report.to_dict(), "interrupted": True}))
+    note(f"interrupted: {report.indexed} documents complete, {report.pending} pending — run the same command to resume")
+    raise typer.Exit(code=130)
 
 
 @app.command()
