@@ -35,7 +35,7 @@ from .documents import DocumentsTable
 from .models import ModelSpec
 from .pages import PagesTable
 from .record import OBSOLETE_KEYS
-from .schema import CHUNKS, IMAGES, META, PAGES, SCHEMAS, Dims, RowSchema
+from .schema import CHUNKS, COUNTED, IMAGES, META, PAGES, POOLED, SCHEMAS, Dims, RowSchema
 from .vectors import ChunksTable, ImagesTable
 from .visual import PageVectors, VisualTables
 from .visual_index import VisualIndexSpec
@@ -279,6 +279,23 @@ class Store:
     def delete_documents(self, doc_ids: Iterable[str]) -> None:
         """Every row of these documents (the ``documents`` row last)."""
         self.db.delete_documents(doc_ids)
+
+    def keep_written_pages(self, doc_id: str) -> tuple[set[int], dict[str, int], dict[str, int]]:
+        """A document a stopped run left unfinished, to resume: the pages whose page row is in stay (a page row is
+        written after its vectors, chunks and images), the rows of its other pages go. Returns the pages kept,
+        the rows per counted table, and the pages per route."""
+        cond = f"doc_id = {sql_str(doc_id)}"
+        kept = self.db.rows(PAGES, cond, ["page", "route"])
+        pages = {int(r["page"]) for r in kept}
+        rest = cond + (f" AND page NOT IN ({', '.join(map(str, sorted(pages)))})" if pages else "")
+        for schema in (*COUNTED, POOLED):
+            if schema is not PAGES:
+                self.db.delete(schema, rest)
+        counts = {schema.name: self.db.scan(schema, ["page"], cond).num_rows for schema in COUNTED}
+        routes: dict[str, int] = {}
+        for r in kept:
+            routes[r["route"]] = routes.get(r["route"], 0) + 1
+        return pages, counts, routes
 
     def maintain(self, force: bool = False) -> None:
         """After a run that wrote or deleted rows: keep the BM25 index and the first stage current and compact

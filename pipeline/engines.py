@@ -34,6 +34,7 @@ __all__ = [
     "Planned",
     "Started",
     "check_engine",
+    "fresh_pages",
     "local_events",
     "ray_available",
 ]
@@ -92,6 +93,15 @@ class Failed:
 Event = Started | Embedded | Planned | Failed
 
 
+def fresh_pages(seen: set[int], plans: Sequence[PagePlan]) -> list[PagePlan]:
+    """The plans of pages not delivered before (``seen``: page numbers, updated). A document planned again
+    (element extraction gave up) repeats its first pages, whose rows may be written already: each page's rows
+    are written once, from its first plan."""
+    out = [p for p in plans if p.number not in seen]
+    seen.update(p.number for p in out)
+    return out
+
+
 def local_events(
     jobs: Sequence[Job],
     pool: PlanPool | None,
@@ -101,10 +111,11 @@ def local_events(
     run_inline: Callable[[Sequence[Job]], Iterator[tuple[Job, str, Any]]],
 ) -> Iterator[Event]:
     """The local engine: plans from the worker ``pool`` (None: planned in this process by ``run_inline``),
-    embedded here with ``embed`` in batches of ``page_batch`` pages across documents. While the models still
-    load (``models_ready``), the workers keep planning ahead, up to four batches."""
+    embedded here with ``embed`` in batches of ``page_batch`` pages across documents, and at the end of each
+    document (its rows go in as soon as it is planned whole). While the models still load (``models_ready``),
+    the workers keep planning ahead, up to four batches."""
     buffer: list[tuple[int, PagePlan]] = []
-    planned: dict[int, int] = {}
+    planned: dict[int, set[int]] = {}  # job -> page numbers delivered
     failed: set[int] = set()
     flush_at = max(page_batch, 1)
 
@@ -117,18 +128,22 @@ def local_events(
     source = pool.run(list(jobs)) if pool is not None else run_inline(list(jobs))
     for job, kind, data in source:
         if kind == "header":
-            if job.id not in planned:
+            if job.id not in planned:  # (a second header: planned again, its pages delivered once)
                 yield Started(job.id, data["n_pages"], list(data["warnings"]))
-            planned[job.id] = 0  # planned again (element extraction gave up): its pages start over
+            planned.setdefault(job.id, set(job.options.skip_pages))  # a resumed document's written pages count
         elif kind == "pages":
-            buffer.extend((job.id, p) for p in data)
-            planned[job.id] = planned.get(job.id, 0) + len(data)
+            seen = planned.setdefault(job.id, set(job.options.skip_pages))
+            buffer.extend((job.id, p) for p in fresh_pages(seen, data))
             if pool is not None:
                 pool.more(job)  # its worker plans the next batch while this one is embedded
             if len(buffer) >= flush_at and (models_ready() or len(buffer) >= 4 * flush_at):
                 yield from flush()
         elif kind == "done":
-            yield Planned(job.id, planned.get(job.id, 0))
+            if models_ready() and any(j == job.id for j, _ in buffer):
+                # Its last pages go now, with whatever else is waiting: a finished document becomes ready as soon
+                # as it can, not when a later document fills the batch (a kill would take it along).
+                yield from flush()
+            yield Planned(job.id, len(planned.get(job.id, ())))
         elif kind == "failed":
             failed.add(job.id)
             yield Failed(job.id, str(data))

@@ -257,14 +257,10 @@ class Ingestor:
             else:
                 report.failed.append({"file": repr(str(path)), "error": "the file name is not valid UTF-8: rename it"})
         self._tick("start", files=len(files))
-        docs = {r["doc_id"]: r for r in store.documents.rows(columns=["doc_id", "path", "paths", "status"])}
-        # Documents left half-written by a run that died (we hold the writer lock: nobody is writing them).
-        unfinished = [d for d, r in docs.items() if r["status"] != "ready"]
-        if unfinished:
-            log.info("deleting %d document(s) left unfinished by an interrupted run", len(unfinished))
-            store.delete_documents(unfinished)
-            for d in unfinished:
-                docs.pop(d)
+        docs = {r["doc_id"]: r for r in store.documents.rows(columns=["doc_id", "path", "paths", "status", "n_pages"])}
+        # Documents left half-written by a run that died (we hold the writer lock: nobody is writing them): those
+        # indexed again now resume from their written pages, the others are deleted.
+        unfinished = {d: docs.pop(d) for d in [d for d, r in docs.items() if r["status"] != "ready"]}
         by_path: dict[str, str] = {p: d["doc_id"] for d in docs.values() for p in d["paths"]}
         seen: set[str] = set()
         paths_now: dict[str, list[str]] = {d: list(r["paths"]) for d, r in docs.items()}
@@ -294,6 +290,12 @@ class Ingestor:
                 self._tick("skipped", file=key)
                 continue
             todo[doc_id] = _Doc(doc_id, key, [key], Job(len(todo), key, self.options))
+            if doc_id in unfinished:
+                self._resume(todo[doc_id], unfinished[doc_id]["n_pages"])
+        gone = [d for d in unfinished if d not in todo]
+        if gone:
+            log.info("deleting %d document(s) left unfinished by an interrupted run", len(gone))
+            store.delete_documents(gone)
         # Paths indexed from a folder given now that are no longer in it: forgotten.
         for doc_id, plist in paths_now.items():
             plist[:] = [p for p in plist if p in seen or not any(is_under(p, r) for r in roots)]
@@ -305,6 +307,13 @@ class Ingestor:
             else:
                 store.documents.set_paths(doc_id, plist)
         return list(todo.values())
+
+    def _resume(self, doc: _Doc, n_pages: int) -> None:
+        """An unfinished document goes on from its written pages (they stay hidden until it is ready)."""
+        pages, counts, routes = self.store.keep_written_pages(doc.doc_id)
+        doc.started, doc.n_pages, doc.routes = True, n_pages, routes
+        doc.counts.update(counts)
+        doc.job.options = self.options.model_copy(update={"skip_pages": frozenset(pages)})
 
     # -- the engines --------------------------------------------------------------------------------------------
     def _events(self, todo: list[_Doc]) -> Iterator[Event]:

@@ -62,6 +62,9 @@ class PlanOptions(BaseModel):
     elements_fallback: str = Field(
         "", description="Why element extraction is skipped for this document (e.g. it timed out): text layer used."
     )
+    skip_pages: frozenset[int] = Field(
+        frozenset(), description="Pages whose rows are written already (a resumed document): not planned again."
+    )
 
     @classmethod
     def build(
@@ -248,6 +251,8 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
         errors: list[DocumentError] = []
         planned = 0
         for number in range(1, doc.n_pages + 1):
+            if number in options.skip_pages:
+                continue
             stage({"stage": "page", "page": number})
             try:
                 page = doc.page(number)
@@ -261,7 +266,7 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
                 batch = []
         if batch:
             yield "pages", batch
-        if errors and not planned:  # not one page could be read (an undecodable image): the document fails
+        if errors and not planned and not options.skip_pages:  # no page could be read (an undecodable image)
             raise DocumentError(errors[0].file, errors[0].reason)
         for exc in errors:
             log.warning("%s", exc)

@@ -5,6 +5,7 @@ the visual leg, a search that hides documents still being indexed."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,153 @@ def test_a_search_says_how_many_documents_are_still_hidden(tmp_path):
     assert json.loads(res.stdout)["hidden"] == 1
     res = runner.invoke(app, ["search", "tidal charts", "--db", str(db)])
     assert "1 document(s) not searchable yet: being indexed" in res.output
+
+
+def _elements_hang_pdf(path: Path) -> Path:
+    """Two pages without a text layer, then text pages, one of whose content streams has a /Length that refers
+    round a cycle: PDFium reads it, pdfminer (unstructured's element extraction) loops on it until its budget
+    runs out. The first two pages are delivered before the extraction starts."""
+    from docrag.testing.pdfgen import raw_pdf
+
+    def stream(data: bytes, length: bytes | None = None) -> bytes:
+        return b"<< /Length " + (length or b"%d" % len(data)) + b" >>\nstream\n" + data + b"\nendstream"
+
+    def page(content: int) -> bytes:
+        resources = b"/Resources << /Font << /F1 10 0 R >> >>"
+        return b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R %s >>" % (content, resources)
+
+    text = b"BT /F1 12 Tf 72 700 Td (Tide tables for the northern harbour, printed weekly.) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R 4 0 R 5 0 R 6 0 R] /Count 4 >>",
+        page(7),
+        page(7),
+        page(8),
+        page(9),
+        stream(b""),
+        stream(text.replace(b"Tide", b"Cycle"), length=b"11 0 R"),
+        stream(text),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"12 0 R",
+        b"11 0 R",
+    ]
+    path.write_bytes(raw_pdf(objects))
+    return path
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_document_planned_again_writes_each_page_once(engine, tmp_path, request):
+    import docrag
+
+    if engine == "ray":
+        request.getfixturevalue("ray_local")
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    _elements_hang_pdf(folder / "hang.pdf")
+    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "page_batch": 1, "elements_timeout_s": 1})
+    report = idx.add([folder], engine=engine)
+    assert report.indexed == 1 and not report.failed, report.to_dict()
+    pages = [r["page"] for r in idx.store.pages.rows(columns=["page"])]
+    assert sorted(pages) == [1, 2, 3, 4]  # pages 1 and 2 went out before the extraction gave up: written once
+    assert idx.check()["ok"]
+    reasons = {r["page"]: r["reasons"] for r in idx.store.pages.rows(columns=["page", "reasons"])}
+    assert any("elements taken from the text layer" in r for r in reasons[4])  # it was planned again
+
+
+def _pages_state(db: Path) -> tuple[dict[str, str], list[tuple[str, int, str]]]:
+    """Each document's status, and the page rows (doc_id, page, text), read as another process would."""
+    from docrag.indexes.store import Store
+
+    if not Store.exists(db):
+        return {}, []
+    store = Store(db)
+    docs = {r["doc_id"]: r["status"] for r in store.documents.rows(columns=["doc_id", "status"])}
+    rows = sorted((r["doc_id"], r["page"], r["text"]) for r in store.pages.rows(columns=["doc_id", "page", "text"]))
+    return docs, rows
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract to make indexing slow enough")
+def test_a_kill_late_keeps_every_finished_document(tmp_path):
+    """Six one-page scans (OCR'd: a few seconds each) in one batch of eight pages: each document is written and
+    ready as soon as it is planned, so a kill after half of them keeps those, and the rerun does only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from docrag.testing import pdfgen
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(6):
+        pdfgen.scans_pdf(folder / f"scan{i}.pdf", n_pages=1, seed=i)
+    cfg = tmp_path / "docrag.toml"
+    cfg.write_text("profile = 'lite'\n[ingest]\nocr = true\nocr_dpi = 100\nelements = 'text-layer'\n")
+    db = tmp_path / "db"
+    cmd = [str(Path(sys.executable).parent / "docrag"), "index", str(folder), "--db", str(db), "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline, ready = time.time() + 240, []
+    while time.time() < deadline and proc.poll() is None:
+        ready = [d for d, s in _pages_state(db)[0].items() if s == "ready"]
+        if len(ready) >= 3:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=30)
+    assert len(ready) >= 3, "no three documents were ready while the run went on"
+    docs, _ = _pages_state(db)
+    kept = sorted(d for d, s in docs.items() if s == "ready")
+    assert 3 <= len(kept) < 6, docs  # killed with documents to go; the finished ones stay ready
+
+    import docrag
+
+    report = docrag.open(db, config=cfg).add([folder])
+    assert report.skipped == len(kept) and report.indexed == 6 - len(kept) and not report.failed
+    clean = docrag.open(tmp_path / "clean", config=cfg).add([folder])
+    assert clean.indexed == 6
+    assert _pages_state(db) == _pages_state(tmp_path / "clean")  # the same rows as a clean build
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract to make indexing slow enough")
+def test_a_kill_mid_document_resumes_from_its_written_pages(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import docrag
+    from docrag.testing import pdfgen
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    pdfgen.scans_pdf(folder / "long.pdf", n_pages=8, seed=4)
+    cfg = tmp_path / "docrag.toml"
+    cfg.write_text("profile = 'lite'\n[ingest]\nocr = true\nocr_dpi = 100\npage_batch = 1\nelements = 'text-layer'\n")
+    db = tmp_path / "db"
+    cmd = [str(Path(sys.executable).parent / "docrag"), "index", str(folder), "--db", str(db), "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline, written = time.time() + 240, []
+    while time.time() < deadline and proc.poll() is None:
+        written = _pages_state(db)[1]
+        if len(written) >= 3:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=30)
+    docs, written = _pages_state(db)
+    assert set(docs.values()) == {"indexing"} and 3 <= len(written) < 8, (docs, len(written))
+
+    idx = docrag.open(db, config=cfg)
+    assert idx.search("the").hidden == 1 and not idx.search("the")  # its written pages stay hidden meanwhile
+    ticks = []
+    report = idx.add([folder], progress=lambda event, data: ticks.append((event, data)))
+    assert report.indexed == 1 and report.pages == 8 and not report.failed
+    assert sum(d["n"] for e, d in ticks if e == "pages") == 8 - len(written)  # only the rest was planned and written
+    assert idx.check()["ok"]
+    docrag.open(tmp_path / "clean", config=cfg).add([folder])
+    assert _pages_state(db) == _pages_state(tmp_path / "clean")  # the same rows as a clean build
