@@ -322,7 +322,7 @@ class Ingestor:
             from .ray_engine import ray_events
 
             return ray_events(
-                [(d.job.id, d.doc_id, d.path) for d in todo],
+                [(d.job.id, d.doc_id, d.path, d.job.options.skip_pages) for d in todo],
                 self.options,
                 self.settings,
                 visual=self._models["visual"] is not None,

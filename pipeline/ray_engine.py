@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .engines import Embedded, EngineError, Event, Failed, Planned, Started, ray_available
+from .engines import Embedded, EngineError, Event, Failed, Planned, Started, fresh_pages, ray_available
 from .rows import embed_plans
 
 if TYPE_CHECKING:
@@ -160,27 +160,28 @@ class _PlanStage:
     def _plan(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         from .workers import Job
 
-        for job_id, doc_id, path in zip(batch["job"], batch["doc_id"], batch["path"], strict=True):
-            job = Job(int(job_id), str(path), self.options)
-            planned, header = 0, None
+        for job_id, doc_id, path, skip in zip(batch["job"], batch["doc_id"], batch["path"], batch["skip"], strict=True):
+            skip_pages = frozenset(int(n) for n in str(skip).split(",") if n)  # a resumed document's written pages
+            job = Job(int(job_id), str(path), self.options.model_copy(update={"skip_pages": skip_pages}))
+            seen = set(skip_pages)  # page numbers delivered (planned again: each page once)
+            header = None
             for _, kind, data in self.pool.run([job]):
                 if kind == "header" and header is None:
                     header = Started(job.id, data["n_pages"], list(data["warnings"]))
                     yield _event_batch(header)
-                elif kind == "header":  # planned again (element extraction gave up): its pages start over
-                    planned = 0
                 elif kind == "pages":  # one row holds the batch: it travels (and is embedded) as one
-                    planned += len(data)
-                    yield {
-                        "job": [job.id],
-                        "doc_id": [str(doc_id)],
-                        "kind": ["plan"],
-                        "event": [header],
-                        "plan": [list(data)],
-                    }
+                    fresh = fresh_pages(seen, data)
+                    if fresh:
+                        yield {
+                            "job": [job.id],
+                            "doc_id": [str(doc_id)],
+                            "kind": ["plan"],
+                            "event": [header],
+                            "plan": [fresh],
+                        }
                     self.pool.more(job)
                 elif kind == "done":
-                    yield _event_batch(Planned(job.id, planned, header))
+                    yield _event_batch(Planned(job.id, len(seen), header))
                 elif kind == "failed":
                     yield _event_batch(Failed(job.id, str(data)))
 
@@ -239,7 +240,7 @@ def _no_restarts() -> dict[str, Any]:
 
 
 def ray_events(
-    jobs: list[tuple[int, str, str]],
+    jobs: list[tuple[int, str, str, frozenset[int]]],
     options: PlanOptions,
     settings: Settings,
     *,
@@ -247,8 +248,9 @@ def ray_events(
     address: str | None = None,
     preload: tuple[str, ...] = (),
 ) -> Iterator[Event]:
-    """Run the plan and embed stages over ``jobs`` ((job id, doc_id, path)) and yield their events as they
-    come (``pipeline.engines``: the driver writes the rows; ``Embedded`` rows name their documents by doc_id)."""
+    """Run the plan and embed stages over ``jobs`` ((job id, doc_id, path, pages written already)) and yield
+    their events as they come (``pipeline.engines``: the driver writes the rows; ``Embedded`` rows name their
+    documents by doc_id)."""
     ray = start_ray(address)
     resources = ray.cluster_resources()
     cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
@@ -260,7 +262,7 @@ def ray_events(
         embed_actors, embed_res = nodes, {"num_cpus": 0}  # shares the cores with parsing, as locally
         plan_actors = max(1, cpus)
     threads = 0 if gpus else max(1, (os.cpu_count() or 1))
-    items = [{"job": j, "doc_id": d, "path": p} for j, d, p in jobs]
+    items = [{"job": j, "doc_id": d, "path": p, "skip": ",".join(map(str, sorted(k)))} for j, d, p, k in jobs]
     from ray.data import DataContext
 
     ctx = DataContext.get_current()

@@ -134,7 +134,12 @@ def stage(monkeypatch):
 
 
 def _batch(n: int = 1) -> dict[str, list]:
-    return {"job": list(range(n)), "doc_id": [f"d{i}" for i in range(n)], "path": [f"/x{i}.pdf" for i in range(n)]}
+    return {
+        "job": list(range(n)),
+        "doc_id": [f"d{i}" for i in range(n)],
+        "path": [f"/x{i}.pdf" for i in range(n)],
+        "skip": [""] * n,
+    }
 
 
 def test_ray_plan_stage_stops_its_worker_when_planning_fails(stage):
