@@ -65,6 +65,7 @@ class PlanOptions(BaseModel):
     skip_pages: frozenset[int] = Field(
         frozenset(), description="Pages whose rows are written already (a resumed document): not planned again."
     )
+    route_only: bool = Field(False, description="Route the pages, nothing more (docrag route): no text, no renders.")
 
     @classmethod
     def build(
@@ -163,6 +164,8 @@ class _Planner:
 
     def plan(self, page: Page) -> PagePlan:
         route = route_page(page, self.opt.router)
+        if self.opt.route_only:
+            return PagePlan(page.number, route, "")
         renders: dict[float, Image.Image] = {}
 
         def render(dpi: float) -> Image.Image:
@@ -232,7 +235,7 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
     with open_document(path, options.limits) as doc:
         yield "header", {"n_pages": doc.n_pages, "warnings": list(doc.warnings)}
         planner = _Planner(path, options, stage)
-        if cfg.strip_running_lines or cfg.dehyphenate:
+        if (cfg.strip_running_lines or cfg.dehyphenate) and not options.route_only:
             # A cheap pre-pass over the text layer (no rendering): running headers and footers, and the
             # document's vocabulary for dehyphenation.
             stage({"stage": "text pre-pass"})
@@ -268,5 +271,7 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
             yield "pages", batch
         if errors and not planned and not options.skip_pages:  # no page could be read (an undecodable image)
             raise DocumentError(errors[0].file, errors[0].reason)
-        for exc in errors:
+        if errors:
+            yield "page_errors", [{"page": e.page, "error": e.reason} for e in errors]
+        for exc in errors if not options.route_only else ():
             log.warning("%s", exc)

@@ -14,10 +14,13 @@ that moved the decision furthest become the reasons. Settings live in
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from docrag.parsers.limits import Limits
 from docrag.parsers.types import Page, PageSignals
 
 from .options import RouterConfig, VisualPages
@@ -102,14 +105,15 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
     # 2. Forms and slides are layout whatever their regions.
     if s.n_form_fields >= cfg.form_min_fields:
         return "layout", 0.9, [f"{s.n_form_fields} interactive form fields"]
-    if visible_chars < cfg.min_text_chars and not s.n_images and s.drawing_extent_share < 0.05:
-        # A few words and nothing to see (a section divider, a page of one word): not worth the visual leg,
-        # slide-shaped or not, and not when unsure pages go there either.
+    # A few words and nothing to see (a section divider, a page of one word): not worth the visual leg,
+    # slide-shaped or not, and not when unsure pages go there either.
+    nearly_blank = visible_chars < cfg.min_text_chars and not s.n_images and s.drawing_extent_share < 0.05
+    if nearly_blank and cfg.decision == "learned":
         return "text", 0.9, [f"nearly blank page ({visible_chars} visible characters, nothing drawn)"]
     w, h = (s.height_pt, s.width_pt) if s.rotation in (90, 270) else (s.width_pt, s.height_pt)
     landscape = w > h * 1.15
     large = s.median_font_size >= min(cfg.slide_min_font_size, cfg.slide_min_relative_font * h)
-    if landscape and 0 < s.n_chars <= cfg.slide_max_chars and large:
+    if landscape and 0 < s.n_chars <= cfg.slide_max_chars and large and not nearly_blank:
         return (
             "layout",
             0.8,
@@ -301,14 +305,21 @@ def route_files(
     limits: Any = None,
     on_file: Any = None,
     on_start: Any = None,
+    workers: int | None = None,
 ) -> RoutingReport:
     """Route every page of every PDF/image under ``paths`` (files or folders, recursive).
 
-    A broken file (or page) is recorded in ``errors`` with its reason and the run goes on.
-    ``on_start(n_files)`` is called once the files are listed, ``on_file(path, n_pages)`` after each file
-    (for progress bars).
+    The files are parsed in the isolated worker processes that indexing uses (``pipeline.workers``: time and
+    memory budgets; a file that crashes or aborts its parser kills a worker, not this process), ``workers`` of
+    them (None: the usable cores; 0: in this process, without isolation). A broken file (or page) is recorded
+    in ``errors`` with its reason and the run goes on. ``on_start(n_files)`` is called once the files are
+    listed, ``on_file(path, n_pages)`` after each file (for progress bars).
     """
-    from docrag.parsers import DocumentError, list_documents, open_document
+    from docrag.parsers import list_documents
+
+    from .options import IngestConfig
+    from .plan import PlanOptions
+    from .workers import Job, PlanPool, default_workers, run_inline
 
     cfg = config or RouterConfig()
     report = RoutingReport(ambiguous_below=cfg.ambiguous_below, policy=str(cfg.visual_pages.value))
@@ -317,23 +328,27 @@ def route_files(
     report.skipped.extend(listing.not_documents)
     if on_start:
         on_start(len(listing.files))
-    for path in listing.files:
-        n_read = 0
-        try:
-            with open_document(path, limits) as doc:
-                report.warnings.extend({"file": str(path), "warning": w} for w in doc.warnings)
-                for number in range(1, doc.n_pages + 1):
-                    try:
-                        page = doc.page(number)
-                    except DocumentError as exc:
-                        report.errors.append({"file": str(path), "page": number, "error": exc.reason})
-                        continue
-                    report.pages.append(route_page(page, cfg))
-                    n_read += 1
-        except DocumentError as exc:
-            report.errors.append({"file": exc.file, "error": exc.reason})
-        except Exception as exc:  # a parser bug on one hostile file must not stop the batch
-            report.errors.append({"file": str(path), "error": f"unexpected {exc.__class__.__name__}: {exc}"})
-        if on_file:
-            on_file(path, n_read)
+    ingest = IngestConfig(elements="text-layer", ocr=False, strip_running_lines=False, dehyphenate=False)
+    opts = PlanOptions.build(cfg, ingest, limits or Limits(), visual=False, figures=False)
+    opts = opts.model_copy(update={"route_only": True})
+    jobs = [Job(i, str(p), opts) for i, p in enumerate(listing.files)]
+    routes: dict[int, list[Route]] = {j.id: [] for j in jobs}
+    n = min(default_workers() if workers is None else workers, len(jobs))
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(PlanPool(n, ingest)) if n > 0 else None
+        for job, kind, data in pool.run(jobs) if pool is not None else run_inline(jobs):
+            if kind == "header":
+                report.warnings.extend({"file": job.path, "warning": w} for w in data["warnings"])
+            elif kind == "pages":
+                routes[job.id].extend(p.route for p in data)
+                if pool is not None:
+                    pool.more(job)
+            elif kind == "page_errors":
+                report.errors.extend({"file": job.path, **e} for e in data)
+            elif kind in ("done", "failed"):
+                if kind == "failed":
+                    report.errors.append({"file": job.path, "error": str(data)})
+                if on_file:
+                    on_file(Path(job.path), len(routes[job.id]))
+    report.pages = [r for j in jobs for r in routes[j.id]]  # in the order of the files
     return report

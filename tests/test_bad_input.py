@@ -85,7 +85,7 @@ def test_unexpected_parser_crash_is_contained(monkeypatch, docs, tmp_path):
         return real(self, page, number)
 
     monkeypatch.setattr(pdf_mod.PdfReader, "_parse", flaky)
-    report = route_files([tmp_path])
+    report = route_files([tmp_path], workers=0)  # in this process, where the patch is
     assert [r.file.rsplit("/", 1)[-1] for r in report.pages] == ["b.pdf"]
     assert "ZeroDivisionError" in report.errors[0]["error"] and report.errors[0]["file"].endswith("a.pdf")
 

@@ -75,3 +75,27 @@ def test_hostile_folder_indexes_to_completion(tmp_path, capfd):
 
 def _paths(idx, doc_id: str) -> list[str]:
     return next(d["paths"] for d in idx.documents() if d["doc_id"] == doc_id)
+
+
+@pytest.mark.slow
+def test_route_survives_the_pdfium_bombs(tmp_path):
+    """``docrag route`` parses in the isolated workers too: the files that abort PDFium's page load (SIGABRT)
+    kill a worker, are reported, and the other files are routed."""
+    import json
+    import subprocess
+    import sys
+
+    import hostile
+
+    folder = tmp_path / "bombs"
+    bombs = ("form_fanout.pdf", "content_bomb_paths.pdf", "nested_flate_bomb.pdf")
+    hostile.build_hostile_folder(folder, skip=[k for k in hostile.KINDS if k not in (*bombs, "good.pdf")])
+    cmd = [str(Path(sys.executable).parent / "docrag"), "route", str(folder), "--json"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout)
+    errors = {Path(e["file"]).name: e["error"] for e in report["errors"]}
+    assert any("SIGABRT" in e for e in errors.values()), errors
+    routed = {Path(p["file"]).name for p in report["pages"]}
+    assert "good.pdf" in routed and set(errors) | routed >= {*bombs}
+    assert "Traceback" not in res.stderr
