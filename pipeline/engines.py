@@ -36,6 +36,7 @@ __all__ = [
     "check_engine",
     "fresh_pages",
     "local_events",
+    "page_warnings",
     "ray_available",
 ]
 
@@ -80,8 +81,9 @@ class Embedded:
 @dataclass(slots=True)
 class Planned:
     job: int
-    planned: int  # page plans the document gave (its last attempt's, when it was planned again)
+    planned: int  # pages planned (each once, when it was planned again; a resumed document's written ones too)
     header: Started | None = None
+    warnings: list[str] = field(default_factory=list)  # pages that could not be read ("page N: reason")
 
 
 @dataclass(slots=True)
@@ -102,6 +104,11 @@ def fresh_pages(seen: set[int], plans: Sequence[PagePlan]) -> list[PagePlan]:
     return out
 
 
+def page_warnings(errors: Sequence[dict[str, Any]]) -> list[str]:
+    """A ``page_errors`` event's pages, as the document's warnings."""
+    return [f"page {e['page']}: {e['error']}" if e.get("page") else str(e["error"]) for e in errors]
+
+
 def local_events(
     jobs: Sequence[Job],
     pool: PlanPool | None,
@@ -117,6 +124,7 @@ def local_events(
     buffer: list[tuple[int, PagePlan]] = []
     planned: dict[int, set[int]] = {}  # job -> page numbers delivered
     failed: set[int] = set()
+    unread: dict[int, list[str]] = {}  # job -> its pages that could not be read
     flush_at = max(page_batch, 1)
 
     def flush() -> Iterator[Event]:
@@ -138,12 +146,14 @@ def local_events(
                 pool.more(job)  # its worker plans the next batch while this one is embedded
             if len(buffer) >= flush_at and (models_ready() or len(buffer) >= 4 * flush_at):
                 yield from flush()
+        elif kind == "page_errors":
+            unread.setdefault(job.id, []).extend(page_warnings(data))
         elif kind == "done":
             if models_ready() and any(j == job.id for j, _ in buffer):
                 # Its last pages go now, with whatever else is waiting: a finished document becomes ready as soon
                 # as it can, not when a later document fills the batch (a kill would take it along).
                 yield from flush()
-            yield Planned(job.id, len(planned.get(job.id, ())))
+            yield Planned(job.id, len(planned.get(job.id, ())), warnings=unread.pop(job.id, []))
         elif kind == "failed":
             failed.add(job.id)
             yield Failed(job.id, str(data))

@@ -271,7 +271,5 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
             yield "pages", batch
         if errors and not planned and not options.skip_pages:  # no page could be read (an undecodable image)
             raise DocumentError(errors[0].file, errors[0].reason)
-        if errors:
+        if errors:  # the document's warnings (the summary names them)
             yield "page_errors", [{"page": e.page, "error": e.reason} for e in errors]
-        for exc in errors if not options.route_only else ():
-            log.warning("%s", exc)

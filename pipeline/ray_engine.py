@@ -25,7 +25,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .engines import Embedded, EngineError, Event, Failed, Planned, Started, fresh_pages, ray_available
+from .engines import (
+    Embedded,
+    EngineError,
+    Event,
+    Failed,
+    Planned,
+    Started,
+    fresh_pages,
+    page_warnings,
+    ray_available,
+)
 from .rows import embed_plans
 
 if TYPE_CHECKING:
@@ -164,6 +174,7 @@ class _PlanStage:
             skip_pages = frozenset(int(n) for n in str(skip).split(",") if n)  # a resumed document's written pages
             job = Job(int(job_id), str(path), self.options.model_copy(update={"skip_pages": skip_pages}))
             seen = set(skip_pages)  # page numbers delivered (planned again: each page once)
+            unread: list[str] = []  # its pages that could not be read
             header = None
             for _, kind, data in self.pool.run([job]):
                 if kind == "header" and header is None:
@@ -180,8 +191,10 @@ class _PlanStage:
                             "plan": [fresh],
                         }
                     self.pool.more(job)
+                elif kind == "page_errors":
+                    unread.extend(page_warnings(data))
                 elif kind == "done":
-                    yield _event_batch(Planned(job.id, len(seen), header))
+                    yield _event_batch(Planned(job.id, len(seen), header, unread))
                 elif kind == "failed":
                     yield _event_batch(Failed(job.id, str(data)))
 

@@ -402,3 +402,37 @@ def test_a_kill_mid_document_resumes_from_its_written_pages(tmp_path):
     assert idx.check()["ok"]
     docrag.open(tmp_path / "clean", config=cfg).add([folder])
     assert _pages_state(db) == _pages_state(tmp_path / "clean")  # the same rows as a clean build
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_pages_that_cannot_be_read_are_the_documents_warnings(engine, tmp_path, request, capfd):
+    """A page PDFium cannot load (the page tree counts two pages, lists one): the document is indexed with the
+    page it has, and the summary names the other one instead of a log line on stderr."""
+    import docrag
+    from docrag.testing.pdfgen import raw_pdf
+
+    if engine == "ray":
+        request.getfixturevalue("ray_local")
+    text = b"BT /F1 12 Tf 72 700 Td (Kestrels nest on the cliff ledge every spring.) Tj ET"
+    resources = b"/Resources << /Font << /F1 5 0 R >> >>"
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "partial.pdf").write_bytes(
+        raw_pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 2 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R %s >>" % resources,
+                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            ]
+        )
+    )
+    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
+    report = idx.add([folder], engine=engine)
+    assert report.indexed == 1 and report.pages == 1 and not report.failed
+    assert [(Path(w["file"]).name, w["warning"]) for w in report.warnings] == [
+        ("partial.pdf", "page 2: cannot load the page (Failed to load page.)")
+    ]
+    assert idx.check()["ok"]
+    assert "cannot load the page" not in capfd.readouterr().err
