@@ -46,6 +46,8 @@ __all__ = ["Job", "PlanPool", "WorkerStartError", "default_workers", "run_inline
 
 log = logging.getLogger(__name__)
 
+START_TIMEOUT_S = 300.0  # a worker's start-up (its imports), which no document's budget pays for
+
 
 def default_workers() -> int:
     """The cores this process may use."""
@@ -310,6 +312,9 @@ class PlanPool:
         lim = self.budgets
         if w.busy_since is None or w.waiting:
             return None
+        if not w.ready:  # still starting (importing its parsers): not the document's time
+            late = now - w.stage_since > START_TIMEOUT_S
+            return f"the worker did not start within {START_TIMEOUT_S:g} s" if late else None
         stage = w.stage.get("stage", "")
         in_stage = now - w.stage_since
         busy = w.busy_total + (now - w.busy_since)
@@ -392,6 +397,8 @@ class PlanPool:
         kind = msg[0]
         if kind == "ready":
             w.ready = True
+            if w.job is not None and not w.waiting:  # its budgets count from now, not from its start-up
+                w.busy_since = w.stage_since = time.monotonic()
             return
         if kind == "event":
             _, _, event, data, t = msg
