@@ -106,27 +106,6 @@ def test_running_lines_are_short_lines_on_most_pages():
     assert strip_lines("Header 1\n7", {"header #"}) == "Header 1\n7"  # nothing left but a number: kept
 
 
-def test_bm25_finds_template_pages(tmp_path):
-    import docrag
-
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for kind, pages in TEMPLATES.items():
-        _pdf(folder / f"{kind}.pdf", pages)
-    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
-    report = idx.add([folder])
-    assert report.indexed == len(TEMPLATES) and not report.failed
-    for query, file, page in (
-        ("pallets of oranges dock", "template.pdf", None),
-        ("Boris Vandersloot", "form.pdf", 2),
-        ("Esther Lindqvist welding", "certificate.pdf", 2),
-        ("churn Osaka", "slides.pdf", 2),
-    ):
-        hits = idx.search(query, k=3, legs=["bm25"])
-        assert hits and Path(hits[0].file).name == file, (query, hits)
-        assert page is None or hits[0].page == page, (query, hits[0])
-
-
 def _bad_images(folder: Path) -> dict[str, str]:
     """A decodable photo, a header-only JPEG (629 bytes) and a truncated one."""
     import io
@@ -145,23 +124,61 @@ def _bad_images(folder: Path) -> dict[str, str]:
     return {"header_only.jpg": "cannot decode the image", "truncated.jpg": "cannot decode the image"}
 
 
-def test_undecodable_images_fail_and_photos_without_a_leg_are_named(tmp_path):
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    """One lite index (built once for this module's read-only tests) of the template documents, a photo, two
+    undecodable JPEGs and a page of prose: (folder, database, the run's report)."""
+    import docrag
+
+    root = tmp_path_factory.mktemp("gaps")
+    folder = root / "docs"
+    folder.mkdir()
+    for kind, pages in TEMPLATES.items():
+        _pdf(folder / f"{kind}.pdf", pages)
+    _bad_images(folder)
+    _pdf(folder / "lighthouse.pdf", [["Lighthouse keepers logged the fog signals."], ["The lamp was trimmed."]])
+    report = docrag.open(root / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"}).add([folder])
+    return folder, root / "db", report
+
+
+def _copy(db: Path, tmp_path: Path):
+    """A copy of the shared database to change, opened."""
+    import docrag
+
+    shutil.copytree(db, tmp_path / "db")
+    idx = docrag.open(tmp_path / "db")
+    idx.store.db.writable = True  # as a run that writes has it
+    return idx
+
+
+def test_bm25_finds_template_pages(indexed):
+    import docrag
+
+    idx = docrag.open(indexed[1])
+    for query, file, page in (
+        ("pallets of oranges dock", "template.pdf", None),
+        ("Boris Vandersloot", "form.pdf", 2),
+        ("Esther Lindqvist welding", "certificate.pdf", 2),
+        ("churn Osaka", "slides.pdf", 2),
+    ):
+        hits = idx.search(query, k=3, legs=["bm25"])
+        assert hits and Path(hits[0].file).name == file, (query, hits)
+        assert page is None or hits[0].page == page, (query, hits[0])
+
+
+def test_undecodable_images_fail_and_photos_without_a_leg_are_named(indexed):
     import docrag
     from docrag.pipeline.rows import UNSEARCHABLE
 
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    expected = _bad_images(folder)
-    _pdf(folder / "words.pdf", [["A page of words that every leg can find."]])
-    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
-    report = idx.add([folder])
+    _, db, report = indexed
     failed = {Path(f["file"]).name: f["error"] for f in report.failed}
-    assert set(failed) == set(expected)
-    assert all(expected[name] in why and "truncated" in why for name, why in failed.items())  # the decoder's reason
-    assert report.indexed == 2  # the photo and the PDF: never a file without rows
+    assert set(failed) == {"header_only.jpg", "truncated.jpg"}
+    assert all("cannot decode the image" in why and "truncated" in why for why in failed.values())  # the decoder's
+    assert report.indexed == len(TEMPLATES) + 2  # the photo and the prose too: never a file without rows
     # lite has no image leg: the photo (no text) is stored, and the report and its reasons say it cannot be found
     assert [(Path(u["file"]).name, u["pages"]) for u in report.unsearchable] == [("photo.jpg", [1])]
     assert report.to_dict()["unsearchable"][0]["reason"] == UNSEARCHABLE
+    idx = docrag.open(db)
     photo = next(d for d in idx.documents() if d["path"].endswith("photo.jpg"))
     (reasons,) = [
         r["reasons"] for r in idx.store.pages.rows(columns=["doc_id", "reasons"]) if r["doc_id"] == photo["doc_id"]
@@ -170,22 +187,14 @@ def test_undecodable_images_fail_and_photos_without_a_leg_are_named(tmp_path):
     assert idx.check()["ok"]
 
 
-def test_check_flags_a_ready_document_without_its_page_rows(tmp_path):
-    import docrag
-
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    _pdf(folder / "a.pdf", [["First page words here."], ["Second page words here."]])
-    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
-    idx.add([folder])
-    (doc,) = idx.documents()
-    assert idx.check()["ok"]
+def test_check_flags_a_ready_document_without_its_page_rows(indexed, tmp_path):
     from docrag.indexes.schema import PAGES
 
-    # a ready document whose page rows went (the documents row records them as it was): check says so
-    store = idx.store
-    store.db.delete(PAGES, f"doc_id = '{doc['doc_id']}'")
-    store.documents.mark_ready(doc["doc_id"], {"pages": 0, "chunks": 2, "images": 0, "visual": 0})
+    idx = _copy(indexed[1], tmp_path)
+    doc = next(d for d in idx.documents() if d["path"].endswith("lighthouse.pdf"))
+    # a ready document whose page rows went (and whose recorded counts say so): check still says it is wrong
+    idx.store.db.delete(PAGES, f"doc_id = '{doc['doc_id']}'")
+    idx.store.documents.mark_ready(doc["doc_id"], {"pages": 0, "chunks": 2, "images": 0, "visual": 0})
     got = idx.check()
     assert not got["ok"] and got["inconsistent_documents"] == [doc["doc_id"]]
 
@@ -227,30 +236,24 @@ def test_near_empty_pages_are_routed_text(tmp_path):
     assert [p["route"] for p in json.loads(res.output)["pages"]] == ["text"] * len(words)
 
 
-def test_a_search_says_how_many_documents_are_still_hidden(tmp_path):
+def test_a_search_says_how_many_documents_are_still_hidden(indexed, tmp_path):
     from typer.testing import CliRunner
 
-    import docrag
     from docrag.cli import app
 
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    _pdf(folder / "a.pdf", [["Lighthouse keepers logged the fog signals."]])
-    db = tmp_path / "db"
-    idx = docrag.open(db, profile="lite", ingest={"ocr": False, "elements": "text-layer"})
-    report = idx.add([folder])
-    assert report.indexed == 1, report.to_dict()
-    first = idx.search("fog signals")
+    folder, _, _ = indexed
+    idx = _copy(indexed[1], tmp_path)
+    first = idx.search("fog signals", k=1)
     assert len(first) == 1 and first.hidden == 0
     # a document another run is indexing right now: its row exists, status "indexing", invisible to search
     idx.store.documents.add("d" * 16, str(folder / "b.pdf"), 10, 0.0, 40, {})
-    hits = idx.search("fog signals")
+    hits = idx.search("fog signals", k=1)
     assert len(hits) == 1 and hits.hidden == 1
     runner = CliRunner()
-    res = runner.invoke(app, ["search", "tidal charts", "--db", str(db), "--json"])
+    res = runner.invoke(app, ["search", "tidal charts", "--db", str(tmp_path / "db"), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["hidden"] == 1
-    res = runner.invoke(app, ["search", "tidal charts", "--db", str(db)])
+    res = runner.invoke(app, ["search", "tidal charts", "--db", str(tmp_path / "db")])
     assert "1 document(s) not searchable yet: being indexed" in res.output
 
 
@@ -286,24 +289,48 @@ def _elements_hang_pdf(path: Path) -> Path:
     return path
 
 
+def _partial_pdf(path: Path) -> Path:
+    """A page tree that counts two pages and lists one: PDFium cannot load page 2."""
+    from docrag.testing.pdfgen import raw_pdf
+
+    text = b"BT /F1 12 Tf 72 700 Td (Kestrels nest on the cliff ledge every spring.) Tj ET"
+    resources = b"/Resources << /Font << /F1 5 0 R >> >>"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 2 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R %s >>" % resources,
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    path.write_bytes(raw_pdf(objects))
+    return path
+
+
 @pytest.mark.parametrize("engine", ["local", "ray"])
-def test_a_document_planned_again_writes_each_page_once(engine, tmp_path, request):
+def test_each_page_written_once_and_unreadable_pages_reported(engine, tmp_path, request, capfd):
+    """With both engines: a document planned again after element extraction gave up writes each page once (its
+    first two pages went out before); a page that cannot be read is the document's warning in the summary,
+    not a log line on stderr."""
     import docrag
 
     if engine == "ray":
         request.getfixturevalue("ray_local")
-
     folder = tmp_path / "docs"
     folder.mkdir()
     _elements_hang_pdf(folder / "hang.pdf")
+    _partial_pdf(folder / "partial.pdf")
     idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "page_batch": 1, "elements_timeout_s": 1})
     report = idx.add([folder], engine=engine)
-    assert report.indexed == 1 and not report.failed, report.to_dict()
-    pages = [r["page"] for r in idx.store.pages.rows(columns=["page"])]
-    assert sorted(pages) == [1, 2, 3, 4]  # pages 1 and 2 went out before the extraction gave up: written once
+    assert report.indexed == 2 and report.pages == 5 and not report.failed, report.to_dict()
+    hang = next(d["doc_id"] for d in idx.documents() if d["path"].endswith("hang.pdf"))
+    rows = [r for r in idx.store.pages.rows(columns=["doc_id", "page", "reasons"]) if r["doc_id"] == hang]
+    assert sorted(r["page"] for r in rows) == [1, 2, 3, 4]  # pages 1 and 2 went out before the retry: once
+    assert any("elements taken from the text layer" in x for r in rows if r["page"] == 4 for x in r["reasons"])
+    assert [(Path(w["file"]).name, w["warning"]) for w in report.warnings] == [
+        ("partial.pdf", "page 2: cannot load the page (Failed to load page.)")
+    ]
     assert idx.check()["ok"]
-    reasons = {r["page"]: r["reasons"] for r in idx.store.pages.rows(columns=["page", "reasons"])}
-    assert any("elements taken from the text layer" in r for r in reasons[4])  # it was planned again
+    assert "cannot load the page" not in capfd.readouterr().err
 
 
 def _pages_state(db: Path) -> tuple[dict[str, str], list[tuple[str, int, str]]]:
@@ -402,37 +429,3 @@ def test_a_kill_mid_document_resumes_from_its_written_pages(tmp_path):
     assert idx.check()["ok"]
     docrag.open(tmp_path / "clean", config=cfg).add([folder])
     assert _pages_state(db) == _pages_state(tmp_path / "clean")  # the same rows as a clean build
-
-
-@pytest.mark.parametrize("engine", ["local", "ray"])
-def test_pages_that_cannot_be_read_are_the_documents_warnings(engine, tmp_path, request, capfd):
-    """A page PDFium cannot load (the page tree counts two pages, lists one): the document is indexed with the
-    page it has, and the summary names the other one instead of a log line on stderr."""
-    import docrag
-    from docrag.testing.pdfgen import raw_pdf
-
-    if engine == "ray":
-        request.getfixturevalue("ray_local")
-    text = b"BT /F1 12 Tf 72 700 Td (Kestrels nest on the cliff ledge every spring.) Tj ET"
-    resources = b"/Resources << /Font << /F1 5 0 R >> >>"
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "partial.pdf").write_bytes(
-        raw_pdf(
-            [
-                b"<< /Type /Catalog /Pages 2 0 R >>",
-                b"<< /Type /Pages /Kids [3 0 R] /Count 2 >>",
-                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R %s >>" % resources,
-                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
-                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-            ]
-        )
-    )
-    idx = docrag.open(tmp_path / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
-    report = idx.add([folder], engine=engine)
-    assert report.indexed == 1 and report.pages == 1 and not report.failed
-    assert [(Path(w["file"]).name, w["warning"]) for w in report.warnings] == [
-        ("partial.pdf", "page 2: cannot load the page (Failed to load page.)")
-    ]
-    assert idx.check()["ok"]
-    assert "cannot load the page" not in capfd.readouterr().err
