@@ -10,22 +10,33 @@ typed arrays (``pdf_objects``). Everything else is pure functions over those (``
 
 Coordinates: boxes are ``(x0, top, x1, bottom)`` in PDF points with the origin at the top-left of the
 *unrotated* page (the page's ``/Rotate`` is reported in ``signals.rotation`` and applied when rendering).
+
+Text turned inside the content stream (a landscape table printed on a portrait page, with no ``/Rotate``;
+or LaTeX's pdflscape, whose ``/Rotate`` turns it back for the reader): when most characters are turned the
+same quarter or half turn (``pdf_text.text_turn``), the page is read in the frame where its text is upright
+(``pdf_grid.turned_frame``). PDFium orders the text as if the page were displayed that way, and the character
+runs, the page's objects and its text spans are analysed there, so that its lines, columns and tables are
+found as on an upright page. Spans, words, regions and figures are then put back where they are drawn on the
+page; the signals measure the page as read, but its size and ``rotation`` stay the page's own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
 from pathlib import Path
 
+import numpy as np
+
 from .errors import DocumentError
 from .limits import Limits
-from .pdf_analysis import analyse_page
-from .pdf_grid import top_left
-from .pdf_objects import walk_objects
+from .pdf_analysis import PageAnalysis, analyse_page
+from .pdf_grid import Frame, PdfBox, inverse, map_boxes, map_runs, top_left, turned_frame
+from .pdf_objects import PageObjects, walk_objects
 from .pdf_tables import MAX_TABLE_CANDIDATES, rule_groups
-from .pdf_text import char_runs, page_text, text_spans
+from .pdf_text import char_runs, page_text, text_spans, text_turn
 from .reader import DocumentReader, check_file
 from .text import normalise
 from .types import LayoutRegion, Page, PageSignals, TextSpan
@@ -89,6 +100,51 @@ def _mentions(path: Path, token: bytes) -> bool:
                 return mm.find(token) >= 0
         except ValueError:  # an empty file cannot be mapped
             return False
+
+
+_TURNS = {90: "it runs down the page", 180: "upside down", 270: "it runs up the page"}
+
+
+def _upright_textpage(pdf_page: object, textpage: object, turn: int) -> object:
+    """The text page of ``pdf_page``, whose text is turned ``turn`` degrees clockwise, made as if the page were
+    displayed with that text upright: its ``/Rotate`` is set to turn it back (in memory, while PDFium reads the
+    text; then put back) and ``textpage`` is closed. PDFium orders the text objects of a line by where they
+    are displayed: shown turned, the lines of a page could come out last first, or its table cells from the
+    right. Character boxes and rectangles stay in PDF space."""
+    rotation, upright = pdf_page.get_rotation(), (360 - turn) % 360
+    if rotation == upright:
+        return textpage
+    textpage.close()
+    pdf_page.set_rotation(upright)
+    try:
+        return pdf_page.get_textpage()
+    finally:
+        pdf_page.set_rotation(rotation)
+
+
+def _turned_objects(objs: PageObjects, frame: Frame, box: PdfBox) -> PageObjects:
+    """The page's objects with their boxes in ``frame``, whose page box is ``box``."""
+    return dataclasses.replace(
+        objs,
+        page=box,
+        text_boxes=map_boxes(frame, objs.text_boxes),
+        image_boxes=map_boxes(frame, objs.image_boxes),
+        path_boxes=map_boxes(frame, objs.path_boxes),
+    )
+
+
+def _back_on_page(found: PageAnalysis, frame: Frame, box: PdfBox, page: PdfBox) -> None:
+    """The regions and figures found in ``frame`` (whose page box is ``box``) put back on ``page``."""
+    back = inverse(frame)
+    if found.regions:
+        boxes = map_boxes(back, np.asarray([r.box for r in found.regions], dtype=float)).tolist()
+        found.regions = [r._replace(box=tuple(b)) for r, b in zip(found.regions, boxes, strict=True)]
+    if found.figures:  # top-left boxes of the frame's page: PDF boxes there first
+        framed = [(x0, box[3] - bottom, x1, box[3] - top) for x0, top, x1, bottom in (f.bbox for f in found.figures)]
+        boxes = map_boxes(back, np.asarray(framed, dtype=float)).tolist()
+        found.figures = [
+            dataclasses.replace(f, bbox=top_left(tuple(b), page)) for f, b in zip(found.figures, boxes, strict=True)
+        ]
 
 
 class PdfReader(DocumentReader):
@@ -163,16 +219,24 @@ class PdfReader(DocumentReader):
 
         # Text layer: whole text and positioned spans (one per run of characters on a line), with a space at the
         # word breaks found in the character boxes where PDFium gave none. Only the first max_page_chars
-        # characters are measured for spans, words and breaks; the text stays whole.
+        # characters are measured for spans, words and breaks; the text stays whole. Text turned in the content
+        # stream is read upright (module docstring): runs in that frame, words put back on the page.
         textpage = pdf_page.get_textpage()
+        frame, frame_box = None, page
         try:
-            runs, n_leaders, words_pdf, breaks = char_runs(textpage, self.limits.max_page_chars)
+            turn = text_turn(textpage)
+            if turn:
+                textpage = _upright_textpage(pdf_page, textpage, turn)
+                frame, frame_box = turned_frame(page, turn)
+            runs, n_leaders, words_pdf, breaks = char_runs(textpage, self.limits.max_page_chars, frame)
             text = page_text(textpage, breaks)
             spans_pdf, n_chars_all, n_measured, overlapped = text_spans(
                 textpage, self.limits.max_page_chars, BOUNDED_TEXT_MAX_WORK, breaks
             )
         finally:
             textpage.close()
+        if frame is not None:
+            words_pdf = map_runs(inverse(frame), words_pdf)
         spans = [TextSpan(s[4], top_left(s[:4], page)) for s in spans_pdf]
         page_words = [TextSpan(normalise(w[4]), top_left(w[:4], page)) for w in words_pdf]
         text = normalise(text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -182,7 +246,15 @@ class PdfReader(DocumentReader):
 
         # Objects, walked once; then the analyses over them.
         objs = walk_objects(pdf_page, page, self.limits.max_page_objects)
-        found = analyse_page(objs, spans_pdf, runs, n_leaders, sig)
+        if frame is None:
+            found = analyse_page(objs, spans_pdf, runs, n_leaders, sig)
+        else:
+            found = analyse_page(
+                _turned_objects(objs, frame, frame_box), map_runs(frame, spans_pdf), runs, n_leaders, sig
+            )
+            _back_on_page(found, frame, frame_box, page)
+            shown = "the page's /Rotate shows it upright" if sig.rotation == (360 - turn) % 360 else _TURNS[turn]
+            found.diagnostics.insert(0, f"text turned {turn}° clockwise in the page's content ({shown}): read upright")
         sig.has_text_layer = sig.n_chars > 0
         diagnostics = found.diagnostics
         if sig.invisible_text_fraction > 0.5:

@@ -16,10 +16,27 @@ import numpy as np
 from .layout import line_geometry
 from .types import BBox
 
-__all__ = ["GRID", "Mask", "PdfBox", "PdfRegion", "Run", "Runs", "content_box", "running_text", "top_left"]
+__all__ = [
+    "GRID",
+    "Frame",
+    "Mask",
+    "PdfBox",
+    "PdfRegion",
+    "Run",
+    "Runs",
+    "content_box",
+    "inverse",
+    "map_boxes",
+    "map_runs",
+    "running_text",
+    "top_left",
+    "turned_frame",
+]
 
 PdfBox = tuple[float, float, float, float]  # (left, bottom, right, top) in PDF space
 Run = tuple[float, float, float, float, str]  # (left, bottom, right, top, text) in PDF space
+# A map of PDF space, (a, b, c, d, e, f): the point (x, y) goes to (a x + c y + e, b x + d y + f) (PDF's order).
+Frame = tuple[float, float, float, float, float, float]
 
 GRID = 64  # coverage is measured on a GRID x GRID mask of the page
 MAX_RUNNING_CHECKS = 64  # boxes per page and purpose whose text is measured for running lines (see running_text)
@@ -145,3 +162,43 @@ def content_box(boxes: list[PdfBox], page: PdfBox) -> PdfBox:
 def top_left(box: PdfBox, page: PdfBox) -> BBox:
     """``box`` as ``(x0, top, x1, bottom)`` from the top-left corner of ``page`` (the boxes of ``Page``)."""
     return (box[0] - page[0], page[3] - box[3], box[2] - page[0], page[3] - box[1])
+
+
+def turned_frame(page: PdfBox, turn: int) -> tuple[Frame, PdfBox]:
+    """The frame in which text turned ``turn`` degrees clockwise on ``page`` (90, 180 or 270: PDFium's
+    character angle, rounded) reads upright: the map of PDF space into it, and the page's box there,
+    ``(0, 0, width, height)`` of the page as that text reads (width and height swapped for a quarter turn)."""
+    x0, y0, x1, y1 = page
+    if turn == 90:  # the text runs down the page: its top is the page's right edge
+        return (0.0, 1.0, -1.0, 0.0, y1, -x0), (0.0, 0.0, y1 - y0, x1 - x0)
+    if turn == 270:  # up the page: its top is the page's left edge
+        return (0.0, -1.0, 1.0, 0.0, -y0, x1), (0.0, 0.0, y1 - y0, x1 - x0)
+    if turn == 180:
+        return (-1.0, 0.0, 0.0, -1.0, x1, y1), (0.0, 0.0, x1 - x0, y1 - y0)
+    raise ValueError(f"not a turn of the page: {turn}")
+
+
+def inverse(frame: Frame) -> Frame:
+    """The map that undoes ``frame``."""
+    a, b, c, d, e, f = frame
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return (ia, ib, ic, id_, -(ia * e + ic * f), -(ib * e + id_ * f))
+
+
+def map_boxes(frame: Frame, boxes: np.ndarray) -> np.ndarray:
+    """Boxes ``(n, 4)`` of ``(left, bottom, right, top)`` mapped by ``frame`` (a quarter turn, a half turn or
+    a move: boxes stay boxes): the same boxes, where the frame has them."""
+    a, b, c, d, e, f = frame
+    left, bottom, right, top = boxes.T
+    xa, xb = a * left + c * bottom + e, a * right + c * top + e
+    ya, yb = b * left + d * bottom + f, b * right + d * top + f
+    return np.stack((np.minimum(xa, xb), np.minimum(ya, yb), np.maximum(xa, xb), np.maximum(ya, yb)), axis=1)
+
+
+def map_runs(frame: Frame, runs: list[Run]) -> list[Run]:
+    """Runs (or words) with their boxes mapped by ``frame``; the text stays."""
+    if not runs:
+        return []
+    boxes = map_boxes(frame, np.asarray([r[:4] for r in runs], dtype=float)).tolist()
+    return [(*box, r[4]) for box, r in zip(boxes, runs, strict=True)]

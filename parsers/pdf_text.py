@@ -21,13 +21,16 @@ import re
 import numpy as np
 
 from .layout import GAP_EM
-from .pdf_grid import Run
+from .pdf_grid import Frame, Run, map_boxes
 from .text import normalise
 
-__all__ = ["WORD_GAP", "char_runs", "page_text", "text_spans"]
+__all__ = ["WORD_GAP", "char_runs", "page_text", "text_spans", "text_turn"]
 
 WORD_GAP = 0.15  # a gap between letters wider than their usual one by this many character heights is a word break
 WORD_GAP_USUAL = 0.25  # the usual gap of a stretch of letters: this quantile of its gaps (low: most are in words)
+TURN_SAMPLE = (32, 256)  # characters whose angle is read: a first look, then a count where many are turned
+TURN_MIN_SHARE = 0.6  # the text of a page is turned when this share of its characters is turned one way
+TURN_TOLERANCE = 10.0  # degrees off a quarter turn that still count as that turn
 _TEXT_BLANKS = np.array([9, 10, 13, 32, 0xA0, 0x2002, 0x2003, 0x2009, 0xFEFF, 0xFFFE], dtype=np.uint16)
 # Scripts written without spaces between words (CJK, Hangul, Thai, Lao, Myanmar, Khmer, Yi): no break between
 # two of their characters. Ranges (first, last) in order.
@@ -74,6 +77,32 @@ def page_text(textpage: object, breaks: np.ndarray | None = None) -> str:
     at = at[(at > 0) & (at < units.size)]
     at = at[~np.isin(units[at - 1], _TEXT_BLANKS) & ~np.isin(units[at], _TEXT_BLANKS)]
     return codecs.decode(np.insert(units, at, 32).tobytes(), "utf-16-le", errors="ignore")
+
+
+def text_turn(textpage: object) -> int:
+    """The quarter turn, clockwise (0, 90, 180 or 270 degrees: PDFium's character angle, rounded), by which the
+    text of the page is turned inside its content stream: a landscape table printed on a portrait page runs
+    up it (270). 0 unless ``TURN_MIN_SHARE`` of the characters counted (spaces and line breaks left out) are
+    turned the same way, to within ``TURN_TOLERANCE``: a turned caption on an upright page leaves it upright.
+
+    The characters counted are a sample evenly through the text: a first look at ``TURN_SAMPLE[0]`` of them
+    ends it where fewer than half that share are turned at all (an ordinary page: all are upright), then
+    ``TURN_SAMPLE[1]``."""
+    import pypdfium2.raw as raw
+
+    n, tp = textpage.count_chars(), textpage.raw
+    for size in TURN_SAMPLE:
+        at = range(0, max(n, 0), max(1, n // size))
+        deg = np.degrees(np.fromiter(map(raw.FPDFText_GetCharAngle, itertools.repeat(tp), at), float, len(at)))
+        if np.count_nonzero(np.abs(deg) > TURN_TOLERANCE) < TURN_MIN_SHARE / 2 * max(len(at), 1):
+            return 0  # line breaks PDFium puts in read 0, and are not turned
+    uni = np.fromiter(map(raw.FPDFText_GetUnicode, itertools.repeat(tp), at), np.int64, len(at))
+    deg = deg[(uni > 32) & ~np.isin(uni, _SPACES) & (deg >= 0)]  # an error reads -1
+    quarter = np.round(deg / 90.0)
+    turned = quarter[np.abs(deg - 90.0 * quarter) <= TURN_TOLERANCE].astype(np.int64) % 4
+    counts = np.bincount(turned, minlength=4)
+    best = int(np.argmax(counts))
+    return 90 * best if counts[best] >= TURN_MIN_SHARE * max(deg.size, 1) else 0
 
 
 GRID_MAX_CELLS = 64  # a character box over more grid cells than this is checked against every rectangle
@@ -397,7 +426,7 @@ def _words(
     return _join_runs(uni[idx], lo, b, r, t, brk), idx[breaks]
 
 
-def char_runs(textpage: object, limit: int) -> tuple[list[Run], int, list[Run], np.ndarray]:
+def char_runs(textpage: object, limit: int, frame: Frame | None = None) -> tuple[list[Run], int, list[Run], np.ndarray]:
     """Runs of characters for the line geometry, cut where the characters themselves leave a gap.
 
     PDFium's text rectangles follow the text objects: a table row written as one string padded with spaces
@@ -407,6 +436,9 @@ def char_runs(textpage: object, limit: int) -> tuple[list[Run], int, list[Run], 
     heights to the right. ``(left, bottom, right, top, text)`` in PDF space, the first ``limit`` characters.
     Also returns the number of dot leaders, the page's words (``_words``, from the same character boxes) and
     the word breaks the text has no space for (character indices, for ``page_text`` and ``text_spans``).
+
+    ``frame`` (``pdf_grid.turned_frame``): the character boxes are taken in the frame where turned text reads
+    upright, and the runs and words are boxes there.
     """
     import pypdfium2.raw as raw
 
@@ -424,6 +456,8 @@ def char_runs(textpage: object, limit: int) -> tuple[list[Run], int, list[Run], 
     boxes = rects.astype(float)
     left, right = np.minimum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 0], boxes[:, 2])
     bottom, top = np.minimum(boxes[:, 1], boxes[:, 3]), np.maximum(boxes[:, 1], boxes[:, 3])
+    if frame is not None:
+        left, bottom, right, top = map_boxes(frame, np.stack((left, bottom, right, top), axis=1)).T
     words, breaks = _words(uni, left, bottom, right, top)
     # Leaders: three or more leader characters in a row, spaces between them ignored (". . . ." too).
     solid = np.flatnonzero(uni != 32)

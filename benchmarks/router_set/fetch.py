@@ -9,8 +9,9 @@
 - ``github:OWNER/REPO@COMMIT``: a file of a public repository at a commit (raw.githubusercontent.com).
 
 ``derived.tsv`` lists documents made here: scans without a text layer (pages of the documents above rendered
-grey, tilted, blurred, JPEG), the same with a tesseract OCR layer, pages given a ``/Rotate`` (made
-deterministically from a seed), and slide decks from packages' test files exported to PDF by LibreOffice
+grey, tilted, blurred, JPEG), the same with a tesseract OCR layer, pages given a ``/Rotate`` and pages turned
+inside their content stream with no ``/Rotate`` (``turned``, needs pypdf; both made deterministically from a
+seed), and slide decks from packages' test files exported to PDF by LibreOffice
 (``office``; the exact PDF depends on the LibreOffice version, so they carry no hash). Their pages are
 labelled like the others.
 
@@ -139,6 +140,33 @@ def _degrade(img, rng: random.Random, seed: int):
     return img.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.5, 0.9)))
 
 
+def build_turned(parts: list[list[str]], out: Path, docs: Path, rng: random.Random) -> None:
+    """Pages turned inside their content stream, with no ``/Rotate``: each page's content goes under one
+    ``cm`` that turns it a quarter or half turn counter-clockwise (a seeded choice), on a page of the turned
+    size, as a landscape table printed on a portrait page is. The content stream's operators are kept as they
+    are (pypdf writes them back behind the ``cm``); other page boxes are dropped."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject, RectangleObject
+
+    writer = PdfWriter()
+    for src, page in parts:
+        p = PdfReader(docs / f"{src}.pdf").pages[int(page) - 1]
+        if p.rotation:
+            raise ValueError(f"{src}:{page} has a /Rotate: pick an upright page")
+        turn = rng.choice([90, 270, 90, 270, 180])
+        x0, y0, x1, y1 = (float(v) for v in p.cropbox)
+        p.add_transformation(
+            {90: (0, 1, -1, 0, y1, -x0), 180: (-1, 0, 0, -1, x1, y1), 270: (0, -1, 1, 0, -y0, x1)}[turn]
+        )
+        w, h = (x1 - x0, y1 - y0) if turn == 180 else (y1 - y0, x1 - x0)
+        for box in ("/CropBox", "/TrimBox", "/BleedBox", "/ArtBox"):
+            p.pop(NameObject(box), None)
+        p.mediabox = RectangleObject((0, 0, w, h))
+        writer.add_page(p)
+    with out.open("wb") as fh:
+        writer.write(fh)
+
+
 def build_office(row: dict[str, str], out: Path, downloads: Path) -> None:
     """A presentation from a package's test files, exported to PDF by LibreOffice (slides)."""
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
@@ -184,6 +212,9 @@ def build_derived(row: dict[str, str], docs: Path, downloads: Path) -> None:
             result[i].set_rotation(rng.choice([90, 270, 180]))
             doc.close()
         result.save(str(out))
+        return
+    if row["kind"] == "turned":
+        build_turned(parts, out, docs, rng)
         return
     with tempfile.TemporaryDirectory() as tmp:
         pdfs = []
