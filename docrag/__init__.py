@@ -18,7 +18,8 @@ __all__ = ["Hit", "Index", "Limits", "Route", "RouterConfig", "Settings", "__ver
 if TYPE_CHECKING:
     from docrag.api import Index
     from docrag.config import Limits, RouterConfig, Settings
-    from docrag.pipeline.router import Route, route_files
+    from docrag.pipeline.router import Route
+    from docrag.pipeline.routing import route_files
     from docrag.pipeline.search import Hit
 
 _LAZY = {
@@ -28,7 +29,7 @@ _LAZY = {
     "Limits": "docrag.config",
     "RouterConfig": "docrag.config",
     "Route": "docrag.pipeline.router",
-    "route_files": "docrag.pipeline.router",
+    "route_files": "docrag.pipeline.routing",
 }
 
 

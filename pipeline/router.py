@@ -14,18 +14,15 @@ that moved the decision furthest become the reasons. Settings live in
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from docrag.parsers.limits import Limits
 from docrag.parsers.types import Page, PageSignals
 
 from .options import RouterConfig, VisualPages
 
-__all__ = ["Route", "RoutingReport", "needs_ocr", "route_files", "route_page", "route_signals"]
+__all__ = ["Route", "RoutingReport", "needs_ocr", "route_page", "route_signals"]
 
 LABELS = ("scanned", "layout", "text")
 ROUTES = ("visual", "text")
@@ -297,58 +294,3 @@ class RoutingReport:
             "warnings": list(self.warnings),
             "skipped": list(self.skipped),
         }
-
-
-def route_files(
-    paths: list[str] | list[Any],
-    config: RouterConfig | None = None,
-    limits: Any = None,
-    on_file: Any = None,
-    on_start: Any = None,
-    workers: int | None = None,
-) -> RoutingReport:
-    """Route every page of every PDF/image under ``paths`` (files or folders, recursive).
-
-    The files are parsed in the isolated worker processes that indexing uses (``pipeline.workers``: time and
-    memory budgets; a file that crashes or aborts its parser kills a worker, not this process), ``workers`` of
-    them (None: the usable cores; 0: in this process, without isolation). A broken file (or page) is recorded
-    in ``errors`` with its reason and the run goes on. ``on_start(n_files)`` is called once the files are
-    listed, ``on_file(path, n_pages)`` after each file (for progress bars).
-    """
-    from docrag.parsers import list_documents
-
-    from .options import IngestConfig
-    from .plan import PlanOptions
-    from .workers import Job, PlanPool, default_workers, run_inline
-
-    cfg = config or RouterConfig()
-    report = RoutingReport(ambiguous_below=cfg.ambiguous_below, policy=str(cfg.visual_pages.value))
-    listing = list_documents(paths)
-    report.errors.extend({"file": f, "error": why} for f, why in listing.problems)
-    report.skipped.extend(listing.not_documents)
-    if on_start:
-        on_start(len(listing.files))
-    ingest = IngestConfig(elements="text-layer", ocr=False, strip_running_lines=False, dehyphenate=False)
-    opts = PlanOptions.build(cfg, ingest, limits or Limits(), visual=False, figures=False)
-    opts = opts.model_copy(update={"route_only": True})
-    jobs = [Job(i, str(p), opts) for i, p in enumerate(listing.files)]
-    routes: dict[int, list[Route]] = {j.id: [] for j in jobs}
-    n = min(default_workers() if workers is None else workers, len(jobs))
-    with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(PlanPool(n, ingest)) if n > 0 else None
-        for job, kind, data in pool.run(jobs) if pool is not None else run_inline(jobs):
-            if kind == "header":
-                report.warnings.extend({"file": job.path, "warning": w} for w in data["warnings"])
-            elif kind == "pages":
-                routes[job.id].extend(p.route for p in data)
-                if pool is not None:
-                    pool.more(job)
-            elif kind == "page_errors":
-                report.errors.extend({"file": job.path, **e} for e in data)
-            elif kind in ("done", "failed"):
-                if kind == "failed":
-                    report.errors.append({"file": job.path, "error": str(data)})
-                if on_file:
-                    on_file(Path(job.path), len(routes[job.id]))
-    report.pages = [r for j in jobs for r in routes[j.id]]  # in the order of the files
-    return report

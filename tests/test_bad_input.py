@@ -9,7 +9,7 @@ import pytest
 
 from docrag.config import Limits
 from docrag.parsers import DocumentError, open_document
-from docrag.pipeline.router import route_files
+from docrag.pipeline.routing import route_files
 
 REASONS = {
     "empty": "empty",

@@ -7,7 +7,8 @@ import pytest
 from docrag.config import RouterConfig, VisualPages
 from docrag.parsers import open_document
 from docrag.parsers.types import PageSignals
-from docrag.pipeline.router import route_files, route_page, route_signals
+from docrag.pipeline.router import route_page, route_signals
+from docrag.pipeline.routing import route_files
 
 EXPECTED = {
     "prose": ("text", "text"),

@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 from docrag.cli import app
 from docrag.config import RouterConfig, VisualPages
 from docrag.parsers.types import PageSignals
-from docrag.pipeline.router import route_files, route_signals
+from docrag.pipeline.router import route_signals
 from docrag.pipeline.router_features import FEATURES, feature_vector
 from docrag.pipeline.router_model import DEFAULT_MODEL, LearnedDecision, fit_trees, load_model
+from docrag.pipeline.routing import route_files
 
 NAMES = [f.name for f in FEATURES]
 

@@ -35,7 +35,7 @@ def route(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from docrag.config import read_config, resolve
-    from docrag.pipeline.router import route_files
+    from docrag.pipeline.routing import route_files
 
     overrides: dict[str, Any] = {"router": {"visual_pages": visual_pages.value}} if visual_pages else {}
     with guarded():
