@@ -4,8 +4,9 @@
 
 - ``--set``: the labelled router set (``labels.tsv`` and ``cache/docs``, see ``router_set/fetch.py``). The
   learned decision is scored by leave-one-document-out: for every document, a model fitted on all the
-  others routes its pages. Accuracy is reported overall, per gold label, per kind and per source, beside
-  the hand-set rules (``decision = "rules"``) in the same run.
+  others routes its pages. Accuracy is reported overall, per gold label, per kind (``labels.tsv``'s: photo,
+  near-empty, rotated, scan, chart...) and per source, beside the hand-set rules (``decision = "rules"``) in the
+  same run. Documents missing from the cache are left out and named.
 - ``--dev``: a folder with ``page_labels.tsv`` and ``corpus/`` (the dev set), routed by the model fitted on
   the whole router set (none of its pages were seen).
 - ``--fit``: write that model to ``pipeline/router_model.json``.
@@ -207,7 +208,11 @@ def main() -> None:
             k = (f"dev/{r['file']}", int(r["page"]))
             gold[k], kind[k], note[k], group[k], source[k] = r["label"], "devset", r.get("note", ""), k[0], "devset"
             items.append((k, args.dev / "corpus" / r["file"], k[1]))
-    keys = sorted(gold)
+    # Documents not in the cache (a source that could not be fetched, a tool missing for a derived one) are left
+    # out, and said so: the numbers are then over the pages that are there.
+    missing = sorted({k[0] for k, path, _ in items if not path.exists()})
+    items = [it for it in items if it[1].exists()]
+    keys = sorted(k for k, _, _ in items)
     signals, times = parse_pages(items, args.repeat)
 
     rules = {k: route_signals("", 1, signals[k], RouterConfig(decision="rules")) for k in keys}
@@ -220,6 +225,7 @@ def main() -> None:
     final = fit(signals, gold, train, best)
     n_docs = len({k[0] for k in keys})
     n_set = sum(source[k] != "devset" for k in keys)
+    left_out = len(gold) - len(keys)
 
     lines = [
         f"Router set: `{args.set}` ({n_set} pages; labels by eye, `labels.tsv`)"
@@ -229,7 +235,13 @@ def main() -> None:
         "drawings, decided by rules) with "
         f"{len(FEATURES)} features: boosted trees of depth {best[0]}, {best[1]} rounds, starting from "
         f"{best[2]} x the region rule's log-odds (best of {', '.join(_cfg(c) for c in grid)} by "
-        "leave-one-document-out).",
+        "leave-one-document-out)."
+        + (
+            f" Left out: {left_out} labelled pages of {len(missing)} documents not in the cache "
+            f"({', '.join(missing)}; see `router_set/fetch.py`)."
+            if missing
+            else ""
+        ),
         "",
         "| decision | visual-vs-text accuracy, leave-one-document-out | 3-class label accuracy |",
         "|---|---|---|",

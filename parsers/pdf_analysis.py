@@ -10,14 +10,22 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .layout import LineGeometry, line_geometry
-from .pdf_figures import BOXED_MIN_CHARS, boxed_text, drawing_extent, graphics_regions
+from .pdf_figures import BOXED_MIN_CHARS, boxed_text, drawing_extent, graphics_regions, photo_frames
 from .pdf_grid import Mask, PdfBox, PdfRegion, Run, Runs, content_box, top_left
 from .pdf_objects import PageObjects
-from .pdf_signals import background_images, classify_paths, select_images, shaded_boxes, text_signals
+from .pdf_signals import (
+    background_images,
+    classify_paths,
+    image_tone,
+    photo_candidates,
+    select_images,
+    shaded_boxes,
+    text_signals,
+)
 from .pdf_tables import MAX_TABLE_CANDIDATES, rule_groups, ruled_tables, unruled_tables
 from .types import Figure, PageSignals
 
-__all__ = ["PageAnalysis", "analyse_page", "drawing_share", "region_shares"]
+__all__ = ["PageAnalysis", "analyse_page", "drawing_share", "look_for_photos", "region_shares"]
 
 # The line-geometry measurements that are page signals too (all but the table boxes).
 LINE_FIELDS = tuple(f.name for f in dataclasses.fields(LineGeometry) if f.name in PageSignals.__dataclass_fields__)
@@ -67,6 +75,28 @@ def drawing_share(drawings: Mask, boxed: list[PdfRegion], text: Mask, content: P
     return float(drawn_only[rows, cols].sum()) / max(drawings.count_box(content), 1)
 
 
+def look_for_photos(objs: PageObjects, figures: list[int], page_area: float, sig: PageSignals) -> set[int]:
+    """The figures (``figures``: indices into ``objs.image_boxes``) that look like photographs, from a small decode
+    of the largest few (``photo_candidates``); the largest one looked at gives the page its image tone
+    (``paper_fraction``, ``colorfulness``, ``tone_levels``). Nothing is decoded on a page with an invisible OCR
+    layer (a scan) or without a decoder (objects built by hand)."""
+    if objs.thumbnail is None or sig.invisible_text_fraction > 0.5:
+        return set()
+    boxes = [tuple(objs.image_boxes[i].tolist()) for i in figures]
+    photos: set[int] = set()
+    for k in photo_candidates(boxes, page_area):
+        rgb = objs.thumbnail(figures[k])
+        if rgb is None or not rgb.size:
+            continue
+        tone = image_tone(rgb)
+        if not sig.tone_levels:
+            sig.paper_fraction, sig.colorfulness = round(tone.paper, 4), round(tone.colour, 4)
+            sig.tone_levels = tone.levels
+        if tone.photo:
+            photos.add(figures[k])
+    return photos
+
+
 def analyse_page(
     objs: PageObjects, spans: list[Run], char_runs: list[Run], n_leaders: int, sig: PageSignals
 ) -> PageAnalysis:
@@ -91,9 +121,8 @@ def analyse_page(
     chosen = select_images(objs.image_boxes, objs.image_px, page_area)
     out.max_image_px = chosen.max_px
     all_images = [tuple(b) for b in objs.image_boxes.tolist()]
-    image_boxes = [all_images[i] for i in chosen.keep]
-    image_px = objs.image_px.tolist()
-    out.figures = [Figure(top_left(all_images[i], page), *image_px[i]) for i in chosen.keep]
+    figures = list(chosen.keep)  # indices into all_images
+    image_boxes = [all_images[i] for i in figures]
     img_mask = Mask.of(image_boxes, page)
     sig.largest_image_coverage = chosen.largest_fraction
     sig.pixel_width, sig.pixel_height = chosen.largest_px
@@ -109,13 +138,21 @@ def analyse_page(
     under = background_images(image_boxes, text_mask, img_mask, sig.visible_chars)
     if under is not None:
         under_set = set(under)
-        image_boxes = [b for b in image_boxes if b not in under_set]
-        kept = {(round(b[0] - x0, 3), round(y1 - b[3], 3)) for b in image_boxes}
-        out.figures = [f for f in out.figures if (round(f.bbox[0], 3), round(f.bbox[1], 3)) in kept]
+        figures = [i for i in figures if all_images[i] not in under_set]
+        image_boxes = [all_images[i] for i in figures]
         sig.image_coverage = Mask.of(image_boxes, page).fraction
         out.diagnostics.append(
             f"text is printed over {len(under)} image{'s' * (len(under) != 1)}: taken for a background"
         )
+    # Photographs are figures for the image leg, not regions whose arrangement carries the meaning.
+    photos = look_for_photos(objs, figures, page_area, sig)
+    image_px = objs.image_px.tolist()
+    out.figures = [
+        Figure(top_left(all_images[i], page), *image_px[i], kind="photo" if i in photos else "image") for i in figures
+    ]
+    photo_boxes = [all_images[i] for i in figures if i in photos]
+    sig.n_photos, sig.photo_coverage = len(photo_boxes), Mask.of(photo_boxes, page).fraction
+    image_boxes = [all_images[i] for i in figures if i not in photos]
 
     # Regions that carry non-prose meaning: clusters of vector paths, ruled tables, images.
     geo = line_geometry(char_runs)
@@ -132,6 +169,8 @@ def analyse_page(
     if boxed:
         regions = [r for r in regions if r not in boxed]
         sig.n_boxed_text = len(boxed)
+    frames = photo_frames(regions, photo_boxes)
+    regions = [r for r in regions if r not in frames]
     drawn = Mask.of((r.box for r in regions), page)
     groups = rule_groups(paths.hrules, page_h)
     if len(groups) > MAX_TABLE_CANDIDATES:
@@ -152,7 +191,7 @@ def analyse_page(
     regions += [PdfRegion("image", b, 1) for b in image_boxes]
 
     # Coverages over the content box (everything printed).
-    content = content_box(span_boxes + [r.box for r in regions], page)
+    content = content_box(span_boxes + [r.box for r in regions] + photo_boxes, page)
     sig.content_coverage = (content[2] - content[0]) * (content[3] - content[1]) / page_area
     drawings = Mask.of(gfx_boxes, page)
     sig.drawing_coverage = drawings.fraction

@@ -2,21 +2,23 @@
 
 Pure functions over path boxes (``(left, bottom, right, top)`` in PDF space), occupancy grids and text runs:
 ``graphics_regions`` clusters the paths into drawings and charts, ``boxed_text`` tells the frames around dense
-running text (a listing, a note) from figures, ``drawing_extent`` measures the drawings' bounding boxes
-however few their paths.
+running text (a listing, a note) from figures, ``photo_frames`` the frames around a photograph,
+``drawing_extent`` measures the drawings' bounding boxes however few their paths.
 """
 
 from __future__ import annotations
 
 from .pdf_grid import Mask, PdfBox, PdfRegion, Runs, running_text
 
-__all__ = ["boxed_text", "drawing_extent", "graphics_regions"]
+__all__ = ["boxed_text", "drawing_extent", "graphics_regions", "photo_frames"]
 
 GRAPHICS_MIN_PATHS = 8  # fewer paths than this in a small cluster (a logo, a fraction bar) is not a drawing...
 GRAPHICS_MIN_AREA = 0.02  # ...unless the cluster spans this share of the page
 GRAPHICS_MIN_SIDE = 30.0  # ...and this many points on its shorter side
 BOXED_MIN_CHARS = 80  # a drawing region with at least this many characters inside...
 BOXED_DENSITY = 0.6  # ...at this share of the page's text density or more, in running lines, is boxed text
+FRAME_MAX_PATHS = 4  # a drawing region of this few paths...
+FRAME_PHOTO_SHARE = 0.6  # ...around a photograph that fills this share of it is the photo's frame (a border)
 EXTENT_GROW = 2  # grid cells: paths this close belong to one drawing (for drawing_extent)
 
 
@@ -68,6 +70,23 @@ def boxed_text(regions: list[PdfRegion], spans: Runs, page_density: float, runs:
         area = max((right - left) * (top - bottom), 1.0)
         if n >= BOXED_MIN_CHARS and n / area >= BOXED_DENSITY * page_density and running_text(runs, r.box, "boxed"):
             out.append(r)
+    return out
+
+
+def photo_frames(regions: list[PdfRegion], photos: list[PdfBox]) -> list[PdfRegion]:
+    """The drawing regions that are frames around a photograph (a border, a mount, a shadow): at most
+    ``FRAME_MAX_PATHS`` paths, around a photo (``photos``) that fills ``FRAME_PHOTO_SHARE`` of the region."""
+    out = []
+    for r in regions:
+        if r.kind != "graphics" or r.n_items > FRAME_MAX_PATHS:
+            continue
+        left, bottom, right, top = r.box
+        area = max((right - left) * (top - bottom), 1e-6)
+        for p in photos:
+            inside = p[0] >= left - 1 and p[1] >= bottom - 1 and p[2] <= right + 1 and p[3] <= top + 1
+            if inside and (p[2] - p[0]) * (p[3] - p[1]) >= FRAME_PHOTO_SHARE * area:
+                out.append(r)
+                break
     return out
 
 

@@ -9,16 +9,21 @@ over the arrays (``docrag.parsers.pdf_signals``, ``pdf_tables``, ``pdf_figures``
 from __future__ import annotations
 
 import ctypes
+import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .pdf_grid import PdfBox
 
-__all__ = ["MAX_FORM_DEPTH", "PageObjects", "walk_objects"]
+__all__ = ["MAX_FORM_DEPTH", "PageObjects", "image_thumbnail", "walk_objects"]
 
 MAX_FORM_DEPTH = 12  # Form XObjects nested deeper than this are not looked into
+THUMB_SIDE = 128  # px: an image is looked at (``PageObjects.thumbnail``) this small, on its longer side
+THUMB_MAX_PIXELS = 4_000_000  # images PDFium must decode whole (not JPEG) are not looked at above this...
+THUMB_MAX_JPEG_PIXELS = 40_000_000  # ...JPEG ones (decoded at 1/8 scale) above this
 
 Matrix = tuple[float, float, float, float, float, float]
 IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
@@ -51,6 +56,9 @@ class PageObjects:
     n_objects: int = 0  # objects on the page and in the forms looked into, inspected or not
     truncated: bool = False  # the walk stopped at max_objects
     n_form_fields: int = 0  # interactive form widgets (annotations)
+    # image i (in the order of image_boxes) as a small RGB array, (h, w, 3) uint8 of at most THUMB_SIDE a side,
+    # or None (too large, one bit per pixel, undecodable); only while the page is open
+    thumbnail: Callable[[int], np.ndarray | None] | None = field(default=None, repr=False)
 
 
 def _bounds(obj: object) -> PdfBox | None:
@@ -139,6 +147,76 @@ def _form_fields(pdf_page: object) -> int:
     return n
 
 
+def _filters(obj: object) -> list[str]:
+    import pypdfium2.raw as raw
+
+    out = []
+    for i in range(raw.FPDFImageObj_GetImageFilterCount(obj)):
+        n = raw.FPDFImageObj_GetImageFilter(obj, i, None, 0)
+        buf = ctypes.create_string_buffer(max(n, 1))
+        raw.FPDFImageObj_GetImageFilter(obj, i, buf, n)
+        out.append(buf.value.decode("latin-1"))
+    return out
+
+
+def _jpeg_thumbnail(data: bytes, side: int) -> np.ndarray | None:
+    """A JPEG stream decoded at the smallest DCT scale (1/2 to 1/8) that keeps ``side`` pixels, then shrunk."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        if img.width * img.height > THUMB_MAX_JPEG_PIXELS:
+            return None
+        img.draft("RGB" if img.mode not in ("L", "RGB") else img.mode, (side, side))
+        small = img.convert("RGB")
+    small.thumbnail((side, side))
+    return np.asarray(small)
+
+
+def _bitmap_thumbnail(bitmap: object, side: int) -> np.ndarray | None:
+    """Every k-th pixel of a PDFium bitmap (grey, BGR, BGRx or BGRA) as RGB, at most ``side`` a side."""
+    import pypdfium2.raw as raw
+
+    w, h = raw.FPDFBitmap_GetWidth(bitmap), raw.FPDFBitmap_GetHeight(bitmap)
+    stride, fmt = raw.FPDFBitmap_GetStride(bitmap), raw.FPDFBitmap_GetFormat(bitmap)
+    channels = {raw.FPDFBitmap_Gray: 1, raw.FPDFBitmap_BGR: 3, raw.FPDFBitmap_BGRx: 4, raw.FPDFBitmap_BGRA: 4}
+    if fmt not in channels or w <= 0 or h <= 0:
+        return None
+    n = channels[fmt]
+    buf = ctypes.cast(raw.FPDFBitmap_GetBuffer(bitmap), ctypes.POINTER(ctypes.c_ubyte))
+    rows = np.ctypeslib.as_array(buf, shape=(h * stride,)).reshape(h, stride)
+    step = max(1, math.ceil(max(w, h) / side))
+    px = np.array(rows[::step, : w * n].reshape(-1, w, n)[:, ::step])  # (h', w', n), copied out of the bitmap
+    return np.repeat(px, 3, axis=2) if n == 1 else np.ascontiguousarray(px[..., 2::-1])
+
+
+def image_thumbnail(obj: object, pdf_page: object, side: int = THUMB_SIDE) -> np.ndarray | None:
+    """An embedded image (a PDFium image object) as a small RGB array, cheaply: a JPEG is decoded at reduced
+    scale by PIL; another image is decoded by PDFium only up to ``THUMB_MAX_PIXELS`` and sampled. One bit per
+    pixel (fax, JBIG2: scans, line art) is not decoded. None when the image is not looked at."""
+    import pypdfium2.raw as raw
+
+    meta = raw.FPDF_IMAGEOBJ_METADATA()
+    if not raw.FPDFImageObj_GetImageMetadata(obj, pdf_page, meta) or meta.bits_per_pixel <= 1:
+        return None
+    try:
+        if _filters(obj)[-1:] == ["DCTDecode"]:
+            n = raw.FPDFImageObj_GetImageDataDecoded(obj, None, 0)  # simple filters undone: the JPEG stream
+            data = (ctypes.c_ubyte * n)()
+            raw.FPDFImageObj_GetImageDataDecoded(obj, data, n)
+            return _jpeg_thumbnail(bytes(data), side)
+        if meta.width * meta.height > THUMB_MAX_PIXELS:
+            return None
+        bitmap = raw.FPDFImageObj_GetBitmap(obj)
+        if not bitmap:
+            return None
+        try:
+            return _bitmap_thumbnail(bitmap, side)
+        finally:
+            raw.FPDFBitmap_Destroy(bitmap)
+    except Exception:  # a broken image stream (PIL raises many kinds): not looked at
+        return None
+
+
 def walk_objects(pdf_page: object, page: PdfBox, max_objects: int) -> PageObjects:
     """Walk the objects of ``pdf_page`` (a pypdfium2 page) once, Form XObjects included, into ``PageObjects``.
 
@@ -155,6 +233,7 @@ def walk_objects(pdf_page: object, page: PdfBox, max_objects: int) -> PageObject
     text_sized: list[bool] = []
     image_boxes: list[PdfBox] = []
     image_px: list[tuple[int, int]] = []
+    image_objs: list[object] = []
     path_boxes: list[PdfBox] = []
     path_in_form: list[bool] = []
     path_fill_only: list[bool] = []
@@ -205,6 +284,7 @@ def walk_objects(pdf_page: object, page: PdfBox, max_objects: int) -> PageObject
                     wpx.value = hpx.value = 0
                 image_boxes.append(box)
                 image_px.append((wpx.value, hpx.value))
+                image_objs.append(obj)
             elif kind in (raw.FPDF_PAGEOBJ_PATH, raw.FPDF_PAGEOBJ_SHADING):
                 fill_only, segments = False, -1
                 if kind == raw.FPDF_PAGEOBJ_PATH:
@@ -233,4 +313,5 @@ def walk_objects(pdf_page: object, page: PdfBox, max_objects: int) -> PageObject
         n_objects=total_objects,
         truncated=truncated,
         n_form_fields=_form_fields(pdf_page),
+        thumbnail=lambda i: image_thumbnail(image_objs[i], pdf_page.raw),
     )

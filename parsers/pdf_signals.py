@@ -19,9 +19,12 @@ __all__ = [
     "IMAGE_MIN_FRACTION",
     "IMAGE_MIN_PX",
     "ImageChoice",
+    "ImageTone",
     "PathKinds",
     "background_images",
     "classify_paths",
+    "image_tone",
+    "photo_candidates",
     "select_images",
     "shaded_boxes",
     "text_signals",
@@ -45,6 +48,14 @@ SHADE_MAX_SEGMENTS = 5  # a rectangle is a path of this many segments at most
 BACKGROUND_MIN_CHARS = 200  # images with at least this much visible text...
 BACKGROUND_TEXT_SHARE = 0.5  # ...this share of it printed over them are a background...
 BACKGROUND_IMAGE_TEXT = 0.2  # ...each image with text on this share of its grid cells, that is
+PHOTO_MIN_FRACTION = 0.03  # figures covering this share of the page or more are looked at for photos...
+PHOTO_MAX_IMAGES = 8  # ...the largest this many of them
+TONE_LEVELS = 32  # grey levels of a tone histogram
+PHOTO_MIN_LEVELS = 20  # a photo's tones spread over this many grey levels (1% of its pixels each) or more...
+PHOTO_MAX_PAPER = 0.5  # ...with less than this share of paper-white pixels;
+PHOTO_BARE_PAPER = 0.1  # or, a dark or colourful picture: less than this share of paper-white,
+PHOTO_DARK_LEVELS = 12  # this many grey levels or more...
+PHOTO_MAX_GROUND = 0.5  # ...and no light ground (tinted paper, a screen) under this share of the pixels
 LARGE_TEXT = 1.4  # text at this many times the median font size or more is large (headings, slides)
 MONO_NAME_HINTS = ("mono", "courier", "cmtt", "typewriter", "consol", "inconsolata", "lmtt", "sfrm")
 _BOLD = re.compile(r"bold|black|heavy|semibold|demi|-bd|cmbx", re.IGNORECASE)
@@ -174,3 +185,48 @@ def background_images(images: list[PdfBox], text: Mask, image_mask: Mask, visibl
     if on_images < BACKGROUND_TEXT_SHARE * max(int(text.cells.sum()), 1):
         return None
     return [b for b in images if text.cells_in(b) >= BACKGROUND_IMAGE_TEXT * text.count_box(b)]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTone:
+    """What an image's pixels look like: paper and ink (a page, a chart, a screenshot) or continuous tone."""
+
+    paper: float  # share of near-white, unsaturated pixels
+    colour: float  # mean saturation, 0 (grey) to 1
+    levels: int  # of TONE_LEVELS grey levels, how many hold 1% of the pixels or more
+    ground: float  # share of the pixels on the most common light tone (two neighbouring grey levels)
+
+    @property
+    def photo(self) -> bool:
+        """Continuous tone over a wide range of grey levels without a paper-white ground, or a dark or colourful
+        picture of many tones without a light ground: a photograph (or a painting), not a page, chart or
+        screenshot, whose pixels are a plain ground and a few inks (a page on tinted paper has a light ground
+        that is not paper-white)."""
+        spread = self.levels >= PHOTO_MIN_LEVELS and self.paper < PHOTO_MAX_PAPER
+        dark = self.levels >= PHOTO_DARK_LEVELS and self.paper < PHOTO_BARE_PAPER and self.ground < PHOTO_MAX_GROUND
+        return spread or dark
+
+
+def image_tone(rgb: np.ndarray) -> ImageTone:
+    """The tone of a small RGB image (``rgb`` (h, w, 3) uint8, a thumbnail)."""
+    px = rgb.reshape(-1, 3).astype(np.float32) / 255.0  # (n, 3)
+    hi, lo = px.max(axis=1), px.min(axis=1)
+    sat = np.where(hi > 0, (hi - lo) / np.maximum(hi, 1e-6), 0.0)
+    grey = px @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+    hist = np.bincount(np.minimum((grey * TONE_LEVELS).astype(np.int64), TONE_LEVELS - 1), minlength=TONE_LEVELS)
+    share = hist / max(len(grey), 1)
+    light = share[TONE_LEVELS // 2 :]
+    return ImageTone(
+        paper=float(((hi > 0.75) & (sat < 0.15)).mean()) if len(px) else 0.0,
+        colour=float(sat.mean()) if len(px) else 0.0,
+        levels=int((share >= 0.01).sum()),
+        ground=float((light[:-1] + light[1:]).max()),
+    )
+
+
+def photo_candidates(boxes: list[PdfBox], page_area: float) -> list[int]:
+    """Indices into ``boxes`` of the figures worth looking at for photos: the ``PHOTO_MAX_IMAGES`` largest that
+    cover ``PHOTO_MIN_FRACTION`` of the page or more, largest first."""
+    areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]
+    order = sorted(range(len(boxes)), key=lambda i: -areas[i])
+    return [i for i in order if areas[i] >= PHOTO_MIN_FRACTION * page_area][:PHOTO_MAX_IMAGES]

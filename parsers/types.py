@@ -106,10 +106,14 @@ class PageSignals:
     objects_truncated: bool = False  # the page had more objects than the inspection cap
     has_text_layer: bool = False
     source: str = "pdf"  # "pdf" or "image"
-    pixel_width: int = 0  # image pages: the image's own size
+    pixel_width: int = 0  # image pages: the image's own size (PDF pages: the largest figure's)
     pixel_height: int = 0
-    paper_fraction: float = 0.0  # image pages: share of near-white, unsaturated pixels (paper)
-    colorfulness: float = 0.0  # image pages: mean saturation, 0 (grey) to 1
+    # Image pages, and the largest figure of a PDF page when it was looked at (tone_levels > 0):
+    paper_fraction: float = 0.0  # share of near-white, unsaturated pixels (paper)
+    colorfulness: float = 0.0  # mean saturation, 0 (grey) to 1
+    tone_levels: int = 0  # PDF pages: of 32 grey levels, how many hold 1% of its pixels (0: not looked at)
+    n_photos: int = 0  # PDF pages: figures that look like photographs (continuous tone, no paper ground)
+    photo_coverage: float = 0.0  # union of those photos over the page (they are figures, not layout regions)
 
     @property
     def visible_chars(self) -> float:

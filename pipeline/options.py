@@ -63,6 +63,11 @@ class RouterConfig(BaseModel):
     min_text_chars: int = Field(
         40, description="A page with fewer visible non-space characters has no usable text layer."
     )
+    blank_max_image_coverage: float = Field(
+        0.05,
+        description="A page with fewer than min_text_chars visible characters, no drawing and images under this "
+        "share of it (a logo) is nearly blank: text.",
+    )
     scan_image_coverage: float = Field(
         0.5, description="An image covering at least this share of a page without usable text makes it a scan."
     )
@@ -99,6 +104,12 @@ class RouterConfig(BaseModel):
     photo_max_document_likeness: float = Field(
         0.5,
         description="Image files scoring below this document-likeness (paper background, grey) are photos.",
+    )
+    photo_page_share: float = Field(
+        0.8,
+        description="A PDF page without usable text whose figures are photographs (continuous tone, no paper "
+        "ground) over at least this share of their area is a photo page: text, its photos for the image leg, "
+        "no OCR. (Photographs are never layout regions: a page of prose and a photo is text.)",
     )
 
 

@@ -82,9 +82,32 @@ def _classify_image_file(s: PageSignals, cfg: RouterConfig) -> tuple[str, float,
     return "text", conf, [f"image file ({size}) looks like a photo or figure: {detail}"]
 
 
+def _photo_page(s: PageSignals, cfg: RouterConfig) -> bool:
+    """The page's figures are photographs (``photo_page_share`` of their area or more)."""
+    return s.n_photos > 0 and s.photo_coverage >= cfg.photo_page_share * s.image_coverage
+
+
+def _photos(s: PageSignals) -> str:
+    """'1 photograph covers 40% of the page' / '4 photographs cover 43% of the page'."""
+    return f"{_covers(s.n_photos, 'photograph')} {_pct(s.photo_coverage)} of the page"
+
+
 def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> tuple[str, float, list[str]]:
     visible_chars = round(s.visible_chars)
-    # 1. Scans: a page-sized image and no usable visible text (an invisible OCR layer does not count).
+    # 1. Photographs and no usable text (a full-page photo, a grid of photos): natural images for the image leg,
+    # not a scan (a picture of a printed page: paper and ink) nor a figure whose arrangement carries the meaning.
+    if visible_chars < cfg.min_text_chars and _photo_page(s, cfg):
+        tone = f"{s.tone_levels} of 32 grey levels, {_pct(s.paper_fraction)} paper-white"
+        conf = min(_confidence(s.photo_coverage / max(s.image_coverage, 1e-9), cfg.photo_page_share, 1.0), 0.9)
+        return (
+            "text",
+            conf,
+            [
+                f"{_photos(s)} and there is no usable text ({visible_chars} visible characters): natural images "
+                f"for the image leg, not a scanned page (the largest looked at: continuous tone, {tone})"
+            ],
+        )
+    # 2. Scans: a page-sized image and no usable visible text (an invisible OCR layer does not count).
     if visible_chars < cfg.min_text_chars and s.largest_image_coverage >= cfg.scan_image_coverage:
         w, h = s.pixel_width, s.pixel_height
         img = f"one {w}×{h} image" if w and h else "an image"
@@ -99,14 +122,17 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
         return "scanned", conf, reasons
 
     reasons: list[str] = []
-    # 2. Forms and slides are layout whatever their regions.
+    # 3. Forms and slides are layout whatever their regions.
     if s.n_form_fields >= cfg.form_min_fields:
         return "layout", 0.9, [f"{s.n_form_fields} interactive form fields"]
     # A few words and nothing to see (a section divider, a page of one word): not worth the visual leg,
     # slide-shaped or not, and not when unsure pages go there either.
-    nearly_blank = visible_chars < cfg.min_text_chars and not s.n_images and s.drawing_extent_share < 0.05
+    # A small image (a logo) leaves it nearly blank: its figure still goes to the image leg.
+    small = s.image_coverage < cfg.blank_max_image_coverage
+    nearly_blank = visible_chars < cfg.min_text_chars and small and s.drawing_extent_share < 0.05
     if nearly_blank and cfg.decision == "learned":
-        return "text", 0.9, [f"nearly blank page ({visible_chars} visible characters, nothing drawn)"]
+        drawn = f"an image over {_pct(s.image_coverage)} of the page" if s.image_coverage else "nothing drawn"
+        return "text", 0.9, [f"nearly blank page ({visible_chars} visible characters, {drawn})"]
     w, h = (s.height_pt, s.width_pt) if s.rotation in (90, 270) else (s.width_pt, s.height_pt)
     landscape = w > h * 1.15
     large = s.median_font_size >= min(cfg.slide_min_font_size, cfg.slide_min_relative_font * h)
@@ -120,7 +146,7 @@ def _classify_pdf_page(s: PageSignals, cfg: RouterConfig, model: Any = None) -> 
             ],
         )
 
-    # 3. Regions that carry the meaning: tables, charts/diagrams, images.
+    # 4. Regions that carry the meaning: tables, charts/diagrams, images (photographs are not such regions).
     reasons += _region_reasons(s)
     if visible_chars < cfg.min_text_chars and s.n_paths >= 50:
         reasons.append(f"no usable text layer ({visible_chars} chars) but {s.n_paths} vector paths: a drawing")
@@ -151,8 +177,10 @@ def _region_reasons(s: PageSignals) -> list[str]:
         share = min(s.graphics_coverage / max(s.content_coverage, 1e-9), 1.0)
         what = _covers(s.n_graphics_regions, "chart/drawing", f" ({s.n_paths} vector paths)")
         reasons.append(f"{what} {_pct(share)} of the content")
-    if s.n_images and s.image_coverage > 0:
+    if s.n_images and s.image_coverage > s.photo_coverage + 0.005:  # images other than photographs
         reasons.append(f"{_covers(s.n_images, 'embedded image')} {_pct(s.image_coverage)} of the page")
+    if s.n_photos:
+        reasons.append(f"{_photos(s)}: natural images for the image leg, not a layout region")
     return reasons
 
 
@@ -244,6 +272,8 @@ def needs_ocr(s: PageSignals, label: str, cfg: RouterConfig) -> tuple[bool, str]
     visible = round(s.visible_chars)
     if visible >= cfg.min_text_chars or s.invisible_text_fraction > 0.5:
         return False, ""
+    if _photo_page(s, cfg):
+        return False, "no usable text layer, and the images are photographs: nothing to OCR"
     if s.largest_image_coverage >= cfg.ocr_min_image_coverage:
         return True, f"no usable text layer and an image covers {_pct(s.largest_image_coverage)} of the page: OCR"
     if s.n_paths >= cfg.ocr_min_glyph_paths:

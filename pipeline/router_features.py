@@ -211,8 +211,11 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "image_coverage",
-        lambda s: s.image_coverage,
-        lambda s: f"embedded images cover {_pct(s.image_coverage)} of the page",
+        lambda s: max(s.image_coverage - s.photo_coverage, 0.0),
+        lambda s: (
+            f"embedded images cover {_pct(s.image_coverage)} of the page"
+            + (f", photographs {_pct(s.photo_coverage)} of it" if s.n_photos else "")
+        ),
         "a picture",
     ),
     Feature(

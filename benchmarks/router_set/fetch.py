@@ -13,7 +13,8 @@ grey, tilted, blurred, JPEG), the same with a tesseract OCR layer, pages given a
 inside their content stream with no ``/Rotate`` (``turned``, needs pypdf; both made deterministically from a
 seed), and slide decks from packages' test files exported to PDF by LibreOffice
 (``office``; the exact PDF depends on the LibreOffice version, so they carry no hash). Their pages are
-labelled like the others.
+labelled like the others. Photo pages (``photos``, ``raster_figures``, ``near_empty``) are drawn by
+``photo_pages.py`` around photos that ship with Python packages (ReportLab; matplotlib for raster charts).
 
 ``--search DIR`` looks for files with the right SHA-256 under DIR before downloading (a mirror, an earlier
 fetch). Documents land in ``CACHE/docs/ID.pdf``; a file whose hash differs is refused, not used.
@@ -201,6 +202,11 @@ def build_derived(row: dict[str, str], docs: Path, downloads: Path) -> None:
     out = docs / f"{row['id']}.pdf"
     if row["kind"] == "office":
         build_office(row, out, downloads)
+        return
+    if row["kind"] in ("photos", "raster_figures", "near_empty"):
+        from photo_pages import build_photos  # next to this file
+
+        build_photos(row, out, downloads)
         return
     rng = random.Random(row["id"])
     parts = [p.rsplit(":", 1) for p in row["from"].split()]
