@@ -197,9 +197,10 @@ def main() -> None:
     for r in labels:
         k = (r["id"], int(r["page"]))
         gold[k], kind[k], note[k] = r["label"], r["kind"], r["note"]
-        # A derived page is held out with the document it was made from (a rotated copy is the same page).
+        # A derived page is held out with the document it was made from (a rotated or turned copy is the same page).
         origin = derived.get(r["id"])
-        group[k] = origin[k[1] - 1].rsplit(":", 1)[0] if origin and r["id"] == "derived_rotated" else r["id"]
+        same = origin and r["id"] in ("derived_rotated", "derived_turned")
+        group[k] = origin[k[1] - 1].rsplit(":", 1)[0] if same else r["id"]
         src = docs[r["id"]]["source"] if r["id"] in docs else "derived"
         source[k] = src.split("@")[0].split("==")[0].split("=")[0]
         items.append((k, args.set / "cache" / "docs" / f"{r['id']}.pdf", k[1]))
