@@ -87,7 +87,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             type="colmodernvbert",
             model="ModernVBERT/colmodernvbert",
             revision="9052fc0ef8acf9fb764681ce0315a7f89ea7d276",
-            # The vision tower in OpenVINO, int8 weights, activations quantised at run time (no calibration), at
+            # The vision tower in OpenVINO, its MLP blocks int8 (activations quantised at run time, no calibration), at
             # a 1024-px longest edge (5 tiles for an A4 page, against the checkpoint's 2048 and 13): the cost and
             # the evidence are in benchmarks/RESULTS.md, "Visual pages on a CPU: the path and the edge".
             options={

@@ -186,7 +186,8 @@ def _drop_unloaded_lm_head(model: Any) -> None:
         log.info("left out the unused %s (not in the checkpoint)", module_name)
 
 
-# fp32; int8: weights int8, activations quantised at run time (torch: per batch; openvino: per group of 128);
+# fp32; int8: weights int8, activations quantised at run time (torch: every Linear, per batch; openvino: the
+# vision tower's MLP blocks, per group of 32);
 # int8-static: weights and activations int8 with scales calibrated once on synthetic pages (openvino, onnx).
 PRECISIONS = ("fp32", "int8", "int8-static")
 
