@@ -11,7 +11,7 @@ from docrag.indexes.maxsim import maxsim_naive
 from docrag.indexes.schema import POOLED, VISUAL
 from docrag.indexes.store import ModelMismatchError, Store
 from docrag.indexes.visual_index import FIRST_STAGES, VisualIndexSpec, hierarchical_pool, kmeans_pool
-from docrag.testing.rows import new_store, write_visual
+from docrag.testing.rows import new_store, write_pages, write_visual
 
 DIM = 128
 STAGES = sorted(FIRST_STAGES)
@@ -262,6 +262,8 @@ def test_repair_drops_a_first_stage_out_of_step(tmp_path):
     keys = _fill(store, pages)
     for i in range(4):
         store.documents.add(f"doc{i}", f"/d/doc{i}.pdf", 1, 0.0, 10, {})
+        # a ready document has its page rows (check flags one without)
+        write_pages(store, f"doc{i}", [""] * 10, route=["visual"] * 10, label=["table"] * 10)
         store.documents.mark_ready(f"doc{i}", {"visual": 10})
     store.maintain()
     assert store.check()["first_stage_complete"] is True and store.check()["ok"]
