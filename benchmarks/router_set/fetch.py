@@ -78,7 +78,7 @@ def _download_deb(spec: str, downloads: Path) -> Path:
     try:
         subprocess.run(["apt-get", "download", f"{pkg}={version}"], cwd=downloads, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
-        raise SystemExit(
+        raise RuntimeError(
             f"cannot download Debian package {pkg}={version}: run on Debian 12 or fetch it by hand"
         ) from None
     return sorted(downloads.glob(f"{pkg}_*.deb"))[0]
@@ -172,7 +172,7 @@ def build_office(row: dict[str, str], out: Path, downloads: Path) -> None:
     """A presentation from a package's test files, exported to PDF by LibreOffice (slides)."""
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if not soffice:
-        raise SystemExit("LibreOffice is needed for the slide decks (apt-get install libreoffice-impress)")
+        raise RuntimeError("LibreOffice is needed for the slide decks (apt-get install libreoffice-impress)")
     source, _, member = row["from"].rpartition(":")
     data = fetch_one({"source": source, "path": member}, downloads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,7 +232,7 @@ def build_derived(row: dict[str, str], docs: Path, downloads: Path) -> None:
             pdf = Path(tmp) / f"p{i}.pdf"
             if row["kind"] == "scan_ocr":
                 if not shutil.which("tesseract"):
-                    raise SystemExit("tesseract is needed for the OCR-layer scans (apt-get install tesseract-ocr)")
+                    raise RuntimeError("tesseract is needed for the OCR-layer scans (apt-get install tesseract-ocr)")
                 subprocess.run(
                     ["tesseract", str(jpg), str(pdf.with_suffix("")), "pdf"], check=True, capture_output=True
                 )
