@@ -32,6 +32,7 @@ from .database import (
     sql_str,
 )
 from .documents import DocumentsTable
+from .locks import LOCK_FILE
 from .models import ModelSpec
 from .pages import PagesTable
 from .record import OBSOLETE_KEYS
@@ -182,6 +183,14 @@ class Store:
         db.writable = True
         with db.writer_lock(wait_s, None, lease_s):
             return db.clear()
+
+    def own_paths(self) -> list[Path]:
+        """The database's own folders and files on the local disk (LanceDB's folder per table, the writer lock):
+        what a walk of the documents' folders leaves out when the database lies in one. [] on object storage."""
+        if is_uri(self.uri):
+            return []
+        root = Path(self.uri)
+        return [*sorted(root.glob("*.lance")), root / LOCK_FILE]
 
     @property
     def writable(self) -> bool:

@@ -244,8 +244,13 @@ def test_cli_index_search_stats_show_remove_json(tmp_path, corpus):
         "pages",
         "routes",
         "seconds",
+        "unsearchable",
+        "not_documents",
+        "warnings",
+        "excluded",
     }
     assert summary["indexed"] == 4 and summary["failed"] == []
+    assert summary["not_documents"] == [str(corpus / "notes.txt")] and summary["excluded"] == []
     assert summary["routes"] == {"visual": 0, "text": 6}  # lite: no visual model, every page on the text legs
 
     res = run("search", "zanzibarite shipment", "--db", db, "-k", "2", "--json")
