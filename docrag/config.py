@@ -304,7 +304,9 @@ def resolve(
     for layer in (file, environment, overrides):
         data = _apply(data, layer)
     data["profile"] = name
-    if stored.get("visual_index"):
+    if stored.get("visual_index") and not stored.get("visual_dim"):  # no visual vectors: nothing is fixed yet
+        data["visual_index"] = dict(stored["visual_index"]) | dict(data.get("visual_index") or {})
+    elif stored.get("visual_index"):
         index = dict(stored["visual_index"])
         asked = dict(data.get("visual_index") or {})
         for key in FIXED_INDEX:

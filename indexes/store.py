@@ -32,6 +32,7 @@ from .database import (
     sql_str,
 )
 from .documents import DocumentsTable
+from .locks import LOCK_FILE
 from .models import ModelSpec
 from .pages import PagesTable
 from .record import OBSOLETE_KEYS
@@ -79,12 +80,14 @@ def check_spec(uri: str, leg: str, given: ModelSpec | None, stored: ModelSpec | 
     return given
 
 
-def check_visual_index(uri: str, given: VisualIndexSpec | None, stored: VisualIndexSpec | None) -> VisualIndexSpec:
-    """How visual vectors are stored is fixed when the database is made: the stored spec, with the given first
+def check_visual_index(
+    uri: str, given: VisualIndexSpec | None, stored: VisualIndexSpec | None, vectors: bool = True
+) -> VisualIndexSpec:
+    """How visual vectors are stored is fixed once the database has them: the stored spec, with the given first
     stage (a search-time choice). Asking for other storage or pooling than the stored (other than the
-    defaults) is refused."""
-    if stored is None:
-        return given or VisualIndexSpec()
+    defaults) is refused. A database without visual vectors (``vectors`` False) takes the given spec."""
+    if stored is None or (given is not None and not vectors):
+        return given or stored or VisualIndexSpec()
     fixed = {"first_stage"}
     if given is not None and given.model_dump(exclude=fixed) not in (
         stored.model_dump(exclude=fixed),
@@ -127,11 +130,13 @@ class Store:
         self.text_spec = check_spec(self.uri, "text", text_spec, _spec(record.get("text_spec")))
         self.image_spec = check_spec(self.uri, "image", image_spec, _spec(record.get("image_spec")))
         stored_index = record.get("visual_index")
+        vectors = bool(record.get("visual_dim"))
         self.visual_index = check_visual_index(
-            self.uri, visual_index, VisualIndexSpec.model_validate(stored_index) if stored_index else None
+            self.uri, visual_index, VisualIndexSpec.model_validate(stored_index) if stored_index else None, vectors
         )
-        # The first stage searched is a search-time choice; the record keeps the one the database was made with.
-        self._made_with = stored_index or self.visual_index.record()
+        # The first stage searched is a search-time choice; the record keeps the one the database was made with
+        # (a database without visual vectors records the spec its first ones will have).
+        self._made_with = stored_index if stored_index and vectors else self.visual_index.record()
         self.profile = record.get("profile") or profile
         self.dims = Dims(
             record.get("text_dim"), record.get("image_dim"), record.get("visual_dim"), self.visual_index.storage
@@ -182,6 +187,14 @@ class Store:
         db.writable = True
         with db.writer_lock(wait_s, None, lease_s):
             return db.clear()
+
+    def own_paths(self) -> list[Path]:
+        """The database's own folders and files on the local disk (LanceDB's folder per table, the writer lock):
+        what a walk of the documents' folders leaves out when the database lies in one. [] on object storage."""
+        if is_uri(self.uri):
+            return []
+        root = Path(self.uri)
+        return [*sorted(root.glob("*.lance")), root / LOCK_FILE]
 
     @property
     def writable(self) -> bool:

@@ -18,6 +18,7 @@ from .reader import DocumentReader
 from .types import BBox, Figure, LayoutRegion, Page, PageSignals, TextSpan
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "BBox",
     "DocumentError",
@@ -64,6 +65,7 @@ class Found:
     path: Path
     supported: bool
     problem: str = ""
+    excluded: bool = False  # a file or folder the caller asked to leave out (not walked, not a document)
 
 
 def _problem(path: Path) -> tuple[str, bool]:
@@ -83,13 +85,38 @@ def _problem(path: Path) -> tuple[str, bool]:
     return "", False
 
 
-def discover(paths: Iterable[str | Path]) -> Iterator[Found]:
+def _identities(paths: Iterable[str | Path]) -> set[tuple[int, int]]:
+    """(device, inode) of each path that exists: the same file or folder however it is spelt."""
+    out = set()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        out.add((st.st_dev, st.st_ino))
+    return out
+
+
+def _is(path: str | Path, identities: set[tuple[int, int]]) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in identities
+
+
+def discover(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> Iterator[Found]:
     """Walk files and folders (recursively, sorted, symbolic links to folders not followed, hidden names
     skipped): yields a ``Found`` for every file, including those that cannot be read (broken links, pipes,
     devices; a folder that cannot be listed is reported as a problem of its own path). Never raises for
-    what it finds; a path that does not exist comes back with the problem "no such file"."""
+    what it finds; a path that does not exist comes back with the problem "no such file". A file or folder
+    in ``exclude`` (the same one, however it is spelt) is not walked: it comes back once, ``excluded``."""
+    left_out = _identities(exclude)
     for given in paths:
         given = Path(given)
+        if left_out and _is(given, left_out):
+            yield Found(given, False, excluded=True)
+            continue
         problem, is_dir = _problem(given)
         if not is_dir:
             yield Found(given, given.suffix.lower() in SUPPORTED_SUFFIXES, problem)
@@ -97,10 +124,17 @@ def discover(paths: Iterable[str | Path]) -> Iterator[Found]:
         errors: list[OSError] = []
         for top, dirs, files in os.walk(given, onerror=errors.append, followlinks=False):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            if left_out:
+                for d in [d for d in dirs if _is(Path(top) / d, left_out)]:
+                    dirs.remove(d)
+                    yield Found(Path(top) / d, False, excluded=True)
             for name in sorted(files):
                 if name.startswith("."):
                     continue
                 p = Path(top) / name
+                if left_out and _is(p, left_out):
+                    yield Found(p, False, excluded=True)
+                    continue
                 problem, is_dir = _problem(p)
                 if not is_dir:
                     yield Found(p, p.suffix.lower() in SUPPORTED_SUFFIXES, problem)
@@ -117,18 +151,22 @@ class Listing:
     files: list[Path] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     not_documents: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # what the caller asked to leave out, where it was met
 
 
-def list_documents(paths: Iterable[str | Path]) -> Listing:
+def list_documents(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> Listing:
     """Walk ``paths`` (``discover``) and classify what it finds. A file that cannot be read is a problem when
     it is of a type docrag reads or was named explicitly; a file of another type is a problem when named
-    explicitly, and otherwise just not a document."""
+    explicitly, and otherwise just not a document. ``exclude``: files and folders not to walk (a database's
+    own, when it lies in a folder being indexed)."""
     paths = list(paths)
     explicit = {Path(p) for p in paths}
     out = Listing()
-    for found in discover(paths):
+    for found in discover(paths, exclude):
         path = found.path
-        if found.problem:
+        if found.excluded:
+            out.excluded.append(str(path))
+        elif found.problem:
             if found.supported or path in explicit:
                 out.problems.append((str(path), found.problem))
         elif not found.supported:

@@ -61,6 +61,7 @@ class IngestReport:
     pending: int = 0  # documents not indexed because the run stopped (interrupted, storage failed)
     not_documents: list[str] = field(default_factory=list)  # files in folders that are not PDFs/images
     warnings: list[dict[str, str]] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # the database itself, met in a folder being indexed
     unsearchable: list[dict[str, Any]] = field(default_factory=list)  # indexed pages that no leg can find
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +76,9 @@ class IngestReport:
             "pages": self.pages,
             "routes": dict(self.routes),
             "seconds": round(self.seconds, 3),
+            "not_documents": list(self.not_documents),
+            "warnings": list(self.warnings),
+            "excluded": list(self.excluded),
         }
 
 
@@ -248,9 +252,10 @@ class Ingestor:
         store = self.store
         files: list[Path] = []
         roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-        listing = list_documents(paths)
+        listing = list_documents(paths, exclude=store.own_paths())  # a database in a folder given: not its files
         report.failed.extend({"file": f, "error": why} for f, why in listing.problems)
         report.not_documents.extend(listing.not_documents)
+        report.excluded.extend([store.uri] if listing.excluded else [])
         for path in listing.files:
             if _utf8(str(path)):
                 files.append(path.resolve())  # stored absolute: the same file from any working directory

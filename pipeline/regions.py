@@ -321,7 +321,8 @@ def visual_regions(
 
 def draw_regions(image: Image.Image, found: PageRegions, legs: Iterable[str] | None = None) -> Image.Image:
     """``image`` (the page, any size) with the regions drawn: the visual leg's credit as a red heatmap,
-    each leg's boxes in its colour (line width by weight), and a legend."""
+    each leg's boxes in its colour (line width by weight), and a legend in a band below the page (the page
+    keeps its size and nothing of it is covered)."""
     from PIL import Image as PILImage
     from PIL import ImageDraw
 
@@ -357,28 +358,48 @@ def draw_regions(image: Image.Image, found: PageRegions, legs: Iterable[str] | N
         if r.leg not in shown:
             shown.append(r.leg)
     base = PILImage.alpha_composite(base.convert("RGBA"), wash).convert("RGB")
-    draw = ImageDraw.Draw(base)
     if found.heat and "visual" not in shown and (wanted is None or "visual" in wanted):
         shown.insert(0, "visual")
-    if shown:
-        size = max(12, round(h / 60))
-        try:
-            from PIL import ImageFont
+    return _with_legend(base, shown) if shown else base
 
-            font = ImageFont.load_default(size=size)
-        except TypeError:  # Pillow < 10.1
-            font = ImageFont.load_default()
-        labels = {
-            "visual": "visual (heat: MaxSim credit)",
-            "text": "text (best chunk)",
-            "image": "image (figure)",
-            "bm25": "bm25 (query terms)",
-        }
-        line = size + 6
-        box_w = max(int(draw.textlength(labels.get(s, s), font=font)) for s in shown) + size + 24
-        draw.rectangle([8, 8, 8 + box_w, 8 + line * len(shown) + 8], fill=(255, 255, 255), outline=(0, 0, 0))
-        for i, leg in enumerate(shown):
-            y = 14 + i * line
-            draw.rectangle([14, y, 14 + size, y + size], fill=LEG_COLOURS.get(leg, (90, 90, 90)))
-            draw.text((20 + size, y), labels.get(leg, leg), fill=(0, 0, 0), font=font)
-    return base
+
+LEGEND = {
+    "visual": "visual (heat: MaxSim credit)",
+    "text": "text (best chunk)",
+    "image": "image (figure)",
+    "bm25": "bm25 (query terms)",
+}
+
+
+def _with_legend(page: Image.Image, legs: list[str]) -> Image.Image:
+    """``page`` above a white band with a swatch and a name per leg, left to right (a new row where the page's
+    width runs out)."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw, ImageFont
+
+    w, h = page.size
+    size = max(12, round(max(w, h) / 60))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    measure = ImageDraw.Draw(page)
+    gap, row = size, size + 8
+    places: list[tuple[int, int, str]] = []  # (x, row index, leg)
+    x, n_row = gap, 0
+    for leg in legs:
+        width = size + 6 + int(measure.textlength(LEGEND.get(leg, leg), font=font))
+        if x > gap and x + width > w - gap:
+            x, n_row = gap, n_row + 1
+        places.append((x, n_row, leg))
+        x += width + 2 * gap
+    band = row * (n_row + 1) + 8
+    out = PILImage.new("RGB", (w, h + band), (255, 255, 255))
+    out.paste(page, (0, 0))
+    draw = ImageDraw.Draw(out)
+    draw.line([(0, h), (w, h)], fill=(160, 160, 160), width=1)
+    for x, r, leg in places:
+        y = h + 6 + r * row
+        draw.rectangle([x, y, x + size, y + size], fill=LEG_COLOURS.get(leg, (90, 90, 90)))
+        draw.text((x + size + 6, y), LEGEND.get(leg, leg), fill=(0, 0, 0), font=font)
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -313,6 +314,144 @@ def test_user_mistakes_get_one_line_and_exit_2(tmp_path):
     not_db.mkdir()
     res = cli("stats", "--db", str(not_db))
     assert res.returncode == 2 and "not a docrag database" in res.stderr
+
+
+# -- the commands people run every day (issue 26, items 9-16) ----------------------------------------------------
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def test_index_leaves_its_own_database_out_and_names_what_it_skipped(tmp_path):
+    """A database inside the folder being indexed: its files are not walked (said once, ``excluded`` in --json);
+    the summary counts copies ("1 copy") and files that are not documents, and names them (--json: all)."""
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    planted(folder, "a.pdf", "zanzibarite")
+    shutil.copy(folder / "a.pdf", folder / "b.pdf")
+    (folder / "notes.txt").write_text("not a document")
+    db = folder / "db"
+    res = cli("index", str(folder), "--db", str(db), "--profile", "lite", "--workers", "0")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].startswith("indexed 1, skipped 0 unchanged, 1 copy recorded, 1 not a document, removed 0; 3 pages")
+    assert lines[1:] == [
+        "skipped 1 file(s) that are not PDFs or images: notes.txt",
+        f"note: left out {db}, the database itself (it lies in a folder being indexed)",
+    ]
+    again = cli("index", str(folder), "--db", str(db), "--profile", "lite", "--workers", "0", "--json")
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert (report["indexed"], report["skipped"]) == (0, 2)  # a.pdf and its copy, unchanged
+    assert report["not_documents"] == [str(folder / "notes.txt")]  # none of the database's own files
+    assert report["excluded"] == [str(db)] and report["warnings"] == []
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
+    """No bars can be drawn into a log: one-line summaries every --progress-every seconds instead of silence."""
+    folder, db = tmp_path / "papers", tmp_path / "db"
+    folder.mkdir()
+    planted(folder, "a.pdf", "zanzibarite")
+    args = ("index", str(folder), "--db", str(db), "--profile", "lite", "--workers", "0", "--progress-every", "1e-9")
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    ticks = [line for line in res.stderr.splitlines() if line.startswith("indexing ")]
+    tick = re.compile(rf"indexing {re.escape(str(db))}: [01]/1 files, [0-3] pages embedded, \d+ s")
+    assert ticks and all(tick.fullmatch(t) for t in ticks), res.stderr
+    quiet = cli(*args, "--json")  # for scripts: stdout is the JSON, and no progress lines
+    assert quiet.returncode == 0 and not [x for x in quiet.stderr.splitlines() if x.startswith("indexing ")]
+
+
+def test_stats_and_eval_print_tables_for_people(tmp_path, indexed):
+    _, db = indexed
+    stats = json.loads(cli("stats", "--db", str(db), "--json").stdout)  # for scripts: unchanged
+    res = cli("stats", "--db", str(db))
+    assert res.returncode == 0 and "{" not in res.stdout, res.stdout
+    lines = res.stdout.splitlines()
+    assert lines[0] == f"database        {db} (profile lite)"
+    assert f"documents       {stats['documents']}" in lines
+    assert f"pages           {stats['pages']}: text {stats['routes']['text']}" in lines
+
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": "a", "text": "zanzibarite", "relevant": [{"file": "a.pdf", "page": 2}]}\n')
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("file\tpage\tlabel\n" + "".join(f"a.pdf\t{p}\ttext\n" for p in (1, 2, 3)))
+    args = ("eval", "--db", str(db), "--queries", str(queries), "--labels", str(labels), "--k", "5")
+    routing = json.loads(cli(*args, "--json").stdout)["routing"]
+    res = cli(*args)
+    assert res.returncode == 0 and "{" not in res.stdout, res.stdout
+    assert (
+        f"routing: 3 labelled pages, label accuracy {routing['label_accuracy']:.3f}, route accuracy "
+        f"{routing['route_accuracy']:.3f}"
+    ) in res.stdout.splitlines()
+    assert "hand label" in res.stdout and "router: text" in res.stdout
+
+
+def test_an_empty_or_missing_query_is_one_line(indexed, tmp_path):
+    _, db = indexed
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": "a", "text": "zanzibarite"}\n')
+    for args, first in (
+        (("search", "", "--db", str(db)), "error the query is empty: give the words to search for"),
+        (("search", "  \t ", "--db", str(db)), "error the query is empty: give the words to search for"),
+        (("search", "--db", str(db)), "error give a QUERY or --queries FILE"),
+        (("search", "x", "--queries", str(queries), "--db", str(db)), "error give a QUERY or --queries FILE, not both"),
+    ):
+        res = cli(*args)
+        assert res.returncode == 2 and res.stderr.strip() == first, (args, res.stderr)
+
+
+def test_every_command_that_opens_a_database_reads_config(indexed, tmp_path):
+    """--config on stats, show, remove, check (and search, eval, route): each reads the file."""
+    folder, db = indexed
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[search\n")
+    for args in (
+        ("stats", "--db", str(db)),
+        ("show", "a.pdf", "1", "--db", str(db), "--out", str(tmp_path / "p.png")),
+        ("remove", "a.pdf", "--db", str(db)),
+        ("check", "--db", str(db)),
+        ("search", "zanzibarite", "--db", str(db)),
+        ("eval", "--db", str(db), "--queries", __file__),
+        ("route", str(folder)),
+    ):
+        res = cli(*args, "--config", str(bad))
+        assert res.returncode == 2, (args, res.stderr)
+        assert _first_line(res.stderr).startswith(f"error {bad}: cannot read the config file"), (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    good = tmp_path / "good.toml"
+    good.write_text('[search]\nfusion = "rrf"\n')
+    for args in (("stats", "--db", str(db)), ("check", "--db", str(db))):
+        assert cli(*args, "--config", str(good)).returncode == 0, args
+    assert cli("remove", "a.pdf", "--db", str(db), "--config", str(good)).stdout == "removed 1 document(s)\n"
+
+
+def test_remove_takes_a_file_name_that_one_indexed_file_has(indexed, tmp_path):
+    folder, db = indexed
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(folder / "a.pdf", other / "a.pdf")  # a copy: recorded as a second path, nothing embedded
+    assert cli("index", str(other), "--db", str(db)).returncode == 0
+    res = cli("remove", "a.pdf", "--db", str(db))
+    both = ", ".join(sorted(str((f / "a.pdf").resolve()) for f in (folder, other)))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"error a.pdf names 2 indexed files ({both}): give the path of the one to remove"
+    res = cli("remove", "c.pdf", "--db", str(db))  # papers/sub/c.pdf, by its name
+    assert (res.returncode, res.stdout) == (0, "removed 1 document(s)\n"), res.stderr
+    files = {Path(p).name for d in docrag.open(db).documents() for p in d["paths"]}
+    assert files == {"a.pdf", "b.pdf"}
+
+
+def test_a_database_without_visual_vectors_takes_another_visual_storage(indexed):
+    """A lite database has no visual vectors: how they would be stored is not fixed yet, so a setting for it is
+    no mismatch (and no message about vectors it does not have)."""
+    _, db = indexed
+    res = invoke(
+        "search", "zanzibarite", "--db", str(db), "--json", env={**ENV, "DOCRAG_VISUAL_INDEX__STORAGE": "int8"}
+    )
+    assert res.returncode == 0 and "vectors" not in res.stderr, res.stderr
+    assert Path(json.loads(res.stdout)["hits"][0]["file"]).name == "a.pdf"
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from reportlab.pdfgen import canvas
 
 import docrag.parsers.pdf as pdf_parser
 from docrag.config import Limits
-from docrag.parsers import DocumentError, discover, open_document
+from docrag.parsers import DocumentError, discover, list_documents, open_document
 from docrag.pipeline.router import route_page
 from docrag.testing import pdfgen
 
@@ -187,6 +187,17 @@ def test_discover_recurses_and_flags_unsupported(tmp_path, docs):
     (tmp_path / ".hidden" / "b.pdf").write_bytes(b"x")
     found = {f.path.name: f.supported for f in discover([tmp_path])}
     assert found == {"a.pdf": True, "notes.txt": False}
+
+
+def test_listing_leaves_out_what_it_is_told_however_it_is_spelt(tmp_path, docs):
+    (tmp_path / "db" / "documents.lance").mkdir(parents=True)
+    (tmp_path / "db" / "documents.lance" / "0.manifest").write_bytes(b"x")
+    (tmp_path / "db" / "a.pdf").write_bytes(docs["prose"].read_bytes())
+    (tmp_path / "b.pdf").write_bytes(docs["prose"].read_bytes())
+    spelt = tmp_path / "db" / ".." / "db" / "documents.lance"
+    listing = list_documents([tmp_path], exclude=[spelt, tmp_path / "no-such"])
+    assert listing.excluded == [str(tmp_path / "db" / "documents.lance")]
+    assert sorted(p.name for p in listing.files) == ["a.pdf", "b.pdf"] and listing.not_documents == []
 
 
 # --- text layers that used to cost rectangles x characters -------------------------------------------------

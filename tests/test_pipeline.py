@@ -245,11 +245,15 @@ def test_cli_index_search_stats_show_remove_json(tmp_path, corpus):
         "routes",
         "seconds",
         "unsearchable",
+        "not_documents",
+        "warnings",
+        "excluded",
     }
     # lite has no image or visual model and OCR is off: the photo and the scan are named, not passed over
     unsearchable = sorted((Path(u["file"]).name, u["pages"]) for u in summary["unsearchable"])
     assert unsearchable == [("photo.png", [1]), ("scan.pdf", [1])]
     assert summary["indexed"] == 4 and summary["failed"] == []
+    assert summary["not_documents"] == [str(corpus / "notes.txt")] and summary["excluded"] == []
     assert summary["routes"] == {"visual": 0, "text": 6}  # lite: no visual model, every page on the text legs
 
     res = run("search", "zanzibarite shipment", "--db", db, "-k", "2", "--json")

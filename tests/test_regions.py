@@ -276,13 +276,13 @@ def test_planted_phrase_regions_through_indexing_and_search(tmp_path):
     # Drawn: the bm25 boxes are tinted with the leg's colour, far from them the page is untouched.
     plain = hit.image(dpi=72)
     drawn = hit.image(dpi=72, regions=True)
-    assert drawn.size == plain.size
-    x0, y0, x1, y1 = found.by_leg("bm25")[0].pixels(*drawn.size)
+    assert drawn.width == plain.width and drawn.height > plain.height  # the page, and the legend below it
+    x0, y0, x1, y1 = found.by_leg("bm25")[0].pixels(*plain.size)
     inside = np.asarray(drawn)[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
     before = np.asarray(plain)[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
     green = np.asarray(LEG_COLOURS["bm25"], float)
     assert np.linalg.norm(inside - green) < np.linalg.norm(before - green) - 20
-    corner = (slice(drawn.size[1] - 40, drawn.size[1] - 5), slice(drawn.size[0] - 40, drawn.size[0] - 5))
+    corner = (slice(plain.size[1] - 40, plain.size[1] - 5), slice(plain.size[0] - 40, plain.size[0] - 5))
     assert np.array_equal(np.asarray(drawn)[corner], np.asarray(plain)[corner])
 
 
@@ -308,12 +308,29 @@ def test_draw_regions_legend_and_heat():
         [AnswerRegion("text", (0.5, 0.5, 0.9, 0.6), 1.0, "chunk")], heat=[((0.0, 0.0, 0.25, 0.25), 1.0)]
     )
     out = draw_regions(page, found)
+    assert out.width == 400 and out.height > 560  # the page at its size, the legend in a band below it
     px = np.asarray(out)
     assert tuple(px[120, 60]) != (255, 255, 255) and px[120, 60, 0] > px[120, 60, 1]  # heat: red, top left
     assert tuple(px[300, 300]) != (255, 255, 255)  # the text box's wash
     assert tuple(px[500, 100]) == (255, 255, 255)  # nothing there
     only_text = np.asarray(draw_regions(page, found, legs=["text"]))
     assert tuple(only_text[120, 60]) in {(255, 255, 255)} or only_text[120, 60, 0] == only_text[120, 60, 1]
+
+
+def test_the_legend_covers_nothing_of_the_page():
+    """The legend goes below the page: where it used to be drawn (top left) the page is as it was."""
+    page = Image.new("RGB", (600, 800), "white")
+    ImageDraw.Draw(page).text((12, 12), "Title of the page", fill="black")
+    found = PageRegions(
+        [AnswerRegion("bm25", (0.6, 0.8, 0.9, 0.85), 1.0, "term"), AnswerRegion("text", (0.1, 0.5, 0.9, 0.6), 1.0)]
+    )
+    out = draw_regions(page, found)
+    assert out.size[0] == 600 and out.size[1] > 800
+    corner = (0, 0, 300, 120)
+    assert np.array_equal(np.asarray(out.crop(corner)), np.asarray(page.crop(corner)))
+    band = np.asarray(out.crop((0, 800, 600, out.size[1])))
+    for leg in ("bm25", "text"):  # a swatch of each leg's colour in the band
+        assert (band == LEG_COLOURS[leg]).all(axis=-1).sum() > 50, leg
 
 
 @pytest.mark.slow
@@ -342,9 +359,9 @@ def test_cli_search_regions_and_show_query(tmp_path):
     bare = tmp_path / "bare.png"
     assert runner.invoke(app, ["show", "harbour.pdf", "1", "--db", db, "--out", str(bare)]).exit_code == 0
     with Image.open(out) as img, Image.open(bare) as page:
-        assert img.format == "PNG" and img.size == page.size and img.size[0] > 500
+        assert img.format == "PNG" and img.width == page.width > 500 and img.height > page.height  # legend below
         term = next(r for r in report["regions"] if r["leg"] == "bm25")
-        x0, y0, x1, y1 = (round(v * n) for v, n in zip(term["box"], img.size * 2, strict=True))
+        x0, y0, x1, y1 = (round(v * n) for v, n in zip(term["box"], page.size * 2, strict=True))
         box = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         # The matched term is marked on the page: its box differs from the same page drawn bare.
         assert (
@@ -362,15 +379,19 @@ def test_cli_search_regions_and_show_query(tmp_path):
     assert res.exit_code != 0 and "--query is empty" in res.output and "Traceback" not in res.output
 
 
-def test_visual_regions_end_to_end_with_the_tiny_model(tmp_path, tiny, docs):
-    """Index a table page with the tiny ColIdefics3: its visual hit has boxes, heat and a drawn picture."""
+@pytest.fixture(scope="module")
+def tiny_visual_db(tmp_path_factory, tiny, docs):
+    """A table page and a 300-dpi scanned PNG indexed with the tiny ColIdefics3: (the index, its folder)."""
     import shutil
 
-    folder = tmp_path / "docs"
+    root = tmp_path_factory.mktemp("tiny_visual")
+    folder = root / "docs"
     folder.mkdir()
     shutil.copy(docs["table"], folder / "table.pdf")
+    with Image.open(docs["scan_png"]) as scan:
+        scan.save(folder / "scan.png", dpi=(300, 300))
     idx = docrag.open(
-        tmp_path / "db",
+        root / "db",
         profile="cpu",
         visual={"type": "colidefics3", "model": str(tiny["colidefics3"])},
         text={"type": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"},
@@ -378,14 +399,49 @@ def test_visual_regions_end_to_end_with_the_tiny_model(tmp_path, tiny, docs):
         ingest={"ocr": False, "elements": "text-layer"},
     )
     idx.add([folder], progress=False)
-    hit = idx.search("quarterly revenue table", k=1, legs=["visual"])[0]
+    return idx, folder
+
+
+def test_visual_regions_end_to_end_with_the_tiny_model(tiny_visual_db):
+    """Index a table page with the tiny ColIdefics3: its visual hit has boxes, heat and a drawn picture."""
+    idx, _ = tiny_visual_db
+    hit = idx.search("quarterly revenue table", k=1, legs=["visual"], where="path LIKE '%table.pdf'")[0]
     found = hit.regions()
     boxes = found.by_leg("visual")
     assert boxes and all(0 <= v <= 1 for r in boxes for v in r.box) and sum(r.weight for r in boxes) <= 1 + 1e-6
     assert found.heat and sum(v for _, v in found.heat) <= 1 + 1e-6
     drawn = hit.image(dpi=50, regions=True)
     plain = hit.image(dpi=50)
-    assert drawn.size == plain.size
-    x0, y0, x1, y1 = boxes[0].pixels(*drawn.size)
+    assert drawn.width == plain.width and drawn.height > plain.height  # the legend below the page
+    x0, y0, x1, y1 = boxes[0].pixels(*plain.size)
     tint = np.abs(np.asarray(drawn, np.int16)[y0:y1, x0:x1] - np.asarray(plain, np.int16)[y0:y1, x0:x1])
     assert tint.mean() > 5  # the best visual box is drawn over the page, not just a page of the same size
+
+
+def test_show_query_on_an_image_keeps_its_size(tiny_visual_db, tmp_path):
+    """`docrag show --query` on an image file: the image at its own pixels (not scaled to 100 dpi), the regions
+    on it and the legend below it."""
+    idx, folder = tiny_visual_db
+    out = tmp_path / "why.png"
+    res = runner.invoke(
+        app,
+        [
+            "show",
+            "scan.png",
+            "1",
+            "--db",
+            idx.db,
+            "--query",
+            "quarterly revenue",
+            "--legs",
+            "visual",
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == str(out)
+    with Image.open(folder / "scan.png") as original, Image.open(out) as drawn:
+        assert drawn.width == original.width and drawn.height > original.height
+        page = np.asarray(drawn.convert("RGB"), np.int16)[: original.height]
+        assert (np.abs(page - np.asarray(original.convert("RGB"), np.int16)) > 30).any()  # the heat is on it

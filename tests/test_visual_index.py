@@ -222,6 +222,17 @@ def test_compressed_storage_is_recorded_and_searchable(tmp_path, storage, factor
     assert Store(tmp_path / "db", writable=False).visual_index.first_stage == "centroids"
 
 
+def test_a_database_without_visual_vectors_has_no_storage_to_keep():
+    """Settings: the stored spec holds once visual vectors are there; before (a lite database), what is asked."""
+    from docrag.config import resolve
+
+    stored = {"visual_index": VisualIndexSpec().record(), "visual_dim": None, "profile": "lite"}
+    asked = {"visual_index": {"storage": "int8"}}
+    assert resolve(stored, None, asked, env={}).visual_index.storage == "int8"
+    with pytest.raises(ModelMismatchError, match="stores visual vectors as"):
+        resolve({**stored, "visual_dim": 128}, None, asked, env={})
+
+
 class _Vectors:
     """A visual embedder whose query "texts" name precomputed token vectors."""
 

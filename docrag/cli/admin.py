@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,14 +17,36 @@ def stats(db: DbOpt, config: ConfigOpt = None, as_json: JsonOpt = False) -> None
     s = call(idx.stats, idx.settings.profile)
     if as_json:
         typer.echo(json.dumps(s))
-    else:
-        built = s.pop("built_with", {})
-        for key, value in s.items():
-            if not key.endswith("_model"):  # the models: below, by leg, with what exactly built them
-                typer.echo(f"{key:>22}: {value}")
-        for leg, spec in built.items():
-            what = f"{spec['type']}:{spec['model']}@{(spec['revision'] or 'unpinned')[:12]}" if spec else "none"
-            typer.echo(f"{leg + ' model':>22}: {what}")
+        return
+    for name, value in stats_rows(s):
+        typer.echo(f"{name:<14}  {value}")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def stats_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """``Index.stats()`` as (name, value) lines for people (``--json`` has the dict as it is)."""
+    vi = s["visual_index"]
+    pooled = f", token pooling ×{vi['pool_factor']}" if vi["pool_factor"] > 1 else ""
+    incomplete = s["incomplete_documents"]
+    unfinished = f" ({incomplete} incomplete: `docrag index` finishes them)" if incomplete else ""
+    searched = f" (searched {s['visual_search']})" if s["visual_search"] else ""
+    rows = [
+        ("database", f"{s['db']} (profile {s['profile']})"),
+        ("documents", f"{s['documents']}{unfinished}"),
+        ("pages", f"{s['pages']}" + (f": {_counts(s['routes'])}" if s["routes"] else "")),
+        ("labels", _counts(s["labels"])),
+        ("text chunks", str(s["chunks"])),
+        ("images", str(s["images"])),
+        ("visual pages", f"{s['visual_pages']}{searched}"),
+        ("visual storage", f"{vi['storage']}{pooled}, first stage {vi['first_stage']}"),
+    ]
+    for leg, spec in s["built_with"].items():
+        what = f"{spec['type']}:{spec['model']}@{(spec['revision'] or 'unpinned')[:12]}" if spec else "none"
+        rows.append((f"{leg} model", what))
+    return rows
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -59,13 +60,22 @@ def index(
             "once the models are here).",
         ),
     ] = False,
+    progress_every: Annotated[
+        float,
+        typer.Option(
+            "--progress-every",
+            min=0,
+            help="When stderr is not a terminal (a log, CI): a one-line progress summary every this many seconds "
+            "(0: none).",
+        ),
+    ] = 15.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Index PDFs and images: parse, route, embed, store. Unchanged files are skipped; re-runs resume."""
-    seen = {"files": -1, "skipped": 0, "documents": 0}  # the run's progress (files: -1 until they are listed)
+    seen = {"files": -1, "skipped": 0, "documents": 0, "pages": 0}  # the run's progress (files: -1 until listed)
     try:
         report, interrupted = _index(
-            paths, db, profile, config, meta, workers, wait, engine, address, rebuild, as_json, seen
+            paths, db, profile, config, meta, workers, wait, engine, address, rebuild, as_json, seen, progress_every
         )
     except KeyboardInterrupt:  # before the run had its report: opening, models, the writer lock, the workers
         report, interrupted = None, True
@@ -77,7 +87,10 @@ def index(
         from rich.console import Console
 
         out = Console(soft_wrap=True)  # one line per item when piped: grep and scripts read lines
-        extra = f", {report.duplicates} copies recorded" if report.duplicates else ""
+        copies = report.duplicates
+        extra = f", {copies} {'copy' if copies == 1 else 'copies'} recorded" if copies else ""
+        others = len(report.not_documents)
+        extra += f", {others} not {'a document' if others == 1 else 'documents'}" if others else ""
         out.print(
             f"indexed {report.indexed}, skipped {report.skipped} unchanged{extra}, removed {report.removed}; "
             f"{report.pages} pages (visual {report.routes.get('visual', 0)}, text "
@@ -85,7 +98,14 @@ def index(
             highlight=False,
         )
         if report.not_documents:
-            out.print(f"[dim]skipped {len(report.not_documents)} file(s) that are not PDFs or images[/]")
+            out.print(_not_documents(report.not_documents), style="dim", highlight=False, markup=False)
+        for folder in report.excluded:
+            out.print(
+                f"note: left out {folder}, the database itself (it lies in a folder being indexed)",
+                style="dim",
+                highlight=False,
+                markup=False,
+            )
         for w in report.warnings:
             out.print(f"[yellow]warning[/] {escape(w['file'])}: {escape(w['warning'])}", highlight=False)
         for f in report.failed:
@@ -101,6 +121,33 @@ def index(
         raise typer.Exit(code=1)
 
 
+def _not_documents(files: list[str], show: int = 5) -> str:
+    """The line naming the files that are not documents (the first ``show``; ``--json`` lists them all)."""
+    names = ", ".join(Path(f).name for f in files[:show])
+    more = f" and {len(files) - show} more (--json lists them)" if len(files) > show else ""
+    return f"skipped {len(files)} file(s) that are not PDFs or images: {names}{more}"
+
+
+class _Ticker:
+    """Progress where no bar can be drawn (stderr is a log or a pipe): a one-line summary on stderr every
+    ``every`` seconds, as the run's events arrive."""
+
+    def __init__(self, every: float, seen: dict[str, int], db: str) -> None:
+        self.every, self.seen, self.db = every, seen, db
+        self.t0 = self.last = time.monotonic()
+
+    def __call__(self, event: str) -> None:
+        now = time.monotonic()
+        if event == "start" or now - self.last < self.every:
+            return
+        self.last = now
+        s = self.seen
+        done = s["documents"] + s["skipped"]  # begun, or settled without embedding (unchanged, copies, failed)
+        note(
+            f"indexing {self.db}: {done}/{max(s['files'], 0)} files, {s['pages']} pages embedded, {now - self.t0:.0f} s"
+        )
+
+
 def _index(
     paths: list[Path],
     db: str,
@@ -114,8 +161,10 @@ def _index(
     rebuild: bool,
     as_json: bool,
     seen: dict[str, int],
+    progress_every: float = 0.0,
 ) -> tuple[Any, bool]:
-    """The run, with progress bars: (its report, whether Ctrl-C stopped it). ``seen`` counts its progress."""
+    """The run, with progress bars (or, when stderr is not a terminal, a line every ``progress_every`` seconds):
+    (its report, whether Ctrl-C stopped it). ``seen`` counts its progress."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -145,8 +194,15 @@ def _index(
         transient=True,
     ) as bars:
         tasks: dict[str, Any] = {}
+        quiet = as_json or err.is_terminal or not progress_every
+        tick = None if quiet else _Ticker(progress_every, seen, db)
 
         def progress(event: str, data: dict[str, Any]) -> None:
+            _progress(event, data)
+            if tick is not None:
+                tick(event)
+
+        def _progress(event: str, data: dict[str, Any]) -> None:
             if event == "start":
                 seen["files"] = data["files"]
                 tasks["docs"] = bars.add_task("documents", total=data["files"])
@@ -159,6 +215,7 @@ def _index(
                 seen["skipped"] += 1
                 bars.advance(tasks["docs"])
             elif event == "pages":
+                seen["pages"] += data["n"]
                 bars.advance(tasks["pages"], data["n"])
             elif event == "leg":
                 key = f"leg:{data['leg']}"
@@ -212,15 +269,17 @@ def _interrupted(report: Any, paths: list[Path], seen: dict[str, int], as_json: 
 
 @app.command()
 def remove(
-    targets: Annotated[list[str], typer.Argument(help="Paths (files or folders) or doc_ids.")],
+    targets: Annotated[
+        list[str], typer.Argument(help="Paths (files or folders), doc_ids, or file names (one indexed file each).")
+    ],
     db: DbOpt,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove documents from the database."""
+    """Remove documents from the database: by path, folder, doc_id, or a file name that one indexed file has."""
     idx = open_db(db, None, config)
     n = call(lambda: idx.remove(*targets))
     typer.echo(json.dumps({"removed": n}) if as_json else f"removed {n} document(s)")
     if n == 0:
-        note(f"nothing in {db} matched {', '.join(targets)} (a path as indexed, a folder, or a doc_id)")
+        note(f"nothing in {db} matched {', '.join(targets)} (a path as indexed, a folder, a doc_id or a file name)")
         raise typer.Exit(code=1)

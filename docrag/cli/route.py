@@ -34,12 +34,12 @@ def route(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from docrag.config import read_config, resolve
+    from docrag.config import load_settings
     from docrag.pipeline.routing import route_files
 
     overrides: dict[str, Any] = {"router": {"visual_pages": visual_pages.value}} if visual_pages else {}
     with guarded():
-        settings = resolve(None, None, read_config(config), overrides, source=str(config or ""))
+        settings = load_settings(None, config, **overrides)
 
     err = Console(stderr=True)
     show_progress = not as_json and err.is_terminal

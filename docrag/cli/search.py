@@ -46,8 +46,12 @@ def search(
     """Search pages: one query, or a batch (--queries FILE.jsonl, one JSON line per query out)."""
     from docrag.pipeline.eval import read_queries
 
-    if (query is None) == (queries is None):
-        raise typer.BadParameter("give a QUERY or --queries FILE, not both", param_hint="QUERY")
+    if query is None and queries is None:
+        fail("give a QUERY or --queries FILE")
+    if query is not None and queries is not None:
+        fail("give a QUERY or --queries FILE, not both")
+    if query is not None and not query.strip():
+        fail("the query is empty: give the words to search for")
     idx = open_db(db, profile, config)
     prof = idx.settings.profile
     leg_list = legs_option(legs)
@@ -109,7 +113,10 @@ def show(
     page: Annotated[int, typer.Argument(help="Page number (1-based).")],
     db: DbOpt,
     out: Annotated[Path, typer.Option("--out", help="Where to write the PNG.")] = Path("page.png"),
-    dpi: Annotated[int, typer.Option("--dpi")] = 100,
+    dpi: Annotated[
+        int | None,
+        typer.Option("--dpi", help="Resolution. [default: 100 for a PDF page; an image file keeps its own size]"),
+    ] = None,
     query: Annotated[
         str | None, typer.Option("--query", help="Draw where each leg matched this query on the page.")
     ] = None,
@@ -119,10 +126,11 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a page image (rendered from the file, or the stored thumbnail when the file is gone); with
-    --query, the page's answer regions drawn on it (a colour per leg, the visual leg as a heatmap)."""
+    --query, the page's answer regions drawn on it (a colour per leg, the visual leg as a heatmap) and a legend
+    below it."""
     idx = open_db(db, profile, config)
     prof = idx.settings.profile
-    if dpi < 10 or dpi > 600:
+    if dpi is not None and not 10 <= dpi <= 600:
         fail(f"--dpi {dpi}: use 10 to 600")
     doc = call(lambda: idx.find(file), prof)
     if doc is None:
@@ -132,8 +140,14 @@ def show(
         fail(f"page {page} is out of range: {name} has {doc['n_pages']} page(s)")
     if not out.parent.is_dir():
         fail(f"cannot write {out}: the folder {out.parent} does not exist")
+    from docrag.parsers import IMAGE_SUFFIXES
+
+    if dpi is None:  # an image file is never scaled up: asked for more than it has, it comes at its own size
+        dpi_ = float("inf") if Path(doc["path"]).suffix.lower() in IMAGE_SUFFIXES else 100.0
+    else:
+        dpi_ = float(dpi)
     try:
-        img = call(lambda: idx.render(doc["doc_id"], page, dpi), prof)
+        img = call(lambda: idx.render(doc["doc_id"], page, dpi_), prof)
     except KeyError:
         fail(f"{name} page {page}: the file cannot be read now and no thumbnail was stored")
     report: dict[str, Any] = {"out": str(out), "file": doc["path"], "page": page}
@@ -211,6 +225,29 @@ def eval_cmd(
         table.add_row(name, "all", *[f"{r['overall'][m]:.3f}" for m in metrics])
         for kind, row in r["by_kind"].items():
             table.add_row("", f"{kind} ({row['n']})", *[f"{row[m]:.3f}" for m in metrics])
-    Console(width=160).print(table)
+    console = Console(width=160)
+    console.print(table)
     if "routing" in result:
-        typer.echo(f"routing: {result['routing']}")
+        r = result["routing"]
+        if not r["pages"]:
+            typer.echo("routing: none of the labelled pages is in the database (files are matched by name)")
+            return
+        typer.echo(
+            f"routing: {r['pages']} labelled pages, label accuracy {r['label_accuracy']:.3f}, route accuracy "
+            f"{r['route_accuracy']:.3f}"
+        )
+        console.print(_confusion_table(r["confusion"]))
+
+
+def _confusion_table(confusion: dict[str, dict[str, int]]) -> Any:
+    """Pages by hand label (rows) and the router's label (columns)."""
+    from rich.table import Table
+
+    found = sorted({label for row in confusion.values() for label in row})
+    table = Table()
+    table.add_column("hand label")
+    for label in found:
+        table.add_column(f"router: {label}", justify="right")
+    for hand, row in sorted(confusion.items()):
+        table.add_row(hand, *[str(row.get(label, 0)) for label in found])
+    return table
