@@ -345,17 +345,31 @@ def _pages_state(db: Path) -> tuple[dict[str, str], list[tuple[str, int, str]]]:
     return docs, rows
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract to make indexing slow enough")
-def test_a_kill_late_keeps_every_finished_document(tmp_path):
-    """Six one-page scans (OCR'd: a few seconds each) in one batch of eight pages: each document is written and
-    ready as soon as it is planned, so a kill after half of them keeps those, and the rerun does only the rest."""
+def _index_until(db: Path, folder: Path, cfg: Path, enough) -> None:
+    """``docrag index FOLDER`` in its own process, killed (SIGKILL, its whole group) as soon as
+    ``enough(docs, rows)`` holds for what another process reads of the database (``_pages_state``)."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
+    cmd = [str(Path(sys.executable).parent / "docrag"), "index", str(folder), "--db", str(db), "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if enough(*_pages_state(db)):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract to make indexing slow enough")
+def test_a_kill_late_keeps_every_finished_document(tmp_path):
+    """Six one-page scans (OCR'd: a few seconds each) in one batch of eight pages: each document is written and
+    ready as soon as it is planned, so a kill after half of them keeps those, and the rerun does only the rest."""
     from docrag.testing import pdfgen
 
     folder = tmp_path / "scans"
@@ -365,17 +379,7 @@ def test_a_kill_late_keeps_every_finished_document(tmp_path):
     cfg = tmp_path / "docrag.toml"
     cfg.write_text("profile = 'lite'\n[ingest]\nocr = true\nocr_dpi = 100\nelements = 'text-layer'\n")
     db = tmp_path / "db"
-    cmd = [str(Path(sys.executable).parent / "docrag"), "index", str(folder), "--db", str(db), "--config", str(cfg)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline, ready = time.time() + 240, []
-    while time.time() < deadline and proc.poll() is None:
-        ready = [d for d, s in _pages_state(db)[0].items() if s == "ready"]
-        if len(ready) >= 3:
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    proc.wait(timeout=30)
-    assert len(ready) >= 3, "no three documents were ready while the run went on"
+    _index_until(db, folder, cfg, lambda docs, rows: sum(s == "ready" for s in docs.values()) >= 3)
     docs, _ = _pages_state(db)
     kept = sorted(d for d, s in docs.items() if s == "ready")
     assert 3 <= len(kept) < 6, docs  # killed with documents to go; the finished ones stay ready
@@ -392,12 +396,6 @@ def test_a_kill_late_keeps_every_finished_document(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract to make indexing slow enough")
 def test_a_kill_mid_document_resumes_from_its_written_pages(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     import docrag
     from docrag.testing import pdfgen
 
@@ -407,16 +405,7 @@ def test_a_kill_mid_document_resumes_from_its_written_pages(tmp_path):
     cfg = tmp_path / "docrag.toml"
     cfg.write_text("profile = 'lite'\n[ingest]\nocr = true\nocr_dpi = 100\npage_batch = 1\nelements = 'text-layer'\n")
     db = tmp_path / "db"
-    cmd = [str(Path(sys.executable).parent / "docrag"), "index", str(folder), "--db", str(db), "--config", str(cfg)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline, written = time.time() + 240, []
-    while time.time() < deadline and proc.poll() is None:
-        written = _pages_state(db)[1]
-        if len(written) >= 3:
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    proc.wait(timeout=30)
+    _index_until(db, folder, cfg, lambda docs, rows: len(rows) >= 3)
     docs, written = _pages_state(db)
     assert set(docs.values()) == {"indexing"} and 3 <= len(written) < 8, (docs, len(written))
 
