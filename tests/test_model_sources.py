@@ -25,6 +25,7 @@ from docrag.config import PROFILES
 from docrag.indexes.models import MINILM_ID, Checkpoint, packaged_path
 
 PINNED = PROFILES["lite"]["text"]["revision"]
+QUICK = {"ocr": False, "elements": "text-layer"}  # parsing is not the point here
 # The hub's own sha256 of all-MiniLM-L6-v2's model.safetensors (its LFS pointer): the packaged copy must be these
 # bytes for "one spec, two sources" to hold.
 OFFICIAL_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -124,21 +125,27 @@ def test_packaged_minilm_is_the_official_weights():
 
 def test_lite_prefers_the_official_minilm_and_falls_back_to_the_packaged_copy(tmp_path, docs, hub_here):
     packaged = packaged_path(MINILM_ID)
+    snapshot = Path("models--sentence-transformers--all-MiniLM-L6-v2") / "snapshots" / PINNED
     with HubServer({MINILM_ID: Path(packaged)}) as hub:
         hub.repos[MINILM_ID].sha = PINNED  # the hub serves the revision the lite profile pins
         cache = hub_here(hub.endpoint, offline=False)
-        official = docrag.open(tmp_path / "official.db", profile="lite")
-        found = official.ensure_models()
-        assert found == {
-            MINILM_ID: str(cache / "models--sentence-transformers--all-MiniLM-L6-v2" / "snapshots" / PINNED)
-        }
+        db = tmp_path / "official.db"
+        official = docrag.open(db, profile="lite", ingest=QUICK)
+        assert official.ensure_models() == {MINILM_ID: str(cache / snapshot)}
         assert f"/{MINILM_ID}/resolve/{PINNED}/model.safetensors" in hub.downloads()
         hub.requests.clear()
-        assert docrag.open(tmp_path / "again.db", profile="lite").ensure_models() == found  # cached: no request
+        assert official.add([docs["prose"]], workers=0).indexed == 1  # with the official copy, from the cache now
         assert hub.downloads() == []
+        hits = official.search("quarterly revenue", k=1, legs=["text"])
 
-    # Offline with an empty cache, or online with no hub to reach: the packaged copy, and no error.
+    # Offline with an empty cache, or online with no hub to reach: the packaged copy, and no error. It is the same
+    # model under the same spec: the database records one spec either way, and searches as it did.
     hub_here(offline=True, cache=tmp_path / "empty")
-    assert docrag.open(tmp_path / "offline.db", profile="lite").ensure_models() == {MINILM_ID: packaged}
+    packaged_index = docrag.open(db)
+    assert packaged_index.ensure_models() == {MINILM_ID: packaged}
+    built = packaged_index.stats()["built_with"]["text"]
+    assert built == {"type": "sentence-transformers", "model": MINILM_ID, "revision": PINNED}
+    again = packaged_index.search("quarterly revenue", k=1, legs=["text"])
+    assert hits and [(h.page, round(h.score, 5)) for h in again] == [(h.page, round(h.score, 5)) for h in hits]
     hub_here(dead_endpoint(), offline=False, cache=tmp_path / "empty2")
     assert docrag.open(tmp_path / "unreached.db", profile="lite").ensure_models() == {MINILM_ID: packaged}
