@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 import docrag
-from docrag.indexes.models import OFFLINE, UNREACHABLE, ModelUnavailableError
+from docrag.indexes.model_errors import OFFLINE, UNREACHABLE, ModelUnavailableError
 
 QUERIES = [
     "Which table gives the psoriasis cases and controls by IL1B_511 genotype?",

@@ -23,11 +23,21 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .model_errors import (
+    LOCAL,
+    OFFLINE,
+    UNREACHABLE,
+    Checkpoint,
+    ModelsUnavailableError,
+    ModelUnavailableError,
+    is_local,
+    looks_like_path,
+)
 
 __all__ = [
     "Checkpoint",
@@ -86,113 +96,6 @@ class ModelSpec(BaseModel):
 _VECTOR_OPTIONS = {"pool_factor", "max_edge", "dim", "query_prefix", "document_prefix", "image_size"}
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """One checkpoint a spec needs, and the setting that names it (for messages)."""
-
-    model: str
-    revision: str | None
-    setting: str = "visual.model"  # dotted path in Settings: visual.model, text.model, image.vision_model …
-
-    def hf_command(self) -> str:
-        return f"hf download {self.model}" + (f" --revision {self.revision}" if self.revision else "")
-
-    def local_env(self) -> str:
-        return "DOCRAG_" + self.setting.upper().replace(".", "__") + "=/path"
-
-    def local_dir_hint(self) -> str:
-        section, _, key = self.setting.rpartition(".")
-        return f'`[{section}] {key} = "/path"` in the config file, or {self.local_env()}'
-
-
-# Why a checkpoint cannot be had, as ``ModelUnavailableError.kind``: downloads are off (HF_HUB_OFFLINE, --offline),
-# the hub cannot be reached, the hub answered but the download failed (not found, gated …), or a local directory
-# that is missing or holds no checkpoint.
-OFFLINE, UNREACHABLE, FAILED, LOCAL = "offline", "unreachable", "failed", "local"
-_WHY = {OFFLINE: "downloads are off (HF_HUB_OFFLINE=1 or --offline)", UNREACHABLE: "the hub cannot be reached"}
-
-
-class ModelUnavailableError(RuntimeError):
-    """A checkpoint cannot be had: not a directory, not in the Hugging Face cache, and not downloadable
-    (offline, or the download failed). The message says what to do. ``kind``: why (``OFFLINE``,
-    ``UNREACHABLE``, ``FAILED`` or ``LOCAL``); ``detail``: the reason in words."""
-
-    def __init__(
-        self, model: str, revision: str | None, detail: str = "", *, setting: str = "", kind: str = FAILED
-    ) -> None:
-        self.model, self.revision, self.detail, self.kind = model, revision, detail, kind
-        ckpt = Checkpoint(model, revision, setting or "visual.model")
-        self.missing = [ckpt]
-        self.profile = ""
-        msg = f"model {model!r} (revision {revision or 'main, unpinned'}) is not available"
-        msg += f": {detail}" if detail else ""
-        super().__init__("\n".join([msg, *_remedies([ckpt], {kind})]))
-
-
-class ModelsUnavailableError(ModelUnavailableError):
-    """Checkpoints of a profile are missing: one message names them all, before any file is read.
-
-    Its first line is the way out (``--profile lite``, ``docrag models pull PROFILE``) and why the models cannot
-    be had; then one ``hf download`` command a line, each with the setting that takes a local copy instead.
-    """
-
-    def __init__(self, failed: list[ModelUnavailableError], *, profile: str = "", total: int = 0) -> None:
-        self.failed = list(failed)
-        self.missing = [c for e in failed for c in e.missing]
-        self.model, self.revision = failed[0].model, failed[0].revision
-        kinds = {e.kind for e in failed}
-        self.kind = next(iter(kinds)) if len(kinds) == 1 else FAILED
-        self.detail = "; ".join(dict.fromkeys(e.detail for e in failed))
-        self.profile = profile
-        RuntimeError.__init__(self, "\n".join([_headline(failed, profile, total), *_remedies(self.missing, kinds)]))
-
-
-def _headline(failed: list[ModelUnavailableError], profile: str, total: int) -> str:
-    """The first line: whose models, why they cannot be had, and the way out. A model that is wrong (a missing
-    directory, a download refused) comes first; models that only the network keeps away follow in one clause."""
-    net = [e for e in failed if e.kind in (OFFLINE, UNREACHABLE)]
-    kinds = {e.kind for e in net}
-    why = _WHY[next(iter(kinds))] if len(kinds) == 1 else "they cannot be downloaded"
-    bad = [e for e in failed if e not in net]
-    if bad:
-        head = "; ".join(f"model {e.model!r} is not available: {e.detail}" for e in bad)
-        return head + (f"; and {len(net)} more not on this machine, as {why}" if net else "")
-    n = len(net)
-    if profile and n >= total:
-        who = f"the {profile} profile's model{'s are' if n > 1 else ' is'}"
-    elif profile:
-        who = f"{n} of the {profile} profile's {total} models {'are' if n > 1 else 'is'}"
-    else:
-        who = f"{n} model{'s are' if n > 1 else ' is'}"
-    if profile and profile != "lite":
-        way = f"use `--profile lite` (offline), or run `docrag models pull {profile}` on a connected machine"
-    else:
-        way = f"run `docrag models pull{' ' + profile if profile else ''}` on a connected machine"
-    return f"{who} not on this machine and {why}: {way}"
-
-
-def _remedies(missing: list[Checkpoint], kinds: set[str]) -> list[str]:
-    """The lines after the first: the unreachable endpoint, one ``hf download`` command a line, each with the
-    setting that names a local copy instead."""
-    lines = []
-    if UNREACHABLE in kinds:
-        from huggingface_hub import constants
-
-        lines.append(f"  the hub is {constants.ENDPOINT} (HF_ENDPOINT); no connection could be made")
-    hub = [c for c in missing if not (_looks_like_path(c.model) or is_local(c.model))]
-    if hub:
-        lines.append("  download on a connected machine, then copy its Hugging Face cache (HF_HOME) here:")
-        width = max(len(c.hf_command()) for c in hub)
-        lines += [f"    {c.hf_command():<{width}}   # or a local copy: {c.local_env()}" for c in hub]
-    for c in missing:
-        if c not in hub:
-            lines.append(f"  give a checkpoint directory as {c.setting}: {c.local_dir_hint()}")
-    if hub:
-        how = "a directory (`save_pretrained`, `hf download --local-dir`)"
-        lines.append(f'  a local copy is {how}, named in the config file (`[section] key = "/path"`) or as above')
-    return lines
-
-
 def hub_offline(setting: bool = False) -> bool:
     """Downloads are off: the setting (``--offline``) or the environment (HF_HUB_OFFLINE=1) says so."""
     return setting or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
@@ -202,7 +105,7 @@ def checkpoints(slot: str, spec: ModelSpec | None) -> list[Checkpoint]:
     """Every checkpoint ``spec`` loads: the model, a vision tower on the remote-code opt-in, an adapter's base."""
     if spec is None:
         return []
-    rev = None if _looks_like_path(spec.model) or is_local(spec.model) else spec.revision
+    rev = None if looks_like_path(spec.model) or is_local(spec.model) else spec.revision
     out = [Checkpoint(spec.model, rev, f"{slot}.model")]
     if spec.vision_model and spec.trust_remote_code:  # a vision tower is loaded only on the opt-in
         out.append(Checkpoint(spec.vision_model, spec.vision_revision, f"{slot}.vision_model"))
@@ -210,10 +113,6 @@ def checkpoints(slot: str, spec: ModelSpec | None) -> list[Checkpoint]:
     if base and is_adapter_model(spec.model):  # a PEFT adapter's base model, named in the profile
         out.append(Checkpoint(str(base), spec.options.get("base_revision"), f"{slot}.options.base_model"))
     return out
-
-
-def is_local(model: str) -> bool:
-    return Path(model).expanduser().is_dir()
 
 
 def is_adapter_dir(d: Path) -> bool:
@@ -224,10 +123,6 @@ def is_adapter_dir(d: Path) -> bool:
 def is_adapter_model(model: str) -> bool:
     """A hub id (its base is declared in the spec), or a directory holding a PEFT adapter without a config."""
     return not is_local(model) or is_adapter_dir(Path(model).expanduser())
-
-
-def _looks_like_path(model: str) -> bool:
-    return Path(model).expanduser().is_absolute() or model.startswith((".", "~"))
 
 
 # Files a snapshot never needs: other frameworks' weights and exports.
@@ -243,7 +138,7 @@ def hub_path(model: str, revision: str | None = None) -> str | None:
     Hugging Face cache at the revision; None when absent."""
     if is_local(model):
         return str(Path(model).expanduser())  # whether it holds a checkpoint: ensure_models says
-    if _looks_like_path(model):
+    if looks_like_path(model):
         return None
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -337,7 +232,7 @@ def resolve(ckpt: Checkpoint, *, offline: bool = False, progress: bool = True) -
     path = hub_path(ckpt.model, ckpt.revision)
     if path is not None:
         return path
-    if _looks_like_path(ckpt.model):
+    if looks_like_path(ckpt.model):
         raise ModelUnavailableError(ckpt.model, ckpt.revision, "no such directory", setting=ckpt.setting, kind=LOCAL)
     packaged = packaged_path(ckpt.model)
     key = (ckpt.model, ckpt.revision)
