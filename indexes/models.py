@@ -191,15 +191,15 @@ def _unreachable(exc: BaseException | None) -> bool:
     return False
 
 
-def download(model: str, revision: str | None = None, *, progress: bool = True) -> str:
+def download(model: str, revision: str | None = None, *, progress: bool = True, timeout: float = 30) -> str:
     """Fetch a hub checkpoint at ``revision`` into the standard Hugging Face cache (``HF_HOME``, ``HF_ENDPOINT``
     honoured); return its snapshot directory. Weights in other formats are skipped, and ``*.bin`` weights too
-    when the checkpoint has safetensors."""
+    when the checkpoint has safetensors. ``timeout``: seconds to wait for the hub's first answer."""
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
     try:
-        files = [s.rfilename for s in (HfApi().model_info(model, revision=revision, timeout=30).siblings or [])]
+        files = [s.rfilename for s in (HfApi().model_info(model, revision=revision, timeout=timeout).siblings or [])]
         ignore = list(_IGNORE)
         if any(f.endswith(".safetensors") for f in files):
             ignore += ["*.bin", "*.pt", "*.pth"]
@@ -242,7 +242,8 @@ def resolve(ckpt: Checkpoint, *, offline: bool = False, progress: bool = True) -
         detail = "not in the Hugging Face cache and downloads are off"
         raise ModelUnavailableError(ckpt.model, ckpt.revision, detail, setting=ckpt.setting, kind=OFFLINE)
     try:
-        return download(ckpt.model, ckpt.revision, progress=progress)
+        # With a packaged copy to fall back on, a hub that does not answer soon is not waited for.
+        return download(ckpt.model, ckpt.revision, progress=progress, timeout=30 if packaged is None else 5)
     except ModelUnavailableError as exc:
         if packaged is None:
             raise ModelUnavailableError(
