@@ -151,7 +151,7 @@ def test_lite_prefers_the_official_minilm_and_falls_back_to_the_packaged_copy(tm
     again = packaged_index.search("quarterly revenue", k=1, legs=["text"])
     assert hits and [(h.page, round(h.score, 5)) for h in again] == [(h.page, round(h.score, 5)) for h in hits]
     hub_here(dead_endpoint(), offline=False, cache=tmp_path / "empty2")
-    assert docrag.open(tmp_path / "unreached.db", profile="lite").ensure_models() == {MINILM_ID: packaged}
+    assert docrag.open(db).ensure_models() == {MINILM_ID: packaged}
 
 
 # -- item 8: make demo ------------------------------------------------------------------------------------------------
