@@ -68,6 +68,7 @@ class Index:
 
             spec = getattr(self.settings, leg)
             if spec is None:
+                self.settings.need(leg)  # a model named without its type: say so
                 raise ValueError(f"profile {self.settings.profile!r} has no {leg} model (settings.{leg})")
             other = "image" if leg == "text" else "text"
             if other in self._single and same_model(spec, getattr(self.settings, other)):
@@ -99,6 +100,7 @@ class Index:
             from docrag.indexes.multivector import MultiVectorEmbedder
 
             if self.settings.visual is None:
+                self.settings.need("visual")  # a model named without its type: say so
                 raise ValueError(f"profile {self.settings.profile!r} has no visual model")
             self.ensure_models("visual")
             self._visual = MultiVectorEmbedder(self.settings.visual)
@@ -119,7 +121,7 @@ class Index:
         for leg in ("text", "image"):
             if specs.get(leg) is not None:
                 embedder_class(specs[leg])  # an unknown type is a ValueError naming the known ones
-        return ensure_models(specs, offline=self.settings.offline, progress=progress)
+        return ensure_models(specs, offline=self.settings.offline, progress=progress, profile=self.settings.profile)
 
     @property
     def store(self) -> Store:
@@ -166,6 +168,8 @@ class Index:
         if isinstance(paths, (str, Path)):
             paths = [paths]
         check_engine(engine, address)  # a mistake is said before any checkpoint is fetched
+        if self.settings.router.visual_pages != "none":  # pages may go to the visual leg: it must be usable
+            self.settings.need("visual")
         specs = {leg: getattr(self.settings, leg) for leg in LEGS}
         if not self._rebuild and self._store is None:  # other models than the database's: said before downloads
             Store.check_models(self.db, specs, self.settings.storage_options or None)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from docrag.indexes.models import MINILM_ID, ModelSpec
 from docrag.indexes.visual_index import VisualIndexSpec
@@ -169,6 +170,14 @@ class Settings(BaseModel):
         description="How visual vectors are stored (float16/int8/binary, token pooling) and which first stage "
         "proposes candidates for two-stage search. Fixed when a database is created.",
     )
+    # Legs a setting names a model for that cannot be built (no type, and the profile has no spec of that leg to
+    # take one from): {leg: why}. The leg stays off; only what needs it is refused (``need``).
+    _unresolved: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def need(self, leg: str) -> None:
+        """A ValueError saying why, when a setting names a model for ``leg`` that cannot be used; else nothing."""
+        if leg in self._unresolved:
+            raise ValueError(self._unresolved[leg])
 
 
 ENV_PREFIX = "DOCRAG_"
@@ -200,6 +209,8 @@ def env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         if value.strip().startswith(("{", "[")):
             with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
+        elif "options" in path[:-1]:  # a model's options are untyped: 2048 and true as TOML would give them
+            value = _scalar(value)
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -208,6 +219,15 @@ def env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         else:
             node[path[-1]] = value
     return out
+
+
+def _scalar(value: str) -> Any:
+    """A number or a boolean written as text (``2048``, ``0.5``, ``true``) as that value; anything else as it is."""
+    with contextlib.suppress(json.JSONDecodeError):
+        parsed = json.loads(value.strip().lower() if value.strip().lower() in ("true", "false") else value)
+        if isinstance(parsed, bool) or (isinstance(parsed, (int, float)) and math.isfinite(parsed)):
+            return parsed
+    return value
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,21 +246,33 @@ def _runtime_options(spec: Mapping[str, Any], runtime: bool = True) -> dict[str,
     return {k: v for k, v in (spec.get("options") or {}).items() if (k in RUNTIME_OPTIONS) == runtime}
 
 
-def _apply(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
-    """``layer`` over ``base``. A model spec naming another type replaces the base's spec whole; another model
-    of the same type keeps the base's run-time fields (device, batch size, and the options that say how it runs:
-    ``RUNTIME_OPTIONS``) but not its revision or its other options."""
-    base = dict(base)
+def _apply(base: dict[str, Any], layer: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``layer`` (everything the user set: file, environment and overrides together) over ``base`` (a profile, or a
+    database's record). A model spec naming another type replaces the base's spec whole; another model of the
+    same type keeps the base's run-time fields (device, batch size, and the options that say how it runs:
+    ``RUNTIME_OPTIONS``) but not its revision or its other options. A leg the base turns off takes a spec only with
+    its type; a model named without one leaves the leg off, and why is returned as {leg: why}."""
+    base, layer, unresolved = dict(base), dict(layer), {}
     for leg in LEGS:
         over = layer.get(leg)
-        if not isinstance(over, Mapping) or not isinstance(base.get(leg), dict):
+        if not isinstance(over, Mapping):
             continue
-        if "type" in over and over["type"] != base[leg].get("type"):
+        if not isinstance(base.get(leg), dict):
+            if "type" not in over:  # nothing to build a spec from: the leg stays off
+                layer.pop(leg)
+                if "model" in over:
+                    unresolved[leg] = (
+                        f"a {leg} model is named ({over['model']}, by [{leg}] model or DOCRAG_{leg.upper()}__MODEL) "
+                        f"without its type, and the {base.get('profile')} profile has no {leg} model to take one "
+                        f"from: give the type too ([{leg}] type or DOCRAG_{leg.upper()}__TYPE), or use a profile "
+                        f"with a {leg} model"
+                    )
+        elif "type" in over and over["type"] != base[leg].get("type"):
             base[leg] = None
         elif "model" in over and over["model"] != base[leg].get("model"):
             kept = {"options": _runtime_options(base[leg])}
             base[leg] = {k: v for k, v in base[leg].items() if k not in ("revision", "options")} | kept
-    return _merge(base, layer)
+    return _merge(base, layer), unresolved
 
 
 def storage_options(
@@ -301,8 +333,10 @@ def resolve(
             if isinstance(spec, dict) and isinstance(here, dict) and spec.get("type") == here.get("type"):
                 spec = {**spec, "options": _runtime_options(spec, runtime=False) | _runtime_options(here)}
             data[leg] = spec
-    for layer in (file, environment, overrides):
-        data = _apply(data, layer)
+    user: dict[str, Any] = {}
+    for layer in (file, environment, overrides):  # one layer, so a setting acts the same wherever it is given
+        user = _merge(user, layer)
+    data, unresolved = _apply(data, user)
     data["profile"] = name
     if stored.get("visual_index") and not stored.get("visual_dim"):  # no visual vectors: nothing is fixed yet
         data["visual_index"] = dict(stored["visual_index"]) | dict(data.get("visual_index") or {})
@@ -318,10 +352,12 @@ def resolve(
                 )
         data["visual_index"] = index | {"first_stage": asked.get("first_stage", index.get("first_stage"))}
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         where = f"{source}: " if source else ""
         raise ValueError(f"{where}invalid settings (file or DOCRAG_* environment): {one_line(exc)}") from None
+    settings._unresolved = unresolved
+    return settings
 
 
 def load_settings(profile: str | None = None, config_file: str | Path | None = None, **overrides: Any) -> Settings:

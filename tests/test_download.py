@@ -22,6 +22,12 @@ EXE = str(Path(sys.executable).with_name("docrag"))
 VISUAL, UNIFIED = "tiny-org/colsmol-tiny", "tiny-org/siglip-tiny"
 
 
+OFFLINE_FIRST_LINE = (
+    "error the cpu profile's models are not on this machine and downloads are off (HF_HUB_OFFLINE=1 or --offline): "
+    "use `--profile lite` (offline), or run `docrag models pull cpu` on a connected machine"
+)
+
+
 @pytest.fixture
 def hub(tiny):
     with HubServer({VISUAL: tiny["colidefics3"], UNIFIED: tiny["siglip"]}) as server:
@@ -103,16 +109,18 @@ def test_offline_with_empty_cache_fails_once_naming_every_model(tmp_path, hub, d
     err = " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
     assert err.count("error") == 1
-    for repo in (VISUAL, UNIFIED):
-        assert repo in err
-        assert f"hf download {repo} --revision {hub.sha(repo)}" in err
+    lines = proc.stderr.splitlines()
+    assert lines[0] == OFFLINE_FIRST_LINE  # the way out first; then one command a line
+    commands = [line.split("#")[0].strip() for line in lines if line.lstrip().startswith("hf download")]
+    assert commands == [f"hf download {repo} --revision {hub.sha(repo)}" for repo in (VISUAL, UNIFIED)]
     assert "DOCRAG_VISUAL__MODEL=/path" in err and "DOCRAG_TEXT__MODEL=/path" in err
     assert not db.exists(), "no database may be left behind"
     assert hub.requests == [], "offline: nothing may be asked of the hub"
     # --offline does the same with HF_HUB_OFFLINE unset.
     proc = _run(["--offline", "index", str(docs["prose"]), "--db", str(db), "--config", str(cfg)], hub, hf_home,
                 offline=False)  # fmt: skip
-    assert proc.returncode == 2 and VISUAL in proc.stderr and UNIFIED in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.splitlines()[0] == OFFLINE_FIRST_LINE
+    assert VISUAL in proc.stderr and UNIFIED in proc.stderr
     assert not db.exists() and hub.requests == []
 
 
@@ -150,7 +158,13 @@ def test_unknown_repo_and_unreachable_hub_are_one_line(tmp_path, hub, docs):
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     cfg = _config(tmp_path, hub)
     proc = _run(["models", "pull", "--config", str(cfg)], hub, hf_home, offline=False, endpoint=dead)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "download failed" in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (  # not "downloads are off": the hub is what cannot be had
+        "error the cpu profile's models are not on this machine and the hub cannot be reached: use `--profile lite` "
+        "(offline), or run `docrag models pull cpu` on a connected machine"
+    )
+    assert lines[1] == f"  the hub is {dead} (HF_ENDPOINT); no connection could be made"
     assert VISUAL in proc.stderr and UNIFIED in proc.stderr
 
 

@@ -289,7 +289,10 @@ def test_default_profile_without_weights_names_the_offline_alternative(tmp_path,
     # A process of its own: an empty HF_HOME (whatever this machine has), read when huggingface_hub is imported.
     res = spawn("index", str(corpus), "--db", str(tmp_path / "db"), env={**os.environ, "HF_HOME": str(tmp_path / "hf")})
     assert res.returncode == 2
-    assert "not available" in res.stderr and "downloads are off" in res.stderr and "--profile lite" in res.stderr
+    assert res.stderr.splitlines()[0] == (
+        "error the cpu profile's models are not on this machine and downloads are off (HF_HUB_OFFLINE=1 or "
+        "--offline): use `--profile lite` (offline), or run `docrag models pull cpu` on a connected machine"
+    )
     assert "hf download " in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "db").exists()
 

@@ -103,9 +103,9 @@ def guarded(
             f"{exc.what}: use it with its own models (no --profile, and no other model in --config or DOCRAG_* "
             f"variables), or rebuild it with these: {rebuild or 'docrag index PATHS --db DB … --rebuild'}"
         )
-    except ModelUnavailableError as exc:
-        hint = "" if profile in (None, "lite") else " — or use `--profile lite`, which works fully offline"
-        fail(f"{exc}{hint}")
+    except ModelUnavailableError as exc:  # the way out first, then one `hf download` command a line
+        said = bool(exc.profile) or profile in (None, "lite")  # a profile's models: the message names lite first
+        fail(str(exc) + ("" if said else "\n  or use `--profile lite`, which works fully offline"))
     except (ValueError, StoreError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -153,7 +153,26 @@ def open_db(
 
     if must_exist:
         require_db(db, config)
-    return call(lambda: open_index(db, profile, config, rebuild=rebuild), profile, interrupted, rebuild=rebuild_command)
+    idx = call(lambda: open_index(db, profile, config, rebuild=rebuild), profile, interrupted, rebuild=rebuild_command)
+    if profile == "gpu":
+        require_cuda(idx.settings)
+    return idx
+
+
+def require_cuda(settings: Any) -> None:
+    """Exit 2 with one line when ``--profile gpu`` would run on a machine without CUDA (a device set by hand in
+    the settings is the user's choice)."""
+    from docrag.config import LEGS
+
+    if all(getattr(settings, leg) is None or getattr(settings, leg).device != "auto" for leg in LEGS):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        fail(
+            "the gpu profile needs a CUDA GPU and torch sees none on this machine: use `--profile cpu` (the default) "
+            "or `--profile lite` (offline)"
+        )
 
 
 def escape(text: str) -> str:

