@@ -456,7 +456,8 @@ class Ingestor:
 
     def _fail(self, doc: _Doc, reason: str, report: IngestReport) -> None:
         doc.failed = True
-        report.failed.append({"file": doc.path, "error": reason})
+        report.failed.extend({"file": p, "error": reason} for p in doc.paths)  # its copies failed with it
+        report.duplicates -= len(doc.paths) - 1
         try:
             self.store.delete_documents([doc.doc_id])
         except StoreError as exc:  # it stays invisible (status indexing); the next run cleans it up

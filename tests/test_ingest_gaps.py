@@ -107,7 +107,7 @@ def test_running_lines_are_short_lines_on_most_pages():
 
 
 def _bad_images(folder: Path) -> dict[str, str]:
-    """A decodable photo, a header-only JPEG (629 bytes) and a truncated one."""
+    """A decodable photo, a header-only JPEG (629 bytes) and a truncated one (twice, under two names)."""
     import io
 
     import numpy as np
@@ -121,6 +121,7 @@ def _bad_images(folder: Path) -> dict[str, str]:
     (folder / "photo.jpg").write_bytes(data)
     (folder / "header_only.jpg").write_bytes(data[:629])
     (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "truncated copy.jpg").write_bytes(data[: len(data) // 2])  # the same bytes: failed too, not a "copy"
     return {"header_only.jpg": "cannot decode the image", "truncated.jpg": "cannot decode the image"}
 
 
@@ -172,7 +173,8 @@ def test_undecodable_images_fail_and_photos_without_a_leg_are_named(indexed):
 
     _, db, report = indexed
     failed = {Path(f["file"]).name: f["error"] for f in report.failed}
-    assert set(failed) == {"header_only.jpg", "truncated.jpg"}
+    # every path of bytes that failed is named, the second copy of the truncated JPEG too (it was a "duplicate")
+    assert set(failed) == {"header_only.jpg", "truncated.jpg", "truncated copy.jpg"} and report.duplicates == 0
     assert all("cannot decode the image" in why and "truncated" in why for why in failed.values())  # the decoder's
     assert report.indexed == len(TEMPLATES) + 2  # the photo and the prose too: never a file without rows
     # lite has no image leg: the photo (no text) is stored, and the report and its reasons say it cannot be found
