@@ -77,6 +77,8 @@ def read_queries(path: str | Path) -> list[dict[str, Any]]:
                     f'{path}:{n}: a query needs a "text" string (keys: id or _id, text, kind, relevant); '
                     f"this line has {keys or 'no keys'}"
                 )
+            if not obj["text"].strip():
+                raise ValueError(f"{path}:{n}: the query text is empty")
             obj.setdefault("id", obj.get("_id", n))
             obj["_line"] = n
             out.append(obj)
@@ -98,13 +100,20 @@ def load_queries(path: str | Path, qrels: str | Path | None = None) -> list[Quer
     if qrels is not None:
         by_id = {q.id: q for q in queries}
         with Path(qrels).open(encoding="utf-8") as fh:
-            for row in csv.reader(fh, delimiter="\t"):
-                if len(row) < 3 or row[0] in ("query-id", "query_id") or float(row[2]) <= 0:
+            for n, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
+                if len(row) < 3 or row[0] in ("query-id", "query_id"):
                     continue
+                try:
+                    if float(row[2]) <= 0:
+                        continue
+                except ValueError:
+                    raise ValueError(f"{qrels}:{n}: the score {row[2]!r} is not a number") from None
                 m = _CORPUS_ID.match(row[1])
                 if m is None or row[0] not in by_id:
                     continue
                 by_id[row[0]].relevant.add((Path(m["file"]).name, int(m["page"])))
+    if not queries:
+        raise ValueError(f'{path}: no queries (one JSON object a line: {{"id", "text", "relevant"}})')
     missing = [q.id for q in queries if not q.relevant]
     if missing:
         raise ValueError(f"{path}: queries without relevant pages: {', '.join(missing[:5])}")
@@ -173,6 +182,8 @@ def evaluate(
     """Metrics for the fused ranking (``fusion``: the settings' method when None) and for each of the
     searcher's legs that has something stored, alone (ablation; only those of ``legs`` when given); with
     ``labels``, the routing accuracy of the pages in ``store``."""
+    if not queries:
+        raise ValueError("no queries to evaluate: give at least one, with its relevant pages")
     ks = sorted(set(ks))
     depth = max(*ks, 10)
     texts = [q.text for q in queries]

@@ -145,3 +145,18 @@ def test_a_config_file_applies_on_top_of_the_databases_profile(lite_index, tmp_p
     assert idx.settings.profile == "lite" and idx.settings.search.visual_candidates == 12
     hits = idx.search("zanzibarite shipment Mombasa harbour", k=1)
     assert (Path(hits[0].file).name, hits[0].page) == ("planted.pdf", 2)
+
+
+def test_eval_of_no_queries_is_one_line(lite_index, tmp_path):
+    from clirun import invoke
+
+    idx, db = lite_index
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("")
+    res = invoke("eval", "--db", str(db), "--queries", str(empty))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f'error {empty}: no queries (one JSON object a line: {{"id", "text", "relevant"}})'
+    ]
+    with pytest.raises(ValueError, match="no queries to evaluate"):
+        idx.evaluate([])

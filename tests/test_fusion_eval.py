@@ -93,3 +93,20 @@ def test_load_queries_devset_and_beir(tmp_path):
     bad.write_text('{"id": "z", "text": "no relevant"}\n')
     with pytest.raises(ValueError, match="without relevant pages: z"):
         load_queries(bad)
+
+
+def test_load_queries_refuses_empty_input_naming_the_file_and_line(tmp_path):
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(ValueError, match=r"e\.jsonl: no queries"):
+        load_queries(empty)
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text('{"id": "a", "text": "   ", "relevant": [{"file": "a.pdf", "page": 1}]}\n')
+    with pytest.raises(ValueError, match=r"blank\.jsonl:1: the query text is empty"):
+        load_queries(blank)
+    beir = tmp_path / "b.jsonl"
+    beir.write_text('{"_id": "1", "text": "x"}\n')
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\n1\ta.pdf#2\thigh\n")
+    with pytest.raises(ValueError, match=r"qrels\.tsv:2: the score 'high' is not a number"):
+        load_queries(beir, qrels)
