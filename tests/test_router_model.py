@@ -160,7 +160,7 @@ def test_cli_route_reports_the_band_and_bad_model_paths(docs, tmp_path):
     res = runner.invoke(app, ["route", str(docs["prose"]), str(docs["table"]), "--config", str(cfg)])
     assert res.exit_code == 0, res.output
     assert "2 pages ambiguous (confidence < 1.00)" in res.output
-    assert "ambiguous-both would add 1 visual page" in res.output
+    assert '[router] visual_pages = "ambiguous-both" would add 1 visual page' in res.output  # the setting index reads
     both = runner.invoke(
         app, ["route", str(docs["prose"]), "--config", str(cfg), "--visual-pages", "ambiguous-both", "--json"]
     )
@@ -172,3 +172,11 @@ def test_cli_route_reports_the_band_and_bad_model_paths(docs, tmp_path):
     flat = " ".join(res.output.replace("│", " ").split())
     assert res.exit_code == 2 and "router model /no/such/model.json: no such file" in flat, flat
     assert "Traceback" not in res.output
+
+
+def test_cli_route_of_no_existing_path_is_one_line(tmp_path):
+    from clirun import invoke
+
+    res = invoke("route", str(tmp_path / "nope"))
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [f"error no such file or folder: {tmp_path / 'nope'}"]

@@ -10,7 +10,7 @@ import typer
 
 from docrag.pipeline.options import VisualPages
 
-from .app import app, guarded, short_path
+from .app import app, fail, guarded, short_path
 
 
 @app.command()
@@ -37,6 +37,9 @@ def route(
     from docrag.config import load_settings
     from docrag.pipeline.routing import route_files
 
+    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
+    if len(missing) == len(paths):  # nothing to route: one line, as index says it
+        fail(f"no such file or folder: {', '.join(map(str, missing))}")
     overrides: dict[str, Any] = {"router": {"visual_pages": visual_pages.value}} if visual_pages else {}
     with guarded():
         settings = load_settings(None, config, **overrides)
@@ -106,7 +109,8 @@ def _print_table(report: Any) -> None:
         if report.policy == "ambiguous-both":
             cost = f"{extra} of the visual pages are unsure text pages sent to both legs"
         else:
-            cost = f"--visual-pages ambiguous-both would add {extra} visual page{'s' * (extra != 1)}"
+            # the setting, as index reads it ([router] in a --config file; route also takes --visual-pages)
+            cost = f'\\[router] visual_pages = "ambiguous-both" would add {extra} visual page{"s" * (extra != 1)}'
         base = max(s["visual_without_ambiguity"], 1)
         out.print(
             f"{s['ambiguous']} page{'s' * (s['ambiguous'] != 1)} ambiguous (confidence < {s['ambiguous_below']:.2f}); "
