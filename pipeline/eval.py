@@ -139,6 +139,9 @@ def _score_run(queries: list[Query], rankings: list[list[Key]], ks: Sequence[int
     return out
 
 
+TO_ROUTE = {"scanned": "visual", "layout": "visual", "text": "text"}  # a hand label -> the route it implies
+
+
 def routing_accuracy(store: Store, labels_tsv: str | Path) -> dict[str, Any]:
     """The router's labels against hand labels (``file``, ``page``, ``label`` columns; files by base name):
     accuracy of the label and of the route it implies, and the confusion matrix (hand label -> router label ->
@@ -149,10 +152,17 @@ def routing_accuracy(store: Store, labels_tsv: str | Path) -> dict[str, Any]:
         if missing:
             cols = ", ".join(sorted(missing))
             raise ValueError(f"{labels_tsv}: needs the columns file, page, label (missing {cols})")
-        gold = {(r["file"], int(r["page"])): r["label"] for r in reader}
+        gold = {}
+        for line, r in enumerate(reader, start=2):
+            if r["label"] not in TO_ROUTE or not str(r["page"]).strip().isdigit():
+                raise ValueError(
+                    f"{labels_tsv}:{line}: needs a page number and a label among {', '.join(TO_ROUTE)} "
+                    f"(this row: page {r['page']!r}, label {r['label']!r})"
+                )
+            gold[(r["file"], int(r["page"]))] = r["label"]
     docs = {d["doc_id"]: Path(d["path"]).name for d in store.documents.rows(columns=["doc_id", "path"])}
     pages = store.pages.rows(columns=["doc_id", "page", "label"])
-    to_route = {"scanned": "visual", "layout": "visual", "text": "text"}
+    to_route = TO_ROUTE
     pairs = [
         (gold[(docs[p["doc_id"]], p["page"])], p["label"]) for p in pages if (docs.get(p["doc_id"]), p["page"]) in gold
     ]

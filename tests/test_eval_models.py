@@ -64,6 +64,10 @@ def test_routing_accuracy_against_labels(lite_index, tmp_path):
     bad.write_text("name\tpage\nplanted.pdf\t1\n")
     with pytest.raises(ValueError, match="needs the columns file, page, label"):
         routing_accuracy(idx.store, bad)
+    prose = tmp_path / "prose.tsv"  # a label the router never gives: refused, not scored as a miss
+    prose.write_text("file\tpage\tlabel\nplanted.pdf\t1\ttext\nplanted.pdf\t2\tprose\n")
+    with pytest.raises(ValueError, match=r"prose\.tsv:3: needs a page number and a label among scanned, layout, text"):
+        routing_accuracy(idx.store, prose)
 
 
 @pytest.mark.slow
