@@ -55,7 +55,8 @@ def _key(embedder: Any) -> str | None:
 
 def null_vectors(embedder: Any) -> np.ndarray:
     """``NULL_PASSAGES`` embedded as documents by ``embedder`` (``(n, dim)``, L2-normalised): from memory, from
-    the cache, or computed (which loads the model's full weights: once per model and machine)."""
+    the cache, or computed (in numpy for the BERT checkpoints whose queries are; other models load their
+    weights for it, once per model and machine)."""
     key = _key(embedder)
     if key in _MEMO:
         return _MEMO[key]
@@ -71,7 +72,8 @@ def null_vectors(embedder: Any) -> np.ndarray:
             return _MEMO[key]
         except (OSError, ValueError):
             pass
-    vectors = np.asarray(embedder.embed_documents(list(NULL_PASSAGES)), np.float32)
+    embed = getattr(embedder, "embed_short_documents", None) or embedder.embed_documents  # numpy where it can
+    vectors = np.asarray(embed(list(NULL_PASSAGES)), np.float32)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # (n, dim)
     if path is not None:
         try:
