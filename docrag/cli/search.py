@@ -50,7 +50,10 @@ def search(
     filters: Annotated[
         list[str] | None,
         typer.Option(
-            "--filter", help="key=value: only documents indexed with this --meta (repeatable; all must hold)."
+            "--filter",
+            metavar="KEY=VALUE",
+            help="key=value: documents indexed with this --meta (repeatable: all keys must match; a key twice: "
+            "either value).",
         ),
     ] = None,
     min_score: Annotated[
