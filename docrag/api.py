@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from docrag.indexes.multivector import MultiVectorEmbedder
     from docrag.indexes.store import Store
     from docrag.pipeline.ingest import IngestReport
-    from docrag.pipeline.search import Hit, Searcher
+    from docrag.pipeline.search import Hit, Searcher, Where
 
 __all__ = ["Index", "Results", "open_index"]
 
@@ -32,11 +32,18 @@ class Results(list):
         return [h.to_dict() for h in self]
 
     def to_pandas(self) -> Any:
+        """One row per hit: rank, file, page, score, confidence, route, label, snippet, metadata (a dict), the
+        matching chunk (``chunk``: its text; ``chunk_boxes``, ``chunk_leg``), the page's ``text``, and each leg's
+        raw score and rank (``text_score``, ``text_rank`` …)."""
         import pandas as pd
 
         rows = []
         for rank, h in enumerate(self, start=1):
-            row = {"rank": rank, **{k: v for k, v in h.to_dict().items() if k != "legs"}}
+            d = h.to_dict()
+            chunk = d.pop("chunk") or {}
+            row = {"rank": rank, **{k: v for k, v in d.items() if k not in ("legs", "text")}}
+            row |= {"chunk": chunk.get("text"), "chunk_boxes": chunk.get("boxes"), "chunk_leg": chunk.get("leg")}
+            row["text"] = d["text"]
             for leg, info in h.legs.items():
                 row[f"{leg}_score"] = info["score"]
                 row[f"{leg}_rank"] = info["rank"]
@@ -197,10 +204,15 @@ class Index:
         )
         ingestor.pool = start_pool(self.settings, workers) if engine == "local" else None
         try:
-            return ingestor.run(list(paths), metadata)
+            report = ingestor.run(list(paths), metadata)
         finally:
             if ingestor.pool is not None:
                 ingestor.pool.close()
+        if self.settings.text is not None and "text" in self._single:  # loaded: the confidence's yardstick now,
+            from docrag.indexes.baseline import null_vectors  # not at the first search (``pipeline.confidence``)
+
+            null_vectors(self._single["text"])
+        return report
 
     def remove(self, *targets: str | Path) -> int:
         """Remove documents by path (a file, or a folder prefix) or doc_id. Returns how many went."""
@@ -227,23 +239,35 @@ class Index:
         self,
         query: str | Image.Image,
         k: int = 10,
-        where: str | None = None,
+        where: Where = None,
         legs: Sequence[str] | None = None,
         fusion: str | None = None,
+        *,
+        min_score: float | None = None,
     ) -> Results:
         """The ``k`` best pages for a text (or image) query, fused over the legs, each explained
-        (``hit.legs``; ``hit.regions()`` says where on the page, ``hit.image(regions=True)`` draws it)."""
-        return self._renderable(self.searcher.search(query, k, where, legs, fusion))
+        (``hit.legs``; ``hit.regions()`` says where on the page, ``hit.image(regions=True)`` draws it) and
+        carrying what a generate step quotes (``hit.text``, ``hit.chunk``, ``hit.metadata``).
+
+        ``where``: SQL over the documents table (``"path LIKE '%2024%'"``), a filter on the metadata given to
+        ``add`` (``{"project": "demo"}``; a list of values: any of them; values compare by their text), or a list
+        of both. ``min_score``: keep only the hits whose ``confidence`` (0 to 1, the same scale for every query)
+        is at least this; 0.5 is a reasonable start."""
+        return self._renderable(self.searcher.search(query, k, where, legs, fusion, min_score))
 
     def search_many(
         self,
         queries: Sequence[str | Image.Image],
         k: int = 10,
-        where: str | None = None,
+        where: Where = None,
         legs: Sequence[str] | None = None,
         fusion: str | None = None,
+        *,
+        min_score: float | None = None,
     ) -> list[Results]:
-        return [self._renderable(r) for r in self.searcher.search_many(queries, k, where, legs, fusion)]
+        """``search`` for each query (one pass over the store)."""
+        found = self.searcher.search_many(queries, k, where, legs, fusion, min_score)
+        return [self._renderable(r) for r in found]
 
     def explain(self, query: str, doc_id: str, page: int, legs: Sequence[str] | None = None) -> Hit | None:
         """The hit that page ``page`` of document ``doc_id`` is for ``query`` (its per-leg scores, ranks within

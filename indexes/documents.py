@@ -2,19 +2,21 @@
 
 A document's row is written first with status ``indexing`` and flipped to ``ready`` once all its rows are in:
 search sees ready documents only (``ready``, kept per version of the table), so an interrupted run never
-leaves a half-indexed document visible.
+leaves a half-indexed document visible. A document's metadata is kept as given (JSON) and as ``key=value``
+strings that key filters run on inside LanceDB (``indexes.metadata``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .database import Database, StoreError
+from .metadata import COLUMN, filter_sql, matches, metadata_pairs
 from .schema import DOCUMENTS, Dims
-from .sql import sql_str
+from .sql import sql_in, sql_str
 
 __all__ = ["DocumentsTable"]
 
@@ -44,6 +46,7 @@ class DocumentsTable:
             "n_pages": [n_pages],
             "status": ["indexing"],
             "metadata": [metadata],
+            "metadata_pairs": [metadata_pairs(metadata)],
             "indexed_at": [dt.datetime.now(dt.UTC).isoformat(timespec="seconds")],
         }
         self.db.add(DOCUMENTS, DOCUMENTS.to_arrow(row, Dims()))
@@ -62,28 +65,59 @@ class DocumentsTable:
         self.db.update(DOCUMENTS, f"doc_id = {sql_str(doc_id)}", values)
 
     def rows(self, where: str | None = None, columns: list[str] | None = None) -> list[dict[str, Any]]:
-        """Document rows, JSON columns (paths, metadata, counts) decoded."""
-        return self.db.rows(DOCUMENTS, where, columns)
+        """Document rows, JSON columns (paths, metadata, counts) decoded (``metadata_pairs``, the metadata
+        again as key filters read it, only when named)."""
+        rows = self.db.rows(DOCUMENTS, where, columns)
+        if columns is None:
+            for r in rows:
+                r.pop(COLUMN, None)
+        return rows
 
     def get(self, doc_id: str, columns: list[str] | None = None) -> dict[str, Any] | None:
         rows = self.rows(f"doc_id = {sql_str(doc_id)}", columns)
         return rows[0] if rows else None
 
-    def ready(self, where: str | None = None) -> dict[str, str]:
+    def ready(self, where: str | None = None, metadata: Mapping[str, Any] | None = None) -> dict[str, str]:
         """doc_id -> path of the searchable documents (status ready, and matching ``where``: SQL over this
-        table). Without a filter, read once per version of the table; with one, only the matching rows are
-        read, by LanceDB."""
-        cond = "status = 'ready'" + (f" AND ({where})" if where else "")
+        table, and the key filter ``metadata``: ``indexes.metadata``). Without a filter, read once per version
+        of the table; with one, only the matching rows are read, by LanceDB."""
+        if not self.db.has(DOCUMENTS):
+            return {}
+        keys = filter_sql(metadata) if metadata else None  # a ValueError for a key without a value
+        pushed = keys is not None and self.has_pairs()
+        cond = "status = 'ready'" + (f" AND ({where})" if where else "") + (f" AND {keys}" if pushed else "")
 
         def read() -> dict[str, str]:
+            columns = ["doc_id", "path"] + (["metadata"] if keys is not None and not pushed else [])
             try:
-                rows = self.db.scan(DOCUMENTS, ["doc_id", "path"], cond).to_pylist()
+                rows = self.db.scan(DOCUMENTS, columns, cond).to_pylist()
             except StoreError:
                 raise
             except Exception as exc:
-                raise ValueError(f"bad where filter {where!r}: {exc}") from None
+                what = f"where filter {where!r}" if where else f"metadata filter {dict(metadata or {})!r}"
+                raise ValueError(f"bad {what}: {exc}") from None
+            if keys is not None and not pushed:  # written before metadata_pairs: the same rule, here
+                rows = [r for r in DOCUMENTS.decode(rows) if matches(r["metadata"], metadata or {})]
             return {r["doc_id"]: r["path"] for r in rows}
 
-        if not self.db.has(DOCUMENTS):
-            return {}
-        return read() if where else dict(self.db.memo(DOCUMENTS, "ready", read))
+        return read() if where or keys else dict(self.db.memo(DOCUMENTS, "ready", read))
+
+    def metadata(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """doc_id -> the metadata given when it was indexed ({} for none), for these documents."""
+        rows = self.rows(sql_in("doc_id", doc_ids), ["doc_id", "metadata"])
+        return {r["doc_id"]: r["metadata"] or {} for r in rows}
+
+    def has_pairs(self) -> bool:
+        """Whether the table has ``metadata_pairs`` (a database written before it existed has not)."""
+        return self.db.memo(DOCUMENTS, "has_pairs", lambda: COLUMN in self.db.table(DOCUMENTS).schema.names)
+
+    def upgrade(self) -> bool:
+        """Give a table written before ``metadata_pairs`` existed that column, filled from each row's metadata
+        (the table is written again: one row per document). Needs the writer lock; True when it was done."""
+        if not self.db.has(DOCUMENTS) or self.has_pairs():
+            return False
+        rows = self.rows()
+        columns = {c: [r.get(c) for r in rows] for c in DOCUMENTS.names if c != COLUMN}
+        columns[COLUMN] = [metadata_pairs(r.get("metadata")) for r in rows]
+        self.db.create(DOCUMENTS, Dims(), DOCUMENTS.to_arrow(columns, Dims()), overwrite=True)
+        return True

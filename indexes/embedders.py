@@ -230,6 +230,13 @@ class SentenceTransformerEmbedder(Embedder):
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.document_prefix)
 
+    def embed_short_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """A few short documents (the confidence's unrelated passages, ``indexes.baseline``): in numpy where
+        queries are, so a search never loads the model's torch weights for them."""
+        if self._fast is not None and self._model is None:
+            return _normalise(self._fast.encode([self.document_prefix + t for t in texts]))
+        return self.embed_documents(texts)
+
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, "")
 

@@ -14,15 +14,21 @@ __all__ = ["OBSOLETE_KEYS", "SCHEMA_VERSION", "migrate"]
 
 OBSOLETE_KEYS = ("unified_spec", "unified_dim")  # schema 1's keys: deleted when the record is next written
 
-SCHEMA_VERSION = 2  # the rows and the record of ``indexes.schema``; ``migrate`` reads 1, others are refused
+SCHEMA_VERSION = 3  # the rows and the record of ``indexes.schema``; ``migrate`` reads 1 and 2, others are refused
 
 
 def migrate(record: dict[str, Any]) -> dict[str, Any]:
-    """The record of a database written by an earlier schema, as this one reads it (its rows are unchanged).
+    """The record of a database written by an earlier schema, as this one reads it (its rows are unchanged;
+    ``migrated_from`` tells the next writer to write the whole record, and ``Store.make_writable`` brings the
+    rows up to date then).
 
     1 → 2: one ``unified`` embedder served the text chunks and the images. It becomes the text leg's model and,
     where it embeds images, the image leg's: a database keeps searching with the models that built it.
+    2 → 3: the ``documents`` table gains ``metadata_pairs`` (key filters pushed down to LanceDB); the record is
+    unchanged. Until it is written to, such a database applies key filters in Python (``DocumentsTable.ready``).
     """
+    if record.get("schema_version") == 2:
+        return record | {"migrated_from": 2, "schema_version": 3}
     if record.get("schema_version") != 1:
         return record
     from .embedders import embedder_class
@@ -36,8 +42,8 @@ def migrate(record: dict[str, Any]) -> dict[str, Any]:
             parsed = ModelSpec.model_validate(spec)
             images = "image" in embedder_class(parsed).modalities_for(parsed)
     out |= {
-        "migrated_from": 1,  # not stored: tells the next writer to write the whole record as schema 2
-        "schema_version": 2,
+        "migrated_from": 1,  # not stored: tells the next writer to write the whole record as this schema
+        "schema_version": SCHEMA_VERSION,
         "text_spec": spec,
         "text_dim": dim,
         "image_spec": spec if images else None,

@@ -8,7 +8,8 @@ schemas. Vector sizes come from the database (``Dims``).
 Tables:
 
 - ``documents``: one row per distinct content (doc_id: the sha256 of the bytes), every path it was found at,
-  its status (``indexing`` until all its rows are in, then ``ready``) and its rows per table.
+  its status (``indexing`` until all its rows are in, then ``ready``), its rows per table, and the user's
+  metadata (as given, and as ``key=value`` strings that key filters run on: ``indexes.metadata``).
 - ``pages``: route, label, reasons and signals of each page, its text (the BM25 leg's full-text index), a
   thumbnail and the text's words with their boxes (answer regions).
 - ``chunks``: text chunks with their text-leg vectors and where each chunk is on its page.
@@ -66,6 +67,7 @@ class Kind(StrEnum):
     multivector = "multivector"  # list<fixed_size_list<float16 | int8 | uint8, width>>: Dims.storage
     pooled = "pooled"  # list<fixed_size_list<float16, Dims.visual>>
     codes = "codes"  # list<uint16>
+    strings = "strings"  # list<string>
     centroid = "centroid"  # fixed_size_list<float32, Dims.visual>
 
 
@@ -100,6 +102,7 @@ def _arrow_type(kind: Kind, dims: Dims, needs: str | None = None) -> Any:
         Kind.json: pa.string(),
         Kind.bbox: pa.list_(pa.float32(), 4),
         Kind.codes: pa.list_(pa.uint16()),
+        Kind.strings: pa.list_(pa.string()),
     }
     if kind in simple:
         return simple[kind]
@@ -204,7 +207,8 @@ DOCUMENTS = RowSchema(
         Column("mtime", Kind.float64),
         Column("n_pages", Kind.int32),
         Column("status", Kind.string),  # indexing | ready
-        Column("metadata", Kind.json),  # the user's --meta key=value pairs
+        Column("metadata", Kind.json),  # the user's --meta key=value pairs (or add()'s metadata=), as given
+        Column("metadata_pairs", Kind.strings),  # the same as "key=value" strings: key filters (indexes.metadata)
         Column("indexed_at", Kind.string),
         Column("counts", Kind.json),  # rows per counted table, written when the document became ready
     ),

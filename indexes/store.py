@@ -242,6 +242,7 @@ class Store:
         for schema in (CHUNKS, IMAGES):
             if schema.needs in learned:  # a size known only now: does a table made earlier fit it?
                 self._fit_width(schema)
+        self.documents.upgrade()  # a table written by schema 1 or 2 gets the metadata_pairs column
         wanted = self._wanted_record()
         changed = {k: v for k, v in wanted.items() if json.dumps(self._record.get(k)) != json.dumps(v)}
         if self._upgrade:  # a record read through ``migrate``: written whole, as this schema, the old keys gone

@@ -5,6 +5,7 @@ A page scores its best row: its best chunk, or its best figure.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from .database import Candidate, Database, ModelMismatchError
 from .pages import maintain_table, page_where
 from .schema import CHUNKS, IMAGES, RowSchema
-from .sql import prefilter
+from .sql import prefilter, sql_str
 
 __all__ = ["ChunksTable", "ImagesTable", "VectorTable"]
 
@@ -80,6 +81,21 @@ class ChunksTable(VectorTable):
             if r["text"] == text:
                 return r["boxes"]
         return None
+
+    def page_chunks(self, pages: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
+        """The chunks of these (doc_id, page) pages: doc_id, page, chunk, text and boxes (None where a database
+        indexed before positions were stored has none)."""
+        by_doc: dict[str, set[int]] = {}
+        for doc_id, page in pages:
+            by_doc.setdefault(doc_id, set()).add(int(page))
+        if not by_doc or self._dim() is None or not self.count():
+            return []
+        cond = " OR ".join(
+            f"(doc_id = {sql_str(d)} AND page IN ({', '.join(map(str, sorted(ps)))}))" for d, ps in by_doc.items()
+        )
+        have = self.db.memo(CHUNKS, "columns", lambda: set(self.db.table(CHUNKS).schema.names))
+        columns = [c for c in ("doc_id", "page", "chunk", "text", "boxes") if c in have]
+        return self.db.rows(CHUNKS, cond, columns)
 
 
 class ImagesTable(VectorTable):

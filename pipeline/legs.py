@@ -69,8 +69,9 @@ class QueryInput:
 class Leg(Protocol):
     """One way of finding pages. ``accepts``: the query kinds it takes; ``accepts_when_named``: kinds it takes
     only when the user names it. Optionally ``refuses(kind) -> str | None``: why it cannot take ``kind`` here,
-    and ``regions(query, doc_id, page, detail) -> PageRegions``: where on a page it found what it scored
-    (``pipeline.regions``; ``detail`` is its candidate's)."""
+    ``regions(query, doc_id, page, detail) -> PageRegions``: where on a page it found what it scored
+    (``pipeline.regions``; ``detail`` is its candidate's), and ``baseline(query) -> array``: its scores for
+    unrelated text, the yardstick of a hit's confidence (``pipeline.confidence``; the text leg has one)."""
 
     name: str
     scale: Scale
@@ -255,6 +256,18 @@ class TextLeg(_SingleVectorLeg):
     @property
     def accepts_when_named(self) -> frozenset[str]:
         return frozenset({"image"}) if self._images else frozenset()
+
+    def baseline(self, query: QueryInput) -> np.ndarray:
+        """The query's cosines with unrelated text (``indexes.baseline``): what this leg's score for an unrelated
+        page looks like, for this query and model (``pipeline.confidence``). Empty for an image query."""
+        import numpy as np
+
+        from docrag.indexes.baseline import null_vectors
+
+        if query.kind != "text" or self.parts.text is None:
+            return np.zeros(0, np.float32)
+        q = np.asarray(self.parts.vector(self.role, query), np.float32)  # (dim,)
+        return null_vectors(self.parts.text()) @ (q / max(float(np.linalg.norm(q)), 1e-12))  # (n_null,)
 
     def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:
         from .regions import AnswerRegion, PageRegions

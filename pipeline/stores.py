@@ -4,7 +4,7 @@ one too (``tests/test_legs.py`` checks both against these, method by method).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -20,9 +20,11 @@ __all__ = ["ChunksView", "DocumentsView", "ImagesView", "PagesView", "SearchStor
 class DocumentsView(Protocol):
     def count(self) -> int: ...
 
-    def ready(self, where: str | None = None) -> dict[str, str]: ...
+    def ready(self, where: str | None = None, metadata: Mapping[str, Any] | None = None) -> dict[str, str]: ...
 
     def get(self, doc_id: str, columns: list[str] | None = None) -> dict[str, Any] | None: ...
+
+    def metadata(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
 
 
 class PagesView(Protocol):
@@ -45,6 +47,8 @@ class VectorsView(Protocol):
 
 class ChunksView(VectorsView, Protocol):
     def boxes(self, doc_id: str, page: int, text: str) -> list[list[float]] | None: ...
+
+    def page_chunks(self, pages: Iterable[tuple[str, int]]) -> list[dict[str, Any]]: ...
 
 
 class ImagesView(VectorsView, Protocol):

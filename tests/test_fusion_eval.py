@@ -110,3 +110,36 @@ def test_load_queries_refuses_empty_input_naming_the_file_and_line(tmp_path):
     qrels.write_text("query-id\tcorpus-id\tscore\n1\ta.pdf#2\thigh\n")
     with pytest.raises(ValueError, match=r"qrels\.tsv:2: the score 'high' is not a number"):
         load_queries(beir, qrels)
+
+
+def test_confidence_by_hand():
+    from docrag.pipeline.confidence import (
+        MEANING_WEIGHT,
+        TERMS_WEIGHT,
+        Z_MID,
+        confidence,
+        meaning,
+        query_terms,
+        term_coverage,
+    )
+
+    # Content words only, folded and stemmed as BM25 folds them: stop and question words out.
+    terms = query_terms("Which tables show the Zanzibarite shipments?")
+    assert terms == query_terms("zanzibarite table shipment show") and len(terms) == 4
+    assert query_terms("what is it?") == set()
+    assert term_coverage(terms, "The TABLE shows crates; shipment of zanzibarite.") == 1.0
+    assert term_coverage(query_terms("table zanzibarite"), "A table of crates.") == 0.5
+    assert term_coverage(set(), "anything") is None
+    # Meaning: standard deviations above the query's cosines with unrelated text; Z_MID of them is even odds.
+    null = [0.1, 0.2, 0.3]  # mean 0.2, std 0.0816
+    std = math.sqrt(2 / 3) / 10
+    assert meaning(0.2 + Z_MID * std, null) == pytest.approx(0.5)
+    assert meaning(0.2 + (Z_MID - 4) * std, null) < 0.02 and meaning(0.2 + (Z_MID + 4) * std, null) > 0.98
+    assert meaning(0.25, [0.25, 0.25]) < 0.01  # identical cosines: a floor on the spread, no division by zero
+    assert meaning(None, null) == 0.0 and meaning(0.9, []) == 0.0
+    # A noisy-or of the two, each capped: words alone or meaning alone never reach 1.
+    assert confidence(1.0, 1.0) == pytest.approx(1 - (1 - MEANING_WEIGHT) * (1 - TERMS_WEIGHT))
+    assert confidence(0.0, 1.0) == pytest.approx(TERMS_WEIGHT) and confidence(1.0, None) == pytest.approx(
+        MEANING_WEIGHT
+    )
+    assert confidence(0.0, None) == 0.0

@@ -19,7 +19,7 @@ from docrag.pipeline import stores
 from docrag.pipeline.fusion import Ranking
 from docrag.pipeline.legs import LegParts, QueryInput, Scale, build_legs, leg_names, register_leg
 from docrag.pipeline.options import SearchConfig
-from docrag.pipeline.search import Searcher
+from docrag.pipeline.search import Chunk, Searcher
 
 SIGLIP = ModelSpec(type="siglip", model="fake/siglip")  # image-capable, known from the spec alone
 MINILM = ModelSpec(type="sentence-transformers", model="fake/minilm")  # text only
@@ -35,12 +35,16 @@ class _Fake:
 
 
 class FakeDocuments(_Fake):
-    def ready(self, where=None):
+    def ready(self, where=None, metadata=None):
         self.store.calls["ready"] += 1
+        self.store.filters.append((where, metadata))
         return {d: f"/corpus/{d}.pdf" for d in ("a", "b")}
 
     def get(self, doc_id, columns=None):
         return {"doc_id": doc_id, "path": f"/corpus/{doc_id}.pdf", "n_pages": 2}
+
+    def metadata(self, doc_ids):
+        return {d: {"a": {"project": "demo"}, "b": {}}[d] for d in doc_ids}
 
 
 class FakePages(_Fake):
@@ -66,6 +70,16 @@ class FakeChunks(_Fake):
 
     def boxes(self, doc_id, page, text):
         return None
+
+    def page_chunks(self, pages):
+        self.store.calls["page_chunks"] += 1
+        rows = [
+            ("a", 1, 0, "alpha chunk", [[0.1, 0.2, 0.9, 0.3]]),
+            ("b", 2, 0, "beta chunk", [[0.1, 0.1, 0.5, 0.2]]),
+            ("b", 2, 1, "the table of beta results", None),  # indexed before positions were stored
+        ]
+        keys = set(pages)
+        return [dict(zip(("doc_id", "page", "chunk", "text", "boxes"), r, strict=True)) for r in rows if r[:2] in keys]
 
 
 class FakeImages(_Fake):
@@ -95,6 +109,7 @@ class FakeStore:
         self.visual_index = VisualIndexSpec()
         self.calls: Counter[str] = Counter()
         self.searched: list[tuple[str, object]] = []
+        self.filters: list[tuple[object, object]] = []
         self.documents = FakeDocuments(self, "documents", 2)
         self.pages = FakePages(self, "pages", 4)
         self.chunks = FakeChunks(self, "chunks", 3)
@@ -148,6 +163,9 @@ class FakeSingle:
     def embed_images(self, images):
         self.calls["images"] += 1
         return np.full((len(images), 4), 2.0, np.float32)
+
+    def embed_documents(self, texts):  # unrelated text for the confidence's yardstick: orthogonal to the queries
+        return np.tile(np.array([1.0, -1.0, 1.0, -1.0], np.float32), (len(texts), 1))
 
 
 class FakeVisual:
@@ -296,3 +314,55 @@ def test_unknown_legs_name_the_registry():
         build_legs(LegParts(FakeStore(), SearchConfig(), FakeSingle), ["colour"])
     with pytest.raises(ValueError, match="k must be at least 1"):
         s.search("x", k=0)
+
+
+def test_hits_carry_the_page_text_the_metadata_and_the_matching_chunk_read_once_for_all():
+    s, store, _ = searcher(visual=False)
+    hits = {(h.doc_id, h.page): h for h in s.search("beta results table", k=4)}
+    a1, a2, b2 = hits[("a", 1)], hits[("a", 2)], hits[("b", 2)]
+    assert (a1.text, b2.text) == ("alpha page", "beta table")
+    assert a1.metadata == {"project": "demo"} and b2.metadata == {}
+    assert store.calls["page_chunks"] == 0  # nothing read until a chunk is asked for
+    assert b2.chunk == Chunk("beta chunk", [(0.1, 0.1, 0.5, 0.2)], "text", 0)  # the text leg's chunk, placed
+    assert a1.chunk == Chunk("alpha chunk", [(0.1, 0.2, 0.9, 0.3)], "text", 0)
+    assert a2.chunk is None  # found by the image leg only: no chunk matched
+    assert store.calls["page_chunks"] == 1  # one read for every hit of the search
+    d = b2.to_dict()
+    assert d["chunk"] == {"text": "beta chunk", "boxes": [[0.1, 0.1, 0.5, 0.2]], "leg": "text", "index": 0}
+    assert (d["text"], d["metadata"], d["confidence"]) == ("beta table", {}, round(b2.confidence, 4))
+    # BM25 alone: of the page's chunks, the one holding most of the query's terms (no position stored for it).
+    only = s.search("beta results table", legs=["bm25"])[0]
+    assert only.chunk == Chunk("the table of beta results", [], "bm25", 1)
+
+
+def test_where_takes_sql_a_metadata_filter_or_a_list_of_both():
+    s, store, _ = searcher(visual=False)
+    s.search("q", where={"project": "demo"})
+    s.search("q", where="path LIKE '%a%'")
+    s.search("q", where=["path LIKE 'x%'", "size > 1", {"project": ["a", "b"]}, {"year": 2024}])
+    assert store.filters == [
+        (None, {"project": "demo"}),
+        ("path LIKE '%a%'", None),
+        ("(path LIKE 'x%') AND (size > 1)", {"project": ["a", "b"], "year": 2024}),
+    ]
+    with pytest.raises(ValueError, match="metadata filter 'a' given twice"):
+        s.search("q", where=[{"a": 1}, {"a": 2}])
+    with pytest.raises(ValueError, match=r"give SQL .* a metadata filter .* or a list of them"):
+        s.search("q", where=[3])
+
+
+def test_min_score_keeps_the_hits_whose_confidence_reaches_it_in_their_order():
+    s, _, _ = searcher(visual=False)
+    ranked = s.search("beta results table", k=4)
+    assert [(h.doc_id, h.page) for h in ranked] == [("b", 2), ("a", 1), ("a", 2)]
+    conf = {(h.doc_id, h.page): h.confidence for h in ranked}
+    # The text leg's cosines (0.5, 0.8) stand far above the query's cosine with unrelated text (0 here); the
+    # image leg's page has no text evidence and no query word on it.
+    assert conf[("b", 2)] > 0.8 and conf[("a", 1)] > 0.7 and conf[("a", 2)] == 0.0
+    kept = s.search("beta results table", k=4, min_score=0.5)
+    assert [(h.doc_id, h.page) for h in kept] == [("b", 2), ("a", 1)]
+    with pytest.raises(ValueError, match=r"min_score is a confidence between 0 and 1 \(got 1.5\)"):
+        s.search("q", min_score=1.5)
+    with pytest.raises(ValueError, match="min_score needs text queries"):
+        s.search(Image.new("RGB", (8, 8)), min_score=0.5)
+    assert s.search(Image.new("RGB", (8, 8)))[0].confidence is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,20 @@ def test_equals_sentence_transformers_on_minilm(minilm):
     np.testing.assert_allclose(ours, ref, atol=2e-6)
 
 
+@pytest.mark.slow
+def test_short_documents_are_embedded_in_numpy_as_sentence_transformers_embeds_them():
+    """What a search embeds besides the query (``indexes.baseline``'s unrelated passages) is the same function."""
+    from docrag.indexes.embedders import create_embedder
+    from docrag.indexes.models import MINILM_ID, ModelSpec
+
+    fast = create_embedder(ModelSpec(type="sentence-transformers", model=MINILM_ID))
+    torch_only = create_embedder(
+        ModelSpec(type="sentence-transformers", model=MINILM_ID, options={"numpy_queries": False})
+    )
+    texts = QUERIES[:3]
+    np.testing.assert_allclose(fast.embed_short_documents(texts), torch_only.embed_documents(texts), atol=2e-6)
+
+
 def test_refuses_layouts_it_does_not_compute(minilm, tmp_path, tiny):
     assert NumpyBertEncoder.supports(minilm)
     assert not NumpyBertEncoder.supports(tiny["nomic"])  # NomicBert: not plain BERT
@@ -66,7 +81,9 @@ def test_lite_search_does_not_import_torch(tmp_path, docs):
         "try:\n    app()\nexcept SystemExit:\n    pass\n"
         "print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # An empty cache: the confidence's unrelated passages are embedded in this search too, in numpy.
+    env = {**os.environ, "DOCRAG_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     hits_line, loaded_line = proc.stdout.strip().splitlines()[-2:]
     assert json.loads(hits_line)["hits"], hits_line

@@ -259,7 +259,10 @@ def test_cli_index_search_stats_show_remove_json(tmp_path, corpus):
     res = run("search", "zanzibarite shipment", "--db", db, "-k", "2", "--json")
     out = json.loads(res.stdout)
     assert out["hits"][0]["file"].endswith("planted.pdf") and out["hits"][0]["page"] == 2
-    assert set(out["hits"][0]) == {"file", "page", "score", "route", "label", "legs", "snippet"}
+    assert set(out["hits"][0]) == {
+        "file", "page", "score", "confidence", "route", "label", "legs", "snippet", "metadata", "chunk", "text"
+    }  # fmt: skip
+    assert out["hits"][0]["metadata"] == {"team": "a"}
 
     queries = tmp_path / "q.jsonl"
     queries.write_text('{"id": "a", "text": "zanzibarite"}\n{"id": "b", "text": "table results model"}\n')

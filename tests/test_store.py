@@ -16,6 +16,7 @@ from docrag.indexes.embedders import create_embedder
 from docrag.indexes.maxsim import maxsim_numpy
 from docrag.indexes.models import ModelSpec
 from docrag.indexes.multivector import MultiVectorEmbedder
+from docrag.indexes.record import SCHEMA_VERSION
 from docrag.indexes.schema import CHUNKS, PAGES, VISUAL, Dims
 from docrag.indexes.store import ModelMismatchError, Store, StoreError
 from docrag.testing.rows import new_store, write_chunks, write_images, write_pages, write_visual
@@ -86,7 +87,7 @@ def test_reopen_recreates_specs_and_refuses_other_models(tmp_path, tiny, page_im
     assert again.image_spec.type == "siglip"
     assert again.dims == Dims(text=32, image=32, visual=128, storage="float16")
     record = Store.record(tmp_path / "db")  # the model record: one place, the meta table
-    assert record["visual_spec"]["model"] == str(tiny["colidefics3"]) and record["schema_version"] == 2
+    assert record["visual_spec"]["model"] == str(tiny["colidefics3"]) and record["schema_version"] == SCHEMA_VERSION
     assert record["text_spec"]["model"] == str(tiny["arctic"]) and record["image_spec"]["model"] == str(tiny["siglip"])
     assert not again.db.table(VISUAL).schema.metadata  # not repeated in every table's schema
     with pytest.raises(ModelMismatchError, match="built with the visual model colidefics3"):
@@ -268,14 +269,14 @@ def test_a_schema_1_database_searches_with_its_models_and_a_rebuild_replaces_the
     assert json.loads(rebuilt.stdout)["indexed"] == 1
     again = docrag.open(db)
     assert again.stats()["built_with"]["text"]["model"] == str(tiny["arctic"])
-    assert Store.record(db)["schema_version"] == 2 and again.stats()["documents"] == 1
+    assert Store.record(db)["schema_version"] == SCHEMA_VERSION and again.stats()["documents"] == 1
     assert {h.page for h in again.search("tide", k=2)} == {1, 2}
     assert docrag.open(db, rebuild=True).settings.profile == "lite"  # a rebuild without a profile keeps the db's
 
 
 @pytest.mark.slow
-def test_a_schema_1_database_is_written_as_schema_2_and_takes_an_image_model(tmp_path, tiny, docs):
-    """Written into, a schema-1 record becomes a whole schema-2 record (the old keys gone); the images table
+def test_a_schema_1_database_is_written_as_this_schema_and_takes_an_image_model(tmp_path, tiny, docs):
+    """Written into, a schema-1 record becomes a whole record of this schema (the old keys gone); the images table
     schema 1 made at the text model's size is made again, empty, for a new image model's size."""
     import shutil
 
@@ -292,7 +293,7 @@ def test_a_schema_1_database_is_written_as_schema_2_and_takes_an_image_model(tmp
     report = idx.add([docs["photo_png"]], workers=0)
     assert report.failed == [] and idx.stats()["images"] == 1
     raw = {r["key"]: r["value"] for r in Database(db).rows(META)}
-    assert raw["schema_version"] == 2 and "unified_spec" not in raw and "unified_dim" not in raw
+    assert raw["schema_version"] == SCHEMA_VERSION and "unified_spec" not in raw and "unified_dim" not in raw
     assert raw["text_spec"]["model"] == "sentence-transformers/all-MiniLM-L6-v2" and raw["text_dim"] == 384
     assert raw["image_spec"]["model"] == str(tiny["siglip"]) and raw["image_dim"] == 32
     again = docrag.open(db)

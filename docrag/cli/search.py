@@ -10,11 +10,23 @@ import typer
 
 from .app import ConfigOpt, DbOpt, JsonOpt, ProfileOpt, app, call, fail, legs_option, note, open_db
 
+HIT_KEYS = ("file", "page", "score", "confidence", "route", "label", "legs", "snippet", "metadata", "chunk", "text")
+
 
 def _hit_json(h: Any, regions: bool = False) -> dict[str, Any]:
     d = h.to_dict(regions=regions)
-    keys = ("file", "page", "score", "route", "label", "legs", "snippet") + (("regions",) if regions else ())
-    return {key: d[key] for key in keys}
+    return {key: d[key] for key in HIT_KEYS + (("regions",) if regions else ())}
+
+
+def _filters(items: list[str] | None) -> dict[str, Any]:
+    """``--filter key=value`` (repeatable; a key given again: any of its values) as a metadata filter."""
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--filter {item!r}: use key=value (a key given again matches any of its values)")
+        out.setdefault(key.strip(), []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
 
 
 def _where_summary(h: Any) -> str:
@@ -34,7 +46,22 @@ def search(
     k: Annotated[int, typer.Option("-k", help="Pages to return.")] = 10,
     legs: Annotated[str | None, typer.Option("--legs", help="Comma list of text,visual,bm25,image.")] = None,
     fusion: Annotated[str | None, typer.Option("--fusion", help="rrf or weighted.")] = None,
-    where: Annotated[str | None, typer.Option("--where", help="SQL over documents (path, metadata …).")] = None,
+    where: Annotated[str | None, typer.Option("--where", help="SQL over documents (path, size, indexed_at …).")] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            metavar="KEY=VALUE",
+            help="key=value: documents indexed with this --meta (repeatable: all keys must match; a key twice: "
+            "either value).",
+        ),
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score", help="Only hits whose confidence (0 to 1, comparable across queries) is at least this."
+        ),
+    ] = None,
     queries: Annotated[Path | None, typer.Option("--queries", help="JSON lines {id, text}: batch mode.")] = None,
     regions: Annotated[
         bool, typer.Option("--regions", help="Say where on each page every leg matched (boxes in page fractions).")
@@ -52,6 +79,10 @@ def search(
         fail("give a QUERY or --queries FILE, not both")
     if query is not None and not query.strip():
         fail("the query is empty: give the words to search for")
+    if min_score is not None and not 0.0 <= min_score <= 1.0:
+        fail(f"--min-score {min_score:g}: a confidence is between 0 and 1 (0.5 is a reasonable start)")
+    keys = _filters(filters)
+    conditions: list[Any] = [c for c in (where, keys) if c]
     idx = open_db(db, profile, config)
     prof = idx.settings.profile
     leg_list = legs_option(legs)
@@ -67,17 +98,20 @@ def search(
             fail(f"{queries}: cannot read the queries file ({exc.strerror})")
         except ValueError as exc:
             fail(str(exc))
-        results = call(lambda: idx.search_many([q["text"] for q in items], k, where, leg_list, fusion), prof)
+        texts = [q["text"] for q in items]
+        results = call(lambda: idx.search_many(texts, k, conditions, leg_list, fusion, min_score=min_score), prof)
         for q, hits in zip(items, results, strict=True):
             out_hits = call(lambda hits=hits: [_hit_json(h, regions) for h in hits], prof)
             typer.echo(json.dumps({"id": q["id"], "hits": out_hits}, ensure_ascii=False))
         return
-    hits = call(lambda: idx.search(query, k, where, leg_list, fusion), prof)
+    hits = call(lambda: idx.search(query, k, conditions, leg_list, fusion, min_score=min_score), prof)
     if hits.hidden:
         note(
             f"note: {hits.hidden} document(s) not searchable yet: being indexed, or left by a run that stopped "
             "(`docrag index` finishes them)"
         )
+    if min_score is not None and not hits:
+        note(f"note: no page has a confidence of at least {min_score:g} (--min-score) for this query")
     if as_json:
         out_hits = call(lambda: [_hit_json(h, regions) for h in hits], prof)
         typer.echo(json.dumps({"query": query, "hits": out_hits, "hidden": hits.hidden}, ensure_ascii=False))
@@ -87,7 +121,7 @@ def search(
 
     out = Console() if Console().is_terminal else Console(width=160)
     table = Table(title=f"docrag: {query}")
-    cols = ["#", "file", "page", "score", "route/label", "legs (raw score, rank)", "snippet"]
+    cols = ["#", "file", "page", "score", "confidence", "route/label", "legs (raw score, rank)", "snippet"]
     for col in cols + (["regions"] if regions else []):
         table.add_column(col, overflow="fold")
     for i, h in enumerate(hits, start=1):
@@ -97,6 +131,7 @@ def search(
             Path(h.file).name,
             str(h.page),
             f"{h.score:.4f}",
+            "" if h.confidence is None else f"{h.confidence:.2f}",
             f"{h.route}/{h.label}",
             legs_txt,
             h.snippet[:160],
