@@ -147,6 +147,11 @@ def leg_names() -> tuple[str, ...]:
     return tuple(LEG_TYPES)
 
 
+def as_leg_names(names: str | Sequence[str] | None) -> list[str] | None:
+    """``legs=`` as given by a user: one name (``"text"``) or several; None for every leg."""
+    return [names] if isinstance(names, str) else None if names is None else list(names)
+
+
 def check_leg_names(names: Sequence[str] | None, known: Sequence[str] | None = None) -> None:
     """A ValueError for the first of ``names`` not ``known`` (default: the registered legs), naming those."""
     known = known or leg_names()

@@ -28,7 +28,7 @@ from docrag.parsers.text import normalise
 
 from .confidence import confidence, meaning, query_terms, term_coverage
 from .fusion import Fused, Ranking, fuse
-from .legs import QueryInput, check_leg_names, leg_names
+from .legs import QueryInput, as_leg_names, check_leg_names, leg_names
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -193,6 +193,7 @@ class Searcher:
             raise ValueError(f"min_score is a confidence between 0 and 1 (got {min_score})")
         if min_score is not None and any(not isinstance(q, str) for q in queries):
             raise ValueError("min_score needs text queries: an image query's hits have no confidence")
+        legs = as_leg_names(legs)
         check_leg_names(legs, list(dict.fromkeys([*leg_names(), *(leg.name for leg in self.legs)])))
         sql, keys = split_where(where)
         self.store.refresh()  # one set of table versions for the whole call
@@ -221,6 +222,7 @@ class Searcher:
     ) -> Hit | None:
         """The hit page ``page`` of document ``doc_id`` is for ``query``: every leg searched within that document
         only (ranks are within it), fused; None when no leg scored the page or the document is not ready."""
+        legs = as_leg_names(legs)
         check_leg_names(legs, list(dict.fromkeys([*leg_names(), *(leg.name for leg in self.legs)])))
         self.store.refresh()
         ready = self.store.documents.ready()

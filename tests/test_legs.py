@@ -290,6 +290,7 @@ def test_image_queries_with_a_text_only_embedder_are_refused_before_any_model_lo
             s.search(Image.new("RGB", (8, 8)), legs=legs)
     # A text query on legs that need no embedder loads none.
     assert [set(h.legs) for h in s.search("beta", legs=["bm25"])] == [{"bm25"}]
+    assert [set(h.legs) for h in s.search("beta", legs="bm25")] == [{"bm25"}]  # one name, not its letters
 
 
 def test_text_and_image_models_each_embed_the_query_once():
