@@ -418,6 +418,8 @@ class Database:
         out: dict[str, Any] = {"db": self.uri, "tables": tables, "inconsistent_documents": []}
         if all(t["ok"] for t in tables.values()):
             out["inconsistent_documents"] = self._inconsistent()
+            status = self.rows(DOCUMENTS, columns=["status"])  # not ready: a run is on, or stopped (rerun resumes)
+            out["unfinished_documents"] = sum(d["status"] != "ready" for d in status)
         out["ok"] = all(t["ok"] for t in tables.values()) and not out["inconsistent_documents"]
         pooled, visual = tables.get(POOLED.name, {}).get("rows"), tables.get(VISUAL.name, {}).get("rows")
         if visual:  # derived: an incomplete first stage is searched exactly and rebuilt by the next index run

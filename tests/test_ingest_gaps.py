@@ -410,6 +410,10 @@ def test_a_kill_mid_document_resumes_from_its_written_pages(tmp_path):
     _index_until(db, folder, cfg, lambda docs, rows: len(rows) >= 3)
     docs, written = _pages_state(db)
     assert set(docs.values()) == {"indexing"} and 3 <= len(written) < 8, (docs, len(written))
+    from clirun import invoke
+
+    said = invoke("check", "--db", str(db))  # consistent, and it says a document waits for the rerun
+    assert said.returncode == 0 and "1 document(s) not finished (hidden from search)" in said.stdout, said
 
     idx = docrag.open(db, config=cfg)
     assert idx.search("the").hidden == 1 and not idx.search("the")  # its written pages stay hidden meanwhile

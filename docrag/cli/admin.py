@@ -73,6 +73,11 @@ def check(
             typer.echo(f"{name:>10}: " + (f"ok, {t['rows']} rows" if t["ok"] else f"UNREADABLE ({t['error']})"))
         if result["inconsistent_documents"]:
             typer.echo(f"{len(result['inconsistent_documents'])} document(s) whose rows do not match their counts")
+        if result.get("unfinished_documents"):
+            typer.echo(
+                f"{result['unfinished_documents']} document(s) not finished (hidden from search): a run is indexing "
+                "them, or one stopped; `docrag index` the same paths again to finish them"
+            )
         if "repair" in result:
             rep = result["repair"]
             for name, v in rep["restored"].items():
