@@ -77,6 +77,11 @@ class Hit:
             self._regions = self.explain() if self.explain is not None else PageRegions()
         return self._regions
 
+    def __repr__(self) -> str:  # short: no doc_id, no chunk text (``to_dict()`` has everything)
+        legs = ", ".join(f"{leg} #{v.get('rank')}" for leg, v in self.legs.items())
+        name = self.file.replace("\\", "/").rsplit("/", 1)[-1]
+        return f"Hit({name!r}, page={self.page}, score={self.score:.4f}, {self.route}/{self.label}, [{legs}])"
+
     def to_dict(self, regions: bool = False) -> dict[str, Any]:
         return {
             "file": self.file,
