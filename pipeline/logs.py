@@ -37,9 +37,9 @@ def quiet_notebook_progress() -> None:
     In a Jupyter kernel without ipywidgets, the first import of ``tqdm.auto`` (by huggingface_hub, transformers
     …: whichever comes first) warns and falls back to text bars. Imported here first, with that one warning
     filtered for the import alone, every later import gets the same text bars silently. Nothing else changes:
-    with ipywidgets, the widgets are used; outside a kernel, tqdm's plain bars.
+    with ipywidgets, the widgets are used; outside IPython (a script, the command line), nothing is imported.
     """
-    if "tqdm.auto" in sys.modules:
+    if "tqdm.auto" in sys.modules or "IPython" not in sys.modules:
         return
     with warnings.catch_warnings(), contextlib.suppress(ImportError):  # no tqdm: nothing draws its bars either
         warnings.filterwarnings("ignore", message=".*IProgress not found")
