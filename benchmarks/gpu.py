@@ -766,7 +766,7 @@ def phase_index(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, An
     if args.page_batch:
         overrides["ingest"]["page_batch"] = args.page_batch
     db = tmp / "db"
-    index = docrag.open(str(db), profile="gpu", **overrides)
+    index = docrag.open(str(db), profile="gpu", create=True, **overrides)  # its store is timed before the add
     s = index.settings
     res["settings"] = {
         "visual": s.visual.model_dump(mode="json") if s.visual else None,

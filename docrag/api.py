@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,18 @@ class Results(list):
     (still being indexed, or left by a run that stopped)."""
 
     hidden: int = 0
+    # Set by ``Index``: a hit's page thumbnail, for the notebook table (``_repr_html_``).
+    thumbnails: Callable[[Hit], Image.Image | None] | None = None
+
+    def __repr__(self) -> str:
+        from docrag.display import hits_text
+
+        return hits_text(self, self.hidden)
+
+    def _repr_html_(self) -> str:
+        from docrag.display import hits_html
+
+        return hits_html(self, self.thumbnails, self.hidden)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [h.to_dict() for h in self]
@@ -58,14 +70,28 @@ class Index:
     with different models is refused rather than mixing incomparable vectors.
     """
 
-    def __init__(self, db: str | Path, settings: Settings, *, rebuild: bool = False) -> None:
+    def __init__(self, db: str | Path, settings: Settings, *, rebuild: bool = False, create: bool = False) -> None:
+        from docrag.pipeline.logs import quiet_notebook_progress
+
+        quiet_notebook_progress()  # before any library imports tqdm.auto: no "IProgress not found" in a kernel
         self.db = str(db)
         self.settings = settings
         self._rebuild = rebuild  # start the database over (other models) at the next add
+        self._create = create  # a missing database may be made here (create=True, or the first add)
         self._store: Store | None = None
         self._searcher: Searcher | None = None
         self._visual: MultiVectorEmbedder | None = None
         self._single: dict[str, Embedder] = {}  # the text and image legs' embedders (one when they share a model)
+
+    def __repr__(self) -> str:
+        from docrag.display import index_text
+
+        return index_text(self)
+
+    def _repr_html_(self) -> str:  # a notebook shows this for ``index``: the database, models, counts
+        from docrag.display import index_html
+
+        return index_html(self)
 
     # -- lazy parts ----------------------------------------------------------------------------------------
     def embedder(self, leg: str) -> Embedder:
@@ -136,6 +162,8 @@ class Index:
         if self._store is None:
             from docrag.indexes.store import Store
 
+            if not self._create:
+                self._require()
             self._store = Store(
                 self.db,
                 self.settings.visual,
@@ -146,6 +174,29 @@ class Index:
                 storage_options=self.settings.storage_options,
             )
         return self._store
+
+    def _require(self) -> None:
+        """``NoDatabaseError`` unless a docrag database is at ``db``: reading a mistyped path is an error, never
+        an empty database made on the spot."""
+        from docrag.indexes.store import NoDatabaseError, Store
+
+        why = Store.absent(self.db, self.settings.storage_options or None)
+        if why is not None:
+            raise NoDatabaseError(
+                f"{why}: check the path, or make a new database with docrag.open({self.db!r}, create=True) "
+                "or by adding documents (index.add(PATHS))"
+            )
+
+    def _make(self) -> None:
+        """Make the database now when there is none (``docrag.open(..., create=True)``): its tables and its record,
+        under the writer lock. An existing one is left as it is."""
+        from docrag.indexes.store import Store
+
+        if Store.exists(self.db, self.settings.storage_options or None):
+            return
+        store = self.store
+        with store.writer_lock(None, None, self.settings.ingest.writer_lease_s):
+            store.make_writable()
 
     # -- writing ---------------------------------------------------------------------------------------------
     def add(
@@ -181,6 +232,7 @@ class Index:
         if not self._rebuild and self._store is None:  # other models than the database's: said before downloads
             Store.check_models(self.db, specs, self.settings.storage_options or None)
         self.ensure_models()  # downloaded on first use, or every missing one named: before any file is read
+        self._create = True  # the first add makes a missing database
         if self._rebuild:  # the models load first (a broken one fails here): only then can the old rows go
             for load in filter(None, map(self._loader, LEGS)):
                 load()
@@ -280,7 +332,15 @@ class Index:
             hit.render = functools.partial(self.page_image, hit)
         out = Results(hits)
         out.hidden = self.store.documents.hidden()
+        out.thumbnails = self._page_thumbnail
         return out
+
+    def _page_thumbnail(self, hit: Hit) -> Image.Image:
+        """The picture of a hit's page for a table: its stored thumbnail, else the page rendered small."""
+        try:
+            return self.thumbnail(hit.doc_id, hit.page)
+        except KeyError:
+            return self.page_image(hit, dpi=20)
 
     def evaluate(
         self,
@@ -383,6 +443,8 @@ class Index:
         it may be what is unreadable."""
         from docrag.indexes.database import Database
 
+        if self._store is None:
+            self._require()  # (a database this object made or wrote to is there)
         db = Database(self.db, self.settings.storage_options)
         result = db.check()
         if repair and not result["ok"]:
@@ -398,12 +460,16 @@ def open_index(
     profile: str | None = None,
     config: str | Path | None = None,
     *,
+    create: bool = False,
     rebuild: bool = False,
     **overrides: Any,
 ) -> Index:
-    """Open (or create) the database at ``db`` with a profile (cpu, gpu, lite), a TOML config and overrides.
-    ``rebuild``: start it over with these settings' models at the next ``add`` (its rows go then, once the
-    models are here).
+    """Open the database at ``db`` with a profile (cpu, gpu, lite), a TOML config and overrides.
+
+    Reading a database that is not there (a search, ``stats``, ``documents`` …) raises ``NoDatabaseError``
+    ("no database at …"): a mistyped path is never an empty database. ``create=True`` makes a missing one now;
+    ``add`` makes it with its first documents. ``rebuild``: start it over with these settings' models at the
+    next ``add`` (its rows go then, once the models are here).
 
     ``db``: a folder, or an object storage URI (``s3://bucket/prefix``; endpoint and credentials from
     ``storage_options={...}`` or the environment, AWS_*). A database remembers its models: reopening it
@@ -416,4 +482,8 @@ def open_index(
     stored = Store.record(db, storage_options(file, overrides) or None)
     if rebuild:  # the database's profile still applies when none is named, but not its models
         stored = {"profile": stored["profile"]} if stored.get("profile") else {}
-    return Index(db, resolve(stored, profile, file, overrides, source=str(config or "")), rebuild=rebuild)
+    settings = resolve(stored, profile, file, overrides, source=str(config or ""))
+    index = Index(db, settings, rebuild=rebuild, create=create)
+    if create:
+        index._make()
+    return index

@@ -33,6 +33,7 @@ __all__ = [
     "Database",
     "LockTimeout",
     "ModelMismatchError",
+    "NoDatabaseError",
     "StoreError",
     "migrate",
     "prefilter",
@@ -69,6 +70,11 @@ class StoreError(RuntimeError):
 
 class LockTimeout(StoreError):
     """Another process holds the database's writer lock."""
+
+
+class NoDatabaseError(StoreError):
+    """No docrag database where one was to be read (a mistyped path, or one never indexed into). The message
+    starts with the reason (``Store.absent``) and says what to do."""
 
 
 def short_error(exc: BaseException, width: int = 240) -> str:

@@ -26,6 +26,7 @@ from .database import (
     Database,
     LockTimeout,
     ModelMismatchError,
+    NoDatabaseError,
     StoreError,
     is_uri,
     sql_in,
@@ -45,6 +46,7 @@ __all__ = [
     "Candidate",
     "LockTimeout",
     "ModelMismatchError",
+    "NoDatabaseError",
     "PageVectors",
     "Store",
     "StoreError",
@@ -156,6 +158,23 @@ class Store:
     def exists(uri: str | Path, storage_options: dict[str, str] | None = None) -> bool:
         """Whether a docrag database is at ``uri`` (a StoreError when the storage cannot be listed)."""
         return Database.exists(uri, storage_options)
+
+    @staticmethod
+    def absent(uri: str | Path, storage_options: dict[str, str] | None = None) -> str | None:
+        """Why there is no docrag database at ``uri`` ("no database at …"), or None when there is one. Nothing is
+        created; a StoreError when the storage cannot be listed."""
+        if Database.exists(uri, storage_options):
+            return None
+        if is_uri(uri):
+            return f"no docrag database at {uri} (no documents table there)"
+        path = Path(uri)
+        if not path.exists():
+            return f"no database at {uri}"
+        if not path.is_dir():
+            return f"{uri} is a file, not a docrag database"
+        if not any(path.iterdir()):
+            return f"no database at {uri} (an empty folder)"
+        return f"{uri} is not a docrag database (no documents table in it)"
 
     @staticmethod
     def record(uri: str | Path, storage_options: dict[str, str] | None = None) -> dict[str, Any]:

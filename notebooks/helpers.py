@@ -10,12 +10,11 @@ say which one ran.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
-# Notebooks cannot draw tqdm's widgets (no ipywidgets) and a build's progress bars are noise in the outputs.
-warnings.filterwarnings("ignore", message="IProgress not found")
+# A build's download bars are noise in the outputs. (tqdm's "IProgress not found" in a kernel without
+# ipywidgets: docrag itself keeps it quiet, as in any user's notebook.)
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "examples").is_dir())

@@ -83,7 +83,8 @@ class Planned:
     job: int
     planned: int  # pages planned (each once, when it was planned again; a resumed document's written ones too)
     header: Started | None = None
-    warnings: list[str] = field(default_factory=list)  # pages that could not be read ("page N: reason")
+    # Pages that could not be read, and what parsers said ({"warning": "page N: reason"}, "source": "parser")
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -104,9 +105,14 @@ def fresh_pages(seen: set[int], plans: Sequence[PagePlan]) -> list[PagePlan]:
     return out
 
 
-def page_warnings(errors: Sequence[dict[str, Any]]) -> list[str]:
-    """A ``page_errors`` event's pages, as the document's warnings."""
-    return [f"page {e['page']}: {e['error']}" if e.get("page") else str(e["error"]) for e in errors]
+def page_warnings(errors: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """A ``page_errors`` event's pages, as the document's warnings: ``{"warning": "page N: …"}``, with the
+    ``source`` of what a parser said (``pipeline.chatter``)."""
+    return [
+        {"warning": f"page {e['page']}: {e['error']}" if e.get("page") else str(e["error"])}
+        | ({"source": e["source"]} if e.get("source") else {})
+        for e in errors
+    ]
 
 
 def local_events(
@@ -124,7 +130,7 @@ def local_events(
     buffer: list[tuple[int, PagePlan]] = []
     planned: dict[int, set[int]] = {}  # job -> page numbers delivered
     failed: set[int] = set()
-    unread: dict[int, list[str]] = {}  # job -> its pages that could not be read
+    unread: dict[int, list[dict[str, str]]] = {}  # job -> its pages that could not be read, what parsers said
     flush_at = max(page_batch, 1)
 
     def flush() -> Iterator[Event]:

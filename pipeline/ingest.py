@@ -378,7 +378,7 @@ class Ingestor:
                             continue
                         self._start(doc, ev.header or Started(ev.job, 0), metadata, report)
                         doc.planned = ev.planned
-                        report.warnings.extend({"file": doc.path, "warning": w} for w in ev.warnings)
+                        report.warnings.extend({"file": doc.path, **w} for w in ev.warnings)
                         self._maybe_finish(doc, report)
                     elif isinstance(ev, Failed) and not by_job[ev.job].failed:
                         self._fail(by_job[ev.job], ev.reason, report)

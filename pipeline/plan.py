@@ -8,7 +8,9 @@ plan can be made (and tested) anywhere; embedding and storing the plans is the s
 
 ``plan_document`` is a generator: it yields ``("header", {"n_pages", "warnings"})`` once, then
 ``("pages", [PagePlan, ...])`` a batch at a time, so the memory of one document is bounded by one batch of
-rendered pages whatever the document's size, and nothing is planned before the consumer asks for it. It
+rendered pages whatever the document's size, and nothing is planned before the consumer asks for it, and
+last ``("page_errors", [{"page", "error"}, ...])`` when pages could not be read or a parser had something to
+say (``pipeline.chatter``: those also go in the page's reasons, and have ``"source": "parser"``). It
 raises ``DocumentError`` when the file cannot be read. ``on_stage(data)`` hears what it is doing now (open,
 elements, page N, OCR of page N …): the worker pool's time budgets and error messages come from it.
 """
@@ -31,6 +33,7 @@ from docrag.parsers.text import captions, dehyphenate, is_noise, vocabulary
 from docrag.parsers.types import BBox, Page
 from docrag.parsers.words import Word, pixel_words, span_words
 
+from .chatter import Chatter
 from .router import Route, route_page
 
 if TYPE_CHECKING:
@@ -111,6 +114,7 @@ class _Planner:
     def __init__(self, path: Path, options: PlanOptions, on_stage: OnStage) -> None:
         self.path, self.opt, self.stage = path, options, on_stage
         self.cfg = options.ingest
+        self.chatter = Chatter()  # what the parsers say, by page (``plan_document`` catches it)
         self.elements: tuple[dict[int, list[Any]], str] | None = None
         self.running: set[str] = set()
         self.vocab: set[str] | None = None
@@ -132,7 +136,8 @@ class _Planner:
             return [e.text for e in text_layer_elements(page)]
         if self.elements is None:
             self.stage({"stage": "elements"})
-            self.elements = unstructured_elements(self.path)
+            with self.chatter.whole_document():
+                self.elements = unstructured_elements(self.path)
         self.stage({"stage": "page", "page": page.number})
         return [e.text for e in page_elements(page, *self.elements)]
 
@@ -232,19 +237,23 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
     cfg = options.ingest
     stage = on_stage or _quiet
     stage({"stage": "open"})
-    with open_document(path, options.limits) as doc:
+    planner = _Planner(path, options, stage)
+    chatter = planner.chatter  # what the parsers say goes on the page it is about, never bare on stderr
+    with chatter.catching(0):
+        doc = open_document(path, options.limits)
+    with doc:
         yield "header", {"n_pages": doc.n_pages, "warnings": list(doc.warnings)}
-        planner = _Planner(path, options, stage)
         if (cfg.strip_running_lines or cfg.dehyphenate) and not options.route_only:
             # A cheap pre-pass over the text layer (no rendering): running headers and footers, and the
-            # document's vocabulary for dehyphenation.
+            # document's vocabulary for dehyphenation. (What the parsers say here, they say again below.)
             stage({"stage": "text pre-pass"})
             texts = []
-            for number in range(1, doc.n_pages + 1):
-                try:
-                    texts.append(doc.page(number).text)
-                except DocumentError:
-                    continue
+            with Chatter().catching(0):
+                for number in range(1, doc.n_pages + 1):
+                    try:
+                        texts.append(doc.page(number).text)
+                    except DocumentError:
+                        continue
             if cfg.strip_running_lines:
                 planner.running = running_lines(texts)
             if cfg.dehyphenate:
@@ -257,12 +266,17 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
             if number in options.skip_pages:
                 continue
             stage({"stage": "page", "page": number})
-            try:
-                page = doc.page(number)
-            except DocumentError as exc:
-                errors.append(exc)
-                continue
-            batch.append(planner.plan(page))
+            with chatter.catching(number):
+                try:
+                    page = doc.page(number)
+                except DocumentError as exc:
+                    errors.append(exc)
+                    continue
+                plan = planner.plan(page)
+            chatter.place(path)
+            said = chatter.lines(number)
+            plan.route.reasons = plan.route.reasons + [x for x in said if x not in plan.route.reasons]
+            batch.append(plan)
             planned += 1
             if len(batch) >= cfg.page_batch:
                 yield "pages", batch
@@ -271,5 +285,7 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
             yield "pages", batch
         if errors and not planned and not options.skip_pages:  # no page could be read (an undecodable image)
             raise DocumentError(errors[0].file, errors[0].reason)
-        if errors:  # the document's warnings (the summary names them)
-            yield "page_errors", [{"page": e.page, "error": e.reason} for e in errors]
+        chatter.place(path)
+        unread = [{"page": e.page, "error": e.reason} for e in errors]
+        if unread or chatter.pages:  # the document's warnings (the summary names them)
+            yield "page_errors", unread + chatter.report()

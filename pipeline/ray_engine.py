@@ -174,7 +174,7 @@ class _PlanStage:
             skip_pages = frozenset(int(n) for n in str(skip).split(",") if n)  # a resumed document's written pages
             job = Job(int(job_id), str(path), self.options.model_copy(update={"skip_pages": skip_pages}))
             seen = set(skip_pages)  # page numbers delivered (planned again: each page once)
-            unread: list[str] = []  # its pages that could not be read
+            unread: list[dict[str, str]] = []  # its pages that could not be read, what parsers said
             header = None
             for _, kind, data in self.pool.run([job]):
                 if kind == "header" and header is None:

@@ -59,8 +59,13 @@ def route_files(
                 routes[job.id].extend(p.route for p in data)
                 if pool is not None:
                     pool.more(job)
-            elif kind == "page_errors":
-                report.errors.extend({"file": job.path, **e} for e in data)
+            elif kind == "page_errors":  # pages that could not be read; what a parser said is a warning
+                report.errors.extend({"file": job.path, **e} for e in data if e.get("source") != "parser")
+                report.warnings.extend(
+                    {"file": job.path, "warning": f"page {e['page']}: {e['error']}" if e["page"] else e["error"]}
+                    for e in data
+                    if e.get("source") == "parser"
+                )
             elif kind in ("done", "failed"):
                 if kind == "failed":
                     report.errors.append({"file": job.path, "error": str(data)})

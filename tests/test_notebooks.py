@@ -31,6 +31,7 @@ def test_notebook_executes(path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any({"image/png", "image/jpeg"} & set(o.get("data", {})) for o in outputs), "pictures are drawn"
     assert SHOWS[path.name] in _texts(nb), f"{path.name} does not show {SHOWS[path.name]!r}"
+    assert "IProgress not found" not in _texts(nb), "the library lets tqdm warn in a kernel without ipywidgets"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

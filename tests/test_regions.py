@@ -186,7 +186,7 @@ def test_a_planted_patch_vector_lights_up_exactly_its_box(tiny, tmp_path):
     assert found.regions[0].weight == pytest.approx(1.0, abs=1e-6)  # both tokens chose that patch
     assert sum(v for _, v in found.heat) == pytest.approx(1.0, abs=1e-6)
 
-    store = docrag.open(tmp_path / "db", profile="lite").store
+    store = docrag.open(tmp_path / "db", profile="lite", create=True).store
     write_visual(store, "doc", [1], [page], layouts=[layout])
     stored, stored_layout = store.visual.page("doc", 1)
     assert stored.shape == page.shape and stored_layout == [g.to_list() for g in layout]
@@ -289,7 +289,7 @@ def test_planted_phrase_regions_through_indexing_and_search(tmp_path):
 def test_rows_without_positions_say_so(tmp_path):
     """Rows written without positions (a chunk whose boxes are unknown, a page without words): each leg says why
     it shows nothing instead of drawing a guess."""
-    idx = docrag.open(tmp_path / "db", profile="lite")
+    idx = docrag.open(tmp_path / "db", profile="lite", create=True)
     store = idx.store
     store.make_writable(text_dim=384)
     write_chunks(store, "d", [1], [0], ["a chunk"], np.ones((1, 384), np.float32))

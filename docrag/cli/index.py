@@ -34,6 +34,7 @@ def rebuild_command(paths: list[Path], db: str, profile: str | None, config: Pat
 
 @app.command()
 def index(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="PDF/image files or folders (searched recursively).")],
     db: DbOpt,
     profile: ProfileOpt = None,
@@ -106,8 +107,13 @@ def index(
                 highlight=False,
                 markup=False,
             )
-        for w in report.warnings:
+        verbose = bool(ctx.find_root().params.get("verbose"))
+        said = [w for w in report.warnings if w.get("source") == "parser"]  # what parsers said, by file and page
+        for w in report.warnings if verbose else [w for w in report.warnings if w not in said]:
             out.print(f"[yellow]warning[/] {escape(w['file'])}: {escape(w['warning'])}", highlight=False)
+        if said and not verbose:
+            files = len({w["file"] for w in said})
+            out.print(f"[dim]{len(said)} parser warning(s) in {files} file(s): `docrag -v index …` shows them[/]")
         for f in report.failed:
             out.print(f"[red]failed[/] {escape(f['file'])}: {escape(f['error'])}", highlight=False)
         for u in report.unsearchable:
