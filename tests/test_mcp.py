@@ -22,9 +22,9 @@ LITE = {"ingest": {"ocr": False, "elements": "text-layer"}}
 
 
 @pytest.fixture(scope="module")
-def lite_db(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+def lite_db(tmp_path_factory) -> tuple[Path, dict[str, str], docrag.Index]:
     """planted.pdf (A4, PLANTED on page 2 of 3) with the metadata {project: demo}, and slide.pdf (one landscape
-    page); returns the database and {file name: doc_id}."""
+    page); returns the database, {file name: doc_id} and the index that wrote it."""
     from docrag.testing import pdfgen
 
     d = tmp_path_factory.mktemp("mcp")
@@ -35,7 +35,7 @@ def lite_db(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     db = d / "db"
     idx = docrag.open(db, profile="lite", **LITE)
     assert idx.add([src], metadata={"project": "demo"}, workers=0).indexed == 2
-    return db, {Path(doc["path"]).name: doc["doc_id"] for doc in idx.documents()}
+    return db, {Path(doc["path"]).name: doc["doc_id"] for doc in idx.documents()}, idx
 
 
 class Client:
@@ -88,7 +88,7 @@ class Client:
 
 @pytest.fixture(scope="module")
 def client(lite_db, tmp_path_factory):
-    db, _ = lite_db
+    db, _, _ = lite_db
     c = Client(["mcp", "--db", str(db)], tmp_path_factory.mktemp("mcp_log") / "stderr.txt")
     yield c
     c.close()
@@ -128,7 +128,7 @@ def test_the_server_lists_three_read_only_tools(client):
 
 @pytest.mark.slow
 def test_search_finds_the_planted_page_with_scores_snippet_and_regions(client, lite_db):
-    _, ids = lite_db
+    _, ids, _ = lite_db
     out = _json(client.tool("search", query="zanzibarite shipment Mombasa harbour", k=3))
     top = out["hits"][0]
     assert (Path(top["file"]).name, top["page"], top["doc_id"]) == ("planted.pdf", 2, ids["planted.pdf"])
@@ -145,7 +145,7 @@ def test_search_finds_the_planted_page_with_scores_snippet_and_regions(client, l
 
 @pytest.mark.slow
 def test_page_image_is_a_png_of_the_page_and_draws_the_regions_of_a_query(client, lite_db):
-    _, ids = lite_db
+    _, ids, _ = lite_db
     plain = _png(client.tool("page_image", document=ids["planted.pdf"], page=2))
     assert abs(plain.width / plain.height - 595.2756 / 841.8898) < 0.01  # A4 portrait
     slide = _png(client.tool("page_image", document="slide.pdf", page=1))  # by file name
@@ -158,7 +158,7 @@ def test_page_image_is_a_png_of_the_page_and_draws_the_regions_of_a_query(client
 
 @pytest.mark.slow
 def test_documents_lists_what_is_indexed(client, lite_db):
-    _, ids = lite_db
+    _, ids, _ = lite_db
     docs = _json(client.tool("documents"))["documents"]
     assert {Path(d["path"]).name: (d["doc_id"], d["pages"], d["status"]) for d in docs} == {
         "planted.pdf": (ids["planted.pdf"], 3, "ready"),
@@ -169,7 +169,7 @@ def test_documents_lists_what_is_indexed(client, lite_db):
 
 @pytest.mark.slow
 def test_bad_arguments_are_tool_errors_with_one_line_and_the_server_keeps_answering(client, lite_db):
-    _, ids = lite_db
+    _, ids, _ = lite_db
     image, search = "Error executing tool page_image: ", "Error executing tool search: "  # the SDK's prefix
     assert _error(client.tool("page_image", document="nothere.pdf", page=1)) == (
         image + "nothere.pdf is not an indexed document: use a doc_id or file from `documents`"
@@ -192,6 +192,24 @@ def test_bad_arguments_are_tool_errors_with_one_line_and_the_server_keeps_answer
     assert client.errlog.name and Path(client.errlog.name).read_text() == ""  # quiet: nothing logged
 
 
+@pytest.mark.slow
+def test_a_running_server_sees_what_is_indexed_after_it_started(client, lite_db, tmp_path):
+    """(Last of the module's server tests: it adds a document to the database they share.)"""
+    from docrag.testing import pdfgen
+
+    _, _, idx = lite_db
+    before = {Path(d["path"]).name for d in _json(client.tool("documents"))["documents"]}
+    late = "The glassblower of Murano fired the kiln before dawn."
+    pdfgen.planted_pdf(tmp_path / "late.pdf", late, n_pages=1, planted_page=1)
+    assert idx.add([tmp_path / "late.pdf"], workers=0).indexed == 1
+    docs = {Path(d["path"]).name: d["status"] for d in _json(client.tool("documents"))["documents"]}
+    assert "late.pdf" not in before and docs["late.pdf"] == "ready"
+    assert (
+        Path(_json(client.tool("search", query="glassblower Murano kiln", k=1))["hits"][0]["file"]).name == "late.pdf"
+    )
+    assert _png(client.tool("page_image", document="late.pdf", page=1))
+
+
 def test_mcp_without_a_database_is_one_line_and_exit_2(tmp_path):
     typo = tmp_path / "typo.db"
     r = invoke("mcp", "--db", typo)
@@ -202,7 +220,7 @@ def test_mcp_without_a_database_is_one_line_and_exit_2(tmp_path):
 
 @pytest.mark.slow
 def test_mcp_without_the_sdk_names_the_extra(lite_db, monkeypatch):
-    db, _ = lite_db
+    db, _, _ = lite_db
     monkeypatch.setitem(sys.modules, "mcp.server", None)  # as if the mcp package were not installed
     r = invoke("mcp", "--db", db)
     assert r.returncode == 2, r.stderr
