@@ -392,7 +392,9 @@ class Index:
         return None
 
     def documents(self) -> list[dict[str, Any]]:
-        """Every document: doc_id, path (the first), paths (all with these bytes), status, metadata …"""
+        """Every document: doc_id, path (the first), paths (all with these bytes), status, metadata … as of now:
+        what another process indexed since this index was opened is there (a long-lived reader sees it)."""
+        self.store.refresh()
         rows = self.store.documents.rows()
         for r in rows:
             r["metadata"] = r["metadata"] or {}
