@@ -16,7 +16,7 @@ export UNSTRUCTURED_DISABLE_NOTICE := 1
 export DO_NOT_TRACK := true
 export SCARF_NO_ANALYTICS := true
 
-.PHONY: demo test lint system-deps venv bench clean gpu doctor notebooks
+.PHONY: demo test lint system-deps test-system-deps venv bench clean gpu doctor notebooks
 
 demo: $(STAMP)
 	$(BIN)/docrag route examples
@@ -25,7 +25,7 @@ demo: $(STAMP)
 # Tests never reach a hub: tests/test_download.py serves its own on 127.0.0.1.
 test: export HF_HUB_OFFLINE := 1
 test: export TRANSFORMERS_OFFLINE := 1
-test: $(STAMP)
+test: $(STAMP) test-system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -53,6 +53,14 @@ system-deps:
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# Tests only: Debian's chromium, which tests/test_serve.py drives with Playwright (never Playwright's own browsers).
+test-system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing Debian packages: chromium"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
 	fi
 
 # torch first, pinned and CPU-only: a wheel already on this machine (pip's find-links) if there is one, else

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from . import admin, index, mcp_cmd, models, route, search  # noqa: F401  (each registers its commands on the app)
+from . import admin, index, mcp_cmd, models, route, search, serve  # noqa: F401  (each registers its commands on the app)
 from .app import app, main
 
 __all__ = ["app", "main"]
