@@ -63,7 +63,7 @@ def test_langchain_retriever_finds_the_planted_page_with_its_metadata(lite_db, i
     from docrag.integrations.langchain import DocragRetriever
 
     retriever = DocragRetriever(db=str(lite_db), k=3)
-    assert isinstance(retriever, BaseRetriever)
+    assert isinstance(retriever, BaseRetriever) and isinstance(retriever.index, docrag.Index)
     docs = retriever.invoke(QUERY)
     assert 1 < len(docs) <= 3 and all(isinstance(d, Document) for d in docs)
     _check_planted_metadata(docs[0].metadata)
@@ -93,6 +93,11 @@ def test_langchain_retriever_filters_and_thresholds_and_gives_the_image(index):
     page = _png(doc.metadata["image"])
     assert doc.metadata["image_mimetype"] == "image/png" and page.format == "PNG"
     assert page.width > 200 and page.height > 200 and len(page.getcolors(1 << 20) or []) > 2  # a page, not blank
+    [drawn] = DocragRetriever(index=index, k=1, with_image=True, image_dpi=40, image_regions=True).invoke(QUERY)
+    drawn_page = _png(drawn.metadata["image"])  # the regions drawn, their legend in a band below the page
+    assert drawn_page.width == page.width and drawn_page.height > page.height
+    bm25 = DocragRetriever(index=index, k=2, legs=["bm25"]).invoke(QUERY)
+    assert bm25 and all(set(d.metadata["legs"]) == {"bm25"} for d in bm25)
 
 
 @pytest.mark.slow
@@ -103,7 +108,7 @@ def test_llamaindex_retriever_finds_the_planted_page_with_its_metadata(lite_db, 
     from docrag.integrations.llamaindex import DocragRetriever
 
     retriever = DocragRetriever(db=lite_db, k=3)
-    assert isinstance(retriever, BaseRetriever)
+    assert isinstance(retriever, BaseRetriever) and isinstance(retriever.index, docrag.Index)
     nodes = retriever.retrieve(QUERY)
     assert 1 < len(nodes) <= 3 and all(isinstance(n, NodeWithScore) for n in nodes)
     top = nodes[0]

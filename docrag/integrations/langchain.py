@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from docrag.integrations import Content, check_content, hit_content, hit_metadata, open_target, page_png_base64, require
 
@@ -31,7 +31,7 @@ class DocragRetriever(_retrievers.BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    index: Any = Field(None, description="An open docrag Index (docrag.open(DB)); or give db.")
+    index: Any = Field(None, description="An open docrag Index (docrag.open(DB)); or give db (then: the one opened).")
     db: str | None = Field(None, description="A database path or s3:// URI, opened with docrag.open(db, profile).")
     profile: str | None = Field(None, description="The profile to open db with (default: the database's own).")
     k: int = Field(4, ge=1, description="How many pages to return.")
@@ -43,8 +43,6 @@ class DocragRetriever(_retrievers.BaseRetriever):
     image_dpi: float = Field(100, gt=0, description="The page image's resolution.")
     image_regions: bool = Field(False, description="Draw the hit's answer regions on the page image.")
 
-    _index: Any = PrivateAttr(None)
-
     @field_validator("content", mode="before")
     @classmethod
     def _content(cls, value: str) -> str:
@@ -52,11 +50,11 @@ class DocragRetriever(_retrievers.BaseRetriever):
 
     @model_validator(mode="after")
     def _open(self) -> DocragRetriever:
-        self._index = open_target(self.index, self.db, self.profile)
+        self.index = open_target(self.index, self.db, self.profile)
         return self
 
     def _get_relevant_documents(self, query: str, *, run_manager: Any = None) -> list[Any]:
-        hits = self._index.search(query, k=self.k, where=self.where, legs=self.legs, min_score=self.min_score)
+        hits = self.index.search(query, k=self.k, where=self.where, legs=self.legs, min_score=self.min_score)
         out = []
         for hit in hits:
             metadata = hit_metadata(hit)

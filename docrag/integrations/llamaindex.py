@@ -38,7 +38,8 @@ class DocragRetriever(_retrievers.BaseRetriever):
     ``k``: how many pages; ``where``: a filter on documents (SQL, {key: value}, or a list); ``legs``: only these
     legs; ``min_score``: the least confidence (0 to 1); ``content``: the node's text, "page" or "chunk";
     ``with_image``: ``ImageNode``s with the page as a base64 PNG (``image_dpi``; ``image_regions`` draws the
-    answer regions). A missing database raises ``docrag.NoDatabaseError`` here."""
+    answer regions). ``retriever.index``: the Index searched. A missing database raises ``docrag.NoDatabaseError``
+    here."""
 
     def __init__(
         self,
