@@ -146,6 +146,19 @@ def test_a_missing_database_raises_no_database_error(tmp_path):
     assert not typo.exists()  # nothing made on the spot
     with pytest.raises(ValueError, match=r"either index=docrag\.open"):
         llamaindex.DocragRetriever()
+    # k of 0 is said before the database is looked for
+    with pytest.raises(ValueError, match=r"k\n  Input should be greater than or equal to 1"):
+        langchain.DocragRetriever(db=str(typo), k=0)
+    with pytest.raises(ValueError, match="k must be at least 1, not 0"):
+        llamaindex.DocragRetriever(db=typo, k=0)
+
+
+def test_docrag_keys_win_a_clash_with_the_documents_metadata():
+    from docrag.integrations import hit_metadata
+
+    hit = docrag.Hit("a.pdf", "d" * 64, 3, 0.5, "text", "prose", metadata={"page": "cover", "team": "x"})
+    meta = hit_metadata(hit)
+    assert meta["page"] == 3 and meta["team"] == "x" and meta["source"] == meta["file"] == "a.pdf"
 
 
 @pytest.mark.parametrize(
