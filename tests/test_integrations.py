@@ -96,7 +96,7 @@ def test_langchain_retriever_filters_and_thresholds_and_gives_the_image(index):
     [drawn] = DocragRetriever(index=index, k=1, with_image=True, image_dpi=40, image_regions=True).invoke(QUERY)
     drawn_page = _png(drawn.metadata["image"])  # the regions drawn, their legend in a band below the page
     assert drawn_page.width == page.width and drawn_page.height > page.height
-    bm25 = DocragRetriever(index=index, k=2, legs=["bm25"]).invoke(QUERY)
+    bm25 = DocragRetriever(index=index, k=2, legs="bm25").invoke(QUERY)
     assert bm25 and all(set(d.metadata["legs"]) == {"bm25"} for d in bm25)
 
 

@@ -36,7 +36,7 @@ class DocragRetriever(_retrievers.BaseRetriever):
     profile: str | None = Field(None, description="The profile to open db with (default: the database's own).")
     k: int = Field(4, ge=1, description="How many pages to return.")
     where: Any = Field(None, description="A filter on documents: SQL, a metadata key filter {key: value}, or a list.")
-    legs: list[str] | None = Field(None, description="Only these legs (visual, text, image, bm25); default all.")
+    legs: str | list[str] | None = Field(None, description="Only these legs (visual, text, image, bm25); default all.")
     min_score: float | None = Field(None, description="Keep only hits whose confidence (0 to 1) is at least this.")
     content: Content = Field("page", description="page_content: the page's text ('page') or the matching chunk's.")
     with_image: bool = Field(False, description="Put the page image in metadata['image'] (base64 PNG).")

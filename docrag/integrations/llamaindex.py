@@ -49,7 +49,7 @@ class DocragRetriever(_retrievers.BaseRetriever):
         profile: str | None = None,
         k: int = 4,
         where: Any = None,
-        legs: list[str] | None = None,
+        legs: str | list[str] | None = None,
         min_score: float | None = None,
         content: Content = "page",
         with_image: bool = False,
