@@ -106,6 +106,32 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+# The sentence planted in ``hits_db``'s planted.pdf (page 2 of 3).
+PLANTED = "The quarterly zanzibarite shipment left the harbour of Mombasa on a Tuesday."
+
+
+@pytest.fixture(scope="session")
+def hits_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small lite database (the real MiniLM text model), read-only for its users (copy it to change it):
+    planted.pdf (PLANTED on page 2 of 3, among generated word salad) indexed with the metadata {project: demo,
+    year: 2024}; other.pdf (tests/data/two_topics.pdf: two short pages of real prose) with {project: demo-old,
+    tags: [x, y]}."""
+    import shutil
+
+    import docrag
+
+    d = tmp_path_factory.mktemp("hits")
+    demo, old = d / "demo", d / "old"
+    demo.mkdir()
+    old.mkdir()
+    pdfgen.planted_pdf(demo / "planted.pdf", PLANTED)
+    shutil.copy(Path(__file__).parent / "data" / "two_topics.pdf", old / "other.pdf")
+    idx = docrag.open(d / "db", profile="lite", ingest={"ocr": False, "elements": "text-layer"})
+    assert idx.add([demo], metadata={"project": "demo", "year": 2024}, workers=0).indexed == 1
+    assert idx.add([old], metadata={"project": "demo-old", "tags": ["x", "y"]}, workers=0).indexed == 1
+    return d / "db"
+
+
 @pytest.fixture(scope="session")
 def page_images():
     """Small page-like images of different sizes and content."""

@@ -13,31 +13,17 @@ from clirun import invoke
 import docrag
 from docrag.pipeline.confidence import DEFAULT_MIN_SCORE
 
-PLANTED = "The quarterly zanzibarite shipment left the harbour of Mombasa on a Tuesday."
+PLANTED = "The quarterly zanzibarite shipment left the harbour of Mombasa on a Tuesday."  # conftest hits_db
 OTHER = "The lighthouse keeper writes down the height of the tide every morning."  # two_topics.pdf, page 1
 NONSENSE = "zxqv blorft quantum marmalade"
 DATA = Path(__file__).parent / "data"
-LITE = {"ingest": {"ocr": False, "elements": "text-layer"}}
 
 
 @pytest.fixture(scope="module")
-def lite_db(tmp_path_factory):
-    """planted.pdf (PLANTED on page 2 of 3, among generated word salad) indexed with the metadata {project:
-    demo, year: 2024}; other.pdf (two short pages of real prose, OTHER on page 1) with {project: demo-old,
-    tags: [x, y]}."""
-    from docrag.testing import pdfgen
-
-    d = tmp_path_factory.mktemp("hits")
-    demo, old = d / "demo", d / "old"
-    demo.mkdir()
-    old.mkdir()
-    pdfgen.planted_pdf(demo / "planted.pdf", PLANTED)
-    shutil.copy(DATA / "two_topics.pdf", old / "other.pdf")
-    db = d / "db"
-    idx = docrag.open(db, profile="lite", **LITE)
-    assert idx.add([demo], metadata={"project": "demo", "year": 2024}, workers=0).indexed == 1
-    assert idx.add([old], metadata={"project": "demo-old", "tags": ["x", "y"]}, workers=0).indexed == 1
-    return docrag.open(db), db  # searched as a new session would: the query embedded in numpy, no torch model
+def lite_db(hits_db):
+    """conftest's ``hits_db`` (planted.pdf with {project: demo, year: 2024}; other.pdf, OTHER on page 1, with
+    {project: demo-old, tags: [x, y]})."""
+    return docrag.open(hits_db), hits_db  # searched as a new session would: the query embedded in numpy, no torch model
 
 
 def _names(hits) -> set[str]:

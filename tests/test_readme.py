@@ -22,6 +22,9 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, ray_local, s3):
     """(The Scaling-out example runs on the session's Ray and S3 emulator, as it would on ones already up.)"""
     blocks = _python_blocks()
     assert len(blocks) >= 2 and "docrag.open" in blocks[0]
+    assert {"docrag.integrations.langchain", "docrag.integrations.llamaindex"} <= {
+        m for b in blocks for m in re.findall(r"from (docrag\.integrations\.\w+) import DocragRetriever", b)
+    }  # the retrievers' examples run here too, on the API section's database
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     # The object-storage example runs against the local S3 emulator, with the bucket it names.
     buckets = sorted(set(re.findall(r"s3://([a-z0-9-]+)/", "".join(blocks))))
