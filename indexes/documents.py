@@ -85,12 +85,14 @@ class DocumentsTable:
             return {}
         keys = filter_sql(metadata) if metadata else None  # a ValueError for a key without a value
         pushed = keys is not None and self.has_pairs()
-        cond = "status = 'ready'" + (f" AND ({where})" if where else "") + (f" AND {keys}" if pushed else "")
+        # The user's SQL stands alone in the scan and the ready rule is applied here, after it: a filter such as
+        # "1=1) OR (1=1" cannot reach documents that are still being indexed.
+        cond = " AND ".join(c for c in (f"({where})" if where else "", keys if pushed else "") if c)
 
         def read() -> dict[str, str]:
-            columns = ["doc_id", "path"] + (["metadata"] if keys is not None and not pushed else [])
+            columns = ["doc_id", "path", "status"] + (["metadata"] if keys is not None and not pushed else [])
             try:
-                rows = self.db.scan(DOCUMENTS, columns, cond).to_pylist()
+                rows = self.db.scan(DOCUMENTS, columns, cond or "status = 'ready'").to_pylist()
             except StoreError:
                 raise
             except Exception as exc:
@@ -98,7 +100,7 @@ class DocumentsTable:
                 raise ValueError(f"bad {what}: {exc}") from None
             if keys is not None and not pushed:  # written before metadata_pairs: the same rule, here
                 rows = [r for r in DOCUMENTS.decode(rows) if matches(r["metadata"], metadata or {})]
-            return {r["doc_id"]: r["path"] for r in rows}
+            return {r["doc_id"]: r["path"] for r in rows if r["status"] == "ready"}
 
         return read() if where or keys else dict(self.db.memo(DOCUMENTS, "ready", read))
 

@@ -263,6 +263,9 @@ def test_searcher_two_stage_keeps_the_ready_rule_and_where(tmp_path):
     assert (hits[0].doc_id, hits[0].page) == keys[25] and hits[0].legs["visual"]["rank"] == 1
     # doc1 is still indexing: its pages are invisible to both stages
     assert all(h.doc_id != "doc1" for h in searcher.search("q12", k=10, legs=["visual"]))
+    # a filter that closes its own parenthesis cannot lift the ready rule
+    escaped = searcher.search("q12", k=10, legs=["visual"], where="1=1) OR (1=1")
+    assert escaped and all(h.doc_id != "doc1" for h in escaped)
     only_b = searcher.search("q25", k=10, legs=["visual"], where="metadata LIKE '%\"b\"%'")
     assert only_b and {h.doc_id for h in only_b} <= {"doc0", "doc2"}
 
