@@ -60,6 +60,9 @@ class Results(list):
                 row[f"{leg}_score"] = info["score"]
                 row[f"{leg}_rank"] = info["rank"]
             rows.append(row)
+        if not rows:  # the same columns when nothing clears min_score: selecting them still works
+            columns = ["rank", "file", "doc_id", "page", "score", "confidence", "route", "label", "snippet"]
+            return pd.DataFrame(columns=[*columns, "metadata", "chunk", "chunk_boxes", "chunk_leg", "text"])
         return pd.DataFrame(rows)
 
 
@@ -223,6 +226,10 @@ class Index:
         from docrag.pipeline.engines import check_engine
         from docrag.pipeline.ingest import Ingestor, start_pool
 
+        if metadata is not None:  # a value JSON cannot keep is said before anything is made
+            from docrag.indexes.metadata import check_metadata
+
+            check_metadata(metadata)
         if isinstance(paths, (str, Path)):
             paths = [paths]
         check_engine(engine, address)  # a mistake is said before any checkpoint is fetched

@@ -59,7 +59,8 @@ def hits_text(hits: Sequence[Hit], hidden: int = 0) -> str:
     lines = [head + (f" ({hidden} document(s) not searchable yet)" if hidden else "")]
     for rank, h in enumerate(hits, start=1):
         snippet = f"  {_clip(h.snippet, 60)!r}" if h.snippet else ""
-        lines.append(f"  {rank}. {_name(h.file)} p.{h.page}  score {h.score:.4f}  [{legs_text(h.legs)}]{snippet}")
+        conf = f"  confidence {h.confidence:.2f}" if h.confidence is not None else ""
+        lines.append(f"  {rank}. {_name(h.file)} p.{h.page}  score {h.score:.4f}{conf}  [{legs_text(h.legs)}]{snippet}")
     return "\n".join(lines)
 
 
@@ -101,12 +102,15 @@ def hits_html(
                 f'<span title="{html.escape(h.file)}">{html.escape(_name(h.file))}</span>',
                 str(h.page),
                 f"{h.score:.4f}",
+                "" if h.confidence is None else f"{h.confidence:.2f}",
                 "<br>".join(html.escape(x) for x in legs_text(h.legs, scores=True).split(", ")),
                 html.escape(_clip(h.snippet, SNIPPET_CHARS)),
             ]
         )
     caption = hits_text(hits, hidden).splitlines()[0]
-    return _table(["#", "page image", "file", "page", "score", "legs (rank, raw score)", "snippet"], rows, caption)
+    return _table(
+        ["#", "page image", "file", "page", "score", "confidence", "legs (rank, raw score)", "snippet"], rows, caption
+    )
 
 
 def _models(index: Index) -> dict[str, str | None]:

@@ -64,6 +64,18 @@ class DocumentsTable:
         values = {"path": paths[0], "paths": json.dumps(list(paths), ensure_ascii=False)}
         self.db.update(DOCUMENTS, f"doc_id = {sql_str(doc_id)}", values)
 
+    def set_metadata(self, doc_ids: Iterable[str], metadata: Mapping[str, Any]) -> int:
+        """Replace the metadata of these documents by ``metadata`` (a run's ``--meta`` applies to every document
+        it names, the unchanged ones too); returns how many had other metadata."""
+        rows = self.rows(sql_in("doc_id", doc_ids), ["doc_id", "metadata"])
+        changed = [r["doc_id"] for r in rows if (r["metadata"] or {}) != dict(metadata)]
+        if changed:
+            values: dict[str, Any] = {"metadata": json.dumps(dict(metadata), ensure_ascii=False)}
+            if self.has_pairs():
+                values[COLUMN] = metadata_pairs(metadata)
+            self.db.update(DOCUMENTS, sql_in("doc_id", changed), values)
+        return len(changed)
+
     def rows(self, where: str | None = None, columns: list[str] | None = None) -> list[dict[str, Any]]:
         """Document rows, JSON columns (paths, metadata, counts) decoded (``metadata_pairs``, the metadata
         again as key filters read it, only when named)."""

@@ -22,9 +22,23 @@ from typing import Any
 
 from .sql import sql_str
 
-__all__ = ["COLUMN", "filter_sql", "matches", "metadata_pairs", "value_text"]
+__all__ = ["COLUMN", "check_metadata", "filter_sql", "matches", "metadata_pairs", "value_text"]
 
 COLUMN = "metadata_pairs"
+
+
+def check_metadata(metadata: Any) -> None:
+    """A ValueError naming the key whose value JSON cannot keep (a date, a set, an object …), before a run."""
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"metadata is a dict of key -> value, not {type(metadata).__name__}")
+    for key, value in metadata.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"metadata {key!r}: a {type(value).__name__} is not stored as JSON: give a string, number, boolean, "
+                "None, or a list or dict of them (e.g. a date as its ISO text)"
+            ) from None
 
 
 def value_text(value: Any) -> str:

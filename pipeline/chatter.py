@@ -101,16 +101,24 @@ class Chatter:
                 logger.setLevel(logging.WARNING)
             logger.propagate = False
             logger.addHandler(handler)
+        try:
+            with self._warnings():
+                yield
+        finally:
+            for logger, level, propagate in saved:
+                logger.removeHandler(handler)
+                logger.setLevel(level)
+                logger.propagate = propagate
+
+    @contextmanager
+    def _warnings(self) -> Iterator[None]:
+        """Python warnings raised inside go to the current page, each counted."""
         recording = warnings.catch_warnings(record=True)
         caught = recording.__enter__()
         try:
             yield
         finally:
             recording.__exit__(None, None, None)
-            for logger, level, propagate in saved:
-                logger.removeHandler(handler)
-                logger.setLevel(level)
-                logger.propagate = propagate
             for w in caught or []:
                 self.add(f"{w.category.__name__}: {w.message}")
 
@@ -118,14 +126,10 @@ class Chatter:
     def whole_document(self) -> Iterator[None]:
         """Inside ``catching``: a step that reads the whole document (element extraction) is not one page's."""
         page, self.page = self.page, 0
-        recording = warnings.catch_warnings(record=True)
-        caught = recording.__enter__()
         try:
-            yield
+            with self._warnings():
+                yield
         finally:
-            recording.__exit__(None, None, None)
-            for w in caught or []:
-                self.add(f"{w.category.__name__}: {w.message}")
             self.page = page
 
     def place(self, path: str | Path) -> None:

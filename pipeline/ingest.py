@@ -233,6 +233,8 @@ class Ingestor:
             self.store.make_writable(**self._dims())
             try:
                 todo = self._bookkeeping(paths, report)
+                if metadata and self._kept:  # unchanged documents and copies take this run's metadata too
+                    self.store.documents.set_metadata(sorted(self._kept), metadata)
                 if todo:
                     self._consume(self._events(todo), todo, metadata or {}, report)
             except KeyboardInterrupt:
@@ -270,6 +272,7 @@ class Ingestor:
         seen: set[str] = set()
         paths_now: dict[str, list[str]] = {d: list(r["paths"]) for d, r in docs.items()}
         todo: dict[str, _Doc] = {}
+        self._kept: set[str] = set()  # documents already stored that these paths name
         for path in files:
             key = str(path)
             seen.add(key)  # there, even if unreadable now: not "removed"
@@ -287,6 +290,7 @@ class Ingestor:
                 self._tick("skipped", file=key)
                 continue
             if doc_id in docs:
+                self._kept.add(doc_id)
                 if key not in paths_now[doc_id]:
                     paths_now[doc_id].append(key)
                     report.duplicates += 1

@@ -126,7 +126,8 @@ class Hit:
     def __repr__(self) -> str:  # short: no doc_id, no chunk text (``to_dict()`` has everything)
         legs = ", ".join(f"{leg} #{v.get('rank')}" for leg, v in self.legs.items())
         name = self.file.replace("\\", "/").rsplit("/", 1)[-1]
-        return f"Hit({name!r}, page={self.page}, score={self.score:.4f}, {self.route}/{self.label}, [{legs}])"
+        conf = "" if self.confidence is None else f", confidence={self.confidence:.2f}"
+        return f"Hit({name!r}, page={self.page}, score={self.score:.4f}{conf}, {self.route}/{self.label}, [{legs}])"
 
     def to_dict(self, regions: bool = False) -> dict[str, Any]:
         chunk = self.chunk

@@ -61,7 +61,7 @@ def test_results_and_hits_print_short_and_render_as_tables(lite_db):
     text = repr(hits)
     lines = text.splitlines()
     assert lines[0] == ("Results: 1 hit" if len(hits) == 1 else f"Results: {len(hits)} hits")
-    assert re.match(r"  1\. \S+ p\.1  score \d\.\d{4}  \[bm25 #1\]", lines[1]), lines[1]
+    assert re.match(r"  1\. \S+ p\.1  score \d\.\d{4}  confidence \d\.\d{2}  \[bm25 #1\]", lines[1]), lines[1]
     assert hits[0].doc_id not in text and all(len(x) < 160 for x in lines)  # no 64-character ids, no page text
     assert repr(hits[0]).startswith(f"Hit({Path(hits[0].file).name!r}, page=1, score=") and hits[0].doc_id not in repr(
         hits[0]
@@ -69,7 +69,7 @@ def test_results_and_hits_print_short_and_render_as_tables(lite_db):
 
     table = hits._repr_html_()
     assert table.count("<tr>") == len(hits) + 1  # a header and a row a hit
-    for column in ("page image", "file", "page", "score", "legs (rank, raw score)", "snippet"):
+    for column in ("page image", "file", "page", "score", "confidence", "legs (rank, raw score)", "snippet"):
         assert f"<th>{column}</th>" in table
     assert Path(hits[0].file).name in table and "lighthouse" in table.lower()
     pictures = re.findall(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', table)

@@ -424,3 +424,22 @@ def test_a_kill_mid_document_resumes_from_its_written_pages(tmp_path):
     assert idx.check()["ok"]
     docrag.open(tmp_path / "clean", config=cfg).add([folder])
     assert _pages_state(db) == _pages_state(tmp_path / "clean")  # the same rows as a clean build
+
+
+def test_a_rerun_with_metadata_gives_it_to_the_unchanged_documents(indexed, tmp_path):
+    """--meta on a run that finds every file unchanged: the documents take it (it was dropped without a word);
+    a value JSON cannot keep is refused naming its key, before anything is written."""
+    import datetime as dt
+
+    folder = indexed[0]
+    idx = _copy(indexed[1], tmp_path)
+    with pytest.raises(ValueError, match=r"^metadata 'when': a date is not stored as JSON"):
+        idx.add([folder], metadata={"when": dt.date(2024, 1, 1)})
+    report = idx.add([folder], metadata={"project": "lighthouse"})
+    assert report.indexed == 0 and report.skipped == len(TEMPLATES) + 2
+    assert {str(d["metadata"]) for d in idx.documents()} == {"{'project': 'lighthouse'}"}
+    hits = idx.search("lamp trimmed", k=3, where={"project": "lighthouse"}, legs=["bm25"])
+    assert hits and Path(hits[0].file).name == "lighthouse.pdf" and hits[0].metadata == {"project": "lighthouse"}
+    assert hits[0].confidence is None or f"confidence={hits[0].confidence:.2f}" in repr(hits[0])
+    none = idx.search("lamp trimmed", where={"project": "other"})
+    assert not none and list(none.to_pandas().columns[:6]) == ["rank", "file", "doc_id", "page", "score", "confidence"]
