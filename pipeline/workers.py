@@ -21,10 +21,10 @@ A worker says ``("ready",)`` once started. One that dies before (a script withou
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import multiprocessing as mp
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -151,9 +151,9 @@ _MARK = "docrag-worker-start-error"
 # What a worker does before ``_worker_main`` runs (spawn and forkserver alike): ``spawn.prepare`` imports the
 # parent's main script or module again, then unpickling the target imports this module.
 _START_CHECK = f"""
-import pickle, sys
+import json, sys
 from multiprocessing import process, spawn
-data = pickle.load(sys.stdin.buffer)
+data = json.load(sys.stdin)
 process.current_process()._inheriting = True
 try:
     spawn.prepare(data)
@@ -169,11 +169,11 @@ def _start_error(timeout_s: float = 120.0) -> str | None:
     from multiprocessing import spawn
 
     data = spawn.get_preparation_data("docrag-start-check")
-    data.pop("authkey", None)  # not needed there (and not picklable)
+    data.pop("authkey", None)  # not needed there; the rest is plain strings and lists (JSON, never pickle)
     try:
         res = subprocess.run(
             [spawn.get_executable(), "-c", _START_CHECK],
-            input=pickle.dumps(data),
+            input=json.dumps(data).encode(),
             capture_output=True,
             timeout=timeout_s,
         )
