@@ -118,6 +118,8 @@ def is_uri(db: str | Path) -> bool:
 class Database:
     """The tables of one LanceDB database (a local directory, or any URI LanceDB accepts, e.g. s3://)."""
 
+    _DOC_STATE = ("doc_id", "status", "counts", "n_pages")  # what check and repair read of every document
+
     def __init__(self, uri: str | Path, storage_options: dict[str, str] | None = None) -> None:
         import lancedb
 
@@ -423,20 +425,19 @@ class Database:
                 tables[name] = {"ok": False, "error": short_error(exc)}
         out: dict[str, Any] = {"db": self.uri, "tables": tables, "inconsistent_documents": []}
         if all(t["ok"] for t in tables.values()):
-            out["inconsistent_documents"] = self._inconsistent()
-            status = self.rows(DOCUMENTS, columns=["status"])  # not ready: a run is on, or stopped (rerun resumes)
-            out["unfinished_documents"] = sum(d["status"] != "ready" for d in status)
+            docs = self.rows(DOCUMENTS, columns=list(self._DOC_STATE))
+            out["inconsistent_documents"] = self._inconsistent(docs)
+            out["unfinished_documents"] = sum(d["status"] != "ready" for d in docs)  # a run is on, or stopped
         out["ok"] = all(t["ok"] for t in tables.values()) and not out["inconsistent_documents"]
         pooled, visual = tables.get(POOLED.name, {}).get("rows"), tables.get(VISUAL.name, {}).get("rows")
         if visual:  # derived: an incomplete first stage is searched exactly and rebuilt by the next index run
             out["first_stage_complete"] = pooled == visual
         return out
 
-    def _inconsistent(self) -> list[str]:
+    def _inconsistent(self, docs: list[dict[str, Any]]) -> list[str]:
         """Ready documents whose rows in some table differ from the counts recorded when they became ready, or
         whose page rows disagree with their page count (none of them, or more than it has), and doc_ids with rows
         but no document row (orphans)."""
-        docs = self.rows(DOCUMENTS, columns=["doc_id", "status", "counts", "n_pages"])
         known = {d["doc_id"] for d in docs}
         have: dict[str, dict[str, int]] = {}
         for schema in COUNTED:
@@ -487,7 +488,7 @@ class Database:
                     raise StoreError(f"{self.uri}: no readable version of table {name!r} is left")
             self._forget(name)
         self._memo.clear()
-        bad = self._inconsistent()
+        bad = self._inconsistent(self.rows(DOCUMENTS, columns=list(self._DOC_STATE)))
         self.delete_documents(bad)
         out: dict[str, Any] = {"restored": restored, "deleted_documents": bad}
         stage = {POOLED.name, CODEBOOK.name, VISUAL.name}
