@@ -450,17 +450,18 @@ class Index:
         something is wrong), restore unreadable tables to their last readable version and delete the documents
         whose rows do not match (the next run redoes them), then check again. The model record is not needed:
         it may be what is unreadable."""
+        from docrag.indexes.codes_build import check_with_codes, repair_with_codes
         from docrag.indexes.database import Database
 
         if self._store is None:
             self._require()  # (a database this object made or wrote to is there)
         db = Database(self.db, self.settings.storage_options)
-        result = db.check()
+        result = check_with_codes(db)
         if repair and not result["ok"]:
             with db.writer_lock(lock_wait_s):
                 db.writable = True
-                result["repair"] = db.repair()
-            result["after"] = db.check()
+                result["repair"] = repair_with_codes(db)
+            result["after"] = check_with_codes(db)
         return result
 
 

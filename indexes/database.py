@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 from .record import SCHEMA_VERSION, migrate
 from .schema import CODEBOOK, COUNTED, DOCUMENTS, META, PAGES, POOLED, VISUAL, Dims, RowSchema
 from .sql import prefilter, sql_in, sql_str
+from .uris import is_uri, short_error, storage_reason, table_versions_on_disk
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -35,10 +35,12 @@ __all__ = [
     "ModelMismatchError",
     "NoDatabaseError",
     "StoreError",
+    "is_uri",
     "migrate",
     "prefilter",
     "sql_in",
     "sql_str",
+    "table_versions_on_disk",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,65 +79,39 @@ class NoDatabaseError(StoreError):
     starts with the reason (``Store.absent``) and says what to do."""
 
 
-def short_error(exc: BaseException, width: int = 240) -> str:
-    """One line of an error for a user: no Rust source locations, at most ``width`` characters."""
-    text = re.sub(r",?\s*/\S+\.rs:\d+:\d+\)?", "", " ".join(str(exc).split())) or exc.__class__.__name__
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-_S3_CODES = {
-    "NoSuchBucket": "the bucket does not exist",
-    "AccessDenied": "access denied: check the credentials and the bucket's policy",
-    "InvalidAccessKeyId": "the access key is not known to the store: check the credentials",
-    "SignatureDoesNotMatch": "the secret key is wrong: check the credentials",
-    "ExpiredToken": "the session token has expired",
-}
-
-
-def storage_reason(exc: BaseException) -> str:
-    """Object storage's error in a few words (the object store's own messages run to a screenful)."""
-    text = str(exc)
-    code = re.search(r"<Code>(\w+)</Code>", text)
-    if code:
-        return _S3_CODES.get(code.group(1), code.group(1))
-    if re.search(r"Failed to get AWS credentials|FailedToLoadToken|NoCredentials", text):
-        return "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or storage_options)"
-    if re.search(r"did not match any known pattern", text):
-        return "not a storage URI docrag can open: write s3://bucket/prefix"
-    if "http://" in text and re.search(r"allow_http|AllowHttp|HTTP scheme is not allowed", text, re.I):
-        return "the endpoint is http://: set AWS_ALLOW_HTTP=true (or allow_http in storage_options)"
-    if re.search(r"ConnectionRefused|tcp connect error|dns error|Connect, ConnectError|timed out", text):
-        host = re.search(r"uri: Some\((\w+://[^/)]+)", text)
-        return f"cannot reach the storage endpoint{' ' + host.group(1) if host else ''}"
-    return short_error(exc)
-
-
-def is_uri(db: str | Path) -> bool:
-    """Whether ``db`` names object storage (s3://…) rather than a folder."""
-    return "://" in str(db)
-
-
 class Database:
     """The tables of one LanceDB database (a local directory, or any URI LanceDB accepts, e.g. s3://)."""
 
     _DOC_STATE = ("doc_id", "status", "counts", "n_pages")  # what check and repair read of every document
 
     def __init__(self, uri: str | Path, storage_options: dict[str, str] | None = None) -> None:
-        import lancedb
-
         self.uri = str(uri)
         self.storage_options = dict(storage_options or {})
         self.writable = False
         self._lock: Any = None
-        try:
-            self.conn = lancedb.connect(self.uri, storage_options=self.storage_options or None)
-        except Exception as exc:
-            raise StoreError(f"{self.uri}: cannot open the database ({storage_reason(exc)})") from None
+        self._conn: Any = None
         self._names: set[str] | None = None
         self._handles: dict[str, Any] = {}
         self._versions: dict[str, int] = {}
         self._memo: dict[tuple[str, str], tuple[int, Any]] = {}
         self._listed_at: int | None = None  # the documents version when the tables were last listed
+
+    @property
+    def conn(self) -> Any:
+        """The LanceDB connection, made (and lancedb imported: 1.6 s) when first needed: a search answered from
+        derived files (``indexes.visual_codes``) never needs it."""
+        if self._conn is None:
+            import lancedb
+
+            try:
+                self._conn = lancedb.connect(self.uri, storage_options=self.storage_options or None)
+            except Exception as exc:
+                raise StoreError(f"{self.uri}: cannot open the database ({storage_reason(exc)})") from None
+        return self._conn
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
 
     # -- what is there ------------------------------------------------------------------------------------------
     @classmethod
@@ -251,8 +227,11 @@ class Database:
         with self.reading(schema.name):
             return fn()
 
-    def scan(self, schema: RowSchema, columns: list[str] | None = None, where: str | None = None) -> Any:
-        """These columns (None: all) of the rows matching ``where`` (None: every row), as one Arrow table."""
+    def scan(
+        self, schema: RowSchema, columns: list[str] | None = None, where: str | None = None, row_ids: bool = False
+    ) -> Any:
+        """These columns (None: all) of the rows matching ``where`` (None: every row), as one Arrow table
+        (``row_ids``: with LanceDB's ``_rowid``)."""
         if not self.has(schema):
             import pyarrow as pa
 
@@ -265,6 +244,8 @@ class Database:
                 q = q.where(where)
             if columns is not None:
                 q = q.select(columns)
+            if row_ids:
+                q = q.with_row_id(True)
             return q.limit(None).to_arrow()
 
         return self._read(schema, run)
@@ -278,6 +259,11 @@ class Database:
         tbl = self.table(schema)
         with self.reading(schema.name):
             yield from tbl.search().select(columns).limit(None).to_batches(size)
+
+    def take(self, schema: RowSchema, offsets: list[int], columns: list[str]) -> Any:
+        """These columns of the rows at ``offsets`` (positions in the table, ascending), as one Arrow table."""
+        tbl = self.table(schema)
+        return self._read(schema, lambda: tbl.take_offsets(offsets).select(columns).to_arrow())
 
     # -- writing ------------------------------------------------------------------------------------------------
     @contextlib.contextmanager

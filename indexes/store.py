@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .codes_build import check_with_codes, drop_pack, repair_with_codes
 from .database import (
     SCHEMA_VERSION,
     Candidate,
@@ -40,6 +41,7 @@ from .record import OBSOLETE_KEYS
 from .schema import CHUNKS, COUNTED, IMAGES, META, PAGES, POOLED, SCHEMAS, Dims, RowSchema
 from .vectors import ChunksTable, ImagesTable
 from .visual import PageVectors, VisualTables
+from .visual_codes import codes_root, record_from_pack
 from .visual_index import VisualIndexSpec
 
 __all__ = [
@@ -119,7 +121,9 @@ class Store:
     ) -> None:
         self.db = Database(uri, storage_options)
         self.uri = self.db.uri
-        record = self.db.meta()
+        # A local database with current visual codes: its record as they copied it, so that a search answered
+        # from the codes never imports lancedb (``indexes.visual_codes``).
+        record = (None if writable else record_from_pack(self.uri)) or self.db.meta()
         if record and record.get("schema_version") != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.uri} was written by another version of docrag (rows of schema "
@@ -205,6 +209,7 @@ class Store:
         db = Database(uri, storage_options)
         db.writable = True
         with db.writer_lock(wait_s, None, lease_s):
+            drop_pack(db.uri)
             return db.clear()
 
     def own_paths(self) -> list[Path]:
@@ -213,7 +218,7 @@ class Store:
         if is_uri(self.uri):
             return []
         root = Path(self.uri)
-        return [*sorted(root.glob("*.lance")), root / LOCK_FILE]
+        return [*sorted(root.glob("*.lance")), root / LOCK_FILE, codes_root(self.uri)]
 
     @property
     def writable(self) -> bool:
@@ -339,7 +344,7 @@ class Store:
         self.visual.maintain(force)
 
     def check(self) -> dict[str, Any]:
-        return self.db.check()
+        return check_with_codes(self.db)
 
     def repair(self) -> dict[str, Any]:
-        return self.db.repair()
+        return repair_with_codes(self.db)

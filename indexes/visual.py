@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from .codecs import arrow_to_multivectors, decode, encode
+from .codes_search import search_codes
 from .database import Candidate, Database, ModelMismatchError
 from .maxsim import DevicePacked, PackedDocs, maxsim_scores, resolve_backend
 from .pages import maintain_table, page_where
 from .schema import CODEBOOK, POOLED, VISUAL, Dims
 from .sql import prefilter, sql_in
+from .visual_codes import CodesPack, open_current
 from .visual_index import (
     PooledView,
     VisualIndexSpec,
@@ -71,13 +73,25 @@ class VisualTables:
     def __init__(self, db: Database, dims: Callable[[], Dims], spec: VisualIndexSpec, codebook_vectors: int) -> None:
         self.db, self._dims, self.spec = db, dims, spec
         self.codebook_vectors = codebook_vectors  # pooled vectors the codebook was trained on
+        self._codes: dict[str, Any] = {}  # the opened codes pack (``indexes.visual_codes``)
 
     @property
     def dim(self) -> int:
         return self._dims().visual or 0
 
     def count(self) -> int:
-        return self.db.count(VISUAL)
+        pack = None if self.db.connected else self.codes()
+        return pack.n_pages if pack is not None else self.db.count(VISUAL)
+
+    def codes(self) -> CodesPack | None:
+        """The compact rerank codes when they match the tables' versions (None: missing or stale)."""
+        return open_current(self.db, self._codes)
+
+    def update_codes(self, force: bool = False) -> str:
+        """Bring the codes in step with the tables (writers; ``codes_build.update_pack``)."""
+        from .codes_build import update_pack
+
+        return update_pack(self.db, self._dims().storage, force)
 
     # -- writing ------------------------------------------------------------------------------------------------
     def add(self, rows: PageVectors) -> None:
@@ -144,6 +158,9 @@ class VisualTables:
 
     def vector_bytes(self) -> int:
         """Bytes the visual vectors take in RAM as float16 (what exact search packs); read once per version."""
+        pack = None if self.db.connected else self.codes()
+        if pack is not None:
+            return pack.n_vectors * pack.dim * 2
         if not self.count():
             return 0
 
@@ -161,7 +178,7 @@ class VisualTables:
         if method == "auto":  # exact while the vectors fit in RAM and the collection is small
             large = self.count() >= TWO_STAGE_FROM_PAGES or self.vector_bytes() > EXACT_RAM_BYTES
             method = "two-stage" if large else "exact"
-        if method == "two-stage" and self.db.count(POOLED) != self.count():
+        if method == "two-stage" and self.codes() is None and self.db.count(POOLED) != self.count():
             # A run stopped before its upkeep: the first stage does not cover every page yet (``maintain``
             # rebuilds it). Exact search covers them all.
             log.info("%s: the first stage of visual search is incomplete; searching exactly", self.db.uri)
@@ -178,13 +195,21 @@ class VisualTables:
         method: str = "exact",
         candidates: int = 96,
         stage: str | None = None,
+        rerank: str = "auto",
     ) -> list[list[Candidate]]:
         """MaxSim of each query (n_tokens, dim) against the stored pages (of documents in ``allowed``; None: all),
-        best ``k`` first. ``stage``: another first stage than the database's, for two-stage search."""
+        best ``k`` first. ``stage``: another first stage than the database's, for two-stage search. ``rerank``
+        (two-stage): ``auto`` scores from the compact codes when they are current (``indexes.codes_search``),
+        ``exact`` always from the stored vectors."""
+        if rerank not in ("auto", "exact"):
+            raise ValueError(f"unknown visual rerank {rerank!r}: use auto or exact")
         queries = [query_vectors] if isinstance(query_vectors, np.ndarray) else list(query_vectors)
         if not self.count():
             return [[] for _ in queries]
         method = self.method(method)
+        pack = self.codes() if method == "two-stage" and rerank == "auto" and stage in (None, "centroids") else None
+        if pack is not None:
+            return [search_codes(pack, q, k, allowed, max(candidates, k)) for q in queries]
         if method == "two-stage":
             return [self._two_stage(q, k, allowed, max(candidates, k), backend, stage) for q in queries]
         if self.vector_bytes() > EXACT_RAM_BYTES:
@@ -301,6 +326,7 @@ class VisualTables:
             maintain_table(self.db, schema, force)
         if self.db.has(POOLED):
             self.build_first_stage()
+        self.update_codes()
 
     def build_first_stage(self, name: str | None = None) -> None:
         """Keep the first stage ``name`` (default: the database's) of two-stage visual search current: pooled

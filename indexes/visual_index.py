@@ -37,6 +37,7 @@ __all__ = [
     "PooledView",
     "VisualIndexSpec",
     "assign_codes",
+    "centroid_estimate",
     "hierarchical_pool",
     "kmeans_pool",
     "register_first_stage",
@@ -269,6 +270,23 @@ def _pooled_rescore(view: PooledView, query: np.ndarray, positions: list[int], n
     return [positions[i] for i in order]
 
 
+def centroid_estimate(sims: np.ndarray, pages: np.ndarray, starts: np.ndarray, n_pages: int, nprobe: int) -> np.ndarray:
+    """Each page's centroid-interaction estimate (see the module docstring) from the query tokens' similarities
+    to the centroids ``sims`` (tokens, centroids) and the inverted lists (``pages`` sorted by centroid, ``starts``
+    of each centroid's run)."""
+    total = np.zeros(n_pages, dtype=np.float32)
+    probe = min(nprobe, sims.shape[1])
+    top = np.argpartition(-sims, probe - 1, axis=1)[:, :probe]
+    best = np.empty(n_pages, dtype=np.float32)
+    for i in range(len(sims)):
+        cs = top[i][np.argsort(sims[i, top[i]])]  # ascending: the best centroid is written last
+        best.fill(sims[i, cs[0]])  # a page without any probed centroid: the last probed score
+        for c in cs:
+            best[pages[starts[c] : starts[c + 1]]] = sims[i, c]
+        total += best
+    return total
+
+
 class CentroidStage:
     """Centroid interaction over inverted lists (see the module docstring)."""
 
@@ -300,17 +318,7 @@ class CentroidStage:
         q = np.asarray(query, dtype=np.float32)
         total = np.zeros(n_pages, dtype=np.float32)
         if view.codebook is not None and len(lists["pages"]):
-            sims = q @ view.codebook.T  # (tokens, centroids)
-            probe = min(self.nprobe, sims.shape[1])
-            top = np.argpartition(-sims, probe - 1, axis=1)[:, :probe]
-            pages, starts = lists["pages"], lists["starts"]
-            best = np.empty(n_pages, dtype=np.float32)
-            for i in range(len(q)):
-                cs = top[i][np.argsort(sims[i, top[i]])]  # ascending: the best centroid is written last
-                best.fill(sims[i, cs[0]])  # a page without any probed centroid: the last probed score
-                for c in cs:
-                    best[pages[starts[c] : starts[c + 1]]] = sims[i, c]
-                total += best
+            total = centroid_estimate(q @ view.codebook.T, lists["pages"], lists["starts"], n_pages, self.nprobe)
         mask = view.mask(allowed)
         if mask is not None:
             total[~mask] = -np.inf

@@ -204,7 +204,9 @@ class VisualLeg(_StoreLeg):
     def search(self, query: QueryInput, k: int, allowed: set[str] | None) -> Ranking:
         qv = query.embedding("visual", lambda: self.embedder().embed_queries([query.text])[0])
         cfg = self.parts.settings
-        found = self.table.search(qv, k, allowed, method=cfg.visual_search, candidates=cfg.visual_candidates)[0]
+        found = self.table.search(
+            qv, k, allowed, method=cfg.visual_search, candidates=cfg.visual_candidates, rerank=cfg.visual_rerank
+        )[0]
         return Ranking(found, self.scale, len(qv))
 
     def regions(self, query: QueryInput, doc_id: str, page: int, detail: str = "") -> PageRegions:

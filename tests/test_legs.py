@@ -92,7 +92,17 @@ class FakeImages(_Fake):
 
 
 class FakeVisualTable(_Fake):
-    def search(self, query_vectors, k=10, allowed=None, backend="auto", method="exact", candidates=96, stage=None):
+    def search(
+        self,
+        query_vectors,
+        k=10,
+        allowed=None,
+        backend="auto",
+        method="exact",
+        candidates=96,
+        stage=None,
+        rerank="auto",
+    ):
         self.store.searched.append(("visual", query_vectors))
         self.store.visual_options = (method, candidates)
         return [[Candidate("a", 2, 4.0), Candidate("b", 1, 2.0)]]

@@ -94,12 +94,12 @@ def test_two_stage_matches_exact(built, stage):
         assert _keys(exact)[0] == keys[target]
         ref = sorted(range(60), key=lambda i: -maxsim_naive(q, pages[i]))[:10]
         assert _keys(exact) == [keys[i] for i in ref]  # the reference: the definition, page by page
-        # every page a candidate: exactly the exact ranking and scores
-        full = store.visual.search(q, 10, method="two-stage", candidates=60, stage=stage)[0]
+        # every page a candidate, reranked from the stored vectors: exactly the exact ranking and scores
+        full = store.visual.search(q, 10, method="two-stage", candidates=60, stage=stage, rerank="exact")[0]
         assert _keys(full) == _keys(exact)
         assert [c.score for c in full] == pytest.approx([c.score for c in exact], rel=1e-5)
         # a few candidates: the planted page still first, scores still exact MaxSim
-        few = store.visual.search(q, 5, method="two-stage", candidates=8, stage=stage)[0]
+        few = store.visual.search(q, 5, method="two-stage", candidates=8, stage=stage, rerank="exact")[0]
         assert _keys(few)[0] == keys[target]
         assert few[0].score == pytest.approx(exact[0].score, rel=1e-5)
 

@@ -73,6 +73,8 @@ def check(
             typer.echo(f"{name:>10}: " + (f"ok, {t['rows']} rows" if t["ok"] else f"UNREADABLE ({t['error']})"))
         if result["inconsistent_documents"]:
             typer.echo(f"{len(result['inconsistent_documents'])} document(s) whose rows do not match their counts")
+        if result.get("visual_codes") not in (None, "none", "current"):
+            typer.echo(f"visual codes: {result['visual_codes']} (search reranks from the stored vectors meanwhile)")
         if result.get("unfinished_documents"):
             typer.echo(
                 f"{result['unfinished_documents']} document(s) not finished (hidden from search): a run is indexing "
@@ -82,6 +84,8 @@ def check(
             rep = result["repair"]
             for name, v in rep["restored"].items():
                 typer.echo(f"restored {name} to version {v}")
+            if rep.get("visual_codes") in ("built", "updated"):
+                typer.echo(f"visual codes {rep['visual_codes']} from the visual table")
             if rep.get("first_stage_dropped"):
                 typer.echo("dropped the first stage of visual search (searched exactly until the next index run)")
             if rep["deleted_documents"]:
