@@ -1,7 +1,8 @@
 """The visual leg at scale: exact MaxSim against two-stage search with each first stage.
 
     python benchmarks/visual_scale.py --pages 100000 --base /tmp/vs_base --db /tmp/vs_db [--json] [--no-save]
-        [--methods exact,centroids,pooled,lancedb] [--queries 100] [--exact-queries 3] [--candidates 64]
+        [--methods exact,centroids,pooled,lancedb,codes] [--queries 100] [--exact-queries 3] [--candidates 64]
+        [--estimate-depth 16] [--codes-depth 4]
     python benchmarks/visual_scale.py --compression --pages 2000 --base /tmp/vs_base --db /tmp/vs_comp
 
 The collection is ``visual_corpus.py``'s: trained MiniLM token vectors of real page text, projected to 128
@@ -18,6 +19,13 @@ Reported per method (``--json``: one object per method):
 - first_stage_bytes_per_page / bytes_per_page: on disk, the first stage's tables alone, and everything the
   method reads (first stage + the visual table it reranks from);
 - build_s: writing the visual rows (exact), plus pooling (every first stage) and training/indexing.
+
+``codes``: the centroid first stage, then the rerank from the compact codes (``indexes/visual_codes.py``):
+the estimate's best ``--estimate-depth`` × candidates pages, scored on their pooled vectors, the best
+``--codes-depth`` × candidates of those scored from their codes. Its first stage bytes are the pack's pooled
+vectors, inverted lists and codebook, its bytes everything in the pack (no LanceDB table is read); the rerank
+codes alone (ids + residuals) are printed as ``rerank_bytes_per_page`` in the note. The other two-stage methods
+rerank from the stored vectors, as before.
 
 ``--compression``: for float16 / int8 / binary storage and token pooling factors 1, 2, 3 (hierarchical,
 Ward), the visual table's bytes per page and recall@10 of exact search on the stored vectors against exact
@@ -43,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import append_results
 from visual_corpus import Base
 
-METHODS = ("exact", "centroids", "pooled", "lancedb", "fast-plaid")
+METHODS = ("exact", "centroids", "pooled", "lancedb", "codes", "fast-plaid")
 BATCH = 1000
 
 
@@ -134,6 +142,14 @@ def prepare(db: Path, method: str) -> float:
     marker = db / f"prepared_{method}.json"
     if marker.exists():
         return json.loads(marker.read_text())["s"]
+    if method == "codes":  # the codes derive from the centroid first stage: built (and timed) first
+        s = prepare(db, "centroids")
+        store = Store(db, writable=True)
+        t = time.perf_counter()
+        store.visual.update_codes()
+        s = round(s + time.perf_counter() - t, 1)
+        marker.write_text(json.dumps({"s": s}))
+        return s
     store = Store(db, writable=True)
     t = time.perf_counter()
     store.visual.build_first_stage(method)
@@ -159,9 +175,13 @@ def _leg(db: Path, queries: list[np.ndarray], method: str, candidates: int):
     from docrag.pipeline.legs import LegParts, QueryInput, VisualLeg
     from docrag.pipeline.options import SearchConfig
 
-    stage = "centroids" if method == "exact" else method
+    stage = "centroids" if method in ("exact", "codes") else method
     store = Store(db, writable=False, visual_index=VisualIndexSpec(first_stage=stage))
-    cfg = SearchConfig(visual_search="exact" if method == "exact" else "two-stage", visual_candidates=candidates)
+    cfg = SearchConfig(
+        visual_search="exact" if method == "exact" else "two-stage",
+        visual_candidates=candidates,
+        visual_rerank="auto" if method == "codes" else "exact",
+    )
     emb = _Vectors(queries)
     leg = VisualLeg(LegParts(store, cfg, None, visual=lambda: emb))  # type: ignore[arg-type]
 
@@ -212,16 +232,22 @@ def build_fast_plaid(db: Path, base_dir: Path, n: int) -> float:
     return s
 
 
-def child(db: Path, base_dir: Path, method: str, n_queries: int, candidates: int) -> None:
+def child(db: Path, base_dir: Path, method: str, n_queries: int, candidates: int, depths: tuple[int, int]) -> None:
     """One method in a fresh process: cold open + first query, then timed queries; JSON on stdout."""
     queries = Base(base_dir).queries[:n_queries]
     t0 = time.perf_counter()
     if method == "fast-plaid":
         _, search = _fast_plaid(db, queries)
     else:
-        _, search = _leg(db, queries, method, candidates)
+        if method == "codes":
+            from docrag.indexes import codes_search
+
+            codes_search.ESTIMATE_DEPTH, codes_search.CODES_DEPTH = depths
+        store, search = _leg(db, queries, method, candidates)
     results = [search(0)]
     open_s = time.perf_counter() - t0
+    if method == "codes" and (store.db.connected or store.visual.codes() is None):
+        raise SystemExit("codes: the codes are not current, or the search read LanceDB (a stale pack?)")
     times = []
     for i in range(1, len(queries)):
         t = time.perf_counter()
@@ -249,7 +275,9 @@ def truth(db: Path, base_dir: Path, n_queries: int) -> list[list[tuple[str, int]
     return rows
 
 
-def run_child(db: Path, base: Path, method: str, n_queries: int, candidates: int, python: str) -> dict:
+def run_child(
+    db: Path, base: Path, method: str, n_queries: int, candidates: int, python: str, depths: tuple[int, int]
+) -> dict:
     cmd = [
         python,
         __file__,
@@ -263,6 +291,10 @@ def run_child(db: Path, base: Path, method: str, n_queries: int, candidates: int
         str(n_queries),
         "--candidates",
         str(candidates),
+        "--estimate-depth",
+        str(depths[0]),
+        "--codes-depth",
+        str(depths[1]),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode:
@@ -317,12 +349,18 @@ def scale(args: argparse.Namespace) -> list[dict]:
             book = store.db.disk_bytes(CODEBOOK) if method == "centroids" else 0
             first_stage[method] = store.db.disk_bytes(POOLED) + book
         nq = args.exact_queries + 1 if method == "exact" else args.queries
-        res = run_child(db, base, method, nq, args.candidates, python)
+        if method == "codes":
+            first_stage[method], codes_bytes, rerank_bytes = _pack_bytes(db)
+        res = run_child(db, base, method, nq, args.candidates, python, (args.estimate_depth, args.codes_depth))
         recall = [len(set(map(tuple, r)) & set(g)) / max(len(g), 1) for r, g in zip(res["results"], gold, strict=False)]
         questions = recall[: args.questions]  # the dev set's questions come first; page sentences after
         pooled_s = info["write_s"] + info["pool_cpu_s"] + extra
         build_s = {"exact": info["write_s"], "fast-plaid": extra}.get(method, pooled_s)
-        label = {"exact": "exact", "fast-plaid": "fast-plaid (its own index)"}.get(method, f"two-stage/{method}")
+        label = {
+            "exact": "exact",
+            "fast-plaid": "fast-plaid (its own index)",
+            "codes": f"two-stage/centroids+codes ({args.estimate_depth}x, {args.codes_depth}x)",
+        }.get(method, f"two-stage/{method}")
         rows.append(
             {
                 "method": label,
@@ -334,12 +372,29 @@ def scale(args: argparse.Namespace) -> list[dict]:
                 "open_s": round(res["open_s"], 2),
                 "rss_mb": round(res["rss_mb"]),
                 "first_stage_bytes_per_page": round(first_stage[method] / n),
-                "bytes_per_page": round((first_stage[method] + disk_visual * (method != "fast-plaid")) / n),
+                "bytes_per_page": round(
+                    (codes_bytes if method == "codes" else first_stage[method] + disk_visual * (method != "fast-plaid"))
+                    / n
+                ),
                 "build_s": round(build_s, 1),
             }
         )
+        if method == "codes":
+            args.notes.append(f"Rerank codes (ids + residuals): {round(rerank_bytes / n)} bytes per page.")
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
+
+
+def _pack_bytes(db: Path) -> tuple[int, int, int]:
+    """The current codes pack's bytes: its first stage (pooled vectors, lists, codebook), all of it, and the
+    rerank codes alone."""
+    from docrag.indexes.visual_codes import codes_root
+
+    root = codes_root(str(db))
+    folder = root / (root / "CURRENT").read_text().strip()
+    size = {p.name: p.stat().st_size for p in folder.iterdir()}
+    first = sum(v for k, v in size.items() if k.startswith(("pooled", "lists_", "codebook")))
+    return first, sum(size.values()), size["ids.bin"] + size["residuals.bin"]
 
 
 def compression(args: argparse.Namespace) -> list[dict]:
@@ -399,6 +454,10 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--exact-queries", type=int, default=3)
     ap.add_argument("--candidates", type=int, default=96)
+    ap.add_argument(
+        "--estimate-depth", type=int, default=16, help="codes: pages the estimate shortlists, per candidate"
+    )
+    ap.add_argument("--codes-depth", type=int, default=4, help="codes: pages scored from the codes, per candidate")
     ap.add_argument("--questions", type=int, default=34, help="how many leading queries are questions (dev set)")
     ap.add_argument("--compression", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -415,8 +474,9 @@ def main() -> None:
         build_fast_plaid(args.db, args.base, args.pages)
         return
     if args.child:
-        child(args.db, args.base, args.child, args.queries, args.candidates)
+        child(args.db, args.base, args.child, args.queries, args.candidates, (args.estimate_depth, args.codes_depth))
         return
+    args.notes = []
     rows = compression(args) if args.compression else scale(args)
     if args.json:
         for r in rows:
@@ -425,6 +485,7 @@ def main() -> None:
     note = (
         "Collection: benchmarks/visual_corpus.py (MiniLM token vectors of real page text, 128-d, 700–1000 a "
         f"page). Queries: {args.queries}. Candidates reranked exactly: {args.candidates}."
+        + "".join(" " + n for n in args.notes)
     )
     append_results(title, f"`{' '.join(sys.argv[1:])}`\n\n{note}\n\n{_table(rows)}", save=not args.no_save)
 

@@ -113,7 +113,8 @@ def _pooled(db: Database, book: np.ndarray) -> dict[tuple[str, int], tuple[np.nd
 def update_pack(db: Database, storage: str, force: bool = False) -> str:
     """Bring the codes in step with the tables: ``current`` (nothing to do), ``updated`` (pages kept by row id
     copied, new ones encoded), ``built`` (everything encoded: the first build, a new codebook, ``force``) or
-    ``none`` (no first stage, or one not covering every visual page: the codes wait for it)."""
+    ``none`` (no first stage, or one not covering every visual page: the codes wait for it). The residual
+    quantiser is kept as long as the codebook is, so an update and a rebuild write the same codes."""
     if not all(db.has(s) for s in SOURCES):
         drop_pack(db.uri)
         return "none"
@@ -130,13 +131,11 @@ def update_pack(db: Database, storage: str, force: bool = False) -> str:
     if book is None or not db.count(VISUAL):
         drop_pack(db.uri)
         return "none"
-    if (
-        force
-        or old is None
-        or old.versions.get(CODEBOOK.name) != versions[CODEBOOK.name]
-        or len(old.codebook) != len(book)
-    ):
-        old = None
+    same_book = old is not None and old.versions.get(CODEBOOK.name) == versions[CODEBOOK.name]
+    same_book = same_book and old is not None and old.codebook.shape == book.shape
+    # The quantiser belongs with the codebook: kept while it is (a rebuild then encodes as an update would).
+    quant = (old.lo, old.step) if same_book and old is not None else None
+    source = old if same_book and not force else None
     keys = db.scan(VISUAL, ["doc_id", "page", "n_vectors"], row_ids=True)
     pooled = _pooled(db, book)
     doc_col, pages = keys.column("doc_id").to_pylist(), keys.column("page").to_pylist()
@@ -146,7 +145,7 @@ def update_pack(db: Database, storage: str, force: bool = False) -> str:
     gen = root / f"g{versions[VISUAL.name]}-{uuid.uuid4().hex[:12]}"
     gen.mkdir(parents=True)
     try:
-        kept = _write(db, gen, keys, page_keys, pooled, book, old, storage)
+        kept = _write(db, gen, keys, page_keys, pooled, book, source, quant, storage)
         _finish(db, gen, keys, page_keys, pooled, book, versions)
     except BaseException:
         shutil.rmtree(gen, ignore_errors=True)
@@ -167,6 +166,7 @@ def _write(
     pooled: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
     book: np.ndarray,
     old: CodesPack | None,
+    quant: tuple[np.ndarray, np.ndarray] | None,
     storage: str,
 ) -> int:
     """Write ``ids.bin``/``residuals.bin``/``pooled.bin`` and ``offsets.npy``/``quant.npy``; the pages kept."""
@@ -180,7 +180,7 @@ def _write(
             j = where.get(int(r), -1)
             if j >= 0 and old.key(j) == key and int(old.offsets[j + 1] - old.offsets[j]) == n:
                 source[i] = j
-    lo, step = (old.lo, old.step) if old is not None else (None, None)
+    lo, step = quant if quant is not None else (None, None)
     writer = _Writer(gen)
     try:
         for a in range(0, len(page_keys), BATCH):
@@ -322,6 +322,8 @@ def repair_with_codes(db: Database) -> dict[str, Any]:
 
     out = db.repair()
     state = pack_state(db, verify=True)
+    if state == "corrupt":
+        drop_pack(db.uri)  # nothing of it is reused
     if state != "current":
-        out["visual_codes"] = update_pack(db, _storage(db), force=state == "corrupt")
+        out["visual_codes"] = update_pack(db, _storage(db))
     return out

@@ -1,0 +1,156 @@
+"""The compact rerank codes of the visual leg (indexes/visual_codes.py): recall against exact MaxSim, kept in step
+with adds and deletes, versioned with the tables, rebuilt by `check --repair`, and a local cache for s3://."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from clirun import invoke
+from test_visual_index import _fill, _keys, _pages, _query
+
+from docrag.indexes.codes_build import drop_pack
+from docrag.indexes.store import Store
+from docrag.indexes.visual_codes import codes_root, pack_state
+from docrag.testing.rows import new_store, write_pages
+
+
+def _documents(store: Store, docs: range, per_doc: int = 10) -> None:
+    """Document rows for the visual pages ``_fill`` wrote (ready, with their page rows): a consistent database."""
+    for i in docs:
+        store.documents.add(f"doc{i}", f"/d/doc{i}.pdf", 1, 0.0, per_doc, {})
+        write_pages(store, f"doc{i}", [""] * per_doc, route=["visual"] * per_doc, label=["table"] * per_doc)
+        store.documents.mark_ready(f"doc{i}", {"visual": per_doc, "pages": per_doc})
+
+
+def _recall(got, ref) -> float:
+    return float(np.mean([len(set(_keys(a)) & set(_keys(b))) / max(len(b), 1) for a, b in zip(got, ref, strict=True)]))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """80 pages in 8 documents, maintained: first stage, codebook and codes."""
+    store = new_store(tmp_path_factory.mktemp("codes") / "db")
+    pages = _pages(80, seed=3)
+    keys = _fill(store, pages)
+    _documents(store, range(8))
+    store.maintain()
+    queries = [_query(pages[i], seed=i) for i in range(0, 80, 4)]
+    return store, pages, keys, queries
+
+
+def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built):
+    store, _, keys, queries = built
+    assert pack_state(store.db, verify=True) == "current"
+    exact = store.visual.search(queries, 10, method="exact")
+    codes = store.visual.search(queries, 10, method="two-stage", candidates=8)
+    assert _recall(codes, exact) >= 0.95
+    # the planted page first, with its MaxSim to within the 4-bit residuals
+    for got, ref, target in zip(codes, exact, range(0, 80, 4), strict=True):
+        assert _keys(got)[0] == keys[target] == _keys(ref)[0]
+        assert got[0].score == pytest.approx(ref[0].score, rel=0.01)
+    # every page scored from its codes: the codes' own error only
+    every = store.visual.search(queries, 10, method="two-stage", candidates=80)
+    assert _recall(every, exact) >= 0.97
+    # a new reader answers from the codes alone: LanceDB is never opened (nor imported for that)
+    reader = Store(store.uri)
+    assert [_keys(r) for r in reader.visual.search(queries, 10, method="two-stage", candidates=8)] == [
+        _keys(r) for r in codes
+    ]
+    assert not reader.db.connected
+    # a filter reaches the codes' stages: only the allowed documents' pages
+    allowed = {"doc2", "doc7"}
+    got = store.visual.search(queries[3], 10, allowed=allowed, method="two-stage", candidates=8)[0]
+    ref = store.visual.search(queries[3], 10, allowed=allowed, method="exact")[0]
+    assert {c.doc_id for c in got} <= allowed and _keys(got)[:5] == _keys(ref)[:5] and _recall([got], [ref]) >= 0.9
+
+
+def test_codes_follow_adds_and_deletes_as_a_rebuild_would(tmp_path):
+    store = new_store(tmp_path / "db")
+    pages = _pages(90, seed=11)
+    keys = _fill(store, pages[:60])
+    store.maintain()
+    first = (codes_root(store.uri) / "CURRENT").read_text()
+    keys += _fill(store, pages[60:], start=60)  # 30 more pages: doc6 .. doc8
+    assert pack_state(store.db) == "stale" and store.visual.codes() is None  # not used while stale
+    store.visual.build_first_stage()
+    assert store.visual.update_codes() == "updated"  # the 60 pages copied, 30 encoded
+    assert (codes_root(store.uri) / "CURRENT").read_text() != first
+    store.delete_documents(["doc2"])
+    store.visual.build_first_stage()
+    assert store.visual.update_codes() == "updated"
+    queries = [_query(pages[i], seed=i) for i in (5, 25, 65, 85)]
+    updated = store.visual.search(queries, 10, method="two-stage", candidates=8)
+    assert all("doc2" not in {c.doc_id for c in r} for r in updated)
+    assert _keys(updated[2])[0] == keys[65] and _keys(updated[3])[0] == keys[85]
+    assert store.visual.update_codes(force=True) == "built"  # every page encoded again
+    rebuilt = store.visual.search(queries, 10, method="two-stage", candidates=8)
+    assert [[(c.doc_id, c.page, c.score) for c in r] for r in updated] == [
+        [(c.doc_id, c.page, c.score) for c in r] for r in rebuilt
+    ]
+
+
+def test_stale_missing_and_corrupt_codes_are_found_and_check_repair_rebuilds_them(tmp_path):
+    db = tmp_path / "db"
+    store = new_store(db)
+    pages = _pages(40, seed=8)
+    keys = _fill(store, pages)
+    _documents(store, range(4))
+    store.maintain()
+    q = _query(pages[12], seed=12)
+
+    def check(*extra):
+        ran = invoke("check", "--db", str(db), "--json", *extra)
+        return ran.returncode, json.loads(ran.stdout)
+
+    code, out = check()
+    assert code == 0 and out["visual_codes"] == "current" and out["ok"]
+    drop_pack(str(db))  # deleted
+    code, out = check()
+    assert code == 1 and out["visual_codes"] == "missing"
+    assert _keys(Store(db).visual.search(q, 1, method="two-stage", candidates=8)[0]) == [keys[12]]  # from vectors
+    code, out = check("--repair")
+    assert code == 0 and out["repair"]["visual_codes"] == "built" and out["after"]["visual_codes"] == "current"
+    # corrupt: a flipped byte is found by the checksums; a truncated file already when opened
+    folder = codes_root(str(db)) / (codes_root(str(db)) / "CURRENT").read_text()
+    data = bytearray((folder / "residuals.bin").read_bytes())
+    data[100] ^= 0xFF
+    (folder / "residuals.bin").write_bytes(bytes(data))
+    code, out = check()
+    assert code == 1 and out["visual_codes"] == "corrupt"
+    (folder / "ids.bin").write_bytes((folder / "ids.bin").read_bytes()[:-2])
+    assert Store(db).visual.codes() is None
+    code, out = check("--repair")
+    assert code == 0 and out["after"]["ok"] and out["after"]["visual_codes"] == "current"
+    assert Store(db).visual.codes() is not None
+    # stale: the visual table moved on (a run stopped before its upkeep): not used, and repair brings it in step
+    _fill(store, _pages(10, seed=9), start=40)
+    _documents(store, range(4, 5))
+    store.visual.build_first_stage()
+    assert Store(db).visual.codes() is None
+    code, out = check("--repair")
+    assert code == 0 and out["repair"]["visual_codes"] == "updated" and out["after"]["visual_codes"] == "current"
+    # the database started over: its codes go with it
+    Store.clear(db)
+    assert not codes_root(str(db)).exists()
+
+
+def test_an_s3_database_keeps_its_codes_in_a_local_cache(s3, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCRAG_CACHE_DIR", str(tmp_path / "cache"))
+    uri = s3.uri("codes")
+    store = new_store(uri, storage_options=s3.options)
+    pages = _pages(40, seed=4)
+    keys = _fill(store, pages)
+    store.maintain()
+    root = codes_root(uri)
+    assert root.is_relative_to(tmp_path / "cache") and (root / "CURRENT").is_file()
+    reader = Store(uri, storage_options=s3.options)
+    q = _query(pages[30], seed=30)
+    assert reader.visual.codes() is not None
+    got = reader.visual.search(q, 5, method="two-stage", candidates=4)[0]
+    assert _keys(got)[0] == keys[30]
+    shutil.rmtree(root)  # the cache gone: search reranks from the stored vectors
+    assert Store(uri, storage_options=s3.options).visual.codes() is None
+    assert _keys(Store(uri, storage_options=s3.options).visual.search(q, 5, method="two-stage")[0])[0] == keys[30]
