@@ -10,6 +10,7 @@ import os
 import shutil
 import uuid
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +146,9 @@ def update_pack(db: Database, storage: str, force: bool = False) -> str:
     gen = root / f"g{versions[VISUAL.name]}-{uuid.uuid4().hex[:12]}"
     gen.mkdir(parents=True)
     try:
-        kept = _write(db, gen, keys, page_keys, pooled, book, source, quant, storage)
-        _finish(db, gen, keys, page_keys, pooled, book, versions)
+        src = _Sources(keys, page_keys, pooled, book)
+        kept = _write(db, gen, src, source, quant, storage)
+        _finish(db, gen, src, versions)
     except BaseException:
         shutil.rmtree(gen, ignore_errors=True)
         raise
@@ -158,18 +160,27 @@ def update_pack(db: Database, storage: str, force: bool = False) -> str:
     return how
 
 
+@dataclass
+class _Sources:
+    """What a generation is written from: the visual table's keys (Arrow: doc_id, page, n_vectors, _rowid) in
+    table order, each page's pooled vectors and codes, and the codebook."""
+
+    keys: Any
+    page_keys: list[tuple[str, int]]
+    pooled: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]
+    book: np.ndarray
+
+
 def _write(
     db: Database,
     gen: Path,
-    keys: Any,
-    page_keys: list[tuple[str, int]],
-    pooled: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
-    book: np.ndarray,
+    src: _Sources,
     old: CodesPack | None,
     quant: tuple[np.ndarray, np.ndarray] | None,
     storage: str,
 ) -> int:
     """Write ``ids.bin``/``residuals.bin``/``pooled.bin`` and ``offsets.npy``/``quant.npy``; the pages kept."""
+    keys, page_keys, pooled, book = src.keys, src.page_keys, src.pooled, src.book
     dim = book.shape[1]
     rowids = keys.column("_rowid").to_numpy()
     n_vectors = keys.column("n_vectors").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -239,16 +250,9 @@ def _quantiser(
     return lo.astype(np.float32), step.astype(np.float32)
 
 
-def _finish(
-    db: Database,
-    gen: Path,
-    keys: Any,
-    page_keys: list[tuple[str, int]],
-    pooled: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
-    book: np.ndarray,
-    versions: dict[str, int],
-) -> None:
+def _finish(db: Database, gen: Path, src: _Sources, versions: dict[str, int]) -> None:
     """The small files, the checksums and ``pack.json``; then ``CURRENT`` names this generation and older ones go."""
+    keys, page_keys, pooled, book = src.keys, src.page_keys, src.pooled, src.book
     docs = keys.column("doc_id").combine_chunks().dictionary_encode()
     codes = [pooled[k][1] for k in page_keys]
     lists_pages, lists_starts = inverted_lists(codes, len(book))
