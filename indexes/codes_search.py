@@ -39,7 +39,13 @@ def _segment_sum_max(sims: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Exact MaxSim of the query against the pooled vectors of pages ``rows``."""
     vectors, offsets = pack.pooled(rows)
-    return _segment_sum_max(q @ vectors.T.astype(np.float32), offsets)
+    sims = np.empty((len(q), len(vectors)), dtype=np.float32)
+    buf = np.empty((CHUNK, pack.dim), dtype=np.float32)
+    for a in range(0, len(vectors), CHUNK):  # upcast a block at a time (it stays in the CPU's cache)
+        b = min(a + CHUNK, len(vectors))
+        np.copyto(buf[: b - a], vectors[a:b])
+        np.matmul(q, buf[: b - a].T, out=sims[:, a:b])
+    return _segment_sum_max(sims, offsets)
 
 
 def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -67,6 +67,7 @@ class VisualView(Protocol):
         method: str = "exact",
         candidates: int = 96,
         stage: str | None = None,
+        rerank: str = "auto",
     ) -> list[list[Candidate]]: ...
 
     def page(self, doc_id: str, page: int) -> tuple[np.ndarray, list[list[float]] | None] | None: ...
