@@ -2,7 +2,7 @@
 
     python benchmarks/visual_scale.py --pages 100000 --base /tmp/vs_base --db /tmp/vs_db [--json] [--no-save]
         [--methods exact,centroids,pooled,lancedb,codes] [--queries 100] [--exact-queries 3] [--candidates 64]
-        [--estimate-depth 16] [--codes-depth 4]
+        [--estimate-depth 32] [--codes-depth 4] [--exact-final 16]
     python benchmarks/visual_scale.py --compression --pages 2000 --base /tmp/vs_base --db /tmp/vs_comp
 
 The collection is ``visual_corpus.py``'s: trained MiniLM token vectors of real page text, projected to 128
@@ -22,10 +22,11 @@ Reported per method (``--json``: one object per method):
 
 ``codes``: the centroid first stage, then the rerank from the compact codes (``indexes/visual_codes.py``):
 the estimate's best ``--estimate-depth`` × candidates pages, scored on their pooled vectors, the best
-``--codes-depth`` × candidates of those scored from their codes. Its first stage bytes are the pack's pooled
-vectors, inverted lists and codebook, its bytes everything in the pack (no LanceDB table is read); the rerank
-codes alone (ids + residuals) are printed as ``rerank_bytes_per_page`` in the note. The other two-stage methods
-rerank from the stored vectors, as before.
+``--codes-depth`` × candidates of those scored from their codes, the best ``--exact-final`` of those rescored
+exactly from the stored vectors (0: none, LanceDB never read). Its first stage bytes are the pack's pooled
+vectors, inverted lists and codebook, its bytes everything in the pack (and the visual table with
+``--exact-final``); the rerank codes alone (ids + residuals) are printed in the note. The other two-stage
+methods rerank from the stored vectors, as before.
 
 ``--compression``: for float16 / int8 / binary storage and token pooling factors 1, 2, 3 (hierarchical,
 Ward), the visual table's bytes per page and recall@10 of exact search on the stored vectors against exact
@@ -232,7 +233,7 @@ def build_fast_plaid(db: Path, base_dir: Path, n: int) -> float:
     return s
 
 
-def child(db: Path, base_dir: Path, method: str, n_queries: int, candidates: int, depths: tuple[int, int]) -> None:
+def child(db: Path, base_dir: Path, method: str, n_queries: int, candidates: int, depths: tuple[int, int, int]) -> None:
     """One method in a fresh process: cold open + first query, then timed queries; JSON on stdout."""
     queries = Base(base_dir).queries[:n_queries]
     t0 = time.perf_counter()
@@ -242,11 +243,11 @@ def child(db: Path, base_dir: Path, method: str, n_queries: int, candidates: int
         if method == "codes":
             from docrag.indexes import codes_search
 
-            codes_search.ESTIMATE_DEPTH, codes_search.CODES_DEPTH = depths
+            codes_search.ESTIMATE_DEPTH, codes_search.CODES_DEPTH, codes_search.EXACT_FINAL = depths
         store, search = _leg(db, queries, method, candidates)
     results = [search(0)]
     open_s = time.perf_counter() - t0
-    if method == "codes" and (store.db.connected or store.visual.codes() is None):
+    if method == "codes" and (store.visual.codes() is None or (store.db.connected and not depths[2])):
         raise SystemExit("codes: the codes are not current, or the search read LanceDB (a stale pack?)")
     times = []
     for i in range(1, len(queries)):
@@ -276,7 +277,7 @@ def truth(db: Path, base_dir: Path, n_queries: int) -> list[list[tuple[str, int]
 
 
 def run_child(
-    db: Path, base: Path, method: str, n_queries: int, candidates: int, python: str, depths: tuple[int, int]
+    db: Path, base: Path, method: str, n_queries: int, candidates: int, python: str, depths: tuple[int, int, int]
 ) -> dict:
     cmd = [
         python,
@@ -295,6 +296,8 @@ def run_child(
         str(depths[0]),
         "--codes-depth",
         str(depths[1]),
+        "--exact-final",
+        str(depths[2]),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode:
@@ -351,7 +354,9 @@ def scale(args: argparse.Namespace) -> list[dict]:
         nq = args.exact_queries + 1 if method == "exact" else args.queries
         if method == "codes":
             first_stage[method], codes_bytes, rerank_bytes = _pack_bytes(db)
-        res = run_child(db, base, method, nq, args.candidates, python, (args.estimate_depth, args.codes_depth))
+        res = run_child(
+            db, base, method, nq, args.candidates, python, (args.estimate_depth, args.codes_depth, args.exact_final)
+        )
         recall = [len(set(map(tuple, r)) & set(g)) / max(len(g), 1) for r, g in zip(res["results"], gold, strict=False)]
         questions = recall[: args.questions]  # the dev set's questions come first; page sentences after
         pooled_s = info["write_s"] + info["pool_cpu_s"] + extra
@@ -359,7 +364,8 @@ def scale(args: argparse.Namespace) -> list[dict]:
         label = {
             "exact": "exact",
             "fast-plaid": "fast-plaid (its own index)",
-            "codes": f"two-stage/centroids+codes ({args.estimate_depth}x, {args.codes_depth}x)",
+            "codes": f"two-stage/centroids+codes ({args.estimate_depth}x, {args.codes_depth}x"
+            + (f", {args.exact_final} exact)" if args.exact_final else ")"),
         }.get(method, f"two-stage/{method}")
         rows.append(
             {
@@ -373,7 +379,11 @@ def scale(args: argparse.Namespace) -> list[dict]:
                 "rss_mb": round(res["rss_mb"]),
                 "first_stage_bytes_per_page": round(first_stage[method] / n),
                 "bytes_per_page": round(
-                    (codes_bytes if method == "codes" else first_stage[method] + disk_visual * (method != "fast-plaid"))
+                    (
+                        codes_bytes + disk_visual * (args.exact_final > 0)
+                        if method == "codes"
+                        else first_stage[method] + disk_visual * (method != "fast-plaid")
+                    )
                     / n
                 ),
                 "build_s": round(build_s, 1),
@@ -458,6 +468,7 @@ def main() -> None:
         "--estimate-depth", type=int, default=16, help="codes: pages the estimate shortlists, per candidate"
     )
     ap.add_argument("--codes-depth", type=int, default=4, help="codes: pages scored from the codes, per candidate")
+    ap.add_argument("--exact-final", type=int, default=16, help="codes: best pages rescored exactly (0: none)")
     ap.add_argument("--questions", type=int, default=34, help="how many leading queries are questions (dev set)")
     ap.add_argument("--compression", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -474,7 +485,14 @@ def main() -> None:
         build_fast_plaid(args.db, args.base, args.pages)
         return
     if args.child:
-        child(args.db, args.base, args.child, args.queries, args.candidates, (args.estimate_depth, args.codes_depth))
+        child(
+            args.db,
+            args.base,
+            args.child,
+            args.queries,
+            args.candidates,
+            (args.estimate_depth, args.codes_depth, args.exact_final),
+        )
         return
     args.notes = []
     rows = compression(args) if args.compression else scale(args)

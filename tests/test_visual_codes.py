@@ -11,6 +11,7 @@ import pytest
 from clirun import invoke
 from test_visual_index import _fill, _keys, _pages, _query
 
+from docrag.indexes import codes_search
 from docrag.indexes.codes_build import drop_pack
 from docrag.indexes.store import Store
 from docrag.indexes.visual_codes import codes_root, pack_state
@@ -41,10 +42,15 @@ def built(tmp_path_factory):
     return store, pages, keys, queries
 
 
-def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built):
+def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built, monkeypatch):
     store, _, keys, queries = built
     assert pack_state(store.db, verify=True) == "current"
     exact = store.visual.search(queries, 10, method="exact")
+    # the default: the best 16 from the codes rescored exactly (exact scores)
+    final = store.visual.search(queries, 10, method="two-stage", candidates=8)
+    assert _recall(final, exact) >= 0.97
+    assert [c.score for c in final[0]] == pytest.approx([c.score for c in exact[0]][: len(final[0])], rel=1e-5)
+    monkeypatch.setattr(codes_search, "EXACT_FINAL", 0)  # from the codes alone
     codes = store.visual.search(queries, 10, method="two-stage", candidates=8)
     assert _recall(codes, exact) >= 0.95
     # the planted page first, with its MaxSim to within the 4-bit residuals
