@@ -465,7 +465,7 @@ def main() -> None:
     ap.add_argument("--exact-queries", type=int, default=3)
     ap.add_argument("--candidates", type=int, default=96)
     ap.add_argument(
-        "--estimate-depth", type=int, default=16, help="codes: pages the estimate shortlists, per candidate"
+        "--estimate-depth", type=int, default=32, help="codes: pages the estimate shortlists, per candidate"
     )
     ap.add_argument("--codes-depth", type=int, default=4, help="codes: pages scored from the codes, per candidate")
     ap.add_argument("--exact-final", type=int, default=16, help="codes: best pages rescored exactly (0: none)")
