@@ -82,16 +82,11 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
 
 
 def search_codes(
-    pack: CodesPack,
-    query: np.ndarray,
-    k: int,
-    allowed: set[str] | None,
-    candidates: int,
-    estimate_depth: int | None = None,
-    codes_depth: int | None = None,
+    pack: CodesPack, query: np.ndarray, k: int, allowed: set[str] | None, candidates: int
 ) -> list[Candidate]:
-    """The best ``k`` pages for one query (see the module docstring); ``allowed``: only these documents' pages."""
-    rows, scores = search_rows(pack, query, k, allowed, candidates, estimate_depth, codes_depth)
+    """The best ``k`` pages for one query from the codes alone (stages 1–3 of the module docstring);
+    ``allowed``: only these documents' pages."""
+    rows, scores = search_rows(pack, query, k, allowed, candidates)
     return [Candidate(*pack.key(int(r)), float(s)) for r, s in zip(rows, scores, strict=True)]
 
 
