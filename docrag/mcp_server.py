@@ -5,7 +5,7 @@ Three tools, each a thin call into the ``docrag.api`` facade:
 - ``search(query, k, where)``: the best pages, each with its file, page, fused score, confidence, every leg's
   raw score and rank, a snippet and its answer regions (boxes in page fractions);
 - ``page_image(document, page, regions_for)``: the page as a PNG, with the regions of a query drawn on it;
-- ``documents()``: what is indexed (doc_id, path, pages, status, metadata).
+- ``documents()``: what is indexed and ready (doc_id, path, pages, status, metadata).
 
 Nothing is written to the database. A bad argument (an unknown document, a page out of range, an empty query,
 a k out of bounds, a bad filter) is a tool error with one line that says what to do; the server keeps running.
@@ -151,8 +151,11 @@ def build_server(index: Index, name: str = "docrag") -> Any:
 
     @server.tool(annotations=read_only)
     def documents() -> dict[str, Any]:
-        """The indexed documents: doc_id, path, pages, status (only "ready" ones are searched) and metadata."""
-        return guarded(lambda: {"documents": [_document_row(d) for d in index.documents()]})
+        """The indexed documents: doc_id, path, pages, status and metadata. Only ready ones are listed (and
+        searched): a document still being indexed appears once all its pages are in."""
+        return guarded(
+            lambda: {"documents": [_document_row(d) for d in index.documents() if d.get("status") == "ready"]}
+        )
 
     return server
 

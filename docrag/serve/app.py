@@ -71,6 +71,8 @@ def create_app(
         title="docrag",
         summary=f"Page retrieval over {index.db}",
         description="Search pages, list documents, fetch page images (with the answer regions drawn).",
+        docs_url=None,  # served below: with a token, the page must pass it on to /openapi.json
+        redoc_url=None,
     )
     # One request at a time reads the index (its tables and models are shared); up to max_concurrent wait here.
     reading = threading.Lock()
@@ -133,6 +135,33 @@ def create_app(
                 if row["doc_id"] in docs and any(Path(p).name == document for p in row["paths"]):
                     return row["doc_id"]
         raise HTTPException(404, f"no document {document!r} in this index (see /documents)")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(token: str | None = Query(None, include_in_schema=False)) -> Any:
+        """Swagger UI. Opened as ``/docs?token=TOKEN``, it loads the schema with the same token; "Authorize" takes
+        it for the requests tried from the page."""
+        from urllib.parse import urlencode
+
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        url = app.openapi_url
+        if secret is not None and token:  # the middleware has checked it
+            url += "?" + urlencode({"token": token})
+        return get_swagger_ui_html(openapi_url=url, title="docrag API")
+
+    if secret is not None:  # the schema says how to authorise, so "Try it out" works from /docs
+        schema_of = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            schema = schema_of()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+            }
+            schema["security"] = [{"bearer": []}]
+            return schema
+
+        app.openapi = openapi
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> Any:
