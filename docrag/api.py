@@ -391,12 +391,14 @@ class Index:
         return self.thumbnail(doc_id, page)
 
     def find(self, name: str) -> dict[str, Any] | None:
-        """The document ``name`` names: its doc_id, a path as indexed, or a file name (the first match)."""
-        resolved = str(Path(name).resolve())
-        for d in self.documents():
-            if name == d["doc_id"] or any(name == Path(p).name or p == resolved for p in d["paths"]):
-                return d
-        return None
+        """The document named by doc_id, indexed path or file name (several with it: ValueError), else None."""
+        docs, resolved = self.documents(), str(Path(name).resolve())
+        named = [d for d in docs if name == d["doc_id"] or resolved in d["paths"]]
+        named = named or [d for d in docs if any(Path(p).name == name for p in d["paths"])]
+        if len(named) > 1:
+            paths = ", ".join(sorted(p for d in named for p in d["paths"] if Path(p).name == name))
+            raise ValueError(f"{name} names {len(named)} indexed files ({paths}): give its path or doc_id")
+        return named[0] if named else None
 
     def documents(self) -> list[dict[str, Any]]:
         """Every document: doc_id, path (the first), paths (all with these bytes), status, metadata … as of now:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_K", "MAX_QUERY_CHARS", "MISSING_MCP", "build_server", "require_mcp", "serve_stdio"]
 
 MAX_K = 100  # pages one search may return
-MAX_QUERY_CHARS = 2000  # a question, not a document
+MAX_QUERY_CHARS = 1000  # a question, not a document (as docrag serve)
 MISSING_MCP = "the MCP server needs the mcp package: pip install 'docrag[mcp]'"
 T = TypeVar("T")
 

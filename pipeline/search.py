@@ -199,6 +199,14 @@ class Searcher:
             raise ValueError(f"min_score is a confidence between 0 and 1 (got {min_score})")
         if min_score is not None and any(not isinstance(q, str) for q in queries):
             raise ValueError("min_score needs text queries: an image query's hits have no confidence")
+        for q in queries:
+            if isinstance(q, str) and not q.strip():
+                raise ValueError("the query is empty: give the words to search for")
+            if not isinstance(q, str):
+                from PIL import Image as PILImage
+
+                if not isinstance(q, PILImage.Image):
+                    raise TypeError(f"a query is a str or a PIL image, not {type(q).__name__}")
         legs = as_leg_names(legs)
         check_leg_names(legs, list(dict.fromkeys([*leg_names(), *(leg.name for leg in self.legs)])))
         sql, keys = split_where(where)

@@ -109,7 +109,7 @@ def test_bad_arguments_are_tool_errors_with_one_line_and_the_server_keeps_answer
     assert tool_error(client.tool("search", query="harbour", k=101)) == search + "k=101: ask for 1 to 100 pages"
     assert tool_error(client.tool("search", query="  ")) == search + "the query is empty: give the words to search for"
     assert tool_error(client.tool("search", query="word " * 500)) == (
-        search + "the query has 2500 characters: at most 2000, ask a shorter question"
+        search + "the query has 2500 characters: at most 1000, ask a shorter question"
     )
     bad_sql = tool_error(client.tool("search", query="harbour", where="no_such_column = 1"))
     assert bad_sql.startswith(search) and "\n" not in bad_sql, bad_sql

@@ -166,9 +166,11 @@ def test_requests_over_the_concurrency_limit_get_429(index):
         )
         t.start()
         assert slow.entered.wait(30)
-        busy = httpx.get(f"{s.url}/health", timeout=30)
+        busy = httpx.get(f"{s.url}/documents", timeout=30)
         assert busy.status_code == 429
         assert busy.json()["detail"] == "too many requests at once (limit 1): retry shortly"
+        up = httpx.get(f"{s.url}/health", timeout=30)  # a health check is never refused, nor kept waiting
+        assert up.status_code == 200 and up.json()["busy"] is True
         slow.release.set()
         t.join(30)
         assert first["code"] == 200
@@ -225,7 +227,10 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path):
             )
             size = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
             assert size[1] > size[0] * 297 / 210 + 5  # the regions' legend band below the A4 page
-            assert "text" in first.locator(".legs").inner_text()
+            legs = first.locator(".legs").inner_text()
+            assert "text" in legs and legs.startswith(f"confidence {api[0]['confidence']:.2f} · score ")
+            weak = [h["confidence"] < 0.5 for h in api]
+            assert [("weak" in (li.get_attribute("class") or "")) for li in page.locator("li.hit").all()] == weak
             assert page.locator("li.hit a").first.get_attribute("target") == "_blank"
             shot = tmp_path / "serve.png"
             page.screenshot(path=str(shot), full_page=False)
@@ -235,3 +240,51 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path):
                 shutil.copy(shot, SCREENSHOT)
         finally:
             browser.close()
+
+
+def test_a_file_name_two_documents_have_is_refused_not_guessed(tmp_path):
+    """Two different files named report.pdf: a page image by that name is 404 naming both, ``show`` one line and
+    exit 2, ``Index.find`` a ValueError — never one of them picked silently; each still opens by doc_id."""
+    from docrag.testing import pdfgen
+
+    for sub, text in (("a", "The narwhal tusk is a tooth."), ("b", "The capybara is a rodent.")):
+        (tmp_path / sub).mkdir()
+        pdfgen.planted_pdf(tmp_path / sub / "report.pdf", text, n_pages=1, planted_page=1)
+    db = tmp_path / "db"
+    idx = docrag.open(db, profile="lite", **LITE)
+    assert idx.add([tmp_path / "a", tmp_path / "b"], workers=0).indexed == 2
+    paths = ", ".join(sorted(str(tmp_path / s / "report.pdf") for s in "ab"))
+    with pytest.raises(ValueError, match=r"^report\.pdf names 2 indexed files"):
+        idx.find("report.pdf")
+    assert idx.find(str(tmp_path / "b" / "report.pdf"))["path"].endswith("b/report.pdf")
+    r = _client(create_app(idx)).get("/pages/report.pdf/1.png")
+    assert r.status_code == 404
+    assert r.json()["detail"] == "'report.pdf' names 2 indexed documents: use a doc_id (see /documents)"
+    doc_id = idx.find(str(tmp_path / "a" / "report.pdf"))["doc_id"]
+    assert _client(create_app(idx)).get(f"/pages/{doc_id}/1.png").status_code == 200
+    ran = invoke("show", "report.pdf", "1", "--db", db, "--out", tmp_path / "x.png")
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines()[0] == f"error report.pdf names 2 indexed files ({paths}): give its path or doc_id"
+
+
+def test_serve_start_mistakes_are_one_line(db):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = invoke("serve", "--db", db, "--port", port)
+    assert ran.returncode == 2 and ran.stdout == ""
+    assert ran.stderr.splitlines() == [f"error cannot listen on 127.0.0.1:{port}: Address already in use"]
+    ran = invoke("serve", "--db", db, "--profile", "cpu")  # built with lite's models
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines()[0].startswith(f"error {db} was built with the text model ")
+
+
+def test_an_empty_or_non_text_query_is_refused_by_the_api(index):
+    for empty in ("", "   \n"):
+        with pytest.raises(ValueError, match=r"^the query is empty: give the words to search for$"):
+            index.search(empty)
+    with pytest.raises(TypeError, match=r"^a query is a str or a PIL image, not NoneType$"):
+        index.search(None)
