@@ -288,3 +288,6 @@ def test_an_empty_or_non_text_query_is_refused_by_the_api(index):
             index.search(empty)
     with pytest.raises(TypeError, match=r"^a query is a str or a PIL image, not NoneType$"):
         index.search(None)
+    # A leg this database has no model for (lite: no visual model) is said, not answered with no hits.
+    with pytest.raises(ValueError, match=r"^this database has no visual leg \(no model for it in its profile\)"):
+        index.search("zanzibarite", legs=["visual"])
