@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,8 @@ from .schema import CHUNKS, COUNTED, IMAGES, META, PAGES, POOLED, SCHEMAS, Dims,
 from .vectors import ChunksTable, ImagesTable
 from .visual import PageVectors, VisualTables
 from .visual_index import VisualIndexSpec
+
+CONVERTED_DIR = "converted"  # PDFs converted from Office files, by content hash (``conversion_cache``)
 
 __all__ = [
     "Candidate",
@@ -213,7 +216,16 @@ class Store:
         if is_uri(self.uri):
             return []
         root = Path(self.uri)
-        return [*sorted(root.glob("*.lance")), root / LOCK_FILE]
+        return [*sorted(root.glob("*.lance")), root / LOCK_FILE, root / CONVERTED_DIR]
+
+    def conversion_cache(self) -> Path:
+        """Where PDFs converted from Office files are kept by content hash (``parsers.office``): a folder of the
+        database on local disk (it goes with the database); for a database on object storage, the user's cache
+        folder (``$XDG_CACHE_HOME/docrag/converted``, else ``~/.cache/docrag/converted``)."""
+        if is_uri(self.uri):
+            base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+            return Path(base) / "docrag" / "converted"
+        return Path(self.uri) / CONVERTED_DIR
 
     @property
     def writable(self) -> bool:

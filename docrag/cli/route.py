@@ -117,7 +117,7 @@ def _print_table(report: Any) -> None:
             f"{cost} (+{100 * extra / base:.0f}% visual)"
         )
     if report.skipped:
-        out.print(f"[dim]skipped {len(report.skipped)} file(s) that are not PDFs or images[/]")
+        out.print(f"[dim]skipped {len(report.skipped)} file(s) that are not of a format docrag reads[/]")
     for w in report.warnings:
         out.print(f"[yellow]warning[/] {w['file']}: {w['warning']}")
     for e in report.errors:
