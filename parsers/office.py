@@ -107,10 +107,9 @@ def _cap_memory(limit: int):
 def _failure(file: str, fmt: str, code: int, said: str) -> DocumentError:
     said = " ".join(line.strip() for line in said.splitlines() if "javaldx" not in line).strip()
     if "could not be loaded" in said or code == 0:
+        extra = f": {said[:200]}" if said and "could not be loaded" not in said else ""
         return DocumentError(
-            file,
-            f"LibreOffice could not open it (damaged, password-protected, or not a .{fmt} file)"
-            + (f": {said[:200]}" if said else ""),
+            file, f"LibreOffice could not open it (damaged, password-protected, or not a .{fmt} file){extra}"
         )
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
@@ -122,15 +121,15 @@ def convert_to_pdf(path: Path, fmt: str, options: ConvertOptions, context: OpenC
     """``path`` (an Office file of format ``fmt``) as a PDF: from the cache, or converted now. The caller owns a
     PDF that is not in the cache (it lives in a temporary folder: remove ``result.parent``)."""
     file = str(path)
+    key = f"{_sha256(path)}-{CACHE_VERSION}"
+    cached = Path(options.cache_dir) / key[:2] / f"{key}.pdf" if options.cache_dir else None
+    if cached is not None and cached.is_file():
+        return cached
     soffice = find_soffice(options.soffice)
     if soffice is None:
         raise DocumentError(
             file, "LibreOffice is not installed (no soffice): install libreoffice-core and -writer/-impress/-calc"
         )
-    key = f"{_sha256(path)}-{CACHE_VERSION}"
-    cached = Path(options.cache_dir) / key[:2] / f"{key}.pdf" if options.cache_dir else None
-    if cached is not None and cached.is_file():
-        return cached
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="docrag-convert-", dir=cached.parent if cached else None))
