@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +41,6 @@ from .schema import CHUNKS, COUNTED, IMAGES, META, PAGES, POOLED, SCHEMAS, Dims,
 from .vectors import ChunksTable, ImagesTable
 from .visual import PageVectors, VisualTables
 from .visual_index import VisualIndexSpec
-
-CONVERTED_DIR = "converted"  # PDFs converted from Office files, by content hash (``conversion_cache``)
 
 __all__ = [
     "Candidate",
@@ -216,16 +213,16 @@ class Store:
         if is_uri(self.uri):
             return []
         root = Path(self.uri)
-        return [*sorted(root.glob("*.lance")), root / LOCK_FILE, root / CONVERTED_DIR]
+        return [*sorted(root.glob("*.lance")), root / LOCK_FILE]
 
     def conversion_cache(self) -> Path:
-        """Where PDFs converted from Office files are kept by content hash (``parsers.office``): a folder of the
-        database on local disk (it goes with the database); for a database on object storage, the user's cache
-        folder (``$XDG_CACHE_HOME/docrag/converted``, else ``~/.cache/docrag/converted``)."""
-        if is_uri(self.uri):
-            base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-            return Path(base) / "docrag" / "converted"
-        return Path(self.uri) / CONVERTED_DIR
+        """Where PDFs converted from Office files are kept by content hash (``parsers.office``): the user's docrag
+        cache (``$DOCRAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/docrag``, else ``~/.cache/docrag``), ``converted/``.
+        Shared by every database of this user: the same bytes are converted once, whichever database indexes
+        them (and a database on object storage needs a local folder anyway). ``rm -r`` it to reclaim the space."""
+        from .accel import cache_dir
+
+        return cache_dir() / "converted"
 
     @property
     def writable(self) -> bool:

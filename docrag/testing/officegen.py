@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["docx", "legacy", "legacy_fixtures", "odp", "ods", "odt", "pptx", "rtf", "xlsx"]
+__all__ = ["docx", "legacy", "legacy_fixtures", "mixed_example", "odp", "ods", "odt", "pptx", "rtf", "xlsx"]
 
 
 def docx(path: Path, title: str, paragraphs: Sequence[str], table: Sequence[Sequence[str]] = ()) -> Path:
@@ -180,8 +180,53 @@ def legacy_fixtures(folder: Path) -> list[Path]:
         return [*legacy([doc], "doc", folder), *legacy([ppt], "ppt", folder)]
 
 
+MIXED_NOTES = """# Field station notes
+
+The field station in Fjordland counts seabirds every spring; the report and the review deck beside these
+notes give this season's figures.
+
+## Method
+
+Volunteers walk the same transect each morning and record every puffin, guillemot and razorbill they see.
+Counts are checked against photographs before they are entered.
+"""
+
+
+def mixed_example(folder: Path) -> list[Path]:
+    """examples/mixed: a report with a table (.docx), a deck with a chart (.pptx) and notes (.md), all small.
+    ``python -m docrag.testing.officegen --example examples/mixed`` writes them again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    report = docx(
+        folder / "report.docx",
+        "Seabird census 2026",
+        ["Breeding pairs counted at the Fjordland field station, by species and colony."],
+        [
+            ["Species", "North cliff", "South cliff", "Total"],
+            ["Puffin", "412", "388", "800"],
+            ["Guillemot", "1,230", "990", "2,220"],
+            ["Razorbill", "75", "61", "136"],
+        ],
+    )
+    deck = pptx(
+        folder / "deck.pptx",
+        [
+            ("Field station review", "Fjordland, spring season"),
+            ("Visitors", "Monthly visitors to the station"),
+            ("Next steps", "Extend the transect to the south cliff"),
+        ],
+        chart=(2, "Monthly visitors", ["March", "April", "May", "June"], [120.0, 340.0, 560.0, 610.0]),
+    )
+    notes = folder / "notes.md"
+    notes.write_text(MIXED_NOTES)
+    return [report, deck, notes]
+
+
 if __name__ == "__main__":
     import sys
 
-    for p in legacy_fixtures(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/data")):
+    if sys.argv[1:2] == ["--example"]:
+        written = mixed_example(Path(sys.argv[2] if len(sys.argv) > 2 else "examples/mixed"))
+    else:
+        written = legacy_fixtures(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/data"))
+    for p in written:
         print(p)
