@@ -131,7 +131,11 @@ def convert_to_pdf(path: Path, fmt: str, options: ConvertOptions, context: OpenC
             file, "LibreOffice is not installed (no soffice): install libreoffice-core and -writer/-impress/-calc"
         )
     if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a cache that cannot be written: convert without it
+            log.warning("conversion cache %s not writable (%s): converting without it", cached.parent, exc.strerror)
+            cached = None
     work = Path(tempfile.mkdtemp(prefix="docrag-convert-", dir=cached.parent if cached else None))
     try:
         src = work / f"document.{fmt}"  # a plain name: LibreOffice never sees the user's file name
@@ -202,7 +206,7 @@ class OfficeReader(DocumentReader):
         context = context or OpenContext()
         options = context.convert if context.convert is not None else ConvertOptions()
         pdf = convert_to_pdf(self.path, fmt, options, context)
-        if not options.cache_dir:
+        if not options.cache_dir or not pdf.is_relative_to(options.cache_dir):  # not kept: ours to remove
             self._temp = pdf.parent.parent
         try:
             self._pdf = PdfReader(pdf, self.limits)
