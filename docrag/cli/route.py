@@ -15,7 +15,9 @@ from .app import app, fail, guarded, short_path
 
 @app.command()
 def route(
-    paths: Annotated[list[Path], typer.Argument(help="PDF/image files or folders (searched recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (searched recursively); Office files are converted first.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (pages, errors).")] = False,
     visual_pages: Annotated[
         VisualPages | None,
