@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -355,3 +356,22 @@ def test_the_mixed_example_finds_the_table_page_and_the_chart_slide(tmp_path):
     assert (Path(top.file).name, top.page) == ("report.docx", 1)
     top = idx.search("chart of monthly visitors from March to June", k=1)[0]
     assert (Path(top.file).name, top.page) == ("deck.pptx", 2)
+
+
+@needs_lo
+def test_a_conversion_past_its_budget_is_killed_with_its_process_group(tmp_path):
+    gen.rtf(tmp_path / "memo.rtf", ["A memo."])
+    groups: list[int] = []
+    context = OpenContext(ConvertOptions(timeout_s=0.05), on_process=groups.append)
+    with pytest.raises(DocumentError, match=re.escape("timed out after 0.05 s (convert_timeout_s)")):
+        open_document(tmp_path / "memo.rtf", context=context)
+    (group,) = groups
+    deadline = time.monotonic() + 15  # killed at once; its orphans are reaped by init a moment later
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            break  # nothing of LibreOffice is left
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"LibreOffice's process group {group} outlived its budget")
