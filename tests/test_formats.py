@@ -375,3 +375,41 @@ def test_a_conversion_past_its_budget_is_killed_with_its_process_group(tmp_path)
         time.sleep(0.1)
     else:
         pytest.fail(f"LibreOffice's process group {group} outlived its budget")
+
+
+@pytest.mark.slow
+@needs_lo
+def test_a_worker_killed_while_converting_takes_its_converter_with_it(tmp_path):
+    """The worker's parent kills the worker (here: past document_timeout_s) and the converter's own process
+    group, announced with the "convert" stage: no LibreOffice is left behind."""
+    from docrag.pipeline.options import IngestConfig, RouterConfig
+    from docrag.pipeline.plan import PlanOptions
+    from docrag.pipeline.workers import Job, PlanPool
+
+    gen.docx(tmp_path / "a.docx", "Title", ["Some words."])
+    ingest = IngestConfig(document_timeout_s=1.0, elements="text-layer", ocr=False)
+    opts = PlanOptions.build(RouterConfig(), ingest, Limits(), visual=False, figures=False)
+    profiles = tmp_path / "profiles"  # every LibreOffice of this test names it on its command line
+    opts = opts.model_copy(update={"convert": opts.convert.model_copy(update={"profile_root": str(profiles)})})
+    with PlanPool(1, ingest) as pool:
+        events = list(pool.run([Job(0, str(tmp_path / "a.docx"), opts)]))
+    ((_, kind, reason),) = [e for e in events if e[1] in ("failed", "done")]
+    assert kind == "failed" and "document_timeout_s" in reason, events
+
+    def converters() -> list[int]:
+        out = []
+        for proc in Path("/proc").iterdir():
+            try:
+                mine = proc.name.isdigit() and str(profiles).encode() in (proc / "cmdline").read_bytes()
+                if mine and (proc / "stat").read_text().split(") ")[-1][:1] != "Z":  # a zombie is dead already
+                    out.append(int(proc.name))
+            except OSError:
+                continue
+        return out
+
+    assert any(profiles.glob("lo-*/user")), "LibreOffice had started"
+    # Killed, not finished: a LibreOffice left to itself needs well over a second more to convert and exit.
+    deadline = time.monotonic() + 0.5
+    while converters() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert converters() == []
