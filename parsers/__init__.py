@@ -44,7 +44,6 @@ __all__ = [
     "skipped_line",
 ]
 
-PDF_SUFFIXES = frozenset({".pdf"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"})
 SUPPORTED_SUFFIXES = frozenset().union(*(f.suffixes for f in formats()))  # the built-in formats
 
