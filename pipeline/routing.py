@@ -29,6 +29,7 @@ def route_files(
     on_file: Any = None,
     on_start: Any = None,
     workers: int | None = None,
+    convert_cache: str | Path = "",
 ) -> RoutingReport:
     """Route every page of every document under ``paths`` (files or folders, recursive); Office files are
     converted first (their pages are the converted PDF's, named by the original file).
@@ -36,7 +37,8 @@ def route_files(
     The files are parsed in the isolated worker processes that indexing uses (``pipeline.workers``: time and
     memory budgets; a file that crashes or aborts its parser kills a worker, not this process), ``workers`` of
     them (None: the usable cores; 0: in this process, without isolation). A broken file (or page) is recorded
-    in ``errors`` with its reason and the run goes on. ``on_start(n_files)`` is called once the files are
+    in ``errors`` with its reason and the run goes on. ``convert_cache``: where converted Office files are kept
+    (``indexes.store.conversion_cache``; "": not kept). ``on_start(n_files)`` is called once the files are
     listed, ``on_file(path, n_pages)`` after each file (for progress bars).
     """
     cfg = config or RouterConfig()
@@ -47,7 +49,7 @@ def route_files(
     if on_start:
         on_start(len(listing.files))
     ingest = IngestConfig(elements="text-layer", ocr=False, strip_running_lines=False, dehyphenate=False)
-    opts = PlanOptions.build(cfg, ingest, limits or Limits(), visual=False, figures=False)
+    opts = PlanOptions.build(cfg, ingest, limits or Limits(), visual=False, figures=False, convert_cache=convert_cache)
     opts = opts.model_copy(update={"route_only": True, "roots": tuple(str(Path(p).resolve()) for p in paths)})
     jobs = [Job(i, str(p), opts) for i, p in enumerate(listing.files)]
     routes: dict[int, list[Route]] = {j.id: [] for j in jobs}

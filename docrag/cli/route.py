@@ -37,6 +37,7 @@ def route(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from docrag.config import load_settings
+    from docrag.indexes.store import conversion_cache
     from docrag.pipeline.routing import route_files
 
     missing = [p for p in paths if not p.exists() and not p.is_symlink()]
@@ -65,7 +66,10 @@ def route(
         def on_file(path: Path, n_pages: int) -> None:
             progress.update(task, advance=1, description=short_path(str(path)))
 
-        report = route_files(paths, settings.router, settings.limits, on_file=on_file, on_start=on_start)
+        cache = conversion_cache()  # an Office file routed now is not converted again when it is indexed
+        report = route_files(
+            paths, settings.router, settings.limits, on_file=on_file, on_start=on_start, convert_cache=cache
+        )
 
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
