@@ -31,10 +31,10 @@ MISSING_MCP = "the MCP server needs the mcp package: pip install 'docrag[mcp]'"
 T = TypeVar("T")
 
 INSTRUCTIONS = (
-    "docrag retrieves the pages of indexed PDFs and images that answer a question. Call `search` with the "
-    "question; each hit names its file and page, with scores and answer regions (boxes as fractions of the page). "
-    "Call `page_image` with a hit's doc_id (or file) and page to look at the page, with `regions_for` set to the "
-    "question to see where it matched. `documents` lists what is indexed."
+    "docrag retrieves the pages of indexed documents (PDFs, images, Office files, HTML, Markdown, text) that "
+    "answer a question. Call `search` with the question; each hit names its file and page, with scores and answer "
+    "regions (boxes as fractions of the page). Call `page_image` with a hit's doc_id (or file) and page to look at "
+    "the page, with `regions_for` set to the question to see where it matched. `documents` lists what is indexed."
 )
 
 

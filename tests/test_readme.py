@@ -47,7 +47,8 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, ray_local, s3):
     import docrag
 
     index = docrag.open(tmp_path / "docrag-demo.db")
-    assert index.stats()["documents"] == 4 and index.stats()["incomplete_documents"] == 0
+    # the PDFs, LICENSES.md and examples/mixed (a .docx, a .pptx, an .md)
+    assert index.stats()["documents"] == 8 and index.stats()["incomplete_documents"] == 0
     assert all(d["metadata"] == {"collection": "samples"} for d in index.documents())
     question = "Which table gives the psoriasis cases and controls by IL1B_511 genotype?"
     top = index.search(question, k=1)[0]
