@@ -44,7 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/router.py --labels ../shared/data/devset/page_labels.tsv --corpus ../shared/data/devset/corpus
 	$(BIN)/python benchmarks/render.py --corpus ../shared/data/devset/corpus
 
-# Debian packages: poppler-utils (pdf2image) and tesseract-ocr (OCR), installed only when missing.
+# Debian packages: poppler-utils (pdf2image), tesseract-ocr (OCR) and LibreOffice, installed only when missing.
 system-deps:
 	@missing=""; \
 	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
@@ -53,6 +53,19 @@ system-deps:
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@# LibreOffice converts Office and OpenDocument files to PDF (parsers/office.py): core + the three apps.
+	@missing=""; \
+	for pkg in libreoffice-core libreoffice-writer libreoffice-impress libreoffice-calc; do \
+	  if command -v dpkg-query >/dev/null 2>&1; then \
+	    dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; \
+	  elif ! command -v soffice >/dev/null 2>&1; then missing="$$missing $$pkg"; fi; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends $$missing; \
 	fi
 
 # Tests only: Debian's chromium, which tests/test_serve.py drives with Playwright (never Playwright's own browsers).

@@ -1,4 +1,4 @@
-"""docrag: retrieve the right *page* from large collections of PDFs and images.
+"""docrag: retrieve the right *page* from large collections of PDFs, images and Office, HTML and text files.
 
 A router sends each page to the index that serves it best (ColPali-family late interaction for scans,
 tables, charts, slides and forms; a text embedder for prose and an image–text model for pictures),

@@ -213,8 +213,10 @@ class Index:
         on_lock_wait: Any = None,
         engine: str = "local",
         address: str | None = None,
+        formats: str | Iterable[str] | None = None,
     ) -> IngestReport:
-        """Index PDFs and images (files or folders, recursive); unchanged documents are skipped.
+        """Index documents (files or folders, recursive; ``formats``: only these families, e.g. "pdf,office");
+        unchanged documents are skipped.
 
         ``workers``: parsing processes (default: the usable cores; 0 parses in this process, without the
         time and memory budgets). Another writer on the same database is waited for (``lock_wait_s``).
@@ -223,9 +225,11 @@ class Index:
         Ctrl-C raises ``docrag.pipeline.ingest.Interrupted`` with the report so far; rerun to resume.
         """
         from docrag.indexes.store import Store
+        from docrag.parsers import parse_families
         from docrag.pipeline.engines import check_engine
         from docrag.pipeline.ingest import Ingestor, start_pool
 
+        families = parse_families(formats)  # a mistake is said before anything is made
         if metadata is not None:  # a value JSON cannot keep is said before anything is made
             from docrag.indexes.metadata import check_metadata
 
@@ -263,7 +267,7 @@ class Index:
         )
         ingestor.pool = start_pool(self.settings, workers) if engine == "local" else None
         try:
-            report = ingestor.run(list(paths), metadata)
+            report = ingestor.run(list(paths), metadata, formats=families)
         finally:
             if ingestor.pool is not None:
                 ingestor.pool.close()
@@ -379,24 +383,22 @@ class Index:
     def render(self, doc_id: str, page: int, dpi: float = 100, first: str | None = None) -> Image.Image:
         """Page ``page`` of a document, rendered from the first of its paths that reads (``first`` tried first),
         under the settings' limits, or its stored thumbnail; a KeyError when neither is there."""
-        from docrag.parsers import DocumentError, open_document
+        from docrag.pipeline.plan import render_page
 
         doc = self.store.documents.get(doc_id, ["paths"]) or {"paths": []}
-        for path in dict.fromkeys([*([first] if first else []), *doc["paths"]]):
-            try:
-                with open_document(path, self.settings.limits) as reader:
-                    return reader.page(page).render(dpi)
-            except DocumentError:
-                continue
-        return self.thumbnail(doc_id, page)
+        paths = list(dict.fromkeys([*([first] if first else []), *doc["paths"]]))
+        image = render_page(paths, page, dpi, self.settings.limits, self.store.conversion_cache())
+        return image if image is not None else self.thumbnail(doc_id, page)
 
     def find(self, name: str) -> dict[str, Any] | None:
-        """The document ``name`` names: its doc_id, a path as indexed, or a file name (the first match)."""
-        resolved = str(Path(name).resolve())
-        for d in self.documents():
-            if name == d["doc_id"] or any(name == Path(p).name or p == resolved for p in d["paths"]):
-                return d
-        return None
+        """The document named by doc_id, indexed path or file name (several with it: ValueError), else None."""
+        docs, resolved = self.documents(), str(Path(name).resolve())
+        named = [d for d in docs if name == d["doc_id"] or resolved in d["paths"]]
+        named = named or [d for d in docs if any(Path(p).name == name for p in d["paths"])]
+        if len(named) > 1:
+            paths = ", ".join(sorted(p for d in named for p in d["paths"] if Path(p).name == name))
+            raise ValueError(f"{name} names {len(named)} indexed files ({paths}): give its path or doc_id")
+        return named[0] if named else None
 
     def documents(self) -> list[dict[str, Any]]:
         """Every document: doc_id, path (the first), paths (all with these bytes), status, metadata … as of now:

@@ -1,4 +1,4 @@
-"""``python -m docrag.demo [FOLDER]``: index the sample documents and run three example queries.
+"""``python -m docrag.demo [FOLDER]``: index the sample documents and run four example queries.
 
 Uses the default profile when its weights are on this machine or can be downloaded, else ``lite`` (fully
 offline), and says why. Ends with where the database is and two commands to try on it.
@@ -22,6 +22,7 @@ QUERIES = [
     "Which table gives the psoriasis cases and controls by IL1B_511 genotype?",
     "What did Miss Watson tell Huck about praying for things?",
     "circuit schematic drawn in xfig",
+    "table of puffin and guillemot breeding pairs by cliff",  # examples/mixed/report.docx (converted by LibreOffice)
 ]
 
 

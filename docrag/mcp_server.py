@@ -5,7 +5,7 @@ Three tools, each a thin call into the ``docrag.api`` facade:
 - ``search(query, k, where)``: the best pages, each with its file, page, fused score, confidence, every leg's
   raw score and rank, a snippet and its answer regions (boxes in page fractions);
 - ``page_image(document, page, regions_for)``: the page as a PNG, with the regions of a query drawn on it;
-- ``documents()``: what is indexed (doc_id, path, pages, status, metadata).
+- ``documents()``: what is indexed and ready (doc_id, path, pages, status, metadata).
 
 Nothing is written to the database. A bad argument (an unknown document, a page out of range, an empty query,
 a k out of bounds, a bad filter) is a tool error with one line that says what to do; the server keeps running.
@@ -26,15 +26,15 @@ if TYPE_CHECKING:
 __all__ = ["MAX_K", "MAX_QUERY_CHARS", "MISSING_MCP", "build_server", "require_mcp", "serve_stdio"]
 
 MAX_K = 100  # pages one search may return
-MAX_QUERY_CHARS = 2000  # a question, not a document
+MAX_QUERY_CHARS = 1000  # a question, not a document (as docrag serve)
 MISSING_MCP = "the MCP server needs the mcp package: pip install 'docrag[mcp]'"
 T = TypeVar("T")
 
 INSTRUCTIONS = (
-    "docrag retrieves the pages of indexed PDFs and images that answer a question. Call `search` with the "
-    "question; each hit names its file and page, with scores and answer regions (boxes as fractions of the page). "
-    "Call `page_image` with a hit's doc_id (or file) and page to look at the page, with `regions_for` set to the "
-    "question to see where it matched. `documents` lists what is indexed."
+    "docrag retrieves the pages of indexed documents (PDFs, images, Office files, HTML, Markdown, text) that "
+    "answer a question. Call `search` with the question; each hit names its file and page, with scores and answer "
+    "regions (boxes as fractions of the page). Call `page_image` with a hit's doc_id (or file) and page to look at "
+    "the page, with `regions_for` set to the question to see where it matched. `documents` lists what is indexed."
 )
 
 
@@ -151,8 +151,11 @@ def build_server(index: Index, name: str = "docrag") -> Any:
 
     @server.tool(annotations=read_only)
     def documents() -> dict[str, Any]:
-        """The indexed documents: doc_id, path, pages, status (only "ready" ones are searched) and metadata."""
-        return guarded(lambda: {"documents": [_document_row(d) for d in index.documents()]})
+        """The indexed documents: doc_id, path, pages, status and metadata. Only ready ones are listed (and
+        searched): a document still being indexed appears once all its pages are in."""
+        return guarded(
+            lambda: {"documents": [_document_row(d) for d in index.documents() if d.get("status") == "ready"]}
+        )
 
     return server
 

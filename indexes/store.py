@@ -52,6 +52,7 @@ __all__ = [
     "PageVectors",
     "Store",
     "StoreError",
+    "conversion_cache",
     "is_uri",
     "sql_in",
     "sql_str",
@@ -102,6 +103,16 @@ def check_visual_index(
             f"{given.record()}. Use another --db, or re-index this one from scratch."
         )
     return stored.model_copy(update={"first_stage": given.first_stage}) if given is not None else stored
+
+
+def conversion_cache() -> Path:
+    """Where PDFs converted from Office files are kept by content hash (``parsers.office``): the user's docrag
+    cache (``$DOCRAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/docrag``, else ``~/.cache/docrag``), ``converted/``.
+    Shared by every database of this user and by ``docrag route``: the same bytes are converted once (and a
+    database on object storage needs a local folder anyway). ``rm -r`` it to reclaim the space."""
+    from .accel import cache_dir
+
+    return cache_dir() / "converted"
 
 
 class Store:
@@ -219,6 +230,10 @@ class Store:
             return []
         root = Path(self.uri)
         return [*sorted(root.glob("*.lance")), root / LOCK_FILE, codes_root(self.uri)]
+
+    def conversion_cache(self) -> Path:
+        """Where this database's Office files are kept as PDFs: ``conversion_cache()``."""
+        return conversion_cache()
 
     @property
     def writable(self) -> bool:

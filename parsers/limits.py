@@ -29,3 +29,13 @@ class Limits(BaseModel):
         description="Characters of a page's text layer measured for positions and signals; the rest is kept as "
         "text but not measured (a page of 200,000 words stays linear and bounded).",
     )
+    max_unpacked_bytes: int = Field(
+        1 << 30,
+        description="Office and OpenDocument files (ZIP archives) whose parts unpack to more than this are refused "
+        "(ZIP bombs).",
+    )
+    max_text_page_chars: int = Field(
+        4000,
+        gt=100,
+        description="HTML, Markdown and plain-text documents are cut into pages of at most this many characters.",
+    )

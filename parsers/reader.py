@@ -43,6 +43,7 @@ class DocumentReader(ABC):
         self.limits = limits or Limits()
         self.warnings: list[str] = []
         self.n_pages = 0
+        self.parse_path = self.path  # the file the page parsers read (a converted document: its PDF)
         check_file(self.path, self.limits)
 
     def _cap_pages(self, total: int) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["BBox", "Figure", "LayoutRegion", "Page", "PageSignals", "TextSpan"]
+__all__ = ["BBox", "Figure", "LayoutRegion", "OpenContext", "Page", "PageSignals", "TextSpan"]
 
 # (x0, top, x1, bottom) in PDF points (1/72 inch), origin at the top-left of the page as displayed.
 BBox = tuple[float, float, float, float]
@@ -105,7 +105,7 @@ class PageSignals:
     n_objects: int = 0
     objects_truncated: bool = False  # the page had more objects than the inspection cap
     has_text_layer: bool = False
-    source: str = "pdf"  # "pdf" or "image"
+    source: str = "pdf"  # "pdf", "image" or "text" (HTML, Markdown, plain text)
     pixel_width: int = 0  # image pages: the image's own size (PDF pages: the largest figure's)
     pixel_height: int = 0
     # Image pages, and the largest figure of a PDF page when it was looked at (tone_levels > 0):
@@ -140,6 +140,9 @@ class Page:
     regions: list[LayoutRegion] = field(default_factory=list)
     diagnostics: list[str] = field(default_factory=list)
     words: list[TextSpan] = field(default_factory=list)  # the text layer's words, each with its own box
+    # Text documents (HTML, Markdown): local image files the page shows, checked to lie inside the folder
+    # being indexed (``parsers.textdoc``); the image leg reads them.
+    linked_images: list[str] = field(default_factory=list)
     _renderer: Callable[[float], Image.Image] | None = field(default=None, repr=False)
 
     def render(self, dpi: float = 100.0) -> Image.Image:
@@ -147,3 +150,14 @@ class Page:
         if self._renderer is None:
             raise RuntimeError(f"{self.file} page {self.number}: the document is closed; render inside `with`")
         return self._renderer(dpi)
+
+
+@dataclass(slots=True)
+class OpenContext:
+    """What opening a file may need beyond the file and the limits: how to convert (Office files), the folders
+    being indexed (local images a web page links to must lie inside one), and who to tell about a converter
+    process (its process group, so a worker's parent can kill it)."""
+
+    convert: Any = None  # parsers.office.ConvertOptions
+    roots: tuple[str, ...] = ()
+    on_process: Callable[[int], None] | None = None

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from docrag.parsers import list_documents
 from .engines import Embedded, EngineError, Event, Failed, Planned, Started, check_engine, local_events
 from .plan import PlanOptions
 from .remove import is_under
+from .report import IngestReport
 from .rows import UNSEARCHABLE, EmbeddedRows, embed_plans
 from .workers import Job, PlanPool, default_workers, run_inline
 
@@ -46,40 +48,6 @@ __all__ = ["IngestReport", "Ingestor", "Interrupted", "file_sha256", "start_pool
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, dict[str, Any]], None]  # (event, data) for progress bars
-
-
-@dataclass(slots=True)
-class IngestReport:
-    indexed: int = 0
-    skipped: int = 0  # unchanged documents
-    duplicates: int = 0  # paths whose bytes are already indexed (recorded as another path of that document)
-    removed: int = 0  # documents deleted: content changed, or no path left
-    failed: list[dict[str, str]] = field(default_factory=list)
-    pages: int = 0
-    routes: dict[str, int] = field(default_factory=lambda: {"visual": 0, "text": 0})
-    seconds: float = 0.0
-    pending: int = 0  # documents not indexed because the run stopped (interrupted, storage failed)
-    not_documents: list[str] = field(default_factory=list)  # files in folders that are not PDFs/images
-    warnings: list[dict[str, str]] = field(default_factory=list)
-    excluded: list[str] = field(default_factory=list)  # the database itself, met in a folder being indexed
-    unsearchable: list[dict[str, Any]] = field(default_factory=list)  # indexed pages that no leg can find
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "indexed": self.indexed,
-            "skipped": self.skipped,
-            "duplicates": self.duplicates,
-            "removed": self.removed,
-            "failed": list(self.failed),
-            "unsearchable": list(self.unsearchable),
-            "pending": self.pending,
-            "pages": self.pages,
-            "routes": dict(self.routes),
-            "seconds": round(self.seconds, 3),
-            "not_documents": list(self.not_documents),
-            "warnings": list(self.warnings),
-            "excluded": list(self.excluded),
-        }
 
 
 class Interrupted(Exception):
@@ -172,6 +140,7 @@ class Ingestor:
             settings.limits,
             visual=visual is not None,
             figures="image" in modalities,
+            convert_cache=store.conversion_cache(),
         )
         self._loader: Any = None
         self._load_error: BaseException | None = None
@@ -218,8 +187,14 @@ class Ingestor:
             self.progress(event, data)
 
     # -- the run ---------------------------------------------------------------------------------------------
-    def run(self, paths: Iterable[str | Path], metadata: dict[str, Any] | None = None) -> IngestReport:
-        """Index every PDF and image under ``paths``; returns the run's summary. One bad file never stops it.
+    def run(
+        self,
+        paths: Iterable[str | Path],
+        metadata: dict[str, Any] | None = None,
+        formats: Iterable[str] | None = None,
+    ) -> IngestReport:
+        """Index every document under ``paths`` (of the format families ``formats``, ``parsers.formats``; None:
+        all); returns the run's summary. One bad file never stops it.
 
         Ctrl-C raises ``Interrupted`` (complete documents stay; the next run resumes). A storage failure
         (full disk, I/O error) fails the documents being written and stops the run with ``report.pending``.
@@ -227,7 +202,13 @@ class Ingestor:
         t0 = time.perf_counter()
         report = IngestReport()
         paths = list(paths)
-        with self.store.writer_lock(self.lock_wait_s, self.on_lock_wait, self.settings.ingest.writer_lease_s):
+        self.families = None if formats is None else frozenset(formats)
+        with (
+            tempfile.TemporaryDirectory(prefix="docrag-lo-") as profiles,  # each worker's LibreOffice profile
+            self.store.writer_lock(self.lock_wait_s, self.on_lock_wait, self.settings.ingest.writer_lease_s),
+        ):
+            convert = self.options.convert.model_copy(update={"profile_root": profiles})
+            self.options = self.options.model_copy(update={"convert": convert})
             # Known vector size (an existing database, or an embedder given loaded): all tables now; else the
             # tables that need it wait for the first batch to embed.
             self.store.make_writable(**self._dims())
@@ -254,9 +235,12 @@ class Ingestor:
         store = self.store
         files: list[Path] = []
         roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-        listing = list_documents(paths, exclude=store.own_paths())  # a database in a folder given: not its files
+        # a database in a folder given: not its files
+        listing = list_documents(paths, exclude=store.own_paths(), families=self.families)
+        self.options = self.options.model_copy(update={"roots": tuple(map(str, roots))})
         report.failed.extend({"file": f, "error": why} for f, why in listing.problems)
         report.not_documents.extend(listing.not_documents)
+        report.families = list(listing.families)
         report.excluded.extend([store.uri] if listing.excluded else [])
         for path in listing.files:
             if _utf8(str(path)):
@@ -269,7 +253,9 @@ class Ingestor:
         # indexed again now resume from their written pages, the others are deleted.
         unfinished = {d: docs.pop(d) for d in [d for d, r in docs.items() if r["status"] != "ready"]}
         by_path: dict[str, str] = {p: d["doc_id"] for d in docs.values() for p in d["paths"]}
-        seen: set[str] = set()
+        # Files met that are not documents of this run (another format, or left out by ``formats``) are still
+        # there: what was indexed from them is not forgotten.
+        seen: set[str] = {str(Path(p).resolve()) for p in listing.not_documents}
         paths_now: dict[str, list[str]] = {d: list(r["paths"]) for d, r in docs.items()}
         todo: dict[str, _Doc] = {}
         self._kept: set[str] = set()  # documents already stored that these paths name

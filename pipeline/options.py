@@ -164,6 +164,12 @@ class IngestConfig(BaseModel):
         description="Wall time for element extraction (unstructured) of one document; past it the text layer "
         "is used instead and the pages say so.",
     )
+    convert_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Wall time LibreOffice may take to convert one Office or OpenDocument file to PDF before it is "
+        "killed and the file reported.",
+    )
     worker_memory_bytes: int = Field(
         4 << 30,
         description="Address-space cap of each parsing worker (RLIMIT_AS); a worker that needs more is stopped "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docrag.parsers import DocumentError, open_document
+from docrag.parsers import DocumentError, OpenContext, open_document
 from docrag.parsers.elements import running_lines, strip_lines
 from docrag.parsers.limits import Limits
+from docrag.parsers.office import ConvertOptions
 from docrag.parsers.text import captions, dehyphenate, is_noise, vocabulary
 from docrag.parsers.types import BBox, Page
 from docrag.parsers.words import Word, pixel_words, span_words
@@ -41,11 +43,13 @@ if TYPE_CHECKING:
 
     from .options import IngestConfig, RouterConfig
 
-__all__ = ["FigureCrop", "PagePlan", "PlanOptions", "plan_document"]
+__all__ = ["FigureCrop", "PagePlan", "PlanOptions", "plan_document", "render_page"]
 
 log = logging.getLogger(__name__)
 
 OnStage = Callable[[dict[str, Any]], None]
+_PARAGRAPH = re.compile(r"\n\s*\n")
+LINKED_IMAGE_PX = 1024  # a local image a text document shows is read at most this large for the image leg
 
 
 def _quiet(data: dict[str, Any]) -> None:
@@ -69,12 +73,30 @@ class PlanOptions(BaseModel):
         frozenset(), description="Pages whose rows are written already (a resumed document): not planned again."
     )
     route_only: bool = Field(False, description="Route the pages, nothing more (docrag route): no text, no renders.")
+    convert: ConvertOptions = Field(
+        default_factory=ConvertOptions, description="How Office files are converted to PDF (LibreOffice)."
+    )
+    roots: tuple[str, ...] = Field(
+        (), description="The folders being indexed: local images a web page or Markdown file shows must lie inside."
+    )
 
     @classmethod
     def build(
-        cls, router: RouterConfig, ingest: IngestConfig, limits: Limits, *, visual: bool, figures: bool
+        cls,
+        router: RouterConfig,
+        ingest: IngestConfig,
+        limits: Limits,
+        *,
+        visual: bool,
+        figures: bool,
+        convert_cache: str | Path = "",
     ) -> PlanOptions:
-        return cls(router=router, ingest=ingest, limits=limits, visual=visual, figures=figures)
+        convert = ConvertOptions(
+            cache_dir=str(convert_cache),
+            timeout_s=ingest.convert_timeout_s,
+            memory_bytes=ingest.worker_memory_bytes,
+        )
+        return cls(router=router, ingest=ingest, limits=limits, visual=visual, figures=figures, convert=convert)
 
 
 @dataclass(slots=True)
@@ -127,6 +149,8 @@ class _Planner:
     def _elements_for(self, page: Page) -> list[str]:
         from docrag.parsers.elements import page_elements, text_layer_elements, unstructured_elements
 
+        if page.signals.source == "text":  # HTML, Markdown, plain text: its paragraphs
+            return [p for p in _PARAGRAPH.split(page.text) if p.strip()]
         if page.signals.source != "pdf" or page.signals.n_chars == 0:
             return []
         if self.cfg.elements == "text-layer":
@@ -210,7 +234,31 @@ class _Planner:
         route.reasons = route.reasons + [d for d in page.diagnostics if d not in route.reasons]
         return plan
 
+    def _linked(self, page: Page) -> list[FigureCrop]:
+        """The local images a text page shows (already checked to lie inside the folder being indexed)."""
+        from PIL import Image
+
+        out = []
+        for path in page.linked_images:
+            try:
+                with Image.open(path) as img:
+                    w, h = img.size
+                    if w * h > self.opt.limits.max_image_pixels:
+                        page.diagnostics.append(f"linked image {Path(path).name} is {w}×{h}: over max_image_pixels")
+                        continue
+                    img.draft("RGB", (LINKED_IMAGE_PX, LINKED_IMAGE_PX))
+                    image = img.convert("RGB")
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                page.diagnostics.append(f"linked image {Path(path).name} not read ({exc.__class__.__name__})")
+                continue
+            image.thumbnail((LINKED_IMAGE_PX, LINKED_IMAGE_PX))
+            if min(image.size) >= 16:
+                out.append(FigureCrop((0.0, 0.0, page.width_pt, page.height_pt), image))
+        return out
+
     def _figures(self, page: Page, route: Route, render: Callable[[float], Image.Image]) -> list[FigureCrop]:
+        if page.signals.source == "text":
+            return self._linked(page)
         if page.signals.source == "image":
             # A photo or figure file: the image itself goes to the image leg (a scan's is the visual leg's).
             if route.label == "scanned":
@@ -239,8 +287,13 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
     stage({"stage": "open"})
     planner = _Planner(path, options, stage)
     chatter = planner.chatter  # what the parsers say goes on the page it is about, never bare on stderr
+    # An Office file is converted as it opens: its converter's process group is announced with the stage, so a
+    # parent that kills this worker kills the converter too (``pipeline.workers``).
+    context = OpenContext(options.convert, options.roots, lambda pgid: stage({"stage": "convert", "pgid": pgid}))
     with chatter.catching(0):
-        doc = open_document(path, options.limits)
+        doc = open_document(path, options.limits, context=context)
+    planner.path = doc.parse_path  # element extraction reads the converted PDF of an Office file
+    stage({"stage": "open"})  # (the converter, if any, is gone)
     with doc:
         yield "header", {"n_pages": doc.n_pages, "warnings": list(doc.warnings)}
         if (cfg.strip_running_lines or cfg.dehyphenate) and not options.route_only:
@@ -289,3 +342,18 @@ def plan_document(path: str | Path, options: PlanOptions, on_stage: OnStage | No
         unread = [{"page": e.page, "error": e.reason} for e in errors]
         if unread or chatter.pages:  # the document's warnings (the summary names them)
             yield "page_errors", unread + chatter.report()
+
+
+def render_page(
+    paths: list[str], number: int, dpi: float, limits: Limits, convert_cache: str | Path = ""
+) -> Image.Image | None:
+    """Page ``number`` of the first of ``paths`` that reads, rendered (an Office file from its converted PDF,
+    cached in ``convert_cache``); None when none reads."""
+    context = OpenContext(ConvertOptions(cache_dir=str(convert_cache)))
+    for path in paths:
+        try:
+            with open_document(path, limits, context=context) as reader:
+                return reader.page(number).render(dpi)
+        except DocumentError:
+            continue
+    return None

@@ -237,6 +237,9 @@ def route_signals(
 ) -> Route:
     """Route one page from its signals (``model``: a ``LearnedDecision`` instead of the configured one)."""
     cfg = config or RouterConfig()
+    if signals.source == "text":  # HTML, Markdown, plain text: no layout to look at, nothing to OCR
+        reason = "a text document (HTML, Markdown or plain text): text leg"
+        return Route(file, page, "text", "text", 1.0, [reason], signals.to_dict(), False, False)
     if signals.source == "image":
         label, conf, reasons = _classify_image_file(signals, cfg)
     else:
@@ -295,7 +298,7 @@ class RoutingReport:
     pages: list[Route] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # files in folders that are not PDFs or images
+    skipped: list[str] = field(default_factory=list)  # files in folders that are not of a format read
     ambiguous_below: float = 0.75
     policy: str = "auto"
 

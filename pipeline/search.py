@@ -199,8 +199,15 @@ class Searcher:
             raise ValueError(f"min_score is a confidence between 0 and 1 (got {min_score})")
         if min_score is not None and any(not isinstance(q, str) for q in queries):
             raise ValueError("min_score needs text queries: an image query's hits have no confidence")
-        legs = as_leg_names(legs)
-        check_leg_names(legs, list(dict.fromkeys([*leg_names(), *(leg.name for leg in self.legs)])))
+        for q in queries:
+            if isinstance(q, str) and not q.strip():
+                raise ValueError("the query is empty: give the words to search for")
+            if not isinstance(q, str):
+                from PIL import Image as PILImage
+
+                if not isinstance(q, PILImage.Image):
+                    raise TypeError(f"a query is a str or a PIL image, not {type(q).__name__}")
+        legs = self._check_legs(legs)
         sql, keys = split_where(where)
         self.store.refresh()  # one set of table versions for the whole call
         allowed = self.store.documents.ready(sql, keys or None)
@@ -228,8 +235,7 @@ class Searcher:
     ) -> Hit | None:
         """The hit page ``page`` of document ``doc_id`` is for ``query``: every leg searched within that document
         only (ranks are within it), fused; None when no leg scored the page or the document is not ready."""
-        legs = as_leg_names(legs)
-        check_leg_names(legs, list(dict.fromkeys([*leg_names(), *(leg.name for leg in self.legs)])))
+        legs = self._check_legs(legs)
         self.store.refresh()
         ready = self.store.documents.ready()
         if doc_id not in ready:
@@ -245,6 +251,19 @@ class Searcher:
         ]
         hits = self._hits(fused, ready, q, chosen, rankings)
         return hits[0] if hits else None
+
+    def _check_legs(self, legs: Sequence[str] | str | None) -> list[str] | None:
+        """The legs asked for, as names; a ValueError for an unknown one, or one this database has no model for."""
+        legs = as_leg_names(legs)
+        have = [leg.name for leg in self.legs]
+        check_leg_names(legs, list(dict.fromkeys([*leg_names(), *have])))
+        missing = [name for name in legs or () if name not in have]
+        if missing:
+            raise ValueError(
+                f"this database has no {' or '.join(missing)} leg (no model for it in its profile): "
+                f"search with {', '.join(have)}"
+            )
+        return legs
 
     def _hits(
         self,

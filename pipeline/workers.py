@@ -47,6 +47,7 @@ __all__ = ["Job", "PlanPool", "WorkerStartError", "default_workers", "run_inline
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 300.0  # a worker's start-up (its imports), which no document's budget pays for
+CONVERT_GRACE_S = 30.0  # past the conversion's own budget, before the parent kills worker and converter
 
 
 def default_workers() -> int:
@@ -281,6 +282,9 @@ class PlanPool:
             os.killpg(w.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError, OSError):
             w.proc.kill()
+        if w.stage.get("pgid"):  # a converter (LibreOffice) runs in a process group of its own
+            with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+                os.killpg(int(w.stage["pgid"]), signal.SIGKILL)
         w.proc.join(timeout=5)
         w.conn.close()
 
@@ -322,6 +326,10 @@ class PlanPool:
             budget = max(lim.elements_timeout_s, 1.0 * (w.job.n_pages if w.job else 0))
             if in_stage > budget:
                 return f"element extraction timed out after {budget:g} s"
+        elif stage == "convert":  # the worker kills its converter at convert_timeout_s; this is the backstop
+            budget = (w.job.options.convert.timeout_s if w.job else lim.page_timeout_s) + CONVERT_GRACE_S
+            if in_stage > budget:
+                return f"conversion by LibreOffice timed out after {budget:g} s"
         elif in_stage > lim.page_timeout_s:
             return f"{_describe(w.stage)} timed out after {lim.page_timeout_s:g} s (page_timeout_s)"
         if busy > lim.document_timeout_s:

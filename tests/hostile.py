@@ -7,7 +7,8 @@
 - ``"either"``: may index or fail (or, for things that are not files, be ignored), but the run must finish.
 
 ``KINDS[name]`` says in one line what each entry attacks. Everything is deterministic, needs no network,
-takes about two seconds to write and under 10 MB of disk: the bombs are small on disk and large only once
+takes about two seconds to write and under 10 MB of disk besides one 100 MB Markdown file (``text/huge.md``,
+whose bound must be hit: only ``max_pages`` pages of it are read): the bombs are small on disk and large only once
 decoded (flate streams built by repeating one fully-flushed deflate block, shared page-tree nodes,
 object streams). Some entries are not regular files (a FIFO, a link to /dev/zero, a symlink loop, a
 directory named ``.pdf``, a path longer than PATH_MAX): opening, reading or even walking them carelessly
@@ -38,6 +39,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import struct
 import zipfile
 import zlib
@@ -72,6 +74,8 @@ GOOD_TEXT: dict[str, str] = {
     LONG_NAME: "accordion",
     "owner_password_only.pdf": "mandolin",
     "loopdir/looped.pdf": "armadillo",
+    "text/huge.md": "sassafras",
+    "text/nested.html": "tamarind",
 }
 
 KINDS: dict[str, str] = {}  # name -> what it attacks (filled by the registry below)
@@ -1015,6 +1019,173 @@ def _write_deep(folder: Path) -> None:
             os.close(out)
     finally:
         os.close(fd)
+
+
+# --- Office, OpenDocument, HTML and Markdown (issue 28) ---------------------------------------------------------
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + b"".join(
+        b'<!ENTITY lol%d "%s">' % (i, b"".join(b"&lol%s;" % (b"" if i == 1 else b"%d" % (i - 1)) for _ in range(10)))
+        for i in range(1, 10)
+    )
+    + b"]>\n"
+)
+CT_DOCX = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    b'<Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" '
+    b'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>'
+)
+
+
+def _raw_zip(members: list[tuple[str, bytes, int, int, int]]) -> bytes:
+    """A ZIP written byte by byte: (name, stored data, method, crc, declared size) per member, so a member can
+    declare a size its few stored bytes inflate to (a bomb) without anything being compressed."""
+    out, central = bytearray(), bytearray()
+    for name, data, method, crc, size in members:
+        n = name.encode()
+        offset = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(data), size, len(n), 0)
+        out += n + data
+        central += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            method,
+            0,
+            0x21,
+            crc,
+            len(data),
+            size,
+            len(n),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        central += n
+    eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
+    return bytes(out + central + eocd)
+
+
+def _stored(name: str, data: bytes) -> tuple[str, bytes, int, int, int]:
+    return name, data, 0, zlib.crc32(data), len(data)
+
+
+def _deflated_zeros(name: str, size_mib: int) -> tuple[str, bytes, int, int, int]:
+    """A member that inflates to ``size_mib`` MiB of zeros from a few KB: one fully flushed raw deflate block of
+    1 MiB of zeros, repeated (its CRC is not computed: nobody must get that far)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = bytes(1 << 20)
+    first = c.compress(chunk) + c.flush(zlib.Z_FULL_FLUSH)
+    again = c.compress(chunk) + c.flush(zlib.Z_FULL_FLUSH)
+    return name, first + again * (size_mib - 1) + b"\x03\x00", 8, 0, size_mib << 20
+
+
+@_kind("office/zip_bomb.docx", "fail", "a ZIP bomb named .docx: word/document.xml inflates to 3 GiB of zeros")
+def _zip_bomb_docx(p: Path) -> None:
+    p.write_bytes(_raw_zip([_stored("[Content_Types].xml", CT_DOCX), _deflated_zeros("word/document.xml", 3072)]))
+
+
+@_kind("office/entity_bomb.docx", "fail", "an XML entity-expansion bomb (billion laughs) in word/document.xml")
+def _entity_bomb_docx(p: Path) -> None:
+    doc = (
+        BILLION_LAUGHS
+        + b'<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>'
+    )
+    p.write_bytes(_raw_zip([_stored("[Content_Types].xml", CT_DOCX), _stored("word/document.xml", doc)]))
+
+
+@_kind("office/entity_bomb.odt", "fail", "an XML entity-expansion bomb (billion laughs) in an OpenDocument content.xml")
+def _entity_bomb_odt(p: Path) -> None:
+    content = (
+        BILLION_LAUGHS
+        + b'<office:document-content xmlns:office="x"><office:body>&lol9;</office:body></office:document-content>'
+    )
+    p.write_bytes(
+        _raw_zip([_stored("mimetype", b"application/vnd.oasis.opendocument.text"), _stored("content.xml", content)])
+    )
+
+
+@_kind(
+    "office/corrupt.xlsx", "fail", "a damaged spreadsheet: a ZIP whose xl/workbook.xml is not XML (LibreOffice fails)"
+)
+def _corrupt_xlsx(p: Path) -> None:
+    ct = CT_DOCX.replace(b"/word/document.xml", b"/xl/workbook.xml").replace(
+        b"wordprocessingml.document", b"spreadsheetml.sheet"
+    )
+    p.write_bytes(_raw_zip([_stored("[Content_Types].xml", ct), _stored("xl/workbook.xml", b"<<<" + _random(4096, 7))]))
+
+
+def _pptx_with_slides(n: int) -> bytes:
+    """A valid .pptx of ``n`` blank slides, written as a ZIP (python-pptx needs minutes for 5,000 slides)."""
+    from pptx import Presentation
+
+    buf = io.BytesIO()
+    prs = Presentation()
+    prs.slides.add_slide(prs.slide_layouts[6])
+    prs.save(buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    slide, rels = src.read("ppt/slides/slide1.xml"), src.read("ppt/slides/_rels/slide1.xml.rels")
+    pres = src.read("ppt/presentation.xml").decode()
+    prels = src.read("ppt/_rels/presentation.xml.rels").decode()
+    types = src.read("[Content_Types].xml").decode()
+    one_id = re.search(r"<p:sldId [^>]*/>", pres).group(0)
+    pres = pres.replace(one_id, "".join(f'<p:sldId id="{256 + i}" r:id="rIdS{i}"/>' for i in range(1, n + 1)))
+    one_rel = re.search(r'<Relationship [^>]*Target="slides/slide1.xml"[^>]*/>', prels).group(0)
+    kind = re.search(r'Type="([^"]+)"', one_rel).group(1)
+    prels = prels.replace(
+        one_rel,
+        "".join(f'<Relationship Id="rIdS{i}" Type="{kind}" Target="slides/slide{i}.xml"/>' for i in range(1, n + 1)),
+    )
+    one_type = re.search(r'<Override PartName="/ppt/slides/slide1.xml"[^>]*/>', types).group(0)
+    types = types.replace(one_type, "".join(one_type.replace("slide1.xml", f"slide{i}.xml") for i in range(1, n + 1)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info in src.infolist():
+            if info.filename.startswith("ppt/slides/"):
+                continue
+            data = {
+                "ppt/presentation.xml": pres,
+                "ppt/_rels/presentation.xml.rels": prels,
+                "[Content_Types].xml": types,
+            }
+            zf.writestr(info.filename, data.get(info.filename, src.read(info.filename)))
+        for i in range(1, n + 1):
+            zf.writestr(f"ppt/slides/slide{i}.xml", slide)
+            zf.writestr(f"ppt/slides/_rels/slide{i}.xml.rels", rels)
+    return out.getvalue()
+
+
+@_kind("office/many_slides.pptx", "fail", "a presentation of 5,000 slides (more than max_pages)")
+def _many_slides(p: Path) -> None:
+    p.write_bytes(_pptx_with_slides(5000))
+
+
+@_kind("text/huge.md", "ok", "a 100 MB Markdown file: only max_pages pages of it are read")
+def _huge_md(p: Path) -> None:
+    para = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt.\n\n"
+    block = para * ((1 << 20) // len(para))
+    with p.open("wb") as fh:
+        fh.write(b"# Field notes\n\nThe planted word of this file is sassafras, at its very start.\n\n")
+        for _ in range(100):
+            fh.write(block)
+
+
+@_kind("text/nested.html", "ok", "an HTML page with 100,000 nested elements")
+def _nested_html(p: Path) -> None:
+    n = 100_000
+    p.write_text(
+        "<!DOCTYPE html><html><head><title>Deep</title></head><body>"
+        + "<div>" * n
+        + "<p>The planted word tamarind sits at the bottom of the nesting.</p>"
+        + "</div>" * n
+        + "</body></html>"
+    )
 
 
 # --- the folder ------------------------------------------------------------------------------------------------

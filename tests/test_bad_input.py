@@ -55,7 +55,7 @@ def test_a_folder_of_bad_files_reports_each_and_routes_the_good_ones(bad_docs, d
     for p in bad_docs.values():
         shutil.copy(p, tmp_path / p.name)
     shutil.copy(docs["prose"], tmp_path / "good.pdf")
-    (tmp_path / "readme.txt").write_text("not a document")
+    (tmp_path / "readme.xyz").write_text("not a document")
     report = route_files([tmp_path])
     routed = {r.file.rsplit("/", 1)[-1] for r in report.pages}
     assert routed == {"good.pdf", "huge.pdf", "bomb.pdf"}
@@ -68,7 +68,7 @@ def test_a_folder_of_bad_files_reports_each_and_routes_the_good_ones(bad_docs, d
         "zero.pdf",
         "bomb.png",
     }
-    assert [p.rsplit("/", 1)[-1] for p in report.skipped] == ["readme.txt"]
+    assert [p.rsplit("/", 1)[-1] for p in report.skipped] == ["readme.xyz"]
     assert all(failed.values())
 
 

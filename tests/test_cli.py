@@ -58,11 +58,11 @@ def test_config_file_sets_thresholds(docs, tmp_path):
 
 
 def test_unsupported_files_named_explicitly_are_errors(tmp_path):
-    note = tmp_path / "notes.txt"
+    note = tmp_path / "notes.xyz"
     note.write_text("x")
     res = runner.invoke(app, ["route", str(note), "--json"])
     assert res.exit_code == 1
-    assert json.loads(res.stdout)["errors"] == [{"file": str(note), "error": "unsupported file type .txt"}]
+    assert json.loads(res.stdout)["errors"] == [{"file": str(note), "error": "unsupported file type .xyz"}]
 
 
 def test_exit_code_is_1_when_nothing_could_be_read(bad_docs):

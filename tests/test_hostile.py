@@ -51,6 +51,8 @@ def test_hostile_folder_indexes_to_completion(tmp_path, capfd):
         elif what == "ok":
             assert name in indexed, f"{name} should be indexed (failed: {failed.get(name)})"
     assert idx.stats()["incomplete_documents"] == 0
+    (huge,) = [d for d in idx.documents() if any(p.endswith("huge.md") for p in d["paths"])]
+    assert huge["n_pages"] == 30  # bounded: max_pages pages of 100 MB are read, no more
     for name, word in hostile.GOOD_TEXT.items():
         if name.endswith(".png") and not ocr:
             continue

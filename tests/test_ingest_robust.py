@@ -330,21 +330,21 @@ def test_index_leaves_its_own_database_out_and_names_what_it_skipped(tmp_path):
     folder.mkdir()
     planted(folder, "a.pdf", "zanzibarite")
     shutil.copy(folder / "a.pdf", folder / "b.pdf")
-    (folder / "notes.txt").write_text("not a document")
+    (folder / "notes.xyz").write_text("not a document")
     db = folder / "db"
     res = cli("index", str(folder), "--db", str(db), "--profile", "lite", "--workers", "0")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
     assert lines[0].startswith("indexed 1, skipped 0 unchanged, 1 copy recorded, 1 not a document, removed 0; 3 pages")
     assert lines[1:] == [
-        "skipped 1 file(s) that are not PDFs or images: notes.txt",
+        "skipped 1 file(s) that are not a format docrag reads (pdf, image, office, html, text): notes.xyz",
         f"note: left out {db}, the database itself (it lies in a folder being indexed)",
     ]
     again = cli("index", str(folder), "--db", str(db), "--profile", "lite", "--workers", "0", "--json")
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
     assert (report["indexed"], report["skipped"]) == (0, 2)  # a.pdf and its copy, unchanged
-    assert report["not_documents"] == [str(folder / "notes.txt")]  # none of the database's own files
+    assert report["not_documents"] == [str(folder / "notes.xyz")]  # none of the database's own files
     assert report["excluded"] == [str(db)] and report["warnings"] == []
 
 

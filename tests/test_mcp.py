@@ -3,17 +3,12 @@ against a real ``docrag mcp --db`` process, on one small lite database (the real
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import io
-import json
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
-from clirun import EXE, invoke
+from clirun import invoke
+from mcpclient import Client, assert_mcp_live, tool_error, tool_json, tool_png
 
 import docrag
 
@@ -38,82 +33,12 @@ def lite_db(tmp_path_factory) -> tuple[Path, dict[str, str], docrag.Index]:
     return db, {Path(doc["path"]).name: doc["doc_id"] for doc in idx.documents()}, idx
 
 
-class Client:
-    """An MCP ``ClientSession`` over stdio to a ``docrag mcp`` process, kept open in a thread of its own (its
-    event loop) so that the module's tests share one server; ``call`` runs a session coroutine there."""
-
-    def __init__(self, args: list[str], errlog: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.ready, self.failed = threading.Event(), None
-        self.errlog = errlog.open("w")
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.main = asyncio.run_coroutine_threadsafe(self._main(args), self.loop)
-        self.ready.wait(timeout=120)
-        if self.failed is not None or not self.ready.is_set():
-            raise RuntimeError(f"the MCP server did not start: {self.failed}")
-
-    async def _main(self, args: list[str]) -> None:
-        from mcp import ClientSession, StdioServerParameters, stdio_client
-
-        self.stop = asyncio.Event()
-        params = StdioServerParameters(command=EXE, args=args)
-        try:
-            async with stdio_client(params, errlog=self.errlog) as (read, write), ClientSession(read, write) as s:
-                await s.initialize()
-                self.session = s
-                self.ready.set()
-                await self.stop.wait()
-        except BaseException as exc:
-            self.failed = exc
-            self.ready.set()
-            raise
-
-    def call(self, make: Any, timeout: float = 60) -> Any:
-        async def run() -> Any:
-            return await make(self.session)
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
-
-    def tool(self, name: str, **arguments: Any) -> Any:
-        return self.call(lambda s: s.call_tool(name, arguments))
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.main.result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.errlog.close()
-
-
 @pytest.fixture(scope="module")
 def client(lite_db, tmp_path_factory):
     db, _, _ = lite_db
     c = Client(["mcp", "--db", str(db)], tmp_path_factory.mktemp("mcp_log") / "stderr.txt")
     yield c
     c.close()
-
-
-def _json(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    (text,) = [c.text for c in result.content if c.type == "text"]
-    return json.loads(text)
-
-
-def _error(result: Any) -> str:
-    assert result.is_error, result.content
-    return result.content[0].text
-
-
-def _png(result: Any) -> Any:
-    from PIL import Image
-
-    assert not result.is_error, result.content
-    (image,) = [c for c in result.content if c.type == "image"]
-    assert image.mime_type == "image/png"
-    data = base64.b64decode(image.data)
-    assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 @pytest.mark.slow
@@ -129,7 +54,7 @@ def test_the_server_lists_three_read_only_tools(client):
 @pytest.mark.slow
 def test_search_finds_the_planted_page_with_scores_snippet_and_regions(client, lite_db):
     _, ids, _ = lite_db
-    out = _json(client.tool("search", query="zanzibarite shipment Mombasa harbour", k=3))
+    out = tool_json(client.tool("search", query="zanzibarite shipment Mombasa harbour", k=3))
     top = out["hits"][0]
     assert (Path(top["file"]).name, top["page"], top["doc_id"]) == ("planted.pdf", 2, ids["planted.pdf"])
     assert top["score"] > 0 and 0 <= top["confidence"] <= 1
@@ -138,19 +63,19 @@ def test_search_finds_the_planted_page_with_scores_snippet_and_regions(client, l
     boxes = [r["box"] for r in top["regions"]["regions"]]
     assert boxes and all(0 <= v <= 1 for b in boxes for v in b) and all(b[0] < b[2] and b[1] < b[3] for b in boxes)
     # A metadata filter and SQL over the documents reach the search.
-    assert _json(client.tool("search", query="zanzibarite", where={"project": "other"}))["hits"] == []
-    slide = _json(client.tool("search", query="zanzibarite", where="path LIKE '%slide.pdf'"))["hits"]
+    assert tool_json(client.tool("search", query="zanzibarite", where={"project": "other"}))["hits"] == []
+    slide = tool_json(client.tool("search", query="zanzibarite", where="path LIKE '%slide.pdf'"))["hits"]
     assert {Path(h["file"]).name for h in slide} == {"slide.pdf"}
 
 
 @pytest.mark.slow
 def test_page_image_is_a_png_of_the_page_and_draws_the_regions_of_a_query(client, lite_db):
     _, ids, _ = lite_db
-    plain = _png(client.tool("page_image", document=ids["planted.pdf"], page=2))
+    plain = tool_png(client.tool("page_image", document=ids["planted.pdf"], page=2))
     assert abs(plain.width / plain.height - 595.2756 / 841.8898) < 0.01  # A4 portrait
-    slide = _png(client.tool("page_image", document="slide.pdf", page=1))  # by file name
+    slide = tool_png(client.tool("page_image", document="slide.pdf", page=1))  # by file name
     assert abs(slide.width / slide.height - 960 / 540) < 0.01  # landscape
-    drawn = _png(client.tool("page_image", document="planted.pdf", page=2, regions_for="zanzibarite shipment"))
+    drawn = tool_png(client.tool("page_image", document="planted.pdf", page=2, regions_for="zanzibarite shipment"))
     assert drawn.size[0] == plain.size[0]
     colours = lambda img: {c for _, c in img.getcolors(1 << 24) if len(set(c)) > 1}  # noqa: E731  (not grey)
     assert len(colours(drawn)) > len(colours(plain)) + 10  # boxes in the legs' colours on a black-and-white page
@@ -159,7 +84,7 @@ def test_page_image_is_a_png_of_the_page_and_draws_the_regions_of_a_query(client
 @pytest.mark.slow
 def test_documents_lists_what_is_indexed(client, lite_db):
     _, ids, _ = lite_db
-    docs = _json(client.tool("documents"))["documents"]
+    docs = tool_json(client.tool("documents"))["documents"]
     assert {Path(d["path"]).name: (d["doc_id"], d["pages"], d["status"]) for d in docs} == {
         "planted.pdf": (ids["planted.pdf"], 3, "ready"),
         "slide.pdf": (ids["slide.pdf"], 1, "ready"),
@@ -171,43 +96,31 @@ def test_documents_lists_what_is_indexed(client, lite_db):
 def test_bad_arguments_are_tool_errors_with_one_line_and_the_server_keeps_answering(client, lite_db):
     _, ids, _ = lite_db
     image, search = "Error executing tool page_image: ", "Error executing tool search: "  # the SDK's prefix
-    assert _error(client.tool("page_image", document="nothere.pdf", page=1)) == (
+    assert tool_error(client.tool("page_image", document="nothere.pdf", page=1)) == (
         image + "nothere.pdf is not an indexed document: use a doc_id or file from `documents`"
     )
-    assert _error(client.tool("page_image", document="../../etc/passwd", page=1)) == (
+    assert tool_error(client.tool("page_image", document="../../etc/passwd", page=1)) == (
         image + "../../etc/passwd is not an indexed document: use a doc_id or file from `documents`"
     )
-    assert _error(client.tool("page_image", document=ids["planted.pdf"], page=4)) == (
+    assert tool_error(client.tool("page_image", document=ids["planted.pdf"], page=4)) == (
         image + "page 4 is out of range: planted.pdf has 3 page(s)"
     )
-    assert _error(client.tool("search", query="harbour", k=0)) == search + "k=0: ask for 1 to 100 pages"
-    assert _error(client.tool("search", query="harbour", k=101)) == search + "k=101: ask for 1 to 100 pages"
-    assert _error(client.tool("search", query="  ")) == search + "the query is empty: give the words to search for"
-    assert _error(client.tool("search", query="word " * 500)) == (
-        search + "the query has 2500 characters: at most 2000, ask a shorter question"
+    assert tool_error(client.tool("search", query="harbour", k=0)) == search + "k=0: ask for 1 to 100 pages"
+    assert tool_error(client.tool("search", query="harbour", k=101)) == search + "k=101: ask for 1 to 100 pages"
+    assert tool_error(client.tool("search", query="  ")) == search + "the query is empty: give the words to search for"
+    assert tool_error(client.tool("search", query="word " * 500)) == (
+        search + "the query has 2500 characters: at most 1000, ask a shorter question"
     )
-    bad_sql = _error(client.tool("search", query="harbour", where="no_such_column = 1"))
+    bad_sql = tool_error(client.tool("search", query="harbour", where="no_such_column = 1"))
     assert bad_sql.startswith(search) and "\n" not in bad_sql, bad_sql
-    assert _json(client.tool("documents"))["documents"]  # still serving
+    assert tool_json(client.tool("documents"))["documents"]  # still serving
     assert client.errlog.name and Path(client.errlog.name).read_text() == ""  # quiet: nothing logged
 
 
 @pytest.mark.slow
-def test_a_running_server_sees_what_is_indexed_after_it_started(client, lite_db, tmp_path):
+def test_a_running_server_shows_a_document_only_once_it_is_ready(client, lite_db, tmp_path):
     """(Last of the module's server tests: it adds a document to the database they share.)"""
-    from docrag.testing import pdfgen
-
-    _, _, idx = lite_db
-    before = {Path(d["path"]).name for d in _json(client.tool("documents"))["documents"]}
-    late = "The glassblower of Murano fired the kiln before dawn."
-    pdfgen.planted_pdf(tmp_path / "late.pdf", late, n_pages=1, planted_page=1)
-    assert idx.add([tmp_path / "late.pdf"], workers=0).indexed == 1
-    docs = {Path(d["path"]).name: d["status"] for d in _json(client.tool("documents"))["documents"]}
-    assert "late.pdf" not in before and docs["late.pdf"] == "ready"
-    assert (
-        Path(_json(client.tool("search", query="glassblower Murano kiln", k=1))["hits"][0]["file"]).name == "late.pdf"
-    )
-    assert _png(client.tool("page_image", document="late.pdf", page=1))
+    assert_mcp_live(client, lite_db[2], tmp_path)
 
 
 def test_mcp_without_a_database_is_one_line_and_exit_2(tmp_path):

@@ -36,15 +36,15 @@ def test_cli_on_s3_index_search_stats_show_check_remove(s3, tmp_path):
     db = s3.uri("cli")
     res = run(s3.env, "index", str(EXAMPLES), "--db", db, "--profile", "lite", "--json")
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["indexed"] == 4
+    assert json.loads(res.stdout)["indexed"] == 8  # 4 PDFs, LICENSES.md, examples/mixed (3)
     assert Store.exists(db, s3.options)  # the database is in the bucket
     assert not any(k.endswith(".docrag-writer.lock") for k in s3.keys(db.split("/", 3)[3]))  # released at the end
 
     again = run(s3.env, "index", str(EXAMPLES), "--db", db, "--json")
-    assert again.returncode == 0 and json.loads(again.stdout)["skipped"] == 4
+    assert again.returncode == 0 and json.loads(again.stdout)["skipped"] == 8
 
     stats = json.loads(run(s3.env, "stats", "--db", db, "--json").stdout)
-    assert stats["documents"] == 4 and stats["incomplete_documents"] == 0
+    assert stats["documents"] == 8 and stats["incomplete_documents"] == 0
 
     hits = json.loads(run(s3.env, "search", "Huckleberry widow Miss Watson", "--db", db, "-k", "3", "--json").stdout)
     assert Path(hits["hits"][0]["file"]).name == "huckfinn_scan.pdf"
@@ -54,11 +54,11 @@ def test_cli_on_s3_index_search_stats_show_check_remove(s3, tmp_path):
     assert res.returncode == 0 and out.stat().st_size > 1000, res.stderr
 
     check = json.loads(run(s3.env, "check", "--db", db, "--json").stdout)
-    assert check["ok"] and check["tables"]["documents"]["rows"] == 4
+    assert check["ok"] and check["tables"]["documents"]["rows"] == 8
 
     res = run(s3.env, "remove", str(EXAMPLES / "zoo_excerpt.pdf"), "--db", db, "--json")
     assert res.returncode == 0, res.stderr
-    assert json.loads(run(s3.env, "stats", "--db", db, "--json").stdout)["documents"] == 3
+    assert json.loads(run(s3.env, "stats", "--db", db, "--json").stdout)["documents"] == 7
 
 
 @pytest.mark.slow

@@ -182,11 +182,11 @@ def test_image_files_are_documents(docs, tmp_path):
 def test_discover_recurses_and_flags_unsupported(tmp_path, docs):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.pdf").write_bytes(docs["prose"].read_bytes())
-    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "notes.xyz").write_text("x")  # an unknown suffix: never read as text
     (tmp_path / ".hidden").mkdir()
     (tmp_path / ".hidden" / "b.pdf").write_bytes(b"x")
     found = {f.path.name: f.supported for f in discover([tmp_path])}
-    assert found == {"a.pdf": True, "notes.txt": False}
+    assert found == {"a.pdf": True, "notes.xyz": False}
 
 
 def test_listing_leaves_out_what_it_is_told_however_it_is_spelt(tmp_path, docs):

@@ -39,7 +39,7 @@ def corpus(tmp_path, docs):
     shutil.copy(docs["table"], folder / "table.pdf")
     shutil.copy(docs["scan"], folder / "scan.pdf")
     shutil.copy(docs["photo_png"], folder / "photo.png")
-    (folder / "notes.txt").write_text("not a document")
+    (folder / "notes.xyz").write_text("not a document")
     return folder
 
 
@@ -246,6 +246,7 @@ def test_cli_index_search_stats_show_remove_json(tmp_path, corpus):
         "seconds",
         "unsearchable",
         "not_documents",
+        "formats",
         "warnings",
         "excluded",
     }
@@ -253,7 +254,7 @@ def test_cli_index_search_stats_show_remove_json(tmp_path, corpus):
     unsearchable = sorted((Path(u["file"]).name, u["pages"]) for u in summary["unsearchable"])
     assert unsearchable == [("photo.png", [1]), ("scan.pdf", [1])]
     assert summary["indexed"] == 4 and summary["failed"] == []
-    assert summary["not_documents"] == [str(corpus / "notes.txt")] and summary["excluded"] == []
+    assert summary["not_documents"] == [str(corpus / "notes.xyz")] and summary["excluded"] == []
     assert summary["routes"] == {"visual": 0, "text": 6}  # lite: no visual model, every page on the text legs
 
     res = run("search", "zanzibarite shipment", "--db", db, "-k", "2", "--json")

@@ -125,14 +125,17 @@ def test_pool_kills_a_worker_past_its_budget_and_goes_on(tmp_path, docs):
     slow = tmp_path / "slow.pdf"
     shutil.copy(docs["scan"], slow)
     limits = Limits(max_render_pixels=400_000_000)
-    # OCR at 600 dpi (or, without tesseract, a 400-Mpixel render) takes well over 0.3 s.
-    ing = IngestConfig(elements="text-layer", ocr=True, ocr_dpi=600, visual_dpi=400, page_timeout_s=0.3)
+    # OCR at 600 dpi and a render at 400 dpi (or, without tesseract, a 400-Mpixel render) take well over 1 s.
+    ing = IngestConfig(elements="text-layer", ocr=True, ocr_dpi=600, visual_dpi=400, page_timeout_s=1.0)
     opt = PlanOptions.build(RouterConfig(visual_pages="all"), ing, limits, visual=True, figures=False)
-    jobs = [Job(0, str(slow), opt), Job(1, str(docs["prose"]), opt)]
+    # The next file is planned from its text layer alone: a fraction of the budget even on a loaded machine.
+    plain = IngestConfig(elements="text-layer", ocr=False, page_timeout_s=1.0)
+    cheap = PlanOptions.build(RouterConfig(visual_pages="none"), plain, limits, visual=False, figures=False)
+    jobs = [Job(0, str(slow), opt), Job(1, str(docs["prose"]), cheap)]
     results = outcomes(ing, jobs)
     assert results[0][0] == "failed", results
     # The stage is named (OCR or rendering, on a loaded machine maybe the parse itself) with the budget.
-    assert re.search(r"(ocr of |render of )?page 1 timed out after 0.3 s \(page_timeout_s\)", results[0][1]), results
+    assert re.search(r"(ocr of |render of )?page 1 timed out after 1 s \(page_timeout_s\)", results[0][1]), results
     assert results[1] == ("done", None)
 
 

@@ -47,18 +47,21 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, ray_local, s3):
     import docrag
 
     index = docrag.open(tmp_path / "docrag-demo.db")
-    assert index.stats()["documents"] == 4 and index.stats()["incomplete_documents"] == 0
-    assert all(d["metadata"] == {"source": "samples"} for d in index.documents())
+    # the PDFs, LICENSES.md and examples/mixed (a .docx, a .pptx, an .md)
+    assert index.stats()["documents"] == 8 and index.stats()["incomplete_documents"] == 0
+    assert all(d["metadata"] == {"collection": "samples"} for d in index.documents())
     question = "Which table gives the psoriasis cases and controls by IL1B_511 genotype?"
     top = index.search(question, k=1)[0]
     assert top.file.endswith("maxtest_excerpt.pdf")
     # What the API section shows a generate step gets: metadata, the matching chunk, the page's text, a filter
     # by metadata key, and a confidence that a real question clears and a nonsense one does not.
-    assert top.metadata == {"source": "samples"} and top.chunk is not None
+    assert top.metadata == {"collection": "samples"} and top.chunk is not None
     words, page_words = top.chunk.text.split(), set(top.text.split())
     assert sum(w in page_words for w in words) >= 0.9 * len(words)  # the page's own words (a few dehyphenated)
     assert top.confidence >= 0.5
-    assert index.search(question, where={"source": "samples"}) and not index.search(question, where={"source": "x"})
+    assert index.search(question, where={"collection": "samples"}) and not index.search(
+        question, where={"collection": "x"}
+    )
     assert list(index.search("zxqv blorft marmalade", min_score=0.5)) == []
     with Image.open(tmp_path / "why.png") as drawn:
         assert drawn.size[0] > 300 and len(drawn.getcolors(1 << 24) or []) > 16  # a page drawn, not a blank

@@ -7,12 +7,12 @@ import io
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from clirun import invoke
+from live import Served, assert_http_live
 from PIL import Image
 
 import docrag
@@ -20,7 +20,6 @@ from docrag.serve import Limits, create_app
 
 PLANTED = "The quarterly zanzibarite shipment left the harbour of Mombasa on a Tuesday."
 QUERY = "zanzibarite shipment harbour"
-LIVE = "Every page of this manual explains the calibration of the ornithopter gearbox."
 DATA = Path(__file__).parent / "data"
 LITE = {"ingest": {"ocr": False, "elements": "text-layer"}}
 CHROMIUM = "/usr/bin/chromium"
@@ -53,27 +52,6 @@ def db(built) -> Path:
 @pytest.fixture(scope="module")
 def index(db):
     return docrag.open(db)
-
-
-class Served:
-    """An app on an ephemeral 127.0.0.1 port, uvicorn in a thread; ``stop()`` ends it."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +107,14 @@ def test_with_a_token_every_request_carries_it(index):
     assert c.get("/search", params={"query": QUERY, "token": "s3cret"}).status_code == 401
     assert c.get("/health", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
     assert c.get("/documents", params={"token": "s3cret-token"}).status_code == 200
+    # /docs opened with the token hands it on to the schema it loads, and the schema offers "Authorize"
+    assert c.get("/docs").status_code == 401 and c.get("/openapi.json").status_code == 401
+    docs = c.get("/docs", params={"token": "s3cret-token"})
+    assert docs.status_code == 200 and "'/openapi.json?token=s3cret-token'" in docs.text, docs.text
+    schema = c.get("/openapi.json", params={"token": "s3cret-token"}).json()
+    assert schema["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
+    assert "/search" in schema["paths"] and schema["security"] == [{"bearer": []}]
+    assert "securitySchemes" not in _client(create_app(index)).get("/openapi.json").json().get("components", {})
 
 
 def test_page_images_only_for_indexed_documents(index, tmp_path):
@@ -180,9 +166,11 @@ def test_requests_over_the_concurrency_limit_get_429(index):
         )
         t.start()
         assert slow.entered.wait(30)
-        busy = httpx.get(f"{s.url}/health", timeout=30)
+        busy = httpx.get(f"{s.url}/documents", timeout=30)
         assert busy.status_code == 429
         assert busy.json()["detail"] == "too many requests at once (limit 1): retry shortly"
+        up = httpx.get(f"{s.url}/health", timeout=30)  # a health check is never refused, nor kept waiting
+        assert up.status_code == 200 and up.json()["busy"] is True
         slow.release.set()
         t.join(30)
         assert first["code"] == 200
@@ -198,57 +186,11 @@ def test_cors_is_off_unless_configured(index):
     assert allowed.headers["access-control-allow-origin"] == "https://elsewhere.example"
 
 
-def _live_pdf(path: Path, n_pages: int) -> Path:
-    from reportlab.lib.pagesizes import A4
-    from reportlab.pdfgen import canvas
-
-    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
-    for p in range(1, n_pages + 1):
-        c.setFont("Helvetica", 12)
-        c.drawString(72, 780, f"Chapter {p}. {LIVE}")
-        c.showPage()
-    c.save()
-    return path
-
-
 def test_a_running_server_shows_a_document_only_once_it_is_ready(built, served, tmp_path):
     """An indexer writes to the served database meanwhile. Held right after its first pages are written (before
     the document is marked ready), the server shows none of it; once the indexer finishes, all of it, without a
     restart."""
-    n = 6
-    new = _live_pdf(tmp_path / "live.pdf", n)
-    written, proceed = threading.Event(), threading.Event()
-
-    def progress(event: str, data: dict) -> None:
-        if event == "pages" and not written.is_set():  # rows are in the tables, the document not ready yet
-            written.set()
-            assert proceed.wait(60)
-
-    report: dict = {}
-    writer = threading.Thread(target=lambda: report.update(r=built[1].add([new], progress=progress, workers=0)))
-
-    def seen(c: httpx.Client) -> tuple[int, list[dict]]:
-        hits = c.get("/search", params={"query": "ornithopter gearbox calibration", "k": 20}).json()["hits"]
-        docs = c.get("/documents").json()["documents"]
-        assert {h["doc_id"] for h in hits} <= {d["doc_id"] for d in docs}
-        return sum(Path(h["file"]).name == "live.pdf" for h in hits), [
-            d for d in docs if Path(d["path"]).name == "live.pdf"
-        ]
-
-    with httpx.Client(base_url=served.url, timeout=60) as c:
-        assert seen(c) == (0, [])
-        writer.start()
-        try:
-            assert written.wait(60), "the indexer wrote nothing"
-            assert seen(c) == (0, []), "a document was visible before it was ready"
-            assert c.get("/health").json()["documents"] == 2
-        finally:
-            proceed.set()
-            writer.join(60)
-        assert report["r"].indexed == 1
-        found, listed = seen(c)
-        assert found == n and [d["n_pages"] for d in listed] == [n]  # all of it, at once
-        assert c.get("/health").json()["documents"] == 3
+    assert_http_live(served.url, built[1], tmp_path, before=2)
 
 
 def test_the_search_page_in_a_headless_browser(served, tmp_path):
@@ -285,7 +227,10 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path):
             )
             size = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
             assert size[1] > size[0] * 297 / 210 + 5  # the regions' legend band below the A4 page
-            assert "text" in first.locator(".legs").inner_text()
+            legs = first.locator(".legs").inner_text()
+            assert "text" in legs and legs.startswith(f"confidence {api[0]['confidence']:.2f} · score ")
+            weak = [h["confidence"] < 0.5 for h in api]
+            assert [("weak" in (li.get_attribute("class") or "")) for li in page.locator("li.hit").all()] == weak
             assert page.locator("li.hit a").first.get_attribute("target") == "_blank"
             shot = tmp_path / "serve.png"
             page.screenshot(path=str(shot), full_page=False)
@@ -295,3 +240,54 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path):
                 shutil.copy(shot, SCREENSHOT)
         finally:
             browser.close()
+
+
+def test_a_file_name_two_documents_have_is_refused_not_guessed(tmp_path):
+    """Two different files named report.pdf: a page image by that name is 404 naming both, ``show`` one line and
+    exit 2, ``Index.find`` a ValueError — never one of them picked silently; each still opens by doc_id."""
+    from docrag.testing import pdfgen
+
+    for sub, text in (("a", "The narwhal tusk is a tooth."), ("b", "The capybara is a rodent.")):
+        (tmp_path / sub).mkdir()
+        pdfgen.planted_pdf(tmp_path / sub / "report.pdf", text, n_pages=1, planted_page=1)
+    db = tmp_path / "db"
+    idx = docrag.open(db, profile="lite", **LITE)
+    assert idx.add([tmp_path / "a", tmp_path / "b"], workers=0).indexed == 2
+    paths = ", ".join(sorted(str(tmp_path / s / "report.pdf") for s in "ab"))
+    with pytest.raises(ValueError, match=r"^report\.pdf names 2 indexed files"):
+        idx.find("report.pdf")
+    assert idx.find(str(tmp_path / "b" / "report.pdf"))["path"].endswith("b/report.pdf")
+    r = _client(create_app(idx)).get("/pages/report.pdf/1.png")
+    assert r.status_code == 404
+    assert r.json()["detail"] == "'report.pdf' names 2 indexed documents: use a doc_id (see /documents)"
+    doc_id = idx.find(str(tmp_path / "a" / "report.pdf"))["doc_id"]
+    assert _client(create_app(idx)).get(f"/pages/{doc_id}/1.png").status_code == 200
+    ran = invoke("show", "report.pdf", "1", "--db", db, "--out", tmp_path / "x.png")
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines()[0] == f"error report.pdf names 2 indexed files ({paths}): give its path or doc_id"
+
+
+def test_serve_start_mistakes_are_one_line(db):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = invoke("serve", "--db", db, "--port", port)
+    assert ran.returncode == 2 and ran.stdout == ""
+    assert ran.stderr.splitlines() == [f"error cannot listen on 127.0.0.1:{port}: Address already in use"]
+    ran = invoke("serve", "--db", db, "--profile", "cpu")  # built with lite's models
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines()[0].startswith(f"error {db} was built with the text model ")
+
+
+def test_an_empty_or_non_text_query_is_refused_by_the_api(index):
+    for empty in ("", "   \n"):
+        with pytest.raises(ValueError, match=r"^the query is empty: give the words to search for$"):
+            index.search(empty)
+    with pytest.raises(TypeError, match=r"^a query is a str or a PIL image, not NoneType$"):
+        index.search(None)
+    # A leg this database has no model for (lite: no visual model) is said, not answered with no hits.
+    with pytest.raises(ValueError, match=r"^this database has no visual leg \(no model for it in its profile\)"):
+        index.search("zanzibarite", legs=["visual"])

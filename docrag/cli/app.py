@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 app = typer.Typer(
     name="docrag",
-    help="Retrieve the right page from PDFs and images: route, index, search.",
+    help="Retrieve the right page from PDFs, images, Office, HTML and text files: route, index, search.",
     no_args_is_help=True,
     add_completion=False,
 )

@@ -35,7 +35,10 @@ def rebuild_command(paths: list[Path], db: str, profile: str | None, config: Pat
 @app.command()
 def index(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="PDF/image files or folders (searched recursively).")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Files or folders (searched recursively): PDFs, images, Office, HTML, Markdown, text."),
+    ],
     db: DbOpt,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
@@ -70,22 +73,51 @@ def index(
             "(0: none).",
         ),
     ] = 15.0,
+    formats: Annotated[
+        str | None,
+        typer.Option(
+            "--formats",
+            help="Read only these kinds of file, comma-separated: pdf, image, office, html, text (default: all).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Index PDFs and images: parse, route, embed, store. Unchanged files are skipped; re-runs resume."""
+    """Index documents (PDFs, images, Office and OpenDocument files, HTML, Markdown, plain text): parse, route,
+    embed, store. Unchanged files are skipped; re-runs resume."""
+    from docrag.parsers import UnknownFormatError, parse_families
+
+    try:
+        families = parse_families(formats)
+    except UnknownFormatError as exc:
+        fail(f"--formats: {exc}")
     seen = {"files": -1, "skipped": 0, "documents": 0, "pages": 0}  # the run's progress (files: -1 until listed)
     try:
         report, interrupted = _index(
-            paths, db, profile, config, meta, workers, wait, engine, address, rebuild, as_json, seen, progress_every
+            paths,
+            db,
+            profile,
+            config,
+            meta,
+            workers,
+            wait,
+            engine,
+            address,
+            rebuild,
+            as_json,
+            seen,
+            progress_every,
+            families,
         )
     except KeyboardInterrupt:  # before the run had its report: opening, models, the writer lock, the workers
         report, interrupted = None, True
     if interrupted:
-        _interrupted(report, paths, seen, as_json)
+        _interrupted(report, paths, seen, as_json, families)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
         from rich.console import Console
+
+        from docrag.parsers import FAMILIES, skipped_line
 
         out = Console(soft_wrap=True)  # one line per item when piped: grep and scripts read lines
         copies = report.duplicates
@@ -99,7 +131,8 @@ def index(
             highlight=False,
         )
         if report.not_documents:
-            out.print(_not_documents(report.not_documents), style="dim", highlight=False, markup=False)
+            line = skipped_line(report.not_documents, report.families or FAMILIES)
+            out.print(line, style="dim", highlight=False, markup=False)
         for folder in report.excluded:
             out.print(
                 f"note: left out {folder}, the database itself (it lies in a folder being indexed)",
@@ -125,13 +158,6 @@ def index(
         raise typer.Exit(code=1)
     if report.failed and not (report.indexed or report.skipped or report.duplicates):
         raise typer.Exit(code=1)
-
-
-def _not_documents(files: list[str], show: int = 5) -> str:
-    """The line naming the files that are not documents (the first ``show``; ``--json`` lists them all)."""
-    names = ", ".join(Path(f).name for f in files[:show])
-    more = f" and {len(files) - show} more (--json lists them)" if len(files) > show else ""
-    return f"skipped {len(files)} file(s) that are not PDFs or images: {names}{more}"
 
 
 class _Ticker:
@@ -168,6 +194,7 @@ def _index(
     as_json: bool,
     seen: dict[str, int],
     progress_every: float = 0.0,
+    families: frozenset[str] | None = None,
 ) -> tuple[Any, bool]:
     """The run, with progress bars (or, when stderr is not a terminal, a line every ``progress_every`` seconds):
     (its report, whether Ctrl-C stopped it). ``seen`` counts its progress."""
@@ -240,6 +267,7 @@ def _index(
                     on_lock_wait=on_lock_wait,
                     engine=engine,
                     address=address,
+                    formats=families,
                 ),
                 idx.settings.profile,
                 None,
@@ -250,7 +278,9 @@ def _index(
     return report, False
 
 
-def _interrupted(report: Any, paths: list[Path], seen: dict[str, int], as_json: bool) -> NoReturn:
+def _interrupted(
+    report: Any, paths: list[Path], seen: dict[str, int], as_json: bool, families: frozenset[str] | None = None
+) -> NoReturn:
     """Ctrl-C, whenever it came: the documents complete, those pending and how to resume; exit 130. Pending:
     the run's count, or (while it was still listing and hashing the files, or before) the files it had not
     settled yet."""
@@ -263,7 +293,7 @@ def _interrupted(report: Any, paths: list[Path], seen: dict[str, int], as_json: 
         try:
             from docrag.parsers import list_documents
 
-            files = len(list_documents(paths).files)
+            files = len(list_documents(paths, families=families).files)
         except KeyboardInterrupt:  # a second Ctrl-C: no count
             files = 0
     report.pending = max(report.pending, files - seen["skipped"] - seen["documents"])

@@ -15,7 +15,9 @@ from .app import app, fail, guarded, short_path
 
 @app.command()
 def route(
-    paths: Annotated[list[Path], typer.Argument(help="PDF/image files or folders (searched recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (searched recursively); Office files are converted first.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (pages, errors).")] = False,
     visual_pages: Annotated[
         VisualPages | None,
@@ -35,6 +37,7 @@ def route(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from docrag.config import load_settings
+    from docrag.indexes.store import conversion_cache
     from docrag.pipeline.routing import route_files
 
     missing = [p for p in paths if not p.exists() and not p.is_symlink()]
@@ -63,7 +66,10 @@ def route(
         def on_file(path: Path, n_pages: int) -> None:
             progress.update(task, advance=1, description=short_path(str(path)))
 
-        report = route_files(paths, settings.router, settings.limits, on_file=on_file, on_start=on_start)
+        cache = conversion_cache()  # an Office file routed now is not converted again when it is indexed
+        report = route_files(
+            paths, settings.router, settings.limits, on_file=on_file, on_start=on_start, convert_cache=cache
+        )
 
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -117,7 +123,7 @@ def _print_table(report: Any) -> None:
             f"{cost} (+{100 * extra / base:.0f}% visual)"
         )
     if report.skipped:
-        out.print(f"[dim]skipped {len(report.skipped)} file(s) that are not PDFs or images[/]")
+        out.print(f"[dim]skipped {len(report.skipped)} file(s) that are not of a format docrag reads[/]")
     for w in report.warnings:
         out.print(f"[yellow]warning[/] {w['file']}: {w['warning']}")
     for e in report.errors:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
 
-from .app import ConfigOpt, DbOpt, ProfileOpt, app, fail, note, open_db
+from .app import ConfigOpt, DbOpt, ProfileOpt, app, call, fail, note, open_db
 
 
 @app.command()
@@ -51,11 +52,18 @@ def serve(
     except ImportError:
         fail("docrag serve needs the serve extra: pip install 'docrag[serve]'")
     idx = open_db(db, profile, config)
+    call(lambda: idx.store, profile)  # a --profile whose models the database was not built with: said now
     limits = Limits(max_k=max_k, max_concurrent=max_concurrent)
     web = create_app(idx, token, cors_origins=tuple(cors_origins or ()), limits=limits)
-    shown = f"[{host}]" if ":" in host else host
-    note(f"serving {db} on http://{shown}:{port}/ (API docs at /docs; Ctrl-C stops)")
-    try:
-        uvicorn.run(web, host=host, port=port, log_level="warning")
+    try:  # bound here, so a port in use is one line, and port 0's pick is the one shown
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    shown = f"[{host}]" if ":" in host else host
+    note(f"serving {db} on http://{shown}:{sock.getsockname()[1]}/ (API docs at /docs; Ctrl-C stops)")
+    server = uvicorn.Server(uvicorn.Config(web, log_level="warning"))
+    with sock:
+        server.run(sockets=[sock])

@@ -71,9 +71,12 @@ def create_app(
         title="docrag",
         summary=f"Page retrieval over {index.db}",
         description="Search pages, list documents, fetch page images (with the answer regions drawn).",
+        docs_url=None,  # served below: with a token, the page must pass it on to /openapi.json
+        redoc_url=None,
     )
     # One request at a time reads the index (its tables and models are shared); up to max_concurrent wait here.
     reading = threading.Lock()
+    last_count = [len(index.store.documents.ready())]  # ready documents, as the last /health read them
     in_flight = threading.BoundedSemaphore(limits.max_concurrent)
     secret = token.encode() if token else None
 
@@ -88,6 +91,8 @@ def create_app(
                     status_code=401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
+        if request.url.path == "/health":  # never refused for being busy: a busy server is up
+            return await call_next(request)
         if not in_flight.acquire(blocking=False):
             return JSONResponse(
                 {"detail": f"too many requests at once (limit {limits.max_concurrent}): retry shortly"},
@@ -129,10 +134,45 @@ def create_app(
         if document in docs:
             return document
         if "/" not in document and "\\" not in document and document not in ("", ".", ".."):
-            for row in index.store.documents.rows(columns=["doc_id", "paths"]):
-                if row["doc_id"] in docs and any(Path(p).name == document for p in row["paths"]):
-                    return row["doc_id"]
+            ids = {
+                row["doc_id"]
+                for row in index.store.documents.rows(columns=["doc_id", "paths"])
+                if row["doc_id"] in docs and any(Path(p).name == document for p in row["paths"])
+            }
+            if len(ids) > 1:
+                raise HTTPException(
+                    404, f"{document!r} names {len(ids)} indexed documents: use a doc_id (see /documents)"
+                )
+            if ids:
+                return ids.pop()
         raise HTTPException(404, f"no document {document!r} in this index (see /documents)")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(token: str | None = Query(None, include_in_schema=False)) -> Any:
+        """Swagger UI. Opened as ``/docs?token=TOKEN``, it loads the schema with the same token; "Authorize" takes
+        it for the requests tried from the page."""
+        from urllib.parse import urlencode
+
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        url = app.openapi_url
+        if secret is not None and token:  # the middleware has checked it
+            url += "?" + urlencode({"token": token})
+        return get_swagger_ui_html(openapi_url=url, title="docrag API")
+
+    if secret is not None:  # the schema says how to authorise, so "Try it out" works from /docs
+        schema_of = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            schema = schema_of()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+            }
+            schema["security"] = [{"bearer": []}]
+            return schema
+
+        app.openapi = openapi
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> Any:
@@ -140,9 +180,15 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        """The server is up and reads the index: its ready documents."""
-        with reading:
-            return {"status": "ok", "documents": len(ready())}
+        """The server is up and reads the index: its ready documents. While searches hold the index, it answers at
+        once with the count last seen and ``"busy": true`` (a busy server is up)."""
+        if not reading.acquire(timeout=0.2):
+            return {"status": "ok", "documents": last_count[0], "busy": True}
+        try:
+            last_count[0] = len(ready())
+        finally:
+            reading.release()
+        return {"status": "ok", "documents": last_count[0]}
 
     @app.get("/documents")
     def documents() -> dict[str, Any]:
