@@ -2,7 +2,7 @@
 
     python benchmarks/visual_scale.py --pages 100000 --base /tmp/vs_base --db /tmp/vs_db [--json] [--no-save]
         [--methods exact,centroids,pooled,lancedb,codes] [--queries 100] [--exact-queries 3] [--candidates 64]
-        [--estimate-depth 32] [--codes-depth 4] [--exact-final 16]
+        [--estimate-depth 32] [--codes-depth 4] [--refine-final 32]
     python benchmarks/visual_scale.py --compression --pages 2000 --base /tmp/vs_base --db /tmp/vs_comp
 
 The collection is ``visual_corpus.py``'s: trained MiniLM token vectors of real page text, projected to 128
@@ -21,12 +21,11 @@ Reported per method (``--json``: one object per method):
 - build_s: writing the visual rows (exact), plus pooling (every first stage) and training/indexing.
 
 ``codes``: the centroid first stage, then the rerank from the compact codes (``indexes/visual_codes.py``):
-the estimate's best ``--estimate-depth`` × candidates pages, scored on their pooled vectors, the best
-``--codes-depth`` × candidates of those scored from their codes, the best ``--exact-final`` of those rescored
-exactly from the stored vectors (0: none, LanceDB never read). Its first stage bytes are the pack's pooled
-vectors, inverted lists and codebook, its bytes everything in the pack (and the visual table with
-``--exact-final``); the rerank codes alone (ids + residuals) are printed in the note. The other two-stage
-methods rerank from the stored vectors, as before.
+the estimate's best ``--estimate-depth`` × candidates pages, scored on their pooled vectors (bfloat16), the best
+``--codes-depth`` × candidates of those scored from their 4-bit codes, the best ``--refine-final`` of those
+scored again at 8 bits a dimension (0: none). LanceDB is never read. Its first stage bytes are the pack's pooled
+vectors, inverted lists and codebook, its bytes everything in the pack; the rerank codes alone (ids + 4-bit
+residuals) are printed in the note. The other two-stage methods rerank from the stored vectors, as before.
 
 ``--compression``: for float16 / int8 / binary storage and token pooling factors 1, 2, 3 (hierarchical,
 Ward), the visual table's bytes per page and recall@10 of exact search on the stored vectors against exact
@@ -243,11 +242,11 @@ def child(db: Path, base_dir: Path, method: str, n_queries: int, candidates: int
         if method == "codes":
             from docrag.indexes import codes_search
 
-            codes_search.ESTIMATE_DEPTH, codes_search.CODES_DEPTH, codes_search.EXACT_FINAL = depths
+            codes_search.ESTIMATE_DEPTH, codes_search.CODES_DEPTH, codes_search.REFINE_FINAL = depths
         store, search = _leg(db, queries, method, candidates)
     results = [search(0)]
     open_s = time.perf_counter() - t0
-    if method == "codes" and (store.visual.codes() is None or (store.db.connected and not depths[2])):
+    if method == "codes" and (store.visual.codes() is None or store.db.connected):
         raise SystemExit("codes: the codes are not current, or the search read LanceDB (a stale pack?)")
     times = []
     for i in range(1, len(queries)):
@@ -296,7 +295,7 @@ def run_child(
         str(depths[0]),
         "--codes-depth",
         str(depths[1]),
-        "--exact-final",
+        "--refine-final",
         str(depths[2]),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -355,7 +354,7 @@ def scale(args: argparse.Namespace) -> list[dict]:
         if method == "codes":
             first_stage[method], codes_bytes, rerank_bytes = _pack_bytes(db)
         res = run_child(
-            db, base, method, nq, args.candidates, python, (args.estimate_depth, args.codes_depth, args.exact_final)
+            db, base, method, nq, args.candidates, python, (args.estimate_depth, args.codes_depth, args.refine_final)
         )
         recall = [len(set(map(tuple, r)) & set(g)) / max(len(g), 1) for r, g in zip(res["results"], gold, strict=False)]
         questions = recall[: args.questions]  # the dev set's questions come first; page sentences after
@@ -365,7 +364,7 @@ def scale(args: argparse.Namespace) -> list[dict]:
             "exact": "exact",
             "fast-plaid": "fast-plaid (its own index)",
             "codes": f"two-stage/centroids+codes ({args.estimate_depth}x, {args.codes_depth}x"
-            + (f", {args.exact_final} exact)" if args.exact_final else ")"),
+            + (f", {args.refine_final} at 8 bits)" if args.refine_final else ")"),
         }.get(method, f"two-stage/{method}")
         rows.append(
             {
@@ -379,32 +378,31 @@ def scale(args: argparse.Namespace) -> list[dict]:
                 "rss_mb": round(res["rss_mb"]),
                 "first_stage_bytes_per_page": round(first_stage[method] / n),
                 "bytes_per_page": round(
-                    (
-                        codes_bytes + disk_visual * (args.exact_final > 0)
-                        if method == "codes"
-                        else first_stage[method] + disk_visual * (method != "fast-plaid")
-                    )
+                    (codes_bytes if method == "codes" else first_stage[method] + disk_visual * (method != "fast-plaid"))
                     / n
                 ),
                 "build_s": round(build_s, 1),
             }
         )
         if method == "codes":
-            args.notes.append(f"Rerank codes (ids + residuals): {round(rerank_bytes / n)} bytes per page.")
+            args.notes.append(f"Rerank codes (ids + 4-bit residuals): {round(rerank_bytes / n)} bytes per page.")
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
 
 def _pack_bytes(db: Path) -> tuple[int, int, int]:
-    """The current codes pack's bytes: its first stage (pooled vectors, lists, codebook), all of it, and the
-    rerank codes alone."""
+    """The current codes pack's bytes: its first stage (pooled vectors, lists, codebook), all of it (the
+    generation and the segments it reads), and the rerank codes alone (ids + 4-bit residuals)."""
     from docrag.indexes.visual_codes import codes_root
 
     root = codes_root(str(db))
     folder = root / (root / "CURRENT").read_text().strip()
-    size = {p.name: p.stat().st_size for p in folder.iterdir()}
+    segments = [root / s for s in json.loads((folder / "pack.json").read_text())["segments"]]
+    size: dict[str, int] = {}
+    for path in [p for d in (folder, *segments) for p in d.iterdir()]:
+        size[path.name] = size.get(path.name, 0) + path.stat().st_size
     first = sum(v for k, v in size.items() if k.startswith(("pooled", "lists_", "codebook")))
-    return first, sum(size.values()), size["ids.bin"] + size["residuals.bin"]
+    return first, sum(size.values()), size.get("codes.bin", 0)
 
 
 def compression(args: argparse.Namespace) -> list[dict]:
@@ -468,7 +466,7 @@ def main() -> None:
         "--estimate-depth", type=int, default=32, help="codes: pages the estimate shortlists, per candidate"
     )
     ap.add_argument("--codes-depth", type=int, default=4, help="codes: pages scored from the codes, per candidate")
-    ap.add_argument("--exact-final", type=int, default=16, help="codes: best pages rescored exactly (0: none)")
+    ap.add_argument("--refine-final", type=int, default=32, help="codes: best pages scored again at 8 bits (0: none)")
     ap.add_argument("--questions", type=int, default=34, help="how many leading queries are questions (dev set)")
     ap.add_argument("--compression", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -491,7 +489,7 @@ def main() -> None:
             args.child,
             args.queries,
             args.candidates,
-            (args.estimate_depth, args.codes_depth, args.exact_final),
+            (args.estimate_depth, args.codes_depth, args.refine_final),
         )
         return
     args.notes = []

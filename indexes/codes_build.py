@@ -19,38 +19,63 @@ import numpy as np
 from .codecs import arrow_to_multivectors, decode
 from .database import Database, is_uri
 from .schema import CODEBOOK, META, POOLED, VISUAL
+from .sql import sql_in
 from .visual_codes import (
     BATCH,
     BITS,
+    COMPACT_LIVE,
     FORMAT,
-    QUANTILE,
+    LEVELS,
+    MAX_SEGMENTS,
+    SEG_FILES,
     SOURCES,
+    WHERE,
     CodesError,
     CodesPack,
     _current_folder,
     codes_root,
+    crc_of,
+    record_bytes,
 )
 from .visual_index import assign_codes
 
-__all__ = ["check_with_codes", "drop_pack", "encode_residuals", "inverted_lists", "repair_with_codes", "update_pack"]
+__all__ = [
+    "check_with_codes",
+    "drop_pack",
+    "encode_residuals",
+    "inverted_lists",
+    "repair_with_codes",
+    "to_bfloat16",
+    "update_pack",
+]
 
 log = logging.getLogger(__name__)
 
 
+def _nibbles(levels: np.ndarray) -> np.ndarray:
+    """(n, dim) values < 16 as (n, dim / 2) bytes: byte j holds dimension j (low) and j + dim / 2 (high)."""
+    half = levels.shape[1] // 2
+    return (levels[:, :half] | (levels[:, half:] << np.uint8(4))).astype(np.uint8)
+
+
 def encode_residuals(
-    vectors: np.ndarray, ids: np.ndarray, book: np.ndarray, lo: np.ndarray, step: np.ndarray, bits: int = BITS
-) -> np.ndarray:
-    """(n, dim) vectors as ``bits``-bit residuals to their centroids ``book[ids]``: (n, dim · bits / 8) uint8,
-    byte j holding dimensions j, j + w, j + 2w, … (w = dim · bits / 8), lowest bits first."""
-    levels = 1 << bits
-    q = np.floor((np.asarray(vectors, np.float32) - book[ids] - lo) / step)
-    q = np.clip(q, 0, levels - 1).astype(np.uint8)
-    per = 8 // bits
-    width = q.shape[1] // per
-    out = np.zeros((len(q), width), dtype=np.uint8)
-    for s in range(per):
-        out |= q[:, s * width : (s + 1) * width] << np.uint8(s * bits)
-    return out
+    vectors: np.ndarray, ids: np.ndarray, book: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, dim) vectors as residuals to their centroids ``book[ids]``, normalised (``mean``, ``std`` a dimension),
+    divided by their largest magnitude (the scale, float16) and quantised to ``LEVELS`` levels over [-1, 1]:
+    the scales and two (n, dim / 2) uint8 nibble arrays (``_nibbles``), the codes (high nibbles) and the
+    refinement (low nibbles)."""
+    u = (np.asarray(vectors, np.float32) - book[ids] - mean) / std
+    scale = np.maximum(np.abs(u).max(axis=1), 1e-6).astype(np.float16)
+    q = np.floor((u / scale.astype(np.float32)[:, None] + 1) * (LEVELS / 2))
+    q = np.clip(q, 0, LEVELS - 1).astype(np.uint8)
+    return scale, _nibbles(q >> np.uint8(BITS)), _nibbles(q & np.uint8((1 << BITS) - 1))
+
+
+def to_bfloat16(vectors: np.ndarray) -> np.ndarray:
+    """float vectors as bfloat16 bit patterns (uint16; rounded to nearest even)."""
+    u = np.ascontiguousarray(vectors, np.float32).view(np.uint32)
+    return ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
 
 
 def inverted_lists(page_codes: list[np.ndarray], n_centroids: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,21 +94,50 @@ def _nearest_ids(vectors: np.ndarray, pooled: np.ndarray, codes: np.ndarray) -> 
     return codes[np.argmax(vectors @ pooled.T, axis=1)]
 
 
-class _Writer:
-    """A new generation's large files, appended page by page."""
+class _Segment:
+    """A new segment's files, appended page by page (``visual_codes``: ``seg-<id>/``)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.files = {n: (folder / n).open("wb") for n in ("ids.bin", "residuals.bin", "pooled.bin")}
+    def __init__(self, root: Path, dim: int) -> None:
+        self.name = f"seg-{uuid.uuid4().hex[:12]}"
+        self.folder = root / self.name
+        self.folder.mkdir(parents=True)
+        self.files = {n: (self.folder / n).open("wb") for n in SEG_FILES}
+        self.crc = dict.fromkeys(SEG_FILES, 0)
+        self.sizes = record_bytes(dim)
+        self.vectors = self.pooled = 0
 
-    def page(self, ids: np.ndarray, residuals: np.ndarray, pooled: np.ndarray) -> None:
-        self.files["ids.bin"].write(np.ascontiguousarray(ids, np.uint16).tobytes())
-        self.files["residuals.bin"].write(np.ascontiguousarray(residuals, np.uint8).tobytes())
-        self.files["pooled.bin"].write(np.ascontiguousarray(pooled, np.float16).tobytes())
+    def _write(self, name: str, data: bytes) -> None:
+        self.files[name].write(data)
+        self.crc[name] = zlib.crc32(data, self.crc[name])
+
+    def page(self, codes: np.ndarray, refine: np.ndarray, pooled: np.ndarray) -> tuple[int, int, int, int]:
+        """Append one page (``codes``: records of id + code bytes; ``pooled``: bfloat16 as uint16); its
+        ``where`` row without the segment: first vector, vectors, first pooled vector, pooled vectors."""
+        n, m = len(codes), len(pooled)
+        assert codes.shape[1] == self.sizes["codes.bin"] and len(refine) == n
+        self._write("codes.bin", np.ascontiguousarray(codes, np.uint8).tobytes())
+        self._write("refine.bin", np.ascontiguousarray(refine, np.uint8).tobytes())
+        self._write("pooled.bin", np.ascontiguousarray(pooled, np.uint16).tobytes())
+        out = (self.vectors, n, self.pooled, m)
+        self.vectors += n
+        self.pooled += m
+        return out
 
     def close(self) -> None:
         for f in self.files.values():
             f.close()
+        info = {"vectors": self.vectors, "pooled": self.pooled, "crc32": self.crc}
+        (self.folder / "seg.json").write_text(json.dumps(info))
+
+
+def _records(ids: np.ndarray, scale: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Each vector's record in ``codes.bin``: its centroid id (uint16), its scale (float16; little-endian) and
+    its code bytes."""
+    out = np.empty((len(ids), 4 + codes.shape[1]), dtype=np.uint8)
+    out[:, :2] = np.ascontiguousarray(ids, "<u2").view(np.uint8).reshape(-1, 2)
+    out[:, 2:4] = np.ascontiguousarray(scale, "<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 4:] = codes
+    return out
 
 
 def _codebook(db: Database) -> np.ndarray | None:
@@ -97,25 +151,39 @@ def _codebook(db: Database) -> np.ndarray | None:
     return data.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, dim)[order].astype(np.float32)
 
 
-def _pooled(db: Database, book: np.ndarray) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
-    """Each page's pooled vectors (float16) and their codes (coded now where the table has none)."""
-    data = db.scan(POOLED, ["doc_id", "page", "pooled", "codes"])
-    vectors = arrow_to_multivectors(data.column("pooled"))
+def _pooled(
+    db: Database, book: np.ndarray, docs: set[str] | None
+) -> dict[tuple[str, int], tuple[np.ndarray | None, np.ndarray]]:
+    """Each page's pooled vectors (float16) and their codes (coded now where the table has none). The vectors
+    only of the documents ``docs`` (None: all) and of pages without codes: an update reads no more."""
+    if docs is not None:
+        data = db.scan(POOLED, ["doc_id", "page", "codes"])
+        where = f"codes IS NULL OR {sql_in('doc_id', docs)}"
+        with_vectors = db.scan(POOLED, ["doc_id", "page", "pooled"], where)
+    else:
+        data = with_vectors = db.scan(POOLED, ["doc_id", "page", "pooled", "codes"])
+    wanted = zip(with_vectors.column("doc_id").to_pylist(), with_vectors.column("page").to_pylist(), strict=True)
+    vectors = dict(zip(wanted, arrow_to_multivectors(with_vectors.column("pooled")), strict=True))
     col = data.column("codes").combine_chunks()
     offs, values = col.offsets.to_numpy(), col.values.to_numpy(zero_copy_only=False).astype(np.uint16)
     missing = col.is_null().to_numpy(zero_copy_only=False)
     keys = zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True)
-    out = {}
-    for i, (key, v) in enumerate(zip(keys, vectors, strict=True)):
-        out[key] = (v, assign_codes(v, book) if missing[i] else values[offs[i] - offs[0] : offs[i + 1] - offs[0]])
+    out: dict[tuple[str, int], tuple[np.ndarray | None, np.ndarray]] = {}
+    for i, key in enumerate(keys):
+        v = vectors.get(key)
+        if missing[i]:
+            out[key] = (v, assign_codes(v, book))
+        else:
+            out[key] = (v, values[offs[i] - offs[0] : offs[i + 1] - offs[0]])
     return out
 
 
 def update_pack(db: Database, storage: str, force: bool = False) -> str:
     """Bring the codes in step with the tables: ``current`` (nothing to do), ``updated`` (pages kept by row id
-    copied, new ones encoded), ``built`` (everything encoded: the first build, a new codebook, ``force``) or
-    ``none`` (no first stage, or one not covering every visual page: the codes wait for it). The residual
-    quantiser is kept as long as the codebook is, so an update and a rebuild write the same codes."""
+    stay in their segments, new ones are encoded into a new segment, deleted ones are left out), ``built``
+    (everything encoded: the first build, a new codebook, ``force``) or ``none`` (no first stage, or one not
+    covering every visual page: the codes wait for it). The residual quantiser is kept as long as the codebook
+    is, so an update and a rebuild write the same codes."""
     if not all(db.has(s) for s in SOURCES):
         drop_pack(db.uri)
         return "none"
@@ -135,40 +203,60 @@ def update_pack(db: Database, storage: str, force: bool = False) -> str:
     same_book = old is not None and old.versions.get(CODEBOOK.name) == versions[CODEBOOK.name]
     same_book = same_book and old is not None and old.codebook.shape == book.shape
     # The quantiser belongs with the codebook: kept while it is (a rebuild then encodes as an update would).
-    quant = (old.lo, old.step) if same_book and old is not None else None
+    quant = (old.mean, old.std) if same_book and old is not None else None
     source = old if same_book and not force else None
     keys = db.scan(VISUAL, ["doc_id", "page", "n_vectors"], row_ids=True)
-    pooled = _pooled(db, book)
     doc_col, pages = keys.column("doc_id").to_pylist(), keys.column("page").to_pylist()
     page_keys = list(zip(doc_col, pages, strict=True))
+    kept = _kept(source, keys, page_keys)
+    fresh_docs = {page_keys[i][0] for i in np.flatnonzero(kept < 0).tolist()} if source is not None else None
+    pooled = _pooled(db, book, fresh_docs)
     if any(k not in pooled for k in page_keys):
         return "none"  # the first stage is being rebuilt: codes follow it
-    gen = root / f"g{versions[VISUAL.name]}-{uuid.uuid4().hex[:12]}"
+    gen = root / f"gen-{versions[VISUAL.name]}-{uuid.uuid4().hex[:12]}"
     gen.mkdir(parents=True)
+    written: list[Path] = [gen]
     try:
-        src = _Sources(keys, page_keys, pooled, book)
-        kept = _write(db, gen, src, source, quant, storage)
-        _finish(db, gen, src, versions)
+        src = _Sources(keys, page_keys, pooled, book, kept)
+        n_kept, segments = _write(db, gen, src, source, quant, storage, written)
+        _finish(db, gen, src, versions, segments)
     except BaseException:
-        shutil.rmtree(gen, ignore_errors=True)
+        for path in written:
+            shutil.rmtree(path, ignore_errors=True)
         raise
     finally:
         if old is not None:
             old.close()
-    how = "updated" if kept else "built"
-    log.info("%s: visual codes %s (%d pages, %d kept)", db.uri, how, len(page_keys), kept)
+    how = "updated" if n_kept else "built"
+    log.info("%s: visual codes %s (%d pages, %d kept)", db.uri, how, len(page_keys), n_kept)
     return how
 
 
 @dataclass
 class _Sources:
     """What a generation is written from: the visual table's keys (Arrow: doc_id, page, n_vectors, _rowid) in
-    table order, each page's pooled vectors and codes, and the codebook."""
+    table order, each page's pooled vectors (those to encode) and codes, the codebook, and the old pack's row
+    of each page (``_kept``)."""
 
     keys: Any
     page_keys: list[tuple[str, int]]
-    pooled: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]
+    pooled: dict[tuple[str, int], tuple[np.ndarray | None, np.ndarray]]
     book: np.ndarray
+    kept: np.ndarray
+
+
+def _kept(old: CodesPack | None, keys: Any, page_keys: list[tuple[str, int]]) -> np.ndarray:
+    """The old pack's row of each page (same row id, key and size), or -1: encode it."""
+    rowids = keys.column("_rowid").to_numpy()
+    n_vectors = keys.column("n_vectors").to_numpy(zero_copy_only=False).astype(np.int64)
+    source = np.full(len(page_keys), -1, dtype=np.int64)
+    if old is not None:
+        where = {int(r): i for i, r in enumerate(old.rowid.tolist())}
+        for i, (r, key, n) in enumerate(zip(rowids.tolist(), page_keys, n_vectors.tolist(), strict=True)):
+            j = where.get(int(r), -1)
+            if j >= 0 and old.key(j) == key and int(old.count[j]) == n:
+                source[i] = j
+    return source
 
 
 def _write(
@@ -178,81 +266,111 @@ def _write(
     old: CodesPack | None,
     quant: tuple[np.ndarray, np.ndarray] | None,
     storage: str,
-) -> int:
-    """Write ``ids.bin``/``residuals.bin``/``pooled.bin`` and ``offsets.npy``/``quant.npy``; the pages kept."""
-    keys, page_keys, pooled, book = src.keys, src.page_keys, src.pooled, src.book
+    written: list[Path],
+) -> tuple[int, list[str]]:
+    """Encode the new pages into a new segment (and copy the kept ones there too when the old segments are
+    mostly tombstones, or too many); write ``where.npy`` and ``quant.npy``. The pages kept, and the segments
+    the generation reads."""
+    page_keys, pooled, book = src.page_keys, src.pooled, src.book
     dim = book.shape[1]
-    rowids = keys.column("_rowid").to_numpy()
-    n_vectors = keys.column("n_vectors").to_numpy(zero_copy_only=False).astype(np.int64)
-    source = np.full(len(page_keys), -1, dtype=np.int64)  # the old pack's row of each page, or -1: encode it
-    if old is not None:
-        where = {int(r): i for i, r in enumerate(old.rowid.tolist())}
-        for i, (r, key, n) in enumerate(zip(rowids.tolist(), page_keys, n_vectors.tolist(), strict=True)):
-            j = where.get(int(r), -1)
-            if j >= 0 and old.key(j) == key and int(old.offsets[j + 1] - old.offsets[j]) == n:
-                source[i] = j
-    lo, step = quant if quant is not None else (None, None)
-    writer = _Writer(gen)
+    source = src.kept
+    kept_rows = source[source >= 0]
+    segments: list[str] = []
+    where = np.zeros((len(page_keys), len(WHERE)), dtype=np.int64)
+    compact = old is None or not len(kept_rows)
+    if old is not None and len(kept_rows):
+        total = sum(json.loads((old.folder.parent / s / "seg.json").read_text())["vectors"] for s in old.segments)
+        compact = int(old.count[kept_rows].sum()) < COMPACT_LIVE * total or len(old.segments) >= MAX_SEGMENTS
+    if old is not None and not compact:  # kept pages stay where they are
+        used = np.unique(old.seg[kept_rows])
+        segments = [old.segments[int(i)] for i in used]
+        remap = np.full(len(old.segments), -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        parts = (old.start, old.count, old.pool_start, old.pool_count)
+        where[source >= 0] = np.stack([remap[old.seg[kept_rows]], *(p[kept_rows] for p in parts)], axis=1)
+    mean, std = quant if quant is not None else (None, None)
+    seg: _Segment | None = None
     try:
         for a in range(0, len(page_keys), BATCH):
             b = min(a + BATCH, len(page_keys))
             chunk = source[a:b]
             fresh = np.flatnonzero(chunk < 0)
-            vectors: dict[int, np.ndarray] = {}
-            if len(fresh):
-                data = db.take(VISUAL, (a + fresh).tolist(), ["doc_id", "page", "multivector"])
-                got = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
-                if got != [page_keys[a + i] for i in fresh.tolist()]:
-                    raise CodesError(f"{db.uri}: the visual table changed while its codes were written")
-                arrays = arrow_to_multivectors(data.column("multivector"))
-                for i, arr in zip(fresh.tolist(), arrays, strict=True):
-                    vectors[i] = decode(arr, storage, dim, np.float32)
-                if lo is None:
-                    lo, step = _quantiser(vectors, page_keys[a:b], pooled, book)
-            kept_rows = chunk[chunk >= 0]
-            copied = iter(_copied(old, kept_rows)) if len(kept_rows) else iter(())
-            for i in range(b - a):
-                pv, pc = pooled[page_keys[a + i]]
+            copy = np.flatnonzero(chunk >= 0) if compact else np.zeros(0, np.int64)
+            if not len(fresh) and not len(copy):
+                continue
+            if seg is None:
+                seg = _Segment(gen.parent, dim)
+                written.append(seg.folder)
+                segments.append(seg.name)
+            vectors = _fresh_vectors(db, a, fresh, page_keys, storage, dim)
+            if mean is None and vectors:
+                mean, std = _quantiser(vectors, page_keys[a:b], pooled, book)
+            copied = _copied(old, chunk[copy]) if len(copy) else {}
+            for i in sorted([*fresh.tolist(), *copy.tolist()]):
                 if chunk[i] >= 0:
-                    ids, res = next(copied)
+                    rec, ref, pv = copied[int(chunk[i])]
                 else:
+                    pv32, pc = pooled[page_keys[a + i]]
+                    assert pv32 is not None  # read for every page encoded (``_pooled``)
                     v = vectors[i]
-                    ids = _nearest_ids(v, pv.astype(np.float32), pc)
-                    res = encode_residuals(v, ids, book, lo, step)
-                writer.page(ids, res, pv)
+                    ids = _nearest_ids(v, pv32.astype(np.float32), pc)
+                    scale, codes, ref = encode_residuals(v, ids, book, mean, std)
+                    rec, pv = _records(ids, scale, codes), to_bfloat16(pv32)
+                where[a + i] = (len(segments) - 1, *seg.page(rec, ref, pv))
     finally:
-        writer.close()
-    np.save(gen / "offsets.npy", np.concatenate([[0], np.cumsum(n_vectors)]).astype(np.int64))
-    np.save(gen / "quant.npy", np.stack([lo, step]).astype(np.float32) if lo is not None else np.zeros((2, dim)))
-    return int((source >= 0).sum())
+        if seg is not None:
+            seg.close()
+    np.save(gen / "where.npy", where)
+    quant_arr = np.stack([mean, std]).astype(np.float32) if mean is not None else np.zeros((2, dim), np.float32)
+    np.save(gen / "quant.npy", quant_arr)
+    return len(kept_rows), segments
 
 
-def _copied(old: CodesPack | None, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def _fresh_vectors(
+    db: Database, a: int, fresh: np.ndarray, page_keys: list[tuple[str, int]], storage: str, dim: int
+) -> dict[int, np.ndarray]:
+    """The stored vectors (float32) of table rows ``a + fresh``, by position in the batch."""
+    if not len(fresh):
+        return {}
+    data = db.take(VISUAL, (a + fresh).tolist(), ["doc_id", "page", "multivector"])
+    got = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
+    if got != [page_keys[a + i] for i in fresh.tolist()]:
+        raise CodesError(f"{db.uri}: the visual table changed while its codes were written")
+    arrays = arrow_to_multivectors(data.column("multivector"))
+    return {i: decode(arr, storage, dim, np.float32) for i, arr in zip(fresh.tolist(), arrays, strict=True)}
+
+
+def _copied(old: CodesPack | None, rows: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The old pack's records of pages ``rows``: codes, refinement and pooled vectors, by row."""
     assert old is not None
-    ids, res, offs = old.codes(rows)
-    return [(ids[offs[i] : offs[i + 1]], res[offs[i] : offs[i + 1]]) for i in range(len(rows))]
+    codes, offs = old.read("codes.bin", rows)
+    refine = old.refine(rows)
+    pooled, poffs = old.pooled(rows)
+    return {
+        int(r): (codes[offs[i] : offs[i + 1]], refine[offs[i] : offs[i + 1]], pooled[poffs[i] : poffs[i + 1]])
+        for i, r in enumerate(rows.tolist())
+    }
 
 
 def _quantiser(
     vectors: dict[int, np.ndarray],
     keys: list[tuple[str, int]],
-    pooled: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
+    pooled: dict[tuple[str, int], tuple[np.ndarray | None, np.ndarray]],
     book: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension range of the residuals of the first pages encoded (quantiles ``QUANTILE``, 1 − it)."""
+    """Per-dimension mean and standard deviation of the residuals of the first pages encoded."""
     res = []
     for i, v in list(vectors.items())[:64]:
         pv, pc = pooled[keys[i]]
+        assert pv is not None
         res.append(v - book[_nearest_ids(v, pv.astype(np.float32), pc)])
     r = np.concatenate(res)
-    r = np.ascontiguousarray(r[:: max(1, len(r) // 50_000)].T)  # a sample is enough for two quantiles
-    lo, hi = np.quantile(r, [QUANTILE, 1 - QUANTILE], axis=1)
-    step = np.maximum((hi - lo) / (1 << BITS), 1e-6)
-    return lo.astype(np.float32), step.astype(np.float32)
+    return r.mean(axis=0).astype(np.float32), np.maximum(r.std(axis=0), 1e-6).astype(np.float32)
 
 
-def _finish(db: Database, gen: Path, src: _Sources, versions: dict[str, int]) -> None:
-    """The small files, the checksums and ``pack.json``; then ``CURRENT`` names this generation and older ones go."""
+def _finish(db: Database, gen: Path, src: _Sources, versions: dict[str, int], segments: list[str]) -> None:
+    """The small files, the checksums and ``pack.json``; then ``CURRENT`` names this generation, and older
+    generations and the segments it does not read go."""
     keys, page_keys, pooled, book = src.keys, src.page_keys, src.pooled, src.book
     docs = keys.column("doc_id").combine_chunks().dictionary_encode()
     codes = [pooled[k][1] for k in page_keys]
@@ -261,7 +379,6 @@ def _finish(db: Database, gen: Path, src: _Sources, versions: dict[str, int]) ->
         "doc_index": docs.indices.to_numpy().astype(np.int32),
         "page": keys.column("page").to_numpy().astype(np.int32),
         "rowid": keys.column("_rowid").to_numpy().astype(np.uint64),
-        "pooled_offsets": np.concatenate([[0], np.cumsum([len(pooled[k][0]) for k in page_keys])]).astype(np.int64),
         "codebook": book.astype(np.float32),
         "lists_pages": lists_pages,
         "lists_starts": lists_starts,
@@ -269,30 +386,25 @@ def _finish(db: Database, gen: Path, src: _Sources, versions: dict[str, int]) ->
     for name, arr in arrays.items():
         np.save(gen / f"{name}.npy", arr)
     (gen / "doc_ids.json").write_text(json.dumps(docs.dictionary.to_pylist()))
-    crc = {}
-    for path in sorted(gen.iterdir()):
-        c = 0
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 22):
-                c = zlib.crc32(chunk, c)
-        crc[path.name] = c
     info = {
         "format": FORMAT,
         "bits": BITS,
         "dim": int(book.shape[1]),
         "pages": len(page_keys),
-        "vectors": int(np.load(gen / "offsets.npy")[-1]),
+        "vectors": int(np.load(gen / "where.npy")[:, 2].sum()) if page_keys else 0,
         "versions": versions,
+        "segments": segments,
         "meta_version": db.version(META) if db.has(META) else None,
         "record": db.meta(),
-        "crc32": crc,
+        "crc32": {path.name: crc_of(path) for path in sorted(gen.iterdir())},
     }
     (gen / "pack.json").write_text(json.dumps(info))
     tmp = gen.parent / f"CURRENT.{uuid.uuid4().hex[:8]}"
     tmp.write_text(gen.name)
     os.replace(tmp, gen.parent / "CURRENT")
+    keep = {gen.name, *segments}
     for other in gen.parent.iterdir():
-        if other.is_dir() and other.name != gen.name:
+        if other.is_dir() and other.name not in keep:
             shutil.rmtree(other, ignore_errors=True)
 
 

@@ -2,76 +2,130 @@
 
 1. the centroid estimate (``visual_index.centroid_estimate``) over every page: the best ``ESTIMATE_DEPTH`` ×
    ``candidates`` pages;
-2. exact MaxSim over their pooled vectors (read by offset from the pack): the best ``CODES_DEPTH`` × ``candidates``;
-3. MaxSim from their codes (centroid score + residual matmul, all vectors of a page): the best ``k``;
-4. the best ``EXACT_FINAL`` of those rescored exactly from their stored vectors (``VisualTables``: it reads the
-   visual table, so LanceDB is loaded; 0 answers from the codes alone, without LanceDB).
+2. exact MaxSim over their pooled vectors (bfloat16, read by offset from the pack): the best ``CODES_DEPTH`` ×
+   ``candidates``;
+3. MaxSim from their 4-bit codes (centroid score + residual matmul, all vectors of a page): the best
+   ``REFINE_FINAL`` (at least ``k``);
+4. MaxSim of those at 8 bits a dimension (the codes and their refinement nibbles): the best ``k``.
 
 The depths were chosen by measurement (RESULTS.md, "Visual rerank from compact codes"). Scores are MaxSim of the
-decoded vectors (within the 4-bit quantisation of exact) where ``EXACT_FINAL`` is 0, else exact MaxSim. At 20k pages
-of ``benchmarks/visual_corpus.py`` the codes alone reach recall@10 0.92 of exact, 0.97 with 16 pages rescored:
-4-bit residuals cannot order its near-duplicate pages (int8 storage: 0.993).
+8-bit decoded vectors, within their quantisation of exact MaxSim (int8 storage: recall@10 0.993 of exact).
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .database import Candidate
-from .visual_codes import CodesPack
+from .visual_codes import LEVELS, CodesPack
 from .visual_index import centroid_estimate
 
-__all__ = ["CODES_DEPTH", "ESTIMATE_DEPTH", "EXACT_FINAL", "codes_scores", "search_codes", "search_rows"]
+__all__ = ["CODES_DEPTH", "ESTIMATE_DEPTH", "REFINE_FINAL", "codes_scores", "search_codes", "search_rows"]
 
 ESTIMATE_DEPTH = 32  # pages shortlisted by the estimate, per candidate asked for
 CODES_DEPTH = 4  # pages scored from their codes, per candidate asked for
-EXACT_FINAL = 16  # the best pages from the codes rescored exactly from the stored vectors (0: none; reads LanceDB)
+REFINE_FINAL = 32  # the best pages from the codes scored again at 8 bits a dimension
 NPROBE = 16
 CHUNK = 32768  # vectors decoded at a time (few BLAS calls: small ones wait on thread wake-ups on a busy machine)
+THREADS = min(2, os.cpu_count() or 1)  # parts of a stage scored at once
+MIN_PART = 64  # pages: fewer are scored in one part
 
 
 def _segment_sum_max(sims: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per page (columns ``offsets[i]:offsets[i + 1]`` of ``sims``, tokens × vectors): the sum over tokens of the
+    """Per page (rows ``offsets[i]:offsets[i + 1]`` of ``sims``, vectors × tokens): the sum over tokens of the
     best vector's similarity. A page without vectors scores -inf."""
-    if not sims.shape[1]:
+    if not len(sims):
         return np.full(len(offsets) - 1, -np.inf, dtype=np.float32)
-    starts = np.minimum(offsets[:-1], sims.shape[1] - 1)
-    out = np.maximum.reduceat(sims, starts, axis=1).sum(axis=0)
+    starts = np.minimum(offsets[:-1], len(sims) - 1)
+    out = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1)
     out[offsets[1:] == offsets[:-1]] = -np.inf
     return out
 
 
+def _split(rows: np.ndarray) -> list[np.ndarray]:
+    """``rows`` in ``THREADS`` parts (numpy's kernels and the reads release the GIL: one part a core)."""
+    if THREADS < 2 or len(rows) < 2 * MIN_PART:
+        return [rows]
+    return [part for part in np.array_split(rows, THREADS) if len(part)]
+
+
+def _parallel(fn, rows: np.ndarray) -> np.ndarray:
+    parts = _split(rows)
+    if len(parts) == 1:
+        return fn(rows)
+    return np.concatenate(list(_pool().map(fn, parts)))
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(THREADS, thread_name_prefix="docrag-codes"))
+    return _POOL[0]
+
+
 def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Exact MaxSim of the query against the pooled vectors of pages ``rows``."""
-    vectors, offsets = pack.pooled(rows)
-    sims = np.empty((len(q), len(vectors)), dtype=np.float32)
-    buf = np.empty((CHUNK, pack.dim), dtype=np.float32)
-    for a in range(0, len(vectors), CHUNK):  # upcast a block at a time (it stays in the CPU's cache)
-        b = min(a + CHUNK, len(vectors))
-        np.copyto(buf[: b - a], vectors[a:b])
-        np.matmul(q, buf[: b - a].T, out=sims[:, a:b])
-    return _segment_sum_max(sims, offsets)
+    """Exact MaxSim of the query against the pooled vectors (bfloat16) of pages ``rows``."""
+    qt = np.ascontiguousarray(q.T)
+
+    def part(rows: np.ndarray) -> np.ndarray:
+        vectors, offsets = pack.pooled(rows)
+        sims = np.empty((len(vectors), len(q)), dtype=np.float32)
+        buf = np.empty((min(CHUNK, len(vectors)), pack.dim), dtype=np.uint32)
+        for a in range(0, len(vectors), CHUNK):  # widen a block at a time (it stays in the CPU's cache)
+            b = min(a + CHUNK, len(vectors))
+            np.left_shift(vectors[a:b], 16, out=buf[: b - a], dtype=np.uint32)  # bfloat16 → float32
+            np.matmul(buf[: b - a].view(np.float32), qt, out=sims[a:b])
+        return _segment_sum_max(sims, offsets)
+
+    return _parallel(part, rows)
 
 
-def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """MaxSim of the query (tokens, dim) against the decoded vectors of pages ``rows``. ``book_sims``: the query's
-    similarities to the codebook (tokens, centroids). A vector is ``book[id] + lo + step · (n + 1/2)``, so its
-    score is ``book_sims[:, id] + q·(lo + step/2) + (q ∘ step)·n``: one matmul with the residual levels ``n``."""
-    ids, residuals, offsets = pack.codes(rows)
-    bits, width, dim = pack.bits, pack.width, pack.dim
-    per, mask = 8 // bits, (1 << bits) - 1
-    scaled = np.ascontiguousarray(q * pack.step)  # (tokens, dim)
-    const = float((q @ (pack.lo + pack.step / 2)).sum())  # the same for every page's best vectors: added once
-    sims = np.empty((len(q), len(ids)), dtype=np.float32)
-    levels = np.empty((CHUNK, dim), dtype=np.float32)
-    for a in range(0, len(ids), CHUNK):
-        b = min(a + CHUNK, len(ids))
-        block, out = residuals[a:b], levels[: b - a]
-        for s in range(per):
-            np.bitwise_and(block >> np.uint8(s * bits), mask, out=out[:, s * width : (s + 1) * width], casting="unsafe")
-        np.matmul(scaled, out.T, out=sims[:, a:b])
-        sims[:, a:b] += book_sims[:, ids[a:b]]
-    return _segment_sum_max(sims, offsets) + const
+def _levels(block: np.ndarray, out: np.ndarray) -> None:
+    """Nibble bytes (n, dim / 2) as float levels (n, dim): dimension j from the low nibble of byte j, j + dim / 2
+    from the high one."""
+    half = block.shape[1]
+    np.bitwise_and(block, 15, out=out[:, :half], casting="unsafe")
+    np.right_shift(block, 4, out=out[:, half : 2 * half], casting="unsafe")
+
+
+def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np.ndarray, refine: bool = False):
+    """MaxSim of the query (tokens, dim) against the decoded vectors of pages ``rows``: from the 4-bit codes, or
+    (``refine``) at 8 bits with the refinement nibbles. ``book_sims``: the query's similarities to the codebook
+    (tokens, centroids). With ``L`` levels a vector is ``book[id] + mean + std ∘ s · ((n + 1/2) · 2/L − 1)`` (``n``
+    its levels, ``s`` its scale), so its score is ``book_sims[:, id] + q·mean + s · (a·n + b)`` with
+    ``a = q ∘ std · 2/L`` and ``b = (1/L − 1) · q·std``: one matmul with the levels and a column of ones."""
+    levels_n = LEVELS if refine else 1 << pack.bits
+    ab = np.empty((pack.dim + 1, len(q)), dtype=np.float32)  # (a | b)ᵀ
+    ab[:-1] = (q * pack.std * (2 / levels_n)).T
+    ab[-1] = (1 / levels_n - 1) * (q @ pack.std)
+    book_t = np.ascontiguousarray(book_sims.T)  # (centroids, tokens): a vector's row is one gather
+    const = float((q @ pack.mean).sum())  # the same for every page's best vectors: added once
+
+    def part(rows: np.ndarray) -> np.ndarray:
+        ids, scales, codes, offsets = pack.codes(rows)
+        fine = pack.refine(rows) if refine else None
+        sims = np.empty((len(ids), len(q)), dtype=np.float32)
+        levels = np.ones((min(CHUNK, len(ids)), pack.dim + 1), dtype=np.float32)
+        low = np.empty((len(levels), pack.dim), dtype=np.float32) if refine else levels
+        for a in range(0, len(ids), CHUNK):
+            b = min(a + CHUNK, len(ids))
+            out, part = levels[: b - a], sims[a:b]
+            _levels(codes[a:b], out)
+            if fine is not None:  # level = 16 · code + refinement
+                out[:, :-1] *= LEVELS >> pack.bits
+                _levels(fine[a:b], low[: b - a])
+                out[:, :-1] += low[: b - a]
+            np.matmul(out, ab, out=part)
+            part *= scales[a:b, None]
+            part += book_t[ids[a:b]]
+        return _segment_sum_max(sims, offsets)
+
+    return _parallel(part, rows) + const
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
@@ -84,8 +138,8 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
 def search_codes(
     pack: CodesPack, query: np.ndarray, k: int, allowed: set[str] | None, candidates: int
 ) -> list[Candidate]:
-    """The best ``k`` pages for one query from the codes alone (stages 1–3 of the module docstring);
-    ``allowed``: only these documents' pages."""
+    """The best ``k`` pages for one query from the codes (stages 1–4 of the module docstring); ``allowed``:
+    only these documents' pages."""
     rows, scores = search_rows(pack, query, k, allowed, candidates)
     return [Candidate(*pack.key(int(r)), float(s)) for r, s in zip(rows, scores, strict=True)]
 
@@ -96,15 +150,14 @@ def search_rows(
     k: int,
     allowed: set[str] | None,
     candidates: int,
-    estimate_depth: int | None = None,
-    codes_depth: int | None = None,
+    depths: tuple[int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``search_codes`` as the pack's rows (= the visual table's row offsets at the pack's version) and scores."""
-    estimate_depth = ESTIMATE_DEPTH if estimate_depth is None else estimate_depth
-    codes_depth = CODES_DEPTH if codes_depth is None else codes_depth
+    """``search_codes`` as the pack's rows and scores. ``depths``: (estimate, codes, refine) instead of the
+    module's ``ESTIMATE_DEPTH``, ``CODES_DEPTH``, ``REFINE_FINAL``."""
+    estimate_depth, codes_depth, refine_final = depths or (ESTIMATE_DEPTH, CODES_DEPTH, REFINE_FINAL)
     q = np.asarray(query, dtype=np.float32)
     book_sims = q @ pack.codebook.T  # (tokens, centroids)
-    n_codes = max(k, candidates * codes_depth)
+    n_codes = max(k, refine_final, candidates * codes_depth)
     mask = None
     if allowed is not None:
         ok = np.fromiter((d in allowed for d in pack.doc_ids), dtype=bool, count=len(pack.doc_ids))
@@ -120,5 +173,8 @@ def search_rows(
     if not len(rows):
         return rows, np.zeros(0, dtype=np.float32)
     scores = codes_scores(pack, q, book_sims, rows)
+    if refine_final:
+        rows = np.sort(rows[_top(scores, max(k, refine_final))])
+        scores = codes_scores(pack, q, book_sims, rows, refine=True)
     best = _top(scores, k)
     return rows[best], scores[best]

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from . import codes_search
 from .codecs import arrow_to_multivectors, decode, encode
 from .codes_search import search_codes
 from .database import Candidate, Database, ModelMismatchError
@@ -209,10 +208,8 @@ class VisualTables:
             return [[] for _ in queries]
         method = self.method(method)
         pack = self.codes() if method == "two-stage" and rerank == "auto" and stage in (None, "centroids") else None
-        if pack is not None and not codes_search.EXACT_FINAL:
-            return [search_codes(pack, q, k, allowed, max(candidates, k)) for q in queries]
         if pack is not None:
-            return [self._codes_then_exact(pack, q, k, allowed, max(candidates, k), backend) for q in queries]
+            return [search_codes(pack, q, k, allowed, max(candidates, k)) for q in queries]
         if method == "two-stage":
             return [self._two_stage(q, k, allowed, max(candidates, k), backend, stage) for q in queries]
         if self.vector_bytes() > EXACT_RAM_BYTES:
@@ -230,21 +227,6 @@ class VisualTables:
         if allowed is not None:
             scores[:, np.array([d not in allowed for d, _ in keys])] = -np.inf
         return [_best(row, keys, k) for row in scores]
-
-    def _codes_then_exact(
-        self, pack: CodesPack, query: np.ndarray, k: int, allowed: set[str] | None, n: int, backend: str
-    ) -> list[Candidate]:
-        """The best ``EXACT_FINAL`` pages from the codes, rescored exactly from their stored vectors (read by row
-        offset: the pack's rows are the table's at the pack's version, which is the table's now)."""
-        rows, _ = codes_search.search_rows(pack, query, max(k, codes_search.EXACT_FINAL), allowed, n)
-        if not len(rows):
-            return []
-        data = self.db.take(VISUAL, sorted(int(r) for r in rows), ["doc_id", "page", "multivector"])
-        got = list(zip(data.column("doc_id").to_pylist(), data.column("page").to_pylist(), strict=True))
-        if got != [pack.key(int(r)) for r in sorted(int(r) for r in rows)]:  # moved on since: the long way
-            return self.search(query, k, allowed, backend, "two-stage", n, rerank="exact")[0]
-        scores = maxsim_scores([query], self.decode(data.column("multivector")), backend=backend)[0]
-        return _best(scores, got, k)
 
     def _packed(self, backend: str = "auto") -> tuple[list[tuple[str, int]], PackedDocs | DevicePacked]:
         """Every visual page, decoded and packed once per version of the table: in RAM, or resident on the GPU

@@ -1,32 +1,49 @@
-"""Compact rerank codes of the visual pages: a flat, versioned file set derived from the LanceDB tables.
+"""Compact rerank codes of the visual pages: flat, versioned files derived from the LanceDB tables.
 
 Two-stage visual search reranks hundreds of candidate pages. Reading their float16 vectors by row offset through
 LanceDB costs tens of milliseconds and the vectors of 100k pages (20 GiB) do not fit the page cache, so the
 rerank reads *codes* instead (PLAID-style): each stored page vector is a centroid id of the first stage's codebook
-(the code of the page's pooled vector nearest to it; uint16) plus its residual to that centroid in ``BITS`` bits a
-dimension (uniform per dimension; the range from the 0.2–99.8 % quantiles of the first batch's residuals). At 128
-dimensions and 4 bits a vector is 66 bytes, about 56 KB a page of 850 vectors (float16: 218 KB). MaxSim from the
-codes is ``q·centroid`` (a column of the query × codebook product the first stage computes anyway) plus a matmul
-of the query, scaled per dimension, with the residual nibbles.
+(the code of the page's pooled vector nearest to it; uint16) plus its residual to that centroid, normalised per
+dimension (mean and standard deviation of the first pages' residuals), scaled per vector by its largest
+magnitude (float16; so nothing is clipped) and quantised uniformly to 8 bits a dimension, split in two nibbles:
 
-The same folder holds what the first stage reads, flat: the page keys, each page's pooled vectors (float16) and
-the centroid inverted lists over their codes. So a query on a current pack reads no LanceDB table and a new
-process answers without importing lancedb (1.6 s here). Layout of one generation ``<root>/<name>/``:
+- the **code** (high nibble, 4 bits a dimension): with the id and the scale, 68 bytes a vector, about 58 KB a
+  page of 850 vectors (float16: 218 KB). The rerank of hundreds of pages reads these;
+- the **refinement** (low nibble): read only for the best few pages, which are then scored at 8 bits a
+  dimension (int8 storage keeps recall@10 0.993 of exact; RESULTS.md, "Visual rerank from compact codes").
 
-- ``pack.json``: format, bits, dim, the source tables' versions, sizes, each file's CRC32, the database's record;
-- ``doc_ids.json``; ``doc_index.npy``, ``page.npy`` (int32), ``rowid.npy`` (uint64, LanceDB row ids);
-- ``offsets.npy`` (int64, n + 1) into ``ids.bin`` (uint16) and ``residuals.bin`` (uint8, dim · bits / 8 a row);
-- ``pooled_offsets.npy`` into ``pooled.bin`` (float16, dim a row); ``codebook.npy``, ``quant.npy`` (lo, step);
-- ``lists_pages.npy`` / ``lists_starts.npy``: the pages of each centroid (the first stage's inverted lists).
+MaxSim from them is ``q·centroid`` (a column of the query × codebook product the first stage computes anyway)
+plus the vector's scale times a matmul of the query, scaled per dimension, with the residual levels.
 
-``<root>/CURRENT`` names the current generation (replaced atomically; older ones are deleted). The root is
-``<db>/visual_codes`` for a local database and ``<cache>/visual_codes/<sha256 of the URI>`` for object storage
-(``cache`` as in ``indexes.accel.cache_dir``: ``$DOCRAG_CACHE_DIR``, else ``~/.cache/docrag``).
+The same files hold what the first stage reads: the page keys, each page's pooled vectors (bfloat16: decoded by
+one shift) and the centroid inverted lists over their codes. So a query on a current pack reads no LanceDB table
+and a new process answers without importing lancedb (1.6 s here).
+
+Layout under ``<root>``:
+
+- ``seg-<id>/``: an immutable **segment**: ``codes.bin`` (per vector: id uint16, scale float16, ``dim · 4 / 8``
+  code bytes), ``refine.bin`` (``dim / 2`` bytes a vector), ``pooled.bin`` (bfloat16, ``dim`` a row) and
+  ``seg.json`` (sizes, CRC32s). Adding documents writes one new segment with their pages; kept pages stay
+  where they are.
+- ``gen-<id>/``: a **generation**, what one version of the tables holds: ``pack.json`` (format, bits, dim, the
+  source tables' versions, the segments it reads, sizes, CRC32s, the database's record); ``doc_ids.json``;
+  per page ``doc_index.npy``, ``page.npy`` (int32), ``rowid.npy`` (uint64, LanceDB row ids), ``where.npy``
+  (int64, n × 5: segment, first vector, vectors, first pooled vector, pooled vectors); ``codebook.npy``,
+  ``quant.npy`` (the residuals' mean and deviation a dimension); ``lists_pages.npy`` /
+  ``lists_starts.npy`` (the first stage's inverted lists).
+  Deleting documents writes a generation without their pages: their bytes stay in the segments (tombstoned)
+  until the live share of the segments falls under ``COMPACT_LIVE`` and a generation is written into one new
+  segment.
+- ``CURRENT`` names the current generation (replaced atomically; older generations and segments no generation
+  reads are deleted then — open readers keep their file descriptors).
+
+The root is ``<db>/visual_codes`` for a local database and ``<cache>/visual_codes/<sha256 of the URI>`` for
+object storage (``cache`` as in ``indexes.accel.cache_dir``: ``$DOCRAG_CACHE_DIR``, else ``~/.cache/docrag``).
 
 The pack is derived state: built from the tables at their versions (recorded), rebuilt by ``docrag check
---repair``, brought up to date by ``maintain`` after adds and deletes (kept pages are copied, added ones encoded,
-by LanceDB row id; a new codebook re-encodes everything). A pack whose versions differ from the tables' is not
-used: search reranks from the stored vectors instead.
+--repair``, brought up to date by ``maintain`` after adds and deletes (by LanceDB row id; a new codebook
+re-encodes everything). A pack whose versions differ from the tables' is not used: search reranks from the
+stored vectors instead.
 """
 
 from __future__ import annotations
@@ -45,16 +62,30 @@ import numpy as np
 from .database import Database, is_uri, table_versions_on_disk
 from .schema import CODEBOOK, META, POOLED, VISUAL
 
-__all__ = ["BITS", "CodesError", "CodesPack", "codes_root", "open_current", "pack_state", "record_from_pack"]
+__all__ = [
+    "BITS",
+    "CodesError",
+    "CodesPack",
+    "codes_root",
+    "crc_of",
+    "open_current",
+    "pack_state",
+    "record_bytes",
+    "record_from_pack",
+]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-BITS = 4  # residual bits a dimension (RESULTS.md, "Visual rerank from compact codes": 2 bits lose recall)
+FORMAT = 2
+BITS = 4  # code bits a dimension (RESULTS.md, "Visual rerank from compact codes": 2 bits lose recall)
+LEVELS = 256  # residual levels a dimension: the code is the high nibble, the refinement the low one
 SOURCES = (VISUAL, POOLED, CODEBOOK)
 FOLDER = "visual_codes"
 BATCH = 1024  # pages encoded at a time
-QUANTILE = 0.002
+COMPACT_LIVE = 0.5  # a generation is written into one new segment when fewer of its segments' vectors are live
+MAX_SEGMENTS = 32  # … or when it would read more segments than this
+SEG_FILES = ("codes.bin", "refine.bin", "pooled.bin")
+WHERE = ("segment", "start", "count", "pool_start", "pool_count")  # the columns of ``where.npy``
 
 
 def codes_root(uri: str) -> Path:
@@ -70,7 +101,7 @@ class CodesError(RuntimeError):
     """A pack that cannot be read (a missing, truncated or altered file)."""
 
 
-def _crc(path: Path) -> int:
+def crc_of(path: Path) -> int:
     crc = 0
     with path.open("rb") as f:
         while chunk := f.read(1 << 22):
@@ -78,12 +109,18 @@ def _crc(path: Path) -> int:
     return crc
 
 
+def record_bytes(dim: int) -> dict[str, int]:
+    """Bytes a vector (codes, refine) or a pooled vector (pooled) takes in each segment file."""
+    return {"codes.bin": 4 + dim * BITS // 8, "refine.bin": dim * (8 - BITS) // 8, "pooled.bin": dim * 2}
+
+
 class CodesPack:
-    """One generation of the codes, opened for reading: the small arrays in RAM, the large ones read by offset
-    (``os.pread``: no table scan, and no file pages held in this process's resident memory)."""
+    """One generation of the codes, opened for reading: the small arrays in RAM, the segments read by offset
+    (``os.preadv``: no table scan, and no file pages held in this process's resident memory)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._fds: list[dict[str, int]] = []
         try:
             info = json.loads((folder / "pack.json").read_text())
             if info.get("format") != FORMAT:
@@ -91,98 +128,115 @@ class CodesPack:
             self.info = info
             self.bits, self.dim, self.n_pages = int(info["bits"]), int(info["dim"]), int(info["pages"])
             self.versions: dict[str, int] = {k: int(v) for k, v in info["versions"].items()}
+            self.segments: list[str] = [str(x) for x in info["segments"]]
             self.doc_ids: list[str] = json.loads((folder / "doc_ids.json").read_text())
             load = {name: self._npy(name) for name in _ARRAYS}
+            seg_info = [json.loads((folder.parent / s / "seg.json").read_text()) for s in self.segments]
         except CodesError:
             raise
         except Exception as exc:  # missing file, bad JSON, wrong shape
             raise CodesError(f"{folder}: the visual codes cannot be read ({exc})") from None
         self.doc_index, self.pages, self.rowid = load["doc_index"], load["page"], load["rowid"]
-        self.offsets, self.pooled_offsets = load["offsets"], load["pooled_offsets"]
-        self.codebook, self.lo, self.step = load["codebook"], load["quant"][0], load["quant"][1]
+        where = load["where"].reshape(-1, len(WHERE)) if self.n_pages else np.zeros((0, len(WHERE)), np.int64)
+        self.seg, self.start, self.count, self.pool_start, self.pool_count = (where[:, i] for i in range(len(WHERE)))
+        self.codebook, self.mean, self.std = load["codebook"], load["quant"][0], load["quant"][1]
         self.list_pages, self.list_starts = load["lists_pages"], load["lists_starts"]
         self.width = self.dim * self.bits // 8
-        n_vec, n_pooled = int(self.offsets[-1]), int(self.pooled_offsets[-1])
-        sizes = {"ids.bin": n_vec * 2, "residuals.bin": n_vec * self.width, "pooled.bin": n_pooled * self.dim * 2}
+        self.sizes = record_bytes(self.dim)
+        seg_vectors = np.array([int(x["vectors"]) for x in seg_info] or [0], dtype=np.int64)
+        seg_pooled = np.array([int(x["pooled"]) for x in seg_info] or [0], dtype=np.int64)
         ok = (
-            len(self.doc_index) == len(self.pages) == len(self.rowid) == self.n_pages
-            and len(self.offsets) == len(self.pooled_offsets) == self.n_pages + 1
+            len(self.doc_index) == len(self.pages) == len(self.rowid) == len(where) == self.n_pages
             and self.codebook.shape[1:] == (self.dim,)
             and len(self.list_starts) == len(self.codebook) + 1
             and (not self.n_pages or int(self.doc_index.max()) < len(self.doc_ids))
+            and (not self.n_pages or (int(self.seg.min()) >= 0 and int(self.seg.max()) < len(self.segments)))
+            and bool(np.all(self.start + self.count <= seg_vectors[self.seg]))
+            and bool(np.all(self.pool_start + self.pool_count <= seg_pooled[self.seg]))
         )
-        self._fds: dict[str, int] = {}
-        for name, size in sizes.items():
-            path = folder / name
-            if not ok or not path.is_file() or path.stat().st_size != size:
-                self.close()
-                raise CodesError(f"{folder}: the visual codes are inconsistent ({name})")
-            self._fds[name] = os.open(path, os.O_RDONLY)
+        if not ok:
+            raise CodesError(f"{folder}: the visual codes are inconsistent")
+        for name, x in zip(self.segments, seg_info, strict=True):
+            fds: dict[str, int] = {}
+            self._fds.append(fds)
+            for fname, size in self.sizes.items():
+                path = folder.parent / name / fname
+                n = int(x["pooled"] if fname == "pooled.bin" else x["vectors"])
+                if not path.is_file() or path.stat().st_size != n * size:
+                    self.close()
+                    raise CodesError(f"{folder}: the visual codes are inconsistent ({name}/{fname})")
+                fds[fname] = os.open(path, os.O_RDONLY)
 
     def _npy(self, name: str) -> np.ndarray:
         path = self.folder / f"{name}.npy"
         return np.load(path, allow_pickle=False) if path.stat().st_size else np.zeros(0)
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fds = {}
+        for fds in self._fds:
+            for fd in fds.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fds = []
 
     def __del__(self) -> None:
         self.close()
 
     @property
     def n_vectors(self) -> int:
-        return int(self.offsets[-1])
+        return int(self.count.sum())
 
     def key(self, i: int) -> tuple[str, int]:
         return self.doc_ids[self.doc_index[i]], int(self.pages[i])
 
-    def _gather(self, name: str, offsets: np.ndarray, rows: np.ndarray, row_bytes: int) -> tuple[bytearray, np.ndarray]:
-        """The byte ranges of pages ``rows`` (by their ``offsets`` into file ``name``), concatenated in that
-        order, and the offsets of each page in the result."""
-        starts, ends = offsets[rows], offsets[rows + 1]
-        lengths = ends - starts
-        out_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        buf = bytearray(int(out_offsets[-1]) * row_bytes)
-        view, fd = memoryview(buf), self._fds[name]
-        for s, a, b in zip(starts.tolist(), out_offsets[:-1].tolist(), out_offsets[1:].tolist(), strict=True):
-            want = (b - a) * row_bytes
-            if want and os.preadv(fd, [view[a * row_bytes : b * row_bytes]], s * row_bytes) != want:
-                raise CodesError(f"{self.folder}: {name} is shorter than its record")
-        return buf, out_offsets
+    def read(self, name: str, rows: np.ndarray, pooled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The records of pages ``rows`` in segment file ``name``, concatenated in that order ((n, record bytes)
+        uint8), and the offsets of each page in the result."""
+        starts, counts = (self.pool_start, self.pool_count) if pooled else (self.start, self.count)
+        size = self.sizes[name]
+        lengths = counts[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        buf = np.empty((int(offsets[-1]), size), dtype=np.uint8)
+        view = memoryview(buf.reshape(-1))
+        fds = [f[name] for f in self._fds]
+        for seg, s, a, b in zip(
+            self.seg[rows].tolist(), starts[rows].tolist(), offsets[:-1].tolist(), offsets[1:].tolist(), strict=True
+        ):
+            want = (b - a) * size
+            if want and os.preadv(fds[seg], [view[a * size : b * size]], s * size) != want:
+                raise CodesError(f"{self.folder}: {self.segments[seg]}/{name} is shorter than its record")
+        return buf, offsets
 
     def pooled(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The pooled vectors of pages ``rows`` (float16, concatenated) and their offsets."""
-        buf, offs = self._gather("pooled.bin", self.pooled_offsets, rows, self.dim * 2)
-        return np.frombuffer(buf, np.float16).reshape(-1, self.dim), offs
+        """The pooled vectors of pages ``rows`` (bfloat16 as uint16, concatenated) and their offsets."""
+        buf, offs = self.read("pooled.bin", rows, pooled=True)
+        return buf.view(np.uint16), offs
 
-    def codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Centroid ids, residual bytes and offsets of pages ``rows``."""
-        ids, offs = self._gather("ids.bin", self.offsets, rows, 2)
-        res, _ = self._gather("residuals.bin", self.offsets, rows, self.width)
-        return np.frombuffer(ids, np.uint16), np.frombuffer(res, np.uint8).reshape(-1, self.width), offs
+    def codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Centroid ids (uint16), scales (float32), code bytes (n, width) and offsets of pages ``rows``."""
+        buf, offs = self.read("codes.bin", rows)
+        ids = buf[:, :2].copy().view("<u2").reshape(-1)
+        return ids, buf[:, 2:4].copy().view("<f2").reshape(-1).astype(np.float32), buf[:, 4:], offs
+
+    def refine(self, rows: np.ndarray) -> np.ndarray:
+        """The refinement bytes of pages ``rows`` (n, dim / 2), in the order of ``codes(rows)``."""
+        return self.read("refine.bin", rows)[0]
 
     def verify(self) -> None:
         """Every file against its recorded CRC32 (a CodesError naming the first that differs)."""
         for name, crc in self.info["crc32"].items():
             path = self.folder / name
-            if not path.is_file() or _crc(path) != crc:
+            if not path.is_file() or crc_of(path) != crc:
                 raise CodesError(f"{self.folder}: {name} does not match its checksum")
+        for seg in self.segments:
+            info = json.loads((self.folder.parent / seg / "seg.json").read_text())
+            for name, crc in info["crc32"].items():
+                path = self.folder.parent / seg / name
+                if not path.is_file() or crc_of(path) != crc:
+                    raise CodesError(f"{self.folder.parent / seg}: {name} does not match its checksum")
 
 
-_ARRAYS = (
-    "doc_index",
-    "page",
-    "rowid",
-    "offsets",
-    "pooled_offsets",
-    "codebook",
-    "quant",
-    "lists_pages",
-    "lists_starts",
-)
+_ARRAYS = ("doc_index", "page", "rowid", "where", "codebook", "quant", "lists_pages", "lists_starts")
 
 
 def _current_folder(root: Path) -> Path | None:
