@@ -2,7 +2,7 @@
 
     python benchmarks/visual_scale.py --pages 100000 --base /tmp/vs_base --db /tmp/vs_db [--json] [--no-save]
         [--methods exact,centroids,pooled,lancedb,codes] [--queries 100] [--exact-queries 3] [--candidates 64]
-        [--estimate-depth 32] [--codes-depth 4] [--refine-final 32]
+        [--estimate-depth 32] [--codes-depth 2] [--refine-final 16]
     python benchmarks/visual_scale.py --compression --pages 2000 --base /tmp/vs_base --db /tmp/vs_comp
 
 The collection is ``visual_corpus.py``'s: trained MiniLM token vectors of real page text, projected to 128
@@ -465,8 +465,8 @@ def main() -> None:
     ap.add_argument(
         "--estimate-depth", type=int, default=32, help="codes: pages the estimate shortlists, per candidate"
     )
-    ap.add_argument("--codes-depth", type=int, default=4, help="codes: pages scored from the codes, per candidate")
-    ap.add_argument("--refine-final", type=int, default=32, help="codes: best pages scored again at 8 bits (0: none)")
+    ap.add_argument("--codes-depth", type=int, default=2, help="codes: pages scored from the codes, per candidate")
+    ap.add_argument("--refine-final", type=int, default=16, help="codes: best pages scored again at 8 bits (0: none)")
     ap.add_argument("--questions", type=int, default=34, help="how many leading queries are questions (dev set)")
     ap.add_argument("--compression", action="store_true")
     ap.add_argument("--json", action="store_true")

@@ -27,6 +27,7 @@ from .visual_codes import (
     FORMAT,
     LEVELS,
     MAX_SEGMENTS,
+    POOL_SLOTS,
     SEG_FILES,
     SOURCES,
     WHERE,
@@ -44,8 +45,8 @@ __all__ = [
     "drop_pack",
     "encode_residuals",
     "inverted_lists",
+    "pooled_records",
     "repair_with_codes",
-    "to_bfloat16",
     "update_pack",
 ]
 
@@ -72,10 +73,20 @@ def encode_residuals(
     return scale, _nibbles(q >> np.uint8(BITS)), _nibbles(q & np.uint8((1 << BITS) - 1))
 
 
-def to_bfloat16(vectors: np.ndarray) -> np.ndarray:
-    """float vectors as bfloat16 bit patterns (uint16; rounded to nearest even)."""
-    u = np.ascontiguousarray(vectors, np.float32).view(np.uint32)
-    return ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
+def pooled_records(vectors: np.ndarray) -> np.ndarray:
+    """A page's pooled vectors as ``POOL_SLOTS`` records of ``pooled.bin``: a float16 scale (the largest
+    magnitude / 127) and the int8 values; fewer vectors are padded with the first (MaxSim unchanged), none with
+    zeros."""
+    v = np.asarray(vectors, np.float32)
+    if len(v) > POOL_SLOTS:
+        raise CodesError(f"a page has {len(v)} pooled vectors, the codes hold {POOL_SLOTS}")
+    out = np.zeros((POOL_SLOTS, 2 + v.shape[1]), dtype=np.uint8)
+    if len(v):
+        v = np.concatenate([v, np.repeat(v[:1], POOL_SLOTS - len(v), axis=0)])
+        scale = (np.maximum(np.abs(v).max(axis=1), 1e-9) / 127).astype(np.float16)
+        out[:, :2] = scale.astype("<f2").view(np.uint8).reshape(-1, 2)
+        out[:, 2:] = np.clip(np.rint(v / scale.astype(np.float32)[:, None]), -127, 127).astype(np.int8).view(np.uint8)
+    return out
 
 
 def inverted_lists(page_codes: list[np.ndarray], n_centroids: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,17 +121,19 @@ class _Segment:
         self.files[name].write(data)
         self.crc[name] = zlib.crc32(data, self.crc[name])
 
-    def page(self, codes: np.ndarray, refine: np.ndarray, pooled: np.ndarray) -> tuple[int, int, int, int]:
-        """Append one page (``codes``: records of id + code bytes; ``pooled``: bfloat16 as uint16); its
-        ``where`` row without the segment: first vector, vectors, first pooled vector, pooled vectors."""
-        n, m = len(codes), len(pooled)
+    def page(self, codes: np.ndarray, refine: np.ndarray, pooled: np.ndarray, n_pooled: int) -> tuple[int, ...]:
+        """Append one page (records of ``codes.bin``, ``refine.bin`` and ``pooled.bin``, ``n_pooled`` of the
+        latter real); its ``where`` row without the segment: first vector, vectors, first pooled record, pooled
+        vectors."""
+        n = len(codes)
         assert codes.shape[1] == self.sizes["codes.bin"] and len(refine) == n
+        assert pooled.shape == (POOL_SLOTS, self.sizes["pooled.bin"])
         self._write("codes.bin", np.ascontiguousarray(codes, np.uint8).tobytes())
         self._write("refine.bin", np.ascontiguousarray(refine, np.uint8).tobytes())
-        self._write("pooled.bin", np.ascontiguousarray(pooled, np.uint16).tobytes())
-        out = (self.vectors, n, self.pooled, m)
+        self._write("pooled.bin", np.ascontiguousarray(pooled, np.uint8).tobytes())
+        out = (self.vectors, n, self.pooled, n_pooled)
         self.vectors += n
-        self.pooled += m
+        self.pooled += POOL_SLOTS
         return out
 
     def close(self) -> None:
@@ -309,14 +322,15 @@ def _write(
             for i in sorted([*fresh.tolist(), *copy.tolist()]):
                 if chunk[i] >= 0:
                     rec, ref, pv = copied[int(chunk[i])]
+                    n_pooled = int(old.pool_count[chunk[i]]) if old is not None else 0
                 else:
                     pv32, pc = pooled[page_keys[a + i]]
                     assert pv32 is not None  # read for every page encoded (``_pooled``)
                     v = vectors[i]
                     ids = _nearest_ids(v, pv32.astype(np.float32), pc)
                     scale, codes, ref = encode_residuals(v, ids, book, mean, std)
-                    rec, pv = _records(ids, scale, codes), to_bfloat16(pv32)
-                where[a + i] = (len(segments) - 1, *seg.page(rec, ref, pv))
+                    rec, pv, n_pooled = _records(ids, scale, codes), pooled_records(pv32), len(pv32)
+                where[a + i] = (len(segments) - 1, *seg.page(rec, ref, pv, n_pooled))
     finally:
         if seg is not None:
             seg.close()
@@ -345,9 +359,13 @@ def _copied(old: CodesPack | None, rows: np.ndarray) -> dict[int, tuple[np.ndarr
     assert old is not None
     codes, offs = old.read("codes.bin", rows)
     refine = old.refine(rows)
-    pooled, poffs = old.pooled(rows)
+    pooled, _ = old.read("pooled.bin", rows, pooled=True)
     return {
-        int(r): (codes[offs[i] : offs[i + 1]], refine[offs[i] : offs[i + 1]], pooled[poffs[i] : poffs[i + 1]])
+        int(r): (
+            codes[offs[i] : offs[i + 1]],
+            refine[offs[i] : offs[i + 1]],
+            pooled[i * POOL_SLOTS : (i + 1) * POOL_SLOTS],
+        )
         for i, r in enumerate(rows.tolist())
     }
 

@@ -2,7 +2,7 @@
 
 1. the centroid estimate (``visual_index.centroid_estimate``) over every page: the best ``ESTIMATE_DEPTH`` ×
    ``candidates`` pages;
-2. exact MaxSim over their pooled vectors (bfloat16, read by offset from the pack): the best ``CODES_DEPTH`` ×
+2. MaxSim over their pooled vectors (int8 and a scale each, read by offset from the pack): the best ``CODES_DEPTH`` ×
    ``candidates``;
 3. MaxSim from their 4-bit codes (centroid score + residual matmul, all vectors of a page): the best
    ``REFINE_FINAL`` (at least ``k``);
@@ -14,24 +14,19 @@ The depths were chosen by measurement (RESULTS.md, "Visual rerank from compact c
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from .database import Candidate
-from .visual_codes import LEVELS, CodesPack
+from .visual_codes import LEVELS, POOL_SLOTS, CodesPack
 from .visual_index import centroid_estimate
 
 __all__ = ["CODES_DEPTH", "ESTIMATE_DEPTH", "REFINE_FINAL", "codes_scores", "search_codes", "search_rows"]
 
 ESTIMATE_DEPTH = 32  # pages shortlisted by the estimate, per candidate asked for
-CODES_DEPTH = 4  # pages scored from their codes, per candidate asked for
-REFINE_FINAL = 32  # the best pages from the codes scored again at 8 bits a dimension
+CODES_DEPTH = 2  # pages scored from their codes, per candidate asked for
+REFINE_FINAL = 16  # the best pages from the codes scored again at 8 bits a dimension
 NPROBE = 16
-CHUNK = 32768  # vectors decoded at a time (few BLAS calls: small ones wait on thread wake-ups on a busy machine)
-THREADS = min(2, os.cpu_count() or 1)  # parts of a stage scored at once
-MIN_PART = 64  # pages: fewer are scored in one part
+CHUNK = 256 * POOL_SLOTS  # vectors decoded at a time (few BLAS calls: small ones wait on thread wake-ups)
 
 
 def _segment_sum_max(sims: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -45,44 +40,21 @@ def _segment_sum_max(sims: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-def _split(rows: np.ndarray) -> list[np.ndarray]:
-    """``rows`` in ``THREADS`` parts (numpy's kernels and the reads release the GIL: one part a core)."""
-    if THREADS < 2 or len(rows) < 2 * MIN_PART:
-        return [rows]
-    return [part for part in np.array_split(rows, THREADS) if len(part)]
-
-
-def _parallel(fn, rows: np.ndarray) -> np.ndarray:
-    parts = _split(rows)
-    if len(parts) == 1:
-        return fn(rows)
-    return np.concatenate(list(_pool().map(fn, parts)))
-
-
-_POOL: list[ThreadPoolExecutor] = []
-
-
-def _pool() -> ThreadPoolExecutor:
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(THREADS, thread_name_prefix="docrag-codes"))
-    return _POOL[0]
-
-
 def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Exact MaxSim of the query against the pooled vectors (bfloat16) of pages ``rows``."""
+    """Exact MaxSim of the query against the pooled vectors (int8 × scale, ``POOL_SLOTS`` a page) of pages
+    ``rows``; a page without pooled vectors scores -inf."""
     qt = np.ascontiguousarray(q.T)
-
-    def part(rows: np.ndarray) -> np.ndarray:
-        vectors, offsets = pack.pooled(rows)
-        sims = np.empty((len(vectors), len(q)), dtype=np.float32)
-        buf = np.empty((min(CHUNK, len(vectors)), pack.dim), dtype=np.uint32)
-        for a in range(0, len(vectors), CHUNK):  # widen a block at a time (it stays in the CPU's cache)
-            b = min(a + CHUNK, len(vectors))
-            np.left_shift(vectors[a:b], 16, out=buf[: b - a], dtype=np.uint32)  # bfloat16 → float32
-            np.matmul(buf[: b - a].view(np.float32), qt, out=sims[a:b])
-        return _segment_sum_max(sims, offsets)
-
-    return _parallel(part, rows)
+    scales, values = pack.pooled(rows)
+    sims = np.empty((len(values), len(q)), dtype=np.float32)
+    buf = np.empty((min(CHUNK, len(values)), pack.dim), dtype=np.float32)
+    for a in range(0, len(values), CHUNK):  # widen a block at a time (it stays in the CPU's cache)
+        b = min(a + CHUNK, len(values))
+        np.copyto(buf[: b - a], values[a:b], casting="unsafe")
+        np.matmul(buf[: b - a], qt, out=sims[a:b])
+        sims[a:b] *= scales[a:b, None]
+    out = sims.reshape(len(rows), POOL_SLOTS, len(q)).max(axis=1).sum(axis=1)
+    out[pack.pool_count[rows] == 0] = -np.inf
+    return out
 
 
 def _levels(block: np.ndarray, out: np.ndarray) -> None:
@@ -106,26 +78,23 @@ def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np
     book_t = np.ascontiguousarray(book_sims.T)  # (centroids, tokens): a vector's row is one gather
     const = float((q @ pack.mean).sum())  # the same for every page's best vectors: added once
 
-    def part(rows: np.ndarray) -> np.ndarray:
-        ids, scales, codes, offsets = pack.codes(rows)
-        fine = pack.refine(rows) if refine else None
-        sims = np.empty((len(ids), len(q)), dtype=np.float32)
-        levels = np.ones((min(CHUNK, len(ids)), pack.dim + 1), dtype=np.float32)
-        low = np.empty((len(levels), pack.dim), dtype=np.float32) if refine else levels
-        for a in range(0, len(ids), CHUNK):
-            b = min(a + CHUNK, len(ids))
-            out, part = levels[: b - a], sims[a:b]
-            _levels(codes[a:b], out)
-            if fine is not None:  # level = 16 · code + refinement
-                out[:, :-1] *= LEVELS >> pack.bits
-                _levels(fine[a:b], low[: b - a])
-                out[:, :-1] += low[: b - a]
-            np.matmul(out, ab, out=part)
-            part *= scales[a:b, None]
-            part += book_t[ids[a:b]]
-        return _segment_sum_max(sims, offsets)
-
-    return _parallel(part, rows) + const
+    ids, scales, codes, offsets = pack.codes(rows)
+    fine = pack.refine(rows) if refine else None
+    sims = np.empty((len(ids), len(q)), dtype=np.float32)
+    levels = np.ones((min(CHUNK, len(ids)), pack.dim + 1), dtype=np.float32)
+    low = np.empty((len(levels), pack.dim), dtype=np.float32) if refine else levels
+    for a in range(0, len(ids), CHUNK):
+        b = min(a + CHUNK, len(ids))
+        out, part = levels[: b - a], sims[a:b]
+        _levels(codes[a:b], out)
+        if fine is not None:  # level = 16 · code + refinement
+            out[:, :-1] *= LEVELS >> pack.bits
+            _levels(fine[a:b], low[: b - a])
+            out[:, :-1] += low[: b - a]
+        np.matmul(out, ab, out=part)
+        part *= scales[a:b, None]
+        part += book_t[ids[a:b]]
+    return _segment_sum_max(sims, offsets) + const
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
