@@ -448,10 +448,9 @@ class Index:
         return Image.open(io.BytesIO(data))
 
     def check(self, repair: bool = False, lock_wait_s: float | None = None) -> dict[str, Any]:
-        """Read every table and compare each ready document's rows with its counts; with ``repair`` (when
-        something is wrong), restore unreadable tables to their last readable version and delete the documents
-        whose rows do not match (the next run redoes them), then check again. The model record is not needed:
-        it may be what is unreadable."""
+        """Read every table and compare each ready document's rows with its counts; with ``repair`` (when something
+        is wrong), restore unreadable tables, delete the documents whose rows do not match (the next run redoes
+        them) and rebuild the visual codes, then check again. The model record is not needed (it may be unreadable)."""
         from docrag.indexes.codes_build import check_with_codes, repair_with_codes
         from docrag.indexes.database import Database
 

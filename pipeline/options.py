@@ -201,7 +201,7 @@ class SearchConfig(BaseModel):
         96,
         ge=1,
         description="Two-stage visual search: pages the first stage hands to the exact rerank (from the compact "
-        "codes: 4 times as many, from 32 times as many shortlisted, and the best 16 of those exactly).",
+        "codes: twice as many, from 32 times as many shortlisted, and the best 16 of those at 8 bits).",
     )
     visual_rerank: Literal["auto", "exact"] = Field(
         "auto",
