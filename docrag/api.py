@@ -458,7 +458,7 @@ class Index:
             self._require()  # (a database this object made or wrote to is there)
         db = Database(self.db, self.settings.storage_options)
         result = check_with_codes(db)
-        if repair and not result["ok"]:
+        if repair and (not result["ok"] or result.get("visual_codes") in ("stale", "missing")):
             with db.writer_lock(lock_wait_s):
                 db.writable = True
                 result["repair"] = repair_with_codes(db)

@@ -437,15 +437,17 @@ def _storage(db: Database) -> str:
 
 def check_with_codes(db: Database) -> dict[str, Any]:
     """``Database.check`` and the state of the visual codes (``visual_codes``: current, stale, missing, corrupt
-    or none; every file read against its checksum). On a local database, codes that are not current make the
-    check fail (``repair`` rebuilds them); an object store's codes are a local cache, reported only."""
+    or none; every file read against its checksum). On a local database, corrupt codes make the check fail;
+    stale or missing ones (a run stopped, or still running, before its upkeep) are reported: search reranks from
+    the stored vectors meanwhile, and the next index run or ``repair`` brings them in step. An object store's
+    codes are a local cache, reported only."""
     from .visual_codes import pack_state
 
     out = db.check()
     if all(t["ok"] for t in out["tables"].values()):
         state = pack_state(db, verify=True)
         out["visual_codes"] = state
-        if state in ("stale", "missing", "corrupt") and not is_uri(db.uri):
+        if state == "corrupt" and not is_uri(db.uri):
             out["ok"] = False
     return out
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .database import Candidate
-from .visual_codes import LEVELS, POOL_SLOTS, CodesPack
+from .visual_codes import LEVELS, POOL_SLOTS, CodesError, CodesPack
 from .visual_index import centroid_estimate
 
 __all__ = ["CODES_DEPTH", "ESTIMATE_DEPTH", "REFINE_FINAL", "codes_scores", "search_codes", "search_rows"]
@@ -45,6 +45,8 @@ def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarra
     ``rows``; a page without pooled vectors scores -inf."""
     qt = np.ascontiguousarray(q.T)
     scales, values = pack.pooled(rows)
+    if not np.isfinite(scales).all():
+        raise CodesError(f"{pack.folder}: the pooled vectors of some pages are damaged")
     sims = np.empty((len(values), len(q)), dtype=np.float32)
     buf = np.empty((min(CHUNK, len(values)), pack.dim), dtype=np.float32)
     for a in range(0, len(values), CHUNK):  # widen a block at a time (it stays in the CPU's cache)
@@ -79,6 +81,8 @@ def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np
     const = float((q @ pack.mean).sum())  # the same for every page's best vectors: added once
 
     ids, scales, codes, offsets = pack.codes(rows)
+    if len(ids) and (int(ids.max()) >= len(book_sims[0]) or not np.isfinite(scales).all()):
+        raise CodesError(f"{pack.folder}: the codes of some pages are damaged")
     fine = pack.refine(rows) if refine else None
     sims = np.empty((len(ids), len(q)), dtype=np.float32)
     levels = np.ones((min(CHUNK, len(ids)), pack.dim + 1), dtype=np.float32)

@@ -23,7 +23,7 @@ from .maxsim import DevicePacked, PackedDocs, maxsim_scores, resolve_backend
 from .pages import maintain_table, page_where
 from .schema import CODEBOOK, POOLED, VISUAL, Dims
 from .sql import prefilter, sql_in
-from .visual_codes import CodesPack, open_current
+from .visual_codes import CodesError, CodesPack, forget_pack, open_current
 from .visual_index import (
     PooledView,
     VisualIndexSpec,
@@ -209,7 +209,11 @@ class VisualTables:
         method = self.method(method)
         pack = self.codes() if method == "two-stage" and rerank == "auto" and stage in (None, "centroids") else None
         if pack is not None:
-            return [search_codes(pack, q, k, allowed, max(candidates, k)) for q in queries]
+            try:
+                return [search_codes(pack, q, k, allowed, max(candidates, k)) for q in queries]
+            except CodesError as exc:  # bytes damaged in place: not used again until rebuilt
+                log.warning("%s; reranking from the stored vectors (`docrag check --repair` rebuilds them)", exc)
+                forget_pack(self._codes, pack)
         if method == "two-stage":
             return [self._two_stage(q, k, allowed, max(candidates, k), backend, stage) for q in queries]
         if self.vector_bytes() > EXACT_RAM_BYTES:

@@ -69,6 +69,7 @@ __all__ = [
     "CodesPack",
     "codes_root",
     "crc_of",
+    "forget_pack",
     "open_current",
     "pack_state",
     "record_bytes",
@@ -159,6 +160,9 @@ class CodesPack:
         )
         if not ok:
             raise CodesError(f"{folder}: the visual codes are inconsistent")
+        for name, crc in info["crc32"].items():  # the small files, read whole anyway (the segments: ``verify``)
+            if crc_of(folder / name) != crc:
+                raise CodesError(f"{folder}: {name} does not match its checksum")
         for name, x in zip(self.segments, seg_info, strict=True):
             fds: dict[str, int] = {}
             self._fds.append(fds)
@@ -271,7 +275,7 @@ def open_current(db: Database, cache: dict[str, Any]) -> CodesPack | None:
     if pack is not None and pack.versions == versions:
         return pack
     folder = _current_folder(codes_root(db.uri))
-    if folder is None:
+    if folder is None or folder == cache.get("bad"):
         return None
     if pack is not None and pack.folder == folder:
         return None  # the same generation, for other versions: stale
@@ -279,11 +283,19 @@ def open_current(db: Database, cache: dict[str, Any]) -> CodesPack | None:
         pack = CodesPack(folder)
     except CodesError as exc:
         log.warning("%s; reranking from the stored vectors (`docrag check --repair` rebuilds them)", exc)
+        cache["bad"] = folder  # not opened again (nor warned about) until another generation is current
         return None
     except OSError:  # replaced while being opened
         return None
     cache["pack"] = pack
     return pack if pack.versions == versions else None
+
+
+def forget_pack(cache: dict[str, Any], pack: CodesPack) -> None:
+    """Stop using ``pack`` (found damaged while searching) until another generation is current."""
+    cache.pop("pack", None)
+    cache["bad"] = pack.folder
+    pack.close()
 
 
 def record_from_pack(uri: str) -> dict[str, Any] | None:
@@ -304,14 +316,18 @@ def record_from_pack(uri: str) -> dict[str, Any] | None:
 
 
 def pack_state(db: Database, verify: bool = False) -> str:
-    """``current``, ``stale`` (built from other versions), ``missing`` or ``corrupt`` (``verify``: checksums
-    read too); ``none`` when the database has no first stage to derive codes from."""
+    """``current``, ``stale`` (built from other versions), ``missing`` or ``corrupt`` (``verify``: the segments'
+    checksums read too); ``none`` when the database has no first stage (or codebook, or visual page) to derive
+    codes from."""
     versions = source_versions(db)
     if versions is None:
         return "none"
-    folder = _current_folder(codes_root(db.uri))
-    if folder is None:
-        return "missing"
+    root = codes_root(db.uri)
+    folder = _current_folder(root)
+    if folder is None and (root / "CURRENT").exists():
+        return "corrupt"  # a name that is no generation of this folder
+    if folder is None:  # none yet: expected once there is a codebook and a visual page
+        return "missing" if db.count(CODEBOOK) and db.count(VISUAL) else "none"
     try:
         pack = CodesPack(folder)
         if verify:

@@ -73,8 +73,10 @@ def check(
             typer.echo(f"{name:>10}: " + (f"ok, {t['rows']} rows" if t["ok"] else f"UNREADABLE ({t['error']})"))
         if result["inconsistent_documents"]:
             typer.echo(f"{len(result['inconsistent_documents'])} document(s) whose rows do not match their counts")
-        if result.get("visual_codes") not in (None, "none", "current"):
-            typer.echo(f"visual codes: {result['visual_codes']} (search reranks from the stored vectors meanwhile)")
+        codes = final.get("visual_codes")
+        if codes not in (None, "none"):
+            note = "" if codes == "current" else " (search reranks from the stored vectors; --repair rebuilds them)"
+            typer.echo(f"visual codes: {codes}{note}")
         if result.get("unfinished_documents"):
             typer.echo(
                 f"{result['unfinished_documents']} document(s) not finished (hidden from search): a run is indexing "
