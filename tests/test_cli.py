@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -78,3 +79,26 @@ def test_console_script_runs_in_a_subprocess(docs):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["pages"][0]["label"] == "layout"
     assert proc.stderr == ""  # quiet by default
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line_not_a_traceback():
+    """The console script's entry loads the commands inside its own Ctrl-C handler: an interrupt while they
+    import (here raised by an import hook, where a real Ctrl-C lands in the first half-second) is one line."""
+    hook = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'docrag.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from docrag.entry import main\n"
+        "sys.argv = ['docrag', '--help']\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (130, "interrupted\n")
+    # and the console script is that entry
+    proc = subprocess.run([sys.executable, "-m", "docrag.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "search" in proc.stdout
+    script = Path(sys.executable).parent / "docrag"
+    assert "from docrag.entry import main" in script.read_text()

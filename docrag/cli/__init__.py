@@ -1,6 +1,6 @@
 """The ``docrag`` command line (Typer + rich), a thin shell over the library; ``--json`` output is for scripts.
 
-``docrag.cli:app`` is the console script; ``python -m docrag.cli`` runs the same app with the same commands.
+``docrag.entry:main`` is the console script (it loads this app); ``python -m docrag.cli`` runs the same.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``python -m docrag.cli``: the same app and commands as the ``docrag`` console script."""
 
-from docrag.cli import main
+from docrag.entry import main
 
 main()
