@@ -36,6 +36,7 @@ from .visual_codes import (
     _current_folder,
     codes_root,
     crc_of,
+    pack_state,
     record_bytes,
 )
 from .visual_index import assign_codes
@@ -292,7 +293,7 @@ def _write(
     where = np.zeros((len(page_keys), len(WHERE)), dtype=np.int64)
     compact = old is None or not len(kept_rows)
     if old is not None and len(kept_rows):
-        total = sum(json.loads((old.folder.parent / s / "seg.json").read_text())["vectors"] for s in old.segments)
+        total = int(old.seg_vectors.sum())
         compact = int(old.count[kept_rows].sum()) < COMPACT_LIVE * total or len(old.segments) >= MAX_SEGMENTS
     if old is not None and not compact:  # kept pages stay where they are
         used = np.unique(old.seg[kept_rows])
@@ -409,7 +410,7 @@ def _finish(db: Database, gen: Path, src: _Sources, versions: dict[str, int], se
         "bits": BITS,
         "dim": int(book.shape[1]),
         "pages": len(page_keys),
-        "vectors": int(np.load(gen / "where.npy")[:, 2].sum()) if page_keys else 0,
+        "vectors": int(np.sum(keys.column("n_vectors").to_numpy(zero_copy_only=False))),
         "versions": versions,
         "segments": segments,
         "meta_version": db.version(META) if db.has(META) else None,
@@ -441,8 +442,6 @@ def check_with_codes(db: Database) -> dict[str, Any]:
     stale or missing ones (a run stopped, or still running, before its upkeep) are reported: search reranks from
     the stored vectors meanwhile, and the next index run or ``repair`` brings them in step. An object store's
     codes are a local cache, reported only."""
-    from .visual_codes import pack_state
-
     out = db.check()
     if all(t["ok"] for t in out["tables"].values()):
         state = pack_state(db, verify=True)
@@ -455,8 +454,6 @@ def check_with_codes(db: Database) -> dict[str, Any]:
 def repair_with_codes(db: Database) -> dict[str, Any]:
     """``Database.repair``, then the visual codes rebuilt where they are not current (``visual_codes``: what
     ``update_pack`` did)."""
-    from .visual_codes import pack_state
-
     out = db.repair()
     state = pack_state(db, verify=True)
     if state == "corrupt":

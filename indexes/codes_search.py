@@ -18,7 +18,7 @@ import numpy as np
 
 from .database import Candidate
 from .visual_codes import LEVELS, POOL_SLOTS, CodesError, CodesPack
-from .visual_index import centroid_estimate
+from .visual_index import centroid_estimate, top_finite
 
 __all__ = ["CODES_DEPTH", "ESTIMATE_DEPTH", "REFINE_FINAL", "codes_scores", "search_codes", "search_rows"]
 
@@ -101,13 +101,6 @@ def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np
     return _segment_sum_max(sims, offsets) + const
 
 
-def _top(scores: np.ndarray, n: int) -> np.ndarray:
-    finite = np.flatnonzero(np.isfinite(scores))
-    if len(finite) > n:
-        finite = finite[np.argpartition(-scores[finite], n - 1)[:n]]
-    return finite[np.argsort(-scores[finite], kind="stable")]
-
-
 def search_codes(
     pack: CodesPack, query: np.ndarray, k: int, allowed: set[str] | None, candidates: int
 ) -> list[Candidate]:
@@ -141,13 +134,13 @@ def search_rows(
         estimate = centroid_estimate(book_sims, pack.list_pages, pack.list_starts, pack.n_pages, NPROBE)
         if mask is not None:
             estimate[~mask] = -np.inf
-        shortlist = np.sort(_top(estimate, max(n_codes, candidates * estimate_depth)))
-        rows = np.sort(shortlist[_top(pooled_scores(pack, q, shortlist), n_codes)])
+        shortlist = np.sort(top_finite(estimate, max(n_codes, candidates * estimate_depth)))
+        rows = np.sort(shortlist[top_finite(pooled_scores(pack, q, shortlist), n_codes)])
     if not len(rows):
         return rows, np.zeros(0, dtype=np.float32)
     scores = codes_scores(pack, q, book_sims, rows)
     if refine_final:
-        rows = np.sort(rows[_top(scores, max(k, refine_final))])
+        rows = np.sort(rows[top_finite(scores, max(k, refine_final))])
         scores = codes_scores(pack, q, book_sims, rows, refine=True)
-    best = _top(scores, k)
+    best = top_finite(scores, k)
     return rows[best], scores[best]

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -132,9 +133,9 @@ class CodesPack:
             self.bits, self.dim, self.n_pages = int(info["bits"]), int(info["dim"]), int(info["pages"])
             self.versions: dict[str, int] = {k: int(v) for k, v in info["versions"].items()}
             self.segments: list[str] = [str(x) for x in info["segments"]]
-            self.doc_ids: list[str] = json.loads((folder / "doc_ids.json").read_text())
+            self.doc_ids: list[str] = json.loads(self._checked("doc_ids.json"))
             load = {name: self._npy(name) for name in _ARRAYS}
-            seg_info = [json.loads((folder.parent / s / "seg.json").read_text()) for s in self.segments]
+            self.seg_info = [json.loads((folder.parent / s / "seg.json").read_text()) for s in self.segments]
         except CodesError:
             raise
         except Exception as exc:  # missing file, bad JSON, wrong shape
@@ -146,24 +147,21 @@ class CodesPack:
         self.list_pages, self.list_starts = load["lists_pages"], load["lists_starts"]
         self.width = self.dim * self.bits // 8
         self.sizes = record_bytes(self.dim)
-        seg_vectors = np.array([int(x["vectors"]) for x in seg_info] or [0], dtype=np.int64)
-        seg_pooled = np.array([int(x["pooled"]) for x in seg_info] or [0], dtype=np.int64)
+        self.seg_vectors = np.array([int(x["vectors"]) for x in self.seg_info] or [0], dtype=np.int64)
+        seg_pooled = np.array([int(x["pooled"]) for x in self.seg_info] or [0], dtype=np.int64)
         ok = (
             len(self.doc_index) == len(self.pages) == len(self.rowid) == len(where) == self.n_pages
             and self.codebook.shape[1:] == (self.dim,)
             and len(self.list_starts) == len(self.codebook) + 1
             and (not self.n_pages or int(self.doc_index.max()) < len(self.doc_ids))
             and (not self.n_pages or (int(self.seg.min()) >= 0 and int(self.seg.max()) < len(self.segments)))
-            and bool(np.all(self.start + self.count <= seg_vectors[self.seg]))
+            and bool(np.all(self.start + self.count <= self.seg_vectors[self.seg]))
             and bool(np.all(self.pool_start + POOL_SLOTS <= seg_pooled[self.seg]))
             and bool(np.all(self.pool_count <= POOL_SLOTS))
         )
         if not ok:
             raise CodesError(f"{folder}: the visual codes are inconsistent")
-        for name, crc in info["crc32"].items():  # the small files, read whole anyway (the segments: ``verify``)
-            if crc_of(folder / name) != crc:
-                raise CodesError(f"{folder}: {name} does not match its checksum")
-        for name, x in zip(self.segments, seg_info, strict=True):
+        for name, x in zip(self.segments, self.seg_info, strict=True):
             fds: dict[str, int] = {}
             self._fds.append(fds)
             for fname, size in self.sizes.items():
@@ -174,9 +172,17 @@ class CodesPack:
                     raise CodesError(f"{folder}: the visual codes are inconsistent ({name}/{fname})")
                 fds[fname] = os.open(path, os.O_RDONLY)
 
+    def _checked(self, name: str) -> bytes:
+        """A generation file's bytes, read once and checked against its recorded CRC32 (the segments, GBs, are
+        checked by ``verify``)."""
+        data = (self.folder / name).read_bytes()
+        if zlib.crc32(data) != self.info["crc32"].get(name):
+            raise CodesError(f"{self.folder}: {name} does not match its checksum")
+        return data
+
     def _npy(self, name: str) -> np.ndarray:
-        path = self.folder / f"{name}.npy"
-        return np.load(path, allow_pickle=False) if path.stat().st_size else np.zeros(0)
+        data = self._checked(f"{name}.npy")
+        return np.load(io.BytesIO(data), allow_pickle=False) if data else np.zeros(0)
 
     def close(self) -> None:
         for fds in self._fds:
@@ -235,8 +241,7 @@ class CodesPack:
             path = self.folder / name
             if not path.is_file() or crc_of(path) != crc:
                 raise CodesError(f"{self.folder}: {name} does not match its checksum")
-        for seg in self.segments:
-            info = json.loads((self.folder.parent / seg / "seg.json").read_text())
+        for seg, info in zip(self.segments, self.seg_info, strict=True):
             for name, crc in info["crc32"].items():
                 path = self.folder.parent / seg / name
                 if not path.is_file() or crc_of(path) != crc:

@@ -41,6 +41,7 @@ __all__ = [
     "hierarchical_pool",
     "kmeans_pool",
     "register_first_stage",
+    "top_finite",
     "train_codebook",
 ]
 
@@ -251,12 +252,12 @@ def first_stage(name: str) -> FirstStage:
         raise ValueError(f"unknown first stage {name!r}: choose from {', '.join(FIRST_STAGES)}") from None
 
 
-def _top(scores: np.ndarray, n: int) -> list[int]:
+def top_finite(scores: np.ndarray, n: int) -> np.ndarray:
+    """The positions of the best ``n`` finite scores, best first (ties in position order)."""
     finite = np.flatnonzero(np.isfinite(scores))
-    if len(finite) <= n:
-        return finite[np.argsort(-scores[finite], kind="stable")].tolist()
-    part = finite[np.argpartition(-scores[finite], n - 1)[:n]]
-    return part[np.argsort(-scores[part], kind="stable")].tolist()
+    if len(finite) > n:
+        finite = finite[np.argpartition(-scores[finite], n - 1)[:n]]
+    return finite[np.argsort(-scores[finite], kind="stable")]
 
 
 def _pooled_rescore(view: PooledView, query: np.ndarray, positions: list[int], n: int) -> list[int]:
@@ -322,7 +323,7 @@ class CentroidStage:
         mask = view.mask(allowed)
         if mask is not None:
             total[~mask] = -np.inf
-        shortlist = _top(total, max(n * self.widen, n))
+        shortlist = top_finite(total, max(n * self.widen, n)).tolist()
         extra = lists["uncoded"]  # pages added since the codebook was last applied: always candidates
         if len(extra):
             if mask is not None:
@@ -348,7 +349,7 @@ class PooledStage:
         mask = view.mask(allowed)
         if mask is not None:
             scores[~mask] = -np.inf
-        return _top(scores, n)
+        return top_finite(scores, n).tolist()
 
 
 class LanceStage:
