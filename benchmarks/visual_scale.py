@@ -2,7 +2,7 @@
 
     python benchmarks/visual_scale.py --pages 100000 --base /tmp/vs_base --db /tmp/vs_db [--json] [--no-save]
         [--methods exact,centroids,pooled,lancedb,codes] [--queries 100] [--exact-queries 3] [--candidates 64]
-        [--estimate-depth 32] [--codes-depth 2] [--refine-final 16]
+        [--nprobe 32] [--estimate-depth 16] [--codes-depth 4] [--refine-final 32]
     python benchmarks/visual_scale.py --compression --pages 2000 --base /tmp/vs_base --db /tmp/vs_comp
 
 The collection is ``visual_corpus.py``'s: trained MiniLM token vectors of real page text, projected to 128
@@ -20,12 +20,14 @@ Reported per method (``--json``: one object per method):
   method reads (first stage + the visual table it reranks from);
 - build_s: writing the visual rows (exact), plus pooling (every first stage) and training/indexing.
 
-``codes``: the centroid first stage, then the rerank from the compact codes (``indexes/visual_codes.py``):
-the estimate's best ``--estimate-depth`` × candidates pages, scored on their pooled vectors (bfloat16), the best
-``--codes-depth`` × candidates of those scored from their 4-bit codes, the best ``--refine-final`` of those
-scored again at 8 bits a dimension (0: none). LanceDB is never read. Its first stage bytes are the pack's pooled
-vectors, inverted lists and codebook, its bytes everything in the pack; the rerank codes alone (ids + 4-bit
-residuals) are printed in the note. The other two-stage methods rerank from the stored vectors, as before.
+``codes``: search on the compact codes (``indexes/visual_codes.py``, ``indexes/codes_search.py``): each query
+token probes its ``--nprobe`` nearest centroids' inverted lists of pooled vectors (token-level candidate
+generation), the best ``--estimate-depth`` × candidates pages are scored on all their pooled vectors (int8), the
+best ``--codes-depth`` × candidates of those from their 4-bit codes, the best ``--refine-final`` of those again
+at 8 bits a dimension (0: none). LanceDB is never read. Its first stage bytes are the pack's pooled vectors
+(twice: by page and in the inverted lists) and codebook, its bytes everything in the pack; the rerank codes
+alone (ids + 4-bit residuals) are printed in the note. The other two-stage methods rerank from the stored
+vectors, as before.
 
 ``--compression``: for float16 / int8 / binary storage and token pooling factors 1, 2, 3 (hierarchical,
 Ward), the visual table's bytes per page and recall@10 of exact search on the stored vectors against exact
@@ -232,7 +234,9 @@ def build_fast_plaid(db: Path, base_dir: Path, n: int) -> float:
     return s
 
 
-def child(db: Path, base_dir: Path, method: str, n_queries: int, candidates: int, depths: tuple[int, int, int]) -> None:
+def child(
+    db: Path, base_dir: Path, method: str, n_queries: int, candidates: int, depths: tuple[int, int, int, int]
+) -> None:
     """One method in a fresh process: cold open + first query, then timed queries; JSON on stdout."""
     queries = Base(base_dir).queries[:n_queries]
     t0 = time.perf_counter()
@@ -242,7 +246,8 @@ def child(db: Path, base_dir: Path, method: str, n_queries: int, candidates: int
         if method == "codes":
             from docrag.indexes import codes_search
 
-            codes_search.ESTIMATE_DEPTH, codes_search.CODES_DEPTH, codes_search.REFINE_FINAL = depths
+            codes_search.NPROBE, codes_search.ESTIMATE_DEPTH, codes_search.CODES_DEPTH = depths[:3]
+            codes_search.REFINE_FINAL = depths[3]
         store, search = _leg(db, queries, method, candidates)
     results = [search(0)]
     open_s = time.perf_counter() - t0
@@ -276,7 +281,7 @@ def truth(db: Path, base_dir: Path, n_queries: int) -> list[list[tuple[str, int]
 
 
 def run_child(
-    db: Path, base: Path, method: str, n_queries: int, candidates: int, python: str, depths: tuple[int, int, int]
+    db: Path, base: Path, method: str, n_queries: int, candidates: int, python: str, depths: tuple[int, int, int, int]
 ) -> dict:
     cmd = [
         python,
@@ -291,12 +296,14 @@ def run_child(
         str(n_queries),
         "--candidates",
         str(candidates),
-        "--estimate-depth",
+        "--nprobe",
         str(depths[0]),
-        "--codes-depth",
+        "--estimate-depth",
         str(depths[1]),
-        "--refine-final",
+        "--codes-depth",
         str(depths[2]),
+        "--refine-final",
+        str(depths[3]),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode:
@@ -354,7 +361,13 @@ def scale(args: argparse.Namespace) -> list[dict]:
         if method == "codes":
             first_stage[method], codes_bytes, rerank_bytes = _pack_bytes(db)
         res = run_child(
-            db, base, method, nq, args.candidates, python, (args.estimate_depth, args.codes_depth, args.refine_final)
+            db,
+            base,
+            method,
+            nq,
+            args.candidates,
+            python,
+            (args.nprobe, args.estimate_depth, args.codes_depth, args.refine_final),
         )
         recall = [len(set(map(tuple, r)) & set(g)) / max(len(g), 1) for r, g in zip(res["results"], gold, strict=False)]
         questions = recall[: args.questions]  # the dev set's questions come first; page sentences after
@@ -363,7 +376,7 @@ def scale(args: argparse.Namespace) -> list[dict]:
         label = {
             "exact": "exact",
             "fast-plaid": "fast-plaid (its own index)",
-            "codes": f"two-stage/centroids+codes ({args.estimate_depth}x, {args.codes_depth}x"
+            "codes": f"tokens+codes (nprobe {args.nprobe}, {args.estimate_depth}x, {args.codes_depth}x"
             + (f", {args.refine_final} at 8 bits)" if args.refine_final else ")"),
         }.get(method, f"two-stage/{method}")
         rows.append(
@@ -462,11 +475,18 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--exact-queries", type=int, default=3)
     ap.add_argument("--candidates", type=int, default=96)
+    from docrag.indexes import codes_search as cs
+
+    ap.add_argument("--nprobe", type=int, default=cs.NPROBE, help="codes: centroids a query token probes")
     ap.add_argument(
-        "--estimate-depth", type=int, default=32, help="codes: pages the estimate shortlists, per candidate"
+        "--estimate-depth", type=int, default=cs.ESTIMATE_DEPTH, help="codes: pages the estimate keeps, per candidate"
     )
-    ap.add_argument("--codes-depth", type=int, default=2, help="codes: pages scored from the codes, per candidate")
-    ap.add_argument("--refine-final", type=int, default=16, help="codes: best pages scored again at 8 bits (0: none)")
+    ap.add_argument(
+        "--codes-depth", type=int, default=cs.CODES_DEPTH, help="codes: pages scored from the codes, per candidate"
+    )
+    ap.add_argument(
+        "--refine-final", type=int, default=cs.REFINE_FINAL, help="codes: best pages scored again at 8 bits (0: none)"
+    )
     ap.add_argument("--questions", type=int, default=34, help="how many leading queries are questions (dev set)")
     ap.add_argument("--compression", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -489,7 +509,7 @@ def main() -> None:
             args.child,
             args.queries,
             args.candidates,
-            (args.estimate_depth, args.codes_depth, args.refine_final),
+            (args.nprobe, args.estimate_depth, args.codes_depth, args.refine_final),
         )
         return
     args.notes = []

@@ -26,6 +26,7 @@ from .visual_codes import (
     COMPACT_LIVE,
     FORMAT,
     LEVELS,
+    LIST_FILES,
     MAX_SEGMENTS,
     POOL_SLOTS,
     SEG_FILES,
@@ -45,7 +46,6 @@ __all__ = [
     "check_with_codes",
     "drop_pack",
     "encode_residuals",
-    "inverted_lists",
     "pooled_records",
     "repair_with_codes",
     "update_pack",
@@ -90,16 +90,6 @@ def pooled_records(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def inverted_lists(page_codes: list[np.ndarray], n_centroids: int) -> tuple[np.ndarray, np.ndarray]:
-    """The pages of each centroid: (pages sorted by centroid, int32; starts, int64, n_centroids + 1)."""
-    lengths = np.array([len(c) for c in page_codes], dtype=np.int64)
-    codes = np.concatenate(page_codes) if page_codes else np.zeros(0, np.uint16)
-    page_of = np.repeat(np.arange(len(page_codes), dtype=np.int32), lengths)
-    order = np.argsort(codes, kind="stable")  # uint16: a radix sort
-    starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_centroids))]).astype(np.int64)
-    return page_of[order], starts
-
-
 def _nearest_ids(vectors: np.ndarray, pooled: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Each vector's centroid id: the code of the page's pooled vector nearest to it (a 64-way search per page
     instead of one over the whole codebook)."""
@@ -107,28 +97,36 @@ def _nearest_ids(vectors: np.ndarray, pooled: np.ndarray, codes: np.ndarray) -> 
 
 
 class _Segment:
-    """A new segment's files, appended page by page (``visual_codes``: ``seg-<id>/``)."""
+    """A new segment's files, appended page by page (``visual_codes``: ``seg-<id>/``); the inverted lists are
+    written when it closes."""
 
-    def __init__(self, root: Path, dim: int) -> None:
+    def __init__(self, root: Path, dim: int, n_centroids: int) -> None:
         self.name = f"seg-{uuid.uuid4().hex[:12]}"
         self.folder = root / self.name
         self.folder.mkdir(parents=True)
-        self.files = {n: (self.folder / n).open("wb") for n in SEG_FILES}
-        self.crc = dict.fromkeys(SEG_FILES, 0)
+        self.files = {n: (self.folder / n).open("wb") for n in (*SEG_FILES, *LIST_FILES)}
+        self.crc = dict.fromkeys((*SEG_FILES, *LIST_FILES), 0)
         self.sizes = record_bytes(dim)
+        self.dim, self.n_centroids = dim, n_centroids
         self.vectors = self.pooled = 0
+        self.list_codes: list[np.ndarray] = []  # the centroid of each real pooled vector, page after page
 
     def _write(self, name: str, data: bytes) -> None:
         self.files[name].write(data)
         self.crc[name] = zlib.crc32(data, self.crc[name])
 
-    def page(self, codes: np.ndarray, refine: np.ndarray, pooled: np.ndarray, n_pooled: int) -> tuple[int, ...]:
-        """Append one page (records of ``codes.bin``, ``refine.bin`` and ``pooled.bin``, ``n_pooled`` of the
-        latter real); its ``where`` row without the segment: first vector, vectors, first pooled record, pooled
-        vectors."""
-        n = len(codes)
-        assert codes.shape[1] == self.sizes["codes.bin"] and len(refine) == n
+    def page(
+        self, codes: np.ndarray, refine: np.ndarray, pooled: np.ndarray, pooled_codes: np.ndarray
+    ) -> tuple[int, ...]:
+        """Append one page (records of ``codes.bin``, ``refine.bin`` and ``pooled.bin``, as many of the latter
+        real as ``pooled_codes``, their centroids); its ``where`` row without the segment: first vector,
+        vectors, first pooled record, pooled vectors."""
+        n, n_pooled = len(codes), len(pooled_codes)
+        assert codes.shape[1] == self.sizes["codes.bin"] and len(refine) == n and n_pooled <= POOL_SLOTS
         assert pooled.shape == (POOL_SLOTS, self.sizes["pooled.bin"])
+        if n_pooled and int(np.max(pooled_codes)) >= self.n_centroids:
+            raise CodesError(f"a pooled vector's code is outside the codebook ({self.n_centroids} centroids)")
+        self.list_codes.append(np.asarray(pooled_codes, np.uint16))
         self._write("codes.bin", np.ascontiguousarray(codes, np.uint8).tobytes())
         self._write("refine.bin", np.ascontiguousarray(refine, np.uint8).tobytes())
         self._write("pooled.bin", np.ascontiguousarray(pooled, np.uint8).tobytes())
@@ -138,10 +136,37 @@ class _Segment:
         return out
 
     def close(self) -> None:
-        for f in self.files.values():
-            f.close()
-        info = {"vectors": self.vectors, "pooled": self.pooled, "crc32": self.crc}
+        for name in SEG_FILES:
+            self.files[name].close()
+        try:
+            n_lists = self._lists()
+        finally:
+            for name in LIST_FILES:
+                self.files[name].close()
+        info = {"vectors": self.vectors, "pooled": self.pooled, "lists": n_lists, "crc32": self.crc}
         (self.folder / "seg.json").write_text(json.dumps(info))
+
+    def _lists(self) -> int:
+        """Write ``lists.bin`` and ``lists.idx`` from the pooled records written (read back a block at a time):
+        the real pooled vectors sorted by centroid (stable: by page within a centroid)."""
+        counts = np.array([len(c) for c in self.list_codes], dtype=np.int64)
+        codes = np.concatenate(self.list_codes) if self.list_codes else np.zeros(0, np.uint16)
+        local = np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
+        slot = np.arange(len(codes)) - np.repeat(np.cumsum(counts) - counts, counts)  # within its page
+        position = local.astype(np.int64) * POOL_SLOTS + slot  # its record in pooled.bin
+        order = np.argsort(codes, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=self.n_centroids))]).astype("<i8")
+        self._write("lists.idx", starts.tobytes())
+        self._write("lists.bin", local[order].astype("<u4").tobytes())
+        if len(codes):
+            rec = np.dtype([("scale", "<f2"), ("v", np.int8, (self.dim,))])
+            pooled = np.memmap(self.folder / "pooled.bin", dtype=rec, mode="r")
+            src = position[order]
+            self._write("lists.bin", pooled["scale"][src].astype("<f4").tobytes())
+            for a in range(0, len(src), 1 << 20):
+                self._write("lists.bin", np.ascontiguousarray(pooled["v"][src[a : a + (1 << 20)]]).tobytes())
+            del pooled
+        return len(codes)
 
 
 def _records(ids: np.ndarray, scale: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -243,7 +268,20 @@ def update_pack(db: Database, storage: str, force: bool = False) -> str:
             old.close()
     how = "updated" if n_kept else "built"
     log.info("%s: visual codes %s (%d pages, %d kept)", db.uri, how, len(page_keys), n_kept)
+    _warm(gen)
     return how
+
+
+def _warm(gen: Path) -> None:
+    """One search on the new pack, so that numba has compiled and cached the search kernels (about 3 s, once
+    an installation) before a reader's first query needs them."""
+    from .codes_search import search_rows
+
+    pack = CodesPack(gen)
+    try:
+        search_rows(pack, pack.codebook[:4], 1, None, 1)
+    finally:
+        pack.close()
 
 
 @dataclass
@@ -313,7 +351,7 @@ def _write(
             if not len(fresh) and not len(copy):
                 continue
             if seg is None:
-                seg = _Segment(gen.parent, dim)
+                seg = _Segment(gen.parent, dim, len(book))
                 written.append(seg.folder)
                 segments.append(seg.name)
             vectors = _fresh_vectors(db, a, fresh, page_keys, storage, dim)
@@ -321,17 +359,16 @@ def _write(
                 mean, std = _quantiser(vectors, page_keys[a:b], pooled, book)
             copied = _copied(old, chunk[copy]) if len(copy) else {}
             for i in sorted([*fresh.tolist(), *copy.tolist()]):
+                pv32, pc = pooled[page_keys[a + i]]
                 if chunk[i] >= 0:
                     rec, ref, pv = copied[int(chunk[i])]
-                    n_pooled = int(old.pool_count[chunk[i]]) if old is not None else 0
                 else:
-                    pv32, pc = pooled[page_keys[a + i]]
                     assert pv32 is not None  # read for every page encoded (``_pooled``)
                     v = vectors[i]
                     ids = _nearest_ids(v, pv32.astype(np.float32), pc)
                     scale, codes, ref = encode_residuals(v, ids, book, mean, std)
-                    rec, pv, n_pooled = _records(ids, scale, codes), pooled_records(pv32), len(pv32)
-                where[a + i] = (len(segments) - 1, *seg.page(rec, ref, pv, n_pooled))
+                    rec, pv = _records(ids, scale, codes), pooled_records(pv32)
+                where[a + i] = (len(segments) - 1, *seg.page(rec, ref, pv, pc))
     finally:
         if seg is not None:
             seg.close()
@@ -390,17 +427,13 @@ def _quantiser(
 def _finish(db: Database, gen: Path, src: _Sources, versions: dict[str, int], segments: list[str]) -> None:
     """The small files, the checksums and ``pack.json``; then ``CURRENT`` names this generation, and older
     generations and the segments it does not read go."""
-    keys, page_keys, pooled, book = src.keys, src.page_keys, src.pooled, src.book
+    keys, page_keys, book = src.keys, src.page_keys, src.book
     docs = keys.column("doc_id").combine_chunks().dictionary_encode()
-    codes = [pooled[k][1] for k in page_keys]
-    lists_pages, lists_starts = inverted_lists(codes, len(book))
     arrays = {
         "doc_index": docs.indices.to_numpy().astype(np.int32),
         "page": keys.column("page").to_numpy().astype(np.int32),
         "rowid": keys.column("_rowid").to_numpy().astype(np.uint64),
         "codebook": book.astype(np.float32),
-        "lists_pages": lists_pages,
-        "lists_starts": lists_starts,
     }
     for name, arr in arrays.items():
         np.save(gen / f"{name}.npy", arr)

@@ -1,70 +1,110 @@
-"""Two-stage visual search on the codes (``indexes.visual_codes``), reading no LanceDB table:
+"""Visual search on the codes (``indexes.visual_codes``), reading no LanceDB table:
 
-1. the centroid estimate (``visual_index.centroid_estimate``) over every page: the best ``ESTIMATE_DEPTH`` ×
-   ``candidates`` pages;
-2. MaxSim over their pooled vectors (int8 and a scale each, read by offset from the pack): the best ``CODES_DEPTH`` ×
-   ``candidates``;
-3. MaxSim from their 4-bit codes (centroid score + residual matmul, all vectors of a page): the best
-   ``REFINE_FINAL`` (at least ``k``);
+1. token-level candidate generation (WARP-style, ``codes_kernels.warp_lists``): each query token probes its
+   ``NPROBE`` nearest centroids and scores the pooled vectors in their inverted lists; a page's estimate is the
+   sum over tokens of its best probed pooled vector (the first unprobed centroid's score where it has none):
+   the best ``ESTIMATE_DEPTH`` × ``candidates`` pages;
+2. MaxSim over their pooled vectors (all ``POOL_SLOTS`` of a page, int8 and a scale each, read by offset): the
+   best ``CODES_DEPTH`` × ``candidates``;
+3. MaxSim from their 4-bit codes (centroid score + residual, all vectors of a page): the best ``REFINE_FINAL``
+   (at least ``k``);
 4. MaxSim of those at 8 bits a dimension (the codes and their refinement nibbles): the best ``k``.
 
-The depths were chosen by measurement (RESULTS.md, "Visual rerank from compact codes"). Scores are MaxSim of the
-8-bit decoded vectors, within their quantisation of exact MaxSim (int8 storage: recall@10 0.993 of exact).
+The scoring runs in compiled kernels (``codes_kernels``). The depths were chosen by measurement (RESULTS.md,
+"Visual search from compact codes, third pass"). Scores are MaxSim of the 8-bit decoded vectors, within their
+quantisation of exact MaxSim (int8 storage: recall@10 0.993 of exact).
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
+from .codes_kernels import codes_maxsim, pooled_maxsim, warp_lists
 from .database import Candidate
 from .visual_codes import LEVELS, POOL_SLOTS, CodesError, CodesPack
-from .visual_index import centroid_estimate, top_finite
+from .visual_index import top_finite
 
-__all__ = ["CODES_DEPTH", "ESTIMATE_DEPTH", "REFINE_FINAL", "codes_scores", "search_codes", "search_rows"]
+__all__ = ["CODES_DEPTH", "ESTIMATE_DEPTH", "NPROBE", "REFINE_FINAL", "codes_scores", "search_codes", "search_rows"]
 
-ESTIMATE_DEPTH = 32  # pages shortlisted by the estimate, per candidate asked for
-CODES_DEPTH = 2  # pages scored from their codes, per candidate asked for
-REFINE_FINAL = 16  # the best pages from the codes scored again at 8 bits a dimension
-NPROBE = 16
-CHUNK = 256 * POOL_SLOTS  # vectors decoded at a time (few BLAS calls: small ones wait on thread wake-ups)
+NPROBE = 32  # centroids a query token probes in the token-level stage
+ESTIMATE_DEPTH = 16  # pages kept by the token-level stage, per candidate asked for
+CODES_DEPTH = 4  # pages scored from their codes, per candidate asked for
+REFINE_FINAL = 32  # the best pages from the codes scored again at 8 bits a dimension
+THREADS = min(2, os.cpu_count() or 1)  # each stage split over this many threads
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
-def _segment_sum_max(sims: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per page (rows ``offsets[i]:offsets[i + 1]`` of ``sims``, vectors × tokens): the sum over tokens of the
-    best vector's similarity. A page without vectors scores -inf."""
-    if not len(sims):
-        return np.full(len(offsets) - 1, -np.inf, dtype=np.float32)
-    starts = np.minimum(offsets[:-1], len(sims) - 1)
-    out = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1)
-    out[offsets[1:] == offsets[:-1]] = -np.inf
-    return out
+def _parallel(fn, parts: list) -> list:
+    """``fn`` over ``parts`` on ``THREADS`` threads (the kernels release the GIL); in this thread when one."""
+    global _POOL
+    if THREADS < 2 or len(parts) < 2:
+        return [fn(x) for x in parts]
+    if _POOL is None or _POOL[0] != os.getpid():  # a forked child has the object but not its threads
+        _POOL = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="docrag-codes"))
+    return list(_POOL[1].map(fn, parts))
+
+
+def _token_part(pack: CodesPack, q, probe, missing, rowmaps) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 1 for some of the query's tokens: each page's summed ``best − missing`` and the pages scored."""
+    best = np.full(pack.n_pages, -np.inf, dtype=np.float32)
+    total = np.zeros(pack.n_pages, dtype=np.float32)
+    seen = np.zeros(pack.n_pages, dtype=np.bool_)
+    touched = np.empty(pack.n_pages, dtype=np.int64)
+    n = 0
+    for (starts, pages, scales, values), rowmap in zip(pack.lists, rowmaps, strict=True):
+        n = warp_lists(q, probe, missing, starts, pages, scales, values, rowmap, best, total, seen, touched, n)
+        if n < 0:
+            raise CodesError(f"{pack.folder}: the inverted lists of a segment are damaged")
+    return total, seen
+
+
+def token_estimate(
+    pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, n: int, mask: np.ndarray | None
+) -> np.ndarray:
+    """The best ``n`` rows by the token-level estimate (stage 1; ``mask``: the rows allowed), in no order."""
+    n_book = book_sims.shape[1]
+    if n_book > NPROBE:
+        part = np.argpartition(-book_sims, NPROBE, axis=1)
+        probe = np.ascontiguousarray(part[:, :NPROBE], dtype=np.int64)
+        missing = np.take_along_axis(book_sims, part[:, NPROBE : NPROBE + 1], axis=1)[:, 0]
+    else:  # every centroid probed: a page misses a token only when it has no pooled vector
+        probe = np.tile(np.arange(n_book, dtype=np.int64), (len(q), 1))
+        missing = book_sims.min(axis=1) - 1
+    missing = np.ascontiguousarray(missing, dtype=np.float32)
+    rowmaps = pack.rowmaps
+    if mask is not None:  # filtered out: as if deleted
+        rowmaps = [np.where((r >= 0) & mask[np.maximum(r, 0)], r, -1) for r in rowmaps]
+    splits = np.array_split(np.arange(len(q)), min(THREADS, len(q)))
+    parts = _parallel(lambda t: _token_part(pack, q[t], probe[t], missing[t], rowmaps), splits)
+    total, seen = parts[0]
+    for more_total, more_seen in parts[1:]:
+        total += more_total
+        seen |= more_seen
+    rows = np.flatnonzero(seen)
+    if len(rows) > n:
+        return rows[top_finite(total[rows], n)]
+    if len(rows) < n:  # too few pages share a probed centroid with the query: the others tie, any will do
+        rest = np.flatnonzero(~seen if mask is None else ~seen & mask)
+        rows = np.concatenate([rows, rest[: n - len(rows)]])
+    return rows
 
 
 def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Exact MaxSim of the query against the pooled vectors (int8 × scale, ``POOL_SLOTS`` a page) of pages
     ``rows``; a page without pooled vectors scores -inf."""
-    qt = np.ascontiguousarray(q.T)
-    scales, values = pack.pooled(rows)
-    if not np.isfinite(scales).all():
-        raise CodesError(f"{pack.folder}: the pooled vectors of some pages are damaged")
-    sims = np.empty((len(values), len(q)), dtype=np.float32)
-    buf = np.empty((min(CHUNK, len(values)), pack.dim), dtype=np.float32)
-    for a in range(0, len(values), CHUNK):  # widen a block at a time (it stays in the CPU's cache)
-        b = min(a + CHUNK, len(values))
-        np.copyto(buf[: b - a], values[a:b], casting="unsafe")
-        np.matmul(buf[: b - a], qt, out=sims[a:b])
-        sims[a:b] *= scales[a:b, None]
-    out = sims.reshape(len(rows), POOL_SLOTS, len(q)).max(axis=1).sum(axis=1)
+
+    def part(some: np.ndarray) -> np.ndarray:
+        scales, values = pack.pooled(some, reuse=True)
+        if not np.isfinite(scales).all():
+            raise CodesError(f"{pack.folder}: the pooled vectors of some pages are damaged")
+        return pooled_maxsim(q, scales, values, POOL_SLOTS)
+
+    out = np.concatenate(_parallel(part, np.array_split(rows, THREADS)) or [np.zeros(0, np.float32)])
     out[pack.pool_count[rows] == 0] = -np.inf
     return out
-
-
-def _levels(block: np.ndarray, out: np.ndarray) -> None:
-    """Nibble bytes (n, dim / 2) as float levels (n, dim): dimension j from the low nibble of byte j, j + dim / 2
-    from the high one."""
-    half = block.shape[1]
-    np.bitwise_and(block, 15, out=out[:, :half], casting="unsafe")
-    np.right_shift(block, 4, out=out[:, half : 2 * half], casting="unsafe")
 
 
 def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np.ndarray, refine: bool = False):
@@ -72,33 +112,23 @@ def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np
     (``refine``) at 8 bits with the refinement nibbles. ``book_sims``: the query's similarities to the codebook
     (tokens, centroids). With ``L`` levels a vector is ``book[id] + mean + std ∘ s · ((n + 1/2) · 2/L − 1)`` (``n``
     its levels, ``s`` its scale), so its score is ``book_sims[:, id] + q·mean + s · (a·n + b)`` with
-    ``a = q ∘ std · 2/L`` and ``b = (1/L − 1) · q·std``: one matmul with the levels and a column of ones."""
+    ``a = q ∘ std · 2/L`` and ``b = (1/L − 1) · q·std``."""
     levels_n = LEVELS if refine else 1 << pack.bits
-    ab = np.empty((pack.dim + 1, len(q)), dtype=np.float32)  # (a | b)ᵀ
-    ab[:-1] = (q * pack.std * (2 / levels_n)).T
-    ab[-1] = (1 / levels_n - 1) * (q @ pack.std)
-    book_t = np.ascontiguousarray(book_sims.T)  # (centroids, tokens): a vector's row is one gather
+    a = np.ascontiguousarray(q * pack.std * (2 / levels_n), dtype=np.float32)
+    b = np.ascontiguousarray((1 / levels_n - 1) * (q @ pack.std), dtype=np.float32)
+    book_t = np.ascontiguousarray(book_sims.T, dtype=np.float32)  # (centroids, tokens): a vector's row
     const = float((q @ pack.mean).sum())  # the same for every page's best vectors: added once
 
-    ids, scales, codes, offsets = pack.codes(rows)
-    if len(ids) and (int(ids.max()) >= len(book_sims[0]) or not np.isfinite(scales).all()):
-        raise CodesError(f"{pack.folder}: the codes of some pages are damaged")
-    fine = pack.refine(rows) if refine else None
-    sims = np.empty((len(ids), len(q)), dtype=np.float32)
-    levels = np.ones((min(CHUNK, len(ids)), pack.dim + 1), dtype=np.float32)
-    low = np.empty((len(levels), pack.dim), dtype=np.float32) if refine else levels
-    for a in range(0, len(ids), CHUNK):
-        b = min(a + CHUNK, len(ids))
-        out, part = levels[: b - a], sims[a:b]
-        _levels(codes[a:b], out)
-        if fine is not None:  # level = 16 · code + refinement
-            out[:, :-1] *= LEVELS >> pack.bits
-            _levels(fine[a:b], low[: b - a])
-            out[:, :-1] += low[: b - a]
-        np.matmul(out, ab, out=part)
-        part *= scales[a:b, None]
-        part += book_t[ids[a:b]]
-    return _segment_sum_max(sims, offsets) + const
+    def part(some: np.ndarray) -> np.ndarray:
+        ids, scales, codes, offsets = pack.codes(some, reuse=True)
+        fine = pack.refine(some, reuse=True) if refine else codes
+        out = codes_maxsim(a, b, book_t, ids, scales, codes, fine, offsets, refine)
+        if out is None:
+            raise CodesError(f"{pack.folder}: the codes of some pages are damaged")
+        return out
+
+    parts = _parallel(part, np.array_split(rows, THREADS if len(rows) >= 2 * THREADS else 1))
+    return np.concatenate(parts or [np.zeros(0, np.float32)]) + const
 
 
 def search_codes(
@@ -121,7 +151,7 @@ def search_rows(
     """``search_codes`` as the pack's rows and scores. ``depths``: (estimate, codes, refine) instead of the
     module's ``ESTIMATE_DEPTH``, ``CODES_DEPTH``, ``REFINE_FINAL``."""
     estimate_depth, codes_depth, refine_final = depths or (ESTIMATE_DEPTH, CODES_DEPTH, REFINE_FINAL)
-    q = np.asarray(query, dtype=np.float32)
+    q = np.ascontiguousarray(query, dtype=np.float32)
     book_sims = q @ pack.codebook.T  # (tokens, centroids)
     n_codes = max(k, refine_final, candidates * codes_depth)
     mask = None
@@ -131,10 +161,7 @@ def search_rows(
     if mask is not None and int(mask.sum()) <= n_codes:
         rows = np.flatnonzero(mask)  # a few documents: every page of theirs from its codes
     else:
-        estimate = centroid_estimate(book_sims, pack.list_pages, pack.list_starts, pack.n_pages, NPROBE)
-        if mask is not None:
-            estimate[~mask] = -np.inf
-        shortlist = np.sort(top_finite(estimate, max(n_codes, candidates * estimate_depth)))
+        shortlist = np.sort(token_estimate(pack, q, book_sims, max(n_codes, candidates * estimate_depth), mask))
         rows = np.sort(shortlist[top_finite(pooled_scores(pack, q, shortlist), n_codes)])
     if not len(rows):
         return rows, np.zeros(0, dtype=np.float32)

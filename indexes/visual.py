@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from .codecs import arrow_to_multivectors, decode, encode
-from .codes_search import search_codes
 from .database import Candidate, Database, ModelMismatchError
 from .maxsim import DevicePacked, PackedDocs, maxsim_scores, resolve_backend
 from .pages import maintain_table, page_where
@@ -209,6 +208,8 @@ class VisualTables:
         method = self.method(method)
         pack = self.codes() if method == "two-stage" and rerank == "auto" and stage in (None, "centroids") else None
         if pack is not None:
+            from .codes_search import search_codes  # numba's import (0.3 s) only where the codes answer
+
             try:
                 return [search_codes(pack, q, k, allowed, max(candidates, k)) for q in queries]
             except CodesError as exc:  # bytes damaged in place: not used again until rebuilt

@@ -16,22 +16,24 @@ MaxSim from them is ``q·centroid`` (a column of the query × codebook product t
 plus the vector's scale times a matmul of the query, scaled per dimension, with the residual levels.
 
 The same files hold what the first stage reads: the page keys, each page's pooled vectors (int8 with a float16
-scale a vector, ``POOL_SLOTS`` a page: short pages repeat their first one, which leaves MaxSim as it is) and the
-centroid inverted lists over their codes. So a query on a current pack reads no LanceDB table
-and a new process answers without importing lancedb (1.6 s here).
+scale a vector, ``POOL_SLOTS`` a page: short pages repeat their first one, which leaves MaxSim as it is) and,
+per segment, the same pooled vectors again in inverted lists by centroid (the token-level first stage scans the
+lists its query tokens probe). So a query on a current pack reads no LanceDB table and a new process answers
+without importing lancedb (1.6 s here).
 
 Layout under ``<root>``:
 
 - ``seg-<id>/``: an immutable **segment**: ``codes.bin`` (per vector: id uint16, scale float16, ``dim · 4 / 8``
-  code bytes), ``refine.bin`` (``dim / 2`` bytes a vector), ``pooled.bin`` (scale float16 + int8, ``dim`` a row) and
-  ``seg.json`` (sizes, CRC32s). Adding documents writes one new segment with their pages; kept pages stay
-  where they are.
+  code bytes), ``refine.bin`` (``dim / 2`` bytes a vector), ``pooled.bin`` (scale float16 + int8, ``dim`` a row),
+  ``lists.bin`` (the pages' real pooled vectors sorted by centroid, in three runs: the page's index in the
+  segment uint32, the scale float32, the int8 values), ``lists.idx`` (int64: where each centroid's run starts;
+  one more for the end) and ``seg.json`` (sizes, CRC32s). Adding documents writes one new segment with their
+  pages; kept pages stay where they are.
 - ``gen-<id>/``: a **generation**, what one version of the tables holds: ``pack.json`` (format, bits, dim, the
   source tables' versions, the segments it reads, sizes, CRC32s, the database's record); ``doc_ids.json``;
   per page ``doc_index.npy``, ``page.npy`` (int32), ``rowid.npy`` (uint64, LanceDB row ids), ``where.npy``
   (int64, n × 5: segment, first vector, vectors, first pooled vector, pooled vectors); ``codebook.npy``,
-  ``quant.npy`` (the residuals' mean and deviation a dimension); ``lists_pages.npy`` /
-  ``lists_starts.npy`` (the first stage's inverted lists).
+  ``quant.npy`` (the residuals' mean and deviation a dimension).
   Deleting documents writes a generation without their pages: their bytes stay in the segments (tombstoned)
   until the live share of the segments falls under ``COMPACT_LIVE`` and a generation is written into one new
   segment.
@@ -55,6 +57,7 @@ import io
 import json
 import logging
 import os
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -79,7 +82,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 BITS = 4  # code bits a dimension (RESULTS.md, "Visual rerank from compact codes": 2 bits lose recall)
 LEVELS = 256  # residual levels a dimension: the code is the high nibble, the refinement the low one
 SOURCES = (VISUAL, POOLED, CODEBOOK)
@@ -87,7 +90,8 @@ FOLDER = "visual_codes"
 BATCH = 1024  # pages encoded at a time
 COMPACT_LIVE = 0.5  # a generation is written into one new segment when fewer of its segments' vectors are live
 MAX_SEGMENTS = 32  # … or when it would read more segments than this
-SEG_FILES = ("codes.bin", "refine.bin", "pooled.bin")
+SEG_FILES = ("codes.bin", "refine.bin", "pooled.bin")  # records by page
+LIST_FILES = ("lists.bin", "lists.idx")  # inverted lists by centroid
 WHERE = ("segment", "start", "count", "pool_start", "pool_count")  # the columns of ``where.npy``
 POOL_SLOTS = 64  # pooled records a page (the centroid first stage keeps at most 64 pooled vectors a page)
 
@@ -125,6 +129,7 @@ class CodesPack:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._fds: list[dict[str, int]] = []
+        self._scratch = threading.local()  # per thread, the buffers of ``read(reuse=True)``
         try:
             info = json.loads((folder / "pack.json").read_text())
             if info.get("format") != FORMAT:
@@ -144,7 +149,6 @@ class CodesPack:
         where = load["where"].reshape(-1, len(WHERE)) if self.n_pages else np.zeros((0, len(WHERE)), np.int64)
         self.seg, self.start, self.count, self.pool_start, self.pool_count = (where[:, i] for i in range(len(WHERE)))
         self.codebook, self.mean, self.std = load["codebook"], load["quant"][0], load["quant"][1]
-        self.list_pages, self.list_starts = load["lists_pages"], load["lists_starts"]
         self.width = self.dim * self.bits // 8
         self.sizes = record_bytes(self.dim)
         self.seg_vectors = np.array([int(x["vectors"]) for x in self.seg_info] or [0], dtype=np.int64)
@@ -152,7 +156,6 @@ class CodesPack:
         ok = (
             len(self.doc_index) == len(self.pages) == len(self.rowid) == len(where) == self.n_pages
             and self.codebook.shape[1:] == (self.dim,)
-            and len(self.list_starts) == len(self.codebook) + 1
             and (not self.n_pages or int(self.doc_index.max()) < len(self.doc_ids))
             and (not self.n_pages or (int(self.seg.min()) >= 0 and int(self.seg.max()) < len(self.segments)))
             and bool(np.all(self.start + self.count <= self.seg_vectors[self.seg]))
@@ -171,6 +174,35 @@ class CodesPack:
                     self.close()
                     raise CodesError(f"{folder}: the visual codes are inconsistent ({name}/{fname})")
                 fds[fname] = os.open(path, os.O_RDONLY)
+        self.lists = [self._lists(name, x) for name, x in zip(self.segments, self.seg_info, strict=True)]
+        # each segment's page index -> the pack's row (-1: deleted)
+        self.rowmaps = [np.full(int(x["pooled"]) // POOL_SLOTS, -1, dtype=np.int64) for x in self.seg_info]
+        for s in range(len(self.segments)):
+            here = np.flatnonzero(self.seg == s)
+            self.rowmaps[s][self.pool_start[here] // POOL_SLOTS] = here
+
+    def _lists(self, name: str, info: dict[str, Any]) -> tuple[np.ndarray, ...]:
+        """A segment's inverted lists (``lists.idx`` checked; ``lists.bin`` mapped): starts, pages, scales,
+        values."""
+        folder = self.folder.parent / name
+        n = int(info.get("lists", -1))
+        try:
+            starts = np.fromfile(folder / "lists.idx", dtype="<i8")
+            ok = n >= 0 and len(starts) == len(self.codebook) + 1 and starts[0] == 0 and starts[-1] == n
+            ok = ok and bool(np.all(np.diff(starts) >= 0))
+            ok = ok and (folder / "lists.bin").stat().st_size == n * (8 + self.dim)
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            self.close()
+            raise CodesError(f"{self.folder}: the visual codes are inconsistent ({name}/lists)")
+        if not n:
+            return starts, np.zeros(0, np.uint32), np.zeros(0, np.float32), np.zeros((0, self.dim), np.int8)
+        path = folder / "lists.bin"
+        pages = np.memmap(path, dtype="<u4", mode="r", shape=(n,))
+        scales = np.memmap(path, dtype="<f4", mode="r", offset=4 * n, shape=(n,))
+        values = np.memmap(path, dtype=np.int8, mode="r", offset=8 * n, shape=(n, self.dim))
+        return starts, pages, scales, values
 
     def _checked(self, name: str) -> bytes:
         """A generation file's bytes, read once and checked against its recorded CRC32 (the segments, GBs, are
@@ -201,15 +233,25 @@ class CodesPack:
     def key(self, i: int) -> tuple[str, int]:
         return self.doc_ids[self.doc_index[i]], int(self.pages[i])
 
-    def read(self, name: str, rows: np.ndarray, pooled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def read(
+        self, name: str, rows: np.ndarray, pooled: bool = False, reuse: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The records of pages ``rows`` in segment file ``name``, concatenated in that order ((n, record bytes)
-        uint8), and the offsets of each page in the result."""
+        uint8), and the offsets of each page in the result. ``reuse``: into this thread's buffer for ``name``,
+        valid until its next ``reuse`` read of that file (a fresh buffer faults in its pages: twice the time)."""
         size = self.sizes[name]
         starts = self.pool_start if pooled else self.start
         lengths = np.full(len(rows), POOL_SLOTS, dtype=np.int64) if pooled else self.count[rows]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        buf = np.empty((int(offsets[-1]), size), dtype=np.uint8)
+        if reuse:
+            held = getattr(self._scratch, name, None)
+            if held is None or len(held) < int(offsets[-1]) * size:
+                held = np.empty(int(offsets[-1]) * size * 5 // 4, dtype=np.uint8)
+                setattr(self._scratch, name, held)
+            buf = held[: int(offsets[-1]) * size].reshape(-1, size)
+        else:
+            buf = np.empty((int(offsets[-1]), size), dtype=np.uint8)
         view = memoryview(buf.reshape(-1))
         fds = [f[name] for f in self._fds]
         for seg, s, a, b in zip(
@@ -220,20 +262,22 @@ class CodesPack:
                 raise CodesError(f"{self.folder}: {self.segments[seg]}/{name} is shorter than its record")
         return buf, offsets
 
-    def pooled(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The pooled vectors of pages ``rows``, ``POOL_SLOTS`` a page: their scales (float32) and int8 values."""
-        buf, _ = self.read("pooled.bin", rows, pooled=True)
+    def pooled(self, rows: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The pooled vectors of pages ``rows``, ``POOL_SLOTS`` a page: their scales (float32) and int8 values
+        (``reuse``: as ``read``)."""
+        buf, _ = self.read("pooled.bin", rows, pooled=True, reuse=reuse)
         return buf[:, :2].copy().view("<f2").reshape(-1).astype(np.float32), buf[:, 2:].view(np.int8)
 
-    def codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Centroid ids (uint16), scales (float32), code bytes (n, width) and offsets of pages ``rows``."""
-        buf, offs = self.read("codes.bin", rows)
+    def codes(self, rows: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Centroid ids (uint16), scales (float32), code bytes (n, width) and offsets of pages ``rows``
+        (``reuse``: as ``read``)."""
+        buf, offs = self.read("codes.bin", rows, reuse=reuse)
         ids = buf[:, :2].copy().view("<u2").reshape(-1)
         return ids, buf[:, 2:4].copy().view("<f2").reshape(-1).astype(np.float32), buf[:, 4:], offs
 
-    def refine(self, rows: np.ndarray) -> np.ndarray:
+    def refine(self, rows: np.ndarray, reuse: bool = False) -> np.ndarray:
         """The refinement bytes of pages ``rows`` (n, dim / 2), in the order of ``codes(rows)``."""
-        return self.read("refine.bin", rows)[0]
+        return self.read("refine.bin", rows, reuse=reuse)[0]
 
     def verify(self) -> None:
         """Every file against its recorded CRC32 (a CodesError naming the first that differs)."""
@@ -248,7 +292,7 @@ class CodesPack:
                     raise CodesError(f"{self.folder.parent / seg}: {name} does not match its checksum")
 
 
-_ARRAYS = ("doc_index", "page", "rowid", "where", "codebook", "quant", "lists_pages", "lists_starts")
+_ARRAYS = ("doc_index", "page", "rowid", "where", "codebook", "quant")
 
 
 def _current_folder(root: Path) -> Path | None:

@@ -174,6 +174,20 @@ def test_stale_missing_and_corrupt_codes_are_found_and_check_repair_rebuilds_the
             assert _keys(reader.visual.search(q, 1, method="two-stage", candidates=8)[0]) == [keys[12]]
     assert sum("damaged" in r.getMessage() for r in caplog.records) == 1 and reader.visual.codes() is None
     assert check("--repair")[1]["after"]["visual_codes"] == "current"
+    # the same for the inverted lists: pages outside the segment are refused, not read
+    (segment,) = _segments(db)
+    n_lists = json.loads((segment / "seg.json").read_text())["lists"]
+    data = bytearray((segment / "lists.bin").read_bytes())
+    data[: 4 * n_lists] = b"\xff" * (4 * n_lists)
+    (segment / "lists.bin").write_bytes(bytes(data))
+    caplog.clear()
+    reader = Store(db)
+    with caplog.at_level(logging.WARNING, logger="docrag.indexes"):
+        for _ in range(2):
+            assert _keys(reader.visual.search(q, 1, method="two-stage", candidates=8)[0]) == [keys[12]]
+    assert sum("damaged" in r.getMessage() for r in caplog.records) == 1 and reader.visual.codes() is None
+    assert check()[1]["visual_codes"] == "corrupt"
+    assert check("--repair")[1]["after"]["visual_codes"] == "current"
     gen = codes_root(str(db)) / (codes_root(str(db)) / "CURRENT").read_text()
     np.save(gen / "page.npy", np.load(gen / "page.npy")[::-1].copy())
     assert Store(db).visual.codes() is None and check()[1]["visual_codes"] == "corrupt"

@@ -1,0 +1,168 @@
+"""Compiled kernels of the search on the visual codes (``indexes.codes_search``), one core each.
+
+numba compiles them on first use and caches the machine code next to this file (or in numba's user cache when
+that is read-only), so a new process loads them in milliseconds. numpy's per-element cost (a temporary array an
+operation, ~1 ns an element) made the scoring stages memory-bound; here a page's vectors are decoded and scored
+in registers, four vectors at a time (each element of the query read once for four: 1.8× faster than one at a
+time here). numba does not check bounds: every index read from a file is checked here, and a bad one is reported
+instead of read.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["codes_maxsim", "pooled_maxsim", "warp_lists"]
+
+# fast maths without "no infinities": -inf marks a page not seen yet
+_FAST = {"contract", "reassoc", "nsz", "arcp"}
+_JIT = {"cache": True, "nogil": True, "fastmath": _FAST}
+
+
+@nb.njit(inline="always", **_JIT)
+def _dot4(x, v, dim):
+    """The dot products of ``x`` with rows 0–3 of ``v``."""
+    s0 = s1 = s2 = s3 = np.float32(0.0)
+    for d in range(dim):
+        e = x[d]
+        s0 += e * v[0, d]
+        s1 += e * v[1, d]
+        s2 += e * v[2, d]
+        s3 += e * v[3, d]
+    return s0, s1, s2, s3
+
+
+@nb.njit(**_JIT)
+def warp_lists(q, probe, missing, starts, lpage, lscale, lvec, rowmap, best, total, seen, touched, n_touched):
+    """Token-level candidate generation over one segment's inverted lists of pooled vectors (WARP-style).
+
+    For each query token ``t`` and each of its probed centroids ``probe[t]``, every pooled vector of that
+    centroid's list (``starts``; the page ``lpage`` local to the segment, ``rowmap`` to the pack's row or -1,
+    ``lscale`` × int8 ``lvec``) is scored against the token; a page's best for the token adds
+    ``best − missing[t]`` to its ``total`` (a page without a probed vector for the token keeps the imputed
+    ``missing[t]``, the score of the first centroid not probed). ``best`` (rows, all -inf on entry and exit),
+    ``seen``/``touched``/``n_touched`` (the rows scored so far, across segments) are the caller's. Returns the
+    new ``n_touched``, or -1 when a list names a page outside the segment."""
+    n_tokens, dim = q.shape
+    n_local = len(rowmap)
+    cur = np.empty(min(n_local, len(lpage)) + 1, np.int64)
+    vec4 = np.empty((4, dim), np.float32)
+    sims = np.empty(4, np.float32)
+    for t in range(n_tokens):
+        qt = q[t]
+        nc = 0
+        for p in range(probe.shape[1]):
+            c = probe[t, p]
+            v0, v1 = starts[c], starts[c + 1]
+            for v in range(v0, v1, 4):
+                m = min(4, v1 - v)
+                for k in range(4):  # short blocks repeat their last vector
+                    x = lvec[v + min(k, m - 1)]
+                    for d in range(dim):
+                        vec4[k, d] = np.float32(x[d])
+                sims[0], sims[1], sims[2], sims[3] = _dot4(qt, vec4, dim)
+                for k in range(m):
+                    local = lpage[v + k]
+                    if local >= n_local:
+                        return -1
+                    row = rowmap[local]
+                    if row < 0:
+                        continue  # deleted, or filtered out
+                    s = sims[k] * lscale[v + k]
+                    if best[row] == -np.inf:
+                        cur[nc] = row
+                        nc += 1
+                    if s > best[row]:
+                        best[row] = s
+        m = missing[t]
+        for i in range(nc):
+            row = cur[i]
+            total[row] += best[row] - m
+            best[row] = -np.inf
+            if not seen[row]:
+                seen[row] = True
+                touched[n_touched] = row
+                n_touched += 1
+    return n_touched
+
+
+@nb.njit(**_JIT)
+def pooled_maxsim(q, scales, values, slots):
+    """MaxSim of the query (tokens, dim) against pages of ``slots`` pooled vectors each (``scales`` × int8
+    ``values``, page after page; ``slots`` a multiple of 4)."""
+    n_tokens, dim = q.shape
+    n_pages = len(scales) // slots
+    out = np.empty(n_pages, np.float32)
+    best = np.empty(n_tokens, np.float32)
+    vec4 = np.empty((4, dim), np.float32)
+    for p in range(n_pages):
+        best[:] = -np.inf
+        for v in range(p * slots, (p + 1) * slots, 4):
+            for k in range(4):
+                x = values[v + k]
+                for d in range(dim):
+                    vec4[k, d] = np.float32(x[d])
+            for t in range(n_tokens):
+                s0, s1, s2, s3 = _dot4(q[t], vec4, dim)
+                x = max(s0 * scales[v], s1 * scales[v + 1], s2 * scales[v + 2], s3 * scales[v + 3])
+                if x > best[t]:
+                    best[t] = x
+        tot = np.float32(0.0)
+        for t in range(n_tokens):
+            tot += best[t]
+        out[p] = tot
+    return out
+
+
+@nb.njit(**_JIT)
+def codes_maxsim(a, b, book_t, ids, scales, codes, fine, offsets, refine):
+    """MaxSim of the query against pages of residual codes (``codes_search.codes_scores`` gives the algebra):
+    ``a`` (tokens, dim) and ``b`` (tokens) the query's factors, ``book_t`` (centroids, tokens) its centroid
+    scores, per vector its centroid ``ids``, ``scales`` and code nibbles (with the refinement nibbles ``fine``
+    when ``refine``), page ``i`` the vectors ``offsets[i]:offsets[i + 1]``. A page without vectors scores -inf;
+    an id outside the codebook or a scale that is not finite makes the result None."""
+    n_tokens, dim = a.shape
+    half = dim // 2
+    n_pages = len(offsets) - 1
+    n_book = book_t.shape[0]
+    out = np.empty(n_pages, np.float32)
+    best = np.empty(n_tokens, np.float32)
+    lv = np.empty((4, dim), np.float32)
+    for v in range(offsets[0], offsets[n_pages]):
+        if ids[v] >= n_book or not np.isfinite(scales[v]):
+            return None
+    for p in range(n_pages):
+        best[:] = -np.inf
+        v0, v1 = offsets[p], offsets[p + 1]
+        for v in range(v0, v1, 4):
+            m = min(4, v1 - v)
+            for k in range(4):  # short blocks repeat their last vector: the max is unchanged
+                row = codes[v + min(k, m - 1)]
+                if refine:
+                    fr = fine[v + min(k, m - 1)]
+                    for j in range(half):
+                        lv[k, j] = np.float32((row[j] & 15) * 16 + (fr[j] & 15))
+                        lv[k, j + half] = np.float32((row[j] >> 4) * 16 + (fr[j] >> 4))
+                else:
+                    for j in range(half):
+                        lv[k, j] = np.float32(row[j] & 15)
+                        lv[k, j + half] = np.float32(row[j] >> 4)
+            c0, c1, c2, c3 = ids[v], ids[v + min(1, m - 1)], ids[v + min(2, m - 1)], ids[v + min(3, m - 1)]
+            f0, f1, f2, f3 = scales[v], scales[v + min(1, m - 1)], scales[v + min(2, m - 1)], scales[v + min(3, m - 1)]
+            for t in range(n_tokens):
+                s0, s1, s2, s3 = _dot4(a[t], lv, dim)
+                bt = b[t]
+                x = max(
+                    book_t[c0, t] + f0 * (s0 + bt),
+                    book_t[c1, t] + f1 * (s1 + bt),
+                    book_t[c2, t] + f2 * (s2 + bt),
+                    book_t[c3, t] + f3 * (s3 + bt),
+                )
+                if x > best[t]:
+                    best[t] = x
+        tot = np.float32(0.0)
+        for t in range(n_tokens):
+            tot += best[t]
+        out[p] = tot if v1 > v0 else -np.inf
+    return out
