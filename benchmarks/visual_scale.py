@@ -24,7 +24,7 @@ Reported per method (``--json``: one object per method):
 token probes its ``--nprobe`` nearest centroids' inverted lists of pooled vectors (token-level candidate
 generation), the best ``--estimate-depth`` × candidates pages are scored on all their pooled vectors (int8), the
 best ``--codes-depth`` × candidates of those from their 4-bit codes, the best ``--refine-final`` of those again
-at 8 bits a dimension (0: none). LanceDB is never read. Its first stage bytes are the pack's pooled vectors
+at 12 bits a dimension (0: none). LanceDB is never read. Its first stage bytes are the pack's pooled vectors
 (twice: by page and in the inverted lists) and codebook, its bytes everything in the pack; the rerank codes
 alone (ids + 4-bit residuals) are printed in the note. The other two-stage methods rerank from the stored
 vectors, as before.
@@ -377,7 +377,7 @@ def scale(args: argparse.Namespace) -> list[dict]:
             "exact": "exact",
             "fast-plaid": "fast-plaid (its own index)",
             "codes": f"tokens+codes (nprobe {args.nprobe}, {args.estimate_depth}x, {args.codes_depth}x"
-            + (f", {args.refine_final} at 8 bits)" if args.refine_final else ")"),
+            + (f", {args.refine_final} at 12 bits)" if args.refine_final else ")"),
         }.get(method, f"two-stage/{method}")
         rows.append(
             {
@@ -485,7 +485,7 @@ def main() -> None:
         "--codes-depth", type=int, default=cs.CODES_DEPTH, help="codes: pages scored from the codes, per candidate"
     )
     ap.add_argument(
-        "--refine-final", type=int, default=cs.REFINE_FINAL, help="codes: best pages scored again at 8 bits (0: none)"
+        "--refine-final", type=int, default=cs.REFINE_FINAL, help="codes: best pages scored again at 12 bits (0: none)"
     )
     ap.add_argument("--questions", type=int, default=34, help="how many leading queries are questions (dev set)")
     ap.add_argument("--compression", action="store_true")

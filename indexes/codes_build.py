@@ -24,6 +24,7 @@ from .visual_codes import (
     BATCH,
     BITS,
     COMPACT_LIVE,
+    FINE_BITS,
     FORMAT,
     LEVELS,
     LIST_FILES,
@@ -65,13 +66,13 @@ def encode_residuals(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n, dim) vectors as residuals to their centroids ``book[ids]``, normalised (``mean``, ``std`` a dimension),
     divided by their largest magnitude (the scale, float16) and quantised to ``LEVELS`` levels over [-1, 1]:
-    the scales and two (n, dim / 2) uint8 nibble arrays (``_nibbles``), the codes (high nibbles) and the
-    refinement (low nibbles)."""
+    the scales, the codes (the levels' high ``BITS`` as (n, dim / 2) nibble bytes, ``_nibbles``) and the
+    refinement (their low 8 bits, (n, dim) bytes)."""
     u = (np.asarray(vectors, np.float32) - book[ids] - mean) / std
     scale = np.maximum(np.abs(u).max(axis=1), 1e-6).astype(np.float16)
     q = np.floor((u / scale.astype(np.float32)[:, None] + 1) * (LEVELS / 2))
-    q = np.clip(q, 0, LEVELS - 1).astype(np.uint8)
-    return scale, _nibbles(q >> np.uint8(BITS)), _nibbles(q & np.uint8((1 << BITS) - 1))
+    q = np.clip(q, 0, LEVELS - 1).astype(np.uint16)
+    return scale, _nibbles((q >> (FINE_BITS - BITS)).astype(np.uint8)), (q & 255).astype(np.uint8)
 
 
 def pooled_records(vectors: np.ndarray) -> np.ndarray:

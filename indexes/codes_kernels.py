@@ -119,9 +119,9 @@ def pooled_maxsim(q, scales, values, slots):
 def codes_maxsim(a, b, book_t, ids, scales, codes, fine, offsets, refine):
     """MaxSim of the query against pages of residual codes (``codes_search.codes_scores`` gives the algebra):
     ``a`` (tokens, dim) and ``b`` (tokens) the query's factors, ``book_t`` (centroids, tokens) its centroid
-    scores, per vector its centroid ``ids``, ``scales`` and code nibbles (with the refinement nibbles ``fine``
-    when ``refine``), page ``i`` the vectors ``offsets[i]:offsets[i + 1]``. A page without vectors scores -inf;
-    an id outside the codebook or a scale that is not finite makes the result None."""
+    scores, per vector its centroid ``ids``, ``scales`` and code nibbles (with the refinement bytes ``fine``
+    when ``refine``: 12 bits a dimension), page ``i`` the vectors ``offsets[i]:offsets[i + 1]``. A page without
+    vectors scores -inf; an id outside the codebook or a scale that is not finite makes the result None."""
     n_tokens, dim = a.shape
     half = dim // 2
     n_pages = len(offsets) - 1
@@ -139,11 +139,11 @@ def codes_maxsim(a, b, book_t, ids, scales, codes, fine, offsets, refine):
             m = min(4, v1 - v)
             for k in range(4):  # short blocks repeat their last vector: the max is unchanged
                 row = codes[v + min(k, m - 1)]
-                if refine:
+                if refine:  # 12 bits: the code's 4 above the refinement's 8
                     fr = fine[v + min(k, m - 1)]
                     for j in range(half):
-                        lv[k, j] = np.float32((row[j] & 15) * 16 + (fr[j] & 15))
-                        lv[k, j + half] = np.float32((row[j] >> 4) * 16 + (fr[j] >> 4))
+                        lv[k, j] = np.float32((row[j] & 15) * 256 + fr[j])
+                        lv[k, j + half] = np.float32((row[j] >> 4) * 256 + fr[j + half])
                 else:
                     for j in range(half):
                         lv[k, j] = np.float32(row[j] & 15)

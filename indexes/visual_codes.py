@@ -5,12 +5,14 @@ LanceDB costs tens of milliseconds and the vectors of 100k pages (20 GiB) do not
 rerank reads *codes* instead (PLAID-style): each stored page vector is a centroid id of the first stage's codebook
 (the code of the page's pooled vector nearest to it; uint16) plus its residual to that centroid, normalised per
 dimension (mean and standard deviation of the first pages' residuals), scaled per vector by its largest
-magnitude (float16; so nothing is clipped) and quantised uniformly to 8 bits a dimension, split in two nibbles:
+magnitude (float16; so nothing is clipped) and quantised uniformly to 12 bits a dimension, split in two:
 
-- the **code** (high nibble, 4 bits a dimension): with the id and the scale, 68 bytes a vector, about 58 KB a
+- the **code** (the high 4 bits a dimension): with the id and the scale, 68 bytes a vector, about 58 KB a
   page of 850 vectors (float16: 218 KB). The rerank of hundreds of pages reads these;
-- the **refinement** (low nibble): read only for the best few pages, which are then scored at 8 bits a
-  dimension (int8 storage keeps recall@10 0.993 of exact; RESULTS.md, "Visual rerank from compact codes").
+- the **refinement** (the low 8 bits, a byte a dimension): read only for the best few pages, which are then
+  scored at 12 bits a dimension (MaxSim within 0.0002 of exact on scores around 20: the near-ties among the best
+  pages of related documents, 0.0003–0.02 apart, are told apart; at 8 bits a tenth of the queries swapped one;
+  RESULTS.md, "Visual search from compact codes, third pass").
 
 MaxSim from them is ``q·centroid`` (a column of the query × codebook product the first stage computes anyway)
 plus the vector's scale times a matmul of the query, scaled per dimension, with the residual levels.
@@ -24,7 +26,7 @@ without importing lancedb (1.6 s here).
 Layout under ``<root>``:
 
 - ``seg-<id>/``: an immutable **segment**: ``codes.bin`` (per vector: id uint16, scale float16, ``dim · 4 / 8``
-  code bytes), ``refine.bin`` (``dim / 2`` bytes a vector), ``pooled.bin`` (scale float16 + int8, ``dim`` a row),
+  code bytes), ``refine.bin`` (``dim`` bytes a vector), ``pooled.bin`` (scale float16 + int8, ``dim`` a row),
   ``lists.bin`` (the pages' real pooled vectors sorted by centroid, in three runs: the page's index in the
   segment uint32, the scale float32, the int8 values), ``lists.idx`` (int64: where each centroid's run starts;
   one more for the end) and ``seg.json`` (sizes, CRC32s). Adding documents writes one new segment with their
@@ -82,9 +84,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3
+FORMAT = 4
 BITS = 4  # code bits a dimension (RESULTS.md, "Visual rerank from compact codes": 2 bits lose recall)
-LEVELS = 256  # residual levels a dimension: the code is the high nibble, the refinement the low one
+FINE_BITS = 12  # residual bits a dimension: the code has the high BITS, the refinement the low 8
+LEVELS = 1 << FINE_BITS
 SOURCES = (VISUAL, POOLED, CODEBOOK)
 FOLDER = "visual_codes"
 BATCH = 1024  # pages encoded at a time
@@ -119,7 +122,7 @@ def crc_of(path: Path) -> int:
 
 def record_bytes(dim: int) -> dict[str, int]:
     """Bytes a vector (codes, refine) or a pooled vector (pooled) takes in each segment file."""
-    return {"codes.bin": 4 + dim * BITS // 8, "refine.bin": dim * (8 - BITS) // 8, "pooled.bin": 2 + dim}
+    return {"codes.bin": 4 + dim * BITS // 8, "refine.bin": dim * (FINE_BITS - BITS) // 8, "pooled.bin": 2 + dim}
 
 
 class CodesPack:
@@ -276,7 +279,7 @@ class CodesPack:
         return ids, buf[:, 2:4].copy().view("<f2").reshape(-1).astype(np.float32), buf[:, 4:], offs
 
     def refine(self, rows: np.ndarray, reuse: bool = False) -> np.ndarray:
-        """The refinement bytes of pages ``rows`` (n, dim / 2), in the order of ``codes(rows)``."""
+        """The refinement bytes of pages ``rows`` (n, dim), in the order of ``codes(rows)``."""
         return self.read("refine.bin", rows, reuse=reuse)[0]
 
     def verify(self) -> None:

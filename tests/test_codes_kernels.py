@@ -84,7 +84,7 @@ def test_pooled_maxsim_is_maxsim_of_the_dequantised_vectors():
 
 @pytest.mark.parametrize("refine", [False, True])
 def test_codes_maxsim_is_maxsim_of_the_decoded_vectors(refine):
-    n_book, levels = 9, 256 if refine else 16
+    n_book, levels = 9, 4096 if refine else 16
     q = RNG.standard_normal((TOKENS, DIM)).astype(np.float32)
     book = RNG.standard_normal((n_book, DIM)).astype(np.float32)
     std = RNG.uniform(0.5, 2, DIM).astype(np.float32)
@@ -92,11 +92,11 @@ def test_codes_maxsim_is_maxsim_of_the_decoded_vectors(refine):
     ids = RNG.integers(0, n_book, 10).astype(np.uint16)
     scales = RNG.uniform(0.1, 1, 10).astype(np.float32)
     codes = RNG.integers(0, 256, (10, DIM // 2)).astype(np.uint8)
-    fine = RNG.integers(0, 256, (10, DIM // 2)).astype(np.uint8)
+    fine = RNG.integers(0, 256, (10, DIM)).astype(np.uint8)  # the low 8 of 12 bits a dimension
     half = DIM // 2
     n = np.concatenate([codes & 15, codes >> 4], axis=1).astype(np.float32)  # dimension j, j + dim/2
     if refine:
-        n = n * 16 + np.concatenate([fine & 15, fine >> 4], axis=1)
+        n = n * 256 + fine
     assert n.shape == (10, 2 * half)
     vectors = book[ids] + std * scales[:, None] * ((n + 0.5) * 2 / levels - 1)
     a = np.ascontiguousarray(q * std * (2 / levels))

@@ -54,10 +54,10 @@ def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built, monkeypatch)
     store, _, keys, queries = built
     assert pack_state(store.db, verify=True) == "current"
     exact = store.visual.search(queries, 10, method="exact")
-    # the default: the best 32 from the codes scored again at 8 bits a dimension (near-exact scores)
+    # the default: the best 32 from the codes scored again at 12 bits a dimension (near-exact scores)
     final = store.visual.search(queries, 10, method="two-stage", candidates=8)
     assert _recall(final, exact) >= 0.97
-    assert [c.score for c in final[0]] == pytest.approx([c.score for c in exact[0]][: len(final[0])], rel=5e-3)
+    assert [c.score for c in final[0]] == pytest.approx([c.score for c in exact[0]][: len(final[0])], rel=2e-4)
     monkeypatch.setattr(codes_search, "REFINE_FINAL", 0)  # from the 4-bit codes alone
     codes = store.visual.search(queries, 10, method="two-stage", candidates=8)
     assert _recall(codes, exact) >= 0.95
