@@ -404,7 +404,7 @@ def scale(args: argparse.Namespace) -> list[dict]:
 
 
 def _pack_bytes(db: Path) -> tuple[int, int, int]:
-    """The current codes pack's bytes: its first stage (pooled vectors, lists, codebook), all of it (the
+    """The current codes pack's bytes: its first stage (pooled vectors by page and in lists, codebook), all of it (the
     generation and the segments it reads), and the rerank codes alone (ids + 4-bit residuals)."""
     from docrag.indexes.visual_codes import codes_root
 
@@ -414,7 +414,7 @@ def _pack_bytes(db: Path) -> tuple[int, int, int]:
     size: dict[str, int] = {}
     for path in [p for d in (folder, *segments) for p in d.iterdir()]:
         size[path.name] = size.get(path.name, 0) + path.stat().st_size
-    first = sum(v for k, v in size.items() if k.startswith(("pooled", "lists_", "codebook")))
+    first = sum(v for k, v in size.items() if k.startswith(("pooled", "lists.", "codebook")))
     return first, sum(size.values()), size.get("codes.bin", 0)
 
 

@@ -123,7 +123,9 @@ class _Segment:
         real as ``pooled_codes``, their centroids); its ``where`` row without the segment: first vector,
         vectors, first pooled record, pooled vectors."""
         n, n_pooled = len(codes), len(pooled_codes)
-        assert codes.shape[1] == self.sizes["codes.bin"] and len(refine) == n and n_pooled <= POOL_SLOTS
+        if n_pooled > POOL_SLOTS:
+            raise CodesError(f"a page has {n_pooled} pooled vectors, the codes hold {POOL_SLOTS}")
+        assert codes.shape[1] == self.sizes["codes.bin"] and len(refine) == n
         assert pooled.shape == (POOL_SLOTS, self.sizes["pooled.bin"])
         if n_pooled and int(np.max(pooled_codes)) >= self.n_centroids:
             raise CodesError(f"a pooled vector's code is outside the codebook ({self.n_centroids} centroids)")
@@ -135,6 +137,11 @@ class _Segment:
         self.vectors += n
         self.pooled += POOL_SLOTS
         return out
+
+    def abort(self) -> None:
+        """Close the files without writing the lists (the segment is being removed)."""
+        for f in self.files.values():
+            f.close()
 
     def close(self) -> None:
         for name in SEG_FILES:
@@ -278,11 +285,14 @@ def _warm(gen: Path) -> None:
     an installation) before a reader's first query needs them."""
     from .codes_search import search_rows
 
-    pack = CodesPack(gen)
     try:
-        search_rows(pack, pack.codebook[:4], 1, None, 1)
-    finally:
-        pack.close()
+        pack = CodesPack(gen)
+        try:
+            search_rows(pack, pack.codebook[:4], 1, None, 1)
+        finally:
+            pack.close()
+    except Exception as exc:  # the pack is written and current: a reader compiles the kernels itself
+        log.warning("%s: the search kernels did not warm up (%s)", gen, exc)
 
 
 @dataclass
@@ -370,9 +380,12 @@ def _write(
                     scale, codes, ref = encode_residuals(v, ids, book, mean, std)
                     rec, pv = _records(ids, scale, codes), pooled_records(pv32)
                 where[a + i] = (len(segments) - 1, *seg.page(rec, ref, pv, pc))
-    finally:
+    except BaseException:
         if seg is not None:
-            seg.close()
+            seg.abort()
+        raise
+    if seg is not None:
+        seg.close()
     np.save(gen / "where.npy", where)
     quant_arr = np.stack([mean, std]).astype(np.float32) if mean is not None else np.zeros((2, dim), np.float32)
     np.save(gen / "quant.npy", quant_arr)

@@ -1,26 +1,44 @@
 """Compiled kernels of the search on the visual codes (``indexes.codes_search``), one core each.
 
-numba compiles them on first use and caches the machine code next to this file (or in numba's user cache when
-that is read-only), so a new process loads them in milliseconds. numpy's per-element cost (a temporary array an
-operation, ~1 ns an element) made the scoring stages memory-bound; here a page's vectors are decoded and scored
-in registers, four vectors at a time (each element of the query read once for four: 1.8× faster than one at a
-time here). numba does not check bounds: every index read from a file is checked here, and a bad one is reported
-instead of read.
+numba compiles them on first use (about 3 s; ``codes_build`` does it when it writes a pack) and caches the
+machine code next to this file (or in ``$NUMBA_CACHE_DIR`` or numba's user cache when that is read-only; with no
+writable place at all each process compiles them), so a new process loads them in a fraction of a second.
+numpy's per-element cost (a temporary array an operation, ~1 ns an element) made the scoring stages
+memory-bound; here a page's vectors are decoded and scored in registers, four vectors at a time (each element
+of the query read once for four: 1.8× faster than one at a time here). numba does not check bounds: what comes
+from the files is checked before it indexes anything — ``CodesPack`` checks the lists' starts and the
+generation's offsets when it opens a pack, the kernels the page numbers, centroid ids and scales they read (a
+bad one is reported instead of read).
 """
 
 from __future__ import annotations
+
+import logging
 
 import numba as nb
 import numpy as np
 
 __all__ = ["codes_maxsim", "pooled_maxsim", "warp_lists"]
 
-# fast maths without "no infinities": -inf marks a page not seen yet
+log = logging.getLogger(__name__)
+
+# fast maths without "no infinities" or "no NaNs": -inf marks a page without a score, and NaN must compare false
 _FAST = {"contract", "reassoc", "nsz", "arcp"}
-_JIT = {"cache": True, "nogil": True, "fastmath": _FAST}
 
 
-@nb.njit(inline="always", **_JIT)
+def _jit(fn=None, **extra):
+    """``numba.njit`` releasing the GIL, with fast maths, cached on disk where numba finds a writable place (the
+    package's ``__pycache__``, ``$NUMBA_CACHE_DIR`` or the user's cache); compiled in each process otherwise."""
+    if fn is None:
+        return lambda f: _jit(f, **extra)
+    try:
+        return nb.njit(cache=True, nogil=True, fastmath=_FAST, **extra)(fn)
+    except RuntimeError as exc:  # "cannot cache function …: no locator available" (a read-only installation)
+        log.info("docrag's search kernels are compiled in each process (%s)", exc)
+        return nb.njit(cache=False, nogil=True, fastmath=_FAST, **extra)(fn)
+
+
+@_jit(inline="always")
 def _dot4(x, v, dim):
     """The dot products of ``x`` with rows 0–3 of ``v``."""
     s0 = s1 = s2 = s3 = np.float32(0.0)
@@ -33,20 +51,22 @@ def _dot4(x, v, dim):
     return s0, s1, s2, s3
 
 
-@nb.njit(**_JIT)
-def warp_lists(q, probe, missing, starts, lpage, lscale, lvec, rowmap, best, total, seen, touched, n_touched):
+@_jit
+def warp_lists(q, probe, missing, starts, lpage, lscale, lvec, rowmap, best, total, seen):
     """Token-level candidate generation over one segment's inverted lists of pooled vectors (WARP-style).
 
     For each query token ``t`` and each of its probed centroids ``probe[t]``, every pooled vector of that
     centroid's list (``starts``; the page ``lpage`` local to the segment, ``rowmap`` to the pack's row or -1,
     ``lscale`` × int8 ``lvec``) is scored against the token; a page's best for the token adds
     ``best − missing[t]`` to its ``total`` (a page without a probed vector for the token keeps the imputed
-    ``missing[t]``, the score of the first centroid not probed). ``best`` (rows, all -inf on entry and exit),
-    ``seen``/``touched``/``n_touched`` (the rows scored so far, across segments) are the caller's. Returns the
-    new ``n_touched``, or -1 when a list names a page outside the segment."""
+    ``missing[t]``, the score of the first centroid not probed; the pages never scored keep it for every token,
+    so they rank after those scored, as in WARP) and marks it ``seen``. ``best`` (rows, all -inf on entry and
+    exit), ``total`` and ``seen`` are the caller's. Returns 0, or -1 when a list names a page outside the
+    segment or holds a scale that is not finite (the file is damaged)."""
     n_tokens, dim = q.shape
     n_local = len(rowmap)
-    cur = np.empty(min(n_local, len(lpage)) + 1, np.int64)
+    cur = np.empty(len(best), np.int64)  # the rows scored for this token
+    listed = np.zeros(len(best), np.bool_)  # … as flags (a NaN score never leaves best at -inf's mark)
     vec4 = np.empty((4, dim), np.float32)
     sims = np.empty(4, np.float32)
     for t in range(n_tokens):
@@ -64,30 +84,31 @@ def warp_lists(q, probe, missing, starts, lpage, lscale, lvec, rowmap, best, tot
                 sims[0], sims[1], sims[2], sims[3] = _dot4(qt, vec4, dim)
                 for k in range(m):
                     local = lpage[v + k]
-                    if local >= n_local:
+                    scale = lscale[v + k]
+                    if local >= n_local or not np.isfinite(scale):
                         return -1
                     row = rowmap[local]
                     if row < 0:
                         continue  # deleted, or filtered out
-                    s = sims[k] * lscale[v + k]
-                    if best[row] == -np.inf:
+                    if not listed[row]:
+                        listed[row] = True
                         cur[nc] = row
                         nc += 1
+                    s = sims[k] * scale
                     if s > best[row]:
                         best[row] = s
         m = missing[t]
         for i in range(nc):
             row = cur[i]
-            total[row] += best[row] - m
-            best[row] = -np.inf
-            if not seen[row]:
+            if best[row] > -np.inf:
+                total[row] += best[row] - m
                 seen[row] = True
-                touched[n_touched] = row
-                n_touched += 1
-    return n_touched
+            best[row] = -np.inf
+            listed[row] = False
+    return 0
 
 
-@nb.njit(**_JIT)
+@_jit
 def pooled_maxsim(q, scales, values, slots):
     """MaxSim of the query (tokens, dim) against pages of ``slots`` pooled vectors each (``scales`` × int8
     ``values``, page after page; ``slots`` a multiple of 4)."""
@@ -115,7 +136,7 @@ def pooled_maxsim(q, scales, values, slots):
     return out
 
 
-@nb.njit(**_JIT)
+@_jit
 def codes_maxsim(a, b, book_t, ids, scales, codes, fine, offsets, refine):
     """MaxSim of the query against pages of residual codes (``codes_search.codes_scores`` gives the algebra):
     ``a`` (tokens, dim) and ``b`` (tokens) the query's factors, ``book_t`` (centroids, tokens) its centroid

@@ -18,6 +18,7 @@ of exact MaxSim here.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -33,8 +34,9 @@ NPROBE = 32  # centroids a query token probes in the token-level stage
 ESTIMATE_DEPTH = 16  # pages kept by the token-level stage, per candidate asked for
 CODES_DEPTH = 4  # pages scored from their codes, per candidate asked for
 REFINE_FINAL = 32  # the best pages from the codes scored again at 12 bits a dimension
-THREADS = min(2, os.cpu_count() or 1)  # each stage split over this many threads
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
+THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool): THREADS threads
+_POOL_LOCK = threading.Lock()
 
 
 def _parallel(fn, parts: list) -> list:
@@ -42,9 +44,11 @@ def _parallel(fn, parts: list) -> list:
     global _POOL
     if THREADS < 2 or len(parts) < 2:
         return [fn(x) for x in parts]
-    if _POOL is None or _POOL[0] != os.getpid():  # a forked child has the object but not its threads
-        _POOL = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="docrag-codes"))
-    return list(_POOL[1].map(fn, parts))
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():  # a forked child has the object but not its threads
+            _POOL = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="docrag-codes"))
+        pool = _POOL[1]
+    return list(pool.map(fn, parts))
 
 
 def _token_part(pack: CodesPack, q, probe, missing, rowmaps) -> tuple[np.ndarray, np.ndarray]:
@@ -52,11 +56,8 @@ def _token_part(pack: CodesPack, q, probe, missing, rowmaps) -> tuple[np.ndarray
     best = np.full(pack.n_pages, -np.inf, dtype=np.float32)
     total = np.zeros(pack.n_pages, dtype=np.float32)
     seen = np.zeros(pack.n_pages, dtype=np.bool_)
-    touched = np.empty(pack.n_pages, dtype=np.int64)
-    n = 0
     for (starts, pages, scales, values), rowmap in zip(pack.lists, rowmaps, strict=True):
-        n = warp_lists(q, probe, missing, starts, pages, scales, values, rowmap, best, total, seen, touched, n)
-        if n < 0:
+        if warp_lists(q, probe, missing, starts, pages, scales, values, rowmap, best, total, seen) < 0:
             raise CodesError(f"{pack.folder}: the inverted lists of a segment are damaged")
     return total, seen
 
@@ -153,6 +154,12 @@ def search_rows(
     module's ``ESTIMATE_DEPTH``, ``CODES_DEPTH``, ``REFINE_FINAL``."""
     estimate_depth, codes_depth, refine_final = depths or (ESTIMATE_DEPTH, CODES_DEPTH, REFINE_FINAL)
     q = np.ascontiguousarray(query, dtype=np.float32)
+    if q.ndim != 2 or q.shape[1] != pack.dim:
+        raise ValueError(f"query vectors of shape {q.shape}: the visual pages have {pack.dim} dimensions")
+    if not np.isfinite(q).all():
+        raise ValueError("the query vectors are not all finite numbers")
+    if not len(q):  # no tokens: nothing to match
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     book_sims = q @ pack.codebook.T  # (tokens, centroids)
     n_codes = max(k, refine_final, candidates * codes_depth)
     mask = None

@@ -72,6 +72,7 @@ from .schema import CODEBOOK, META, POOLED, VISUAL
 __all__ = [
     "BITS",
     "CodesError",
+    "CodesFormatError",
     "CodesPack",
     "codes_root",
     "crc_of",
@@ -96,6 +97,7 @@ MAX_SEGMENTS = 32  # … or when it would read more segments than this
 SEG_FILES = ("codes.bin", "refine.bin", "pooled.bin")  # records by page
 LIST_FILES = ("lists.bin", "lists.idx")  # inverted lists by centroid
 WHERE = ("segment", "start", "count", "pool_start", "pool_count")  # the columns of ``where.npy``
+REUSE_MAX = 32 << 20  # the largest buffer a thread keeps for ``CodesPack.read(reuse=True)``
 POOL_SLOTS = 64  # pooled records a page (the centroid first stage keeps at most 64 pooled vectors a page)
 
 
@@ -112,6 +114,10 @@ class CodesError(RuntimeError):
     """A pack that cannot be read (a missing, truncated or altered file)."""
 
 
+class CodesFormatError(CodesError):
+    """A pack written in another format (by another version of docrag): stale, rebuilt by the next index run."""
+
+
 def crc_of(path: Path) -> int:
     crc = 0
     with path.open("rb") as f:
@@ -126,8 +132,9 @@ def record_bytes(dim: int) -> dict[str, int]:
 
 
 class CodesPack:
-    """One generation of the codes, opened for reading: the small arrays in RAM, the segments read by offset
-    (``os.preadv``: no table scan, and no file pages held in this process's resident memory)."""
+    """One generation of the codes, opened for reading: the small arrays in RAM, the segments' records read by
+    offset (``os.preadv``: no table scan, and no file pages held in this process's resident memory) and their
+    inverted lists mapped (``np.memmap``: the lists a query scans count in its resident memory, as page cache)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -135,8 +142,8 @@ class CodesPack:
         self._scratch = threading.local()  # per thread, the buffers of ``read(reuse=True)``
         try:
             info = json.loads((folder / "pack.json").read_text())
-            if info.get("format") != FORMAT:
-                raise CodesError(f"{folder}: codes format {info.get('format')}, this docrag reads {FORMAT}")
+            if info.get("format") != FORMAT or info.get("bits") != BITS:
+                raise CodesFormatError(f"{folder}: codes format {info.get('format')}, this docrag reads {FORMAT}")
             self.info = info
             self.bits, self.dim, self.n_pages = int(info["bits"]), int(info["dim"]), int(info["pages"])
             self.versions: dict[str, int] = {k: int(v) for k, v in info["versions"].items()}
@@ -144,9 +151,10 @@ class CodesPack:
             self.doc_ids: list[str] = json.loads(self._checked("doc_ids.json"))
             load = {name: self._npy(name) for name in _ARRAYS}
             self.seg_info = [json.loads((folder.parent / s / "seg.json").read_text()) for s in self.segments]
+            seg_sizes = {k: [int(x[k]) for x in self.seg_info] or [0] for k in ("vectors", "pooled", "lists")}
         except CodesError:
             raise
-        except Exception as exc:  # missing file, bad JSON, wrong shape
+        except Exception as exc:  # missing file, bad JSON, wrong shape or type
             raise CodesError(f"{folder}: the visual codes cannot be read ({exc})") from None
         self.doc_index, self.pages, self.rowid = load["doc_index"], load["page"], load["rowid"]
         where = load["where"].reshape(-1, len(WHERE)) if self.n_pages else np.zeros((0, len(WHERE)), np.int64)
@@ -154,16 +162,19 @@ class CodesPack:
         self.codebook, self.mean, self.std = load["codebook"], load["quant"][0], load["quant"][1]
         self.width = self.dim * self.bits // 8
         self.sizes = record_bytes(self.dim)
-        self.seg_vectors = np.array([int(x["vectors"]) for x in self.seg_info] or [0], dtype=np.int64)
-        seg_pooled = np.array([int(x["pooled"]) for x in self.seg_info] or [0], dtype=np.int64)
+        self.seg_vectors = np.array(seg_sizes["vectors"], dtype=np.int64)
+        seg_pooled = np.array(seg_sizes["pooled"], dtype=np.int64)
         ok = (
             len(self.doc_index) == len(self.pages) == len(self.rowid) == len(where) == self.n_pages
             and self.codebook.shape[1:] == (self.dim,)
             and (not self.n_pages or int(self.doc_index.max()) < len(self.doc_ids))
             and (not self.n_pages or (int(self.seg.min()) >= 0 and int(self.seg.max()) < len(self.segments)))
+            and bool(np.all((self.start >= 0) & (self.count >= 0) & (self.pool_start >= 0)))
             and bool(np.all(self.start + self.count <= self.seg_vectors[self.seg]))
             and bool(np.all(self.pool_start + POOL_SLOTS <= seg_pooled[self.seg]))
-            and bool(np.all(self.pool_count <= POOL_SLOTS))
+            and bool(np.all(self.pool_start % POOL_SLOTS == 0))
+            and bool(np.all((self.pool_count >= 0) & (self.pool_count <= POOL_SLOTS)))
+            and min(seg_sizes["vectors"] + seg_sizes["pooled"] + seg_sizes["lists"]) >= 0
         )
         if not ok:
             raise CodesError(f"{folder}: the visual codes are inconsistent")
@@ -188,7 +199,7 @@ class CodesPack:
         """A segment's inverted lists (``lists.idx`` checked; ``lists.bin`` mapped): starts, pages, scales,
         values."""
         folder = self.folder.parent / name
-        n = int(info.get("lists", -1))
+        n = int(info["lists"])
         try:
             starts = np.fromfile(folder / "lists.idx", dtype="<i8")
             ok = n >= 0 and len(starts) == len(self.codebook) + 1 and starts[0] == 0 and starts[-1] == n
@@ -225,6 +236,7 @@ class CodesPack:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._fds = []
+        self.lists = []  # the maps go with the last array a search still holds
 
     def __del__(self) -> None:
         self.close()
@@ -247,12 +259,13 @@ class CodesPack:
         lengths = np.full(len(rows), POOL_SLOTS, dtype=np.int64) if pooled else self.count[rows]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        if reuse:
+        n_bytes = int(offsets[-1]) * size
+        if reuse and n_bytes <= REUSE_MAX:
             held = getattr(self._scratch, name, None)
-            if held is None or len(held) < int(offsets[-1]) * size:
-                held = np.empty(int(offsets[-1]) * size * 5 // 4, dtype=np.uint8)
+            if held is None or len(held) < n_bytes:
+                held = np.empty(min(n_bytes * 5 // 4, REUSE_MAX), dtype=np.uint8)
                 setattr(self._scratch, name, held)
-            buf = held[: int(offsets[-1]) * size].reshape(-1, size)
+            buf = held[:n_bytes].reshape(-1, size)
         else:
             buf = np.empty((int(offsets[-1]), size), dtype=np.uint8)
         view = memoryview(buf.reshape(-1))
@@ -384,6 +397,8 @@ def pack_state(db: Database, verify: bool = False) -> str:
         pack = CodesPack(folder)
         if verify:
             pack.verify()
+    except CodesFormatError:
+        return "stale"  # another docrag's format: rebuilt like codes out of step
     except (CodesError, OSError):
         return "corrupt"
     finally:

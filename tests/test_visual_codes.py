@@ -79,6 +79,13 @@ def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built, monkeypatch)
     got = store.visual.search(queries[3], 10, allowed=allowed, method="two-stage", candidates=8)[0]
     ref = store.visual.search(queries[3], 10, allowed=allowed, method="exact")[0]
     assert {c.doc_id for c in got} <= allowed and _keys(got)[:5] == _keys(ref)[:5] and _recall([got], [ref]) >= 0.9
+    # a query with no tokens matches nothing; one that is not all numbers is refused (the pack stays in use)
+    assert store.visual.search(queries[0][:0], 10, method="two-stage", candidates=8) == [[]]
+    bad = queries[0].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="not all finite"):
+        store.visual.search(bad, 10, method="two-stage", candidates=8)
+    assert store.visual.codes() is not None
 
 
 def test_codes_follow_adds_and_deletes_as_a_rebuild_would(tmp_path, monkeypatch):
