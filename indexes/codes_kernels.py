@@ -14,6 +14,7 @@ bad one is reported instead of read).
 from __future__ import annotations
 
 import logging
+import math
 
 import numba as nb
 import numpy as np
@@ -108,32 +109,54 @@ def warp_lists(q, probe, missing, starts, lpage, lscale, lvec, rowmap, best, tot
     return 0
 
 
+@_jit(inline="always")
+def _half(lo, hi):
+    """The float16 of two little-endian bytes, as float32."""
+    h = (np.int32(hi) << 8) | np.int32(lo)
+    exp = (h >> 10) & 31
+    frac = np.float32(h & 1023)
+    if exp == 0:
+        v = frac * np.float32(5.9604645e-08)  # subnormal: frac · 2^-24
+    elif exp == 31:
+        v = np.float32(np.inf) if frac == 0 else np.float32(np.nan)
+    else:
+        v = np.float32(math.ldexp(1024.0 + frac, exp - 25))
+    return -v if h & 0x8000 else v
+
+
 @_jit
-def pooled_maxsim(q, scales, values, slots):
-    """MaxSim of the query (tokens, dim) against pages of ``slots`` pooled vectors each (``scales`` × int8
-    ``values``, page after page; ``slots`` a multiple of 4)."""
+def pooled_maxsim(q, records, values, first, slots, out):
+    """MaxSim of the query (tokens, dim) against pages of ``slots`` pooled records each, read in place from a
+    segment's ``pooled.bin`` (``records`` its bytes, ``values`` the same as int8; a record is a float16 scale and
+    ``dim`` values), page ``i`` from record ``first[i]`` into ``out[i]`` (``slots`` a multiple of 4). False when a
+    page lies outside the file or a scale is not finite."""
     n_tokens, dim = q.shape
-    n_pages = len(scales) // slots
-    out = np.empty(n_pages, np.float32)
     best = np.empty(n_tokens, np.float32)
     vec4 = np.empty((4, dim), np.float32)
-    for p in range(n_pages):
+    sc = np.empty(4, np.float32)
+    for p in range(len(first)):
+        r0 = first[p]
+        if r0 < 0 or r0 + slots > len(records):
+            return False
         best[:] = -np.inf
-        for v in range(p * slots, (p + 1) * slots, 4):
+        for v in range(r0, r0 + slots, 4):
             for k in range(4):
+                sc[k] = _half(records[v + k, 0], records[v + k, 1])
+                if not np.isfinite(sc[k]):
+                    return False
                 x = values[v + k]
                 for d in range(dim):
-                    vec4[k, d] = np.float32(x[d])
+                    vec4[k, d] = np.float32(x[d + 2])
             for t in range(n_tokens):
                 s0, s1, s2, s3 = _dot4(q[t], vec4, dim)
-                x = max(s0 * scales[v], s1 * scales[v + 1], s2 * scales[v + 2], s3 * scales[v + 3])
+                x = max(s0 * sc[0], s1 * sc[1], s2 * sc[2], s3 * sc[3])
                 if x > best[t]:
                     best[t] = x
         tot = np.float32(0.0)
         for t in range(n_tokens):
             tot += best[t]
         out[p] = tot
-    return out
+    return True
 
 
 @_jit

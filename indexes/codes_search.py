@@ -30,8 +30,8 @@ from .visual_index import top_finite
 
 __all__ = ["CODES_DEPTH", "ESTIMATE_DEPTH", "NPROBE", "REFINE_FINAL", "codes_scores", "search_codes", "search_rows"]
 
-NPROBE = 32  # centroids a query token probes in the token-level stage
-ESTIMATE_DEPTH = 16  # pages kept by the token-level stage, per candidate asked for
+NPROBE = 40  # centroids a query token probes in the token-level stage
+ESTIMATE_DEPTH = 20  # pages kept by the token-level stage, per candidate asked for
 CODES_DEPTH = 4  # pages scored from their codes, per candidate asked for
 REFINE_FINAL = 32  # the best pages from the codes scored again at 12 bits a dimension
 THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -95,14 +95,18 @@ def token_estimate(
 
 def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Exact MaxSim of the query against the pooled vectors (int8 × scale, ``POOL_SLOTS`` a page) of pages
-    ``rows``; a page without pooled vectors scores -inf."""
+    ``rows``, read in place from the mapped segments; a page without pooled vectors scores -inf."""
 
     def part(some: np.ndarray) -> np.ndarray:
-        scales, values = pack.pooled(some, reuse=True)
-        if not np.isfinite(scales).all():
-            raise CodesError(f"{pack.folder}: the pooled vectors of some pages are damaged")
-        # contiguous rows (the records interleave a scale): the kernel's loads vectorise, 1.4× faster
-        return pooled_maxsim(q, scales, np.ascontiguousarray(values), POOL_SLOTS)
+        out = np.empty(len(some), dtype=np.float32)
+        for s in np.unique(pack.seg[some]).tolist():
+            at = np.flatnonzero(pack.seg[some] == s)
+            records = pack.pooled_maps[s]
+            scores = np.empty(len(at), dtype=np.float32)
+            if not pooled_maxsim(q, records, records.view(np.int8), pack.pool_start[some[at]], POOL_SLOTS, scores):
+                raise CodesError(f"{pack.folder}: the pooled vectors of some pages are damaged")
+            out[at] = scores
+        return out
 
     out = np.concatenate(_parallel(part, np.array_split(rows, THREADS)) or [np.zeros(0, np.float32)])
     out[pack.pool_count[rows] == 0] = -np.inf

@@ -189,11 +189,20 @@ class CodesPack:
                     raise CodesError(f"{folder}: the visual codes are inconsistent ({name}/{fname})")
                 fds[fname] = os.open(path, os.O_RDONLY)
         self.lists = [self._lists(name, x) for name, x in zip(self.segments, self.seg_info, strict=True)]
+        # each segment's pooled records mapped (the first stages read them in place: no copy, no system call)
+        self.pooled_maps = [self._mapped(name, "pooled.bin") for name in self.segments]
         # each segment's page index -> the pack's row (-1: deleted)
         self.rowmaps = [np.full(int(x["pooled"]) // POOL_SLOTS, -1, dtype=np.int64) for x in self.seg_info]
         for s in range(len(self.segments)):
             here = np.flatnonzero(self.seg == s)
             self.rowmaps[s][self.pool_start[here] // POOL_SLOTS] = here
+
+    def _mapped(self, name: str, fname: str) -> np.ndarray:
+        """A segment file's records, mapped read-only ((n, record bytes) uint8; its size was checked)."""
+        size = self.sizes[fname]
+        path = self.folder.parent / name / fname
+        n = path.stat().st_size // size
+        return np.memmap(path, dtype=np.uint8, mode="r", shape=(n, size)) if n else np.zeros((0, size), np.uint8)
 
     def _lists(self, name: str, info: dict[str, Any]) -> tuple[np.ndarray, ...]:
         """A segment's inverted lists (``lists.idx`` checked; ``lists.bin`` mapped): starts, pages, scales,
@@ -236,7 +245,7 @@ class CodesPack:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._fds = []
-        self.lists = []  # the maps go with the last array a search still holds
+        self.lists, self.pooled_maps = [], []  # the maps go with the last array a search still holds
 
     def __del__(self) -> None:
         self.close()

@@ -82,14 +82,23 @@ def test_token_level_lists_score_each_page_as_the_definition_across_segments_and
     assert np.isneginf(best).all()
 
 
-def test_pooled_maxsim_is_maxsim_of_the_dequantised_vectors():
+def test_pooled_maxsim_reads_the_records_in_place_and_is_maxsim_of_the_dequantised_vectors():
     q = RNG.standard_normal((TOKENS, DIM)).astype(np.float32)
-    slots = 4
-    scales = RNG.uniform(0.001, 0.01, 6 * slots).astype(np.float32)
-    values = RNG.integers(-127, 128, (6 * slots, DIM)).astype(np.int8)
-    vectors = (scales[:, None] * values).reshape(6, slots, DIM)
-    want = [(q @ v.T).max(axis=1).sum() for v in vectors]
-    np.testing.assert_allclose(pooled_maxsim(q, scales, values, slots), want, rtol=1e-5)
+    slots, n_pages = 4, 6
+    scales = RNG.uniform(0.001, 0.01, n_pages * slots).astype(np.float16)
+    scales[0] = np.float16(6e-8)  # subnormal float16
+    values = RNG.integers(-127, 128, (n_pages * slots, DIM)).astype(np.int8)
+    records = np.concatenate([scales.view(np.uint8).reshape(-1, 2), values.view(np.uint8)], axis=1)  # as pooled.bin
+    vectors = (scales.astype(np.float32)[:, None] * values).reshape(n_pages, slots, DIM)
+    first = np.array([5, 0, 2], np.int64) * slots  # pages 5, 0, 2 in that order
+    out = np.empty(3, np.float32)
+    assert pooled_maxsim(q, records, records.view(np.int8), first, slots, out)
+    np.testing.assert_allclose(out, [(q @ vectors[i].T).max(axis=1).sum() for i in (5, 0, 2)], rtol=1e-5)
+    # a page past the end, or a scale that is no number, is refused
+    assert not pooled_maxsim(q, records, records.view(np.int8), np.array([n_pages * slots - 2]), slots, out)
+    bad = records.copy()
+    bad[9, :2] = np.array([np.inf], np.float16).view(np.uint8)
+    assert not pooled_maxsim(q, bad, bad.view(np.int8), np.array([8]), slots, out)
 
 
 @pytest.mark.parametrize("refine", [False, True])
