@@ -66,6 +66,7 @@ def _run(
     args: list[str], hub: HubServer, hf_home: Path, *, offline: bool, endpoint: str | None = None
 ) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_OFFLINE", "DOCRAG_"))}
+    env["DOCRAG_CACHE_DIR"] = os.environ["DOCRAG_CACHE_DIR"]  # conftest's folder: exports never reach ~/.cache
     env.update(HF_ENDPOINT=endpoint or hub.endpoint, HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1")
     env["HF_HUB_OFFLINE"] = "1" if offline else "0"
     return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=300)
