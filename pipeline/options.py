@@ -201,7 +201,8 @@ class SearchConfig(BaseModel):
         96,
         ge=1,
         description="Two-stage visual search: pages the first stage hands to the exact rerank (from the compact "
-        "codes: twice as many, from 32 times as many shortlisted, and the best 16 of those at 8 bits).",
+        "codes: 4 times as many from the codes, of 20 times as many kept by the token-level stage, and the best 32 "
+        "of those at 12 bits).",
     )
     visual_rerank: Literal["auto", "exact"] = Field(
         "auto",
