@@ -63,7 +63,7 @@ def warp_lists(q, probe, missing, starts, lpage, lscale, lvec, rowmap, best, tot
     ``missing[t]``, the score of the first centroid not probed; the pages never scored keep it for every token,
     so they rank after those scored, as in WARP) and marks it ``seen``. ``best`` (rows, all -inf on entry and
     exit), ``total`` and ``seen`` are the caller's. Returns 0, or -1 when a list names a page outside the
-    segment or holds a scale that is not finite (the file is damaged)."""
+    segment or holds a scale that no float16 scale could be (the file is damaged)."""
     n_tokens, dim = q.shape
     n_local = len(rowmap)
     cur = np.empty(len(best), np.int64)  # the rows scored for this token
@@ -86,7 +86,7 @@ def warp_lists(q, probe, missing, starts, lpage, lscale, lvec, rowmap, best, tot
                 for k in range(m):
                     local = lpage[v + k]
                     scale = lscale[v + k]
-                    if local >= n_local or not np.isfinite(scale):
+                    if local >= n_local or not 0.0 <= scale <= 65504.0:  # a float16's copy (NaN fails too)
                         return -1
                     row = rowmap[local]
                     if row < 0:

@@ -78,6 +78,16 @@ class VisualTables:
     def dim(self) -> int:
         return self._dims().visual or 0
 
+    def _checked_query(self, query: Any) -> np.ndarray:
+        """A query's token vectors as float32 (n_tokens, dim), or a ValueError saying what is wrong with them (the
+        same for every method)."""
+        q = np.asarray(query, dtype=np.float32)
+        if q.ndim != 2 or not len(q) or q.shape[1] != (self.dim or q.shape[1]):
+            raise ValueError(f"query vectors of shape {q.shape}: expected (tokens ≥ 1, {self.dim})")
+        if not np.isfinite(q).all():
+            raise ValueError("the query vectors are not all finite numbers")
+        return q
+
     def count(self) -> int:
         pack = None if self.db.connected else self.codes()
         return pack.n_pages if pack is not None else self.db.count(VISUAL)
@@ -202,9 +212,12 @@ class VisualTables:
         ``exact`` always from the stored vectors."""
         if rerank not in ("auto", "exact"):
             raise ValueError(f"unknown visual rerank {rerank!r}: use auto or exact")
+        if k < 0:
+            raise ValueError(f"k must be 0 or more, not {k}")
         queries = [query_vectors] if isinstance(query_vectors, np.ndarray) else list(query_vectors)
-        if not self.count():
+        if not self.count() or not queries:
             return [[] for _ in queries]
+        queries = [self._checked_query(q) for q in queries]
         method = self.method(method)
         pack = self.codes() if method == "two-stage" and rerank == "auto" and stage in (None, "centroids") else None
         if pack is not None:

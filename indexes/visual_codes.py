@@ -151,7 +151,7 @@ class CodesPack:
             self.doc_ids: list[str] = json.loads(self._checked("doc_ids.json"))
             load = {name: self._npy(name) for name in _ARRAYS}
             self.seg_info = [json.loads((folder.parent / s / "seg.json").read_text()) for s in self.segments]
-            seg_sizes = {k: [int(x[k]) for x in self.seg_info] or [0] for k in ("vectors", "pooled", "lists")}
+            seg_sizes = {k: [_count(x[k]) for x in self.seg_info] or [0] for k in ("vectors", "pooled", "lists")}
         except CodesError:
             raise
         except Exception as exc:  # missing file, bad JSON, wrong shape or type
@@ -208,7 +208,7 @@ class CodesPack:
         """A segment's inverted lists (``lists.idx`` checked; ``lists.bin`` mapped): starts, pages, scales,
         values."""
         folder = self.folder.parent / name
-        n = int(info["lists"])
+        n = _count(info["lists"])
         try:
             starts = np.fromfile(folder / "lists.idx", dtype="<i8")
             ok = n >= 0 and len(starts) == len(self.codebook) + 1 and starts[0] == 0 and starts[-1] == n
@@ -318,6 +318,13 @@ class CodesPack:
 
 
 _ARRAYS = ("doc_index", "page", "rowid", "where", "codebook", "quant")
+
+
+def _count(value: Any) -> int:
+    """A count from ``seg.json``: a whole number, nothing else."""
+    if type(value) is not int:
+        raise TypeError(f"{value!r} is not a count")
+    return value
 
 
 def _current_folder(root: Path) -> Path | None:

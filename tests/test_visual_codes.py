@@ -79,12 +79,17 @@ def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built, monkeypatch)
     got = store.visual.search(queries[3], 10, allowed=allowed, method="two-stage", candidates=8)[0]
     ref = store.visual.search(queries[3], 10, allowed=allowed, method="exact")[0]
     assert {c.doc_id for c in got} <= allowed and _keys(got)[:5] == _keys(ref)[:5] and _recall([got], [ref]) >= 0.9
-    # a query with no tokens matches nothing; one that is not all numbers is refused (the pack stays in use)
-    assert store.visual.search(queries[0][:0], 10, method="two-stage", candidates=8) == [[]]
+    # odd queries get the same answer from the codes as from the stored vectors: no tokens, a wrong shape or
+    # values that are not numbers are refused (the pack stays in use), k < 0 too, no queries find nothing
     bad = queries[0].copy()
     bad[0, 0] = np.nan
-    with pytest.raises(ValueError, match="not all finite"):
-        store.visual.search(bad, 10, method="two-stage", candidates=8)
+    for method in ("two-stage", "exact"):
+        for query, match in ((queries[0][:0], "shape"), (queries[0][0], "shape"), (bad, "not all finite")):
+            with pytest.raises(ValueError, match=match):
+                store.visual.search(query, 10, method=method, candidates=8)
+        with pytest.raises(ValueError, match="k must be"):
+            store.visual.search(queries[0], -1, method=method)
+        assert store.visual.search([], 10, method=method) == []
     assert store.visual.codes() is not None
 
 
