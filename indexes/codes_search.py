@@ -99,8 +99,9 @@ def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarra
 
     def part(some: np.ndarray) -> np.ndarray:
         out = np.empty(len(some), dtype=np.float32)
-        for s in np.unique(pack.seg[some]).tolist():
-            at = np.flatnonzero(pack.seg[some] == s)
+        segs = pack.seg[some]
+        for s in np.unique(segs).tolist():
+            at = np.flatnonzero(segs == s)
             records = pack.pooled_maps[s]
             scores = np.empty(len(at), dtype=np.float32)
             if not pooled_maxsim(q, records, records.view(np.int8), pack.pool_start[some[at]], POOL_SLOTS, scores):
@@ -157,13 +158,7 @@ def search_rows(
     """``search_codes`` as the pack's rows and scores. ``depths``: (estimate, codes, refine) instead of the
     module's ``ESTIMATE_DEPTH``, ``CODES_DEPTH``, ``REFINE_FINAL``."""
     estimate_depth, codes_depth, refine_final = depths or (ESTIMATE_DEPTH, CODES_DEPTH, REFINE_FINAL)
-    q = np.ascontiguousarray(query, dtype=np.float32)
-    if q.ndim != 2 or q.shape[1] != pack.dim:
-        raise ValueError(f"query vectors of shape {q.shape}: the visual pages have {pack.dim} dimensions")
-    if not np.isfinite(q).all():
-        raise ValueError("the query vectors are not all finite numbers")
-    if not len(q):  # no tokens: nothing to match
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    q = np.ascontiguousarray(query, dtype=np.float32)  # (tokens ≥ 1, dim), finite: VisualTables.search checks
     book_sims = q @ pack.codebook.T  # (tokens, centroids)
     n_codes = max(k, refine_final, candidates * codes_depth)
     mask = None

@@ -287,12 +287,6 @@ class CodesPack:
                 raise CodesError(f"{self.folder}: {self.segments[seg]}/{name} is shorter than its record")
         return buf, offsets
 
-    def pooled(self, rows: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """The pooled vectors of pages ``rows``, ``POOL_SLOTS`` a page: their scales (float32) and int8 values
-        (``reuse``: as ``read``)."""
-        buf, _ = self.read("pooled.bin", rows, pooled=True, reuse=reuse)
-        return buf[:, :2].copy().view("<f2").reshape(-1).astype(np.float32), buf[:, 2:].view(np.int8)
-
     def codes(self, rows: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Centroid ids (uint16), scales (float32), code bytes (n, width) and offsets of pages ``rows``
         (``reuse``: as ``read``)."""
