@@ -19,7 +19,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["codes_maxsim", "pooled_maxsim", "warp_lists"]
+__all__ = ["codes_maxsim", "list_scores", "pooled_maxsim", "token_totals"]
 
 log = logging.getLogger(__name__)
 
@@ -53,51 +53,64 @@ def _dot4(x, v, dim):
 
 
 @_jit
-def warp_lists(q, probe, missing, starts, lpage, lscale, lvec, rowmap, best, total, seen):
-    """Token-level candidate generation over one segment's inverted lists of pooled vectors (WARP-style).
-
-    For each query token ``t`` and each of its probed centroids ``probe[t]``, every pooled vector of that
-    centroid's list (``starts``; the page ``lpage`` local to the segment, ``rowmap`` to the pack's row or -1,
-    ``lscale`` × int8 ``lvec``) is scored against the token; a page's best for the token adds
-    ``best − missing[t]`` to its ``total`` (a page without a probed vector for the token keeps the imputed
-    ``missing[t]``, the score of the first centroid not probed; the pages never scored keep it for every token,
-    so they rank after those scored, as in WARP) and marks it ``seen``. ``best`` (rows, all -inf on entry and
-    exit), ``total`` and ``seen`` are the caller's. Returns 0, or -1 when a list names a page outside the
-    segment or holds a scale that no float16 scale could be (the file is damaged)."""
+def list_scores(q, probe, starts, lscale, lvec, pos, scores):
+    """Stage 1's scores (token-level, WARP-style, over one segment's inverted lists of pooled vectors): token
+    ``t``'s score of the ``i``-th vector of its ``p``-th probed list (centroid ``probe[t, p]``, the vectors
+    ``starts[c]:starts[c + 1]``, ``lscale`` × int8 ``lvec``) goes to ``scores[pos[t, p] + i]``. False when a list
+    holds a scale that no float16 scale could be (the file is damaged)."""
     n_tokens, dim = q.shape
-    n_local = len(rowmap)
-    cur = np.empty(len(best), np.int64)  # the rows scored for this token
-    listed = np.zeros(len(best), np.bool_)  # … as flags (a NaN score never leaves best at -inf's mark)
     vec4 = np.empty((4, dim), np.float32)
-    sims = np.empty(4, np.float32)
     for t in range(n_tokens):
         qt = q[t]
-        nc = 0
         for p in range(probe.shape[1]):
             c = probe[t, p]
             v0, v1 = starts[c], starts[c + 1]
+            at = pos[t, p] - v0
             for v in range(v0, v1, 4):
                 m = min(4, v1 - v)
                 for k in range(4):  # short blocks repeat their last vector
                     x = lvec[v + min(k, m - 1)]
                     for d in range(dim):
                         vec4[k, d] = np.float32(x[d])
-                sims[0], sims[1], sims[2], sims[3] = _dot4(qt, vec4, dim)
+                s0, s1, s2, s3 = _dot4(qt, vec4, dim)
                 for k in range(m):
-                    local = lpage[v + k]
                     scale = lscale[v + k]
-                    if local >= n_local or not 0.0 <= scale <= 65504.0:  # a float16's copy (NaN fails too)
-                        return -1
-                    row = rowmap[local]
-                    if row < 0:
-                        continue  # deleted, or filtered out
-                    if not listed[row]:
-                        listed[row] = True
-                        cur[nc] = row
-                        nc += 1
-                    s = sims[k] * scale
-                    if s > best[row]:
-                        best[row] = s
+                    if not 0.0 <= scale <= 65504.0:  # a float16's copy (NaN fails too)
+                        return False
+                    scores[at + v + k] = (s0, s1, s2, s3)[k] * scale
+    return True
+
+
+@_jit
+def token_totals(probe, missing, starts, lpage, rowmap, pos, scores, best, total, seen):
+    """Each page's stage-1 estimate from the scores of ``list_scores`` (or ``codes_vnni.list_scores_i8``): for
+    each token ``t`` and each of its probed lists, a page's best vector (``lpage``: the page local to the segment,
+    ``rowmap`` to the pack's row or -1) adds ``best − missing[t]`` to its ``total`` (a page without a probed vector
+    for the token keeps the imputed ``missing[t]``, the score of the first centroid not probed; the pages never
+    scored keep it for every token, so they rank after those scored, as in WARP) and marks it ``seen``. ``best``
+    (rows, all -inf on entry and exit), ``total`` and ``seen`` are the caller's. Returns 0, or -1 when a list
+    names a page outside the segment (the file is damaged)."""
+    n_tokens, n_probe = probe.shape
+    n_local = len(rowmap)
+    cur = np.empty(len(best) + 1, np.int64)  # the rows scored for this token (and a slot to write past the end)
+    listed = np.zeros(len(best), np.bool_)  # … as flags (a NaN score never leaves best at -inf's mark)
+    for t in range(n_tokens):
+        nc = 0
+        for p in range(n_probe):
+            c = probe[t, p]
+            v0, v1 = starts[c], starts[c + 1]
+            at = pos[t, p] - v0
+            for v in range(v0, v1):
+                local = lpage[v]
+                if local >= n_local:
+                    return -1
+                row = rowmap[local]
+                if row < 0:
+                    continue  # deleted, or filtered out
+                cur[nc] = row  # without branches (which pages a token meets is not predictable): 1.5× faster
+                nc += 1 - listed[row]
+                listed[row] = True
+                best[row] = max(best[row], scores[at + v])
         m = missing[t]
         for i in range(nc):
             row = cur[i]
@@ -159,32 +172,46 @@ def pooled_maxsim(q, records, values, first, slots, out):
     return True
 
 
+@_jit(inline="always")
+def code_head(records, v, n_book):
+    """Vector ``v``'s centroid id and scale from its ``codes.bin`` record (uint16, float16); id -1 when the id is
+    outside the codebook or the scale not finite (a damaged file)."""
+    cid = np.int64(records[v, 0]) | (np.int64(records[v, 1]) << 8)
+    scale = _half(records[v, 2], records[v, 3])
+    return (cid if cid < n_book and np.isfinite(scale) else -1), scale
+
+
 @_jit
-def codes_maxsim(a, b, book_t, ids, scales, codes, fine, offsets, refine):
+def codes_maxsim(a, b, book_t, records, fine, starts, stops, refine):
     """MaxSim of the query against pages of residual codes (``codes_search.codes_scores`` gives the algebra):
     ``a`` (tokens, dim) and ``b`` (tokens) the query's factors, ``book_t`` (centroids, tokens) its centroid
-    scores, per vector its centroid ``ids``, ``scales`` and code nibbles (with the refinement bytes ``fine``
-    when ``refine``: 12 bits a dimension), page ``i`` the vectors ``offsets[i]:offsets[i + 1]``. A page without
-    vectors scores -inf; an id outside the codebook or a scale that is not finite makes the result None."""
+    scores, per vector its ``codes.bin`` record (centroid id, scale and code nibbles; with the refinement bytes
+    ``fine`` when ``refine``: 12 bits a dimension), page ``i`` the vectors ``starts[i]:stops[i]``. A page without
+    vectors scores -inf; a page outside ``records``, an id outside the codebook or a scale that is not finite
+    makes the result None."""
     n_tokens, dim = a.shape
     half = dim // 2
-    n_pages = len(offsets) - 1
-    n_book = book_t.shape[0]
+    n_pages = len(starts)
     out = np.empty(n_pages, np.float32)
     best = np.empty(n_tokens, np.float32)
     lv = np.empty((4, dim), np.float32)
-    for v in range(offsets[0], offsets[n_pages]):
-        if ids[v] >= n_book or not np.isfinite(scales[v]):
-            return None
+    cid = np.empty(4, np.int64)
+    sc = np.empty(4, np.float32)
     for p in range(n_pages):
         best[:] = -np.inf
-        v0, v1 = offsets[p], offsets[p + 1]
+        v0, v1 = starts[p], stops[p]
+        if not 0 <= v0 <= v1 <= min(len(records), len(fine)):
+            return None
         for v in range(v0, v1, 4):
             m = min(4, v1 - v)
             for k in range(4):  # short blocks repeat their last vector: the max is unchanged
-                row = codes[v + min(k, m - 1)]
+                w = v + min(k, m - 1)
+                cid[k], sc[k] = code_head(records, w, book_t.shape[0])
+                if cid[k] < 0:
+                    return None
+                row = records[w, 4:]
                 if refine:  # 12 bits: the code's 4 above the refinement's 8
-                    fr = fine[v + min(k, m - 1)]
+                    fr = fine[w]
                     for j in range(half):
                         lv[k, j] = np.float32((row[j] & 15) * 256 + fr[j])
                         lv[k, j + half] = np.float32((row[j] >> 4) * 256 + fr[j + half])
@@ -192,16 +219,14 @@ def codes_maxsim(a, b, book_t, ids, scales, codes, fine, offsets, refine):
                     for j in range(half):
                         lv[k, j] = np.float32(row[j] & 15)
                         lv[k, j + half] = np.float32(row[j] >> 4)
-            c0, c1, c2, c3 = ids[v], ids[v + min(1, m - 1)], ids[v + min(2, m - 1)], ids[v + min(3, m - 1)]
-            f0, f1, f2, f3 = scales[v], scales[v + min(1, m - 1)], scales[v + min(2, m - 1)], scales[v + min(3, m - 1)]
             for t in range(n_tokens):
                 s0, s1, s2, s3 = _dot4(a[t], lv, dim)
                 bt = b[t]
                 x = max(
-                    book_t[c0, t] + f0 * (s0 + bt),
-                    book_t[c1, t] + f1 * (s1 + bt),
-                    book_t[c2, t] + f2 * (s2 + bt),
-                    book_t[c3, t] + f3 * (s3 + bt),
+                    book_t[cid[0], t] + sc[0] * (s0 + bt),
+                    book_t[cid[1], t] + sc[1] * (s1 + bt),
+                    book_t[cid[2], t] + sc[2] * (s2 + bt),
+                    book_t[cid[3], t] + sc[3] * (s3 + bt),
                 )
                 if x > best[t]:
                     best[t] = x

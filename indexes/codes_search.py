@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .codes_kernels import codes_maxsim, pooled_maxsim, warp_lists
+from . import codes_vnni
+from .codes_kernels import codes_maxsim, list_scores, pooled_maxsim, token_totals
 from .database import Candidate
 from .visual_codes import LEVELS, POOL_SLOTS, CodesError, CodesPack
 from .visual_index import top_finite
@@ -51,13 +52,33 @@ def _parallel(fn, parts: list) -> list:
     return list(pool.map(fn, parts))
 
 
-def _token_part(pack: CodesPack, q, probe, missing, rowmaps) -> tuple[np.ndarray, np.ndarray]:
-    """Stage 1 for some of the query's tokens: each page's summed ``best − missing`` and the pages scored."""
+def _int8(pack: CodesPack) -> bool:
+    """Whether the int8 kernels (``codes_vnni``) score this pack's vectors here."""
+    return pack.dim == codes_vnni.DIM and codes_vnni.available()
+
+
+def _query8(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The query (tokens, dim) for the int8 kernels' int8 vectors: its levels, scales, and the ``beta`` that
+    takes off what the vectors' flipped sign bit adds (``codes_vnni``)."""
+    q8, alpha = codes_vnni.quantize(q)
+    return q8, alpha, (-128.0 * q8.sum(axis=1, dtype=np.int64) * alpha).astype(np.float32)
+
+
+def _token_part(pack: CodesPack, q, probe, missing, rowmaps, q8) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 1 for some of the query's tokens (``q8``: the same as ``_query8``'s, or None: the float32 kernels):
+    each page's summed ``best − missing`` and the pages scored."""
     best = np.full(pack.n_pages, -np.inf, dtype=np.float32)
     total = np.zeros(pack.n_pages, dtype=np.float32)
     seen = np.zeros(pack.n_pages, dtype=np.bool_)
     for (starts, pages, scales, values), rowmap in zip(pack.lists, rowmaps, strict=True):
-        if warp_lists(q, probe, missing, starts, pages, scales, values, rowmap, best, total, seen) < 0:
+        sizes = (starts[probe + 1] - starts[probe]).ravel()
+        pos = (np.cumsum(sizes) - sizes).reshape(probe.shape)
+        scores = np.empty(int(sizes.sum()), dtype=np.float32)
+        if q8 is None:
+            ok = list_scores(q, probe, starts, scales, values, pos, scores)
+        else:
+            ok = codes_vnni.list_scores_i8(*q8, probe, starts, scales, values, pos, scores)
+        if not ok or token_totals(probe, missing, starts, pages, rowmap, pos, scores, best, total, seen) < 0:
             raise CodesError(f"{pack.folder}: the inverted lists of a segment are damaged")
     return total, seen
 
@@ -79,7 +100,10 @@ def token_estimate(
     if mask is not None:  # filtered out: as if deleted
         rowmaps = [np.where((r >= 0) & mask[np.maximum(r, 0)], r, -1) for r in rowmaps]
     splits = np.array_split(np.arange(len(q)), min(THREADS, len(q)))
-    parts = _parallel(lambda t: _token_part(pack, q[t], probe[t], missing[t], rowmaps), splits)
+    q8 = _query8(q) if _int8(pack) else None
+    parts = _parallel(
+        lambda t: _token_part(pack, q[t], probe[t], missing[t], rowmaps, q8 and tuple(x[t] for x in q8)), splits
+    )
     total, seen = parts[0]
     for more_total, more_seen in parts[1:]:
         total += more_total
@@ -97,6 +121,8 @@ def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarra
     """Exact MaxSim of the query against the pooled vectors (int8 × scale, ``POOL_SLOTS`` a page) of pages
     ``rows``, read in place from the mapped segments; a page without pooled vectors scores -inf."""
 
+    q8 = _query8(q) if _int8(pack) else None
+
     def part(some: np.ndarray) -> np.ndarray:
         out = np.empty(len(some), dtype=np.float32)
         segs = pack.seg[some]
@@ -104,7 +130,12 @@ def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarra
             at = np.flatnonzero(segs == s)
             records = pack.pooled_maps[s]
             scores = np.empty(len(at), dtype=np.float32)
-            if not pooled_maxsim(q, records, records.view(np.int8), pack.pool_start[some[at]], POOL_SLOTS, scores):
+            first = pack.pool_start[some[at]]
+            if q8 is None:
+                ok = pooled_maxsim(q, records, records.view(np.int8), first, POOL_SLOTS, scores)
+            else:
+                ok = codes_vnni.pooled_maxsim_i8(*q8, records, first, POOL_SLOTS, scores)
+            if not ok:
                 raise CodesError(f"{pack.folder}: the pooled vectors of some pages are damaged")
             out[at] = scores
         return out
@@ -123,18 +154,36 @@ def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np
     levels_n = LEVELS if refine else 1 << pack.bits
     a = np.ascontiguousarray(q * pack.std * (2 / levels_n), dtype=np.float32)
     b = np.ascontiguousarray((1 / levels_n - 1) * (q @ pack.std), dtype=np.float32)
-    book_t = np.ascontiguousarray(book_sims.T, dtype=np.float32)  # (centroids, tokens): a vector's row
     const = float((q @ pack.mean).sum())  # the same for every page's best vectors: added once
+    a8 = codes_vnni.quantize(a) if not refine and _int8(pack) else None
+    book_t = np.ascontiguousarray(book_sims.T) if a8 is None else None  # (centroids, tokens): a vector's row
 
-    def part(some: np.ndarray) -> np.ndarray:
-        ids, scales, codes, offsets = pack.codes(some, reuse=True)
-        fine = pack.refine(some, reuse=True) if refine else codes
-        out = codes_maxsim(a, b, book_t, ids, scales, codes, fine, offsets, refine)
+    def score(records, fine, starts, stops) -> np.ndarray:
+        if a8 is None:
+            out = codes_maxsim(a, b, book_t, records, fine, starts, stops, refine)
+        else:  # 4 bits, in int8 (the query's centroid scores as they are: (tokens, centroids))
+            out = codes_vnni.codes_maxsim_i8(*a8, b, book_sims, records, starts, stops)
         if out is None:
             raise CodesError(f"{pack.folder}: the codes of some pages are damaged")
         return out
 
-    parts = _parallel(part, np.array_split(rows, THREADS if len(rows) >= 2 * THREADS else 1))
+    def part(some: np.ndarray) -> np.ndarray:
+        if refine:  # a few pages: their codes and refinements read (the refinements are not mapped: 11 GB at 100k)
+            records, offsets = pack.read("codes.bin", some, reuse=True)
+            return score(records, pack.refine(some, reuse=True), offsets[:-1], offsets[1:])
+        out = np.empty(len(some), dtype=np.float32)
+        segs = pack.seg[some]
+        for s in np.unique(segs).tolist():  # in place in the mapped segments: no copy
+            at = np.flatnonzero(segs == s)
+            starts = pack.start[some[at]]
+            out[at] = score(pack.codes_maps[s], pack.codes_maps[s], starts, starts + pack.count[some[at]])
+        return out
+
+    try:
+        parts = _parallel(part, np.array_split(rows, THREADS if len(rows) >= 2 * THREADS else 1))
+    finally:
+        if not refine:
+            pack.release_codes(int(pack.count[rows].sum()) * pack.sizes["codes.bin"])
     return np.concatenate(parts or [np.zeros(0, np.float32)]) + const
 
 

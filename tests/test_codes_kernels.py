@@ -1,17 +1,36 @@
-"""The compiled kernels of the codes' search (indexes/codes_kernels.py) against plain numpy on random data."""
+"""The compiled kernels of the codes' search against plain numpy on random data: the float32 kernels every CPU runs
+(indexes/codes_kernels.py, at dimension 16) and the int8 ones for AVX-512 VNNI (indexes/codes_vnni.py, at 128:
+checked against the same definition with the query as they quantise it)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from docrag.indexes.codes_kernels import codes_maxsim, pooled_maxsim, warp_lists
+from docrag.indexes import codes_vnni
+from docrag.indexes.codes_kernels import codes_maxsim, list_scores, pooled_maxsim, token_totals
 
 RNG = np.random.default_rng(5)
-DIM, TOKENS = 16, 5
+TOKENS = 5
+VNNI = pytest.mark.skipif(not codes_vnni.cpu_has_vnni(), reason="this CPU has no AVX-512 VNNI")
+KERNELS = ["float32", pytest.param("int8", marks=VNNI)]
 
 
-def _segment(n_pages: int, n_centroids: int):
+def _dim(kernel: str) -> int:
+    return codes_vnni.DIM if kernel == "int8" else 16
+
+
+def _query(kernel: str, dim: int, rows: np.ndarray | None = None):
+    """A random query (tokens, dim), as the kernel sees it: the int8 kernels' quantised query (its levels
+    × scales) is what their results are the exact MaxSim of."""
+    q = RNG.standard_normal((TOKENS, dim)).astype(np.float32) if rows is None else rows
+    if kernel == "float32":
+        return q, q
+    q8, alpha = codes_vnni.quantize(q)
+    return q8 * alpha[:, None], (q8, alpha, (-128.0 * q8.sum(axis=1) * alpha).astype(np.float32))
+
+
+def _segment(n_pages: int, n_centroids: int, dim: int):
     """Inverted lists of random pooled vectors: (starts, local page, scale, int8 values, centroid of each)."""
     counts = RNG.integers(0, 6, n_pages)
     local = np.repeat(np.arange(n_pages, dtype=np.uint32), counts)
@@ -19,7 +38,7 @@ def _segment(n_pages: int, n_centroids: int):
     order = np.argsort(cent, kind="stable")
     starts = np.concatenate([[0], np.cumsum(np.bincount(cent, minlength=n_centroids))]).astype(np.int64)
     scale = RNG.uniform(0.001, 0.01, len(local)).astype(np.float32)
-    values = RNG.integers(-127, 128, (len(local), DIM)).astype(np.int8)
+    values = RNG.integers(-127, 128, (len(local), dim)).astype(np.int8)
     return starts, local[order], scale[order], values[order], cent[order]
 
 
@@ -41,92 +60,145 @@ def _reference(q, probe, missing, segments, rowmaps, n_rows):
     return total, scored
 
 
-def test_token_level_lists_score_each_page_as_the_definition_across_segments_and_tombstones():
-    n_centroids = 7
-    segments = [_segment(12, n_centroids), _segment(9, n_centroids)]
+def _scores(kernel, query, probe, starts, scale, values):
+    """``list_scores`` (or the int8 one) into a fresh buffer: (ok, scores, positions)."""
+    sizes = (starts[probe + 1] - starts[probe]).ravel()
+    pos = (np.cumsum(sizes) - sizes).reshape(probe.shape)
+    scores = np.full(int(sizes.sum()), np.nan, np.float32)
+    if kernel == "float32":
+        ok = list_scores(query, probe, starts, scale, values, pos, scores)
+    else:
+        ok = codes_vnni.list_scores_i8(*query, probe, starts, scale, values, pos, scores)
+    return ok, scores, pos
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_token_level_lists_score_each_page_as_the_definition_across_segments_and_tombstones(kernel):
+    n_centroids, dim = 7, _dim(kernel)
+    segments = [_segment(12, n_centroids, dim), _segment(9, n_centroids, dim)]
     # segment 0's pages are rows 0..11 but for two deleted ones; segment 1's rows 12..20 in another order
     rowmaps = [np.arange(12, dtype=np.int64), RNG.permutation(9).astype(np.int64) + 12]
     rowmaps[0][[3, 7]] = -1
     n_rows = 21
-    q = RNG.standard_normal((TOKENS, DIM)).astype(np.float32)
+    exact, query = _query(kernel, dim)
+    # tokens probe 3 centroids each, some the same (the int8 kernel reads such a list once for all of them)
     probe = np.stack([RNG.choice(n_centroids, 3, replace=False) for _ in range(TOKENS)]).astype(np.int64)
+    probe[1] = probe[0]
     missing = RNG.uniform(-0.05, 0.05, TOKENS).astype(np.float32)
     best = np.full(n_rows, -np.inf, np.float32)
     total = np.zeros(n_rows, np.float32)
     seen = np.zeros(n_rows, np.bool_)
     for (starts, local, scale, values, _), rowmap in zip(segments, rowmaps, strict=True):
-        assert warp_lists(q, probe, missing, starts, local, scale, values, rowmap, best, total, seen) == 0
-    want, scored = _reference(q, probe, missing, segments, rowmaps, n_rows)
+        ok, scores, pos = _scores(kernel, query, probe, starts, scale, values)
+        assert ok and np.isfinite(scores).all()  # every slot written
+        assert token_totals(probe, missing, starts, local, rowmap, pos, scores, best, total, seen) == 0
+    want, scored = _reference(exact, probe, missing, segments, rowmaps, n_rows)
     assert seen.tolist() == scored.tolist() and scored.sum() > 10
     assert not seen[[3, 7]].any()  # tombstones are never scored
-    np.testing.assert_allclose(total, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(total, want, rtol=1e-4, atol=1e-5)
     assert np.isneginf(best).all()  # left as it was given
     # a list naming a page outside its segment, or holding a scale that is no number, is refused, not read
     starts, local, scale, values, _ = segments[1]
     probe_all = np.tile(np.arange(n_centroids, dtype=np.int64), (TOKENS, 1))
+    ok, scores, pos = _scores(kernel, query, probe_all, starts, scale, values)
     bad = local.copy()
     bad[0] = 10_000
     args = (best, total.copy(), seen.copy())
-    assert warp_lists(q, probe_all, missing, starts, bad, scale, values, rowmaps[1], *args) == -1
-    nan = scale.copy()
-    nan[-1] = np.nan
-    assert warp_lists(q, probe_all, missing, starts, local, nan, values, rowmaps[1], *args) == -1
-    # a query that is no number (search refuses one) lists each page once: nothing written out of bounds
-    nan_q = q.copy()
-    nan_q[0, 0] = np.nan
+    assert token_totals(probe_all, missing, starts, bad, rowmaps[1], pos, scores, *args) == -1
+    for wrong in (np.nan, 1e6, -0.5):
+        damaged = scale.copy()
+        damaged[-1] = wrong
+        assert not _scores(kernel, query, probe_all, starts, damaged, values)[0]
+    # a score that is no number (search refuses such a query) lists each page once: nothing written out of bounds
+    scores[:] = np.nan
     total, seen = np.zeros(n_rows, np.float32), np.zeros(n_rows, np.bool_)
-    assert (
-        warp_lists(nan_q[:1], probe_all[:1], missing[:1], starts, local, scale, values, rowmaps[1], best, total, seen)
-        == 0
-    )
+    assert token_totals(probe_all, missing, starts, local, rowmaps[1], pos, scores, best, total, seen) == 0
     assert np.isneginf(best).all()
 
 
-def test_pooled_maxsim_reads_the_records_in_place_and_is_maxsim_of_the_dequantised_vectors():
-    q = RNG.standard_normal((TOKENS, DIM)).astype(np.float32)
-    slots, n_pages = 4, 6
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_pooled_maxsim_reads_the_records_in_place_and_is_maxsim_of_the_dequantised_vectors(kernel):
+    dim = _dim(kernel)
+    exact, query = _query(kernel, dim)
+    slots, n_pages = 16, 6
     scales = RNG.uniform(0.001, 0.01, n_pages * slots).astype(np.float16)
     scales[0] = np.float16(6e-8)  # subnormal float16
-    values = RNG.integers(-127, 128, (n_pages * slots, DIM)).astype(np.int8)
+    values = RNG.integers(-127, 128, (n_pages * slots, dim)).astype(np.int8)
+    values[1, :] = -128  # the int8 kernel counts values as v + 128: the extreme stays exact
     records = np.concatenate([scales.view(np.uint8).reshape(-1, 2), values.view(np.uint8)], axis=1)  # as pooled.bin
-    vectors = (scales.astype(np.float32)[:, None] * values).reshape(n_pages, slots, DIM)
-    first = np.array([5, 0, 2], np.int64) * slots  # pages 5, 0, 2 in that order
-    out = np.empty(3, np.float32)
-    assert pooled_maxsim(q, records, records.view(np.int8), first, slots, out)
-    np.testing.assert_allclose(out, [(q @ vectors[i].T).max(axis=1).sum() for i in (5, 0, 2)], rtol=1e-5)
+    vectors = (scales.astype(np.float32)[:, None] * values).reshape(n_pages, slots, dim)
+
+    def run(recs, first):
+        out = np.full(len(first), np.nan, np.float32)
+        if kernel == "float32":
+            return pooled_maxsim(query, recs, recs.view(np.int8), first, slots, out), out
+        return codes_vnni.pooled_maxsim_i8(*query, recs, first, slots, out), out
+
+    ok, out = run(records, np.array([5, 0, 2], np.int64) * slots)  # pages 5, 0, 2 in that order
+    assert ok
+    np.testing.assert_allclose(out, [(exact @ vectors[i].T).max(axis=1).sum() for i in (5, 0, 2)], rtol=1e-5)
     # a page past the end, or a scale that is no number, is refused
-    assert not pooled_maxsim(q, records, records.view(np.int8), np.array([n_pages * slots - 2]), slots, out)
+    assert not run(records, np.array([n_pages * slots - 2]))[0]
     bad = records.copy()
     bad[9, :2] = np.array([np.inf], np.float16).view(np.uint8)
-    assert not pooled_maxsim(q, bad, bad.view(np.int8), np.array([8]), slots, out)
+    assert not run(bad, np.array([0]))[0]
 
 
-@pytest.mark.parametrize("refine", [False, True])
-def test_codes_maxsim_is_maxsim_of_the_decoded_vectors(refine):
+def _codes_records(ids, scales, codes) -> np.ndarray:
+    """``codes.bin`` records: id uint16, scale float16, the code nibbles."""
+    return np.concatenate([ids.astype("<u2").view(np.uint8).reshape(-1, 2), codes_vnni.half16(scales), codes], 1)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "refine"), [("float32", False), ("float32", True), pytest.param("int8", False, marks=VNNI)]
+)
+def test_codes_maxsim_is_maxsim_of_the_decoded_vectors(kernel, refine):
+    dim = _dim(kernel)
     n_book, levels = 9, 4096 if refine else 16
-    q = RNG.standard_normal((TOKENS, DIM)).astype(np.float32)
-    book = RNG.standard_normal((n_book, DIM)).astype(np.float32)
-    std = RNG.uniform(0.5, 2, DIM).astype(np.float32)
-    offsets = np.array([0, 3, 3, 10], np.int64)  # the second page has no vectors
-    ids = RNG.integers(0, n_book, 10).astype(np.uint16)
-    scales = RNG.uniform(0.1, 1, 10).astype(np.float32)
-    codes = RNG.integers(0, 256, (10, DIM // 2)).astype(np.uint8)
-    fine = RNG.integers(0, 256, (10, DIM)).astype(np.uint8)  # the low 8 of 12 bits a dimension
-    half = DIM // 2
+    q = RNG.standard_normal((TOKENS, dim)).astype(np.float32)
+    book = RNG.standard_normal((n_book, dim)).astype(np.float32)
+    std = RNG.uniform(0.5, 2, dim).astype(np.float32)
+    n_vec = 40
+    starts, stops = np.array([0, 3, 3, 21], np.int64), np.array([3, 3, 21, 40], np.int64)  # one page has none
+    ids = RNG.integers(0, n_book, n_vec).astype(np.uint16)
+    scales = RNG.uniform(0.1, 1, n_vec).astype(np.float16).astype(np.float32)
+    codes = RNG.integers(0, 256, (n_vec, dim // 2)).astype(np.uint8)
+    fine = RNG.integers(0, 256, (n_vec, dim)).astype(np.uint8)  # the low 8 of 12 bits a dimension
     n = np.concatenate([codes & 15, codes >> 4], axis=1).astype(np.float32)  # dimension j, j + dim/2
     if refine:
         n = n * 256 + fine
-    assert n.shape == (10, 2 * half)
-    vectors = book[ids] + std * scales[:, None] * ((n + 0.5) * 2 / levels - 1)
     a = np.ascontiguousarray(q * std * (2 / levels))
     b = ((1 / levels - 1) * (q @ std)).astype(np.float32)
-    got = codes_maxsim(a, b, np.ascontiguousarray((q @ book.T).T), ids, scales, codes, fine, offsets, refine)
-    want = [(q @ vectors[s:e].T).max(axis=1).sum() for s, e in [(0, 3), (3, 10)]]
-    np.testing.assert_allclose(got[[0, 2]], want, rtol=1e-4)
+    sims = q @ book.T  # (tokens, centroids)
+    a_seen, a_query = _query(kernel, dim, a)
+    # a vector's score: its centroid's + scale · (a·n + b); MaxSim sums each token's best over the page
+    vec_scores = sims[:, ids] + scales * (a_seen @ n.T + b[:, None])
+
+    def run(records, fine_bytes, first=starts, last=stops):
+        if kernel == "float32":
+            return codes_maxsim(a, b, np.ascontiguousarray(sims.T), records, fine_bytes, first, last, refine)
+        return codes_vnni.codes_maxsim_i8(*a_query[:2], b, np.ascontiguousarray(sims), records, first, last)
+
+    records = _codes_records(ids, scales, codes)
+    got = run(records, fine)
+    want = [vec_scores[:, s:e].max(axis=1).sum() for s, e in zip(starts, stops, strict=True) if e > s]
+    np.testing.assert_allclose(got[[0, 2, 3]], want, rtol=1e-4)
     assert np.isneginf(got[1])
+    # an id outside the codebook, a scale that is no number, a page outside the records: refused
     bad = ids.copy()
-    bad[4] = n_book  # outside the codebook
-    assert codes_maxsim(a, b, np.ascontiguousarray((q @ book.T).T), bad, scales, codes, fine, offsets, refine) is None
+    bad[4] = n_book
+    assert run(_codes_records(bad, scales, codes), fine) is None
     nan = scales.copy()
-    nan[0] = np.nan
-    assert codes_maxsim(a, b, np.ascontiguousarray((q @ book.T).T), ids, nan, codes, fine, offsets, refine) is None
+    nan[30] = np.nan
+    assert run(_codes_records(ids, nan, codes), fine) is None
+    assert run(records, fine, np.array([30]), np.array([41])) is None
+    assert run(records, fine, np.array([-1]), np.array([3])) is None
+
+
+@VNNI
+def test_the_int8_kernels_answer_where_the_cpu_has_vnni_unless_told_not_to(monkeypatch):
+    monkeypatch.setattr(codes_vnni, "_available", None)
+    assert codes_vnni.available()  # compiled, and their self-test against numpy passed
+    monkeypatch.setattr(codes_vnni, "_available", None)
+    monkeypatch.setenv("DOCRAG_KERNELS", "portable")
+    assert not codes_vnni.available()

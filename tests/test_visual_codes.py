@@ -12,7 +12,7 @@ import pytest
 from clirun import invoke
 from test_visual_index import _fill, _keys, _pages, _query
 
-from docrag.indexes import codes_search
+from docrag.indexes import codes_search, codes_vnni
 from docrag.indexes.codes_build import drop_pack
 from docrag.indexes.store import Store
 from docrag.indexes.visual_codes import codes_root, pack_state
@@ -50,8 +50,20 @@ def built(tmp_path_factory):
     return store, pages, keys, queries
 
 
-def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built, monkeypatch):
+@pytest.mark.parametrize(
+    "kernels",
+    [
+        "float32",
+        pytest.param(
+            "int8", marks=pytest.mark.skipif(not codes_vnni.cpu_has_vnni(), reason="this CPU has no AVX-512 VNNI")
+        ),
+    ],
+)
+def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built, monkeypatch, kernels):
     store, _, keys, queries = built
+    # the int8 kernels where the CPU has AVX-512 VNNI, else (and on request) the float32 ones: the same answers
+    monkeypatch.setattr(codes_vnni, "_available", None if kernels == "int8" else False)
+    assert codes_vnni.available() == (kernels == "int8")
     assert pack_state(store.db, verify=True) == "current"
     exact = store.visual.search(queries, 10, method="exact")
     # the default: the best 32 from the codes scored again at 12 bits a dimension (near-exact scores)
