@@ -1,18 +1,19 @@
 """Visual search on the codes (``indexes.visual_codes``), reading no LanceDB table:
 
-1. token-level candidate generation (WARP-style, ``codes_kernels.warp_lists``): each query token probes its
-   ``NPROBE`` nearest centroids and scores the pooled vectors in their inverted lists; a page's estimate is the
-   sum over tokens of its best probed pooled vector (the first unprobed centroid's score where it has none):
-   the best ``ESTIMATE_DEPTH`` × ``candidates`` pages;
+1. token-level candidate generation (WARP-style, ``codes_kernels.list_scores`` and ``token_totals``): each
+   query token probes its ``NPROBE`` nearest centroids and scores the pooled vectors in their inverted lists; a
+   page's estimate is the sum over tokens of its best probed pooled vector (the first unprobed centroid's score
+   where it has none): the best ``ESTIMATE_DEPTH`` × ``candidates`` pages;
 2. MaxSim over their pooled vectors (all ``POOL_SLOTS`` of a page, int8 and a scale each, read by offset): the
    best ``CODES_DEPTH`` × ``candidates``;
-3. MaxSim from their 4-bit codes (centroid score + residual, all vectors of a page): the best ``REFINE_FINAL``
-   (at least ``k``);
+3. MaxSim from their 4-bit codes (centroid score + residual, all vectors of a page, read in place from the
+   mapped ``codes.bin``): the best ``REFINE_FINAL`` (at least ``k``);
 4. MaxSim of those at 12 bits a dimension (the codes and their refinement bytes): the best ``k``.
 
-The scoring runs in compiled kernels (``codes_kernels``). The depths were chosen by measurement (RESULTS.md,
-"Visual search from compact codes, third pass"). Scores are MaxSim of the 12-bit decoded vectors, within 0.0002
-of exact MaxSim here.
+The scoring runs in compiled kernels: stages 1–3 in int8 (``codes_vnni``: the query quantised per token) on CPUs
+with AVX-512 VNNI, in float32 (``codes_kernels``) elsewhere or with ``DOCRAG_KERNELS=portable``; stage 4 in
+float32. The depths were chosen by measurement (RESULTS.md, "Visual search from compact codes, third pass" and
+"fourth pass"). Scores are MaxSim of the 12-bit decoded vectors, within 0.0002 of exact MaxSim here.
 """
 
 from __future__ import annotations

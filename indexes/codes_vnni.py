@@ -76,6 +76,16 @@ def quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(np.clip(levels, -127, 127), dtype=np.int8), scale.astype(np.float32)
 
 
+def _pointer_suffix(pointee: str) -> str:
+    """How an overloaded intrinsic's name spells a pointer argument: ``p0`` where LLVM's pointers are opaque
+    (llvmlite ≥ 0.45, LLVM 20), ``p0`` + the pointee where they are typed (LLVM 14; llvmlite 0.44 says which)."""
+    import llvmlite
+    import llvmlite.binding as llvm
+
+    opaque = getattr(llvmlite, "opaque_pointers_enabled", llvm.llvm_version_info[0] >= 16)
+    return "p0" if opaque else f"p0{pointee}"
+
+
 def _splat(builder, x, vt):
     v = builder.insert_element(ir.Constant(vt, None), x, ir.Constant(_I32, 0))
     return builder.shuffle_vector(v, ir.Constant(vt, None), ir.Constant(_V16, [0] * 16))
@@ -133,7 +143,9 @@ def _make_block(nibbles: bool, gather: bool, keep_max: bool):
             scales = builder.load(builder.bitcast(sa.data, _VF.as_pointer()), align=1)
             if gather:
                 gty = ir.FunctionType(_VF, [_VP, _I32, _MASK, _VF])
-                gather_fn = cgutils.get_or_insert_function(builder.module, gty, "llvm.masked.gather.v16f32.v16p0")
+                gather_fn = cgutils.get_or_insert_function(
+                    builder.module, gty, f"llvm.masked.gather.v16f32.v16{_pointer_suffix('f32')}"
+                )
                 ids = builder.load(builder.bitcast(ca.data, _V16.as_pointer()), align=1)
                 id_bytes = builder.mul(builder.sext(ids, _V16L), ir.Constant(_V16L, [4] * 16))
                 book_row = cgutils.unpack_tuple(builder, bka.strides)[0]
@@ -183,7 +195,9 @@ def _prefetch(typingctx, data, start, stop):
         stride = cgutils.unpack_tuple(builder, da.strides)[0]
         base = builder.bitcast(da.data, _I8.as_pointer())
         fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [_I8.as_pointer(), _I32, _I32, _I32]), "llvm.prefetch.p0"
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [_I8.as_pointer(), _I32, _I32, _I32]),
+            f"llvm.prefetch.{_pointer_suffix('i8')}",
         )
         first = builder.mul(args[1], stride)
         last = builder.mul(args[2], stride)
@@ -320,6 +334,12 @@ def list_scores_i8(q8, alpha, beta, probe, starts, lscale, lvec, pos, scores):
     return True
 
 
+def _frozen(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    x.flags.writeable = False
+    return x
+
+
 def half16(x: np.ndarray) -> np.ndarray:
     """float32s as the (n, 2) bytes of their float16 (little-endian), as the files hold scales."""
     return np.asarray(x).astype("<f2").view(np.uint8).reshape(-1, 2)
@@ -327,7 +347,8 @@ def half16(x: np.ndarray) -> np.ndarray:
 
 def _selftest() -> None:
     """Compile the three kernels and check each on a small random case against numpy (raises when one differs:
-    an LLVM that lowers the intrinsics otherwise must not answer searches)."""
+    an LLVM that lowers the intrinsics otherwise must not answer searches). The files' arrays are read-only, as
+    a pack's maps are: the types a search compiles for."""
     rng = np.random.default_rng(0)
     q = rng.standard_normal((3, DIM)).astype(np.float32)
     q8, alpha = quantize(q)
@@ -338,7 +359,9 @@ def _selftest() -> None:
     starts = np.array([0, 20], np.int64)
     scores = np.empty(60, np.float32)
     pos = np.array([[0], [20], [40]], np.int64)
-    ok = list_scores_i8(q8, alpha, beta, np.zeros((3, 1), np.int64), starts, scale, values, pos, scores)
+    ok = list_scores_i8(
+        q8, alpha, beta, np.zeros((3, 1), np.int64), starts, _frozen(scale), _frozen(values), pos, scores
+    )
     if not ok or not np.allclose(scores.reshape(3, 20), exact, rtol=1e-4, atol=1e-4):
         raise RuntimeError("the int8 list kernel disagrees with numpy")
     records = np.zeros((32, 2 + DIM), np.uint8)
@@ -348,7 +371,10 @@ def _selftest() -> None:
     out = np.empty(1, np.float32)
     half = scale.astype(np.float16).astype(np.float32)
     want = ((q8 * alpha[:, None]) @ (values * half[:, None]).T).max(axis=1).sum()
-    if not pooled_maxsim_i8(q8, alpha, beta, records, np.zeros(1, np.int64), 32, out) or abs(out[0] - want) > 1e-3:
+    if (
+        not pooled_maxsim_i8(q8, alpha, beta, _frozen(records), np.zeros(1, np.int64), 32, out)
+        or abs(out[0] - want) > 1e-3
+    ):
         raise RuntimeError("the int8 pooled kernel disagrees with numpy")
     codes = rng.integers(0, 256, (20, DIM // 2)).astype(np.uint8)
     levels = np.concatenate([codes & 15, codes >> 4], axis=1).astype(np.float32)
@@ -357,6 +383,6 @@ def _selftest() -> None:
     scale = scale.astype(np.float16).astype(np.float32)
     sims = book[:, ids] + scale * ((q8 * alpha[:, None]) @ levels.T + 0.5)
     records = np.concatenate([ids.astype("<u2").view(np.uint8).reshape(-1, 2), half16(scale), codes], axis=1)
-    got = codes_maxsim_i8(q8, alpha, np.full(3, 0.5, np.float32), book, records, np.array([0]), np.array([20]))
+    got = codes_maxsim_i8(q8, alpha, np.full(3, 0.5, np.float32), book, _frozen(records), np.array([0]), np.array([20]))
     if got is None or abs(got[0] - sims.max(axis=1).sum()) > 1e-3:
         raise RuntimeError("the int8 codes kernel disagrees with numpy")

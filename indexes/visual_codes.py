@@ -135,9 +135,10 @@ def record_bytes(dim: int) -> dict[str, int]:
 
 
 class CodesPack:
-    """One generation of the codes, opened for reading: the small arrays in RAM, the segments' records read by
-    offset (``os.preadv``: no table scan, and no file pages held in this process's resident memory) and their
-    inverted lists mapped (``np.memmap``: the lists a query scans count in its resident memory, as page cache)."""
+    """One generation of the codes, opened for reading: the small arrays in RAM; the segments' inverted lists,
+    pooled records and codes mapped (``np.memmap``: what a query reads counts in its resident memory, as page
+    cache; the codes' pages are given back every ``RELEASE_BYTES`` read, ``release_codes``) and their refinements
+    read by offset (``os.preadv``, a few pages a query: no table scan, and no file pages held)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
