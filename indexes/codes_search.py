@@ -119,17 +119,20 @@ def token_estimate(
 
 
 def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Exact MaxSim of the query against the pooled vectors (int8 × scale, ``POOL_SLOTS`` a page) of pages
-    ``rows``, read in place from the mapped segments; a page without pooled vectors scores -inf."""
-
+    """MaxSim of the query (quantised to int8 where the int8 kernels run) against the pooled vectors (int8 ×
+    scale, ``POOL_SLOTS`` a page) of pages ``rows``, read in place from the mapped segments; a page without
+    pooled vectors scores -inf."""
     q8 = _query8(q) if _int8(pack) else None
+    maps = pack.pooled_maps
+    if len(maps) != len(pack.segments):
+        raise CodesError(f"{pack.folder}: the pack was closed")
 
     def part(some: np.ndarray) -> np.ndarray:
         out = np.empty(len(some), dtype=np.float32)
         segs = pack.seg[some]
         for s in np.unique(segs).tolist():
             at = np.flatnonzero(segs == s)
-            records = pack.pooled_maps[s]
+            records = maps[s]
             scores = np.empty(len(at), dtype=np.float32)
             first = pack.pool_start[some[at]]
             if q8 is None:
@@ -156,6 +159,7 @@ def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np
     a = np.ascontiguousarray(q * pack.std * (2 / levels_n), dtype=np.float32)
     b = np.ascontiguousarray((1 / levels_n - 1) * (q @ pack.std), dtype=np.float32)
     const = float((q @ pack.mean).sum())  # the same for every page's best vectors: added once
+    book_sims = np.ascontiguousarray(book_sims, dtype=np.float32)
     a8 = codes_vnni.quantize(a) if not refine and _int8(pack) else None
     book_t = np.ascontiguousarray(book_sims.T) if a8 is None else None  # (centroids, tokens): a vector's row
 
@@ -177,8 +181,12 @@ def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np
         for s in np.unique(segs).tolist():  # in place in the mapped segments: no copy
             at = np.flatnonzero(segs == s)
             starts = pack.start[some[at]]
-            out[at] = score(pack.codes_maps[s], pack.codes_maps[s], starts, starts + pack.count[some[at]])
+            out[at] = score(maps[s], maps[s], starts, starts + pack.count[some[at]])
         return out
+
+    maps = pack.codes_maps
+    if len(maps) != len(pack.segments):
+        raise CodesError(f"{pack.folder}: the pack was closed")
 
     try:
         parts = _parallel(part, np.array_split(rows, THREADS if len(rows) >= 2 * THREADS else 1))

@@ -6,8 +6,8 @@ four times the multiply-adds of a float32 FMA an instruction. The query is quant
 (``quantize``: a scale and 127 levels each side), the page side is what the files hold: 4-bit levels (0–15,
 unsigned as they are) or the pooled vectors' int8 values (signed: their sign bit flipped makes them ``v + 128``,
 unsigned, and ``128 · Σ Q`` a token comes off again). The products are exact in int32; the query's rounding
-moves a score by well under the gaps between the pages these stages keep (``tests/test_codes_vnni.py`` checks the
-kernels against the float32 ones).
+moves a score by well under the gaps between the pages these stages keep (``tests/test_codes_kernels.py`` checks
+both against the definition).
 
 numba has no vector types, so the inner block is written in LLVM IR (``numba.extending.intrinsic``): 16 page
 vectors of dimension 128 against every token of the query (``_block``): each vector's two 64-byte halves are loaded
@@ -43,28 +43,32 @@ _available: bool | None = None
 
 
 def cpu_has_vnni() -> bool:
-    """Whether numba compiles for this CPU (not a named one) and the CPU has AVX-512 BW and VNNI."""
-    import llvmlite.binding as llvm
-    from numba.core import config
+    """Whether numba compiles for this CPU's AVX-512 BW and VNNI: the features it passes LLVM (not those of a
+    CPU named by ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``, nor with ``NUMBA_ENABLE_AVX=0``: LLVM would abort
+    the process on an instruction its target lacks)."""
+    from numba.core import codegen, config
 
     if config.CPU_NAME or config.CPU_FEATURES:
-        return False  # compiled for another CPU (NUMBA_CPU_NAME / NUMBA_CPU_FEATURES): not necessarily this one
-    features = llvm.get_host_cpu_features()
-    return all(features.get(f, False) for f in ("avx512f", "avx512bw", "avx512vnni"))
+        return False
+    try:
+        features = set(codegen.get_host_cpu_features().split(","))
+    except Exception:  # a platform where LLVM cannot tell
+        return False
+    return {"+avx512f", "+avx512bw", "+avx512vnni"} <= features
 
 
 def available() -> bool:
     """Whether the int8 kernels run here: a CPU with AVX-512 VNNI, ``DOCRAG_KERNELS`` not ``portable``, and the
-    kernels compiled (a failure is logged once and the float32 kernels answer)."""
+    kernels compiled and checked (a failure is logged once and the float32 kernels answer)."""
     global _available
     if _available is None:
         _available = False
-        if os.environ.get("DOCRAG_KERNELS", "").strip().lower() != "portable" and cpu_has_vnni():
-            try:
+        try:
+            if os.environ.get("DOCRAG_KERNELS", "").strip().lower() != "portable" and cpu_has_vnni():
                 _selftest()
                 _available = True
-            except Exception as exc:  # an LLVM without these intrinsics: the portable kernels answer
-                log.info("docrag's int8 search kernels are not used here (%s)", exc)
+        except Exception as exc:  # an LLVM without these intrinsics: the portable kernels answer
+            log.info("docrag's int8 search kernels are not used here (%s)", exc)
     return _available
 
 
@@ -226,13 +230,26 @@ def _sum_of_max(run):
     return tot
 
 
+@_jit(inline="always")
+def _query_ok(q8, alpha, beta):
+    """The query's arrays as the block intrinsic reads them: rows of ``DIM`` int8 one after another, a scale and
+    an offset a token."""
+    n = q8.shape[0]
+    return q8.shape[1] == DIM and (n < 2 or q8.strides[0] == DIM) and len(alpha) >= n and len(beta) >= n
+
+
 @_jit
 def codes_maxsim_i8(q8, alpha, beta, book, records, starts, stops):
     """``codes_kernels.codes_maxsim`` at 4 bits, the query in int8 (``q8``, ``alpha``: ``quantize(a)``; ``beta``
     its ``b``; ``book`` (tokens, centroids) the query's centroid scores): MaxSim of each page
     ``records[starts[i]:stops[i]]`` of ``codes.bin`` records (-inf without vectors), or None when a page lies
-    outside ``records``, an id is outside the codebook or a scale not finite."""
+    outside ``records``, an id is outside the codebook or a scale not finite (or the arrays are not the shapes
+    the intrinsic reads)."""
     n_tokens = q8.shape[0]
+    if not _query_ok(q8, alpha, beta) or records.shape[1] != 4 + DIM // 2 or book.shape[0] < n_tokens:
+        return None
+    if book.itemsize != 4 or (book.shape[1] > 1 and book.strides[1] != 4):  # the gather reads float32 rows
+        return None
     codes = records[:, 4:]
     n_pages = len(starts)
     out = np.empty(n_pages, np.float32)
@@ -264,8 +281,10 @@ def codes_maxsim_i8(q8, alpha, beta, book, records, starts, stops):
 def pooled_maxsim_i8(q8, alpha, beta, records, first, slots, out):
     """``codes_kernels.pooled_maxsim`` with the query in int8 (``quantize``; ``beta``: ``-128 · Σ q8 · alpha`` a
     token): MaxSim of pages of ``slots`` records (a multiple of 16) from ``first[i]`` into ``out[i]``. False when
-    a page lies outside the file or a scale is not finite."""
+    a page lies outside the file or a scale is not finite (or the arrays are not the shapes the intrinsic reads)."""
     n_tokens = q8.shape[0]
+    if not _query_ok(q8, alpha, beta) or records.shape[1] != 2 + DIM or slots <= 0 or slots % 16:
+        return False
     values = records[:, 2:]
     run = np.empty((n_tokens, 16), np.float32)
     sc = np.empty(16, np.float32)
@@ -293,15 +312,21 @@ def pooled_maxsim_i8(q8, alpha, beta, records, first, slots, out):
 def list_scores_i8(q8, alpha, beta, probe, starts, lscale, lvec, pos, scores):
     """Stage 1's scores with the query in int8 (``beta`` as for ``pooled_maxsim_i8``): each probed list is read
     once, for all the tokens that probe it; token ``t``'s score of the ``i``-th vector of its ``p``-th probed list
-    goes to ``scores[pos[t, p] + i]``. False when a list holds a scale no float16 could be (a damaged file)."""
+    goes to ``scores[pos[t, p] + i]``. False when a list holds a scale no float16 could be (a damaged file), or
+    the arrays are not the shapes the intrinsic reads."""
     n_tokens, n_probe = probe.shape
+    if not _query_ok(q8, alpha, beta) or n_tokens > q8.shape[0] or lvec.shape[1] != DIM:
+        return False
+    if lvec.shape[0] > 1 and lvec.strides[0] != DIM:
+        return False
     flat = probe.ravel()
     order = np.argsort(flat, kind="mergesort")
-    q_sub = np.empty((n_tokens, q8.shape[1]), np.int8)
-    a_sub = np.empty(n_tokens, np.float32)
-    b_sub = np.empty(n_tokens, np.float32)
-    at_sub = np.empty(n_tokens, np.int64)
-    out = np.empty((n_tokens, 16), np.float32)
+    n_pairs = len(flat)  # a list's tokens: at most every (token, probe) pair, a centroid twice in a row too
+    q_sub = np.empty((n_pairs, DIM), np.int8)
+    a_sub = np.empty(n_pairs, np.float32)
+    b_sub = np.empty(n_pairs, np.float32)
+    at_sub = np.empty(n_pairs, np.int64)
+    out = np.empty((n_pairs, 16), np.float32)
     rows = np.empty(16, np.int64)
     sc = np.empty(16, np.float32)
     unused = np.zeros((1, 1), np.float32)

@@ -307,15 +307,8 @@ class CodesPack:
                 raise CodesError(f"{self.folder}: {self.segments[seg]}/{name} is shorter than its record")
         return buf, offsets
 
-    def codes(self, rows: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Centroid ids (uint16), scales (float32), code bytes (n, width) and offsets of pages ``rows``
-        (``reuse``: as ``read``)."""
-        buf, offs = self.read("codes.bin", rows, reuse=reuse)
-        ids = buf[:, :2].copy().view("<u2").reshape(-1)
-        return ids, buf[:, 2:4].copy().view("<f2").reshape(-1).astype(np.float32), buf[:, 4:], offs
-
     def refine(self, rows: np.ndarray, reuse: bool = False) -> np.ndarray:
-        """The refinement bytes of pages ``rows`` (n, dim), in the order of ``codes(rows)``."""
+        """The refinement bytes of pages ``rows`` (n, dim), in the order of ``read("codes.bin", rows)``."""
         return self.read("refine.bin", rows, reuse=reuse)[0]
 
     def verify(self) -> None:

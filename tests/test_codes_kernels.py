@@ -75,15 +75,22 @@ def _scores(kernel, query, probe, starts, scale, values):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_token_level_lists_score_each_page_as_the_definition_across_segments_and_tombstones(kernel):
     n_centroids, dim = 7, _dim(kernel)
-    segments = [_segment(12, n_centroids, dim), _segment(9, n_centroids, dim)]
+    # the third segment's lists run past 16 vectors, with a remainder (the int8 kernel scores 16 at a time)
+    segments = [_segment(12, n_centroids, dim), _segment(9, n_centroids, dim), _segment(60, n_centroids, dim)]
+    assert any(n > 16 and n % 16 for n in np.diff(segments[2][0]))
     # segment 0's pages are rows 0..11 but for two deleted ones; segment 1's rows 12..20 in another order
-    rowmaps = [np.arange(12, dtype=np.int64), RNG.permutation(9).astype(np.int64) + 12]
+    rowmaps = [
+        np.arange(12, dtype=np.int64),
+        RNG.permutation(9).astype(np.int64) + 12,
+        RNG.permutation(60).astype(np.int64) + 21,
+    ]
     rowmaps[0][[3, 7]] = -1
-    n_rows = 21
+    n_rows = 81
     exact, query = _query(kernel, dim)
     # tokens probe 3 centroids each, some the same (the int8 kernel reads such a list once for all of them)
     probe = np.stack([RNG.choice(n_centroids, 3, replace=False) for _ in range(TOKENS)]).astype(np.int64)
     probe[1] = probe[0]
+    probe[2, 1] = probe[2, 0]  # one token probes a centroid twice: its score is the same, counted once
     missing = RNG.uniform(-0.05, 0.05, TOKENS).astype(np.float32)
     best = np.full(n_rows, -np.inf, np.float32)
     total = np.zeros(n_rows, np.float32)
@@ -93,7 +100,7 @@ def test_token_level_lists_score_each_page_as_the_definition_across_segments_and
         assert ok and np.isfinite(scores).all()  # every slot written
         assert token_totals(probe, missing, starts, local, rowmap, pos, scores, best, total, seen) == 0
     want, scored = _reference(exact, probe, missing, segments, rowmaps, n_rows)
-    assert seen.tolist() == scored.tolist() and scored.sum() > 10
+    assert seen.tolist() == scored.tolist() and scored.sum() > 40
     assert not seen[[3, 7]].any()  # tombstones are never scored
     np.testing.assert_allclose(total, want, rtol=1e-4, atol=1e-5)
     assert np.isneginf(best).all()  # left as it was given
@@ -202,3 +209,35 @@ def test_the_int8_kernels_answer_where_the_cpu_has_vnni_unless_told_not_to(monke
     monkeypatch.setattr(codes_vnni, "_available", None)
     monkeypatch.setenv("DOCRAG_KERNELS", "portable")
     assert not codes_vnni.available()
+
+
+@VNNI
+def test_the_int8_kernels_refuse_arrays_of_other_shapes_than_they_read():
+    """The block intrinsic reads 128 int8 a token and a vector, float32 centroid scores and 16 records at a time:
+    anything else is refused before a byte is read."""
+    q8, alpha = codes_vnni.quantize(RNG.standard_normal((3, codes_vnni.DIM)).astype(np.float32))
+    beta = np.zeros(3, np.float32)
+    half_q8 = np.ascontiguousarray(q8[:, :64])
+    # the token-level lists: another dimension, a query of another width
+    starts, _, scale, values, _ = _segment(20, 2, 64)
+    probe = np.zeros((3, 1), np.int64)
+    pos = np.zeros((3, 1), np.int64)
+    scores = np.zeros(100, np.float32)
+    assert not codes_vnni.list_scores_i8(q8, alpha, beta, probe, starts, scale, values, pos, scores)
+    assert not codes_vnni.list_scores_i8(half_q8, alpha, beta, probe, starts, scale, values, pos, scores)
+    assert not codes_vnni.list_scores_i8(q8, alpha[:2], beta, probe, starts, scale, values, pos, scores)
+    # pooled records of another width, or pages not made of whole blocks of 16
+    records = np.zeros((64, 2 + codes_vnni.DIM), np.uint8)
+    out = np.zeros(1, np.float32)
+    first = np.zeros(1, np.int64)
+    assert codes_vnni.pooled_maxsim_i8(q8, alpha, beta, records, first, 16, out)
+    assert not codes_vnni.pooled_maxsim_i8(q8, alpha, beta, records, first, 8, out)
+    assert not codes_vnni.pooled_maxsim_i8(q8, alpha, beta, records[:, :66], first, 16, out)
+    # codes records of another width; centroid scores that are not float32 or not one row a token
+    codes = np.zeros((16, 4 + codes_vnni.DIM // 2), np.uint8)
+    book = np.zeros((3, 4), np.float32)
+    one = (np.array([0]), np.array([16]))
+    assert codes_vnni.codes_maxsim_i8(q8, alpha, beta, book, codes, *one) is not None
+    assert codes_vnni.codes_maxsim_i8(q8, alpha, beta, book, codes[:, :36], *one) is None
+    assert codes_vnni.codes_maxsim_i8(q8, alpha, beta, book.astype(np.float64), codes, *one) is None
+    assert codes_vnni.codes_maxsim_i8(q8, alpha, beta, book[:2], codes, *one) is None

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from clirun import invoke
 from test_visual_index import _fill, _keys, _pages, _query
 
-from docrag.indexes import codes_search, codes_vnni
+from docrag.indexes import codes_search, codes_vnni, visual_codes
 from docrag.indexes.codes_build import drop_pack
 from docrag.indexes.store import Store
 from docrag.indexes.visual_codes import codes_root, pack_state
@@ -256,3 +257,29 @@ def test_an_s3_database_keeps_its_codes_in_a_local_cache(s3, tmp_path, monkeypat
     shutil.rmtree(root)  # the cache gone: search reranks from the stored vectors
     assert Store(uri, storage_options=s3.options).visual.codes() is None
     assert _keys(Store(uri, storage_options=s3.options).visual.search(q, 5, method="two-stage")[0])[0] == keys[30]
+
+
+def _resident_kb(path_end: str) -> int:
+    """Resident kB of this process's mappings of files whose path ends with ``path_end`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line: range perms offset dev inode [path]
+            inside = line.endswith(path_end)
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+def test_the_mapped_codes_are_given_back_and_read_again(built, monkeypatch):
+    store, _, _, queries = built
+    before = store.visual.search(queries, 10, method="two-stage", candidates=80)  # every page from its codes
+    pack = store.visual.codes()
+    assert pack.codes_maps and all(getattr(m, "_mmap", None) is not None for m in pack.codes_maps)
+    assert _resident_kb("/codes.bin") > 0  # read in place: resident until given back
+    monkeypatch.setattr(visual_codes, "RELEASE_BYTES", 1)  # give them back after every search
+    after = store.visual.search(queries, 10, method="two-stage", candidates=80)
+    assert pack._mapped_bytes == 0 and _resident_kb("/codes.bin") == 0
+    assert [[(c.doc_id, c.page, c.score) for c in r] for r in after] == [
+        [(c.doc_id, c.page, c.score) for c in r] for r in before
+    ]
