@@ -254,7 +254,10 @@ class CodesPack:
         self.lists, self.pooled_maps, self.codes_maps = [], [], []  # the maps go with the last array that holds them
 
     def __del__(self) -> None:
-        self.close()
+        try:  # noqa: SIM105 (contextlib itself may be gone)
+            self.close()
+        except Exception:  # at interpreter exit the modules close() uses may be gone already: nothing to report
+            pass
 
     def release_codes(self, n_bytes: int) -> None:
         """Count ``n_bytes`` of the mapped ``codes.bin`` files as read; past ``RELEASE_BYTES`` since the last
