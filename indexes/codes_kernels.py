@@ -133,7 +133,7 @@ def _half(lo, hi):
     elif exp == 31:
         v = np.float32(np.inf) if frac == 0 else np.float32(np.nan)
     else:
-        v = np.float32(math.ldexp(1024.0 + frac, exp - 25))
+        v = np.float32(math.ldexp(1024.0 + frac, int(exp) - 25))  # int(): without numba too
     return -v if h & 0x8000 else v
 
 

@@ -18,6 +18,7 @@ float32. The depths were chosen by measurement (RESULTS.md, "Visual search from 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -216,7 +217,14 @@ def search_rows(
     """``search_codes`` as the pack's rows and scores. ``depths``: (estimate, codes, refine) instead of the
     module's ``ESTIMATE_DEPTH``, ``CODES_DEPTH``, ``REFINE_FINAL``."""
     estimate_depth, codes_depth, refine_final = depths or (ESTIMATE_DEPTH, CODES_DEPTH, REFINE_FINAL)
+    if not pack.intact():
+        raise CodesError(f"{pack.folder}: a file of the visual codes was cut short")
     q = np.ascontiguousarray(query, dtype=np.float32)  # (tokens ≥ 1, dim), finite: VisualTables.search checks
+    # MaxSim is linear in the query: scaled by a power of two (exactly) to magnitudes around 1, so that no stage
+    # overflows or loses digits to subnormals (a query of 1e36s ranks as one of 1s), and the scores scaled back
+    peak = float(np.abs(q).max()) if q.size else 0.0
+    unit = 2.0 ** round(math.log2(peak)) if peak > 0 else 1.0
+    q = q / np.float32(unit) if unit != 1.0 else q
     book_sims = q @ pack.codebook.T  # (tokens, centroids)
     n_codes = max(k, refine_final, candidates * codes_depth)
     mask = None
@@ -235,4 +243,5 @@ def search_rows(
         rows = np.sort(rows[top_finite(scores, max(k, refine_final))])
         scores = codes_scores(pack, q, book_sims, rows, refine=True)
     best = top_finite(scores, k)
-    return rows[best], scores[best]
+    scores = scores[best] * np.float32(unit) if unit != 1.0 else scores[best]
+    return rows[best], scores

@@ -143,6 +143,7 @@ class CodesPack:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._fds: list[dict[str, int]] = []
+        self._lengths: dict[tuple[int, str], int] = {}  # (segment, file): its size when the pack opened
         self._scratch = threading.local()  # per thread, the buffers of ``read(reuse=True)``
         try:
             info = json.loads((folder / "pack.json").read_text())
@@ -192,6 +193,7 @@ class CodesPack:
                     self.close()
                     raise CodesError(f"{folder}: the visual codes are inconsistent ({name}/{fname})")
                 fds[fname] = os.open(path, os.O_RDONLY)
+                self._lengths[(len(self._fds) - 1, fname)] = n * size
         self.lists = [self._lists(name, x) for name, x in zip(self.segments, self.seg_info, strict=True)]
         # each segment's pooled records mapped (the first stages read them in place: no copy, no system call)
         self.pooled_maps = [self._mapped(name, "pooled.bin") for name in self.segments]
@@ -228,6 +230,9 @@ class CodesPack:
         if not n:
             return starts, np.zeros(0, np.uint32), np.zeros(0, np.float32), np.zeros((0, self.dim), np.int8)
         path = folder / "lists.bin"
+        segment = self.segments.index(name)
+        self._fds[segment]["lists.bin"] = os.open(path, os.O_RDONLY)
+        self._lengths[(segment, "lists.bin")] = n * (8 + self.dim)
         pages = np.memmap(path, dtype="<u4", mode="r", shape=(n,))
         scales = np.memmap(path, dtype="<f4", mode="r", offset=4 * n, shape=(n,))
         values = np.memmap(path, dtype=np.int8, mode="r", offset=8 * n, shape=(n, self.dim))
@@ -258,6 +263,18 @@ class CodesPack:
             self.close()
         except Exception:  # at interpreter exit the modules close() uses may be gone already: nothing to report
             pass
+
+    def intact(self) -> bool:
+        """Whether the segments' files are as long as when the pack opened: a file cut short under a map (by
+        hand: a pack's files are never rewritten) would end the process (SIGBUS) at its first read past the end,
+        so searches ask first (a system call a file: microseconds)."""
+        if len(self._fds) != len(self.segments):
+            return False  # closed
+        try:
+            sizes = {(i, name): os.fstat(fd).st_size for i, fds in enumerate(self._fds) for name, fd in fds.items()}
+        except OSError:
+            return False
+        return all(sizes.get(key, -1) >= length for key, length in self._lengths.items())
 
     def release_codes(self, n_bytes: int) -> None:
         """Count ``n_bytes`` of the mapped ``codes.bin`` files as read; past ``RELEASE_BYTES`` since the last

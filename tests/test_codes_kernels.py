@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from docrag.indexes import codes_vnni
-from docrag.indexes.codes_kernels import codes_maxsim, list_scores, pooled_maxsim, token_totals
+from docrag.indexes.codes_kernels import _half, codes_maxsim, list_scores, pooled_maxsim, token_totals
 
 RNG = np.random.default_rng(5)
 TOKENS = 5
@@ -144,6 +144,10 @@ def test_pooled_maxsim_reads_the_records_in_place_and_is_maxsim_of_the_dequantis
     ok, out = run(records, np.array([5, 0, 2], np.int64) * slots)  # pages 5, 0, 2 in that order
     assert ok
     np.testing.assert_allclose(out, [(exact @ vectors[i].T).max(axis=1).sum() for i in (5, 0, 2)], rtol=1e-5)
+    # the float16 decoding is the same without numba (NUMBA_DISABLE_JIT=1 runs it as Python)
+    some = scales[:8]
+    halves = [_half.py_func(lo, hi) for lo, hi in some.view(np.uint8).reshape(-1, 2)]
+    assert np.array_equal(np.array(halves, np.float32), some.astype(np.float32))
     # a page past the end, or a scale that is no number, is refused
     assert not run(records, np.array([n_pages * slots - 2]))[0]
     bad = records.copy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -103,6 +104,11 @@ def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built, monkeypatch,
         with pytest.raises(ValueError, match="k must be"):
             store.visual.search(queries[0], -1, method=method)
         assert store.visual.search([], 10, method=method) == []
+    # MaxSim is linear in the query: one of 1e36s (or of subnormals) ranks as the unit one, scores scaled with it
+    for factor in (1e36, 1e-40):
+        got = store.visual.search(queries[2] * np.float32(factor), 10, method="two-stage", candidates=8)[0]
+        ref = store.visual.search(queries[2] * np.float32(factor), 10, method="exact")[0]
+        assert _keys(got)[:5] == _keys(ref)[:5] and got[0].score == pytest.approx(ref[0].score, rel=1e-3)
     assert store.visual.codes() is not None
 
 
@@ -213,6 +219,20 @@ def test_stale_missing_and_corrupt_codes_are_found_and_check_repair_rebuilds_the
     assert sum("damaged" in r.getMessage() for r in caplog.records) == 1 and reader.visual.codes() is None
     assert check()[1]["visual_codes"] == "corrupt"
     assert check("--repair")[1]["after"]["visual_codes"] == "current"
+    # cut short under a reader that maps them (by hand: a pack's files are never rewritten): the next search finds
+    # it before reading (a read past the end of a map would end the process), warns once and answers from the
+    # stored vectors
+    for name in ("codes.bin", "lists.bin", "pooled.bin"):
+        (segment,) = _segments(db)
+        reader = Store(db)
+        assert _keys(reader.visual.search(q, 1, method="two-stage", candidates=8)[0]) == [keys[12]]
+        os.truncate(segment / name, 4096)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="docrag.indexes"):
+            for _ in range(2):
+                assert _keys(reader.visual.search(q, 1, method="two-stage", candidates=8)[0]) == [keys[12]]
+        assert sum("cut short" in r.getMessage() for r in caplog.records) == 1 and reader.visual.codes() is None
+        assert check("--repair")[1]["after"]["visual_codes"] == "current"
     gen = codes_root(str(db)) / (codes_root(str(db)) / "CURRENT").read_text()
     np.save(gen / "page.npy", np.load(gen / "page.npy")[::-1].copy())
     assert Store(db).visual.codes() is None and check()[1]["visual_codes"] == "corrupt"
