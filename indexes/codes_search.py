@@ -11,9 +11,10 @@
 4. MaxSim of those at 12 bits a dimension (the codes and their refinement bytes): the best ``k``.
 
 The scoring runs in compiled kernels: stages 1–3 in int8 (``codes_vnni``: the query quantised per token) on CPUs
-with AVX-512 VNNI, in float32 (``codes_kernels``) elsewhere or with ``DOCRAG_KERNELS=portable``; stage 4 in
-float32. The depths were chosen by measurement (RESULTS.md, "Visual search from compact codes, third pass" and
-"fourth pass"). Scores are MaxSim of the 12-bit decoded vectors, within 0.0002 of exact MaxSim here.
+with AVX-512 VNNI, stage 3 in int8 on those with AVX2, the rest in float32 (``codes_kernels``; all of it with
+``DOCRAG_KERNELS=portable``); stage 4 in float32. The depths were chosen by measurement (RESULTS.md, "Visual
+search from compact codes, third pass" and "fourth pass"). Scores are MaxSim of the 12-bit decoded vectors, within
+0.0002 of exact MaxSim here.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ def _parallel(fn, parts: list) -> list:
     return list(pool.map(fn, parts))
 
 
-def _int8(pack: CodesPack) -> bool:
-    """Whether the int8 kernels (``codes_vnni``) score this pack's vectors here."""
-    return pack.dim == codes_vnni.DIM and codes_vnni.available()
+def _int8(pack: CodesPack, codes: bool = False) -> bool:
+    """Whether the int8 kernels (``codes_vnni``) score this pack's vectors here: all of them (AVX-512 VNNI), or
+    (``codes``) the codes' one (AVX2 too)."""
+    return pack.dim == codes_vnni.DIM and (codes_vnni.codes_available() if codes else codes_vnni.available())
 
 
 def _query8(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,7 +163,7 @@ def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np
     b = np.ascontiguousarray((1 / levels_n - 1) * (q @ pack.std), dtype=np.float32)
     const = float((q @ pack.mean).sum())  # the same for every page's best vectors: added once
     book_sims = np.ascontiguousarray(book_sims, dtype=np.float32)
-    a8 = codes_vnni.quantize(a) if not refine and _int8(pack) else None
+    a8 = codes_vnni.quantize(a) if not refine and _int8(pack, codes=True) else None
     book_t = np.ascontiguousarray(book_sims.T) if a8 is None else None  # (centroids, tokens): a vector's row
 
     def score(records, fine, starts, stops) -> np.ndarray:

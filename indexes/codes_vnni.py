@@ -22,13 +22,14 @@ from __future__ import annotations
 import logging
 import os
 
+import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .codes_kernels import _half, _jit, code_head
+from .codes_kernels import _FAST, _half, _jit, code_head
 
 __all__ = ["DIM", "available", "codes_maxsim_i8", "cpu_has_vnni", "list_scores_i8", "pooled_maxsim_i8", "quantize"]
 
@@ -38,38 +39,65 @@ DIM = 128  # the dimension these kernels are written for (ColPali's): two 64-byt
 _I1, _I8, _I32, _I64, _F32 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64), ir.FloatType()
 _V16, _V64, _VF = ir.VectorType(_I32, 16), ir.VectorType(_I8, 64), ir.VectorType(_F32, 16)
 _V16L, _VP, _MASK = ir.VectorType(_I64, 16), ir.VectorType(_F32.as_pointer(), 16), ir.VectorType(_I1, 16)
+_V32B, _V16H, _V8 = ir.VectorType(_I8, 32), ir.VectorType(ir.IntType(16), 16), ir.VectorType(_I32, 8)
 AHEAD = 64  # vectors the codes kernel asks the CPU to fetch ahead of the block it scores (4 KB: a memory page)
-_available: bool | None = None
+_available: dict[str, bool] = {}  # "all" / "codes": whether those kernels run here
 
 
-def cpu_has_vnni() -> bool:
-    """Whether numba compiles for this CPU's AVX-512 BW and VNNI: the features it passes LLVM (not those of a
-    CPU named by ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``, nor with ``NUMBA_ENABLE_AVX=0``: LLVM would abort
-    the process on an instruction its target lacks)."""
+def _target_features() -> set[str]:
+    """The CPU features numba passes LLVM (``+avx2``, …): none where it compiles for a CPU named by
+    ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` (not necessarily this one), fewer with ``NUMBA_ENABLE_AVX=0``.
+    LLVM aborts the process on an instruction its target lacks, so these, not the host's, decide."""
     from numba.core import codegen, config
 
     if config.CPU_NAME or config.CPU_FEATURES:
-        return False
+        return set()
     try:
-        features = set(codegen.get_host_cpu_features().split(","))
+        return set(codegen.get_host_cpu_features().split(","))
     except Exception:  # a platform where LLVM cannot tell
-        return False
-    return {"+avx512f", "+avx512bw", "+avx512vnni"} <= features
+        return set()
+
+
+def cpu_has_vnni() -> bool:
+    """Whether numba compiles for AVX-512 BW and VNNI here: every int8 kernel runs."""
+    return {"+avx512f", "+avx512bw", "+avx512vnni"} <= _target_features()
+
+
+def cpu_has_avx2() -> bool:
+    """Whether numba compiles for AVX2 here: the codes' int8 kernel runs (``vpmaddubsw``), the others in float32."""
+    return "+avx2" in _target_features()
+
+
+def _mode() -> str:
+    """``DOCRAG_KERNELS``: ``portable`` (float32 kernels only), ``avx2`` (the codes' kernel without VNNI even where
+    the CPU has it: to compare them), else the best this CPU runs."""
+    return os.environ.get("DOCRAG_KERNELS", "").strip().lower()
 
 
 def available() -> bool:
-    """Whether the int8 kernels run here: a CPU with AVX-512 VNNI, ``DOCRAG_KERNELS`` not ``portable``, and the
-    kernels compiled and checked (a failure is logged once and the float32 kernels answer)."""
-    global _available
-    if _available is None:
-        _available = False
+    """Whether every int8 kernel runs here: a CPU with AVX-512 VNNI, ``DOCRAG_KERNELS`` unset, and the kernels
+    compiled and checked (a failure is logged once and the float32 kernels answer)."""
+    return _checked("all")
+
+
+def codes_available() -> bool:
+    """Whether the codes' int8 kernel runs here: AVX-512 VNNI (``vpdpbusd``) or AVX2 (``vpmaddubsw``: two
+    instructions for one, exact all the same for 4-bit levels), unless ``DOCRAG_KERNELS=portable``."""
+    return _checked("codes")
+
+
+def _checked(which: str) -> bool:
+    if which not in _available:
+        _available[which] = False
         try:
-            if os.environ.get("DOCRAG_KERNELS", "").strip().lower() != "portable" and cpu_has_vnni():
-                _selftest()
-                _available = True
+            mode = _mode()
+            runs = cpu_has_vnni() and not mode if which == "all" else mode != "portable" and cpu_has_avx2()
+            if runs:
+                _selftest(codes_only=which == "codes")
+                _available[which] = True
         except Exception as exc:  # an LLVM without these intrinsics: the portable kernels answer
-            log.info("docrag's int8 search kernels are not used here (%s)", exc)
-    return _available
+            log.info("docrag's int8 search kernels (%s) are not used here (%s)", which, exc)
+    return _available[which]
 
 
 def quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +139,34 @@ def _reduce16(builder, accs):
     return accs[0]
 
 
+def _dot_vnni(builder, acc, u, s):
+    """``acc`` + the products of 64 unsigned bytes ``u`` and signed bytes ``s``, four by four into 16 int32 lanes
+    (``vpdpbusd``; all three as 16 × int32)."""
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_V16, [_V16, _V16, _V16]), "llvm.x86.avx512.vpdpbusd.512"
+    )
+    return builder.call(fn, [acc, u, s])
+
+
+def _dot_avx2(builder, acc, u, s):
+    """``_dot_vnni`` in AVX2: ``vpmaddubsw`` (pairs into int16: exact while ``u`` ≤ 127, as 4-bit levels are;
+    it saturates beyond) then ``vpmaddwd`` by ones (pairs of pairs into int32), on each 32-byte half."""
+    madd_ub = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_V16H, [_V32B, _V32B]), "llvm.x86.avx2.pmadd.ub.sw"
+    )
+    madd_wd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_V8, [_V16H, _V16H]), "llvm.x86.avx2.pmadd.wd"
+    )
+    ub, sb = builder.bitcast(u, _V64), builder.bitcast(s, _V64)
+    ones = ir.Constant(_V16H, [1] * 16)
+    parts = []
+    for h in (0, 1):
+        take = ir.Constant(ir.VectorType(_I32, 32), list(range(32 * h, 32 * h + 32)))
+        pairs = builder.call(madd_ub, [builder.shuffle_vector(ub, ub, take), builder.shuffle_vector(sb, sb, take)])
+        parts.append(builder.call(madd_wd, [pairs, ones]))
+    return builder.add(acc, builder.shuffle_vector(parts[0], parts[1], ir.Constant(_V16, list(range(16)))))
+
+
 def _make_block(nibbles: bool, gather: bool, keep_max: bool):
     """The block intrinsic ``block(data, rows, q8, alpha, beta, book, cid, sc, out)``: for the 16 rows ``rows`` of
     ``data`` (nibble codes, 64 bytes a row: level ``j`` low, ``j + 64`` high; or int8 values, 128 a row) and every
@@ -127,8 +183,7 @@ def _make_block(nibbles: bool, gather: bool, keep_max: bool):
             da, ra, qa, aa, ba, bka, ca, sa, oa = arrays
             n_tokens = cgutils.unpack_tuple(builder, qa.shape)[0]
             stride = cgutils.unpack_tuple(builder, da.strides)[0]
-            fnty = ir.FunctionType(_V16, [_V16, _V16, _V16])
-            dpbusd = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpdpbusd.512")
+            dot = _dot_vnni if not nibbles or (cpu_has_vnni() and _mode() != "avx2") else _dot_avx2
             base = builder.bitcast(da.data, _I8.as_pointer())
             halves = []
             for k in range(16):
@@ -162,10 +217,7 @@ def _make_block(nibbles: bool, gather: bool, keep_max: bool):
                 t2 = builder.mul(t, ir.Constant(t.type, 2))
                 lo = builder.load(builder.gep(qptr, [t2]), align=1)
                 hi = builder.load(builder.gep(qptr, [builder.add(t2, ir.Constant(t.type, 1))]), align=1)
-                sums = [
-                    builder.call(dpbusd, [builder.call(dpbusd, [zero, halves[2 * i], lo]), halves[2 * i + 1], hi])
-                    for i in range(16)
-                ]
+                sums = [dot(builder, dot(builder, zero, halves[2 * i], lo), halves[2 * i + 1], hi) for i in range(16)]
                 s = builder.sitofp(_reduce16(builder, sums), _VF)
                 a_t = _splat(builder, builder.load(builder.gep(aa.data, [t])), _VF)
                 b_t = _splat(builder, builder.load(builder.gep(ba.data, [t])), _VF)
@@ -238,7 +290,15 @@ def _query_ok(q8, alpha, beta):
     return q8.shape[1] == DIM and (n < 2 or q8.strides[0] == DIM) and len(alpha) >= n and len(beta) >= n
 
 
-@_jit
+def _uncached_if_forced(fn):
+    """``_jit``, but without numba's disk cache under ``DOCRAG_KERNELS=avx2``: the cache is keyed by the CPU, not by
+    that choice, so a forced AVX2 build must not stand in for this CPU's own (nor the other way round)."""
+    if _mode() != "avx2":
+        return _jit(fn)
+    return nb.njit(cache=False, nogil=True, fastmath=_FAST)(fn)
+
+
+@_uncached_if_forced
 def codes_maxsim_i8(q8, alpha, beta, book, records, starts, stops):
     """``codes_kernels.codes_maxsim`` at 4 bits, the query in int8 (``q8``, ``alpha``: ``quantize(a)``; ``beta``
     its ``b``; ``book`` (tokens, centroids) the query's centroid scores): MaxSim of each page
@@ -370,23 +430,31 @@ def half16(x: np.ndarray) -> np.ndarray:
     return np.asarray(x).astype("<f2").view(np.uint8).reshape(-1, 2)
 
 
-def _selftest() -> None:
-    """Compile the three kernels and check each on a small random case against numpy (raises when one differs:
-    an LLVM that lowers the intrinsics otherwise must not answer searches). The files' arrays are read-only, as
-    a pack's maps are: the types a search compiles for."""
+def _selftest(codes_only: bool = False) -> None:
+    """Compile the kernels (the codes' only, or all three) and check each on a small random case against numpy
+    (raises when one differs: an LLVM that lowers the intrinsics otherwise must not answer searches). The files'
+    arrays are read-only, as a pack's maps are: the types a search compiles for."""
     rng = np.random.default_rng(0)
-    q = rng.standard_normal((3, DIM)).astype(np.float32)
-    q8, alpha = quantize(q)
+    q8, alpha = quantize(rng.standard_normal((3, DIM)).astype(np.float32))
+    scale = rng.uniform(0.01, 0.02, 20).astype(np.float16).astype(np.float32)
+    codes = rng.integers(0, 256, (20, DIM // 2)).astype(np.uint8)
+    levels = np.concatenate([codes & 15, codes >> 4], axis=1).astype(np.float32)
+    book = rng.standard_normal((3, 4)).astype(np.float32)
+    ids = rng.integers(0, 4, 20).astype(np.uint16)
+    sims = book[:, ids] + scale * ((q8 * alpha[:, None]) @ levels.T + 0.5)
+    records = np.concatenate([ids.astype("<u2").view(np.uint8).reshape(-1, 2), half16(scale), codes], axis=1)
+    got = codes_maxsim_i8(q8, alpha, np.full(3, 0.5, np.float32), book, _frozen(records), np.array([0]), np.array([20]))
+    if got is None or abs(got[0] - sims.max(axis=1).sum()) > 1e-3:
+        raise RuntimeError("the int8 codes kernel disagrees with numpy")
+    if codes_only:
+        return
     beta = (-128.0 * q8.sum(axis=1) * alpha).astype(np.float32)
     values = rng.integers(-127, 128, (20, DIM)).astype(np.int8)
-    scale = rng.uniform(0.01, 0.02, 20).astype(np.float32)
     exact = (q8 * alpha[:, None]) @ (values * scale[:, None]).T  # (tokens, vectors)
-    starts = np.array([0, 20], np.int64)
     scores = np.empty(60, np.float32)
     pos = np.array([[0], [20], [40]], np.int64)
-    ok = list_scores_i8(
-        q8, alpha, beta, np.zeros((3, 1), np.int64), starts, _frozen(scale), _frozen(values), pos, scores
-    )
+    probe, starts = np.zeros((3, 1), np.int64), np.array([0, 20], np.int64)
+    ok = list_scores_i8(q8, alpha, beta, probe, starts, _frozen(scale), _frozen(values), pos, scores)
     if not ok or not np.allclose(scores.reshape(3, 20), exact, rtol=1e-4, atol=1e-4):
         raise RuntimeError("the int8 list kernel disagrees with numpy")
     records = np.zeros((32, 2 + DIM), np.uint8)
@@ -394,20 +462,9 @@ def _selftest() -> None:
     records[:20, 2:] = values.view(np.uint8)
     records[20:] = records[19]
     out = np.empty(1, np.float32)
-    half = scale.astype(np.float16).astype(np.float32)
-    want = ((q8 * alpha[:, None]) @ (values * half[:, None]).T).max(axis=1).sum()
+    want = exact.max(axis=1).sum()
     if (
         not pooled_maxsim_i8(q8, alpha, beta, _frozen(records), np.zeros(1, np.int64), 32, out)
         or abs(out[0] - want) > 1e-3
     ):
         raise RuntimeError("the int8 pooled kernel disagrees with numpy")
-    codes = rng.integers(0, 256, (20, DIM // 2)).astype(np.uint8)
-    levels = np.concatenate([codes & 15, codes >> 4], axis=1).astype(np.float32)
-    book = rng.standard_normal((3, 4)).astype(np.float32)
-    ids = rng.integers(0, 4, 20).astype(np.uint16)
-    scale = scale.astype(np.float16).astype(np.float32)
-    sims = book[:, ids] + scale * ((q8 * alpha[:, None]) @ levels.T + 0.5)
-    records = np.concatenate([ids.astype("<u2").view(np.uint8).reshape(-1, 2), half16(scale), codes], axis=1)
-    got = codes_maxsim_i8(q8, alpha, np.full(3, 0.5, np.float32), book, _frozen(records), np.array([0]), np.array([20]))
-    if got is None or abs(got[0] - sims.max(axis=1).sum()) > 1e-3:
-        raise RuntimeError("the int8 codes kernel disagrees with numpy")

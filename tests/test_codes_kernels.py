@@ -208,11 +208,51 @@ def test_codes_maxsim_is_maxsim_of_the_decoded_vectors(kernel, refine):
 
 @VNNI
 def test_the_int8_kernels_answer_where_the_cpu_has_vnni_unless_told_not_to(monkeypatch):
-    monkeypatch.setattr(codes_vnni, "_available", None)
-    assert codes_vnni.available()  # compiled, and their self-test against numpy passed
-    monkeypatch.setattr(codes_vnni, "_available", None)
+    monkeypatch.setattr(codes_vnni, "_available", {})
+    assert codes_vnni.available() and codes_vnni.codes_available()  # compiled, and their self-test passed
+    monkeypatch.setattr(codes_vnni, "_available", {})
+    monkeypatch.setenv("DOCRAG_KERNELS", "avx2")  # the codes' kernel without VNNI, the others in float32
+    assert not codes_vnni.available() and codes_vnni.codes_available()
+    monkeypatch.setattr(codes_vnni, "_available", {})
     monkeypatch.setenv("DOCRAG_KERNELS", "portable")
-    assert not codes_vnni.available()
+    assert not codes_vnni.available() and not codes_vnni.codes_available()
+
+
+AVX2_RUN = """
+import sys
+import numpy as np
+from docrag.indexes import codes_vnni
+assert codes_vnni.codes_available() and not codes_vnni.available()
+rng = np.random.default_rng(int(sys.argv[1]))
+q8, alpha = codes_vnni.quantize(rng.standard_normal((7, 128)).astype(np.float32))
+beta = rng.standard_normal(7).astype(np.float32)
+codes = rng.integers(0, 256, (90, 64)).astype(np.uint8)
+ids = rng.integers(0, 5, 90).astype(np.uint16)
+scale = rng.uniform(0.1, 1, 90).astype(np.float16).astype(np.float32)
+book = rng.standard_normal((7, 5)).astype(np.float32)
+records = np.concatenate([ids.view(np.uint8).reshape(-1, 2), codes_vnni.half16(scale), codes], axis=1)
+levels = np.concatenate([codes & 15, codes >> 4], axis=1).astype(np.float64)
+vec = book[:, ids] + scale * ((q8 * alpha[:, None]).astype(np.float64) @ levels.T + beta[:, None])
+starts, stops = np.array([0, 17, 40]), np.array([17, 40, 90])
+got = codes_vnni.codes_maxsim_i8(q8, alpha, beta, book, records, starts, stops)
+want = [vec[:, a:b].max(axis=1).sum() for a, b in zip(starts, stops)]
+assert np.allclose(got, want, rtol=1e-5, atol=1e-4), (got, want)
+asm = "".join(codes_vnni.codes_maxsim_i8.inspect_asm().values())
+assert "vpmaddubsw" in asm and "vpdpbusd" not in asm
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not codes_vnni.cpu_has_avx2(), reason="this CPU has no AVX2")
+def test_the_codes_kernel_without_vnni_uses_avx2_and_scores_as_the_definition(tmp_path):
+    """``DOCRAG_KERNELS=avx2`` builds the codes' kernel as a CPU without VNNI does (in a new process: the
+    instruction set is chosen when numba compiles it), and it scores the definition."""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "DOCRAG_KERNELS": "avx2", "NUMBA_CACHE_DIR": str(tmp_path)}
+    ran = subprocess.run([sys.executable, "-c", AVX2_RUN, "3"], env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stderr[-2000:]
 
 
 @VNNI

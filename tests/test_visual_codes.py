@@ -64,7 +64,7 @@ def built(tmp_path_factory):
 def test_codes_rerank_keeps_the_exact_top_10_without_lancedb(built, monkeypatch, kernels):
     store, _, keys, queries = built
     # the int8 kernels where the CPU has AVX-512 VNNI, else (and on request) the float32 ones: the same answers
-    monkeypatch.setattr(codes_vnni, "_available", None if kernels == "int8" else False)
+    monkeypatch.setattr(codes_vnni, "_available", {} if kernels == "int8" else {"all": False, "codes": False})
     assert codes_vnni.available() == (kernels == "int8")
     assert pack_state(store.db, verify=True) == "current"
     exact = store.visual.search(queries, 10, method="exact")
