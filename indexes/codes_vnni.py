@@ -45,17 +45,16 @@ _available: dict[str, bool] = {}  # "all" / "codes": whether those kernels run h
 
 
 def _target_features() -> set[str]:
-    """The CPU features numba passes LLVM (``+avx2``, …): none where it compiles for a CPU named by
-    ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` (not necessarily this one), fewer with ``NUMBA_ENABLE_AVX=0``.
-    LLVM aborts the process on an instruction its target lacks, so these, not the host's, decide."""
+    """The CPU features numba passes LLVM (``+avx2``, …), as numba decides them: ``NUMBA_CPU_FEATURES`` when set,
+    else the host's (less the AVX ones with ``NUMBA_ENABLE_AVX=0``). LLVM aborts the process on an instruction its
+    target lacks, so these, not the host's, decide."""
     from numba.core import codegen, config
 
-    if config.CPU_NAME or config.CPU_FEATURES:
-        return set()
     try:
-        return set(codegen.get_host_cpu_features().split(","))
+        features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
     except Exception:  # a platform where LLVM cannot tell
         return set()
+    return set(str(features).split(","))
 
 
 def cpu_has_vnni() -> bool:
@@ -68,10 +67,10 @@ def cpu_has_avx2() -> bool:
     return "+avx2" in _target_features()
 
 
-def _mode() -> str:
-    """``DOCRAG_KERNELS``: ``portable`` (float32 kernels only), ``avx2`` (the codes' kernel without VNNI even where
-    the CPU has it: to compare them), else the best this CPU runs."""
-    return os.environ.get("DOCRAG_KERNELS", "").strip().lower()
+# ``DOCRAG_KERNELS``, read once (numba's disk cache is keyed by the CPU, not by this, so it must not change between
+# choosing the instructions and choosing to cache them): ``portable`` (the float32 kernels only), ``avx2`` (the codes'
+# kernel without VNNI even where the CPU has it, uncached: to compare them), else the best this CPU runs
+MODE = os.environ.get("DOCRAG_KERNELS", "").strip().lower()
 
 
 def available() -> bool:
@@ -90,7 +89,7 @@ def _checked(which: str) -> bool:
     if which not in _available:
         _available[which] = False
         try:
-            mode = _mode()
+            mode = MODE
             runs = cpu_has_vnni() and not mode if which == "all" else mode != "portable" and cpu_has_avx2()
             if runs:
                 _selftest(codes_only=which == "codes")
@@ -183,7 +182,7 @@ def _make_block(nibbles: bool, gather: bool, keep_max: bool):
             da, ra, qa, aa, ba, bka, ca, sa, oa = arrays
             n_tokens = cgutils.unpack_tuple(builder, qa.shape)[0]
             stride = cgutils.unpack_tuple(builder, da.strides)[0]
-            dot = _dot_vnni if not nibbles or (cpu_has_vnni() and _mode() != "avx2") else _dot_avx2
+            dot = _dot_vnni if not nibbles or (cpu_has_vnni() and MODE != "avx2") else _dot_avx2
             base = builder.bitcast(da.data, _I8.as_pointer())
             halves = []
             for k in range(16):
@@ -293,7 +292,7 @@ def _query_ok(q8, alpha, beta):
 def _uncached_if_forced(fn):
     """``_jit``, but without numba's disk cache under ``DOCRAG_KERNELS=avx2``: the cache is keyed by the CPU, not by
     that choice, so a forced AVX2 build must not stand in for this CPU's own (nor the other way round)."""
-    if _mode() != "avx2":
+    if MODE != "avx2":
         return _jit(fn)
     return nb.njit(cache=False, nogil=True, fastmath=_FAST)(fn)
 

@@ -211,10 +211,10 @@ def test_the_int8_kernels_answer_where_the_cpu_has_vnni_unless_told_not_to(monke
     monkeypatch.setattr(codes_vnni, "_available", {})
     assert codes_vnni.available() and codes_vnni.codes_available()  # compiled, and their self-test passed
     monkeypatch.setattr(codes_vnni, "_available", {})
-    monkeypatch.setenv("DOCRAG_KERNELS", "avx2")  # the codes' kernel without VNNI, the others in float32
+    monkeypatch.setattr(codes_vnni, "MODE", "avx2")  # DOCRAG_KERNELS: the codes' kernel without VNNI, others float32
     assert not codes_vnni.available() and codes_vnni.codes_available()
     monkeypatch.setattr(codes_vnni, "_available", {})
-    monkeypatch.setenv("DOCRAG_KERNELS", "portable")
+    monkeypatch.setattr(codes_vnni, "MODE", "portable")
     assert not codes_vnni.available() and not codes_vnni.codes_available()
 
 
@@ -239,19 +239,34 @@ want = [vec[:, a:b].max(axis=1).sum() for a, b in zip(starts, stops)]
 assert np.allclose(got, want, rtol=1e-5, atol=1e-4), (got, want)
 asm = "".join(codes_vnni.codes_maxsim_i8.inspect_asm().values())
 assert "vpmaddubsw" in asm and "vpdpbusd" not in asm
+assert sys.argv[2] != "haswell" or "zmm" not in asm  # an AVX2 CPU's build: 256-bit registers only
 print("ok")
 """
 
 
+HASWELL = ",".join(
+    "+" + f
+    for f in "64bit avx avx2 bmi bmi2 cmov cx16 f16c fma fxsr lzcnt mmx movbe popcnt sse sse2 sse3 sse4.1 sse4.2 ssse3 "
+    "xsave".split()
+)
+
+
 @pytest.mark.skipif(not codes_vnni.cpu_has_avx2(), reason="this CPU has no AVX2")
-def test_the_codes_kernel_without_vnni_uses_avx2_and_scores_as_the_definition(tmp_path):
-    """``DOCRAG_KERNELS=avx2`` builds the codes' kernel as a CPU without VNNI does (in a new process: the
-    instruction set is chosen when numba compiles it), and it scores the definition."""
+@pytest.mark.parametrize("target", ["host", "haswell"])
+def test_the_codes_kernel_without_vnni_uses_avx2_and_scores_as_the_definition(tmp_path, target):
+    """The codes' kernel as a CPU without VNNI builds it (in a new process: the instruction set is chosen when numba
+    compiles it): forced with ``DOCRAG_KERNELS=avx2`` on this CPU, and for an AVX2 CPU (numba told to compile
+    for Haswell); it scores the definition."""
+    import os
     import subprocess
     import sys
 
-    env = {**__import__("os").environ, "DOCRAG_KERNELS": "avx2", "NUMBA_CACHE_DIR": str(tmp_path)}
-    ran = subprocess.run([sys.executable, "-c", AVX2_RUN, "3"], env=env, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "DOCRAG_KERNELS": "avx2", "NUMBA_CACHE_DIR": str(tmp_path)}
+    if target == "haswell":
+        env |= {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": HASWELL, "DOCRAG_KERNELS": ""}
+    ran = subprocess.run(
+        [sys.executable, "-c", AVX2_RUN, "3", target], env=env, capture_output=True, text=True, timeout=300
+    )
     assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stderr[-2000:]
 
 
