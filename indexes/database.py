@@ -79,6 +79,15 @@ class NoDatabaseError(StoreError):
     starts with the reason (``Store.absent``) and says what to do."""
 
 
+def _committed(table: Path) -> bool:
+    """Whether a local table's folder holds a committed version (LanceDB's ``_versions/*.manifest``): a table being
+    made by another process is a folder (and listed) a moment before it can be opened."""
+    try:
+        return any(f.suffix == ".manifest" for f in (table / "_versions").iterdir())
+    except OSError:
+        return False
+
+
 class Database:
     """The tables of one LanceDB database (a local directory, or any URI LanceDB accepts, e.g. s3://)."""
 
@@ -118,7 +127,7 @@ class Database:
     def exists(cls, uri: str | Path, storage_options: dict[str, str] | None = None) -> bool:
         """Whether a docrag database is at ``uri`` (a StoreError when the storage cannot be listed)."""
         if not is_uri(uri):
-            return (Path(uri) / f"{DOCUMENTS.name}.lance").is_dir()
+            return _committed(Path(uri) / f"{DOCUMENTS.name}.lance")
         return cls(uri, storage_options).has(DOCUMENTS)
 
     def folder(self, schema: RowSchema) -> Path:
@@ -142,7 +151,10 @@ class Database:
                 found = self.conn.list_tables()
             except Exception as exc:  # object storage: unreachable endpoint, bad credentials, no bucket
                 raise StoreError(f"{self.uri}: cannot list the database's tables ({storage_reason(exc)})") from None
-            self._names = set(getattr(found, "tables", found))
+            names = set(getattr(found, "tables", found))
+            if not is_uri(self.uri):  # a table another process is making is listed before it can be opened
+                names = {n for n in names if _committed(Path(self.uri) / f"{n}.lance")}
+            self._names = names
             self._listed_at = self._versions.get(DOCUMENTS.name)
         return self._names
 

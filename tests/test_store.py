@@ -302,3 +302,16 @@ def test_a_schema_1_database_is_written_as_this_schema_and_takes_an_image_model(
 
     (hit,) = again.search(Image.open(docs["photo_png"]), k=1)
     assert Path(hit.file).name == Path(docs["photo_png"]).name and hit.legs["image"]["score"] > 0.999
+
+
+def test_a_table_another_process_is_still_making_is_not_there_yet(tmp_path):
+    """LanceDB makes a table's folder a moment before its first version: a reader then sees no table (a new
+    database, or no meta record yet), not an error from opening one that cannot be opened."""
+    db = tmp_path / "db"
+    (db / "documents.lance" / "_versions").mkdir(parents=True)  # being made: no manifest yet
+    assert not Store.exists(db)
+    store = new_store(tmp_path / "made")
+    assert Store.exists(tmp_path / "made") and Store(tmp_path / "made").db.meta()
+    (tmp_path / "made" / "chunks_x.lance" / "_versions").mkdir(parents=True)
+    reader = Store(tmp_path / "made")
+    assert "chunks_x" not in reader.db.names() and reader.db.meta() == store.db.meta()
