@@ -55,6 +55,19 @@ def _parallel(fn, parts: list) -> list:
     return list(pool.map(fn, parts))
 
 
+def _per_segment(pack: CodesPack, maps: list, rows: np.ndarray, score) -> np.ndarray:
+    """``score(map, rows)`` for each segment that pages ``rows`` lie in (``maps``: one of the pack's lists of
+    mapped segment files), as one array in the order of ``rows``."""
+    if len(maps) != len(pack.segments):
+        raise CodesError(f"{pack.folder}: the pack was closed")
+    out = np.empty(len(rows), dtype=np.float32)
+    segs = pack.seg[rows]
+    for s in np.unique(segs).tolist():
+        at = np.flatnonzero(segs == s)
+        out[at] = score(maps[s], rows[at])
+    return out
+
+
 def _int8(pack: CodesPack, codes: bool = False) -> bool:
     """Whether the int8 kernels (``codes_vnni``) score this pack's vectors here: all of them (AVX-512 VNNI), or
     (``codes``) the codes' one (AVX2 too)."""
@@ -88,9 +101,10 @@ def _token_part(pack: CodesPack, q, probe, missing, rowmaps, q8) -> tuple[np.nda
 
 
 def token_estimate(
-    pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, n: int, mask: np.ndarray | None
+    pack: CodesPack, q: np.ndarray, q8: tuple | None, book_sims: np.ndarray, n: int, mask: np.ndarray | None
 ) -> np.ndarray:
-    """The best ``n`` rows by the token-level estimate (stage 1; ``mask``: the rows allowed), in no order."""
+    """The best ``n`` rows by the token-level estimate (stage 1; ``q8``: ``_query8(q)`` for the int8 kernels, or
+    None; ``mask``: the rows allowed), in no order."""
     n_book = book_sims.shape[1]
     if n_book > NPROBE:
         part = np.argpartition(-book_sims, NPROBE, axis=1)
@@ -104,7 +118,6 @@ def token_estimate(
     if mask is not None:  # filtered out: as if deleted
         rowmaps = [np.where((r >= 0) & mask[np.maximum(r, 0)], r, -1) for r in rowmaps]
     splits = np.array_split(np.arange(len(q)), min(THREADS, len(q)))
-    q8 = _query8(q) if _int8(pack) else None
     parts = _parallel(
         lambda t: _token_part(pack, q[t], probe[t], missing[t], rowmaps, q8 and tuple(x[t] for x in q8)), splits
     )
@@ -121,33 +134,24 @@ def token_estimate(
     return rows
 
 
-def pooled_scores(pack: CodesPack, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """MaxSim of the query (quantised to int8 where the int8 kernels run) against the pooled vectors (int8 ×
-    scale, ``POOL_SLOTS`` a page) of pages ``rows``, read in place from the mapped segments; a page without
-    pooled vectors scores -inf."""
-    q8 = _query8(q) if _int8(pack) else None
-    maps = pack.pooled_maps
-    if len(maps) != len(pack.segments):
-        raise CodesError(f"{pack.folder}: the pack was closed")
+def pooled_scores(pack: CodesPack, q: np.ndarray, q8: tuple | None, rows: np.ndarray) -> np.ndarray:
+    """MaxSim of the query (``q8``: quantised to int8 for the int8 kernels, as ``_query8``; or None) against the
+    pooled vectors (int8 × scale, ``POOL_SLOTS`` a page) of pages ``rows``, read in place from the mapped
+    segments; a page without pooled vectors scores -inf."""
 
-    def part(some: np.ndarray) -> np.ndarray:
+    def score(records: np.ndarray, some: np.ndarray) -> np.ndarray:
         out = np.empty(len(some), dtype=np.float32)
-        segs = pack.seg[some]
-        for s in np.unique(segs).tolist():
-            at = np.flatnonzero(segs == s)
-            records = maps[s]
-            scores = np.empty(len(at), dtype=np.float32)
-            first = pack.pool_start[some[at]]
-            if q8 is None:
-                ok = pooled_maxsim(q, records, records.view(np.int8), first, POOL_SLOTS, scores)
-            else:
-                ok = codes_vnni.pooled_maxsim_i8(*q8, records, first, POOL_SLOTS, scores)
-            if not ok:
-                raise CodesError(f"{pack.folder}: the pooled vectors of some pages are damaged")
-            out[at] = scores
+        first = pack.pool_start[some]
+        if q8 is None:
+            ok = pooled_maxsim(q, records, records.view(np.int8), first, POOL_SLOTS, out)
+        else:
+            ok = codes_vnni.pooled_maxsim_i8(*q8, records, first, POOL_SLOTS, out)
+        if not ok:
+            raise CodesError(f"{pack.folder}: the pooled vectors of some pages are damaged")
         return out
 
-    out = np.concatenate(_parallel(part, np.array_split(rows, THREADS)) or [np.zeros(0, np.float32)])
+    parts = _parallel(lambda some: _per_segment(pack, pack.pooled_maps, some, score), np.array_split(rows, THREADS))
+    out = np.concatenate(parts or [np.zeros(0, np.float32)])
     out[pack.pool_count[rows] == 0] = -np.inf
     return out
 
@@ -179,17 +183,9 @@ def codes_scores(pack: CodesPack, q: np.ndarray, book_sims: np.ndarray, rows: np
         if refine:  # a few pages: their codes and refinements read (the refinements are not mapped: 11 GB at 100k)
             records, offsets = pack.read("codes.bin", some, reuse=True)
             return score(records, pack.refine(some, reuse=True), offsets[:-1], offsets[1:])
-        out = np.empty(len(some), dtype=np.float32)
-        segs = pack.seg[some]
-        for s in np.unique(segs).tolist():  # in place in the mapped segments: no copy
-            at = np.flatnonzero(segs == s)
-            starts = pack.start[some[at]]
-            out[at] = score(maps[s], maps[s], starts, starts + pack.count[some[at]])
-        return out
-
-    maps = pack.codes_maps
-    if len(maps) != len(pack.segments):
-        raise CodesError(f"{pack.folder}: the pack was closed")
+        return _per_segment(  # in place in the mapped segments: no copy
+            pack, pack.codes_maps, some, lambda m, r: score(m, m, pack.start[r], pack.start[r] + pack.count[r])
+        )
 
     try:
         parts = _parallel(part, np.array_split(rows, THREADS if len(rows) >= 2 * THREADS else 1))
@@ -236,8 +232,9 @@ def search_rows(
     if mask is not None and int(mask.sum()) <= n_codes:
         rows = np.flatnonzero(mask)  # a few documents: every page of theirs from its codes
     else:
-        shortlist = np.sort(token_estimate(pack, q, book_sims, max(n_codes, candidates * estimate_depth), mask))
-        rows = np.sort(shortlist[top_finite(pooled_scores(pack, q, shortlist), n_codes)])
+        q8 = _query8(q) if _int8(pack) else None
+        shortlist = np.sort(token_estimate(pack, q, q8, book_sims, max(n_codes, candidates * estimate_depth), mask))
+        rows = np.sort(shortlist[top_finite(pooled_scores(pack, q, q8, shortlist), n_codes)])
     if not len(rows):
         return rows, np.zeros(0, dtype=np.float32)
     scores = codes_scores(pack, q, book_sims, rows)
